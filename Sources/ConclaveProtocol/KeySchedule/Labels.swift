@@ -1,0 +1,18 @@
+/// Every domain-separation label used by Conclave's key schedule. Section 3 of
+/// protocol/PROTOCOL.md lists the same strings; they are ASCII, without terminator.
+public enum Labels {
+    public static let fingerprint = "conclave/v1 fingerprint"
+    public static let epochExtractSalt = "conclave/v1 epoch"
+    public static let senderKey = "conclave/v1 sender"
+    public static let ratchet = "conclave/v1 ratchet"
+    public static let rosterHash = "conclave/v1 roster"
+    public static let securityCode = "conclave/v1 security-code"
+    public static let relayAuth = "conclave/v1 relay-auth"
+    public static let privateChat = "conclave/v1 private-chat"
+    /// Ed25519 contexts.
+    public static let keyPackageSignature = "conclave/v1 key-package"
+    public static let knockSignature = "conclave/v1 knock"
+    public static let relayAuthSignature = "conclave/v1 relay-auth"
+    public static let rosterSignature = "conclave/v1 roster"
+    public static let handoverSignature = "conclave/v1 handover"
+}

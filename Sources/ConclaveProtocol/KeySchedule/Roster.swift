@@ -1,0 +1,54 @@
+import ConclaveCrypto
+
+/// A roster member as the key schedule sees it: an index and an identity.
+public struct RosterMember: Sendable, Hashable {
+    public let index: UInt16
+    public let identity: PublicIdentity
+
+    public init(index: UInt16, identity: PublicIdentity) {
+        self.index = index
+        self.identity = identity
+    }
+}
+
+/// The roster hash and the security code (protocol/PROTOCOL.md sections 3.5 and 4.3).
+public enum RosterHash {
+    /// `SHA-256("conclave/v1 roster" || room_id || u16(n) || for each member in increasing
+    /// index order: u16(index) || ed25519 (32) || x25519 (32))`.
+    public static func compute(roomID: RoomID, members: [RosterMember]) -> [UInt8] {
+        let sorted = members.sorted { $0.index < $1.index }
+        var input = Array(Labels.rosterHash.utf8) + roomID.bytes + UInt16(truncatingIfNeeded: sorted.count).bigEndianBytes
+        for m in sorted {
+            input += m.index.bigEndianBytes
+            input += m.identity.encoded
+        }
+        return SHA2.sha256(input)
+    }
+}
+
+/// The security code everyone compares aloud: 30 digits in six groups of five.
+///
+/// ```
+/// d = SHA-512("conclave/v1 security-code" || room_id || leader_ed25519 || roster_hash)
+/// group i (0…5) = big-endian integer of d[5i ..< 5i+5] mod 100000, as five digits
+/// ```
+/// Any change to the room, the leader's key or any member's identity keys changes the
+/// code, so a relay that substitutes a key shows up as a mismatch.
+public struct SecurityCode: Sendable, Hashable, CustomStringConvertible {
+    public let groups: [String]
+
+    public init(roomID: RoomID, leader: Ed25519.PublicKey, rosterHash: [UInt8]) {
+        let d = SHA2.sha512(Array(Labels.securityCode.utf8) + roomID.bytes + leader.rawRepresentation + rosterHash)
+        var groups: [String] = []
+        for i in 0..<6 {
+            var v: UInt64 = 0
+            for b in d[(5 * i)..<(5 * i + 5)] { v = v << 8 | UInt64(b) }
+            let s = String(v % 100_000)
+            groups.append(String(repeating: "0", count: 5 - s.count) + s)
+        }
+        self.groups = groups
+    }
+
+    /// e.g. `04211 93857 00017 58210 77301 12964`
+    public var description: String { groups.joined(separator: " ") }
+}
