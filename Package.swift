@@ -3,11 +3,13 @@ import PackageDescription
 
 let package = Package(
     name: "Conclave",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConclaveCrypto", targets: ["ConclaveCrypto"]),
         .library(name: "ConclaveMedia", targets: ["ConclaveMedia"]),
         .library(name: "ConclaveProtocol", targets: ["ConclaveProtocol"]),
+        .library(name: "ConclaveRelay", targets: ["ConclaveRelay"]),
+        .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .executable(name: "conclave", targets: ["conclave"]),
         .executable(name: "conclave-relay", targets: ["conclave-relay"]),
     ],
@@ -16,6 +18,12 @@ let package = Package(
         // Only the crypto bench uses swift-crypto: it is the "what a Swift developer
         // would reach for" baseline (ChaChaPoly) that the frame cipher is compared with.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -35,6 +43,33 @@ let package = Package(
         .target(name: "ConclaveMedia", dependencies: ["COpus"]),
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
         .target(
+            name: "ConclaveRelay",
+            dependencies: [
+                "ConclaveProtocol", "ConclaveCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "ConclaveClient",
+            dependencies: [
+                "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "ConclaveBench",
             dependencies: [
                 "ConclaveCrypto", "ConclaveProtocol", "CSodium",
@@ -46,14 +81,16 @@ let package = Package(
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench",
+                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "conclave-relay",
             dependencies: [
-                "ConclaveProtocol",
+                "ConclaveProtocol", "ConclaveRelay",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -62,9 +99,41 @@ let package = Package(
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         .testTarget(
+            name: "ConclaveRelayTests",
+            dependencies: [
+                "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "ConclaveProtocolTests",
             dependencies: ["ConclaveProtocol", "ConclaveCrypto"],
             resources: []
         ),
     ]
 )
+
+// MARK: Benchmarks
+// ordo-one's package-benchmark (STYLE.md §6). Appended rather than written into the
+// literal above so that this block stays self-contained. Only the MallocInterposer
+// trait is enabled: the default "RuntimeInterposer" trait would pull in
+// ordo-one/swift-runtime-interposer, which the local package mirror does not carry.
+// Run: swift package benchmark --target CryptoHotPath
+package.dependencies += [
+    .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+]
+package.targets += [
+    .executableTarget(
+        name: "CryptoHotPath",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            "ConclaveCrypto", "ConclaveProtocol", "CSodium",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        path: "Benchmarks/CryptoHotPath",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+]

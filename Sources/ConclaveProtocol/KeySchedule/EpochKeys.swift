@@ -86,3 +86,20 @@ public struct FrameMetadata: Sendable {
         return out
     }
 }
+
+/// Keys for addressed (private) chat (protocol/PROTOCOL.md section 2.8).
+///
+/// ```
+/// base_key = X25519-HKDF(self, peer, context = "conclave/v1 private-chat" || room_id || u16 sender || u16 recipient)
+/// KID      = sender index (epoch bits zero; epochs start at 1, so no epoch KID collides)
+/// ```
+/// The key is directional and bound to the room and both indices. Indices are never
+/// reused within a room and a new room has a new id, so a (key, counter) pair never repeats
+/// as long as the sender counts its frames from 0 per key.
+public enum PrivateChatKeys {
+    public static func frameKey(me: PrivateIdentity, peer: PublicIdentity, roomID: RoomID, sender: UInt16, recipient: UInt16) throws -> SFrameKey {
+        let context = Labels.privateChat + " " + Hex.encode(roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes)
+        let base = try me.agreementKey.sharedKey(with: peer.agreementKey, context: context)
+        return try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256, baseKey: base, keyID: UInt64(sender))
+    }
+}

@@ -3,10 +3,11 @@ import ConclaveCrypto
 /// A meeting invite (protocol/PROTOCOL.md section 4.1):
 ///
 /// ```
-/// ws[s]://HOST:PORT/r/ROOM_ID#k=FINGERPRINT[&p=PASSWORD]
+/// ws[s]://HOST:PORT/r/ROOM_ID#k=HOST_IDENTITY[&p=PASSWORD]
 /// ```
-/// `ROOM_ID` is the 22-character base64url room id, `FINGERPRINT` the host identity's
-/// 32-byte fingerprint in base64url (43 characters, no padding), `PASSWORD` the password
+/// `ROOM_ID` is the 22-character base64url room id, `HOST_IDENTITY` the host's 64-byte
+/// public identity (Ed25519 || X25519) in base64url (86 characters, no padding): joiners
+/// pin the Ed25519 key and seal their knock to the X25519 key. `PASSWORD` the password
 /// percent-encoded (RFC 3986 unreserved characters stay as they are). Everything after
 /// `#` is the secret part: a URL fragment is never sent in an HTTP request, and clients
 /// never send it to the relay (they send only the `relay_auth` proof of section 5.4).
@@ -15,15 +16,18 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var roomID: RoomID
-    public var hostFingerprint: Fingerprint
+    public var hostIdentity: PublicIdentity
     public var password: String?
+
+    /// The pinned host identity's fingerprint, for people to compare.
+    public var hostFingerprint: Fingerprint { hostIdentity.fingerprint }
 
     public static let maximumLength = 1024
     public static let maximumPasswordLength = 256
 
-    public init(secure: Bool, host: String, port: Int, roomID: RoomID, hostFingerprint: Fingerprint, password: String?) {
+    public init(secure: Bool, host: String, port: Int, roomID: RoomID, hostIdentity: PublicIdentity, password: String?) {
         self.secure = secure; self.host = host; self.port = port
-        self.roomID = roomID; self.hostFingerprint = hostFingerprint; self.password = password
+        self.roomID = roomID; self.hostIdentity = hostIdentity; self.password = password
     }
 
     /// The relay's WebSocket URL (no secret part).
@@ -32,7 +36,7 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     private var hostForURL: String { host.contains(":") ? "[\(host)]" : host }
 
     public var text: String {
-        var s = "\(relayURL)/r/\(roomID.base64URL)#k=\(Base64URL.encode(hostFingerprint.bytes))"
+        var s = "\(relayURL)/r/\(roomID.base64URL)#k=\(Base64URL.encode(hostIdentity.encoded))"
         if let password { s += "&p=" + PercentEncoding.encode(password) }
         return s
     }
@@ -66,8 +70,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
             case .badPort: return "invite port must be a number from 1 to 65535"
             case .badPath: return "invite path must be /r/ROOM_ID"
             case .badRoomID: return "invite room id is not 22 base64url characters"
-            case .missingFingerprint: return "invite has no host key fingerprint (#k=…)"
-            case .badFingerprint: return "invite host key fingerprint is not 43 base64url characters"
+            case .missingFingerprint: return "invite has no host key (#k=…)"
+            case .badFingerprint: return "invite host key is not 86 base64url characters of a valid identity"
             case .badPassword: return "invite password is not valid percent-encoded UTF-8 (at most 256 bytes)"
             case let .unknownParameter(p): return "invite has an unknown parameter '\(p.prefix(16))'"
             }
@@ -103,16 +107,18 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
         guard !host.isEmpty, host.utf8.count <= 253,
               host.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || ".-:_".unicodeScalars.contains($0)) })
         else { throw .badHost }
-        guard let port = Int(portText), (1...65535).contains(port) else { throw .badPort }
+        guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber),
+              let port = Int(portText), (1...65535).contains(port) else { throw .badPort }
         guard path.hasPrefix("/r/") else { throw .badPath }
         guard let room = try? RoomID(base64URL: path.dropFirst(3)) else { throw .badRoomID }
         // Fragment parameters.
-        var fingerprint: Fingerprint?
+        var identity: PublicIdentity?
         var password: String?
         for pair in fragment.split(separator: "&", omittingEmptySubsequences: true) {
             if pair.hasPrefix("k=") {
-                guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == 32 else { throw .badFingerprint }
-                fingerprint = Fingerprint(bytes: bytes)
+                guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == PublicIdentity.encodedLength,
+                      let parsed = try? PublicIdentity(encoded: bytes) else { throw .badFingerprint }
+                identity = parsed
             } else if pair.hasPrefix("p=") {
                 guard let pw = PercentEncoding.decode(pair.dropFirst(2)), !pw.isEmpty, pw.utf8.count <= Self.maximumPasswordLength else { throw .badPassword }
                 password = pw
@@ -120,8 +126,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
                 throw .unknownParameter(String(pair.prefix(while: { $0 != "=" })))
             }
         }
-        guard let fingerprint else { throw .missingFingerprint }
-        self.init(secure: secure, host: host, port: port, roomID: room, hostFingerprint: fingerprint, password: password)
+        guard let identity else { throw .missingFingerprint }
+        self.init(secure: secure, host: host, port: port, roomID: room, hostIdentity: identity, password: password)
     }
 }
 
@@ -197,7 +203,9 @@ public enum PercentEncoding {
         var it = Array(text.utf8)[...]
         while let c = it.popFirst() {
             if c == UInt8(ascii: "%") {
-                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                let digits = Array(it.prefix(2))
+                guard digits.count == 2, digits.allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+                      let v = UInt8(String(decoding: digits, as: UTF8.self), radix: 16) else { return nil }
                 bytes.append(v); it = it.dropFirst(2)
             } else {
                 bytes.append(c)

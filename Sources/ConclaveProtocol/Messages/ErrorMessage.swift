@@ -4,6 +4,10 @@
 /// Decoding rejects as `malformed`: a code that is not a wire code (1–24; client-only
 /// codes ≥ 1000 never travel), `fatal` other than 0/1, a non-zero `retry_after_ms` with a
 /// code other than `rate_limited`, a text over 200 bytes or not valid UTF-8.
+///
+/// `==` compares ``message`` as a `String` (Unicode canonical equivalence), so two messages
+/// whose texts differ only in normalization compare equal; their encodings keep each text's
+/// own bytes.
 public struct ErrorMessage: Sendable, Hashable {
     public var code: ErrorCode
     /// The `request_id` of the command this answers, or 0.

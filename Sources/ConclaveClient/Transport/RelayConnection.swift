@@ -1,0 +1,374 @@
+import ConclaveProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import NIOHTTP1
+import NIOSSL
+import NIOWebSocket
+
+/// A client's WebSocket connection to a relay (section 5.1): binary Conclave messages out,
+/// decoded relay messages in.
+///
+/// ```swift
+/// let relay = try await RelayConnection.connect(to: RelayEndpoint(parsing: "wss://relay.example:8443"))
+/// try await relay.send(.hello(HelloMessage(...)))
+/// for await item in relay.inbound { ... }   // or: try await relay.next(timeout: .seconds(5))
+/// await relay.close()
+/// ```
+///
+/// Guarantees:
+/// - Each ``send(_:)`` is one masked binary WebSocket message; sends from one task keep
+///   their order.
+/// - Inbound messages are reassembled from fragments up to
+///   ``Options/maximumInboundMessageLength``; a longer one closes the connection with
+///   WebSocket status 1009. Pings are answered automatically.
+/// - Inbound items are delivered in order, then ``RelayInbound/closed(code:reason:)`` once.
+/// - Memory for unread items is bounded by backpressure, never by dropping: see
+///   ``Options/inboundHighWatermark``.
+/// - Every blocking call is bounded: connecting by `connectTimeout`, ``close()`` by
+///   ``Options/closeTimeout``, ``next(timeout:)`` by its argument.
+///
+/// All state lives on the channel's event loop; the class is `Sendable`. Keep the event
+/// loop group running while the connection is in use. Dropping the last reference closes
+/// the socket without a closing handshake.
+public final class RelayConnection: Sendable {
+    /// The endpoint this connection was made to.
+    public let endpoint: RelayEndpoint
+    private let channel: any Channel
+    private let handler: NIOLoopBound<RelayWebSocketHandler>
+
+    private var eventLoop: any EventLoop { channel.eventLoop }
+
+    private init(endpoint: RelayEndpoint, upgraded: Upgraded) {
+        self.endpoint = endpoint
+        self.channel = upgraded.channel
+        self.handler = upgraded.handler
+    }
+
+    deinit {
+        channel.close(promise: nil)
+    }
+
+    /// The local socket address (for logs and tests).
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    /// The relay's socket address.
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+
+    // MARK: Options
+
+    /// Tuning for one connection. The defaults suit a conferencing client.
+    public struct Options: Sendable {
+        /// The largest inbound WebSocket message, fragments reassembled. Default
+        /// `MessageLimits.maximumMessageLength` + 1 024: a relay message slightly over the
+        /// protocol's limit still reaches the decoder and is reported as
+        /// ``RelayInbound/undecodable(bytes:error:)`` (`messageTooLarge`) rather than
+        /// closing the connection; anything longer closes it with status 1009.
+        public var maximumInboundMessageLength = MessageLimits.maximumMessageLength + 1_024
+
+        /// Unread inbound items at which the connection stops reading the socket. Default
+        /// 256 (at most about 16 MiB of maximum-size messages, far less in practice).
+        public var inboundHighWatermark = 256
+
+        /// Unread inbound items at which reading resumes. Default 64.
+        public var inboundLowWatermark = 64
+
+        /// How long ``RelayConnection/close()`` waits for the relay's Close frame before
+        /// closing the socket anyway. Default 2 s.
+        public var closeTimeout = Duration.seconds(2)
+
+        /// `SO_RCVBUF` for the socket, in bytes; `nil` keeps the system's (auto-tuned)
+        /// default. A small value makes backpressure reach the relay sooner, which a
+        /// slow-consumer test wants.
+        public var receiveBufferSize: Int?
+
+        /// Where the connection logs (debug level only).
+        public var logger = Logger(label: "conclave.client.transport")
+
+        public init() {}
+    }
+
+    // MARK: Connecting
+
+    /// Connects to a relay: TCP, TLS for `wss://`, then the HTTP/1.1 upgrade to WebSocket on
+    /// the endpoint's path.
+    ///
+    /// - Parameters:
+    ///   - endpoint: The relay. `wss://` uses TLS, `ws://` plain TCP.
+    ///   - tls: Trust settings for `wss://`; `nil` means the system's roots. Passing
+    ///     settings for a `ws://` endpoint is an error (``RelayConnectionError/tlsFailure(_:)``),
+    ///     so TLS is never silently skipped.
+    ///   - eventLoopGroup: Where the connection runs.
+    ///   - connectTimeout: The limit for the whole sequence (TCP, TLS handshake, upgrade).
+    ///   - options: Buffering and closing behaviour.
+    /// - Throws: ``RelayConnectionError``.
+    public static func connect(
+        to endpoint: RelayEndpoint,
+        tls: ClientTLS? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        connectTimeout: Duration = .seconds(5),
+        options: Options = Options()
+    ) async throws -> RelayConnection {
+        let sslContext: NIOSSLContext?
+        if endpoint.usesTLS {
+            sslContext = try (tls ?? .system).makeContext()
+        } else {
+            guard tls == nil else {
+                throw RelayConnectionError.tlsFailure("TLS settings given for the ws:// endpoint \(endpoint); use wss://")
+            }
+            sslContext = nil
+        }
+
+        let timeout = TimeAmount(connectTimeout)
+        let deadline = NIODeadline.now() + timeout
+        var bootstrap = ClientBootstrap(group: eventLoopGroup).connectTimeout(timeout)
+        if let size = options.receiveBufferSize {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+        }
+
+        let upgrade: EventLoopFuture<Upgraded>
+        do {
+            upgrade = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configurePipeline(
+                        channel, endpoint: endpoint, sslContext: sslContext, options: options, deadline: deadline
+                    )
+                }
+            }
+        } catch {
+            throw RelayConnectionError.classify(error, endpoint: endpoint)
+        }
+        do {
+            return RelayConnection(endpoint: endpoint, upgraded: try await upgrade.get())
+        } catch {
+            throw RelayConnectionError.classify(error, endpoint: endpoint)
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends one message as one binary WebSocket message.
+    ///
+    /// Returns once the bytes are handed to the socket (so a sender that awaits each send
+    /// feels TCP backpressure). Throws ``RelayConnectionError/closed`` after ``close()``, after
+    /// the relay's Close frame, or when the connection has failed.
+    public func send(_ message: ClientMessage) async throws {
+        try await sendBinary(message.encoded(), fragmentSize: nil)
+    }
+
+    /// Sends arbitrary bytes as one binary WebSocket message, for tests of malformed input.
+    ///
+    /// - Parameter fragmentSize: If given, the message goes out as fragments of at most this
+    ///   many bytes (a binary frame and continuation frames), to exercise reassembly.
+    public func sendRaw(_ bytes: [UInt8], fragmentSize: Int? = nil) async throws {
+        try await sendBinary(bytes, fragmentSize: fragmentSize)
+    }
+
+    /// Sends a text WebSocket message, which section 5.1 forbids (for tests).
+    public func sendText(_ text: String) async throws {
+        let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: text))
+        try await write([frame])
+    }
+
+    private func sendBinary(_ bytes: [UInt8], fragmentSize: Int?) async throws {
+        let data = ByteBuffer(bytes: bytes)
+        guard let fragmentSize, fragmentSize < bytes.count else {
+            try await write([WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: data)])
+            return
+        }
+        precondition(fragmentSize > 0, "fragmentSize must be positive")
+        var frames: [WebSocketFrame] = []
+        var offset = 0
+        while offset < bytes.count {
+            let length = min(fragmentSize, bytes.count - offset)
+            frames.append(WebSocketFrame(
+                fin: offset + length == bytes.count,
+                opcode: offset == 0 ? .binary : .continuation,
+                maskKey: .random(),
+                data: data.getSlice(at: offset, length: length)!
+            ))
+            offset += length
+        }
+        try await write(frames)
+    }
+
+    private func write(_ frames: [WebSocketFrame]) async throws {
+        let handler = self.handler
+        try await eventLoop.flatSubmit { handler.value.write(frames) }.get()
+    }
+
+    // MARK: Receiving
+
+    /// Every inbound item, in order, ending after ``RelayInbound/closed(code:reason:)``.
+    public var inbound: RelayInboundSequence { RelayInboundSequence(connection: self) }
+
+    /// Waits at most `timeout` for the next inbound item.
+    ///
+    /// - Returns: The item, or `nil` if ``RelayInbound/closed(code:reason:)`` was already
+    ///   returned.
+    /// - Throws: ``RelayConnectionError/timeout`` if nothing arrived in time (the item, if it
+    ///   comes later, stays queued for the next call), or `CancellationError`.
+    public func next(timeout: Duration) async throws -> RelayInbound? {
+        try await nextInbound(timeout: TimeAmount(timeout))
+    }
+
+    func nextInbound(timeout: TimeAmount?) async throws -> RelayInbound? {
+        let waiter = InboundWaiter()
+        let handler = self.handler
+        let eventLoop = self.eventLoop
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                eventLoop.execute { handler.value.next(waiter, continuation: continuation, timeout: timeout) }
+            }
+        } onCancel: {
+            eventLoop.execute { handler.value.cancel(waiter) }
+        }
+    }
+
+    /// Stops reading from the socket until ``resumeReading()``, whatever the consumer does.
+    ///
+    /// Unread data then backs up in the kernel buffers and TCP's window closes, so the relay
+    /// sees a slow consumer. Pings are not answered while paused. Items already received
+    /// stay available.
+    public func pauseReading() async {
+        await setReadingPaused(true)
+    }
+
+    /// Undoes ``pauseReading()``. Reading restarts unless the inbound buffer is full.
+    public func resumeReading() async {
+        await setReadingPaused(false)
+    }
+
+    private func setReadingPaused(_ paused: Bool) async {
+        let handler = self.handler
+        try? await eventLoop.submit { handler.value.setReadingPaused(paused) }.get()
+    }
+
+    // MARK: Closing
+
+    /// Runs the closing handshake (status 1000) and returns when the socket is closed: when
+    /// the relay answers, or after ``Options/closeTimeout``. Idempotent. Inbound items
+    /// already received stay readable, followed by ``RelayInbound/closed(code:reason:)``.
+    public func close() async {
+        let handler = self.handler
+        eventLoop.execute { handler.value.startClose(code: RelayWebSocketHandler.normalClosureCode) }
+        try? await channel.closeFuture.get()
+    }
+}
+
+// MARK: - Pipeline
+
+/// The result of a successful upgrade.
+private struct Upgraded: Sendable {
+    let channel: any Channel
+    let handler: NIOLoopBound<RelayWebSocketHandler>
+}
+
+/// The server answered the upgrade request with something other than a valid `101`.
+private struct UpgradeNotAccepted: Error {}
+
+extension RelayConnection {
+    /// Builds `[TLS] → HTTP request encoder → HTTP response decoder → status recorder →
+    /// upgrade handler`; after the upgrade swift-nio's upgrader installs the WebSocket
+    /// frame encoder, decoder and protocol-error handler, and we add the aggregator and
+    /// ``RelayWebSocketHandler``.
+    ///
+    /// The returned future fails with a ``RelayConnectionError`` (and the channel is
+    /// closed) on a TLS failure, a refused upgrade, or at `deadline`.
+    fileprivate static func configurePipeline(
+        _ channel: any Channel,
+        endpoint: RelayEndpoint,
+        sslContext: NIOSSLContext?,
+        options: Options,
+        deadline: NIODeadline
+    ) throws -> EventLoopFuture<Upgraded> {
+        let pipeline = channel.pipeline.syncOperations
+        if let sslContext {
+            // No SNI for an IP literal: NIOSSL then checks the certificate's IP SANs against
+            // the peer address (RFC 6125 with an IP reference identity).
+            let serverHostname = endpoint.hostIsIPAddress ? nil : endpoint.host
+            try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+        }
+
+        let requestEncoder = HTTPRequestEncoder()
+        let responseDecoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+        let recorder = UpgradeResponseRecorder()
+        try pipeline.addHandler(requestEncoder)
+        try pipeline.addHandler(responseDecoder)
+        try pipeline.addHandler(recorder)
+
+        let maximumLength = options.maximumInboundMessageLength
+        let upgrader = NIOTypedWebSocketClientUpgrader<Upgraded>(
+            maxFrameSize: maximumLength,
+            enableAutomaticErrorHandling: true
+        ) { channel, _ in
+            channel.eventLoop.makeCompletedFuture {
+                let handler = RelayWebSocketHandler(options: options, eventLoop: channel.eventLoop)
+                let aggregator = NIOWebSocketFrameAggregator(
+                    minNonFinalFragmentSize: 1,
+                    maxAccumulatedFrameCount: 256,
+                    maxAccumulatedFrameSize: maximumLength
+                )
+                try channel.pipeline.syncOperations.addHandler(aggregator)
+                try channel.pipeline.syncOperations.addHandler(handler)
+                return Upgraded(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            }
+        }
+
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: endpoint.hostHeader)
+        let requestHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.path, headers: headers)
+        let upgradeHandler = NIOTypedHTTPClientUpgradeHandler<Upgraded>(
+            httpHandlers: [requestEncoder, responseDecoder, recorder],
+            upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration(
+                upgradeRequestHead: requestHead,
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in channel.eventLoop.makeFailedFuture(UpgradeNotAccepted()) }
+            )
+        )
+        try pipeline.addHandler(upgradeHandler)
+
+        let eventLoop = channel.eventLoop
+        let recordedStatus = NIOLoopBound(recorder, eventLoop: eventLoop)
+        let result = eventLoop.makePromise(of: Upgraded.self)
+        let timer = eventLoop.scheduleTask(deadline: deadline) {
+            result.fail(RelayConnectionError.timeout)
+        }
+        channel.closeFuture.whenComplete { _ in timer.cancel() }
+        upgradeHandler.upgradeResultFuture
+            .flatMapErrorThrowing { error in
+                switch error {
+                case is UpgradeNotAccepted, is NIOHTTPClientUpgradeError:
+                    let status = recordedStatus.value.status ?? HTTPResponseStatus.switchingProtocols.code
+                    throw RelayConnectionError.upgradeRejected(status: status)
+                default:
+                    throw RelayConnectionError.classify(error, endpoint: endpoint)
+                }
+            }
+            .cascade(to: result)
+        result.futureResult.whenComplete { outcome in
+            timer.cancel()
+            if case .failure = outcome { channel.close(promise: nil) }
+        }
+        return result.futureResult
+    }
+}
+
+/// Records the status of the HTTP response to the upgrade request, so a refusal can be
+/// reported with it. Removed with the HTTP handlers after the upgrade.
+final class UpgradeResponseRecorder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundOut = HTTPClientResponsePart
+
+    private(set) var status: UInt?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if status == nil, case let .head(head) = Self.unwrapInboundIn(data) {
+            status = head.status.code
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension UpgradeResponseRecorder: Sendable {}

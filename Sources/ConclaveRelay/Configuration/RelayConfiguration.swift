@@ -1,0 +1,222 @@
+import ConclaveCrypto
+import ConclaveProtocol
+
+/// Everything an operator can set, with the privacy-friendly and safe defaults.
+///
+/// The same option names serve the command line (`--max-rooms 10`), the environment
+/// (`CONCLAVE_RELAY_MAX_ROOMS=10`) and the config file (`{"max-rooms": 10}`); precedence is
+/// defaults < file < environment < flags. ``options`` documents every one.
+public struct RelayConfiguration: Sendable, Equatable {
+    // MARK: Listening
+    public var host: String = "127.0.0.1"
+    public var port: Int = 7443
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    public var allowPlaintext: Bool = false
+    public var logLevel: String = "info"
+
+    // MARK: Capacity
+    public var maxRooms: Int = 1000
+    public var maxConnections: Int = 5000
+    /// Upper bound on a room's `max_participants` (the host's setting is capped to it).
+    public var maxParticipantsPerRoom: Int = 500
+    /// Upper bound on a room's `max_waiting`.
+    public var maxWaitingPerRoom: Int = 200
+
+    // MARK: Per-connection rates (token buckets: rate per second, burst = 2 s worth)
+    public var maxFramesPerSecond: Int = 400
+    public var maxBytesPerSecond: Int = 4_000_000
+    public var maxControlPerSecond: Int = 20
+
+    // MARK: Frame payload limits per kind (bytes; at most the protocol's limits)
+    public var maxAudioFrameBytes: Int = FrameKind.audio.payloadLimit
+    public var maxScreenFrameBytes: Int = FrameKind.screen.payloadLimit
+    public var maxChatFrameBytes: Int = FrameKind.chat.payloadLimit
+    public var maxControlFrameBytes: Int = FrameKind.control.payloadLimit
+    public var maxKeysFrameBytes: Int = FrameKind.keys.payloadLimit
+
+    // MARK: Joins and passwords
+    /// Join attempts (any outcome) per source address per minute.
+    public var joinAttemptsPerAddressPerMinute: Int = 30
+    /// Failed password proofs per source address per minute before `rate_limited`.
+    public var passwordFailuresPerAddressPerMinute: Int = 5
+    /// Failed password proofs per room per minute before `rate_limited`.
+    public var passwordFailuresPerRoomPerMinute: Int = 20
+    /// Argon2id cost for stored password proofs: interactive, moderate or minimum.
+    public var passwordHashing: String = "interactive"
+
+    // MARK: Timeouts and queues
+    public var idleTimeoutSeconds: Int = 60
+    public var handshakeTimeoutSeconds: Int = 10
+    /// Outbound bytes queued for a client above which its audio and screen frames are dropped.
+    public var outboundMediaQueueBytes: Int = 256 * 1024
+    /// Outbound bytes queued for a client above which it is disconnected with `too_slow`.
+    public var outboundQueueBytes: Int = 1024 * 1024
+    /// Seconds the relay waits on SIGTERM for clients to receive `shutting_down`.
+    public var shutdownGraceSeconds: Int = 2
+
+    public init() {}
+
+    // MARK: - Options table
+
+    public struct Option: Sendable {
+        public let name: String
+        public let help: String
+        let apply: @Sendable (inout RelayConfiguration, String) throws(RelayConfigurationError) -> Void
+        let current: @Sendable (RelayConfiguration) -> String
+    }
+
+    public static let options: [Option] = [
+        .init(name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics", apply: { c, v throws(RelayConfigurationError) in
+            let (h, p) = try parseHostPort(v); c.host = h; c.port = p
+        }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
+        .init(name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v }, current: { $0.tlsCertificatePath ?? "none" }),
+        .init(name: "tls-key", help: "PEM private key for --tls-cert", apply: { c, v in c.tlsKeyPath = v }, current: { $0.tlsKeyPath ?? "none" }),
+        .init(name: "allow-plaintext", help: "allow plaintext ws:// on a non-loopback address (true/false)", apply: { c, v throws(RelayConfigurationError) in c.allowPlaintext = try bool(v, "allow-plaintext") }, current: { "\($0.allowPlaintext)" }),
+        .init(name: "log-level", help: "trace, debug, info, notice, warning, error or critical", apply: { c, v throws(RelayConfigurationError) in
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else { throw .invalidValue(option: "log-level", value: v, expected: "a log level") }
+            c.logLevel = v
+        }, current: { $0.logLevel }),
+        int("max-rooms", "rooms open at once", 1...100_000, \.maxRooms),
+        int("max-connections", "WebSocket connections at once", 1...1_000_000, \.maxConnections),
+        int("max-participants-per-room", "cap on a room's max participants", 1...Int(MessageLimits.maximumParticipants), \.maxParticipantsPerRoom),
+        int("max-waiting-per-room", "cap on a room's waiting room", 0...Int(MessageLimits.maximumWaiting), \.maxWaitingPerRoom),
+        int("max-frames-per-second", "frames per second per connection", 1...1_000_000, \.maxFramesPerSecond),
+        int("max-bytes-per-second", "frame bytes per second per connection", 1_000...1_000_000_000, \.maxBytesPerSecond),
+        int("max-control-per-second", "control messages per second per connection", 1...10_000, \.maxControlPerSecond),
+        int("max-audio-frame-bytes", "audio frame payload limit", 1...FrameKind.audio.payloadLimit, \.maxAudioFrameBytes),
+        int("max-screen-frame-bytes", "screen frame payload limit", 1...FrameKind.screen.payloadLimit, \.maxScreenFrameBytes),
+        int("max-chat-frame-bytes", "chat frame payload limit", 1...FrameKind.chat.payloadLimit, \.maxChatFrameBytes),
+        int("max-control-frame-bytes", "control frame payload limit", 1...FrameKind.control.payloadLimit, \.maxControlFrameBytes),
+        int("max-keys-frame-bytes", "key package frame payload limit", 1...FrameKind.keys.payloadLimit, \.maxKeysFrameBytes),
+        int("join-attempts-per-address-per-minute", "join attempts per source address per minute", 1...100_000, \.joinAttemptsPerAddressPerMinute),
+        int("password-failures-per-address-per-minute", "wrong passwords per address per minute before rate_limited", 1...10_000, \.passwordFailuresPerAddressPerMinute),
+        int("password-failures-per-room-per-minute", "wrong passwords per room per minute before rate_limited", 1...100_000, \.passwordFailuresPerRoomPerMinute),
+        .init(name: "password-hashing", help: "Argon2id cost: interactive, moderate or minimum (tests only)", apply: { c, v throws(RelayConfigurationError) in
+            guard ["interactive", "moderate", "minimum"].contains(v) else { throw .invalidValue(option: "password-hashing", value: v, expected: "interactive, moderate or minimum") }
+            c.passwordHashing = v
+        }, current: { $0.passwordHashing }),
+        int("idle-timeout-seconds", "close a connection that sends nothing for this long", 1...86_400, \.idleTimeoutSeconds),
+        int("handshake-timeout-seconds", "close a connection that has not joined or created a room by then", 1...600, \.handshakeTimeoutSeconds),
+        int("outbound-media-queue-bytes", "queued bytes per client above which its audio/screen frames are dropped", 1_024...1_073_741_824, \.outboundMediaQueueBytes),
+        int("outbound-queue-bytes", "queued bytes per client above which it is disconnected (too_slow)", 4_096...1_073_741_824, \.outboundQueueBytes),
+        int("shutdown-grace-seconds", "time clients get to receive shutting_down on SIGTERM", 0...60, \.shutdownGraceSeconds),
+    ]
+
+    private static func int(_ name: String, _ help: String, _ range: ClosedRange<Int>, _ path: WritableKeyPath<RelayConfiguration, Int> & Sendable) -> Option {
+        Option(name: name, help: "\(help) (\(range.lowerBound)…\(range.upperBound))", apply: { c, v throws(RelayConfigurationError) in
+            guard let n = Int(v), range.contains(n) else { throw .invalidValue(option: name, value: v, expected: "an integer in \(range.lowerBound)…\(range.upperBound)") }
+            c[keyPath: path] = n
+        }, current: { "\($0[keyPath: path])" })
+    }
+
+    /// Sets one option by name.
+    public mutating func set(_ name: String, to value: String) throws(RelayConfigurationError) {
+        guard let option = Self.options.first(where: { $0.name == name }) else { throw .unknownOption(name) }
+        try option.apply(&self, value)
+    }
+
+    /// The current value of every option, for `--help` and the startup log.
+    public var summary: [(name: String, value: String)] { Self.options.map { ($0.name, $0.current(self)) } }
+
+    /// Applies `CONCLAVE_RELAY_*` variables (e.g. `CONCLAVE_RELAY_MAX_ROOMS`).
+    public mutating func applyEnvironment(_ environment: [String: String]) throws(RelayConfigurationError) {
+        for option in Self.options {
+            let key = "CONCLAVE_RELAY_" + option.name.uppercased().replacingHyphens()
+            if let value = environment[key] { try option.apply(&self, value) }
+        }
+    }
+
+    /// Applies a JSON config file's flat object of option names to strings, numbers or booleans.
+    public mutating func applyJSONFile(contents: [UInt8], path: String) throws(RelayConfigurationError) {
+        guard contents.count <= 1_048_576 else { throw .badFile(path: path, reason: "larger than 1 MiB") }
+        let object: [(String, String)]
+        do { object = try FlatJSON.parseObject(contents) } catch { throw .badFile(path: path, reason: error.description) }
+        for (key, value) in object { try set(key, to: value) }
+    }
+
+    // MARK: - Derived values
+
+    public var isTLS: Bool { tlsCertificatePath != nil && tlsKeyPath != nil }
+
+    public var isLoopbackHost: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Checks combinations that single options cannot.
+    public func validate() throws(RelayConfigurationError) {
+        if (tlsCertificatePath == nil) != (tlsKeyPath == nil) { throw .tlsIncomplete }
+        if !isTLS && !isLoopbackHost && !allowPlaintext {
+            throw .plaintextRefused(host: host, port: port)
+        }
+        if outboundMediaQueueBytes > outboundQueueBytes {
+            throw .invalidValue(option: "outbound-media-queue-bytes", value: "\(outboundMediaQueueBytes)", expected: "at most outbound-queue-bytes (\(outboundQueueBytes))")
+        }
+    }
+
+    public var passwordLimits: PasswordHash.Limits {
+        switch passwordHashing {
+        case "moderate": return .moderate
+        case "minimum": return .minimum
+        default: return .interactive
+        }
+    }
+
+    func payloadLimit(_ kind: FrameKind) -> Int {
+        switch kind {
+        case .audio: return maxAudioFrameBytes
+        case .screen: return maxScreenFrameBytes
+        case .chat: return maxChatFrameBytes
+        case .control: return maxControlFrameBytes
+        case .keys: return maxKeysFrameBytes
+        }
+    }
+
+    static func bool(_ v: String, _ name: String) throws(RelayConfigurationError) -> Bool {
+        switch v.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw .invalidValue(option: name, value: v, expected: "true or false")
+        }
+    }
+
+    static func parseHostPort(_ v: String) throws(RelayConfigurationError) -> (String, Int) {
+        let host: Substring, port: Substring
+        if v.hasPrefix("["), let close = v.firstIndex(of: "]") {
+            host = v[v.index(after: v.startIndex)..<close]
+            let rest = v[v.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT") }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = v.lastIndex(of: ":") else { throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT") }
+            host = v[..<colon]; port = v[v.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else {
+            throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT with a port from 0 to 65535")
+        }
+        return (String(host), p)
+    }
+}
+
+public enum RelayConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownOption(String)
+    case invalidValue(option: String, value: String, expected: String)
+    case badFile(path: String, reason: String)
+    case tlsIncomplete
+    case plaintextRefused(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case let .unknownOption(n): return "unknown option '\(n)'"
+        case let .invalidValue(o, v, e): return "invalid value '\(v.prefix(64))' for \(o): expected \(e)"
+        case let .badFile(p, r): return "cannot use config file \(p): \(r)"
+        case .tlsIncomplete: return "--tls-cert and --tls-key must be given together"
+        case let .plaintextRefused(h, p):
+            return "refusing to listen in plaintext on \(h):\(p): anyone on the network could read room ids and metadata and impersonate the relay; give --tls-cert and --tls-key, or --allow-plaintext if a TLS proxy sits in front"
+        }
+    }
+}
+
+extension String {
+    func replacingHyphens() -> String { String(map { $0 == "-" ? "_" : $0 }) }
+}

@@ -1,0 +1,114 @@
+import NIOCore
+import NIOWebSocket
+import ConclaveProtocol
+
+/// The outbound side of one client connection, with a bounded queue.
+///
+/// Any thread may call ``send(_:class:)``; the work runs on the connection's event loop,
+/// where `queuedBytes` (bytes handed to NIO and not yet written to the socket) is kept.
+/// Audio and screen frames are dropped, and counted, once the queue holds more than
+/// `mediaLimit` bytes. Anything else (control, chat, key packages) is never dropped: if
+/// it would take the queue past `hardLimit`, the client is disconnected with `too_slow`
+/// so it can rejoin and rekey cleanly. Memory per connection is therefore bounded by
+/// `hardLimit` plus one message.
+final class ConnectionOutbox: @unchecked Sendable {
+    // @unchecked: `queuedBytes` and `closing` are only touched on `channel.eventLoop`.
+    enum TrafficClass { case media, reliable }
+
+    let id: ConnectionID
+    let channel: Channel
+    let address: String
+    private let metrics: RelayMetrics
+    private let mediaLimit: Int
+    private let hardLimit: Int
+    private var queuedBytes = 0
+    private var closing = false
+
+    init(id: ConnectionID, channel: Channel, address: String, metrics: RelayMetrics, mediaLimit: Int, hardLimit: Int) {
+        self.id = id
+        self.channel = channel
+        self.address = address
+        self.metrics = metrics
+        self.mediaLimit = mediaLimit
+        self.hardLimit = hardLimit
+    }
+
+    /// Queues one whole Conclave message (already encoded) as a binary WebSocket message.
+    func send(_ bytes: ByteBuffer, class trafficClass: TrafficClass) {
+        if channel.eventLoop.inEventLoop {
+            sendOnLoop(bytes, trafficClass)
+        } else {
+            channel.eventLoop.execute { self.sendOnLoop(bytes, trafficClass) }
+        }
+    }
+
+    func send(_ message: RelayMessage) {
+        send(channel.allocator.buffer(bytes: message.encoded()), class: .reliable)
+    }
+
+    /// Sends a fatal `ERROR`, then a WebSocket close, then closes the connection.
+    func close(with error: ErrorMessage) {
+        if channel.eventLoop.inEventLoop {
+            closeOnLoop(error)
+        } else {
+            channel.eventLoop.execute { self.closeOnLoop(error) }
+        }
+    }
+
+    /// Closes after what is queued, with a normal WebSocket close (after `leave`).
+    func closeNormally() {
+        channel.eventLoop.execute {
+            guard !self.closing else { return }
+            self.closing = true
+            var closeData = self.channel.allocator.buffer(capacity: 2)
+            closeData.write(webSocketErrorCode: .normalClosure)
+            let channel = self.channel
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: closeData)).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
+    }
+
+    private func sendOnLoop(_ bytes: ByteBuffer, _ trafficClass: TrafficClass) {
+        guard !closing else { return }
+        let size = bytes.readableBytes
+        if trafficClass == .media, queuedBytes + size > mediaLimit {
+            metrics.outboundMediaDropped.increment()
+            return
+        }
+        if queuedBytes + size > hardLimit {
+            metrics.slowConsumerDisconnects.increment()
+            metrics.limitHit("outbound_queue")
+            closeOnLoop(ErrorMessage(code: .tooSlow, isFatal: true,
+                                     message: "the client did not read fast enough; rejoin to resynchronise"))
+            return
+        }
+        queuedBytes += size
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in self.queuedBytes -= size }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: promise)
+    }
+
+    private func closeOnLoop(_ error: ErrorMessage) {
+        guard !closing else { return }
+        closing = true
+        metrics.errorSent(error.code)
+        let payload = channel.allocator.buffer(bytes: RelayMessage.error(error).encoded())
+        channel.write(WebSocketFrame(fin: true, opcode: .binary, data: payload), promise: nil)
+        var closeData = channel.allocator.buffer(capacity: 2)
+        closeData.write(webSocketErrorCode: error.code == .internal ? .unexpectedServerError : .policyViolation)
+        let channel = self.channel
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: closeData)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+        // A client that never reads must not hold the connection open forever.
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    /// True once a close has started.
+    var isClosing: Bool {
+        channel.eventLoop.preconditionInEventLoop()
+        return closing
+    }
+}

@@ -1,0 +1,114 @@
+import CoreMetrics
+import Prometheus
+import ConclaveProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The relay's metrics, exposed at `/metrics` in Prometheus text format.
+///
+/// Metrics are counts and gauges only: no room ids, no identities, no payloads. Each relay
+/// instance owns its own registry (so tests can run several relays in one process); the
+/// handles are created once so the per-frame path only increments atomics.
+public final class RelayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    let connections: CoreMetrics.Gauge
+    let rooms: CoreMetrics.Gauge
+    let participants: CoreMetrics.Gauge
+    let waiting: CoreMetrics.Gauge
+    let framesForwarded: [FrameKind: CoreMetrics.Counter]
+    let bytesForwarded: CoreMetrics.Counter
+    let deliveries: CoreMetrics.Counter
+    let framesDropped: [String: CoreMetrics.Counter]
+    let outboundMediaDropped: CoreMetrics.Counter
+    let slowConsumerDisconnects: CoreMetrics.Counter
+    let protocolErrors: [ErrorCode: CoreMetrics.Counter]
+    let limitHits: [String: CoreMetrics.Counter]
+    let joins: [String: CoreMetrics.Counter]
+    let roomsCreated: CoreMetrics.Counter
+
+    static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
+                             "connections", "participants", "waiting", "join_attempts", "password_failures",
+                             "idle_timeout", "handshake_timeout", "outbound_queue"]
+    static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited"]
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        factory = PrometheusMetricsFactory(registry: registry)
+        let f = factory
+        connections = CoreMetrics.Gauge(label: "conclave_relay_connections", factory: f)
+        rooms = CoreMetrics.Gauge(label: "conclave_relay_rooms", factory: f)
+        participants = CoreMetrics.Gauge(label: "conclave_relay_participants", factory: f)
+        waiting = CoreMetrics.Gauge(label: "conclave_relay_waiting", factory: f)
+        framesForwarded = Dictionary(uniqueKeysWithValues: FrameKind.allCases.map {
+            ($0, CoreMetrics.Counter(label: "conclave_relay_frames_received_total", dimensions: [("kind", $0.name)], factory: f))
+        })
+        bytesForwarded = CoreMetrics.Counter(label: "conclave_relay_frame_bytes_received_total", factory: f)
+        deliveries = CoreMetrics.Counter(label: "conclave_relay_frame_deliveries_total", factory: f)
+        var dropped: [String: CoreMetrics.Counter] = [:]
+        for reason in ["muted", "not_presenter", "not_leader", "unknown_recipient", "rate_limited", "other"] {
+            dropped[reason] = CoreMetrics.Counter(label: "conclave_relay_frames_dropped_total", dimensions: [("reason", reason)], factory: f)
+        }
+        framesDropped = dropped
+        outboundMediaDropped = CoreMetrics.Counter(label: "conclave_relay_outbound_media_dropped_total", factory: f)
+        slowConsumerDisconnects = CoreMetrics.Counter(label: "conclave_relay_slow_consumer_disconnects_total", factory: f)
+        protocolErrors = Dictionary(uniqueKeysWithValues: ErrorCode.wireCodes.map {
+            ($0, CoreMetrics.Counter(label: "conclave_relay_errors_sent_total", dimensions: [("code", $0.name)], factory: f))
+        })
+        limitHits = Dictionary(uniqueKeysWithValues: Self.limitNames.map {
+            ($0, CoreMetrics.Counter(label: "conclave_relay_limit_hits_total", dimensions: [("limit", $0)], factory: f))
+        })
+        joins = Dictionary(uniqueKeysWithValues: Self.joinResults.map {
+            ($0, CoreMetrics.Counter(label: "conclave_relay_joins_total", dimensions: [("result", $0)], factory: f))
+        })
+        roomsCreated = CoreMetrics.Counter(label: "conclave_relay_rooms_created_total", factory: f)
+    }
+
+    func limitHit(_ name: String) { limitHits[name]?.increment() }
+    func dropped(_ reason: String) { (framesDropped[reason] ?? framesDropped["other"])?.increment() }
+    func errorSent(_ code: ErrorCode) { protocolErrors[code]?.increment() }
+
+    /// The Prometheus text exposition, with process CPU and resident memory appended.
+    public func render() -> [UInt8] {
+        var out = registry.emitToBuffer()
+        let (cpu, rss) = ProcessStats.read()
+        out += Array("""
+        # TYPE process_cpu_seconds_total counter
+        process_cpu_seconds_total \(cpu)
+        # TYPE process_resident_memory_bytes gauge
+        process_resident_memory_bytes \(rss)
+
+        """.utf8)
+        return out
+    }
+}
+
+/// CPU seconds (user + system) and resident set size of this process.
+public enum ProcessStats {
+    public static func read() -> (cpuSeconds: Double, residentBytes: Int) {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return (cpu, residentBytes())
+    }
+
+    /// From /proc/self/statm (pages × page size); 0 where unavailable.
+    public static func residentBytes() -> Int {
+        #if os(Linux)
+        let fd = Glibc.open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 127) }
+        guard n > 0 else { return 0 }
+        let fields = String(decoding: buffer[0..<n], as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return 0
+        #endif
+    }
+}

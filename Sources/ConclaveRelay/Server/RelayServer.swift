@@ -1,0 +1,175 @@
+import Logging
+import Synchronization
+import NIOCore
+import NIOPosix
+import NIOHTTP1
+import NIOWebSocket
+import NIOSSL
+import ServiceLifecycle
+import ConclaveProtocol
+
+/// The relay daemon: one port serving WebSocket upgrades on `/v1`, `GET /healthz` and
+/// `GET /metrics`, in plaintext on loopback or with TLS.
+public final class RelayServer: Sendable {
+    public let configuration: RelayConfiguration
+    public let metrics: RelayMetrics
+    let core: RelayCore
+    private let group: EventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+    private let serverChannel: NIOLockedBox<Channel?>
+
+    public init(configuration: RelayConfiguration, logger: Logger = Logger(label: "conclave.relay"),
+                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        self.metrics = RelayMetrics()
+        self.threadPool = NIOThreadPool(numberOfThreads: 2)
+        self.threadPool.start()
+        self.core = RelayCore(configuration: configuration, metrics: metrics, logger: logger, threadPool: threadPool)
+        self.serverChannel = NIOLockedBox(nil)
+    }
+
+    /// The bound address (useful with port 0).
+    public var localAddress: SocketAddress? { serverChannel.value?.localAddress }
+
+    /// The bound port.
+    public var port: Int? { localAddress?.port }
+
+    /// Binds and starts serving. Returns once the socket is listening.
+    public func start() async throws {
+        let sslContext: NIOSSLContext?
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+                let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                sslContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw RelayServerError.tlsSetup(String(describing: error))
+            }
+        } else {
+            sslContext = nil
+        }
+        let core = self.core, metrics = self.metrics, configuration = self.configuration
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    try Self.configureHTTP(channel: channel, core: core, metrics: metrics, configuration: configuration)
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        } catch {
+            throw RelayServerError.bind(host: configuration.host, port: configuration.port, reason: String(describing: error))
+        }
+        serverChannel.value = channel
+        // Recording-acknowledgement deadlines.
+        let tick = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in core.tick() }
+        channel.closeFuture.whenComplete { _ in tick.cancel() }
+        logger.notice("relay listening", metadata: [
+            "address": "\(configuration.isTLS ? "wss" : "ws")://\(configuration.host):\(channel.localAddress?.port ?? configuration.port)/v1",
+        ])
+    }
+
+    private static func configureHTTP(channel: Channel, core: RelayCore, metrics: RelayMetrics, configuration: RelayConfiguration) throws {
+        let http = NIOLoopBound(HTTPHandler(metrics: metrics), eventLoop: channel.eventLoop)
+        let upgrader = NIOWebSocketServerUpgrader(
+            // Payload bytes of one WebSocket frame. A little over the protocol's limit, so a
+            // message that is just too long gets a typed `too_large` rather than a bare close.
+            maxFrameSize: MessageLimits.maximumMessageLength + 1024,
+            automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                return channel.eventLoop.makeSucceededFuture(path == "/v1" ? HTTPHeaders() : nil)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let address = channel.remoteAddress?.ipAddress ?? "unknown"
+                    guard let outbox = core.register(channel: channel, address: address) else {
+                        metrics.limitHit("connections")
+                        var close = channel.allocator.buffer(capacity: 2)
+                        close.write(webSocketErrorCode: .unexpectedServerError)
+                        let refusal = RelayMessage.error(ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is at its connection limit or stopping"))
+                        channel.write(WebSocketFrame(fin: true, opcode: .binary, data: channel.allocator.buffer(bytes: refusal.encoded())), promise: nil)
+                        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)).whenComplete { _ in channel.close(promise: nil) }
+                        return
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))))
+                    try sync.addHandler(WebSocketConnectionHandler(core: core, outbox: outbox))
+                }
+            }
+        )
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                context.pipeline.syncOperations.removeHandler(http.value, promise: nil)
+            }),
+            withErrorHandling: true
+        )
+        try channel.pipeline.syncOperations.addHandler(http.value)
+    }
+
+    /// Notifies every client with `shutting_down`, waits up to the grace period for them to
+    /// go, then closes the listening socket and the remaining connections.
+    public func shutdown() async {
+        let notified = core.shutdownAll()
+        logger.notice("relay shutting down", metadata: ["notified": "\(notified)"])
+        let deadline = ContinuousClock.now + .seconds(configuration.shutdownGraceSeconds)
+        while core.connectionCount > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if let channel = serverChannel.value {
+            try? await channel.close()
+        }
+        try? await threadPool.shutdownGracefully()
+    }
+
+    public var connectionCount: Int { core.connectionCount }
+    public var roomCount: Int { core.roomCount }
+}
+
+public enum RelayServerError: Error, CustomStringConvertible {
+    case bind(host: String, port: Int, reason: String)
+    case tlsSetup(String)
+
+    public var description: String {
+        switch self {
+        case let .bind(h, p, r): return "cannot listen on \(h):\(p): \(r)"
+        case let .tlsSetup(r): return "cannot load the TLS certificate or key: \(r)"
+        }
+    }
+}
+
+/// The relay as a `Service` for a `ServiceGroup`: runs until graceful shutdown (SIGTERM,
+/// SIGINT), then notifies clients and stops.
+public struct RelayService: Service {
+    public let server: RelayServer
+
+    public init(server: RelayServer) { self.server = server }
+
+    public func run() async throws {
+        try await server.start()
+        try? await gracefulShutdown()
+        await server.shutdown()
+    }
+}
+
+/// A lock-protected value.
+final class NIOLockedBox<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    var value: Value {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}

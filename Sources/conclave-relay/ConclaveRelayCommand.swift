@@ -1,0 +1,119 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import ConclaveRelay
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct ConclaveRelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conclave-relay",
+        abstract: "The Conclave relay: forwards end-to-end encrypted frames and enforces the meeting's rules. It holds no content key.",
+        discussion: """
+        Every option can also be set in a JSON config file (--config FILE, a flat object of \
+        option names) or in the environment as CONCLAVE_RELAY_<NAME> (upper case, '-' as '_'). \
+        Precedence: defaults < file < environment < flags.
+
+        Options and their defaults:
+        \(RelayConfiguration.options.map { o in
+            let d = RelayConfiguration().summary.first { $0.name == o.name }?.value ?? ""
+            return "  --\(o.name) (default \(d))\n      \(o.help)"
+        }.joined(separator: "\n"))
+        """
+    )
+
+    @Option(help: "JSON config file with any of the options below.")
+    var config: String?
+
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:7443).") var listen: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for wss://.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Flag(name: .customLong("allow-plaintext"), help: "Allow plaintext on a non-loopback address.") var allowPlaintext = false
+    @Option(name: .customLong("log-level"), help: "trace … critical (default info).") var logLevel: String?
+    @Option(name: .customLong("set"), parsing: .singleValue, help: "NAME=VALUE for any option in the list below (repeatable).")
+    var settings: [String] = []
+
+    func run() async throws {
+        var configuration = RelayConfiguration()
+        do {
+            if let config {
+                guard let bytes = readFile(config) else {
+                    throw RelayConfigurationError.badFile(path: config, reason: "cannot read it")
+                }
+                try configuration.applyJSONFile(contents: bytes, path: config)
+            }
+            try configuration.applyEnvironment(currentEnvironment())
+            if let listen { try configuration.set("listen", to: listen) }
+            if let tlsCert { try configuration.set("tls-cert", to: tlsCert) }
+            if let tlsKey { try configuration.set("tls-key", to: tlsKey) }
+            if allowPlaintext { configuration.allowPlaintext = true }
+            if let logLevel { try configuration.set("log-level", to: logLevel) }
+            for item in settings {
+                guard let eq = item.firstIndex(of: "=") else {
+                    throw RelayConfigurationError.invalidValue(option: "set", value: item, expected: "NAME=VALUE")
+                }
+                try configuration.set(String(item[..<eq]), to: String(item[item.index(after: eq)...]))
+            }
+            try configuration.validate()
+        } catch let error as RelayConfigurationError {
+            printError("conclave-relay: \(error)")
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "conclave.relay")
+        let server: RelayServer
+        do {
+            server = try RelayServer(configuration: configuration, logger: logger)
+        } catch {
+            printError("conclave-relay: \(error)")
+            throw ExitCode(2)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: RelayService(server: server))],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch let error as RelayServerError {
+            printError("conclave-relay: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    var line = Array((text + "\n").utf8)
+    line.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, 65_536, f) }
+        if n > 0 { out += chunk[0..<n] }
+        if n < 65_536 { break }
+        if out.count > 1_048_576 { return out } // the config parser rejects it with a clear error
+    }
+    return out
+}
+
+func currentEnvironment() -> [String: String] {
+    var env: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return env
+}

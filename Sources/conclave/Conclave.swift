@@ -1,0 +1,11 @@
+import ArgumentParser
+import ConclaveCrypto
+
+@main
+struct Conclave: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conclave",
+        abstract: "Headless Conclave participant: end-to-end encrypted meetings from the command line.",
+        subcommands: [DemoCommand.self, BenchCommand.self]
+    )
+}

@@ -1,0 +1,157 @@
+import Testing
+import ConclaveCrypto
+@testable import ConclaveProtocol
+
+@Suite struct KeyScheduleTests {
+    let room = RoomID(bytes: [UInt8](repeating: 0x42, count: 16))!
+
+    @Test func kidLayout() {
+        #expect(EpochKeys.keyID(epoch: 0, sender: 1) == 1)
+        #expect(EpochKeys.keyID(epoch: 3, sender: 0x0102) == 0x3_0102)
+        let (e, s) = EpochKeys.split(keyID: EpochKeys.keyID(epoch: 0xABCDEF, sender: 0xFFFE))
+        #expect(e == 0xABCDEF && s == 0xFFFE)
+    }
+
+    /// A member admitted at epoch e+1 holds only the ratcheted secret; frames of epoch e
+    /// fail to open with anything it can derive.
+    @Test func lateJoinerCannotOpenEarlierEpoch() throws {
+        let s0 = SecretKey.random()
+        let s1 = try EpochKeys.ratchet(epochSecret: s0, roomID: room, epoch: 0)
+        #expect(s1 != s0)
+        let senderKey0 = try EpochKeys.senderFrameKey(epochSecret: s0, roomID: room, epoch: 0, sender: 1)
+        let md = FrameMetadata(roomID: room).bytes(kind: 1, sender: 1, recipient: 0xFFFF)
+        let frame = try senderKey0.seal(counter: 1, metadata: md, plaintext: Array("before you came".utf8))
+        // The joiner tries its own secret under epoch 0's KID.
+        let guess = try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256,
+                                  baseKey: try EpochKeys.senderBaseKey(epochSecret: s1, roomID: room, epoch: 0, sender: 1),
+                                  keyID: EpochKeys.keyID(epoch: 0, sender: 1))
+        #expect(throws: SFrameError.authenticationFailed) { try guess.open(frame: frame, metadata: md) }
+        // Existing members ratchet in step and agree.
+        #expect(try EpochKeys.ratchet(epochSecret: s0, roomID: room, epoch: 0) == s1)
+        // Different rooms, epochs and senders give different keys.
+        let other = RoomID(bytes: [UInt8](repeating: 0x43, count: 16))!
+        #expect(try EpochKeys.ratchet(epochSecret: s0, roomID: other, epoch: 0) != s1)
+        #expect(try EpochKeys.senderBaseKey(epochSecret: s0, roomID: room, epoch: 0, sender: 1)
+                != EpochKeys.senderBaseKey(epochSecret: s0, roomID: room, epoch: 0, sender: 2))
+        #expect(throws: KeyScheduleError.epochOutOfRange(EpochKeys.maximumEpoch + 1)) {
+            try EpochKeys.ratchet(epochSecret: s0, roomID: room, epoch: EpochKeys.maximumEpoch)
+        }
+    }
+
+    func identity() -> PrivateIdentity { .generate() }
+
+    @Test func keyPackageRoundTripAndAttacks() throws {
+        let leader = identity(), bob = identity(), mallory = identity()
+        let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: bob.publicIdentity)]
+        let rh = RosterHash.compute(roomID: room, members: members)
+        let secret = SecretKey.random()
+        let kp = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, epoch: 9, rosterHash: rh,
+                                       reason: .fresh, epochSecret: secret, leader: leader.signingKey)
+        let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+        #expect(opened.epochSecret == secret && opened.epoch == 9 && opened.reason == .fresh)
+
+        // Every single-byte change is rejected (signature, binding or parse).
+        let bytes = kp.encoded
+        for i in 0..<bytes.count {
+            var t = bytes; t[i] ^= 0x01
+            #expect(throws: KeyScheduleError.self) {
+                try KeyPackage(encoded: t).open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+            }
+        }
+        // Substituted: Mallory (e.g. the relay) signs a package for Bob with her own key.
+        let forged = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, epoch: 9, rosterHash: rh,
+                                           reason: .fresh, epochSecret: .random(), leader: mallory.signingKey)
+        #expect(throws: KeyScheduleError.badSignature("key package")) {
+            try forged.open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+        }
+        // Redirected: a package for Bob delivered to Mallory does not open for her.
+        #expect(throws: KeyScheduleError.bindingMismatch("key package recipient")) {
+            try kp.open(expectedRoom: room, me: 3, myIdentity: mallory, leader: leader.signingKey.publicKey)
+        }
+        #expect(throws: KeyScheduleError.sealOpenFailed) {
+            try kp.open(expectedRoom: room, me: 2, myIdentity: mallory, leader: leader.signingKey.publicKey)
+        }
+        // Replayed into another room.
+        #expect(throws: KeyScheduleError.bindingMismatch("key package room")) {
+            try kp.open(expectedRoom: RoomID(bytes: [UInt8](repeating: 1, count: 16))!, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+        }
+        // Truncated / extended.
+        #expect(throws: KeyScheduleError.self) { try KeyPackage(encoded: bytes.dropLast()) }
+        #expect(throws: KeyScheduleError.self) { try KeyPackage(encoded: bytes + [0]) }
+    }
+
+    @Test func knockRoundTripAndAttacks() throws {
+        let host = identity(), joiner = identity(), other = identity()
+        let sealed = try Knock.seal(roomID: room, displayName: "Alice", joiner: joiner, host: host.agreementKey.publicKey)
+        #expect(sealed.count <= Knock.maximumSealedLength)
+        let k = try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity)
+        #expect(k.displayName == "Alice" && k.identity == joiner.publicIdentity)
+        // The relay claims the knock came from another identity: mismatch.
+        #expect(throws: KeyScheduleError.bindingMismatch("knock identity")) {
+            try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: other.publicIdentity)
+        }
+        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(sealed, host: other, expectedRoom: room, relayIdentity: joiner.publicIdentity) }
+        var t = sealed; t[t.count - 1] ^= 1
+        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(t, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity) }
+        #expect(throws: KeyScheduleError.invalidDisplayName) { try Knock.seal(roomID: room, displayName: "", joiner: joiner, host: host.agreementKey.publicKey) }
+        #expect(throws: KeyScheduleError.invalidDisplayName) {
+            try Knock.seal(roomID: room, displayName: String(repeating: "x", count: 65), joiner: joiner, host: host.agreementKey.publicKey)
+        }
+        // The canary name is not visible in the sealed bytes.
+        #expect(!Hex.encode(sealed).contains(Hex.encode(Array("Alice".utf8))))
+    }
+
+    @Test func securityCodeChangesWithAnySubstitution() throws {
+        let leader = identity(), a = identity(), b = identity(), evil = identity()
+        let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: a.publicIdentity),
+                       RosterMember(index: 3, identity: b.publicIdentity)]
+        let code = SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members))
+        #expect(code.groups.count == 6 && code.groups.allSatisfy { $0.count == 5 && $0.allSatisfy(\.isNumber) })
+        // Order of listing does not matter; content does.
+        #expect(try code == SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members.reversed())))
+        let swapped = [members[0], members[1], RosterMember(index: 3, identity: evil.publicIdentity)]
+        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: swapped)))
+        #expect(try code != SecurityCode(roomID: room, leader: evil.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members)))
+        let halfSwapped = PublicIdentity(signingKey: b.signingKey.publicKey, agreementKey: evil.agreementKey.publicKey)
+        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey,
+                                     rosterHash: RosterHash.compute(roomID: room, members: [members[0], members[1], RosterMember(index: 3, identity: halfSwapped)])))
+    }
+
+    @Test func inviteRoundTripAndErrors() throws {
+        let host = identity().publicIdentity
+        let invite = Invite(secure: false, host: "127.0.0.1", port: 7443, roomID: room, hostIdentity: host, password: "p@ss wörd&x")
+        let parsed = try Invite(parsing: invite.text)
+        #expect(parsed == invite)
+        #expect(!invite.description.contains("p%40ss") && !invite.description.contains("k="))
+        #expect(parsed.hostFingerprint == host.fingerprint)
+        let v6 = Invite(secure: true, host: "::1", port: 443, roomID: room, hostIdentity: host, password: nil)
+        #expect(try Invite(parsing: v6.text) == v6)
+        #expect(v6.text.hasPrefix("wss://[::1]:443/r/"))
+        let good = invite.text
+        #expect(throws: Invite.ParseError.badScheme) { try Invite(parsing: "http://x:1/r/a#k=b") }
+        #expect(throws: Invite.ParseError.missingFingerprint) { try Invite(parsing: String(good.prefix(while: { $0 != "#" }))) }
+        #expect(throws: Invite.ParseError.badPort) { try Invite(parsing: good.replacingOccurrences(of: ":7443", with: ":99999")) }
+        #expect(throws: Invite.ParseError.badRoomID) { try Invite(parsing: good.replacingOccurrences(of: "/r/", with: "/r/x")) }
+        #expect(throws: Invite.ParseError.badFingerprint) { try Invite(parsing: good.replacingOccurrences(of: "#k=", with: "#k=A")) }
+        #expect(throws: Invite.ParseError.badPassword) { try Invite(parsing: good + "%") }
+        #expect(throws: Invite.ParseError.badPassword) { try Invite(parsing: good + "%+F") }
+        #expect(throws: Invite.ParseError.badPort) { try Invite(parsing: good.replacingOccurrences(of: ":7443", with: ":+7443")) }
+        #expect(throws: Invite.ParseError.unknownParameter("z")) { try Invite(parsing: good + "&z=1") }
+        #expect(throws: Invite.ParseError.tooLong(2000)) { try Invite(parsing: String(repeating: "a", count: 2000)) }
+        // relay_auth never contains the password and depends on it.
+        let auth = try Invite.relayAuth(password: "hunter2")
+        let other = try Invite.relayAuth(password: "hunter3")
+        #expect(auth.count == 32 && auth != other)
+    }
+
+    @Test func base64URLIsStrict() {
+        for n in 0..<40 {
+            let b = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(Base64URL.decode(Base64URL.encode(b)) == b)
+        }
+        #expect(Base64URL.decode("A") == nil)
+        #expect(Base64URL.decode("AB=") == nil)
+        #expect(Base64URL.decode("AA") == [0])
+        #expect(Base64URL.decode("AB") == nil) // non-zero trailing bits
+    }
+}

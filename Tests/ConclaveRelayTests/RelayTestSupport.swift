@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import ConclaveClient
+import ConclaveCrypto
+import ConclaveProtocol
+@testable import ConclaveRelay
+
+/// Test configuration: cheap Argon2id, short timeouts, loopback, ephemeral port.
+func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void = { _ in }) -> RelayConfiguration {
+    var c = RelayConfiguration()
+    c.port = 0
+    c.passwordHashing = "minimum"
+    c.shutdownGraceSeconds = 1
+    tweak(&c)
+    return c
+}
+
+/// Starts a relay, runs `body`, always shuts it down.
+func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfiguration(),
+                  _ body: (RelayServer, RelayEndpoint) async throws -> T) async throws -> T {
+    var logger = Logger(label: "test.relay")
+    logger.logLevel = .warning
+    let server = try RelayServer(configuration: configuration, logger: logger)
+    try await server.start()
+    let scheme: RelayEndpoint.Scheme = configuration.isTLS ? .wss : .ws
+    let endpoint = RelayEndpoint(scheme: scheme, host: configuration.isTLS ? "localhost" : "127.0.0.1", port: server.port!)
+    do {
+        let result = try await body(server, endpoint)
+        await server.shutdown()
+        return result
+    } catch {
+        await server.shutdown()
+        throw error
+    }
+}
+
+struct TestTimeout: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// A participant speaking the protocol over a real WebSocket connection.
+final class TestParticipant: @unchecked Sendable {
+    let connection: RelayConnection
+    let identity: PrivateIdentity
+    var challenge: [UInt8] = []
+    var index: ParticipantIndex = .none
+    var roomID: RoomID = .zero
+    private var nextRequest: UInt16 = 1
+    /// Everything received and not yet consumed by an `expect`.
+    private var backlog: [RelayInbound] = []
+
+    init(connection: RelayConnection, identity: PrivateIdentity = .generate()) {
+        self.connection = connection
+        self.identity = identity
+    }
+
+    static func connect(_ endpoint: RelayEndpoint, tls: ClientTLS? = nil, identity: PrivateIdentity = .generate()) async throws -> TestParticipant {
+        let c = try await RelayConnection.connect(to: endpoint, tls: tls)
+        let p = TestParticipant(connection: c, identity: identity)
+        try await c.send(.hello(HelloMessage()))
+        guard case .welcome(let w)? = try await p.expectMessage("WELCOME", { if case .welcome = $0 { return true }; return false }) else {
+            throw TestTimeout(what: "WELCOME")
+        }
+        p.challenge = w.challenge
+        return p
+    }
+
+    func proof(room: RoomID) throws -> [UInt8] {
+        let id = identity.publicIdentity
+        return try identity.signingKey.signature(for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
+                                                 context: "conclave/v1 relay-auth")
+    }
+
+    /// Creates a room; returns its id.
+    @discardableResult
+    func createRoom(password: String? = nil, settings: RoomSettings = .privacyDefaults) async throws -> RoomID {
+        let auth = try password.map { try Invite.relayAuth(password: $0) }
+        try await connection.send(.createRoom(CreateRoomMessage(identity: identity.publicIdentity.wireIdentity, signature: try proof(room: .zero),
+                                                                 relayAuth: auth, settings: settings)))
+        guard case .roomCreated(let created)? = try await expectMessage("ROOM_CREATED", { if case .roomCreated = $0 { return true }; return false }) else {
+            throw TestTimeout(what: "ROOM_CREATED")
+        }
+        roomID = created.roomID
+        index = created.index
+        return created.roomID
+    }
+
+    /// Sends JOIN (does not wait for the answer).
+    func sendJoin(_ room: RoomID, password: String? = nil, knock: [UInt8] = Array("sealed-knock-bytes".utf8)) async throws {
+        roomID = room
+        let auth = try password.map { try Invite.relayAuth(password: $0) }
+        try await connection.send(.join(JoinMessage(roomID: room, identity: identity.publicIdentity.wireIdentity, signature: try proof(room: room),
+                                                     relayAuth: auth, knock: knock)))
+    }
+
+    /// Joins and waits for WAITING or ADMITTED.
+    @discardableResult
+    func join(_ room: RoomID, password: String? = nil, knock: [UInt8] = Array("sealed-knock-bytes".utf8)) async throws -> RelayMessage {
+        try await sendJoin(room, password: password, knock: knock)
+        let m = try await expectMessage("WAITING or ADMITTED") {
+            switch $0 { case .waiting, .admitted: return true; default: return false }
+        }
+        switch m {
+        case .waiting(let w)?: index = w.index
+        case .admitted(let a)?: index = a.index
+        default: break
+        }
+        return m!
+    }
+
+    @discardableResult
+    func command(_ action: CommandAction) async throws -> UInt16 {
+        let id = nextRequest
+        nextRequest &+= 1
+        try await connection.send(.command(CommandMessage(requestID: id, action: action)))
+        return id
+    }
+
+    /// Sends a command and waits for its COMMAND_OK (or fails on its ERROR).
+    func commandOK(_ action: CommandAction) async throws {
+        let id = try await command(action)
+        let m = try await expectMessage("COMMAND_OK \(id)") {
+            switch $0 {
+            case .commandOK(let r): return r == id
+            case .error(let e): return e.requestID == id
+            default: return false
+            }
+        }
+        if case .error(let e)? = m { Issue.record("command \(action) failed: \(e.code.name) \(e.message)") }
+    }
+
+    /// A FRAME from this participant, as the exact bytes sent.
+    @discardableResult
+    func sendFrame(_ kind: FrameKind, to recipient: ParticipantIndex = .everyone, payload: [UInt8]) async throws -> [UInt8] {
+        let frame = try FrameMessage(kind: kind, sender: index, recipient: recipient, payload: payload)
+        let bytes = ClientMessage.frame(frame).encoded()
+        try await connection.sendRaw(bytes)
+        return bytes
+    }
+
+    /// Waits for the next inbound item satisfying `predicate` (others stay in the backlog).
+    func expect(_ what: String, timeout: Duration = .seconds(5), _ predicate: (RelayInbound) -> Bool) async throws -> RelayInbound {
+        if let i = backlog.firstIndex(where: predicate) { return backlog.remove(at: i) }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let item = try await nextItem(deadline - ContinuousClock.now) else { break }
+            if predicate(item) { return item }
+            backlog.append(item)
+            if item.isClosed { break }
+        }
+        throw TestTimeout(what: what)
+    }
+
+    func expectMessage(_ what: String, timeout: Duration = .seconds(5), _ predicate: (RelayMessage) -> Bool) async throws -> RelayMessage? {
+        try await expect(what, timeout: timeout) { item in item.message.map(predicate) ?? false }.message
+    }
+
+    /// Waits for a fatal ERROR with this code followed by the close.
+    func expectFatal(_ code: ErrorCode, timeout: Duration = .seconds(5)) async throws {
+        let m = try await expectMessage("ERROR \(code.name)", timeout: timeout) { if case .error(let e) = $0 { return e.code == code }; return false }
+        if case .error(let e)? = m { #expect(e.isFatal, "\(code.name) should be fatal") }
+        _ = try await expect("close after \(code.name)", timeout: timeout) { $0.isClosed }
+    }
+
+    func expectEvent(_ what: String, _ predicate: @escaping (RoomEvent) -> Bool) async throws -> EventMessage {
+        let m = try await expectMessage(what) { if case .event(let e) = $0 { return predicate(e.event) }; return false }
+        guard case .event(let e)? = m else { throw TestTimeout(what: what) }
+        return e
+    }
+
+    /// Collects every inbound item for `duration` (including the backlog).
+    func drain(for duration: Duration) async throws -> [RelayInbound] {
+        var out = backlog
+        backlog.removeAll()
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline {
+            guard let item = try await nextItem(deadline - ContinuousClock.now) else { break }
+            out.append(item)
+            if item.isClosed { break }
+        }
+        return out
+    }
+
+    /// Asserts that nothing but the allowed items arrives for `duration`.
+    func expectSilence(for duration: Duration = .milliseconds(300), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let got = try await drain(for: duration)
+        #expect(got.isEmpty, "expected silence, got \(got.map { String(describing: $0).prefix(80) })", sourceLocation: sourceLocation)
+    }
+
+    func close() async { await connection.close() }
+
+    /// The next inbound item, or nil when none arrives within `timeout` or the connection
+    /// already reported its close.
+    private func nextItem(_ timeout: Duration) async throws -> RelayInbound? {
+        guard timeout > .zero else { return nil }
+        do {
+            return try await connection.next(timeout: timeout)
+        } catch RelayConnectionError.timeout {
+            return nil
+        }
+    }
+}
+
+/// Frames received by a participant (their exact bytes).
+func receivedFrames(_ items: [RelayInbound]) -> [[UInt8]] {
+    items.compactMap { item in
+        if case .message(.frame(let f)) = item {
+            var bytes: [UInt8] = []
+            RelayMessage.frame(f).encode(into: &bytes)
+            return bytes
+        }
+        return nil
+    }
+}
+
+/// A plain HTTP/1.1 GET over loopback; returns (status, body).
+func httpGet(port: Int, path: String) async throws -> (Int, String) {
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var data: [UInt8] = []
+        let done: EventLoopPromise<[UInt8]>
+        init(done: EventLoopPromise<[UInt8]>) { self.done = done }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var b = unwrapInboundIn(data)
+            self.data += b.readBytes(length: b.readableBytes) ?? []
+        }
+        func channelInactive(context: ChannelHandlerContext) { done.succeed(data) }
+    }
+    let group = MultiThreadedEventLoopGroup.singleton
+    let promise = group.next().makePromise(of: [UInt8].self)
+    let channel = try await ClientBootstrap(group: group)
+        .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(done: promise)) } }
+        .connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(channel.allocator.buffer(string: "GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    let bytes = try await promise.futureResult.get()
+    let text = String(decoding: bytes, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
+}

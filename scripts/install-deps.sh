@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages Conclave needs, only when they are missing.
+# Used by the README's commands and by .ci/run. Needs root (or sudo) on Debian/Ubuntu.
+set -euo pipefail
+need=()
+for pkg in libsodium-dev libopus-dev pkg-config openssl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+  echo "installing: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
