@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "ConclaveRelayTests",
             dependencies: [
-                "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto",
+                "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "conclave-relay",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -234,7 +234,7 @@ struct TransportTests {
         }
     }
 
-    @Test("With a tiny inbound buffer, a burst is delivered completely and in order")
+    @Test("With a tiny inbound buffer, reading stops near the watermark and a burst still arrives complete and in order")
     func backpressureDeliversEverythingInOrder() async throws {
         var options = RelayConnection.Options()
         options.inboundHighWatermark = 4
@@ -243,7 +243,14 @@ struct TransportTests {
         try await withEchoConnection(options: options) { connection, _ in
             let count = 300
             try await connection.sendText("send:\(count):2000")
-            try await Task.sleep(for: .milliseconds(200)) // let the buffer fill and reading stop
+            // Let the buffer fill and reading stop: the client holds a handful of items (the
+            // watermark plus one read burst from a 4 KiB socket buffer), not all 300.
+            try await withTimeout(.seconds(5), "the inbound buffer reaching its watermark") {
+                while await connection.bufferedInboundCount() < 4 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let buffered = await connection.bufferedInboundCount()
+            #expect(buffered >= 4 && buffered < 50, "reading stopped near the watermark (\(buffered) buffered)")
             for index in 0 ..< count {
                 let bytes = try #require(try await nextItem(connection).undecodableBytes)
                 #expect(bytes.count == 2_000 && bytes.first == UInt8(truncatingIfNeeded: index))

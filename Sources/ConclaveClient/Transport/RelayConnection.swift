@@ -67,7 +67,7 @@ public final class RelayConnection: Sendable {
         public var maximumInboundMessageLength = MessageLimits.maximumMessageLength + 1_024
 
         /// Unread inbound items at which the connection stops reading the socket. Default
-        /// 256 (at most about 16 MiB of maximum-size messages, far less in practice).
+        /// 256 (at most about 17 MB of maximum-size messages, far less in practice).
         public var inboundHighWatermark = 256
 
         /// Unread inbound items at which reading resumes. Default 64.
@@ -136,7 +136,10 @@ public final class RelayConnection: Sendable {
                 }
             }
         } catch {
-            throw RelayConnectionError.classify(error, endpoint: endpoint)
+            // Anything that stops the TCP connection itself means the relay was not reached.
+            throw RelayConnectionError.classify(error, endpoint: endpoint, otherwise: .unreachable(
+                host: endpoint.host, port: endpoint.port, underlying: RelayConnectionError.oneLine(error)
+            ))
         }
         do {
             return RelayConnection(endpoint: endpoint, upgraded: try await upgrade.get())
@@ -171,6 +174,9 @@ public final class RelayConnection: Sendable {
     }
 
     private func sendBinary(_ bytes: [UInt8], fragmentSize: Int?) async throws {
+        // One copy into a ByteBuffer; the frame encoder masks it in place. Each send also
+        // allocates a promise and a hop to the event loop, which is negligible next to a
+        // syscall per message.
         let data = ByteBuffer(bytes: bytes)
         guard let fragmentSize, fragmentSize < bytes.count else {
             try await write([WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: data)])
@@ -237,6 +243,13 @@ public final class RelayConnection: Sendable {
     /// Undoes ``pauseReading()``. Reading restarts unless the inbound buffer is full.
     public func resumeReading() async {
         await setReadingPaused(false)
+    }
+
+    /// How many received items wait to be taken (for diagnostics and tests: with a consumer
+    /// that stops taking items, this stays near ``Options/inboundHighWatermark``).
+    public func bufferedInboundCount() async -> Int {
+        let handler = self.handler
+        return (try? await eventLoop.submit { handler.value.bufferedCount }.get()) ?? 0
     }
 
     private func setReadingPaused(_ paused: Bool) async {

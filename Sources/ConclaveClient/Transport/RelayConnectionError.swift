@@ -37,15 +37,16 @@ public enum RelayConnectionError: Error, Sendable, Hashable, CustomStringConvert
 
     /// Maps an error from connecting or upgrading to a ``RelayConnectionError``.
     ///
-    /// `responseStatus` is the status of the HTTP response to the upgrade request, if one
-    /// was read.
-    static func classify(_ error: any Error, endpoint: RelayEndpoint, responseStatus: UInt? = nil) -> RelayConnectionError {
+    /// Errors of no known kind become `otherwise`.
+    static func classify(
+        _ error: any Error, endpoint: RelayEndpoint, otherwise: RelayConnectionError = .closed
+    ) -> RelayConnectionError {
         switch error {
         case let error as RelayConnectionError:
             return error
         case let error as ChannelError:
             if case .connectTimeout = error { return .timeout }
-            return .closed
+            return otherwise
         case let error as NIOConnectionError:
             return .unreachable(host: endpoint.host, port: endpoint.port, underlying: describe(error))
         case let error as IOError:
@@ -53,9 +54,9 @@ public enum RelayConnectionError: Error, Sendable, Hashable, CustomStringConvert
         case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError:
             return .tlsFailure(oneLine(error))
         case is NIOHTTPClientUpgradeError:
-            return .upgradeRejected(status: responseStatus ?? HTTPResponseStatus.switchingProtocols.code)
+            return .upgradeRejected(status: HTTPResponseStatus.switchingProtocols.code)
         default:
-            return .closed
+            return otherwise
         }
     }
 

@@ -286,6 +286,9 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Items received and not yet taken.
+    var bufferedCount: Int { queue.bufferedCount }
+
     /// ``RelayConnection/pauseReading()`` and ``RelayConnection/resumeReading()``.
     ///
     /// Besides the queue's read gate this toggles the channel's `autoRead`: turning it off

@@ -85,6 +85,7 @@ final class ConnectionOutbox: @unchecked Sendable {
             return
         }
         queuedBytes += size
+        metrics.noteQueued(queuedBytes)
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in self.queuedBytes -= size }
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: promise)

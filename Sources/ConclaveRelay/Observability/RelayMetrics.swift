@@ -1,4 +1,5 @@
 import CoreMetrics
+import Synchronization
 import Prometheus
 import ConclaveProtocol
 #if canImport(Glibc)
@@ -28,6 +29,10 @@ public final class RelayMetrics: Sendable {
     let limitHits: [String: CoreMetrics.Counter]
     let joins: [String: CoreMetrics.Counter]
     let roomsCreated: CoreMetrics.Counter
+    /// The largest outbound queue any single connection has held, in bytes (a gauge of the
+    /// worst case, which the slow-consumer limit bounds).
+    let peakOutboundQueueBytes = Atomic<Int>(0)
+    let peakOutboundGauge: CoreMetrics.Gauge
 
     static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
                              "connections", "participants", "waiting", "join_attempts", "password_failures",
@@ -64,7 +69,20 @@ public final class RelayMetrics: Sendable {
             ($0, CoreMetrics.Counter(label: "conclave_relay_joins_total", dimensions: [("result", $0)], factory: f))
         })
         roomsCreated = CoreMetrics.Counter(label: "conclave_relay_rooms_created_total", factory: f)
+        peakOutboundGauge = CoreMetrics.Gauge(label: "conclave_relay_outbound_queue_peak_bytes", factory: f)
     }
+
+    func noteQueued(_ bytes: Int) {
+        var current = peakOutboundQueueBytes.load(ordering: .relaxed)
+        while bytes > current {
+            let (exchanged, original) = peakOutboundQueueBytes.compareExchange(expected: current, desired: bytes, ordering: .relaxed)
+            if exchanged { peakOutboundGauge.record(bytes); return }
+            current = original
+        }
+    }
+
+    /// The largest outbound queue seen on one connection.
+    public var peakOutboundQueue: Int { peakOutboundQueueBytes.load(ordering: .relaxed) }
 
     func limitHit(_ name: String) { limitHits[name]?.increment() }
     func dropped(_ reason: String) { (framesDropped[reason] ?? framesDropped["other"])?.increment() }

@@ -79,6 +79,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func handleMessage(context: ChannelHandlerContext, _ buffer: ByteBuffer) {
         let now = core.now
+        guard buffer.readableBytes <= MessageLimits.maximumMessageLength else {
+            return reject(.tooLarge, "message of \(buffer.readableBytes) bytes exceeds the limit of \(MessageLimits.maximumMessageLength)")
+        }
         // FRAME: the hot path. Route on the 8-byte header; forward the buffer untouched.
         if buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) == MessageType.frame.rawValue {
             guard case .inRoom = phase else { return reject(.unexpectedMessage, "frames are only accepted after joining a room") }
