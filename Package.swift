@@ -1,6 +1,16 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// NIO, TLS and logging: what the relay, the client and their tests share.
+let webSocketStack: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOWebSocket", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
 let package = Package(
     name: "Conclave",
     platforms: [.macOS(.v15)],
@@ -44,14 +54,7 @@ let package = Package(
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
         .target(
             name: "ConclaveRelay",
-            dependencies: [
-                "ConclaveProtocol", "ConclaveCrypto",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto"] + webSocketStack + [
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,15 +62,7 @@ let package = Package(
         ),
         .target(
             name: "ConclaveClient",
-            dependencies: [
-                "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia"] + webSocketStack
         ),
         .target(
             name: "ConclaveBench",
@@ -100,13 +95,7 @@ let package = Package(
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         .testTarget(
             name: "ConclaveRelayTests",
-            dependencies: [
-                "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "conclave-relay",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "conclave-relay"] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveProtocolTests",
