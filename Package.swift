@@ -94,6 +94,10 @@ let package = Package(
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         .testTarget(
+            name: "ConclaveClientTests",
+            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia"] + webSocketStack
+        ),
+        .testTarget(
             name: "ConclaveRelayTests",
             dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "conclave-relay"] + webSocketStack
         ),
