@@ -70,14 +70,17 @@ enum LocalDemo {
         var wire: [[UInt8]] = []
         for ctr in 0..<UInt64(frames) {
             pcm.withUnsafeMutableBufferPointer { tone.fill($0) }
-            let packet = try encoder.encode(pcm)
+            // The audio plaintext of section 2.6: sequence, timestamp, send time, Opus packet.
+            let header = AudioPacketHeader(sequence: UInt16(truncatingIfNeeded: ctr), timestamp: UInt32(truncatingIfNeeded: ctr * 960), sendTimeMicros: ctr * 20_000)
+            let packet = try AudioPacket.encode(header, opus: try encoder.encode(pcm))
             let frame = try sendKey.seal(counter: ctr, metadata: md, plaintext: packet)
             wire.append(frame)
             for r in 0..<2 {
                 let (counter, plain) = try receiveKeys[r].openFrame(frame, metadata: md)
                 guard windows[r].check(counter) == .fresh else { continue }
                 windows[r].accept(counter)
-                decoded[r] += try decoders[r].decode(plain)
+                let (_, opus) = try AudioPacket.decode(plain)
+                decoded[r] += try decoders[r].decode(Array(opus))
             }
         }
         var tonesOK = true

@@ -1,0 +1,333 @@
+import ConclaveCrypto
+
+/// How a `ROSTER` moves the epoch (protocol/PROTOCOL.md section 3.6).
+public enum EpochChange: UInt8, Sendable, Hashable, CaseIterable {
+    /// Same epoch: roles, mute, presenter or names changed; the roster hash is unchanged.
+    case none = 0
+    /// Members ratchet to `epoch` = current + 1 now (one or more admissions).
+    case joinRatchet = 1
+    /// A key package for `epoch` follows for each member (leave, rotation, new leader).
+    case freshSecret = 2
+}
+
+// MARK: - ROSTER
+
+/// A `ROSTER` control message (type `0x01`, section 3.6): the leader's signed list of an
+/// epoch's members with their roles, flags and display names.
+///
+/// ```
+/// u8 type = 1 || u8 version = 1 || room_id (16) || u64 epoch || u32 roster_version
+/// || u8 epoch_change || u16 count || count × entry || signature (64)
+/// entry = u16 index || identity (64) || u8 role || u8 flags || u8 name_length (0…64) || name (UTF-8)
+/// signature = Ed25519(leader, "conclave/v1 roster", every byte before it)
+/// ```
+/// Length `97 + Σ (69 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
+/// control frame can carry with the largest SFrame header): 122 members with 64-byte names.
+/// A value of this type always satisfies the structural rules that ``decode(_:)``
+/// checks; whether the signature, room, epoch and membership are acceptable is the
+/// receiver's business (``MemberKeySchedule``).
+public struct SignedRoster: Sendable, Hashable {
+    /// One member.
+    public struct Entry: Sendable, Hashable {
+        public var index: UInt16
+        public var identity: PublicIdentity
+        public var role: Role
+        /// Flag bit 0 (informational).
+        public var muted: Bool
+        /// Flag bit 1: may send screen frames (2.6).
+        public var presenter: Bool
+        /// 0–64 bytes of UTF-8; empty when the leader knows no name (no knock).
+        public var displayName: String
+
+        public init(index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
+                    presenter: Bool = false, displayName: String = "") {
+            self.index = index; self.identity = identity; self.role = role
+            self.muted = muted; self.presenter = presenter; self.displayName = displayName
+        }
+
+        /// `69 + name_length`.
+        public var encodedLength: Int { Self.fixedLength + displayName.utf8.count }
+        /// Bytes of an entry without its name.
+        public static let fixedLength = 2 + 64 + 1 + 1 + 1
+        public static let maximumNameLength = 64
+
+        var flags: UInt8 { (muted ? 0x01 : 0) | (presenter ? 0x02 : 0) }
+        public var member: RosterMember { RosterMember(index: index, identity: identity) }
+    }
+
+    public static let type: UInt8 = 0x01
+    public static let version: UInt8 = 0x01
+    /// Bytes before the entries.
+    public static let headerLength = 33
+    public static let signatureLength = 64
+    /// `headerLength + signatureLength`: the length of a roster with no entries.
+    public static let fixedLength = headerLength + signatureLength
+    /// The control plaintext limit: a 16 384-byte payload less the largest SFrame header
+    /// (17) and the tag (16). The leader MUST keep every `ROSTER` within it.
+    public static let maximumEncodedLength = 16_384 - 17 - 16
+    /// Members that always fit, whatever their names: (16 351 − 97) / 133 = 122.
+    public static let maximumMembersWithLongestNames = (maximumEncodedLength - fixedLength)
+        / (Entry.fixedLength + Entry.maximumNameLength)
+
+    public let roomID: RoomID
+    public let epoch: UInt64
+    /// Strictly increasing across every `ROSTER` of the room (3.6).
+    public let rosterVersion: UInt32
+    public let epochChange: EpochChange
+    /// In strictly increasing index order, at least one.
+    public let entries: [Entry]
+    public let signature: [UInt8]
+
+    /// Signs a roster. Throws ``E2EControlError/invalidRoster(_:)`` or ``E2EControlError/tooLong(length:limit:)``
+    /// when the entries break a rule receivers check structurally: none, out of order,
+    /// an index outside `0x0001`–`0xFFFE`, a name over 64 bytes, or over the length limit.
+    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange,
+                            entries: [Entry], leader: Ed25519.PrivateKey) throws(E2EControlError) -> SignedRoster {
+        guard !entries.isEmpty, entries.count <= Int(UInt16.max) else { throw .invalidRoster("\(entries.count) entries") }
+        var previous: UInt16 = 0
+        for e in entries {
+            guard ParticipantIndex.memberRange.contains(e.index), e.index > previous else {
+                throw .invalidRoster("index \(e.index) out of range or order")
+            }
+            guard e.displayName.utf8.count <= Entry.maximumNameLength else { throw .invalidRoster("name of #\(e.index) too long") }
+            previous = e.index
+        }
+        let length = encodedLength(entries: entries)
+        guard length <= maximumEncodedLength else { throw .tooLong(length: length, limit: maximumEncodedLength) }
+        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, entries: entries)
+        let signature: [UInt8]
+        do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
+            preconditionFailure("fixed Ed25519 context is valid")
+        }
+        return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
+                            entries: entries, signature: signature)
+    }
+
+    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, entries: [Entry], signature: [UInt8]) {
+        self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
+        self.epochChange = epochChange; self.entries = entries; self.signature = signature
+    }
+
+    /// `97 + Σ entry lengths`.
+    public static func encodedLength(entries: [Entry]) -> Int {
+        entries.reduce(fixedLength) { $0 + $1.encodedLength }
+    }
+
+    public var encodedLength: Int { Self.encodedLength(entries: entries) }
+
+    /// Every byte before the signature.
+    public var signedPart: [UInt8] {
+        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, entries: entries)
+    }
+
+    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, entries: [Entry]) -> [UInt8] {
+        var w = ByteWriter(capacity: encodedLength(entries: entries))
+        w.writeUInt8(type)
+        w.writeUInt8(version)
+        roomID.write(to: &w)
+        w.writeUInt64(epoch)
+        w.writeUInt32(rosterVersion)
+        w.writeUInt8(epochChange.rawValue)
+        w.writeUInt16(UInt16(entries.count))
+        for e in entries {
+            w.writeUInt16(e.index)
+            w.writeBytes(e.identity.encoded)
+            w.writeUInt8(e.role.rawValue)
+            w.writeUInt8(e.flags)
+            w.writeUInt8(UInt8(e.displayName.utf8.count))
+            w.writeBytes(e.displayName.utf8)
+        }
+        return w.bytes
+    }
+
+    /// The whole message: signed part and signature.
+    public var encoded: [UInt8] { signedPart + signature }
+
+    /// True when `signature` is `key`'s over ``signedPart`` with context `conclave/v1 roster`.
+    public func isSigned(by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: signedPart, context: Labels.rosterSignature)
+    }
+
+    /// The members (index and identity), for the roster hash and key packages.
+    public var members: [RosterMember] { entries.map(\.member) }
+
+    /// The roster hash of section 3.5: index and both public keys of every entry, nothing else.
+    public var rosterHash: [UInt8] { RosterHash.compute(roomID: roomID, members: members) }
+
+    /// The entry with this index, if any (binary search; entries are sorted).
+    public func entry(for index: UInt16) -> Entry? {
+        var lo = 0, hi = entries.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].index < index { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < entries.count && entries[lo].index == index ? entries[lo] : nil
+    }
+
+    /// Parses a `ROSTER` from `reader`, whose type byte has already been read.
+    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> SignedRoster {
+        guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
+        do {
+            let version = try reader.readUInt8("version")
+            guard version == Self.version else { throw E2EControlError.malformed("version \(version)") }
+            let room = try RoomID(from: &reader)
+            let epoch = try reader.readUInt64("epoch")
+            let rosterVersion = try reader.readUInt32("roster_version")
+            let rawChange = try reader.readUInt8("epoch_change")
+            guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
+            let count = Int(try reader.readUInt16("count"))
+            guard count >= 1 else { throw E2EControlError.malformed("count 0") }
+            // Each entry needs at least 69 bytes, and the signature 64 more: checked before
+            // reserving anything for `count` entries.
+            guard count <= (reader.remainingCount - signatureLength) / Entry.fixedLength else {
+                throw E2EControlError.malformed("count \(count) exceeds the bytes present")
+            }
+            var entries: [Entry] = []
+            entries.reserveCapacity(count)
+            var previous: UInt16 = 0
+            for _ in 0 ..< count {
+                let index = try reader.readUInt16("entry.index")
+                guard ParticipantIndex.memberRange.contains(index), index > previous else {
+                    throw E2EControlError.malformed("entry index \(index) out of range or order")
+                }
+                previous = index
+                let identityBytes = try reader.readSlice(count: PublicIdentity.encodedLength, field: "entry.identity")
+                let identity: PublicIdentity
+                do { identity = try PublicIdentity(encoded: identityBytes) } catch { throw E2EControlError.malformed("entry.identity") }
+                let rawRole = try reader.readUInt8("entry.role")
+                guard let role = Role(rawValue: rawRole) else { throw E2EControlError.malformed("entry role \(rawRole)") }
+                let flags = try reader.readUInt8("entry.flags")
+                guard flags & ~0x03 == 0 else { throw E2EControlError.malformed("entry flags 0x\(String(flags, radix: 16))") }
+                let nameLength = Int(try reader.readUInt8("entry.name_length"))
+                guard nameLength <= Entry.maximumNameLength else { throw E2EControlError.malformed("entry name_length \(nameLength)") }
+                let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
+                guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
+                entries.append(Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
+                                     presenter: flags & 0x02 != 0, displayName: name))
+            }
+            let signature = try reader.readBytes(count: signatureLength, field: "signature")
+            guard reader.isAtEnd else { throw E2EControlError.malformed("\(reader.remainingCount) bytes after the signature") }
+            return SignedRoster(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
+                                entries: entries, signature: signature)
+        } catch let error as E2EControlError {
+            throw error
+        } catch let error as MessageDecodingError {
+            throw .malformed(Self.field(of: error))
+        } catch {
+            throw .malformed("roster")
+        }
+    }
+
+    static func field(of error: MessageDecodingError) -> String {
+        if case let .truncated(field) = error { return "truncated at \(field)" }
+        return error.description
+    }
+}
+
+// MARK: - HANDOVER
+
+/// A `HANDOVER` control message (type `0x02`, section 3.6): the old leader names its
+/// successor. Exactly 123 bytes:
+///
+/// ```
+/// u8 type = 2 || room_id (16) || u64 epoch || u16 new_leader_index || new_leader_ed25519 (32)
+/// || signature (64) = Ed25519(old leader, "conclave/v1 handover", bytes 0–58)
+/// ```
+public struct Handover: Sendable, Hashable {
+    public static let type: UInt8 = 0x02
+    public static let encodedLength = 1 + 16 + 8 + 2 + 32 + 64
+
+    public let roomID: RoomID
+    /// The current epoch.
+    public let epoch: UInt64
+    public let newLeaderIndex: UInt16
+    public let newLeaderKey: Ed25519.PublicKey
+    public let signature: [UInt8]
+
+    public static func sign(roomID: RoomID, epoch: UInt64, newLeaderIndex: UInt16, newLeaderKey: Ed25519.PublicKey,
+                            oldLeader: Ed25519.PrivateKey) -> Handover {
+        let unsigned = signedPart(roomID: roomID, epoch: epoch, newLeaderIndex: newLeaderIndex, newLeaderKey: newLeaderKey)
+        let signature: [UInt8]
+        do { signature = try oldLeader.signature(for: unsigned, context: Labels.handoverSignature) } catch {
+            preconditionFailure("fixed Ed25519 context is valid")
+        }
+        return Handover(roomID: roomID, epoch: epoch, newLeaderIndex: newLeaderIndex, newLeaderKey: newLeaderKey, signature: signature)
+    }
+
+    init(roomID: RoomID, epoch: UInt64, newLeaderIndex: UInt16, newLeaderKey: Ed25519.PublicKey, signature: [UInt8]) {
+        self.roomID = roomID; self.epoch = epoch; self.newLeaderIndex = newLeaderIndex
+        self.newLeaderKey = newLeaderKey; self.signature = signature
+    }
+
+    static func signedPart(roomID: RoomID, epoch: UInt64, newLeaderIndex: UInt16, newLeaderKey: Ed25519.PublicKey) -> [UInt8] {
+        var w = ByteWriter(capacity: encodedLength)
+        w.writeUInt8(type)
+        roomID.write(to: &w)
+        w.writeUInt64(epoch)
+        w.writeUInt16(newLeaderIndex)
+        w.writeBytes(newLeaderKey.rawRepresentation)
+        return w.bytes
+    }
+
+    /// Bytes 0–58.
+    public var signedPart: [UInt8] {
+        Self.signedPart(roomID: roomID, epoch: epoch, newLeaderIndex: newLeaderIndex, newLeaderKey: newLeaderKey)
+    }
+
+    public var encoded: [UInt8] { signedPart + signature }
+
+    /// True when `signature` is `key`'s over ``signedPart`` with context `conclave/v1 handover`.
+    public func isSigned(by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: signedPart, context: Labels.handoverSignature)
+    }
+
+    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> Handover {
+        guard totalLength == encodedLength else { throw .malformed("handover of \(totalLength) bytes, expected \(encodedLength)") }
+        do {
+            let room = try RoomID(from: &reader)
+            let epoch = try reader.readUInt64("epoch")
+            let index = try reader.readUInt16("new_leader_index")
+            let key = try Ed25519.PublicKey(rawRepresentation: reader.readSlice(count: 32, field: "new_leader_ed25519"))
+            let signature = try reader.readBytes(count: 64, field: "signature")
+            return Handover(roomID: room, epoch: epoch, newLeaderIndex: index, newLeaderKey: key, signature: signature)
+        } catch let error as MessageDecodingError {
+            throw .malformed(SignedRoster.field(of: error))
+        } catch {
+            throw .malformed("handover")
+        }
+    }
+}
+
+// MARK: - Codec
+
+/// The plaintext of a control frame (kind 4, section 3.6): its first byte is its type.
+public enum E2EControlMessage: Sendable, Hashable {
+    case roster(SignedRoster)
+    case handover(Handover)
+
+    public var encoded: [UInt8] {
+        switch self {
+        case let .roster(r): return r.encoded
+        case let .handover(h): return h.encoded
+        }
+    }
+
+    /// Parses a control plaintext. Never traps and never allocates from a length it has
+    /// not checked against the bytes present. Throws ``E2EControlError/unknownType(_:)``
+    /// for reserved types (drop silently) and ``E2EControlError/malformed(_:)`` or
+    /// ``E2EControlError/tooLong(length:limit:)`` otherwise. Signatures are not checked here.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(E2EControlError) -> E2EControlMessage {
+        var reader = ByteReader(bytes)
+        guard let type = try? reader.readUInt8("type") else { throw .malformed("empty") }
+        switch type {
+        case SignedRoster.type: return .roster(try SignedRoster.decode(body: &reader, totalLength: bytes.count))
+        case Handover.type: return .handover(try Handover.decode(body: &reader, totalLength: bytes.count))
+        default: throw .unknownType(type)
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(E2EControlError) -> E2EControlMessage {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(E2EControlError) in try decode(raw) } }
+        return try result.get()
+    }
+}

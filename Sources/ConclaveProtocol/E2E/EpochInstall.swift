@@ -1,0 +1,89 @@
+import ConclaveCrypto
+
+/// An epoch for a participant to install locally (section 3.3): what
+/// ``LeaderKeySchedule`` and ``MemberKeySchedule`` hand to ``ReceiverKeyRing`` and
+/// ``SenderKeyState``. Holds the epoch secret: drop it once applied.
+public struct EpochInstall: Sendable {
+    public enum Mode: Sendable, Hashable {
+        /// Receive under the epoch now; send under it after the 250 ms switch (at once if
+        /// nothing was installed before).
+        case full
+        /// A new member's epoch before its addressed `ROSTER` (3.2): receive from the
+        /// leader only (others' frames wait in the buffer), send nothing.
+        case provisional
+        /// The new member's roster verified: confirm the provisional epoch with its
+        /// members and start sending under it at once.
+        case confirm
+    }
+
+    public let epoch: UInt64
+    public let secret: SecretKey
+    /// The epoch's verified members (for a provisional epoch: the leader alone).
+    public let members: [RosterMember]
+    public let mode: Mode
+
+    public init(epoch: UInt64, secret: SecretKey, members: [RosterMember], mode: Mode) {
+        self.epoch = epoch; self.secret = secret; self.members = members; self.mode = mode
+    }
+
+    /// Applies the install to a participant's receive and send state; returns the buffered
+    /// frames that now open, for the caller to deliver (and, for control frames, to feed
+    /// back to the key schedule).
+    @discardableResult
+    public func apply(receiver: inout ReceiverKeyRing, sender: inout SenderKeyState, now: UInt64) -> [ReceivedFrame] {
+        switch mode {
+        case .full:
+            let released = receiver.install(epoch: epoch, secret: secret, members: members, now: now)
+            sender.install(epoch: epoch, secret: secret, now: now)
+            sender.setPeers(members)
+            return released
+        case .provisional:
+            return receiver.install(epoch: epoch, secret: secret, members: members, provisional: true, now: now)
+        case .confirm:
+            let released = receiver.confirm(epoch: epoch, members: members, now: now)
+            if (sender.newestEpoch ?? 0) < epoch { sender.install(epoch: epoch, secret: secret, now: now) }
+            sender.setPeers(members)
+            return released
+        }
+    }
+}
+
+/// What a member's client does after ``MemberKeySchedule`` accepted an input.
+public enum MemberAction: Sendable {
+    /// Apply to the receive ring and send state (``EpochInstall/apply(receiver:sender:now:)``).
+    case install(EpochInstall)
+    /// A verified `ROSTER` was recorded: names, roles, presenters, peers' keys and the
+    /// security code may have changed (read them from ``MemberKeySchedule``).
+    case rosterChanged
+    /// Key leadership moved: after a verified `HANDOVER` (`handover` true) or the user's
+    /// confirmation of an abrupt change. The security code changed.
+    case leaderChanged(index: UInt16, key: Ed25519.PublicKey, handover: Bool)
+    /// The relay made `index` host without a verified `HANDOVER`. Show the user that the
+    /// leader changed without a handover (with `key`'s fingerprint) and call
+    /// ``MemberKeySchedule/acceptLeader(index:key:)`` only if they agree.
+    case leaderChangeNeedsConfirmation(index: UInt16, key: Ed25519.PublicKey)
+    /// The relay names another host than the verified `HANDOVER` did: the client follows
+    /// the `HANDOVER` and MUST warn the user (3.6).
+    case relayHostDisagreesWithHandover(relayHost: UInt16, handoverLeader: UInt16)
+    /// A message held from the unconfirmed leader failed its checks when replayed.
+    case heldMessageRejected(KeyRejectionReason)
+}
+
+/// What the leader's client sends and installs, in the order listed (3.2).
+///
+/// The leader seals its control frames with ``SenderKeyState/EpochChoice/newest``: its
+/// newest installed epoch, without the 250 ms media grace. Every member holds that epoch
+/// by the time a control frame arrives, because it reached them earlier on the same
+/// ordered path (the previous `ROSTER` or key package); the scheduled (older) epoch would
+/// not do, since members admitted in the previous change never had it.
+public enum LeaderAction: Sendable {
+    /// Seal as a control frame (kind 4) broadcast under the newest epoch and send.
+    case broadcastControl([UInt8])
+    /// Send as a `FRAME` of kind 5 addressed to `recipient`.
+    case sendKeyPackage(recipient: UInt16, payload: [UInt8])
+    /// Install locally; the 250 ms sending switch counts from here, after the last key package.
+    case install(EpochInstall)
+    /// Seal as a control frame addressed to `recipient` under the newest epoch (after the
+    /// preceding `install`: the new one, which the new member holds) and send.
+    case sendControl(recipient: UInt16, plaintext: [UInt8])
+}

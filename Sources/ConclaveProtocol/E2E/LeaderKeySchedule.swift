@@ -1,0 +1,308 @@
+import ConclaveCrypto
+
+/// Why ``LeaderKeySchedule`` refused an operation. Nothing changed.
+public enum LeaderError: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// `start` was already called, or an operation came before it.
+    case notStarted
+    case alreadyStarted
+    /// This schedule handed leadership over; use the returned ``MemberKeySchedule``.
+    case handedOver
+    /// The index is not in the roster.
+    case unknownMember(UInt16)
+    /// An admitted index is already in the roster, repeated, or not a member index.
+    case invalidMember(UInt16)
+    /// A role change that would leave other than exactly one host, the leader (what).
+    case invalidRole(String)
+    /// The roster would break a structural rule or exceed 16 351 bytes (3.6).
+    case roster(E2EControlError)
+    /// The epoch number would pass 2^48 − 1, or `roster_version` 2^32 − 1.
+    case exhausted
+    /// A key package could not be made (e.g. a member's X25519 key is invalid).
+    case keyPackage(KeyScheduleError)
+
+    public var description: String {
+        switch self {
+        case .notStarted: return "the key schedule has not started"
+        case .alreadyStarted: return "the key schedule has already started"
+        case .handedOver: return "leadership was handed over"
+        case let .unknownMember(i): return "#\(i) is not in the roster"
+        case let .invalidMember(i): return "#\(i) cannot be admitted"
+        case let .invalidRole(what): return "invalid role change: \(what)"
+        case let .roster(e): return e.description
+        case .exhausted: return "epoch or roster_version space exhausted"
+        case let .keyPackage(e): return "key package: \(e)"
+        }
+    }
+}
+
+/// Changes to one roster entry that keep the epoch (`ROSTER` with `epoch_change` 0).
+public struct MemberUpdate: Sendable, Hashable {
+    public var index: UInt16
+    public var role: Role?
+    public var muted: Bool?
+    public var presenter: Bool?
+    public var displayName: String?
+
+    public init(index: UInt16, role: Role? = nil, muted: Bool? = nil, presenter: Bool? = nil, displayName: String? = nil) {
+        self.index = index; self.role = role; self.muted = muted; self.presenter = presenter; self.displayName = displayName
+    }
+}
+
+/// The leader's end-to-end key schedule (the host's client, sections 3.2–3.6): creates
+/// epoch secrets, signs `ROSTER`s and `HANDOVER`s, seals key packages.
+///
+/// Every operation returns the ``LeaderAction``s to carry out in order: the broadcast
+/// `ROSTER`, the key packages, the local install, then the addressed `ROSTER`s for new
+/// members (control frames always under the leader's newest epoch, see ``LeaderAction``). Admissions and departures
+/// handled in one ``changeMembership(admit:remove:now:)`` make one epoch; if anyone left,
+/// the fresh secret wins (3.2). Randomness comes from `random` (default: libsodium);
+/// sealed boxes inside key packages use libsodium's own randomness.
+public struct LeaderKeySchedule: Sendable {
+    /// Periodic rotation interval by default: 10 minutes (3.2).
+    public static let defaultRotationInterval: UInt64 = 600_000
+
+    public let roomID: RoomID
+    public let me: UInt16
+    let identity: PrivateIdentity
+    private let random: @Sendable () -> SecretKey
+
+    /// The current epoch (0 before ``start(now:)``).
+    public private(set) var epoch: UInt64 = 0
+    private var epochSecret: SecretKey?
+    /// The latest signed roster (the leader's own view; version 1 is never sent).
+    public private(set) var roster: SignedRoster?
+    /// When the epoch last changed, for ``rotateIfDue(now:)``.
+    public private(set) var lastEpochChangeAt: UInt64 = 0
+    /// A setting of the leader's client, not sent on the wire.
+    public var rotationInterval: UInt64 = defaultRotationInterval
+    private var ownEntry: SignedRoster.Entry
+    private var handedOver = false
+
+    /// A leader for a room it created. `random` must return 32 fresh random bytes per call.
+    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, displayName: String = "",
+                random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) }) {
+        self.roomID = roomID
+        self.me = me
+        self.identity = identity
+        self.random = random
+        self.ownEntry = SignedRoster.Entry(index: me, identity: identity.publicIdentity, role: .host, displayName: displayName)
+    }
+
+    /// The leader key members verify against.
+    public var leaderKey: Ed25519.PublicKey { identity.signingKey.publicKey }
+
+    /// Members, the leader included.
+    public var entries: [SignedRoster.Entry] { roster?.entries ?? [] }
+
+    public var securityCode: SecurityCode? {
+        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash) }
+    }
+
+    // MARK: Operations
+
+    /// Epoch 1 with a fresh secret and a roster of the leader alone.
+    public mutating func start(now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        guard !handedOver else { throw .handedOver }
+        guard epochSecret == nil else { throw .alreadyStarted }
+        let secret = random()
+        precondition(secret.count == 32, "epoch secrets are 32 bytes")
+        let signed = try sign(epoch: 1, version: 1, change: .none, entries: [ownEntry])
+        epoch = 1
+        epochSecret = secret
+        roster = signed
+        lastEpochChangeAt = now
+        return [.install(EpochInstall(epoch: 1, secret: secret, members: signed.members, mode: .full))]
+    }
+
+    /// One member admitted: the join ratchet.
+    public mutating func admit(_ member: SignedRoster.Entry, now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        try changeMembership(admit: [member], remove: [], now: now)
+    }
+
+    /// One member left or was removed: a fresh secret.
+    public mutating func remove(_ index: UInt16, now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        try changeMembership(admit: [], remove: [index], now: now)
+    }
+
+    /// Admissions and departures learnt together, as one epoch change. Admitted entries
+    /// must be new member indices with role participant or co-host; an index both
+    /// admitted and removed is neither; removing an unknown index is ignored (e.g. a
+    /// joiner who left the waiting room). Any departure makes a fresh secret (reason 2
+    /// for everyone, new members included); otherwise the join ratchet (reason 1 to new
+    /// members only). Nothing to do returns no actions.
+    public mutating func changeMembership(admit: [SignedRoster.Entry], remove: [UInt16], now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        let current = try requireLeading()
+        let removing = Set(remove).filter { $0 != me && current.entry(for: $0) != nil }
+        let admitted = admit.filter { !Set(remove).contains($0.index) }
+        var seen = Set<UInt16>()
+        for a in admitted {
+            guard ParticipantIndex.memberRange.contains(a.index), current.entry(for: a.index) == nil, seen.insert(a.index).inserted
+            else { throw .invalidMember(a.index) }
+            guard a.role != .host else { throw .invalidRole("#\(a.index) admitted as host") }
+        }
+        guard !removing.isEmpty || !admitted.isEmpty else { return [] }
+        let entries = (current.entries.filter { !removing.contains($0.index) } + admitted).sorted { $0.index < $1.index }
+        if removing.isEmpty {
+            return try changeEpoch(entries: entries, fresh: false, reason: .join, newMembers: Set(admitted.map(\.index)), now: now)
+        }
+        return try changeEpoch(entries: entries, fresh: true, reason: .fresh, newMembers: Set(admitted.map(\.index)), now: now)
+    }
+
+    /// Periodic rotation: a fresh secret for the same members (reason 3).
+    public mutating func rotate(now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        let current = try requireLeading()
+        return try changeEpoch(entries: current.entries, fresh: true, reason: .rotation, newMembers: [], now: now)
+    }
+
+    /// ``rotate(now:)`` if ``rotationInterval`` has passed since the last epoch change.
+    public mutating func rotateIfDue(now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        _ = try requireLeading()
+        guard now >= lastEpochChangeAt &+ rotationInterval else { return [] }
+        return try rotate(now: now)
+    }
+
+    /// Roles, mute, presenter or names change: a `ROSTER` with `epoch_change` 0. The host
+    /// role stays with the leader (move it with ``handover(to:)``).
+    public mutating func updateRoster(_ updates: [MemberUpdate]) throws(LeaderError) -> [LeaderAction] {
+        let current = try requireLeading()
+        var entries = current.entries
+        for u in updates {
+            guard let i = entries.firstIndex(where: { $0.index == u.index }) else { throw .unknownMember(u.index) }
+            if let role = u.role {
+                guard (role == .host) == (u.index == me) else { throw .invalidRole("#\(u.index) to \(role)") }
+                entries[i].role = role
+            }
+            if let muted = u.muted { entries[i].muted = muted }
+            if let presenter = u.presenter { entries[i].presenter = presenter }
+            if let name = u.displayName { entries[i].displayName = name }
+        }
+        guard entries != current.entries else { return [] }
+        let signed = try sign(epoch: epoch, version: try nextVersion(current), change: .none, entries: entries)
+        roster = signed
+        if let mine = signed.entry(for: me) { ownEntry = mine }
+        return [.broadcastControl(signed.encoded)]
+    }
+
+    /// Names `index` as the next leader: broadcast the returned `HANDOVER` before sending
+    /// `transfer_host`. This schedule stops leading; the
+    /// returned member schedule follows the new leader.
+    public mutating func handover(to index: UInt16) throws(LeaderError) -> (actions: [LeaderAction], member: MemberKeySchedule) {
+        let current = try requireLeading()
+        guard index != me, let successor = current.entry(for: index) else { throw .unknownMember(index) }
+        let message = Handover.sign(roomID: roomID, epoch: epoch, newLeaderIndex: index, newLeaderKey: successor.identity.signingKey,
+                                    oldLeader: identity.signingKey)
+        handedOver = true
+        let member = MemberKeySchedule(formerLeader: roomID, me: me, identity: identity, newLeaderIndex: index,
+                                       newLeaderIdentity: successor.identity, epoch: epoch, epochSecret: epochSecret!, roster: current)
+        return ([.broadcastControl(message.encoded)], member)
+    }
+
+    /// A member becomes leader (after a verified `HANDOVER` naming it, or when the relay
+    /// made it host): it continues the roster version, makes itself the host (any other
+    /// host entry becomes a participant unless `updates` say otherwise), drops `removing`,
+    /// and starts a fresh epoch at once (reason 4 `handover`).
+    public static func takeOver(from member: MemberKeySchedule, displayName: String? = nil, removing: [UInt16] = [],
+                                updates: [MemberUpdate] = [], now: UInt64,
+                                random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) })
+        throws(LeaderError) -> (leader: LeaderKeySchedule, actions: [LeaderAction]) {
+        guard let verified = member.roster, let epoch = member.epoch, let secret = member.epochSecret, !member.awaitingRoster,
+              let mine = verified.entry(for: member.me) else { throw .notStarted }
+        var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
+                                       displayName: displayName ?? mine.displayName, random: random)
+        leader.epoch = epoch
+        leader.epochSecret = secret
+        leader.roster = verified
+        var entries = verified.entries.filter { $0.index == member.me || !removing.contains($0.index) }
+        for i in entries.indices {
+            if entries[i].index == member.me {
+                entries[i].role = .host
+                if let displayName { entries[i].displayName = displayName }
+            } else if entries[i].role == .host {
+                entries[i].role = .participant
+            }
+        }
+        for u in updates {
+            guard let i = entries.firstIndex(where: { $0.index == u.index }) else { throw .unknownMember(u.index) }
+            if let role = u.role {
+                guard (role == .host) == (u.index == member.me) else { throw .invalidRole("#\(u.index) to \(role)") }
+                entries[i].role = role
+            }
+            if let muted = u.muted { entries[i].muted = muted }
+            if let presenter = u.presenter { entries[i].presenter = presenter }
+            if let name = u.displayName { entries[i].displayName = name }
+        }
+        leader.ownEntry = entries.first { $0.index == member.me }!
+        let actions = try leader.changeEpoch(entries: entries, fresh: true, reason: .handover, newMembers: [], now: now)
+        return (leader, actions)
+    }
+
+    // MARK: Internals
+
+    private func requireLeading() throws(LeaderError) -> SignedRoster {
+        guard !handedOver else { throw .handedOver }
+        guard let roster, epochSecret != nil else { throw .notStarted }
+        return roster
+    }
+
+    private func nextVersion(_ r: SignedRoster) throws(LeaderError) -> UInt32 {
+        guard r.rosterVersion < UInt32.max else { throw .exhausted }
+        return r.rosterVersion + 1
+    }
+
+    private func sign(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry]) throws(LeaderError) -> SignedRoster {
+        do {
+            return try SignedRoster.sign(roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                                         entries: entries, leader: identity.signingKey)
+        } catch {
+            throw .roster(error)
+        }
+    }
+
+    /// Builds every message of an epoch change, then commits the new state (nothing
+    /// changes if any step throws).
+    private mutating func changeEpoch(entries: [SignedRoster.Entry], fresh: Bool, reason: KeyPackageReason,
+                                      newMembers: Set<UInt16>, now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        let current = try requireLeading()
+        guard epoch < EpochKeys.maximumEpoch else { throw .exhausted }
+        let next = epoch + 1
+        let secret: SecretKey
+        if fresh {
+            secret = random()
+            precondition(secret.count == 32, "epoch secrets are 32 bytes")
+        } else {
+            do { secret = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: epoch) } catch { throw .exhausted }
+        }
+        let broadcastVersion = try nextVersion(current)
+        let broadcast = try sign(epoch: next, version: broadcastVersion, change: fresh ? .freshSecret : .joinRatchet, entries: entries)
+        var latest = broadcast
+        var actions: [LeaderAction] = [.broadcastControl(broadcast.encoded)]
+        let hash = broadcast.rosterHash
+        for e in entries where e.index != me && (fresh || newMembers.contains(e.index)) {
+            let package: KeyPackage
+            do {
+                package = try KeyPackage.create(roomID: roomID, recipient: e.index, recipientIdentity: e.identity, epoch: next,
+                                                rosterHash: hash, reason: reason, epochSecret: secret, leader: identity.signingKey)
+            } catch let error as KeyScheduleError {
+                throw .keyPackage(error)
+            } catch {
+                throw .keyPackage(.sealOpenFailed)
+            }
+            actions.append(.sendKeyPackage(recipient: e.index, payload: package.encoded))
+        }
+        actions.append(.install(EpochInstall(epoch: next, secret: secret, members: broadcast.members, mode: .full)))
+        if !newMembers.isEmpty {
+            // Same roster_version as the broadcast: every member then knows the same last
+            // version, which a new leader continues from (3.6).
+            let addressed = try sign(epoch: next, version: broadcastVersion, change: .none, entries: entries)
+            latest = addressed
+            for index in newMembers.sorted() {
+                actions.append(.sendControl(recipient: index, plaintext: addressed.encoded))
+            }
+        }
+        epoch = next
+        epochSecret = secret
+        roster = latest
+        lastEpochChangeAt = now
+        return actions
+    }
+}

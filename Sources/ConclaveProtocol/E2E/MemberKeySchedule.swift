@@ -1,0 +1,296 @@
+import ConclaveCrypto
+
+/// A non-leader participant's end-to-end key schedule (sections 3.2–3.6): verifies key
+/// packages, `ROSTER`s and `HANDOVER`s against the pinned leader key, tracks the epoch
+/// and the verified roster, and follows leadership changes.
+///
+/// Inputs are the plaintexts the client already has (a key package payload; a control
+/// frame's plaintext after ``ReceiverKeyRing`` opened it) with the `FRAME` sender.
+/// Outputs are ``MemberAction``s; any failed check throws ``E2EError/keyRejected(_:)``
+/// and changes nothing. No clock, no I/O, no randomness.
+public struct MemberKeySchedule: Sendable {
+    /// Messages kept from a host the user has not confirmed yet (oldest dropped first).
+    public static let heldMessageLimit = 16
+    /// `ROSTER`s with `epoch_change` 2 kept while their key packages are on the way.
+    public static let pendingRosterLimit = 4
+
+    public let roomID: RoomID
+    public let me: UInt16
+    let identity: PrivateIdentity
+
+    // Leadership.
+    public private(set) var leaderIndex: UInt16
+    public private(set) var leaderIdentity: PublicIdentity
+    public var leaderKey: Ed25519.PublicKey { leaderIdentity.signingKey }
+    /// True once the relay moved the host role without a verified `HANDOVER` (also after
+    /// the user accepted the new leader): the client keeps showing it with the code.
+    public private(set) var leaderChangedWithoutHandover: Bool
+    /// The host the relay named without a `HANDOVER`, waiting for the user.
+    public private(set) var pendingLeader: (index: UInt16, identity: PublicIdentity)?
+    private var expectedRelayHost: UInt16?
+    private var held: [Held] = []
+
+    // Epoch.
+    /// The installed epoch (provisional while ``awaitingRoster``).
+    public private(set) var epoch: UInt64?
+    var epochSecret: SecretKey?
+    private var epochRosterHash: [UInt8]?
+    /// A new member's epoch came from a key package and waits for its addressed `ROSTER`;
+    /// the client MUST NOT send frames of kinds 1–4 meanwhile.
+    public private(set) var awaitingRoster = false
+    private var pendingFresh: [UInt64: SignedRoster] = [:]
+
+    // Roster.
+    /// The latest verified `ROSTER`.
+    public private(set) var roster: SignedRoster?
+    var lastRosterVersion: UInt32?
+
+    private enum Held: Sendable {
+        case control([UInt8])
+        case keyPackage([UInt8])
+    }
+
+    /// A new member: `me` from `ADMITTED`, the leader's index from its host entry, and
+    /// the leader identity pinned by the invite. If the invite's host differs from the
+    /// relay's, pass the relay's host only with the user's consent and
+    /// `leaderConfirmedWithoutPin: true` (4.1): the schedule then reports
+    /// ``leaderChangedWithoutHandover``.
+    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, leaderIndex: UInt16, leaderIdentity: PublicIdentity,
+                leaderConfirmedWithoutPin: Bool = false) {
+        self.roomID = roomID
+        self.me = me
+        self.identity = identity
+        self.leaderIndex = leaderIndex
+        self.leaderIdentity = leaderIdentity
+        self.leaderChangedWithoutHandover = leaderConfirmedWithoutPin
+    }
+
+    /// The old leader after a handover (``LeaderKeySchedule/handover(to:)``).
+    init(formerLeader roomID: RoomID, me: UInt16, identity: PrivateIdentity, newLeaderIndex: UInt16, newLeaderIdentity: PublicIdentity,
+         epoch: UInt64, epochSecret: SecretKey, roster: SignedRoster) {
+        self.init(roomID: roomID, me: me, identity: identity, leaderIndex: newLeaderIndex, leaderIdentity: newLeaderIdentity)
+        self.epoch = epoch
+        self.epochSecret = epochSecret
+        self.epochRosterHash = roster.rosterHash
+        self.roster = roster
+        self.lastRosterVersion = roster.rosterVersion
+        self.expectedRelayHost = newLeaderIndex
+    }
+
+    // MARK: What the client shows and uses
+
+    /// The verified roster's members (index and identity).
+    public var members: [RosterMember] { roster?.members ?? [] }
+
+    /// A member's display name from the verified roster (nil if unknown or empty).
+    public func displayName(of index: UInt16) -> String? {
+        guard let name = roster?.entry(for: index)?.displayName, !name.isEmpty else { return nil }
+        return name
+    }
+
+    /// Members the verified roster marks presenter: screen frames from anyone else are dropped (2.6).
+    public var presenters: Set<UInt16> { Set(roster?.entries.filter(\.presenter).map(\.index) ?? []) }
+
+    public func isPresenter(_ index: UInt16) -> Bool { roster?.entry(for: index)?.presenter ?? false }
+
+    /// A peer's X25519 key from the verified roster, for private chat (2.7).
+    public func agreementKey(of index: UInt16) -> X25519.PublicKey? { roster?.entry(for: index)?.identity.agreementKey }
+
+    /// The roster hash of the verified roster (3.5).
+    public var rosterHash: [UInt8]? { roster?.rosterHash }
+
+    /// The security code (4.3) over the room, the current leader key and the verified
+    /// roster; nil until a roster is verified. Recompute and show it whenever
+    /// `rosterChanged` or `leaderChanged` is reported.
+    public var securityCode: SecurityCode? {
+        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash) }
+    }
+
+    // MARK: Inputs
+
+    /// A key package (the payload of a `FRAME` of kind 5 from `sender`), section 3.4 checks 1–12.
+    public mutating func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        if let p = pendingLeader, sender == p.index, sender != leaderIndex {
+            hold(.keyPackage(payload))
+            return []
+        }
+        guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
+        let opened: KeyPackage.Opened
+        do {
+            opened = try KeyPackage(encoded: payload).open(expectedRoom: roomID, me: me, myIdentity: identity, leader: leaderKey)
+        } catch let error as KeyScheduleError {
+            throw .keyRejected(.keyPackage(error))
+        } catch {
+            throw .keyRejected(.keyPackage(.malformed("key package")))
+        }
+        guard opened.epoch >= 1, opened.epoch <= EpochKeys.maximumEpoch else {
+            throw .keyRejected(.keyPackage(.epochOutOfRange(opened.epoch)))
+        }
+        if let current = epoch {
+            guard opened.epoch > current else { throw .keyRejected(.staleEpoch(current: current, received: opened.epoch)) }
+            guard opened.reason != .join, !awaitingRoster else { throw .keyRejected(.unexpectedReason(opened.reason)) }
+            guard let announced = pendingFresh[opened.epoch], announced.rosterHash == opened.rosterHash else {
+                throw .keyRejected(.noMatchingRoster(epoch: opened.epoch))
+            }
+            epoch = opened.epoch
+            epochSecret = opened.epochSecret
+            epochRosterHash = opened.rosterHash
+            pendingFresh = pendingFresh.filter { $0.key > opened.epoch }
+            return [.install(EpochInstall(epoch: opened.epoch, secret: opened.epochSecret, members: announced.members, mode: .full))]
+        }
+        // A new member: reason 1 or 2, installed provisionally until the addressed ROSTER.
+        guard opened.reason == .join || opened.reason == .fresh else { throw .keyRejected(.unexpectedReason(opened.reason)) }
+        epoch = opened.epoch
+        epochSecret = opened.epochSecret
+        epochRosterHash = opened.rosterHash
+        awaitingRoster = true
+        let leader = RosterMember(index: leaderIndex, identity: leaderIdentity)
+        return [.install(EpochInstall(epoch: opened.epoch, secret: opened.epochSecret, members: [leader], mode: .provisional))]
+    }
+
+    /// A control plaintext (kind 4, opened by the ring) from `sender`. Reserved types are
+    /// ignored (no action); `ROSTER` and `HANDOVER` are checked as in section 3.6.
+    public mutating func receiveControl(_ plaintext: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        if let p = pendingLeader, sender == p.index, sender != leaderIndex {
+            hold(.control(plaintext))
+            return []
+        }
+        guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
+        let message: E2EControlMessage
+        do { message = try E2EControlMessage.decode(plaintext) } catch {
+            if case .unknownType = error { return [] }
+            throw .keyRejected(.malformed(error))
+        }
+        switch message {
+        case let .roster(r): return try receiveRoster(r, from: sender)
+        case let .handover(h): return try receiveHandover(h)
+        }
+    }
+
+    /// The relay reports that `index` now holds the host role (`role_changed` to 2).
+    /// Throws ``KeyRejectionReason/leaderNotInRoster(_:)`` if it is not in the verified
+    /// roster (the client SHOULD leave).
+    public mutating func relayReportedHost(_ index: UInt16) throws(E2EError) -> [MemberAction] {
+        if let expected = expectedRelayHost {
+            // The transfer that follows a verified HANDOVER.
+            if index == expected { expectedRelayHost = nil; return [] }
+            return [.relayHostDisagreesWithHandover(relayHost: index, handoverLeader: expected)]
+        }
+        if index == leaderIndex { return [] }
+        guard let entry = roster?.entry(for: index) else { throw .keyRejected(.leaderNotInRoster(index)) }
+        leaderChangedWithoutHandover = true
+        pendingLeader = (index, entry.identity)
+        held = []
+        return [.leaderChangeNeedsConfirmation(index: index, key: entry.identity.signingKey)]
+    }
+
+    /// The user accepted the host the relay named without a handover. Replays what that
+    /// host sent meanwhile (its first `ROSTER` and key package) and returns the results.
+    public mutating func acceptLeader(index: UInt16, key: Ed25519.PublicKey) throws(E2EError) -> [MemberAction] {
+        guard let p = pendingLeader, p.index == index, p.identity.signingKey == key else {
+            throw .keyRejected(.leaderNotInRoster(index))
+        }
+        leaderIndex = p.index
+        leaderIdentity = p.identity
+        pendingLeader = nil
+        var actions: [MemberAction] = [.leaderChanged(index: index, key: key, handover: false)]
+        let replay = held
+        held = []
+        for message in replay {
+            do {
+                switch message {
+                case let .control(bytes): actions += try receiveControl(bytes, from: index)
+                case let .keyPackage(bytes): actions += try receiveKeyPackage(bytes, from: index)
+                }
+            } catch {
+                if case let .keyRejected(reason) = error { actions.append(.heldMessageRejected(reason)) }
+            }
+        }
+        return actions
+    }
+
+    // MARK: Checks
+
+    private mutating func receiveRoster(_ r: SignedRoster, from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        // 1 (structure) was checked by the decoder. 2: signature.
+        guard r.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+        // 3: room, version.
+        guard r.roomID == roomID else { throw .keyRejected(.wrongRoom) }
+        if let last = lastRosterVersion, r.rosterVersion <= last {
+            throw .keyRejected(.staleRosterVersion(last: last, received: r.rosterVersion))
+        }
+        // 4: epoch change.
+        let current = epoch ?? 0
+        let fits: Bool
+        switch r.epochChange {
+        case .none: fits = epoch != nil && r.epoch == current
+        case .joinRatchet:
+            guard epoch != nil, epochSecret != nil else { throw .keyRejected(.noEpoch) }
+            fits = !awaitingRoster && r.epoch == current + 1
+        case .freshSecret: fits = r.epoch > current
+        }
+        guard fits, r.epoch <= EpochKeys.maximumEpoch else {
+            throw .keyRejected(.invalidEpochChange(r.epochChange, current: current, received: r.epoch))
+        }
+        // 5: exactly one host entry: the sender, with the leader key.
+        let hosts = r.entries.filter { $0.role == .host }
+        guard hosts.count == 1, hosts[0].index == sender, hosts[0].identity.signingKey == leaderKey else {
+            throw .keyRejected(.leaderEntryMismatch)
+        }
+        // 6: ourselves, with our identity.
+        guard let mine = r.entry(for: me), mine.identity == identity.publicIdentity else { throw .keyRejected(.selfMissing) }
+        // 7: same members as the epoch's.
+        let hash = r.rosterHash
+        if r.epochChange == .none, hash != epochRosterHash { throw .keyRejected(.rosterHashMismatch) }
+
+        // Every check passed: record.
+        var actions: [MemberAction] = []
+        switch r.epochChange {
+        case .none:
+            if awaitingRoster {
+                awaitingRoster = false
+                actions.append(.install(EpochInstall(epoch: current, secret: epochSecret!, members: r.members, mode: .confirm)))
+            }
+        case .joinRatchet:
+            let next: SecretKey
+            do { next = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: current) } catch {
+                throw .keyRejected(.invalidEpochChange(r.epochChange, current: current, received: r.epoch))
+            }
+            epoch = r.epoch
+            epochSecret = next
+            epochRosterHash = hash
+            actions.append(.install(EpochInstall(epoch: r.epoch, secret: next, members: r.members, mode: .full)))
+        case .freshSecret:
+            pendingFresh[r.epoch] = r
+            while pendingFresh.count > Self.pendingRosterLimit, let oldest = pendingFresh.keys.min() { pendingFresh[oldest] = nil }
+        }
+        lastRosterVersion = r.rosterVersion
+        roster = r
+        actions.append(.rosterChanged)
+        return actions
+    }
+
+    private mutating func receiveHandover(_ h: Handover) throws(E2EError) -> [MemberAction] {
+        guard h.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+        guard h.roomID == roomID else { throw .keyRejected(.wrongRoom) }
+        guard let current = epoch, h.epoch == current else { throw .keyRejected(.invalidHandover("epoch \(h.epoch) is not current")) }
+        guard let entry = roster?.entry(for: h.newLeaderIndex) else {
+            throw .keyRejected(.invalidHandover("#\(h.newLeaderIndex) is not in the verified roster"))
+        }
+        guard h.newLeaderIndex != leaderIndex else { throw .keyRejected(.invalidHandover("names the current leader")) }
+        guard entry.identity.signingKey == h.newLeaderKey else {
+            throw .keyRejected(.invalidHandover("key differs from the roster's"))
+        }
+        leaderIndex = h.newLeaderIndex
+        leaderIdentity = entry.identity
+        pendingLeader = nil
+        held = []
+        expectedRelayHost = h.newLeaderIndex
+        return [.leaderChanged(index: h.newLeaderIndex, key: h.newLeaderKey, handover: true)]
+    }
+
+    private mutating func hold(_ message: Held) {
+        if held.count >= Self.heldMessageLimit { held.removeFirst() }
+        held.append(message)
+    }
+}

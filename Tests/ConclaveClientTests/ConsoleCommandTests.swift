@@ -1,0 +1,27 @@
+import Testing
+import ConclaveClient
+import ConclaveProtocol
+
+@Suite struct ConsoleCommandTests {
+    @Test func everyCommandParses() throws {
+        let table: [(String, ConsoleCommand)] = [
+            ("/admit 3", .relay(.admit(3))), ("/deny 4", .relay(.deny(4))), ("/lock", .relay(.lock)), ("/unlock", .relay(.unlock)),
+            ("/mute 2", .relay(.mute(2))), ("/mute-all", .relay(.muteAll)), ("/unmute", .relay(.unmuteSelf)),
+            ("/ask-unmute 5", .relay(.askUnmute(5))), ("/remove 6", .relay(.remove(6))), ("/cohost 7", .relay(.promoteCohost(7))),
+            ("/uncohost 7", .relay(.demoteCohost(7))), ("/grant-share 2", .relay(.grantShare(2))), ("/revoke-share 2", .relay(.revokeShare(2))),
+            ("/record on", .relay(.setRecording(on: true))), ("/record off", .relay(.setRecording(on: false))),
+            ("/share /tmp/a b.png", .share(path: "/tmp/a b.png")), ("/msg 3 hello there", .privateMessage(to: 3, text: "hello there")),
+            ("/who", .who), ("/code", .code), ("/leave", .relay(.leave)), ("/end", .relay(.endMeeting)), ("/help", .help),
+            ("  hello room  ", .chat("hello room")),
+        ]
+        for (line, expected) in table { #expect(try ConsoleCommand.parse(line) == expected, "\(line)") }
+        #expect(try ConsoleCommand.parse("   ") == nil)
+    }
+
+    @Test func mistakesAreClearErrors() {
+        for bad in ["/admit", "/admit x", "/admit 0", "/admit 65535", "/lock now", "/record maybe", "/msg 3", "/msg x hi", "/frobnicate", "/share"] {
+            #expect(throws: ConsoleCommand.ParseError.self, "\(bad)") { try ConsoleCommand.parse(bad) }
+        }
+        #expect(throws: ConsoleCommand.ParseError.self) { try ConsoleCommand.parse(String(repeating: "a", count: 4001)) }
+    }
+}

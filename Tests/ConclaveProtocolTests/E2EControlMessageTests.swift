@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+import ConclaveCrypto
+@testable import ConclaveProtocol
+
+/// ROSTER and HANDOVER (section 3.6): layout, exact lengths, limits, malformed input, and
+/// the committed vectors in `protocol/test-vectors/e2e-control.json`
+/// (`CONCLAVE_WRITE_VECTORS=1 swift test --filter E2EControlMessageTests` regenerates them).
+@Suite(.serialized) struct E2EControlMessageTests {
+    static let roomID = RoomID(bytes: hexBytes("a1b2c3d4e5f60718293a4b5c6d7e8f90"))!
+
+    static func identity(_ label: String) throws -> PrivateIdentity {
+        PrivateIdentity(signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: SHA2.sha256(Array("conclave vector e2e \(label) ed25519".utf8)))),
+                        agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: SHA2.sha256(Array("conclave vector e2e \(label) x25519".utf8)))))
+    }
+
+    static func sampleEntries() throws -> [SignedRoster.Entry] {
+        [
+            SignedRoster.Entry(index: 1, identity: try identity("leader").publicIdentity, role: .host, displayName: "Host"),
+            SignedRoster.Entry(index: 2, identity: try identity("member 2").publicIdentity, role: .participant, muted: true,
+                               presenter: true, displayName: "Zoë Example"),
+            SignedRoster.Entry(index: 300, identity: try identity("member 300").publicIdentity, role: .cohost, displayName: ""),
+        ]
+    }
+
+    static func sampleRoster() throws -> SignedRoster {
+        try SignedRoster.sign(roomID: roomID, epoch: 7, rosterVersion: 12, epochChange: .joinRatchet, entries: sampleEntries(),
+                              leader: identity("leader").signingKey)
+    }
+
+    static func sampleHandover() throws -> Handover {
+        Handover.sign(roomID: roomID, epoch: 7, newLeaderIndex: 2, newLeaderKey: try identity("member 2").signingKey.publicKey,
+                      oldLeader: try identity("leader").signingKey)
+    }
+
+    // MARK: Layout
+
+    @Test func rosterRoundTripAndExactLength() throws {
+        let roster = try Self.sampleRoster()
+        let bytes = roster.encoded
+        // 97 + (69 + 4) + (69 + 12) + (69 + 0): "Zoë Example" is 12 bytes of UTF-8.
+        #expect(bytes.count == 97 + 73 + 81 + 69)
+        #expect(bytes.count == roster.encodedLength)
+        #expect(Array(bytes[0 ..< 2]) == [0x01, 0x01])
+        #expect(Array(bytes[2 ..< 18]) == Self.roomID.bytes)
+        #expect(Array(bytes[18 ..< 26]) == UInt64(7).bigEndianBytes)
+        #expect(Array(bytes[26 ..< 30]) == UInt32(12).bigEndianBytes)
+        #expect(bytes[30] == 1)
+        #expect(Array(bytes[31 ..< 33]) == [0, 3])
+        // Second entry: index, identity, role, flags (muted | presenter), name.
+        let e2 = 33 + 73
+        #expect(Array(bytes[e2 ..< e2 + 2]) == [0, 2])
+        #expect(bytes[e2 + 66] == 0 && bytes[e2 + 67] == 0x03 && bytes[e2 + 68] == 12)
+        #expect(String(decoding: bytes[(e2 + 69) ..< (e2 + 81)], as: UTF8.self) == "Zoë Example")
+        #expect(Array(bytes[(bytes.count - 64)...]) == roster.signature)
+
+        guard case let .roster(decoded) = try E2EControlMessage.decode(bytes) else { Issue.record("not a roster"); return }
+        #expect(decoded == roster)
+        #expect(decoded.encoded == bytes)
+        #expect(decoded.isSigned(by: try Self.identity("leader").signingKey.publicKey))
+        #expect(!decoded.isSigned(by: try Self.identity("member 2").signingKey.publicKey))
+        #expect(decoded.entry(for: 300)?.role == .cohost && decoded.entry(for: 3) == nil)
+        // The roster hash covers index and identity only (3.5).
+        #expect(decoded.rosterHash == RosterHash.compute(roomID: Self.roomID, members: try Self.sampleEntries().map(\.member)))
+        var renamed = try Self.sampleEntries()
+        renamed[1].displayName = "Someone"; renamed[1].role = .cohost; renamed[1].muted = false
+        let other = try SignedRoster.sign(roomID: Self.roomID, epoch: 7, rosterVersion: 13, epochChange: .none, entries: renamed,
+                                          leader: Self.identity("leader").signingKey)
+        #expect(other.rosterHash == roster.rosterHash)
+    }
+
+    @Test func handoverRoundTripAndExactLength() throws {
+        let h = try Self.sampleHandover()
+        let bytes = h.encoded
+        #expect(bytes.count == 123 && Handover.encodedLength == 123)
+        #expect(bytes[0] == 0x02)
+        #expect(Array(bytes[1 ..< 17]) == Self.roomID.bytes)
+        #expect(Array(bytes[17 ..< 25]) == UInt64(7).bigEndianBytes)
+        #expect(Array(bytes[25 ..< 27]) == [0, 2])
+        #expect(Array(bytes[27 ..< 59]) == (try Self.identity("member 2").signingKey.publicKey.rawRepresentation))
+        #expect(h.signedPart == Array(bytes[0 ..< 59]))
+        #expect(try E2EControlMessage.decode(bytes) == .handover(h))
+        #expect(h.isSigned(by: try Self.identity("leader").signingKey.publicKey))
+        // A ROSTER signature never verifies as a HANDOVER one (different contexts).
+        let leader = try Self.identity("leader").signingKey
+        let crossSigned = Handover(roomID: h.roomID, epoch: h.epoch, newLeaderIndex: h.newLeaderIndex, newLeaderKey: h.newLeaderKey,
+                                   signature: try leader.signature(for: h.signedPart, context: Labels.rosterSignature))
+        #expect(!crossSigned.isSigned(by: leader.publicKey))
+    }
+
+    @Test func rosterSizeLimit() throws {
+        let leader = try Self.identity("leader")
+        let name = String(repeating: "n", count: 64)
+        func entries(_ n: Int) -> [SignedRoster.Entry] {
+            (1 ... n).map { i in
+                SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, role: i == 1 ? .host : .participant, displayName: name)
+            }
+        }
+        #expect(SignedRoster.maximumEncodedLength == 16_351)
+        #expect(SignedRoster.maximumMembersWithLongestNames == 122)
+        let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(122),
+                                            leader: leader.signingKey)
+        #expect(largest.encoded.count == 97 + 122 * 133)
+        #expect(largest.encoded.count <= 16_351)
+        #expect(try E2EControlMessage.decode(largest.encoded) == .roster(largest))
+        #expect(throws: E2EControlError.tooLong(length: 97 + 123 * 133, limit: 16_351)) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(123), leader: leader.signingKey)
+        }
+        // A decoder refuses anything longer than the control plaintext limit, before parsing.
+        var long = largest.encoded
+        long += [UInt8](repeating: 0, count: 16_352 - long.count)
+        #expect(throws: E2EControlError.tooLong(length: 16_352, limit: 16_351)) { try E2EControlMessage.decode(long) }
+        // The leader cannot sign structurally invalid rosters.
+        #expect(throws: E2EControlError.self) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: [], leader: leader.signingKey)
+        }
+        #expect(throws: E2EControlError.self) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none,
+                                  entries: entries(2).reversed(), leader: leader.signingKey)
+        }
+        var longName = entries(1)
+        longName[0].displayName = String(repeating: "x", count: 65)
+        #expect(throws: E2EControlError.self) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: longName, leader: leader.signingKey)
+        }
+    }
+
+    // MARK: Malformed input
+
+    @Test func everyPrefixAndExtensionIsRejected() throws {
+        for message in [try Self.sampleRoster().encoded, try Self.sampleHandover().encoded] {
+            for n in 0 ..< message.count {
+                #expect(throws: E2EControlError.self, "prefix of \(n) bytes") { try E2EControlMessage.decode(Array(message[0 ..< n])) }
+            }
+            #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(message + [0]) }
+            #expect(try E2EControlMessage.decode(message).encoded == message)
+        }
+    }
+
+    @Test func malformedFieldsAreRejected() throws {
+        let good = try Self.sampleRoster().encoded
+        let e1 = 33 // first entry
+        func mutated(_ change: (inout [UInt8]) -> Void) -> [UInt8] { var b = good; change(&b); return b }
+        let cases: [(String, [UInt8])] = [
+            ("version 2", mutated { $0[1] = 2 }),
+            ("epoch_change 3", mutated { $0[30] = 3 }),
+            ("count 0", mutated { $0[31] = 0; $0[32] = 0 }),
+            ("count 4", mutated { $0[32] = 4 }),
+            ("count 0xFFFF", mutated { $0[31] = 0xFF; $0[32] = 0xFF }),
+            ("index 0", mutated { $0[e1] = 0; $0[e1 + 1] = 0 }),
+            ("index order", mutated { $0[e1 + 1] = 5 }), // 5 then 2
+            ("role 3", mutated { $0[e1 + 66] = 3 }),
+            ("flags bit 2", mutated { $0[e1 + 67] = 0x04 }),
+            ("name_length 65", mutated { $0[e1 + 68] = 65 }),
+            ("name_length 5", mutated { $0[e1 + 68] = 5 }),
+            ("invalid UTF-8", mutated { $0[e1 + 69] = 0xFF }),
+        ]
+        for (name, bytes) in cases {
+            #expect(throws: E2EControlError.self, "\(name)") { try E2EControlMessage.decode(bytes) }
+        }
+        var lastIndex = good
+        let e3 = 33 + 73 + 81
+        lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
+        #expect(throws: E2EControlError.unknownType(0x03)) { try E2EControlMessage.decode([0x03, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
+        #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
+    }
+
+    /// Random mutations never trap; whatever decodes re-encodes to the same bytes.
+    @Test func randomMutationsNeverTrap() throws {
+        var rng = SplitMix64(seed: 0xE2E)
+        let seeds = [try Self.sampleRoster().encoded, try Self.sampleHandover().encoded]
+        for i in 0 ..< 3000 {
+            var b = seeds[i % 2]
+            for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) {
+                switch Int.random(in: 0 ..< 3, using: &rng) {
+                case 0: b[Int.random(in: 0 ..< b.count, using: &rng)] = UInt8.random(in: 0 ... 255, using: &rng)
+                case 1: b.removeLast(Int.random(in: 0 ... min(40, b.count - 1), using: &rng))
+                default: b.insert(UInt8.random(in: 0 ... 255, using: &rng), at: Int.random(in: 0 ... b.count, using: &rng))
+                }
+            }
+            if let decoded = try? E2EControlMessage.decode(b) { #expect(decoded.encoded == b) }
+        }
+    }
+
+    // MARK: Vectors
+
+    static func vectors() throws -> [String: Any] {
+        let leader = try identity("leader")
+        let roster = try sampleRoster()
+        let handover = try sampleHandover()
+        let entries: [[String: Any]] = roster.entries.map { e in
+            ["index": Int(e.index), "identity": Hex.encode(e.identity.encoded), "role": Int(e.role.rawValue),
+             "muted": e.muted, "presenter": e.presenter, "display_name": e.displayName]
+        }
+        return [
+            "description": "End-to-end control messages (PROTOCOL.md 3.6). Identities from SHA-256 of the labels 'conclave vector e2e <who> ed25519|x25519' (seed; X25519 secret). Ed25519 signatures are deterministic, so every byte is fixed.",
+            "room_id": Hex.encode(roomID.bytes),
+            "leader_ed25519_seed": leader.signingKey.seed.unsafeHexExport(),
+            "leader_ed25519_public": Hex.encode(leader.signingKey.publicKey.rawRepresentation),
+            "roster": [
+                "epoch": Int(roster.epoch), "roster_version": Int(roster.rosterVersion), "epoch_change": Int(roster.epochChange.rawValue),
+                "entries": entries,
+                "signed_part": Hex.encode(roster.signedPart),
+                "encoded": Hex.encode(roster.encoded),
+                "length": roster.encoded.count,
+                "roster_hash": Hex.encode(roster.rosterHash),
+                "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: roster.rosterHash).description,
+            ] as [String: Any],
+            "handover": [
+                "epoch": Int(handover.epoch), "new_leader_index": Int(handover.newLeaderIndex),
+                "new_leader_ed25519": Hex.encode(handover.newLeaderKey.rawRepresentation),
+                "encoded": Hex.encode(handover.encoded),
+            ] as [String: Any],
+        ]
+    }
+
+    @Test func vectorsMatchCode() throws {
+        if shouldWriteVectors { try writeVectorFile("e2e-control.json", try Self.vectors()) }
+        let committed = try loadVectorFile("e2e-control.json")
+        let fresh = try Self.vectors()
+        let c = try JSONSerialization.data(withJSONObject: committed, options: .sortedKeys)
+        let f = try JSONSerialization.data(withJSONObject: fresh, options: .sortedKeys)
+        #expect(c == f, "run CONCLAVE_WRITE_VECTORS=1 swift test --filter E2EControlMessageTests to regenerate")
+        // Independent of the generator: the committed bytes decode and verify under the committed key.
+        let leaderKey = try Ed25519.PublicKey(rawRepresentation: hexBytes(committed["leader_ed25519_public"] as! String))
+        let r = committed["roster"] as! [String: Any]
+        let rosterBytes = hexBytes(r["encoded"] as! String)
+        guard case let .roster(roster) = try E2EControlMessage.decode(rosterBytes) else { Issue.record("roster"); return }
+        #expect(roster.isSigned(by: leaderKey))
+        #expect(rosterBytes.count == (r["length"] as! Int))
+        #expect(Hex.encode(roster.rosterHash) == r["roster_hash"] as! String)
+        #expect(roster.entries.map(\.displayName) == ["Host", "Zoë Example", ""])
+        let h = committed["handover"] as! [String: Any]
+        guard case let .handover(handover) = try E2EControlMessage.decode(hexBytes(h["encoded"] as! String)) else { Issue.record("handover"); return }
+        #expect(handover.isSigned(by: leaderKey) && handover.newLeaderIndex == 2)
+    }
+}

@@ -1,0 +1,466 @@
+import Testing
+import ConclaveCrypto
+@testable import ConclaveProtocol
+
+/// ``LeaderKeySchedule`` and ``MemberKeySchedule`` together, through ``E2ERoom``
+/// (immediate delivery unless a test says otherwise).
+@Suite struct E2EScheduleTests {
+    /// Every member of `room` has the leader's epoch and security code and no rejections.
+    func expectConsistent(_ room: E2ERoom, sourceLocation: SourceLocation = #_sourceLocation) {
+        let leader = room.leader
+        for peer in room.peers.values {
+            #expect(peer.rejections.isEmpty, "#\(peer.index): \(peer.rejections)", sourceLocation: sourceLocation)
+            #expect(peer.ring.currentEpoch == leader.leader?.epoch, "#\(peer.index) epoch", sourceLocation: sourceLocation)
+            #expect(peer.currentSecurityCode == leader.currentSecurityCode, "#\(peer.index) code", sourceLocation: sourceLocation)
+            #expect(peer.ring.counters.decryptFailed == 0 && peer.ring.counters.noKey == 0, sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Each peer sends one audio frame; returns the frames' ids in `room.sent`.
+    @discardableResult
+    func everyoneSends(_ room: E2ERoom, _ label: String) throws -> [Int] {
+        try room.peers.keys.sorted().map { i in try room.send(from: i, plaintext: Array("\(label) from \(i)".utf8)) }
+    }
+
+    func opened(_ peer: E2EPeer, _ room: E2ERoom, _ ids: [Int]) -> Bool {
+        let want = Set(ids.filter { room.sent[$0].header.sender.rawValue != peer.index }.map { room.sent[$0].plaintext })
+        return want.isSubset(of: Set(peer.received.map(\.plaintext)))
+    }
+
+    // MARK: Admission and removal
+
+    @Test func threeMembersAcrossAdmissionAndRemoval() throws {
+        let room = E2ERoom()
+        try room.createLeader(name: "Host")
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000) // every sender past its 250 ms switch
+        expectConsistent(room)
+        #expect(room.leader.leader!.epoch == 3) // start, two join ratchets
+        #expect(a.member!.displayName(of: 3) == "Bob" && b.member!.displayName(of: 1) == "Host")
+        #expect(a.member!.securityCode != nil)
+
+        let before = try everyoneSends(room, "before C")
+        room.flush()
+        for p in room.peers.values { #expect(opened(p, room, before), "#\(p.index)") }
+
+        // C is admitted: the join ratchet.
+        let c = try room.join(index: 4, name: "Cy")
+        room.flush()
+        #expect(c.member!.epoch == 4 && !c.member!.awaitingRoster && c.firstEpoch == 4)
+        // Captured frames from before the admission: C has no key for them.
+        for id in before {
+            let f = room.sent[id]
+            #expect(c.receive(header: f.header, payload: f.payload, now: room.now) == .dropped(.unknownEpoch))
+        }
+        // Even deriving "epoch 3" keys from its own secret does not open them: the ratchet is one-way.
+        var guess = ReceiverKeyRing(roomID: room.roomID, me: 4)
+        guess.install(epoch: 3, secret: c.ring.currentEpoch == 4 ? c.member!.epochSecret! : .random(), members: room.leader.leader!.roster!.members, now: 0)
+        let f0 = room.sent[before[0]]
+        #expect(guess.open(header: f0.header, payload: f0.payload, now: 0) == .dropped(.decryptFailed))
+
+        room.run(until: room.now + 300)
+        let withC = try everyoneSends(room, "with C")
+        room.flush()
+        for p in room.peers.values { #expect(opened(p, room, withC), "#\(p.index)") }
+        expectConsistent(room)
+
+        // A is removed: a fresh secret that A never receives.
+        let oldSecretOfA = a.member!.epochSecret!
+        let removed = try room.leave(index: 2)
+        room.flush()
+        room.run(until: room.now + 300)
+        #expect(room.leader.leader!.epoch == 5)
+        let afterRemoval = try everyoneSends(room, "after A left")
+        room.flush()
+        for p in room.peers.values { #expect(opened(p, room, afterRemoval), "#\(p.index)") }
+        expectConsistent(room)
+        // Frames sent after the removal, captured and fed to A: they wait for a key that never comes.
+        for id in afterRemoval {
+            let f = room.sent[id]
+            #expect(removed.receive(header: f.header, payload: f.payload, now: room.now) == .buffered)
+        }
+        removed.ring.advance(to: room.now + 1_000)
+        #expect(removed.ring.counters.noKey == afterRemoval.count)
+        #expect(removed.received.allSatisfy { !Set(afterRemoval.map { room.sent[$0].plaintext }).contains($0.plaintext) })
+        // Ratcheting its last secret does not give A the fresh epoch.
+        var ratcheted = ReceiverKeyRing(roomID: room.roomID, me: 2)
+        ratcheted.install(epoch: 5, secret: try EpochKeys.ratchet(epochSecret: oldSecretOfA, roomID: room.roomID, epoch: 4),
+                          members: room.leader.leader!.roster!.members, now: 0)
+        let f1 = room.sent[afterRemoval[0]]
+        #expect(ratcheted.open(header: f1.header, payload: f1.payload, now: 0) == .dropped(.decryptFailed))
+        // The security code changed with the membership.
+        #expect(room.leader.currentSecurityCode != removed.currentSecurityCode)
+    }
+
+    @Test func batchedJoinAndLeaveUseFreshSecret() throws {
+        let secrets = CountingSecrets()
+        let room = E2ERoom()
+        let host = E2EPeer(roomID: room.roomID, index: 1, name: "Host")
+        host.leader = LeaderKeySchedule(roomID: room.roomID, me: 1, identity: host.identity, displayName: "Host", random: { secrets.next() })
+        room.peers[1] = host
+        try room.perform(host.leader!.start(now: 0), by: host)
+        try room.join(index: 2, name: "Ann")
+        try room.join(index: 3, name: "Bob")
+        room.flush()
+        let before = host.leader!.epoch
+        // 4 joins while 2 leaves, and 5 joins and leaves in the same batch: one fresh epoch.
+        let d = try room.join(index: 4, name: "Dee", leaderReacts: false)
+        let e = try room.join(index: 5, name: "Eve", leaderReacts: false)
+        room.peers[2] = nil
+        room.peers[5] = nil
+        let actions = try host.leader!.changeMembership(admit: [d.entry, e.entry], remove: [2, 5, 77], now: room.now)
+        var reasons: [UInt16: KeyPackageReason] = [:]
+        for case let .sendKeyPackage(recipient, payload) in actions { reasons[recipient] = try KeyPackage(encoded: payload).reason }
+        #expect(reasons == [3: .fresh, 4: .fresh])
+        guard case let .broadcastControl(bytes) = actions.first, case let .roster(r) = try E2EControlMessage.decode(bytes) else {
+            Issue.record("first action must be the broadcast ROSTER"); return
+        }
+        #expect(r.epochChange == .freshSecret && r.epoch == before + 1 && r.entries.map(\.index) == [1, 3, 4])
+        try room.perform(actions, by: host)
+        room.flush()
+        room.run(until: room.now + 300)
+        expectConsistent(room)
+        #expect(d.member!.displayName(of: 3) == "Bob")
+        // Nothing to do: no actions.
+        #expect(try host.leader!.changeMembership(admit: [], remove: [99], now: room.now).isEmpty)
+        #expect(throws: LeaderError.invalidMember(3)) { try host.leader!.changeMembership(admit: [room.peers[3]!.entry], remove: [], now: 0) }
+    }
+
+    // MARK: Substitution by the relay
+
+    @Test func substitutedOrSwappedKeyMaterialIsRejected() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        let mallory = PrivateIdentity.generate()
+        let leader = room.leader.leader!
+        let next = leader.epoch + 1
+
+        // A key package signed by another key (the relay's).
+        let forged = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, epoch: next,
+                                           rosterHash: leader.roster!.rosterHash, reason: .fresh, epochSecret: .random(),
+                                           leader: mallory.signingKey)
+        #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
+            try a.member!.receiveKeyPackage(forged.encoded, from: 1)
+        }
+        // A ROSTER signed by another key.
+        let forgedRoster = try SignedRoster.sign(roomID: room.roomID, epoch: next, rosterVersion: 99, epochChange: .freshSecret,
+                                                 entries: leader.roster!.entries, leader: mallory.signingKey)
+        #expect(throws: E2EError.keyRejected(.badSignature)) { try a.member!.receiveControl(forgedRoster.encoded, from: 1) }
+
+        // Bob's genuine key package delivered to Ann.
+        let rotate = try room.leader.leader!.rotate(now: room.now)
+        var packages: [UInt16: [UInt8]] = [:]
+        for case let .sendKeyPackage(r, p) in rotate { packages[r] = p }
+        guard case let .broadcastControl(rosterBytes) = rotate.first else { Issue.record("roster"); return }
+        _ = try a.member!.receiveControl(rosterBytes, from: 1)
+        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key package recipient")))) {
+            try a.member!.receiveKeyPackage(packages[3]!, from: 1)
+        }
+        // ... with the recipient field rewritten: the signature fails.
+        var rewritten = packages[3]!
+        rewritten[18] = 2
+        #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
+            try a.member!.receiveKeyPackage(rewritten, from: 1)
+        }
+        // Nothing was installed by the rejected inputs; the genuine package still works.
+        #expect(a.member!.epoch == leader.epoch)
+        let installs = try a.member!.receiveKeyPackage(packages[2]!, from: 1)
+        #expect(installs.count == 1 && a.member!.epoch == next)
+        _ = b
+    }
+
+    @Test func substitutedIdentityChangesTheSecurityCode() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        room.flush()
+        // The relay gives the host Mallory's identity for index 3 instead of Bob's.
+        let bob = E2EPeer(roomID: room.roomID, index: 3, name: "Bob")
+        bob.member = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, leaderIndex: 1,
+                                       leaderIdentity: room.leader.identity.publicIdentity)
+        room.peers[3] = bob
+        let mallory = PrivateIdentity.generate()
+        let substituted = SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, displayName: "Bob")
+        try room.perform(room.leader.leader!.changeMembership(admit: [substituted], remove: [], now: room.now), by: room.leader)
+        room.flush()
+        // Ann verified a roster that lists Mallory as #3 (the signature is the host's).
+        #expect(a.rejections.isEmpty && a.member!.roster!.entry(for: 3)?.identity == mallory.publicIdentity)
+        // Bob cannot open the package sealed to Mallory, and would reject the roster.
+        #expect(bob.rejections.contains { if case .keyPackage = $0 { true } else { false } })
+        #expect(bob.member!.epoch == nil)
+        // The code Ann reads aloud differs from the one an honest roster gives.
+        let honest = RosterHash.compute(roomID: room.roomID, members: [
+            RosterMember(index: 1, identity: room.leader.identity.publicIdentity),
+            RosterMember(index: 2, identity: a.identity.publicIdentity),
+            RosterMember(index: 3, identity: bob.identity.publicIdentity),
+        ])
+        let honestCode = SecurityCode(roomID: room.roomID, leader: room.leader.leader!.leaderKey, rosterHash: honest)
+        #expect(a.member!.securityCode != nil && a.member!.securityCode != honestCode)
+        #expect(a.member!.securityCode == room.leader.currentSecurityCode)
+        // A roster listing #3 with Mallory's identity is rejected by the real #3 (check 6).
+        var bobLikeMember = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, leaderIndex: 1,
+                                              leaderIdentity: room.leader.identity.publicIdentity)
+        let roster = room.leader.leader!.roster!
+        let fresh = try SignedRoster.sign(roomID: room.roomID, epoch: roster.epoch + 1, rosterVersion: roster.rosterVersion + 1,
+                                          epochChange: .freshSecret, entries: roster.entries, leader: room.leader.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.selfMissing)) { try bobLikeMember.receiveControl(fresh.encoded, from: 1) }
+    }
+
+    // MARK: ROSTER and key package rules
+
+    @Test func rosterVersionEpochChangeAndEntryChecks() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        try room.join(index: 3, name: "Bob")
+        room.flush()
+        let key = room.leader.identity.signingKey
+        let verified = a.member!.roster!
+        let epoch = a.member!.epoch!
+        let v = verified.rosterVersion
+        let entries = verified.entries
+        func roster(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry] = entries,
+                    room roomID: RoomID? = nil) throws -> [UInt8] {
+            try SignedRoster.sign(roomID: roomID ?? room.roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                                  entries: entries, leader: key).encoded
+        }
+        var m = a.member!
+        func rejects(_ bytes: [UInt8], from sender: UInt16 = 1, _ reason: KeyRejectionReason,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(throws: E2EError.keyRejected(reason), sourceLocation: sourceLocation) { try m.receiveControl(bytes, from: sender) }
+        }
+        // roster_version must increase.
+        rejects(try roster(epoch: epoch, version: v, change: .none), .staleRosterVersion(last: v, received: v))
+        rejects(try roster(epoch: epoch, version: v - 1, change: .none), .staleRosterVersion(last: v, received: v - 1))
+        // epoch_change rules.
+        rejects(try roster(epoch: epoch + 1, version: v + 1, change: .none), .invalidEpochChange(.none, current: epoch, received: epoch + 1))
+        rejects(try roster(epoch: epoch + 2, version: v + 1, change: .joinRatchet), .invalidEpochChange(.joinRatchet, current: epoch, received: epoch + 2))
+        rejects(try roster(epoch: epoch, version: v + 1, change: .joinRatchet), .invalidEpochChange(.joinRatchet, current: epoch, received: epoch))
+        rejects(try roster(epoch: epoch, version: v + 1, change: .freshSecret), .invalidEpochChange(.freshSecret, current: epoch, received: epoch))
+        // Room, sender, hosts, self, hash.
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none, room: RoomID(bytes: [UInt8](repeating: 9, count: 16))!), .wrongRoom)
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none), from: 3, .notFromLeader(sender: 3))
+        var twoHosts = entries; twoHosts[2].role = .host
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: twoHosts), .leaderEntryMismatch)
+        var noHost = entries; noHost[0].role = .cohost
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: noHost), .leaderEntryMismatch)
+        var hostIsBob = entries; hostIsBob[0].role = .participant; hostIsBob[2].role = .host
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: hostIsBob), .leaderEntryMismatch)
+        rejects(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret, entries: entries.filter { $0.index != 2 }), .selfMissing)
+        var otherMe = entries; otherMe[1].identity = PrivateIdentity.generate().publicIdentity
+        rejects(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret, entries: otherMe), .selfMissing)
+        rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: entries.filter { $0.index != 3 }), .rosterHashMismatch)
+        rejects([0x01, 0x01], .malformed(.malformed("truncated at room_id")))
+        // A reserved type is dropped silently.
+        #expect(try m.receiveControl([0x7F, 1, 2, 3], from: 1).isEmpty)
+        // Nothing changed.
+        #expect(m.epoch == epoch && m.roster == verified)
+
+        // A valid update: names, presenter and roles change; the hash and the code do not.
+        let code = m.securityCode
+        var renamed = entries; renamed[2].displayName = "Robert"; renamed[2].presenter = true; renamed[2].role = .cohost
+        let actions = try m.receiveControl(try roster(epoch: epoch, version: v + 5, change: .none, entries: renamed), from: 1)
+        #expect(actions.count == 1)
+        #expect(m.displayName(of: 3) == "Robert" && m.presenters == [3] && m.isPresenter(3) && !m.isPresenter(2))
+        #expect(m.securityCode == code && m.agreementKey(of: 3) == entries[2].identity.agreementKey)
+        // Versions may jump but never go back.
+        rejects(try roster(epoch: epoch, version: v + 4, change: .none), .staleRosterVersion(last: v + 5, received: v + 4))
+
+        // Key packages: 3.4 checks 11 and 12.
+        let leader = room.leader.leader!
+        let hash = leader.roster!.rosterHash
+        func package(epoch: UInt64, reason: KeyPackageReason, hash: [UInt8] = hash) throws -> [UInt8] {
+            try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, epoch: epoch,
+                                  rosterHash: hash, reason: reason, epochSecret: .random(), leader: key).encoded
+        }
+        #expect(throws: E2EError.keyRejected(.staleEpoch(current: epoch, received: epoch))) { try m.receiveKeyPackage(try package(epoch: epoch, reason: .fresh), from: 1) }
+        #expect(throws: E2EError.keyRejected(.unexpectedReason(.join))) { try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .join), from: 1) }
+        #expect(throws: E2EError.keyRejected(.noMatchingRoster(epoch: epoch + 1))) { try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .fresh), from: 1) }
+        #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 3))) { try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .fresh), from: 3) }
+        _ = try m.receiveControl(try roster(epoch: epoch + 1, version: v + 6, change: .freshSecret), from: 1)
+        #expect(throws: E2EError.keyRejected(.noMatchingRoster(epoch: epoch + 1))) {
+            try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .rotation, hash: [UInt8](repeating: 0, count: 32)), from: 1)
+        }
+        let installed = try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .rotation), from: 1)
+        guard case let .install(install) = installed.first else { Issue.record("no install"); return }
+        #expect(install.epoch == epoch + 1 && install.mode == .full && install.members.map(\.index) == [1, 2, 3])
+        #expect(m.epoch == epoch + 1)
+    }
+
+    @Test func newMemberWaitsForItsRosterAndChecksItsHash() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        try room.join(index: 2, name: "Ann")
+        room.flush()
+        let leader = room.leader.leader!
+        let c = PrivateIdentity.generate()
+        var m = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        #expect(m.securityCode == nil)
+        let entries = leader.roster!.entries + [SignedRoster.Entry(index: 4, identity: c.publicIdentity, displayName: "Cy")]
+        let hash = RosterHash.compute(roomID: room.roomID, members: entries.map(\.member))
+        let secret = SecretKey.random()
+        let kp = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, epoch: 9, rosterHash: hash,
+                                       reason: .join, epochSecret: secret, leader: room.leader.identity.signingKey)
+        let first = try m.receiveKeyPackage(kp.encoded, from: 1)
+        guard case let .install(provisional) = first.first else { Issue.record("install"); return }
+        #expect(provisional.mode == .provisional && provisional.members.map(\.index) == [1] && m.awaitingRoster)
+        // An addressed roster whose members differ from the package's roster hash: rejected (and the client leaves).
+        let wrong = try SignedRoster.sign(roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none,
+                                          entries: entries.filter { $0.index != 2 }, leader: room.leader.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.rosterHashMismatch)) { try m.receiveControl(wrong.encoded, from: 1) }
+        #expect(m.awaitingRoster)
+        let right = try SignedRoster.sign(roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none, entries: entries,
+                                          leader: room.leader.identity.signingKey)
+        let confirmed = try m.receiveControl(right.encoded, from: 1)
+        guard case let .install(confirm) = confirmed.first else { Issue.record("confirm"); return }
+        #expect(confirm.mode == .confirm && confirm.secret == secret && !m.awaitingRoster && m.displayName(of: 4) == "Cy")
+        // A new member accepts reasons 1 and 2 only.
+        var n = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        let rotation = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, epoch: 9, rosterHash: hash,
+                                             reason: .rotation, epochSecret: secret, leader: room.leader.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.unexpectedReason(.rotation))) { try n.receiveKeyPackage(rotation.encoded, from: 1) }
+    }
+
+    // MARK: Leadership
+
+    @Test func cleanHandoverMovesLeadershipAndChangesTheCode() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        let oldCode = b.currentSecurityCode
+        let host = room.leader
+
+        // Forged and invalid HANDOVERs first.
+        let epoch = b.member!.epoch!
+        let mallory = PrivateIdentity.generate()
+        var probe = b.member!
+        let forged = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
+                                   oldLeader: mallory.signingKey)
+        #expect(throws: E2EError.keyRejected(.badSignature)) { try probe.receiveControl(forged.encoded, from: 1) }
+        let stranger = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 9, newLeaderKey: mallory.signingKey.publicKey,
+                                     oldLeader: host.identity.signingKey)
+        #expect(throws: E2EError.self) { try probe.receiveControl(stranger.encoded, from: 1) }
+        let wrongKey = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: mallory.signingKey.publicKey,
+                                     oldLeader: host.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.invalidHandover("key differs from the roster's"))) { try probe.receiveControl(wrongKey.encoded, from: 1) }
+        let stale = Handover.sign(roomID: room.roomID, epoch: epoch - 1, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
+                                  oldLeader: host.identity.signingKey)
+        #expect(throws: E2EError.self) { try probe.receiveControl(stale.encoded, from: 1) }
+        #expect(probe.leaderIndex == 1)
+
+        // The real handover to Ann.
+        let (actions, formerLeader) = try host.leader!.handover(to: 2)
+        try room.perform(actions, by: host)
+        room.flush()
+        var retired = host.leader!
+        #expect(throws: LeaderError.handedOver) { try retired.rotate(now: room.now) }
+        #expect(throws: LeaderError.handedOver) { try retired.handover(to: 3) }
+        host.leader = nil
+        host.member = formerLeader
+        #expect(formerLeader.leaderIndex == 2 && formerLeader.epoch == epoch)
+        #expect(b.member!.leaderIndex == 2 && a.member!.leaderIndex == 2)
+        #expect(b.memberActions.contains { if case .leaderChanged(2, _, true) = $0 { true } else { false } })
+        // The relay's host transfer that follows is expected; another host name is a warning.
+        #expect(try b.member!.relayReportedHost(2).isEmpty)
+        #expect(try host.member!.relayReportedHost(3).count == 1)
+
+        // Ann takes over: a fresh epoch (reason 4) and her first ROSTER continues the versions.
+        let (newLeader, first) = try LeaderKeySchedule.takeOver(from: a.member!, now: room.now)
+        a.member = nil
+        a.leader = newLeader
+        room.leaderIndex = 2
+        var reasons = Set<KeyPackageReason>()
+        for case let .sendKeyPackage(_, p) in first { reasons.insert(try KeyPackage(encoded: p).reason) }
+        #expect(reasons == [.handover])
+        try room.perform(first, by: a)
+        room.flush()
+        room.run(until: room.now + 300)
+        expectConsistent(room)
+        #expect(b.member!.roster!.entry(for: 2)?.role == .host && b.member!.roster!.entry(for: 1)?.role == .participant)
+        #expect(b.currentSecurityCode != oldCode && host.currentSecurityCode == a.currentSecurityCode)
+        // The old leader's signatures no longer count.
+        let old = try SignedRoster.sign(roomID: room.roomID, epoch: b.member!.epoch!, rosterVersion: 1_000, epochChange: .none,
+                                        entries: b.member!.roster!.entries, leader: host.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 1))) { try b.member!.receiveControl(old.encoded, from: 1) }
+        #expect(throws: E2EError.keyRejected(.badSignature)) { try b.member!.receiveControl(old.encoded, from: 2) }
+        let frames = try everyoneSends(room, "after handover")
+        room.flush()
+        for p in room.peers.values { #expect(opened(p, room, frames), "#\(p.index)") }
+    }
+
+    @Test func abruptLeaderChangeNeedsConfirmation() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        let oldCode = b.currentSecurityCode
+        // The host vanishes; the relay makes Ann host. No HANDOVER.
+        _ = try room.leave(index: 1, leaderReacts: false)
+        #expect(throws: E2EError.keyRejected(.leaderNotInRoster(9))) { try b.member!.relayReportedHost(9) }
+        let notice = try b.member!.relayReportedHost(2)
+        guard case let .leaderChangeNeedsConfirmation(2, key) = notice.first else { Issue.record("notice"); return }
+        #expect(key == a.identity.signingKey.publicKey)
+        #expect(b.member!.leaderChangedWithoutHandover && b.member!.pendingLeader?.index == 2 && b.member!.leaderIndex == 1)
+        _ = try a.member!.relayReportedHost(2) // Ann sees it too; she becomes leader herself.
+
+        let (newLeader, first) = try LeaderKeySchedule.takeOver(from: a.member!, removing: [1], now: room.now)
+        a.member = nil
+        a.leader = newLeader
+        room.leaderIndex = 2
+        try room.perform(first, by: a)
+        room.flush()
+        // Bob holds Ann's ROSTER and key package until the user agrees.
+        #expect(b.rejections.isEmpty && b.member!.epoch == a.leader!.epoch - 1)
+        #expect(throws: E2EError.self) { try b.member!.acceptLeader(index: 2, key: PrivateIdentity.generate().signingKey.publicKey) }
+        let accepted = try b.member!.acceptLeader(index: 2, key: key)
+        b.apply(accepted, now: room.now)
+        #expect(accepted.contains { if case .leaderChanged(2, _, false) = $0 { true } else { false } })
+        room.run(until: room.now + 300)
+        expectConsistent(room)
+        #expect(b.member!.leaderChangedWithoutHandover && b.member!.pendingLeader == nil)
+        #expect(b.currentSecurityCode != oldCode && b.currentSecurityCode == a.currentSecurityCode)
+        #expect(b.member!.roster!.entry(for: 1) == nil)
+        let frames = try everyoneSends(room, "after takeover")
+        room.flush()
+        for p in room.peers.values { #expect(opened(p, room, frames), "#\(p.index)") }
+    }
+
+    @Test func updateRosterAndRotation() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        room.flush()
+        var leader = room.leader.leader!
+        #expect(throws: LeaderError.invalidRole("#2 to host")) { try leader.updateRoster([MemberUpdate(index: 2, role: .host)]) }
+        #expect(throws: LeaderError.invalidRole("#1 to co_host")) { try leader.updateRoster([MemberUpdate(index: 1, role: .cohost)]) }
+        #expect(throws: LeaderError.unknownMember(7)) { try leader.updateRoster([MemberUpdate(index: 7, muted: true)]) }
+        #expect(try leader.updateRoster([MemberUpdate(index: 2, displayName: "Ann")]).isEmpty)
+        let update = try leader.updateRoster([MemberUpdate(index: 2, muted: true, presenter: true)])
+        room.leader.leader = leader
+        try room.perform(update, by: room.leader)
+        room.flush()
+        #expect(a.member!.presenters == [2] && a.member!.roster!.entry(for: 2)!.muted)
+        leader = room.leader.leader!
+        leader.rotationInterval = 60_000
+        #expect(try leader.rotateIfDue(now: room.now + 59_999).isEmpty)
+        let rotation = try leader.rotateIfDue(now: room.now + 60_000)
+        room.leader.leader = leader
+        room.now += 60_000
+        try room.perform(rotation, by: room.leader)
+        room.flush()
+        room.run(until: room.now + 300)
+        expectConsistent(room)
+        #expect(a.member!.epoch == 3)
+    }
+}

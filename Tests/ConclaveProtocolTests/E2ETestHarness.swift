@@ -1,0 +1,245 @@
+import ConclaveCrypto
+@testable import ConclaveProtocol
+
+/// One participant's end-to-end state in the tests: ring, sender and key schedule.
+final class E2EPeer {
+    let index: UInt16
+    let identity: PrivateIdentity
+    let name: String
+    var ring: ReceiverKeyRing
+    var sender: SenderKeyState
+    var member: MemberKeySchedule?
+    var leader: LeaderKeySchedule?
+    /// Opened frames other than control frames, in delivery order.
+    var received: [ReceivedFrame] = []
+    var rejections: [KeyRejectionReason] = []
+    var memberActions: [MemberAction] = []
+    /// The first epoch this peer installed (frames of older epochs are not for it).
+    var firstEpoch: UInt64?
+
+    init(roomID: RoomID, index: UInt16, identity: PrivateIdentity = .generate(), name: String) {
+        self.index = index
+        self.identity = identity
+        self.name = name
+        self.ring = ReceiverKeyRing(roomID: roomID, me: index, identity: identity)
+        self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
+    }
+
+    var entry: SignedRoster.Entry { SignedRoster.Entry(index: index, identity: identity.publicIdentity, displayName: name) }
+
+    var currentSecurityCode: SecurityCode? { leader?.securityCode ?? member?.securityCode }
+
+    /// Delivers a `FRAME` of kind 1–4.
+    @discardableResult
+    func receive(header: FrameHeader, payload: [UInt8], now: UInt64) -> ReceiveResult {
+        let result = ring.open(header: header, payload: payload, now: now)
+        if case let .opened(frame) = result { handleOpened(frame, now: now) }
+        return result
+    }
+
+    func handleOpened(_ frame: ReceivedFrame, now: UInt64) {
+        guard frame.header.kind == .control else { received.append(frame); return }
+        guard member != nil else { return }
+        do { apply(try member!.receiveControl(frame.plaintext, from: frame.sender), now: now) } catch {
+            if case let .keyRejected(r) = error { rejections.append(r) }
+        }
+    }
+
+    func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16, now: UInt64) {
+        do { apply(try member!.receiveKeyPackage(payload, from: sender), now: now) } catch {
+            if case let .keyRejected(r) = error { rejections.append(r) }
+        }
+    }
+
+    func apply(_ actions: [MemberAction], now: UInt64) {
+        memberActions += actions
+        for action in actions {
+            if case let .install(install) = action { applyInstall(install, now: now) }
+        }
+    }
+
+    func applyInstall(_ install: EpochInstall, now: UInt64) {
+        if firstEpoch == nil { firstEpoch = install.epoch }
+        let released = install.apply(receiver: &ring, sender: &sender, now: now)
+        for frame in released { handleOpened(frame, now: now) }
+    }
+}
+
+/// A room and a relay that delivers messages after a per-message delay (0 by default).
+/// The leader's control frames and key packages to one recipient keep their order, as
+/// the relay forwards one sender's frames in order (3.2).
+final class E2ERoom {
+    enum Message {
+        case frame(FrameHeader, [UInt8])
+        case keyPackage(from: UInt16, [UInt8])
+    }
+
+    struct Pending {
+        let at: UInt64
+        let seq: Int
+        let to: UInt16
+        let message: Message
+        /// The index in `sent` of a media frame.
+        var mediaID: Int? = nil
+    }
+
+    /// A frame that reached a connected peer: its KID's epoch and, for media, its index in `sent`.
+    struct Delivery {
+        let to: UInt16
+        let epoch: UInt64
+        let mediaID: Int?
+    }
+
+    /// A media (or chat) frame as sent, for the bookkeeping of the tests.
+    struct SentFrame {
+        let header: FrameHeader
+        let payload: [UInt8]
+        let plaintext: [UInt8]
+        let epoch: UInt64
+        let at: UInt64
+    }
+
+    let roomID: RoomID
+    var now: UInt64 = 0
+    var peers: [UInt16: E2EPeer] = [:]
+    var leaderIndex: UInt16 = 1
+    private var queue: [Pending] = []
+    private var seq = 0
+    private var orderedUntil: [UInt16: UInt64] = [:]
+    /// Delay of media frames (per delivery) and of the leader's control channel (per recipient).
+    var mediaDelay: (UInt16, UInt16) -> UInt64 = { _, _ in 0 }
+    var controlDelay: (UInt16) -> UInt64 = { _ in 0 }
+    var sent: [SentFrame] = []
+    /// Every frame (kinds 1–4) delivered to a connected peer, in delivery order.
+    var delivered: [Delivery] = []
+
+    init(roomID: RoomID = RoomID(bytes: (0 ..< 16).map { UInt8(truncatingIfNeeded: $0 * 17 + 3) })!) {
+        self.roomID = roomID
+    }
+
+    var leader: E2EPeer { peers[leaderIndex]! }
+
+    // MARK: Membership
+
+    @discardableResult
+    func createLeader(index: UInt16 = 1, name: String = "Host") throws -> E2EPeer {
+        let peer = E2EPeer(roomID: roomID, index: index, name: name)
+        peer.leader = LeaderKeySchedule(roomID: roomID, me: index, identity: peer.identity, displayName: name)
+        peers[index] = peer
+        leaderIndex = index
+        try perform(peer.leader!.start(now: now), by: peer)
+        return peer
+    }
+
+    /// The relay admits a new participant: it connects now; the leader reacts at once
+    /// unless `leaderReacts` is false (then call ``leaderHandles(admit:remove:)``).
+    @discardableResult
+    func join(index: UInt16, name: String, leaderReacts: Bool = true) throws -> E2EPeer {
+        let peer = E2EPeer(roomID: roomID, index: index, name: name)
+        peer.member = MemberKeySchedule(roomID: roomID, me: index, identity: peer.identity, leaderIndex: leaderIndex,
+                                        leaderIdentity: leader.identity.publicIdentity)
+        peers[index] = peer
+        if leaderReacts { try leaderHandles(admit: [peer], remove: []) }
+        return peer
+    }
+
+    /// The participant disconnects now; the leader reacts at once unless told otherwise.
+    @discardableResult
+    func leave(index: UInt16, leaderReacts: Bool = true) throws -> E2EPeer {
+        let peer = peers.removeValue(forKey: index)!
+        if leaderReacts { try leaderHandles(admit: [], remove: [index]) }
+        return peer
+    }
+
+    func leaderHandles(admit: [E2EPeer], remove: [UInt16]) throws {
+        let actions = try leader.leader!.changeMembership(admit: admit.map(\.entry), remove: remove, now: now)
+        try perform(actions, by: leader)
+    }
+
+    // MARK: Sending
+
+    func perform(_ actions: [LeaderAction], by peer: E2EPeer) throws {
+        for action in actions {
+            switch action {
+            case let .broadcastControl(plaintext):
+                let payload = try peer.sender.seal(kind: .control, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
+                let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: .everyone)
+                for to in peers.keys where to != peer.index { enqueue(to: to, .frame(header, payload), ordered: true) }
+            case let .sendKeyPackage(recipient, payload):
+                enqueue(to: recipient, .keyPackage(from: peer.index, payload), ordered: true)
+            case let .install(install):
+                peer.applyInstall(install, now: now)
+            case let .sendControl(recipient, plaintext):
+                let payload = try peer.sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: plaintext,
+                                                   now: now, epoch: .newest)
+                let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(recipient))
+                enqueue(to: recipient, .frame(header, payload), ordered: true)
+            }
+        }
+    }
+
+    /// Seals and broadcasts a media frame; returns its index in `sent`.
+    @discardableResult
+    func send(from index: UInt16, kind: FrameKind = .audio, to recipient: ParticipantIndex = .everyone, plaintext: [UInt8]) throws -> Int {
+        let peer = peers[index]!
+        let payload = try peer.sender.seal(kind: kind, recipient: recipient, plaintext: plaintext, now: now)
+        let header = try FrameHeader(kind: kind, sender: ParticipantIndex(index), recipient: recipient)
+        let kid = try SFrameHeader.decode(payload).header.keyID
+        sent.append(SentFrame(header: header, payload: payload, plaintext: plaintext, epoch: EpochKeys.split(keyID: kid).epoch, at: now))
+        let id = sent.count - 1
+        let targets = recipient == .everyone ? peers.keys.filter { $0 != index } : [recipient.rawValue]
+        for to in targets {
+            let at = now + mediaDelay(index, to)
+            seq += 1
+            queue.append(Pending(at: at, seq: seq, to: to, message: .frame(header, payload), mediaID: id))
+        }
+        return id
+    }
+
+    private func enqueue(to: UInt16, _ message: Message, ordered: Bool) {
+        var at = now + controlDelay(to)
+        if ordered {
+            at = max(at, orderedUntil[to] ?? 0)
+            orderedUntil[to] = at
+        }
+        seq += 1
+        queue.append(Pending(at: at, seq: seq, to: to, message: message))
+    }
+
+    // MARK: Time
+
+    /// Delivers everything due up to `time` (in order of due time, then sending order).
+    func run(until time: UInt64) {
+        while true {
+            var best: Int?
+            for i in queue.indices where queue[i].at <= time {
+                if let b = best, (queue[b].at, queue[b].seq) <= (queue[i].at, queue[i].seq) { continue }
+                best = i
+            }
+            guard let next = best else { break }
+            let item = queue.remove(at: next)
+            now = max(now, item.at)
+            guard let peer = peers[item.to] else { continue } // left meanwhile
+            switch item.message {
+            case let .frame(header, payload):
+                let kid = (try? SFrameHeader.decode(payload).header.keyID) ?? 0
+                delivered.append(Delivery(to: item.to, epoch: EpochKeys.split(keyID: kid).epoch, mediaID: item.mediaID))
+                peer.receive(header: header, payload: payload, now: now)
+            case let .keyPackage(from, payload): peer.receiveKeyPackage(payload, from: from, now: now)
+            }
+        }
+        now = max(now, time)
+    }
+
+    /// Delivers everything queued.
+    func flush() { run(until: queue.map(\.at).max() ?? now) }
+}
+
+/// A deterministic generator of epoch secrets for tests that need reproducible leaders.
+final class CountingSecrets: @unchecked Sendable {
+    private var n: UInt64 = 0
+    func next() -> SecretKey {
+        n += 1
+        return SecretKey(copying: SHA2.sha256(Array("test epoch secret \(n)".utf8)))
+    }
+}
