@@ -156,7 +156,8 @@ public struct ReceiverKeyRing: Sendable {
     private var previous: ReceiveEpoch?
     private var previousDeadline: UInt64 = 0
     private var buffer = FutureFrameBuffer()
-    private var pairwise: [PairwiseID: SenderSlot] = [:]
+    private var pairwiseSlots: [SenderSlot] = []
+    private var pairwiseIndex: [PairwiseID: Int] = [:]
 
     public private(set) var counters = ReceiveCounters()
 
@@ -183,7 +184,7 @@ public struct ReceiverKeyRing: Sendable {
 
     /// The SFrame keys cached for `epoch` (tests use it to prove erasure).
     func cachedKeys(epoch: UInt64) -> [SFrameKey] {
-        [current, previous].compactMap { $0 }.filter { $0.epoch == epoch }.flatMap { $0.senders.values.map(\.key) }
+        [current, previous].compactMap { $0 }.filter { $0.epoch == epoch }.flatMap { $0.slots.map(\.key) }
     }
 
     // MARK: Installing
@@ -279,15 +280,16 @@ public struct ReceiverKeyRing: Sendable {
         }
         if header.kind == .chat && !header.isBroadcast { return drop(.decryptFailed) }
         guard kidSender == header.sender.rawValue else { return drop(.senderMismatch) }
+        // Compare epoch numbers only: binding a copy of an epoch's state here would keep its
+        // dictionaries shared and make the in-place update below copy them.
         let which: Which
-        if let c = current {
-            if epoch == c.epoch { which = .current }
-            else if let p = previous, epoch == p.epoch { which = .previous }
-            else if epoch < c.epoch { return drop(.unknownEpoch) }
-            else { return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen) }
-        } else {
+        guard let currentEpoch = current?.epoch else {
             return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen)
         }
+        if epoch == currentEpoch { which = .current }
+        else if epoch == previous?.epoch { which = .previous }
+        else if epoch < currentEpoch { return drop(.unknownEpoch) }
+        else { return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen) }
         // 3–5. Membership, replay window, decryption, accept.
         let roomID = self.roomID, metadata = self.metadata
         let status = withEpoch(which) { slot in
@@ -314,12 +316,18 @@ public struct ReceiverKeyRing: Sendable {
         // The peer's key comes from the latest verified roster only.
         guard let c = current, !c.provisional, let peer = c.members[kidSender] else { return drop(.notMember) }
         let id = PairwiseID(sender: kidSender, peer: peer)
-        if pairwise[id] == nil {
+        let i: Int
+        if let known = pairwiseIndex[id] {
+            i = known
+        } else {
             guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: kidSender, recipient: me)
             else { return drop(.decryptFailed) }
-            pairwise[id] = SenderSlot(key: key)
+            i = pairwiseSlots.count
+            pairwiseSlots.append(SenderSlot(key: key))
+            pairwiseIndex[id] = i
         }
-        let status = pairwise[id]!.open(counter: counter, header: header, payload: payload, into: output, metadata: metadata)
+        let metadata = self.metadata
+        let status = pairwiseSlots[i].open(counter: counter, header: header, payload: payload, into: output, metadata: metadata)
         switch status {
         case let .opened(length):
             counters.opened += 1
@@ -378,7 +386,11 @@ struct ReceiveEpoch: Sendable {
     let secret: SecretKey
     var members: [UInt16: PublicIdentity]
     var provisional: Bool
-    var senders: [UInt16: SenderSlot] = [:]
+    /// One slot per sender seen, found through `slotIndex`. An array element is updated in
+    /// place; a `Dictionary` value this large would be copied through a heap-allocated
+    /// `modify` coroutine frame on every frame.
+    var slots: [SenderSlot] = []
+    var slotIndex: [UInt16: Int] = [:]
 
     init(epoch: UInt64, secret: SecretKey, members: [UInt16: PublicIdentity], provisional: Bool) {
         self.epoch = epoch; self.secret = secret; self.members = members; self.provisional = provisional
@@ -390,12 +402,17 @@ struct ReceiveEpoch: Sendable {
         // control frames; everything else waits in the buffer for the confirmation.
         guard members[sender] != nil else { return provisional ? .awaitingRoster : .dropped(.notMember) }
         if provisional && header.kind != .control { return .awaitingRoster }
-        if senders[sender] == nil {
+        let i: Int
+        if let known = slotIndex[sender] {
+            i = known
+        } else {
             guard let key = try? EpochKeys.senderFrameKey(epochSecret: secret, roomID: roomID, epoch: epoch, sender: sender)
             else { return .dropped(.decryptFailed) }
-            senders[sender] = SenderSlot(key: key)
+            i = slots.count
+            slots.append(SenderSlot(key: key))
+            slotIndex[sender] = i
         }
-        return senders[sender]!.open(counter: counter, header: header, payload: payload, into: output, metadata: metadata)
+        return slots[i].open(counter: counter, header: header, payload: payload, into: output, metadata: metadata)
     }
 }
 

@@ -64,7 +64,9 @@ public struct SenderKeyState: Sendable {
     private var pending: SendingKey?
     private var switchAt: UInt64 = 0
     private var peers: [UInt16: PublicIdentity] = [:]
-    private var pairwise: [PairwiseID: SendingKey] = [:]
+    /// Pairwise keys, found through `pairwiseIndex`; never dropped, so a counter never restarts.
+    private var pairwise: [SendingKey] = []
+    private var pairwiseIndex: [PairwiseID: Int] = [:]
 
     /// `identity` enables private chat (pairwise keys with the peers of ``setPeers(_:)``).
     public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity? = nil) {
@@ -134,12 +136,15 @@ public struct SenderKeyState: Sendable {
             let peerIndex = recipient.rawValue
             guard let identity, let peer = peers[peerIndex] else { throw .noPairwiseKey(recipient: peerIndex) }
             let id = PairwiseID(sender: peerIndex, peer: peer)
-            if pairwise[id] == nil {
+            if let known = pairwiseIndex[id] {
+                slot = .pairwise(known)
+            } else {
                 guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: me, recipient: peerIndex)
                 else { throw .noPairwiseKey(recipient: peerIndex) }
-                pairwise[id] = SendingKey(epoch: 0, key: key)
+                pairwise.append(SendingKey(epoch: 0, key: key))
+                pairwiseIndex[id] = pairwise.count - 1
+                slot = .pairwise(pairwise.count - 1)
             }
-            slot = .pairwise(id)
         } else if choice == .newest, pending != nil {
             slot = .pending
         } else if active != nil {
@@ -187,13 +192,13 @@ public struct SenderKeyState: Sendable {
         if pending != nil { pending!.nextCounter = value } else { active!.nextCounter = value }
     }
 
-    private enum Slot { case active, pending, pairwise(PairwiseID) }
+    private enum Slot { case active, pending, pairwise(Int) }
 
     private mutating func withKey<R>(_ slot: Slot, _ body: (inout SendingKey) throws(SendError) -> R) throws(SendError) -> R {
         switch slot {
         case .active: return try body(&active!)
         case .pending: return try body(&pending!)
-        case let .pairwise(id): return try body(&pairwise[id]!)
+        case let .pairwise(i): return try body(&pairwise[i])
         }
     }
 }

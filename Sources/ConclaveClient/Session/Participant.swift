@@ -1,0 +1,617 @@
+import ConclaveCrypto
+import ConclaveMedia
+import ConclaveProtocol
+
+/// What a participant does besides talking to the relay.
+public struct ParticipantOptions: Sendable {
+    public var displayName: String
+    public var identity: PrivateIdentity
+    public var tls: ClientTLS?
+    /// Host: admit every knock at once.
+    public var autoAdmit = false
+    /// Audio to send (`tone:440`, `noise`, `silence`, or a WAV path).
+    public var audioSource: AudioSourceSpec?
+    /// Write the received mix here.
+    public var recordPath: String?
+    /// Chat lines to send once keys are in place.
+    public var say: [String] = []
+    /// Unmute as soon as admitted (the relay mutes on entry by default).
+    public var unmuteOnJoin = false
+
+    public init(displayName: String, identity: PrivateIdentity = .generate()) {
+        self.displayName = displayName
+        self.identity = identity
+    }
+}
+
+/// Counts for one sender's audio, reported once a second as the `audio` event.
+public struct AudioReceiveStats: Sendable, Equatable {
+    public var frames = 0
+    public var lost = 0
+    public var late = 0
+    public var decryptFailed = 0
+}
+
+/// A participant's session: relay connection, end-to-end key schedule (as leader when it
+/// hosts, as member otherwise), audio, chat and events.
+///
+/// The relay sees only what section 1 of the protocol allows: the display name travels in
+/// the sealed knock and the signed, end-to-end encrypted roster; chat and audio in SFrame.
+public actor Participant {
+    public let connection: RelayConnection
+    public let identity: PrivateIdentity
+    public let roomID: RoomID
+    public private(set) var index: UInt16
+    public private(set) var invite: Invite?
+    let options: ParticipantOptions
+    let output: EventOutput
+    let start = ContinuousClock.now
+
+    // Key schedule.
+    var leader: LeaderKeySchedule?
+    var member: MemberKeySchedule?
+    var receiver: ReceiverKeyRing
+    var sender: SenderKeyState
+    var admitted: Bool
+    var hasKeys = false
+    var pendingSay: [String]
+
+    // Roster as the relay reports it (indices, identities, roles, mute), and names from knocks.
+    var relayIdentities: [UInt16: PublicIdentity] = [:]
+    var knockNames: [UInt16: String] = [:]
+    var mutedSelf = true
+    var running = true
+
+    // Audio.
+    var audio: AudioSendPipeline?
+    var mixer: ReceiveMixer
+    var recorder: WAVStreamWriter?
+    var audioStats: [UInt16: AudioReceiveStats] = [:]
+    var lastAudioReport: UInt64 = 0
+
+    /// Frames the relay forwarded to us that did not open, by reason (for tests and `--json`).
+    public private(set) var receiveCounters = ReceiveCounters()
+    /// Chat lines received: (sender, text, private).
+    public private(set) var chatLog: [(from: UInt16, text: String, isPrivate: Bool)] = []
+    /// Every security code shown.
+    public private(set) var securityCodes: [String] = []
+    /// Key material rejected (a substituted key package, roster or host key).
+    public private(set) var rejections: [String] = []
+
+    init(connection: RelayConnection, identity: PrivateIdentity, roomID: RoomID, index: UInt16, admitted: Bool,
+         options: ParticipantOptions, output: EventOutput) throws {
+        self.connection = connection
+        self.identity = identity
+        self.roomID = roomID
+        self.index = index
+        self.admitted = admitted
+        self.options = options
+        self.output = output
+        self.receiver = ReceiverKeyRing(roomID: roomID, me: index, identity: identity)
+        self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
+        self.pendingSay = options.say
+        self.mixer = try ReceiveMixer(configuration: ReceiveMixerConfiguration())
+        if let path = options.recordPath {
+            self.recorder = try WAVStreamWriter(path: path, sampleRate: 48_000, channels: 1,
+                                                maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
+        }
+        if let spec = options.audioSource {
+            self.audio = try AudioSendPipeline(source: try AudioSource(spec: spec, loop: true), configuration: AudioSendConfiguration())
+        }
+    }
+
+    /// Milliseconds since this participant started.
+    var now: UInt64 {
+        let d = ContinuousClock.now - start
+        return UInt64(d.components.seconds) * 1000 + UInt64(d.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: - Starting
+
+    /// Creates a room as its host and leader; emits `invite`.
+    public static func host(relay: RelayEndpoint, password: String?, settings: RoomSettings,
+                            options: ParticipantOptions, output: EventOutput) async throws -> Participant {
+        let (connection, challenge) = try await RelayHandshake.open(relay, tls: options.tls)
+        let auth = try password.map { try Invite.relayAuth(password: $0) }
+        try await connection.send(.createRoom(CreateRoomMessage(
+            identity: options.identity.publicIdentity.wireIdentity,
+            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: .zero),
+            relayAuth: auth, settings: settings)))
+        let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(10)) {
+            if case .roomCreated(let c) = $0 { return c }; return nil
+        }
+        let p = try Participant(connection: connection, identity: options.identity, roomID: created.roomID,
+                                index: created.index.rawValue, admitted: true, options: options, output: output)
+        try await p.startAsLeader(relay: relay, password: password)
+        return p
+    }
+
+    /// Joins with an invite: knocks (sealed to the host), waits in the waiting room if
+    /// there is one; emits `waiting` and later `admitted`.
+    public static func join(invite: Invite, options: ParticipantOptions, output: EventOutput) async throws -> Participant {
+        let endpoint = RelayEndpoint(scheme: invite.secure ? .wss : .ws, host: invite.host, port: invite.port)
+        let (connection, challenge) = try await RelayHandshake.open(endpoint, tls: options.tls)
+        let knock = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
+                                   host: invite.hostIdentity.agreementKey)
+        let auth = try invite.password.map { try Invite.relayAuth(password: $0) }
+        try await connection.send(.join(JoinMessage(
+            roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
+            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
+            relayAuth: auth, knock: knock)))
+        let first = try await RelayHandshake.expect(connection, "WAITING or ADMITTED", timeout: .seconds(10)) { m -> RelayMessage? in
+            switch m { case .waiting, .admitted: return m; default: return nil }
+        }
+        let index: UInt16
+        switch first {
+        case .waiting(let w): index = w.index.rawValue
+        case .admitted(let a): index = a.index.rawValue
+        default: throw SessionError.protocolViolation("unexpected answer to JOIN")
+        }
+        let p = try Participant(connection: connection, identity: options.identity, roomID: invite.roomID, index: index,
+                                admitted: false, options: options, output: output)
+        await p.setInvite(invite)
+        if case .waiting = first {
+            output.emit("waiting", [("participant", .int(Int(index)))], human: "waiting for the host to admit you (you are #\(index))")
+        } else if case .admitted(let a) = first {
+            await p.handle(.admitted(a))
+        }
+        return p
+    }
+
+    func setInvite(_ invite: Invite) { self.invite = invite }
+
+    private func startAsLeader(relay: RelayEndpoint, password: String?) async throws {
+        invite = Invite(secure: relay.usesTLS, host: relay.host, port: relay.port, roomID: roomID,
+                        hostIdentity: identity.publicIdentity, password: password)
+        output.emit("invite", [("invite", .string(invite!.text))], human: "invite: \(invite!.text)")
+        relayIdentities[index] = identity.publicIdentity
+        var l = LeaderKeySchedule(roomID: roomID, me: index, identity: identity, displayName: options.displayName)
+        let actions = try l.start(now: now)
+        leader = l
+        try await perform(actions)
+        mutedSelf = false // the room's creator enters unmuted (relay policy)
+    }
+
+    // MARK: - Running
+
+    /// Processes relay traffic and sends media until `duration` passes, the meeting ends, or
+    /// the connection closes. Then leaves and finishes the recording.
+    public func run(for duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        let ticker = Task { [weak self] in
+            var next = ContinuousClock.now
+            while !Task.isCancelled {
+                next += .milliseconds(20)
+                try? await Task.sleep(until: next, clock: .continuous)
+                guard let self else { return }
+                await self.mediaTick()
+            }
+        }
+        defer { ticker.cancel() }
+        while running, ContinuousClock.now < deadline {
+            let item: RelayInbound?
+            do {
+                item = try await connection.next(timeout: min(deadline - ContinuousClock.now, .milliseconds(250)))
+            } catch {
+                continue
+            }
+            guard let item else { break }
+            await handle(item)
+        }
+        ticker.cancel()
+        if running {
+            try? await connection.send(.command(CommandMessage(requestID: 0xFFFF, action: .leave)))
+        }
+        reportAudio(force: true)
+        try? recorder?.finish()
+        await connection.close()
+    }
+
+    /// Sends a chat line (broadcast, end-to-end encrypted), or a private message.
+    public func say(_ text: String, to recipient: UInt16? = nil) async throws {
+        guard hasKeys, sender.sendingEpoch(at: now) != nil else { pendingSay.append(text); return }
+        let bytes = Array(text.utf8)
+        guard (1...4000).contains(bytes.count) else { return }
+        if let recipient {
+            guard let peer = peerIdentity(recipient) else {
+                output.emit("error", [("code", .string("unknown_participant")), ("message", .string("no such participant #\(recipient)"))],
+                            human: "no such participant #\(recipient)")
+                return
+            }
+            let key = try PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: index, recipient: recipient)
+            let counter = privateCounters[recipient, default: 0]
+            privateCounters[recipient] = counter + 1
+            let md = FrameMetadata(roomID: roomID).bytes(kind: FrameKind.chat.rawValue, sender: index, recipient: recipient)
+            var out = [UInt8](repeating: 0, count: key.sealedLength(counter: counter, plaintextLength: bytes.count))
+            _ = try out.withUnsafeMutableBytes { o in try md.withUnsafeBytes { m in try bytes.withUnsafeBytes { p in try key.seal(counter: counter, metadata: m, plaintext: p, into: o) } } }
+            try await sendFrame(.chat, to: ParticipantIndex(recipient), payload: out)
+        } else {
+            // Chat is reliable: seal it under the newest epoch. A member whose key package is
+            // still on its way buffers the frame (up to 1 s, 3.3) instead of losing it, while
+            // a member who joined later cannot read it (the join ratchet).
+            let payload = try sender.seal(kind: .chat, recipient: .everyone, plaintext: bytes, now: now, epoch: .newest)
+            try await sendFrame(.chat, to: .everyone, payload: payload)
+        }
+    }
+
+    var privateCounters: [UInt16: UInt64] = [:]
+
+    /// Sends a command to the relay.
+    public func command(_ action: CommandAction) async throws {
+        nextRequest &+= 1
+        try await connection.send(.command(CommandMessage(requestID: nextRequest, action: action)))
+    }
+
+    var nextRequest: UInt16 = 0
+
+    /// The current security code, if keys are in place.
+    public var securityCode: String? {
+        leader?.securityCode?.description ?? member?.securityCode?.description
+    }
+
+    // MARK: - Inbound
+
+    func handle(_ item: RelayInbound) async {
+        switch item {
+        case .message(let m):
+            await handle(m)
+        case .undecodable(_, let error):
+            output.emit("error", [("code", .string("malformed")), ("message", .string(error.description))], human: "relay sent a malformed message: \(error)")
+        case .closed:
+            if running {
+                output.emit("ended", human: "connection closed")
+            }
+            running = false
+        }
+    }
+
+    func handle(_ message: RelayMessage) async {
+        switch message {
+        case .admitted(let a):
+            handleAdmitted(a)
+            if options.unmuteOnJoin { try? await command(.unmuteSelf) }
+        case .knock(let k):
+            await handleKnock(k)
+        case .event(let e):
+            await handleEvent(e)
+        case .frame(let f):
+            await handleFrame(f)
+        case .error(let e):
+            let fields: [(String, EventOutput.Value)] = [("code", .string(e.code.name)), ("message", .string(e.message))]
+            switch e.code {
+            case .ended:
+                output.emit("ended", human: "the host ended the meeting")
+            case .denied:
+                output.emit("denied", human: "the host denied admission")
+            default:
+                output.emit("error", fields, human: "\(e.code.name): \(e.message)")
+            }
+            if e.isFatal { running = false }
+        case .commandOK, .pong, .welcome, .roomCreated, .waiting:
+            break
+        }
+    }
+
+    func handleAdmitted(_ a: AdmittedMessage) {
+        index = a.index.rawValue
+        admitted = true
+        for entry in a.roster {
+            relayIdentities[entry.index.rawValue] = try? PublicIdentity(entry.identity)
+        }
+        let host = a.roster.first { $0.role == .host }
+        if let invite, let host, let hostIdentity = try? PublicIdentity(host.identity) {
+            if hostIdentity != invite.hostIdentity {
+                rejections.append("host key differs from the invite")
+                output.emit("error", [("code", .string("key_rejected")), ("message", .string("the room's host is not the one the invite names"))],
+                            human: "WARNING: the room's host is not the one the invite names; key packages will be rejected")
+            }
+            member = MemberKeySchedule(roomID: roomID, me: index, identity: identity, leaderIndex: host.index.rawValue,
+                                       leaderIdentity: invite.hostIdentity)
+        }
+        mutedSelf = a.roster.first { $0.index == a.index }?.state.contains(.muted) ?? true
+        output.emit("admitted", [("participant", .int(Int(index)))], human: "admitted as #\(index)")
+    }
+
+    func handleKnock(_ k: KnockMessage) async {
+        guard let relayIdentity = try? PublicIdentity(k.identity) else { return }
+        let fingerprint = relayIdentity.fingerprint.displayString
+        var name = "(sealed to the host)"
+        if leader != nil {
+            do {
+                let opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity)
+                name = opened.displayName
+                knockNames[k.index.rawValue] = opened.displayName
+            } catch {
+                rejections.append("knock: \(error)")
+                output.emit("error", [("code", .string("key_rejected")), ("message", .string("a knock did not verify: \(error)"))],
+                            human: "a knock from #\(k.index.rawValue) did not verify: \(error)")
+                return
+            }
+        }
+        output.emit("knock", [("participant", .int(Int(k.index.rawValue))), ("name", .string(name)), ("fingerprint", .string(fingerprint))],
+                    human: "knock: #\(k.index.rawValue) \(name) [\(fingerprint)]  (/admit \(k.index.rawValue) or /deny \(k.index.rawValue))")
+        if options.autoAdmit, leader != nil {
+            try? await command(.admit(k.index))
+        }
+    }
+
+    func handleEvent(_ e: EventMessage) async {
+        switch e.event {
+        case .joined(let i, let wireIdentity, let role):
+            guard let id = try? PublicIdentity(wireIdentity) else { return }
+            relayIdentities[i.rawValue] = id
+            output.emit("joined", [("participant", .int(Int(i.rawValue))), ("fingerprint", .string(id.fingerprint.displayString))],
+                        human: "#\(i.rawValue) joined [\(id.fingerprint.displayString)]")
+            if var l = leader {
+                let entry = SignedRoster.Entry(index: i.rawValue, identity: id, role: role, muted: true, presenter: role != .participant,
+                                               displayName: knockNames[i.rawValue] ?? "")
+                do {
+                    let actions = try l.admit(entry, now: now)
+                    leader = l
+                    try await perform(actions)
+                } catch {
+                    output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
+                }
+            }
+        case .left(let i, let reason):
+            await memberGone(i.rawValue, reason: reason.name)
+        case .removed(let i):
+            await memberGone(i.rawValue, reason: "removed")
+        case .muted(let i):
+            if i.rawValue == index { mutedSelf = true }
+            output.emit("muted", [("participant", .int(Int(i.rawValue)))], human: "#\(i.rawValue) is muted")
+        case .unmuted(let i):
+            if i.rawValue == index { mutedSelf = false }
+            output.emit("unmuted", [("participant", .int(Int(i.rawValue)))], human: "#\(i.rawValue) is unmuted")
+        case .locked:
+            output.emit("locked", human: "the room is locked")
+        case .unlocked:
+            output.emit("unlocked", human: "the room is unlocked")
+        case .recording(let on):
+            output.emit("recording", [("on", .bool(on))], human: on ? "the host started recording" : "recording stopped")
+        case .roleChanged(let i, let role):
+            output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name)")
+        case .presenterChanged(let i, let granted):
+            output.emit("presenter", [("participant", .int(Int(i.rawValue))), ("granted", .bool(granted))],
+                        human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen")
+        case .unmuteRequested:
+            output.emit("unmute_requested", human: "the host asks you to unmute (/unmute)")
+        default:
+            break
+        }
+    }
+
+    func memberGone(_ i: UInt16, reason: String) async {
+        relayIdentities[i] = nil
+        output.emit("left", [("participant", .int(Int(i))), ("reason", .string(reason))], human: "#\(i) left (\(reason))")
+        if var l = leader, l.entries.contains(where: { $0.index == i }) {
+            do {
+                let actions = try l.remove(i, now: now)
+                leader = l
+                try await perform(actions)
+            } catch {
+                output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
+            }
+        }
+    }
+
+    func handleFrame(_ f: FrameMessage) async {
+        let header = f.header
+        if header.kind == .keys {
+            guard var m = member else { return }
+            do {
+                let actions = try m.receiveKeyPackage(f.payload, from: header.sender.rawValue)
+                member = m
+                try await perform(actions)
+            } catch {
+                reject("key package: \(error)")
+            }
+            return
+        }
+        if header.kind == .chat, header.recipient.rawValue == index {
+            openPrivateChat(f)
+            return
+        }
+        switch receiver.open(header: header, payload: f.payload, now: now) {
+        case .opened(let frame):
+            receiveCounters.opened += 1
+            await deliver(frame)
+        case .buffered:
+            receiveCounters.buffered += 1
+        case .dropped(let reason):
+            count(reason, sender: header.sender.rawValue, kind: header.kind)
+        }
+    }
+
+    func count(_ reason: ReceiveDrop, sender: UInt16, kind: FrameKind) {
+        switch reason {
+        case .decryptFailed: receiveCounters.decryptFailed += 1
+        case .replayed: receiveCounters.replayed += 1
+        case .tooOld: receiveCounters.tooOld += 1
+        case .unknownEpoch: receiveCounters.unknownEpoch += 1
+        case .noKey: receiveCounters.noKey += 1
+        case .senderMismatch: receiveCounters.senderMismatch += 1
+        case .notMember: receiveCounters.notMember += 1
+        }
+        if kind == .audio, reason == .decryptFailed || reason == .noKey || reason == .unknownEpoch {
+            audioStats[sender, default: AudioReceiveStats()].decryptFailed += 1
+        }
+    }
+
+    func deliver(_ frame: ReceivedFrame) async {
+        switch frame.header.kind {
+        case .audio:
+            audioStats[frame.sender, default: AudioReceiveStats()].frames += 1
+            _ = try? mixer.receive(sender: frame.sender, packetBytes: frame.plaintext, nowMicros: now * 1000)
+        case .chat:
+            guard let text = String(validating: frame.plaintext, as: UTF8.self), !text.isEmpty else { return }
+            chatLog.append((frame.sender, text, false))
+            output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name(of: frame.sender))), ("text", .string(text)), ("private", .bool(false))],
+                        human: "\(name(of: frame.sender)) (#\(frame.sender)): \(text)")
+        case .control:
+            guard var m = member else { return }
+            do {
+                let actions = try m.receiveControl(frame.plaintext, from: frame.sender)
+                member = m
+                try await perform(actions)
+            } catch {
+                reject("control message: \(error)")
+            }
+        case .screen:
+            guard member?.isPresenter(frame.sender) ?? true else {
+                receiveCounters.notMember += 0 // screen from a non-presenter: dropped (2.6)
+                return
+            }
+        case .keys:
+            break
+        }
+    }
+
+    func openPrivateChat(_ f: FrameMessage) {
+        let from = f.header.sender.rawValue
+        guard let peer = peerIdentity(from),
+              let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: from, recipient: index) else {
+            receiveCounters.decryptFailed += 1
+            return
+        }
+        let md = FrameMetadata(roomID: roomID).bytes(kind: FrameKind.chat.rawValue, sender: from, recipient: index)
+        var out = [UInt8](repeating: 0, count: f.payload.count)
+        guard let r = try? out.withUnsafeMutableBytes({ o in try f.payload.withUnsafeBytes { p in try md.withUnsafeBytes { m in try key.open(frame: p, metadata: m, into: o) } } }) else {
+            receiveCounters.decryptFailed += 1
+            return
+        }
+        var window = privateWindows[from, default: ReplayWindow()]
+        guard window.check(r.counter) == .fresh else { receiveCounters.replayed += 1; return }
+        window.accept(r.counter)
+        privateWindows[from] = window
+        guard let text = String(validating: out[0..<r.plaintextLength], as: UTF8.self) else { return }
+        chatLog.append((from, text, true))
+        output.emit("chat", [("from", .int(Int(from))), ("name", .string(name(of: from))), ("text", .string(text)), ("private", .bool(true))],
+                    human: "\(name(of: from)) (#\(from), private): \(text)")
+    }
+
+    var privateWindows: [UInt16: ReplayWindow] = [:]
+
+    func reject(_ what: String) {
+        rejections.append(what)
+        output.emit("error", [("code", .string("key_rejected")), ("message", .string(what))], human: "REJECTED \(what)")
+    }
+
+    func name(of index: UInt16) -> String {
+        if let n = member?.displayName(of: index), !n.isEmpty { return n }
+        if let n = leader?.entries.first(where: { $0.index == index })?.displayName, !n.isEmpty { return n }
+        return "#\(index)"
+    }
+
+    /// A peer's identity from the verified roster (never the relay's roster alone, 2.7).
+    func peerIdentity(_ i: UInt16) -> PublicIdentity? {
+        if let l = leader { return l.entries.first { $0.index == i }?.identity }
+        return member?.members.first { $0.index == i }?.identity
+    }
+
+    // MARK: - Key schedule actions
+
+    func perform(_ actions: [LeaderAction]) async throws {
+        for action in actions {
+            switch action {
+            case .broadcastControl(let plaintext):
+                let payload = try sender.seal(kind: .control, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
+                try await sendFrame(.control, to: .everyone, payload: payload)
+            case .sendControl(let recipient, let plaintext):
+                let payload = try sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: plaintext, now: now, epoch: .newest)
+                try await sendFrame(.control, to: ParticipantIndex(recipient), payload: payload)
+            case .sendKeyPackage(let recipient, let payload):
+                try await sendFrame(.keys, to: ParticipantIndex(recipient), payload: payload)
+            case .install(let install):
+                await apply(install)
+            }
+        }
+    }
+
+    func perform(_ actions: [MemberAction]) async throws {
+        for action in actions {
+            switch action {
+            case .install(let install):
+                await apply(install)
+            case .rosterChanged:
+                break
+            case .leaderChanged(let i, _, let handover):
+                output.emit("leader", [("participant", .int(Int(i))), ("handover", .bool(handover))], human: "#\(i) now holds the keys")
+            case .leaderChangeNeedsConfirmation(let i, _):
+                output.emit("error", [("code", .string("key_rejected")), ("message", .string("#\(i) claims leadership without a handover"))],
+                            human: "WARNING: #\(i) claims leadership without a handover; compare security codes")
+            case .relayHostDisagreesWithHandover(let relayHost, let leader):
+                output.emit("error", [("code", .string("key_rejected")), ("message", .string("relay says #\(relayHost) hosts, handover says #\(leader)"))],
+                            human: "WARNING: relay host #\(relayHost) disagrees with the handover to #\(leader)")
+            case .heldMessageRejected(let reason):
+                reject("\(reason)")
+            }
+        }
+    }
+
+    func apply(_ install: EpochInstall) async {
+        let released = install.apply(receiver: &receiver, sender: &sender, now: now)
+        if install.mode != .provisional {
+            hasKeys = true
+            let code = securityCode ?? ""
+            securityCodes.append(code)
+            output.emit("epoch", [("epoch", .int(Int(install.epoch))), ("security_code", .string(code))],
+                        human: "keys for epoch \(install.epoch); security code \(code)")
+        }
+        for frame in released {
+            receiveCounters.openedFromBuffer += 1
+            await deliver(frame)
+        }
+    }
+
+    /// `--say` lines go out once a sending epoch is active and someone else can read them.
+    func flushPendingSay(now nowMs: UInt64) async {
+        guard hasKeys, !pendingSay.isEmpty, sender.sendingEpoch(at: nowMs) != nil else { return }
+        let others = leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1)
+        guard others else { return }
+        let lines = pendingSay
+        pendingSay = []
+        for line in lines {
+            do { try await say(line) } catch {
+                output.emit("error", [("code", .string("internal")), ("message", .string("chat not sent: \(error)"))], human: "chat not sent: \(error)")
+            }
+        }
+    }
+
+    // MARK: - Media
+
+    func mediaTick() async {
+        guard running else { return }
+        let nowMs = now
+        await flushPendingSay(now: nowMs)
+        if let audio, admitted, hasKeys, !mutedSelf, sender.sendingEpoch(at: nowMs) != nil {
+            if let packet = try? audio.nextPacket(nowMicros: nowMs * 1000),
+               let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
+                try? await sendFrame(.audio, to: .everyone, payload: payload)
+            }
+        }
+        let mixed = mixer.tick()
+        try? recorder?.append(mixed)
+        reportAudio(force: false)
+    }
+
+    func reportAudio(force: Bool) {
+        let nowMs = now
+        guard force || nowMs >= lastAudioReport + 1000 else { return }
+        lastAudioReport = nowMs
+        for (s, var stats) in audioStats.sorted(by: { $0.key < $1.key }) {
+            if let js = mixer.statistics(for: s) {
+                stats.lost = js.jitterBuffer.lost
+                stats.late = js.jitterBuffer.late
+            }
+            output.emit("audio", [("from", .int(Int(s))), ("frames", .int(stats.frames)), ("lost", .int(stats.lost)),
+                                  ("late", .int(stats.late)), ("decrypt_failed", .int(stats.decryptFailed))],
+                        human: "audio from #\(s): \(stats.frames) frames, \(stats.lost) lost, \(stats.late) late, \(stats.decryptFailed) failed to decrypt")
+        }
+    }
+
+    func sendFrame(_ kind: FrameKind, to recipient: ParticipantIndex, payload: [UInt8]) async throws {
+        let frame = try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: recipient, payload: payload)
+        try await connection.send(.frame(frame))
+    }
+}
