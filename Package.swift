@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient",
+                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

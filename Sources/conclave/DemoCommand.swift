@@ -7,22 +7,30 @@ import ConclaveProtocol
 /// sealed key package per member, Opus audio of a 440 Hz tone encrypted per frame in
 /// SFrame, decrypted and decoded by the others, security codes compared, and an attack
 /// (a flipped bit, a replay, a relabelled frame) rejected.
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a local end-to-end demo meeting (host and two participants, in one process)."
+        abstract: "Run a live local demo meeting: a relay, a host and two participants on loopback, on the embedded defaults."
     )
 
-    @Option(help: "Seconds of 440 Hz tone each participant sends.")
-    var seconds: Double = 1.0
+    @Option(help: "Seconds the meeting lasts.")
+    var seconds: Double = 6
+
+    @Flag(help: "Run the in-process crypto demo instead (no relay, no sockets).")
+    var offline = false
 
     func validate() throws {
-        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
+        guard seconds >= 3, seconds <= 120 else { throw ValidationError("--seconds must be in [3, 120]") }
     }
 
-    func run() throws {
-        let report = try LocalDemo.run(seconds: seconds) { print($0) }
-        if !report.ok { throw ExitCode(1) }
+    func run() async throws {
+        let ok: Bool
+        if offline {
+            ok = try LocalDemo.run(seconds: min(seconds, 5)) { print($0) }.ok
+        } else {
+            ok = try await MeetingDemo.run(seconds: seconds)
+        }
+        if !ok { throw ExitCode(1) }
     }
 }
 

@@ -17,6 +17,9 @@ public struct ParticipantOptions: Sendable {
     public var say: [String] = []
     /// Unmute as soon as admitted (the relay mutes on entry by default).
     public var unmuteOnJoin = false
+    /// Called with every message exactly as the relay delivered it (for demos and tests
+    /// that check what crossed the relay).
+    public var inboundTap: (@Sendable (RelayMessage) -> Void)?
 
     public init(displayName: String, identity: PrivateIdentity = .generate()) {
         self.displayName = displayName
@@ -254,6 +257,7 @@ public actor Participant {
     func handle(_ item: RelayInbound) async {
         switch item {
         case .message(let m):
+            options.inboundTap?(m)
             await handle(m)
         case .undecodable(_, let error):
             output.emit("error", [("code", .string("malformed")), ("message", .string(error.description))], human: "relay sent a malformed message: \(error)")
@@ -419,8 +423,23 @@ public actor Participant {
         case .buffered:
             receiveCounters.buffered += 1
         case .dropped(let reason):
+            // A frame under an epoch from before we were admitted is not a failure: a late
+            // joiner must not be able to read it (the join ratchet). Count it apart.
+            if reason == .unknownEpoch, let epoch = Self.epoch(of: f.payload), epoch < (firstEpoch ?? .max) {
+                framesBeforeJoin += 1
+                return
+            }
             count(reason, sender: header.sender.rawValue, kind: header.kind)
         }
+    }
+
+    /// Frames under epochs older than the first we held (sent before our admission).
+    public private(set) var framesBeforeJoin = 0
+    var firstEpoch: UInt64?
+
+    static func epoch(of sframe: [UInt8]) -> UInt64? {
+        guard let (header, _) = try? SFrameHeader.decode(sframe) else { return nil }
+        return EpochKeys.split(keyID: header.keyID).epoch
     }
 
     func count(_ reason: ReceiveDrop, sender: UInt16, kind: FrameKind) {
@@ -551,6 +570,7 @@ public actor Participant {
 
     func apply(_ install: EpochInstall) async {
         let released = install.apply(receiver: &receiver, sender: &sender, now: now)
+        if firstEpoch == nil { firstEpoch = install.epoch }
         if install.mode != .provisional {
             hasKeys = true
             let code = securityCode ?? ""
@@ -614,4 +634,47 @@ public actor Participant {
         let frame = try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: recipient, payload: payload)
         try await connection.send(.frame(frame))
     }
+}
+
+// MARK: - Console
+
+extension Participant {
+    /// Carries out one line typed on standard input.
+    public func perform(_ command: ConsoleCommand) async {
+        do {
+            switch command {
+            case .chat(let text):
+                try await say(text)
+            case .privateMessage(let to, let text):
+                try await say(text, to: to)
+            case .relay(let action):
+                try await self.command(action)
+                if action == .leave { running = false }
+            case .who:
+                let entries: [(UInt16, String, String)]
+                if let l = leader {
+                    entries = l.entries.map { ($0.index, $0.displayName, $0.role.name) }
+                } else {
+                    entries = (member?.members ?? []).map { ($0.index, name(of: $0.index), "") }
+                }
+                for (i, n, role) in entries {
+                    output.emit("member", [("participant", .int(Int(i))), ("name", .string(n)), ("role", .string(role))],
+                                human: "#\(i) \(n.isEmpty ? "(no name)" : n) \(role)\(i == index ? " (you)" : "")")
+                }
+            case .code:
+                let code = securityCode ?? "(no keys yet)"
+                output.emit("code", [("security_code", .string(code))], human: "security code: \(code)")
+            case .help:
+                output.emit("help", human: ConsoleCommand.helpText)
+            case .share:
+                output.emit("error", [("code", .string("not_allowed")), ("message", .string("sending screen shares is not available in this build"))],
+                            human: "sending screen shares is not available in this build")
+            }
+        } catch {
+            output.emit("error", [("code", .string("internal")), ("message", .string("\(error)"))], human: "\(error)")
+        }
+    }
+
+    /// True until the session ended (meeting over, removed, left, connection closed).
+    public var isRunning: Bool { running }
 }

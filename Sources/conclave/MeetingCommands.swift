@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import ConclaveClient
+import ConclaveMedia
+import ConclaveProtocol
+
+/// Options shared by `host` and `join`.
+struct MeetingOptions: ParsableArguments {
+    @Option(help: "Your display name (sent only inside the sealed knock and the encrypted roster).")
+    var name: String
+
+    @Option(help: "Identity file from `conclave keygen`; without it a fresh identity is used for this run.")
+    var identity: String?
+
+    @Option(help: "PEM file to trust for a wss:// relay with a self-signed certificate.")
+    var ca: String?
+
+    @Option(name: .customLong("send-audio"), help: "Audio to send: a WAV file, tone:FREQ, noise or silence.")
+    var sendAudio: String?
+
+    @Option(help: "Write the received audio mix to this WAV file.")
+    var record: String?
+
+    @Option(help: "Chat line to send once others can read it (repeatable).")
+    var say: [String] = []
+
+    @Flag(help: "Unmute as soon as admitted (participants enter muted).")
+    var unmute = false
+
+    @Option(help: "Leave after this many seconds (default: until stdin closes or the meeting ends).")
+    var duration: Double?
+
+    @Flag(help: "Print one JSON object per line instead of readable lines.")
+    var json = false
+
+    func participantOptions() throws -> ParticipantOptions {
+        var o = ParticipantOptions(displayName: name)
+        if let identity {
+            do { o.identity = try IdentityFile.load(from: identity) } catch { throw CLIError(error.description) }
+        }
+        if let ca {
+            guard FileManager.default.isReadableFile(atPath: ca) else { throw CLIError("cannot read the CA file \(ca)") }
+            o.tls = .trusting(pemFile: ca)
+        }
+        if let sendAudio {
+            do {
+                let spec = try AudioSourceSpec(parsing: sendAudio)
+                _ = try AudioSource(spec: spec, loop: true) // fail now, with a clear line, on an unreadable WAV
+                o.audioSource = spec
+            } catch {
+                throw CLIError("cannot use audio source \(sendAudio): \(error)")
+            }
+        }
+        o.recordPath = record
+        o.say = say
+        o.unmuteOnJoin = unmute
+        return o
+    }
+
+    func validate() throws {
+        guard (1...64).contains(name.utf8.count) else { throw ValidationError("--name must be 1 to 64 bytes") }
+        if let duration, !(duration > 0 && duration <= 86_400) { throw ValidationError("--duration must be in (0, 86400] seconds") }
+    }
+
+    var output: EventOutput {
+        // Unbuffered, so a script reading a pipe sees each event as it happens.
+        EventOutput(json: json) { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    }
+}
+
+struct HostCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "host",
+        abstract: "Create a room on a relay, print its invite, and hold the room's keys."
+    )
+
+    @Option(help: "The relay, e.g. ws://127.0.0.1:7443 or wss://relay.example.org.")
+    var relay: String = "ws://127.0.0.1:7443"
+
+    @Option(help: "Room password (default: a random one; shared out of band in the invite).")
+    var password: String?
+
+    @Flag(name: .customLong("no-password"), help: "Create the room without a password.")
+    var noPassword = false
+
+    @Flag(name: .customLong("no-waiting-room"), help: "Admit joiners at once instead of through the waiting room.")
+    var noWaitingRoom = false
+
+    @Flag(name: .customLong("auto-admit"), help: "Admit every knock at once.")
+    var autoAdmit = false
+
+    @OptionGroup var meeting: MeetingOptions
+
+    func run() async throws {
+        let endpoint: RelayEndpoint
+        do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
+        var options = try meeting.participantOptions()
+        options.autoAdmit = autoAdmit
+        var settings = RoomSettings.privacyDefaults
+        settings.waitingRoom = !noWaitingRoom
+        settings.maxParticipants = 120
+        let pw: String? = noPassword ? nil : (password ?? Self.randomPassword())
+        let output = meeting.output
+        let participant: Participant
+        do {
+            participant = try await Participant.host(relay: endpoint, password: pw, settings: settings, options: options, output: output)
+        } catch let error as SessionError {
+            throw CLIError(error.description)
+        }
+        await runMeeting(participant, duration: meeting.duration, output: output)
+    }
+
+    /// 20 characters of base64url: about 120 bits.
+    static func randomPassword() -> String {
+        var g = SystemRandomNumberGenerator()
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        return String((0..<20).map { _ in alphabet[Int.random(in: 0..<64, using: &g)] })
+    }
+}
+
+struct JoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Join a room with an invite (the host's key and the password travel in its secret part)."
+    )
+
+    @Argument(help: "The invite printed by `conclave host`.")
+    var invite: String
+
+    @OptionGroup var meeting: MeetingOptions
+
+    func run() async throws {
+        let parsed: Invite
+        do { parsed = try Invite(parsing: invite) } catch { throw CLIError("bad_invite: \(error)") }
+        let output = meeting.output
+        let participant: Participant
+        do {
+            participant = try await Participant.join(invite: parsed, options: try meeting.participantOptions(), output: output)
+        } catch let error as SessionError {
+            throw CLIError(error.description)
+        }
+        await runMeeting(participant, duration: meeting.duration, output: output)
+    }
+}
+
+/// Runs the session, feeding it lines from standard input.
+func runMeeting(_ participant: Participant, duration: Double?, output: EventOutput) async {
+    let lines = AsyncStream<String> { continuation in
+        let thread = Thread {
+            while let line = readLine() { continuation.yield(line) }
+            continuation.finish()
+        }
+        thread.start()
+    }
+    let console = Task {
+        for await line in lines {
+            do {
+                if let command = try ConsoleCommand.parse(line) { await participant.perform(command) }
+            } catch {
+                output.emit("error", [("code", .string("bad_command")), ("message", .string("\(error)"))], human: "\(error)")
+            }
+            if await !participant.isRunning { break }
+        }
+    }
+    await participant.run(for: .milliseconds(Int64((duration ?? 86_400) * 1000)))
+    console.cancel()
+}
