@@ -93,3 +93,119 @@ func withTestRelay<T>(_ body: (RelayEndpoint, RelayServer) async throws -> T) as
         }
     }
 }
+
+extension EndToEndTests {
+    /// Issue 4, must-show 7: steady audio from everyone, three joins and two leaves: no frame
+    /// that a member was entitled to read fails to decrypt.
+    @Test func nothingGarblesAcrossJoinsAndLeaves() async throws {
+        try await withTestRelay { endpoint, _ in
+            func options(_ name: String) -> ParticipantOptions {
+                var o = ParticipantOptions(displayName: name)
+                o.audioSource = .tone(frequency: 440)
+                o.unmuteOnJoin = true
+                o.autoAdmit = true
+                return o
+            }
+            let quiet = EventOutput(json: true) { _ in }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("h"), output: quiet)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(7)) }
+            var members: [(Participant, Task<Void, Never>)] = []
+            // Three joins, 700 ms apart; the first two stay shorter, so two leaves happen
+            // while audio keeps flowing.
+            for (i, stay) in [3.0, 3.5, 4.5].enumerated() {
+                try await Task.sleep(for: .milliseconds(700))
+                let p = try await Participant.join(invite: invite, options: options("m\(i)"), output: quiet)
+                members.append((p, Task { await p.run(for: .milliseconds(Int64(stay * 1000))) }))
+            }
+            for (_, t) in members { await t.value }
+            await hostRun.value
+            for (i, p) in ([host] + members.map(\.0)).enumerated() {
+                let c = await p.receiveCounters
+                #expect(c.opened + c.openedFromBuffer > 100, "participant \(i) decrypted only \(c.opened) frames")
+                #expect(c.decryptFailed == 0 && c.noKey == 0 && c.senderMismatch == 0 && c.notMember == 0 && c.replayed == 0,
+                        "participant \(i): \(c)")
+                let rejections = await p.rejections
+                #expect(rejections.isEmpty, "participant \(i) rejected: \(rejections)")
+            }
+        }
+    }
+
+    /// Issue 4, must-show 3: a late joiner cannot open frames sent before its admission, and
+    /// a removed participant cannot open frames sent after its removal.
+    @Test func lateJoinerAndRemovedParticipantCannotOpenOtherEpochs() async throws {
+        try await withTestRelay { endpoint, _ in
+            let captured = Mutex<[(at: ContinuousClock.Instant, frame: FrameMessage)]>([])
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            hostOptions.inboundTap = { m in if case .frame(let f) = m, f.header.kind == .chat { captured.withLock { $0.append((.now, f)) } } }
+            let quiet = EventOutput(json: true) { _ in }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(6)) }
+            let early = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "early"), output: quiet)
+            let earlyRun = Task { await early.run(for: .seconds(6)) }
+            try await Task.sleep(for: .milliseconds(700))
+            try await early.say("before the late joiner")
+            try await Task.sleep(for: .milliseconds(300))
+            let beforeLate = captured.withLock { $0.map(\.frame) }
+            try #require(!beforeLate.isEmpty, "no frame captured before the late joiner")
+
+            let late = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "late"), output: quiet)
+            let lateRun = Task { await late.run(for: .seconds(2)) }
+            try await Task.sleep(for: .milliseconds(800))
+            for f in beforeLate {
+                // It fails for lack of the epoch's key, not because it was seen before.
+                let attempt = await late.openAttempt(f)
+                #expect(attempt == .dropped(.unknownEpoch) || attempt == .buffered, "late joiner on a pre-admission frame: \(attempt)")
+            }
+            // Sanity: the late joiner reads what is sent now.
+            try await early.say("after the late joiner")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await late.chatLog.contains { $0.text == "after the late joiner" }, "the late joiner cannot read current chat")
+
+            // Remove the late joiner; frames sent after that must not open for it.
+            try await host.command(.remove(ParticipantIndex(await late.index)))
+            await lateRun.value
+            try await Task.sleep(for: .milliseconds(500))
+            try await early.say("after the removal")
+            try await Task.sleep(for: .milliseconds(300))
+            let afterRemoval = try #require(captured.withLock { $0.last?.frame })
+            let attempt = await late.openAttempt(afterRemoval)
+            #expect(attempt == .dropped(.unknownEpoch) || attempt == .buffered, "removed participant on a post-removal frame: \(attempt)")
+            #expect(await host.chatLog.contains { $0.text == "after the removal" }, "the remaining members still talk")
+            await earlyRun.value
+            await hostRun.value
+        }
+    }
+}
+
+extension EndToEndTests {
+    /// Issue 4, must-show 5 (host-key substitution): an invite whose host key was swapped
+    /// is detected on both sides, and the joiner never installs the room's keys.
+    @Test func substitutedHostKeyIsRejected() async throws {
+        try await withTestRelay { endpoint, _ in
+            let hostLog = EventLog(), joinLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            var invite = try #require(await host.invite)
+            invite.hostIdentity = PrivateIdentity.generate().publicIdentity // the attacker's key
+            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let joiner = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "victim"), output: joinLog.output)
+            let joinRun = Task { await joiner.run(for: .seconds(3)) }
+            try await Task.sleep(for: .milliseconds(800))
+            // The host cannot open a knock sealed to the wrong key, and does not auto-admit it.
+            #expect(hostLog.events("error").contains { $0["code"] as? String == "key_rejected" })
+            #expect(hostLog.events("knock").isEmpty)
+            // Admitted by hand anyway: the joiner sees the host is not the invite's, rejects
+            // the key packages the real host signs, and never gets keys.
+            try await host.command(.admit(ParticipantIndex(await joiner.index)))
+            await joinRun.value
+            await hostRun.value
+            #expect(joinLog.events("error").contains { $0["code"] as? String == "key_rejected" })
+            #expect(await joiner.securityCode == nil, "the joiner installed keys from a host it did not pin")
+            #expect(joinLog.events("epoch").isEmpty)
+        }
+    }
+}

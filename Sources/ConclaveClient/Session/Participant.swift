@@ -678,3 +678,20 @@ extension Participant {
     /// True until the session ended (meeting over, removed, left, connection closed).
     public var isRunning: Bool { running }
 }
+
+// MARK: - Inspection (tests, diagnostics)
+
+extension Participant {
+    /// Tries to open a captured frame with this participant's current keys, on a copy of the
+    /// key ring (nothing is counted or buffered). True only if it authenticates and decrypts.
+    public func canOpen(_ frame: FrameMessage) -> Bool {
+        if case .opened = openAttempt(frame) { return true }
+        return false
+    }
+
+    /// What opening a captured frame would do, on a copy of the key ring.
+    public func openAttempt(_ frame: FrameMessage) -> ReceiveResult {
+        var copy = receiver
+        return copy.open(header: frame.header, payload: frame.payload, now: now)
+    }
+}
