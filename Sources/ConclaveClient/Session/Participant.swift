@@ -604,6 +604,11 @@ public actor Participant {
         guard running else { return }
         let nowMs = now
         await flushPendingSay(now: nowMs)
+        // Periodic rotation (3.2): the leader draws a fresh secret when the interval is due.
+        if var l = leader, let actions = try? l.rotateIfDue(now: nowMs), !actions.isEmpty {
+            leader = l
+            try? await perform(actions)
+        }
         if let audio, admitted, hasKeys, !mutedSelf, sender.sendingEpoch(at: nowMs) != nil {
             if let packet = try? audio.nextPacket(nowMicros: nowMs * 1000),
                let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
