@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages Conclave needs, only when they are missing.
-# Used by the README's commands and by .ci/run. Needs root (or sudo) on Debian/Ubuntu.
+# Used by the README's commands and by .ci/run (gdb: its gcore dumps the relay's memory in a test).
+# Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 need=()
-for pkg in libsodium-dev libopus-dev pkg-config openssl; do
+for pkg in libsodium-dev libopus-dev pkg-config openssl gdb; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -209,3 +209,93 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests {
+    /// Issue 4, must-show 2: the relay process's memory and every byte it delivers never
+    /// contain a canary chat text or a canary display name. The relay runs as its own
+    /// process; `gcore` dumps its whole memory while the room is live.
+    @Test func relayMemoryAndWireNeverHoldCanaries() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay").path
+        try #require(FileManager.default.fileExists(atPath: binary), "conclave-relay not built next to the tests; run `swift build` first")
+        let gcore = ["/usr/bin/gcore", "/bin/gcore"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        try #require(gcore != nil, "gcore (package gdb) is needed; scripts/install-deps.sh installs it")
+        let relay = Process()
+        relay.executableURL = URL(fileURLWithPath: binary)
+        relay.arguments = ["--listen", "127.0.0.1:0", "--set", "password-hashing=minimum"]
+        let stderr = Pipe()
+        relay.standardError = stderr
+        relay.standardOutput = FileHandle.nullDevice
+        try relay.run()
+        defer { if relay.isRunning { relay.terminate() } }
+        var port = 0, seen = ""
+        let until = ContinuousClock.now + .seconds(10)
+        while port == 0, ContinuousClock.now < until {
+            let chunk = stderr.fileHandleForReading.availableData
+            if chunk.isEmpty { try await Task.sleep(for: .milliseconds(20)); continue }
+            seen += String(decoding: chunk, as: UTF8.self)
+            if let r = seen.range(of: "ws://127.0.0.1:"), let p = Int(seen[r.upperBound...].prefix(while: \.isNumber)) { port = p }
+        }
+        try #require(port > 0)
+        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port)
+
+        let chatCanary = "CANARY-chat-7f3a9e1c-\(UUID().uuidString.prefix(8))"
+        let nameCanaries = ["Zelda-\(UUID().uuidString.prefix(6))", "Quentin-\(UUID().uuidString.prefix(6))"]
+        let canaries = ([chatCanary] + nameCanaries).map { Array($0.utf8) }
+        let delivered = Mutex<[[UInt8]]>([])
+        func options(_ name: String) -> ParticipantOptions {
+            var o = ParticipantOptions(displayName: name)
+            o.autoAdmit = true
+            o.inboundTap = { m in delivered.withLock { $0.append(m.encoded()) } }
+            return o
+        }
+        let quiet = EventOutput(json: true) { _ in }
+        let host = try await Participant.host(relay: endpoint, password: "pw-\(UUID().uuidString)", settings: .privacyDefaults,
+                                              options: options(nameCanaries[0]), output: quiet)
+        let invite = try #require(await host.invite)
+        let hostRun = Task { await host.run(for: .seconds(5)) }
+        let guest = try await Participant.join(invite: invite, options: options(nameCanaries[1]), output: quiet)
+        let guestRun = Task { await guest.run(for: .seconds(4)) }
+        let ready = ContinuousClock.now + .seconds(3)
+        while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<20 { try await guest.say(chatCanary); try await host.say(chatCanary) }
+        try await Task.sleep(for: .milliseconds(500))
+        // The messages did get through, decrypted, at the ends.
+        #expect(await host.chatLog.contains { $0.text == chatCanary })
+        #expect(await guest.chatLog.contains { $0.text == chatCanary })
+
+        // Dump the relay's memory while the room is live.
+        let dir = NSTemporaryDirectory() + "conclave-core-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dump = Process()
+        dump.executableURL = URL(fileURLWithPath: gcore!)
+        dump.arguments = ["-o", "\(dir)/relay", "\(relay.processIdentifier)"]
+        dump.standardOutput = FileHandle.nullDevice
+        dump.standardError = FileHandle.nullDevice
+        try dump.run()
+        dump.waitUntilExit()
+        let coreFile = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first.map { "\(dir)/\($0)" })
+        let core = try Data(contentsOf: URL(fileURLWithPath: coreFile))
+        #expect(core.count > 1_000_000, "the core dump is implausibly small: \(core.count) bytes")
+        // Positive control: the core does contain what the relay legitimately holds, e.g. the room id.
+        #expect(core.range(of: Data(invite.roomID.bytes)) != nil, "the dump does not even contain the room id; the search would prove nothing")
+        for canary in canaries {
+            #expect(core.range(of: Data(canary)) == nil, "the relay's memory contains \(String(decoding: canary, as: UTF8.self))")
+        }
+        // Every byte the relay delivered to either client.
+        let wire = delivered.withLock { $0 }
+        #expect(wire.count > 40)
+        for bytes in wire {
+            for canary in canaries where bytes.count >= canary.count {
+                #expect(!Data(bytes).contains(Data(canary)), "a relay-delivered message contains a canary")
+            }
+        }
+        await guestRun.value
+        await hostRun.value
+    }
+}
+
+extension Data {
+    func contains(_ other: Data) -> Bool { range(of: other) != nil }
+}

@@ -244,13 +244,14 @@ final class RelayCore: Sendable {
             return ErrorMessage(code: .tooLarge, isFatal: true, message: "\(header.kind.name) frame of \(payloadLength) bytes exceeds this relay's limit of \(configuration.payloadLimit(header.kind))")
         }
         let decision = state.withLock { s -> (FrameRoute, [ConnectionOutbox], ConnectionOutbox?) in
-            guard let roomID = s.connections[outbox.id]?.roomID, var room = s.rooms[roomID] else {
+            guard let roomID = s.connections[outbox.id]?.roomID, s.rooms[roomID] != nil else {
                 return (.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")), [], nil)
             }
-            let route = room.policy.routeFrame(header, from: outbox.id)
-            s.rooms[roomID] = room
+            // Mutate the policy where it is stored (the dictionary's modify accessor): a copy
+            // would duplicate the room's tables on write (copy-on-write) for every frame.
+            let route = s.rooms[roomID]!.policy.routeFrame(header, from: outbox.id)
             switch route {
-            case .broadcast: return (route, room.recipients, nil)
+            case .broadcast: return (route, s.rooms[roomID]!.recipients, nil)
             case .unicast(let to): return (route, [], s.connections[to]?.outbox)
             default: return (route, [], nil)
             }
