@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         .testTarget(
             name: "ConclaveClientTests",
-            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "conclave-relay"] + webSocketStack
+            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "conclave-relay", "conclave"] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveRelayTests",

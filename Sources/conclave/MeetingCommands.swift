@@ -24,6 +24,12 @@ struct MeetingOptions: ParsableArguments {
     @Option(help: "Chat line to send once others can read it (repeatable).")
     var say: [String] = []
 
+    @Option(help: "A file to share as screen frames once others are present (needs presenter rights).")
+    var share: String?
+
+    @Option(name: .customLong("save-shares"), help: "Save every received share into this directory.")
+    var saveShares: String?
+
     @Flag(help: "Unmute as soon as admitted (participants enter muted).")
     var unmute = false
 
@@ -53,6 +59,17 @@ struct MeetingOptions: ParsableArguments {
         }
         o.recordPath = record
         o.say = say
+        if let share {
+            guard FileManager.default.isReadableFile(atPath: share) else { throw CLIError("cannot read the file to share: \(share)") }
+            o.sharePath = share
+        }
+        if let saveShares {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: saveShares, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw CLIError("--save-shares needs an existing directory: \(saveShares)")
+            }
+            o.saveSharesDirectory = saveShares
+        }
         o.unmuteOnJoin = unmute
         return o
     }

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 import ConclaveClient
+import ConclaveCrypto
 import ConclaveMedia
 import ConclaveProtocol
 import ConclaveRelay
@@ -298,4 +299,54 @@ extension EndToEndTests {
 
 extension Data {
     func contains(_ other: Data) -> Bool { range(of: other) != nil }
+}
+
+extension EndToEndTests {
+    /// Screen sharing end to end: the host's share arrives whole with its SHA-256; a
+    /// participant's share reaches no one until the host grants presenter rights.
+    @Test func hostOnlySharingEndToEnd() async throws {
+        try await withTestRelay { endpoint, _ in
+            let dir = NSTemporaryDirectory() + "conclave-share-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let blob = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            FileManager.default.createFile(atPath: "\(dir)/slide.bin", contents: Data(blob))
+            let expected = Hex.encode(SHA2.sha256(blob))
+            let hostLog = EventLog(), guestLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(6)) }
+            var guestOptions = ParticipantOptions(displayName: "guest")
+            guestOptions.saveSharesDirectory = dir
+            let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
+            let guestRun = Task { await guest.run(for: .seconds(5)) }
+            let ready = ContinuousClock.now + .seconds(3)
+            while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(300))
+
+            try await host.share(path: "\(dir)/slide.bin")
+            try await Task.sleep(for: .milliseconds(500))
+            let got = await guest.sharesReceived
+            #expect(got.count == 1 && got.first?.bytes == blob.count && got.first?.sha256 == expected, "guest got \(got)")
+            #expect(guestLog.events("share").first?["sha256"] as? String == expected)
+            let saved = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/share-\(await host.index)-0.bin"))
+            #expect(Array(saved) == blob)
+
+            // The participant is not a presenter: its share reaches no one, and it is told.
+            try await guest.share(path: "\(dir)/slide.bin")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(await host.sharesReceived.isEmpty, "a non-presenter's share reached the host")
+            #expect(guestLog.events("error").contains { $0["code"] as? String == "not_allowed" })
+            // Granted presenter, it may.
+            try await host.command(.grantShare(ParticipantIndex(await guest.index)))
+            try await Task.sleep(for: .milliseconds(300))
+            try await guest.share(path: "\(dir)/slide.bin")
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(await host.sharesReceived.first?.sha256 == expected, "the presenter's share did not arrive")
+            await guestRun.value
+            await hostRun.value
+        }
+    }
 }

@@ -17,6 +17,10 @@ public struct ParticipantOptions: Sendable {
     public var say: [String] = []
     /// Unmute as soon as admitted (the relay mutes on entry by default).
     public var unmuteOnJoin = false
+    /// A file to share as screen frames once keys are in place (`--share`).
+    public var sharePath: String?
+    /// Save every completed share here as `share-<sender>-<id>.bin` (`--save-shares`).
+    public var saveSharesDirectory: String?
     /// Called with every message exactly as the relay delivered it (for demos and tests
     /// that check what crossed the relay).
     public var inboundTap: (@Sendable (RelayMessage) -> Void)?
@@ -65,6 +69,14 @@ public actor Participant {
     var mutedSelf = true
     var running = true
 
+    // Screen sharing.
+    var chunker: ScreenChunker
+    var reassemblers: [UInt16: ScreenReassembler] = [:]
+    /// Completed shares received: (sender, bytes, sha256 hex).
+    public private(set) var sharesReceived: [(from: UInt16, bytes: Int, sha256: String)] = []
+    /// Screen frames dropped because the verified roster does not mark their sender presenter.
+    public private(set) var screenFromNonPresenters = 0
+
     // Audio.
     var audio: AudioSendPipeline?
     var mixer: ReceiveMixer
@@ -93,7 +105,9 @@ public actor Participant {
         self.receiver = ReceiverKeyRing(roomID: roomID, me: index, identity: identity)
         self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
         self.pendingSay = options.say
+        self.pendingShare = options.sharePath
         self.mixer = try ReceiveMixer(configuration: ReceiveMixerConfiguration())
+        self.chunker = try ScreenChunker()
         if let path = options.recordPath {
             self.recorder = try WAVStreamWriter(path: path, sampleRate: 48_000, channels: 1,
                                                 maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
@@ -169,7 +183,9 @@ public actor Participant {
         output.emit("invite", [("invite", .string(invite!.text))], human: "invite: \(invite!.text)")
         relayIdentities[index] = identity.publicIdentity
         var l = LeaderKeySchedule(roomID: roomID, me: index, identity: identity, displayName: options.displayName)
-        let actions = try l.start(now: now)
+        var actions = try l.start(now: now)
+        // The host may always share (5.5); the signed roster says so (2.6).
+        actions += try l.updateRoster([MemberUpdate(index: index, presenter: true)])
         leader = l
         try await perform(actions)
         mutedSelf = false // the room's creator enters unmuted (relay policy)
@@ -374,14 +390,28 @@ public actor Participant {
         case .recording(let on):
             output.emit("recording", [("on", .bool(on))], human: on ? "the host started recording" : "recording stopped")
         case .roleChanged(let i, let role):
+            await leaderUpdate(MemberUpdate(index: i.rawValue, role: role, presenter: role != .participant ? true : nil))
             output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name)")
         case .presenterChanged(let i, let granted):
+            await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: granted))
             output.emit("presenter", [("participant", .int(Int(i.rawValue))), ("granted", .bool(granted))],
                         human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen")
         case .unmuteRequested:
             output.emit("unmute_requested", human: "the host asks you to unmute (/unmute)")
         default:
             break
+        }
+    }
+
+    /// The leader mirrors role and presenter changes into the signed roster.
+    func leaderUpdate(_ update: MemberUpdate) async {
+        guard var l = leader, l.entries.contains(where: { $0.index == update.index }) else { return }
+        do {
+            let actions = try l.updateRoster([update])
+            leader = l
+            try await perform(actions)
+        } catch {
+            output.emit("error", [("code", .string("internal")), ("message", .string("roster update failed: \(error)"))], human: "roster update failed: \(error)")
         }
     }
 
@@ -477,13 +507,57 @@ public actor Participant {
                 reject("control message: \(error)")
             }
         case .screen:
-            guard member?.isPresenter(frame.sender) ?? true else {
-                receiveCounters.notMember += 0 // screen from a non-presenter: dropped (2.6)
-                return
-            }
+            receiveScreen(frame)
         case .keys:
             break
         }
+    }
+
+    /// Screen chunks from a presenter of the verified roster are reassembled; anyone
+    /// else's are dropped even if the relay forwarded them (2.6).
+    func receiveScreen(_ frame: ReceivedFrame) {
+        let presenter = leader.map { $0.entries.first { $0.index == frame.sender }?.presenter ?? false }
+            ?? member?.isPresenter(frame.sender) ?? false
+        guard presenter else { screenFromNonPresenters += 1; return }
+        if reassemblers[frame.sender] == nil { reassemblers[frame.sender] = try? ScreenReassembler() }
+        guard var r = reassemblers[frame.sender] else { return }
+        let outcome = try? r.receive(frame.plaintext)
+        reassemblers[frame.sender] = r
+        guard case .completed(let object)? = outcome else { return }
+        let digest = Hex.encode(SHA2.sha256(object.bytes))
+        sharesReceived.append((frame.sender, object.byteCount, digest))
+        if let dir = options.saveSharesDirectory {
+            let path = "\(dir)/share-\(frame.sender)-\(object.shareID).bin"
+            if !FileManagerLite.write(object.bytes, to: path) {
+                output.emit("error", [("code", .string("internal")), ("message", .string("cannot save \(path)"))], human: "cannot save \(path)")
+            }
+        }
+        output.emit("share", [("from", .int(Int(frame.sender))), ("bytes", .int(object.byteCount)), ("sha256", .string(digest))],
+                    human: "\(name(of: frame.sender)) shared \(object.byteCount) bytes, sha256 \(digest)")
+    }
+
+    /// Sends a file as screen frames (needs presenter rights at the relay and in the roster).
+    public func share(path: String) async throws {
+        guard hasKeys else { throw SessionError.refused(.notAllowed, "no keys yet; share after admission") }
+        let bytes = try Self.readShareFile(path)
+        let chunks = try chunker.chunks(for: bytes)
+        for (i, chunk) in chunks.enumerated() {
+            let payload = try sender.seal(kind: .screen, recipient: .everyone, plaintext: chunk, now: now, epoch: .newest)
+            try await sendFrame(.screen, to: .everyone, payload: payload)
+            if i % 32 == 31 { try await Task.sleep(for: .milliseconds(50)) } // stay inside the relay's frame rate
+        }
+        let digest = Hex.encode(SHA2.sha256(bytes))
+        output.emit("share_sent", [("bytes", .int(bytes.count)), ("sha256", .string(digest)), ("frames", .int(chunks.count))],
+                    human: "shared \(path): \(bytes.count) bytes in \(chunks.count) frames, sha256 \(digest)")
+    }
+
+    /// Reads a file to share; at most 64 MiB, checked before reading it whole.
+    static func readShareFile(_ path: String) throws -> [UInt8] {
+        let limit = 64 * 1024 * 1024
+        guard let attributes = try? FileManagerLite.size(of: path) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
+        guard attributes > 0, attributes <= limit else { throw SessionError.refused(.notAllowed, "\(path) must be 1 byte to 64 MiB") }
+        guard let bytes = FileManagerLite.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
+        return bytes
     }
 
     func openPrivateChat(_ f: FrameMessage) {
@@ -584,8 +658,17 @@ public actor Participant {
         }
     }
 
+    var pendingShare: String?
+
     /// `--say` lines go out once a sending epoch is active and someone else can read them.
     func flushPendingSay(now nowMs: UInt64) async {
+        if let path = pendingShare, hasKeys, sender.sendingEpoch(at: nowMs) != nil,
+           (leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1)) {
+            pendingShare = nil
+            do { try await share(path: path) } catch {
+                output.emit("error", [("code", .string("not_allowed")), ("message", .string("\(error)"))], human: "share failed: \(error)")
+            }
+        }
         guard hasKeys, !pendingSay.isEmpty, sender.sendingEpoch(at: nowMs) != nil else { return }
         let others = leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1)
         guard others else { return }
@@ -671,9 +754,8 @@ extension Participant {
                 output.emit("code", [("security_code", .string(code))], human: "security code: \(code)")
             case .help:
                 output.emit("help", human: ConsoleCommand.helpText)
-            case .share:
-                output.emit("error", [("code", .string("not_allowed")), ("message", .string("sending screen shares is not available in this build"))],
-                            human: "sending screen shares is not available in this build")
+            case .share(let path):
+                try await share(path: path)
             }
         } catch {
             output.emit("error", [("code", .string("internal")), ("message", .string("\(error)"))], human: "\(error)")
