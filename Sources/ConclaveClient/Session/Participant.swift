@@ -782,3 +782,12 @@ extension Participant {
         return copy.open(header: frame.header, payload: frame.payload, now: now)
     }
 }
+
+extension Participant {
+    /// Seals a frame as this participant would send it, without sending it (tests that
+    /// play a malicious relay, which would hold such a frame in flight).
+    func makeFrame(kind: FrameKind, plaintext: [UInt8]) throws -> FrameMessage {
+        let payload = try sender.seal(kind: kind, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
+        return try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: .everyone, payload: payload)
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Synchronization
+import Testing
+import ConclaveCrypto
+import ConclaveMedia
+import ConclaveProtocol
+@testable import ConclaveClient
+
+/// What a malicious relay could do to frames in flight, applied to a real participant:
+/// each attack is rejected and counted (issue 4, must-show 4 and 5).
+@Suite(.serialized, .timeLimit(.minutes(2))) struct InjectionTests {
+    @Test func tamperedReplayedRelabelledAndSwappedAreRejectedAndCounted() async throws {
+        try await withTestRelay { endpoint, _ in
+            let captured = Mutex<[FrameMessage]>([])
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            hostOptions.audioSource = .tone(frequency: 440)
+            let quiet = EventOutput(json: true) { _ in }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(4)) }
+            var guestOptions = ParticipantOptions(displayName: "guest")
+            guestOptions.inboundTap = { m in if case .frame(let f) = m, f.header.kind == .screen || f.header.kind == .audio { captured.withLock { $0.append(f) } } }
+            let guest = try await Participant.join(invite: invite, options: guestOptions, output: quiet)
+            let guestRun = Task { await guest.run(for: .seconds(3)) }
+            let ready = ContinuousClock.now + .seconds(3)
+            while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(400))
+            // A screen frame the relay holds in flight (the guest has not seen it).
+            let chunk = try ScreenChunk.encode(ScreenChunkHeader(shareID: 77, chunkIndex: 0, totalChunks: 1, totalLength: 3), data: [9, 8, 7])
+            let screen = try await host.makeFrame(kind: .screen, plaintext: chunk)
+            let before = await guest.receiveCounters
+
+            // 1. One flipped bit in the ciphertext.
+            var flipped = screen.payload
+            flipped[flipped.count / 2] ^= 0x01
+            await guest.handle(.frame(try FrameMessage(kind: .screen, sender: screen.header.sender, recipient: .everyone, payload: flipped)))
+            // 2. Relabelled by the relay from screen to audio.
+            await guest.handle(.frame(try FrameMessage(kind: .audio, sender: screen.header.sender, recipient: .everyone, payload: screen.payload)))
+            var after = await guest.receiveCounters
+            #expect(after.decryptFailed == before.decryptFailed + 2, "flipped and relabelled: \(before) → \(after)")
+            #expect(after.opened == before.opened, "an attacked frame opened")
+            // The genuine frame still opens once; delivered again (a replay) it is dropped.
+            await guest.handle(.frame(screen))
+            await guest.handle(.frame(screen))
+            after = await guest.receiveCounters
+            #expect(after.opened == before.opened + 1, "the genuine frame did not open: \(after)")
+            #expect(after.replayed == before.replayed + 1, "replay: \(before) → \(after)")
+
+            // 4. A key package swapped in by the relay: signed by a key the guest did not pin.
+            let mallory = PrivateIdentity.generate()
+            let guestIdentity = await guest.identity.publicIdentity
+            let forged = try KeyPackage.create(roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity,
+                                               epoch: 99, rosterHash: [UInt8](repeating: 0, count: 32), reason: .fresh,
+                                               epochSecret: .random(), leader: mallory.signingKey)
+            let codeBefore = await guest.securityCode
+            await guest.handle(.frame(try FrameMessage(kind: .keys, sender: ParticipantIndex(await host.index), recipient: ParticipantIndex(await guest.index), payload: forged.encoded)))
+            let rejections = await guest.rejections
+            #expect(rejections.contains { $0.contains("key package") }, "swapped key package not rejected: \(rejections)")
+            #expect(await guest.securityCode == codeBefore, "a forged key package changed the keys")
+            await guestRun.value
+            await hostRun.value
+        }
+    }
+}
