@@ -21,6 +21,9 @@ struct MeetingOptions: ParsableArguments {
     @Option(help: "Write the received audio mix to this WAV file.")
     var record: String?
 
+    @Option(name: .customLong("record-dir"), help: "Write one WAV per participant into this directory.")
+    var recordDir: String?
+
     @Option(help: "Chat line to send once others can read it (repeatable).")
     var say: [String] = []
 
@@ -58,6 +61,13 @@ struct MeetingOptions: ParsableArguments {
             }
         }
         o.recordPath = record
+        if let recordDir {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: recordDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw CLIError("--record-dir needs an existing directory: \(recordDir)")
+            }
+            o.recordDirectory = recordDir
+        }
         o.say = say
         if let share {
             guard FileManager.default.isReadableFile(atPath: share) else { throw CLIError("cannot read the file to share: \(share)") }

@@ -47,7 +47,15 @@ import ConclaveProtocol
             #expect(after.opened == before.opened + 1, "the genuine frame did not open: \(after)")
             #expect(after.replayed == before.replayed + 1, "replay: \(before) → \(after)")
 
-            // 4. A key package swapped in by the relay: signed by a key the guest did not pin.
+            // 4. A screen frame from a non-presenter that the relay forwards anyway: the host's
+            //    client drops it on its own, from the signed roster (2.6).
+            let rogue = try await guest.makeFrame(kind: .screen, plaintext: chunk)
+            let droppedBefore = await host.screenFromNonPresenters
+            await host.handle(.frame(rogue))
+            #expect(await host.screenFromNonPresenters == droppedBefore + 1)
+            #expect(await host.sharesReceived.isEmpty)
+
+            // 5. A key package swapped in by the relay: signed by a key the guest did not pin.
             let mallory = PrivateIdentity.generate()
             let guestIdentity = await guest.identity.publicIdentity
             let forged = try KeyPackage.create(roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity,

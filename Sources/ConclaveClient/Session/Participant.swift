@@ -17,6 +17,8 @@ public struct ParticipantOptions: Sendable {
     public var say: [String] = []
     /// Unmute as soon as admitted (the relay mutes on entry by default).
     public var unmuteOnJoin = false
+    /// Write one WAV per sender here (`--record-dir`).
+    public var recordDirectory: String?
     /// A file to share as screen frames once keys are in place (`--share`).
     public var sharePath: String?
     /// Save every completed share here as `share-<sender>-<id>.bin` (`--save-shares`).
@@ -68,6 +70,11 @@ public actor Participant {
     var knockNames: [UInt16: String] = [:]
     var mutedSelf = true
     var running = true
+
+    /// Admission order (the relay's host-succession rule follows it).
+    var admissionOrder: [UInt16] = []
+    var perSenderRecorders: [UInt16: WAVStreamWriter] = [:]
+    var toldMuted = false
 
     // Screen sharing.
     var chunker: ScreenChunker
@@ -219,10 +226,12 @@ public actor Participant {
         }
         ticker.cancel()
         if running {
+            await handOverLeadership()
             try? await connection.send(.command(CommandMessage(requestID: 0xFFFF, action: .leave)))
         }
         reportAudio(force: true)
         try? recorder?.finish()
+        for writer in perSenderRecorders.values { try? writer.finish() }
         await connection.close()
     }
 
@@ -365,6 +374,7 @@ public actor Participant {
             if var l = leader {
                 let entry = SignedRoster.Entry(index: i.rawValue, identity: id, role: role, muted: true, presenter: role != .participant,
                                                displayName: knockNames[i.rawValue] ?? "")
+                admissionOrder.append(i.rawValue)
                 do {
                     let actions = try l.admit(entry, now: now)
                     leader = l
@@ -390,7 +400,11 @@ public actor Participant {
         case .recording(let on):
             output.emit("recording", [("on", .bool(on))], human: on ? "the host started recording" : "recording stopped")
         case .roleChanged(let i, let role):
-            await leaderUpdate(MemberUpdate(index: i.rawValue, role: role, presenter: role != .participant ? true : nil))
+            if role == .host, leader == nil {
+                await hostMoved(to: i.rawValue)
+            } else if role != .host {
+                await leaderUpdate(MemberUpdate(index: i.rawValue, role: role, presenter: role != .participant ? true : nil))
+            }
             output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name)")
         case .presenterChanged(let i, let granted):
             await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: granted))
@@ -400,6 +414,59 @@ public actor Participant {
             output.emit("unmute_requested", human: "the host asks you to unmute (/unmute)")
         default:
             break
+        }
+    }
+
+    /// Leaving cleanly as leader: sign a HANDOVER naming the member the relay will make host
+    /// (the longest-admitted co-host, else the longest-admitted participant, 5.5/3.6).
+    func handOverLeadership() async {
+        guard var l = leader else { return }
+        let present = l.entries.filter { $0.index != index }
+        let order = admissionOrder.filter { i in present.contains { $0.index == i } }
+        let cohosts = order.filter { i in present.first { $0.index == i }?.role == .cohost }
+        guard let successor = cohosts.first ?? order.first ?? present.first?.index else { return }
+        do {
+            let (actions, _) = try l.handover(to: successor)
+            leader = l
+            try await perform(actions)
+            output.emit("leader", [("participant", .int(Int(successor))), ("handover", .bool(true))], human: "handed the keys over to #\(successor)")
+        } catch {
+            output.emit("error", [("code", .string("internal")), ("message", .string("handover failed: \(error)"))], human: "handover failed: \(error)")
+        }
+    }
+
+    /// The relay made `index` host: key leadership follows (3.6).
+    func hostMoved(to newHost: UInt16) async {
+        guard var m = member else { return }
+        if newHost == index {
+            // We lead now: take over with a fresh epoch, dropping members who are gone.
+            let gone = m.members.map(\.index).filter { $0 != index && relayIdentities[$0] == nil }
+            do {
+                let (l, actions) = try LeaderKeySchedule.takeOver(from: m, displayName: options.displayName, removing: gone, now: now)
+                leader = l
+                member = nil
+                admissionOrder = l.entries.map(\.index).filter { $0 != index }
+                output.emit("leader", [("participant", .int(Int(index))), ("handover", .bool(!m.leaderChangedWithoutHandover))], human: "you now hold the room's keys")
+                try await perform(actions)
+            } catch {
+                output.emit("error", [("code", .string("internal")), ("message", .string("taking over the keys failed: \(error)"))], human: "taking over the keys failed: \(error)")
+            }
+            return
+        }
+        do {
+            var actions = try m.relayReportedHost(newHost)
+            member = m
+            // Without a handover the relay's word is all there is: follow it, warn, and let
+            // the new security code show whether anyone substituted a key.
+            if case .leaderChangeNeedsConfirmation(let i, let key)? = actions.first {
+                output.emit("error", [("code", .string("key_rejected")), ("message", .string("#\(i) took over the keys without a handover; compare the new security code"))],
+                            human: "WARNING: #\(i) took over the keys without a handover; compare the new security code")
+                actions = try m.acceptLeader(index: i, key: key)
+                member = m
+            }
+            try await perform(actions)
+        } catch {
+            reject("leader change: \(error)")
         }
     }
 
@@ -692,6 +759,11 @@ public actor Participant {
             leader = l
             try? await perform(actions)
         }
+        if audio != nil, mutedSelf, admitted, !toldMuted {
+            toldMuted = true
+            output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
+        }
+        if !mutedSelf { toldMuted = false }
         if let audio, admitted, hasKeys, !mutedSelf, sender.sendingEpoch(at: nowMs) != nil {
             if let packet = try? audio.nextPacket(nowMicros: nowMs * 1000),
                let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
@@ -700,6 +772,15 @@ public actor Participant {
         }
         let mixed = mixer.tick()
         try? recorder?.append(mixed)
+        if let dir = options.recordDirectory {
+            mixer.forEachSenderFrame { sender, frame, _ in
+                if perSenderRecorders[sender] == nil {
+                    perSenderRecorders[sender] = try? WAVStreamWriter(path: "\(dir)/participant-\(sender).wav", sampleRate: 48_000, channels: 1,
+                                                                      maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
+                }
+                try? perSenderRecorders[sender]?.append(frame)
+            }
+        }
         reportAudio(force: false)
     }
 

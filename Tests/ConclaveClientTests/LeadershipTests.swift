@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import ConclaveClient
+import ConclaveMedia
+import ConclaveProtocol
+
+@Suite(.serialized, .timeLimit(.minutes(2))) struct LeadershipTests {
+    func waitForKeys(_ p: Participant) async throws {
+        let until = ContinuousClock.now + .seconds(3)
+        while await p.securityCode == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// The host leaves cleanly: it signs a HANDOVER, the relay makes the co-host host, the
+    /// co-host takes the keys over with a fresh epoch, and the others keep talking. Also:
+    /// `/msg` reaches one participant only, and `--record-dir` writes one WAV per sender.
+    @Test func cleanHandoverPrivateChatAndPerParticipantRecording() async throws {
+        try await withTestRelay { endpoint, _ in
+            let dir = NSTemporaryDirectory() + "conclave-lead-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let logs = (0..<3).map { _ in EventLog() }
+            func options(_ name: String) -> ParticipantOptions {
+                var o = ParticipantOptions(displayName: name)
+                o.autoAdmit = true
+                o.audioSource = .tone(frequency: 440)
+                o.unmuteOnJoin = true
+                return o
+            }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(3)) }
+            var aliceOptions = options("alice")
+            aliceOptions.recordDirectory = dir
+            let alice = try await Participant.join(invite: invite, options: aliceOptions, output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(7)) }
+            try await waitForKeys(alice)
+            try await host.command(.promoteCohost(ParticipantIndex(await alice.index)))
+            let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
+            let bobRun = Task { await bob.run(for: .seconds(7)) }
+            try await waitForKeys(bob)
+            try await Task.sleep(for: .milliseconds(400))
+
+            // Private chat: sealed for alice alone.
+            try await host.say("for alice only", to: await alice.index)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await alice.chatLog.contains { $0.text == "for alice only" && $0.isPrivate })
+            #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
+
+            await hostRun.value // the host leaves cleanly at 3 s and hands the keys over
+            try await Task.sleep(for: .milliseconds(1500))
+            let aliceIndex = Int(await alice.index)
+            #expect(logs[1].events("leader").contains { $0["participant"] as? Int == aliceIndex }, "alice did not take over")
+            #expect(logs[2].events("leader").contains { $0["handover"] as? Bool == true }, "bob did not see a signed handover")
+            let aliceCode = await alice.securityCode, bobCode = await bob.securityCode
+            #expect(aliceCode != nil && aliceCode == bobCode, "codes after the handover: \(String(describing: aliceCode)) vs \(String(describing: bobCode))")
+            try await alice.say("still talking")
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(await bob.chatLog.contains { $0.text == "still talking" }, "chat stopped after the handover")
+            let bobRejections = await bob.rejections, aliceRejections = await alice.rejections
+            #expect(bobRejections.isEmpty && aliceRejections.isEmpty, "rejections: \(bobRejections) \(aliceRejections)")
+            await aliceRun.value
+            await bobRun.value
+
+            // One recording per sender, each carrying its tone.
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("participant-") }.sorted()
+            #expect(files.count == 2, "expected the host's and bob's recordings, got \(files)")
+            for file in files {
+                let audio = try WAVFile.read(path: "\(dir)/\(file)")
+                let f = DominantFrequency.estimate(samples: Array(audio.samples.dropFirst(9_600)), sampleRate: 48_000, channels: 1) ?? 0
+                #expect(abs(f - 440) / 440 < 0.02, "\(file) peaks at \(f) Hz")
+            }
+        }
+    }
+
+    /// The host vanishes without a handover: the relay's new host takes the keys, the
+    /// others are warned and shown a new security code, and talk goes on.
+    @Test func abruptHostLossMovesLeadershipWithWarning() async throws {
+        try await withTestRelay { endpoint, _ in
+            let logs = (0..<3).map { _ in EventLog() }
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: logs[0].output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(10)) }
+            let alice = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "alice"), output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(5)) }
+            try await waitForKeys(alice)
+            let bob = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "bob"), output: logs[2].output)
+            let bobRun = Task { await bob.run(for: .seconds(5)) }
+            try await waitForKeys(bob)
+            try await Task.sleep(for: .milliseconds(300))
+            let codeBefore = await bob.securityCode
+            await host.connection.close() // gone, no handover
+            await hostRun.value
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(logs[2].events("error").contains { ($0["message"] as? String)?.contains("without a handover") == true })
+            let aliceCode = await alice.securityCode, bobCode = await bob.securityCode
+            #expect(aliceCode != nil && aliceCode == bobCode && bobCode != codeBefore, "codes: \(String(describing: codeBefore)) → \(String(describing: aliceCode)) / \(String(describing: bobCode))")
+            try await alice.say("carry on")
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(await bob.chatLog.contains { $0.text == "carry on" })
+            await aliceRun.value
+            await bobRun.value
+        }
+    }
+}
