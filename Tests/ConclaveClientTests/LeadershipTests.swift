@@ -104,3 +104,52 @@ import ConclaveProtocol
         }
     }
 }
+
+extension LeadershipTests {
+    /// Co-hosts see the knocker's name "through the host": the host sends each co-host a
+    /// signed, end-to-end encrypted KNOCK_NOTICE; the relay still sees only the sealed knock.
+    @Test func coHostSeesKnockNamesThroughTheHost() async throws {
+        try await withTestRelay { endpoint, _ in
+            let hostLog = EventLog(), cohostLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = false
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let cohost = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "cohost"), output: cohostLog.output)
+            let cohostRun = Task { await cohost.run(for: .seconds(4)) }
+            _ = try await hostLog.waitFor("knock")
+            try await host.command(.admit(ParticipantIndex(await cohost.index)))
+            try await waitForKeys(cohost)
+            // A knock that is already waiting when the co-host is promoted…
+            let early = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Early Bird"), output: EventOutput(json: true) { _ in })
+            _ = try await hostLog.waitFor("knock") { $0["name"] as? String == "Early Bird" }
+            try await host.command(.promoteCohost(ParticipantIndex(await cohost.index)))
+            // …and one that arrives afterwards.
+            let late = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Late Comer"), output: EventOutput(json: true) { _ in })
+            let a = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Early Bird" }
+            let b = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Late Comer" }
+            let earlyIndex = Int(await early.index), lateIndex = Int(await late.index)
+            #expect(a["participant"] as? Int == earlyIndex && b["participant"] as? Int == lateIndex)
+            let earlyFingerprint = await early.identity.publicIdentity.fingerprint.displayString
+            #expect(a["fingerprint"] as? String == earlyFingerprint)
+            // The co-host can act on it.
+            try await cohost.command(.admit(ParticipantIndex(await late.index)))
+            await cohostRun.value
+            await hostRun.value
+        }
+    }
+}
+
+extension EventLog {
+    /// Waits (bounded) for an event matching `predicate`.
+    func waitFor(_ name: String, timeout: Duration = .seconds(5), _ predicate: @escaping ([String: Any]) -> Bool = { _ in true }) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let e = events(name).first(where: predicate) { return e }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no \(name) event")
+        throw CancellationError()
+    }
+}

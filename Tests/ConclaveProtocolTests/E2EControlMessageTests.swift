@@ -162,7 +162,7 @@ import ConclaveCrypto
         let e3 = 33 + 73 + 81
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x03)) { try E2EControlMessage.decode([0x03, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x04)) { try E2EControlMessage.decode([0x04, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -181,6 +181,32 @@ import ConclaveCrypto
                 }
             }
             if let decoded = try? E2EControlMessage.decode(b) { #expect(decoded.encoded == b) }
+        }
+    }
+
+    static func sampleKnockNotice() throws -> KnockNotice {
+        try KnockNotice.sign(roomID: roomID, waitingIndex: 4, identity: try identity("recipient").publicIdentity,
+                             displayName: "Zoë Example", leader: try identity("leader").signingKey)
+    }
+
+    @Test func knockNoticeRoundTripSignatureAndMalformedInput() throws {
+        let n = try Self.sampleKnockNotice()
+        let bytes = n.encoded
+        #expect(bytes.count == 1 + 16 + 2 + 64 + 1 + "Zoë Example".utf8.count + 64)
+        #expect(try E2EControlMessage.decode(bytes) == .knockNotice(n))
+        #expect(n.isSigned(by: try Self.identity("leader").signingKey.publicKey))
+        #expect(!n.isSigned(by: try Self.identity("recipient").signingKey.publicKey))
+        for i in 0..<bytes.count {
+            var t = bytes; t[i] ^= 0x01
+            if case .knockNotice(let m)? = try? E2EControlMessage.decode(t) {
+                #expect(!m.isSigned(by: try Self.identity("leader").signingKey.publicKey), "byte \(i) flipped still verifies")
+            }
+        }
+        for n in 0..<bytes.count { #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(Array(bytes.prefix(n))) } }
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(bytes + [0]) }
+        #expect(throws: E2EControlError.self) {
+            try KnockNotice.sign(roomID: Self.roomID, waitingIndex: 1, identity: try Self.identity("leader").publicIdentity, displayName: "",
+                                 leader: try Self.identity("leader").signingKey)
         }
     }
 
@@ -207,6 +233,10 @@ import ConclaveCrypto
                 "length": roster.encoded.count,
                 "roster_hash": Hex.encode(roster.rosterHash),
                 "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: roster.rosterHash).description,
+            ] as [String: Any],
+            "knock_notice": [
+                "waiting_index": 4, "identity": Hex.encode(try identity("recipient").publicIdentity.encoded),
+                "display_name": "Zoë Example", "encoded": Hex.encode(try sampleKnockNotice().encoded),
             ] as [String: Any],
             "handover": [
                 "epoch": Int(handover.epoch), "new_leader_index": Int(handover.newLeaderIndex),
@@ -235,5 +265,8 @@ import ConclaveCrypto
         let h = committed["handover"] as! [String: Any]
         guard case let .handover(handover) = try E2EControlMessage.decode(hexBytes(h["encoded"] as! String)) else { Issue.record("handover"); return }
         #expect(handover.isSigned(by: leaderKey) && handover.newLeaderIndex == 2)
+        let k = committed["knock_notice"] as! [String: Any]
+        guard case let .knockNotice(notice) = try E2EControlMessage.decode(hexBytes(k["encoded"] as! String)) else { Issue.record("knock notice"); return }
+        #expect(notice.isSigned(by: leaderKey) && notice.displayName == k["display_name"] as? String && notice.waitingIndex == 4)
     }
 }

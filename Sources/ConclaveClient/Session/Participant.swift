@@ -75,6 +75,10 @@ public actor Participant {
     var admissionOrder: [UInt16] = []
     var perSenderRecorders: [UInt16: WAVStreamWriter] = [:]
     var toldMuted = false
+    /// Host: knocks opened and not yet decided (for KNOCK_NOTICEs to co-hosts).
+    var pendingKnocks: [UInt16: (identity: PublicIdentity, name: String)] = [:]
+    /// Co-host: identities the relay reported in KNOCKs, to check the leader's notices against.
+    var relayKnocks: [UInt16: PublicIdentity] = [:]
 
     // Screen sharing.
     var chunker: ScreenChunker
@@ -344,12 +348,15 @@ public actor Participant {
     func handleKnock(_ k: KnockMessage) async {
         guard let relayIdentity = try? PublicIdentity(k.identity) else { return }
         let fingerprint = relayIdentity.fingerprint.displayString
-        var name = "(sealed to the host)"
+        var name = "(sealed to the host; name follows from the host)"
+        if leader == nil { relayKnocks[k.index.rawValue] = relayIdentity }
         if leader != nil {
             do {
                 let opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity)
                 name = opened.displayName
                 knockNames[k.index.rawValue] = opened.displayName
+                pendingKnocks[k.index.rawValue] = (relayIdentity, opened.displayName)
+                await sendKnockNotices(for: [k.index.rawValue], to: leader?.entries.filter { $0.role == .cohost }.map(\.index) ?? [])
             } catch {
                 rejections.append("knock: \(error)")
                 output.emit("error", [("code", .string("key_rejected")), ("message", .string("a knock did not verify: \(error)"))],
@@ -367,6 +374,8 @@ public actor Participant {
     func handleEvent(_ e: EventMessage) async {
         switch e.event {
         case .joined(let i, let wireIdentity, let role):
+            pendingKnocks[i.rawValue] = nil
+            relayKnocks[i.rawValue] = nil
             guard let id = try? PublicIdentity(wireIdentity) else { return }
             relayIdentities[i.rawValue] = id
             output.emit("joined", [("participant", .int(Int(i.rawValue))), ("fingerprint", .string(id.fingerprint.displayString))],
@@ -404,16 +413,35 @@ public actor Participant {
                 await hostMoved(to: i.rawValue)
             } else if role != .host {
                 await leaderUpdate(MemberUpdate(index: i.rawValue, role: role, presenter: role != .participant ? true : nil))
+                if role == .cohost { await sendKnockNotices(for: Array(pendingKnocks.keys).sorted(), to: [i.rawValue]) }
             }
             output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name)")
         case .presenterChanged(let i, let granted):
             await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: granted))
             output.emit("presenter", [("participant", .int(Int(i.rawValue))), ("granted", .bool(granted))],
                         human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen")
+        case .waitingLeft(let i), .waitingDecided(let i, _):
+            pendingKnocks[i.rawValue] = nil
+            relayKnocks[i.rawValue] = nil
         case .unmuteRequested:
             output.emit("unmute_requested", human: "the host asks you to unmute (/unmute)")
         default:
             break
+        }
+    }
+
+    /// Host: tells co-hosts, end to end and signed, who is knocking (3.6 KNOCK_NOTICE).
+    func sendKnockNotices(for indices: [UInt16], to cohosts: [UInt16]) async {
+        guard leader != nil, !cohosts.isEmpty else { return }
+        for i in indices {
+            guard let knock = pendingKnocks[i],
+                  let notice = try? KnockNotice.sign(roomID: roomID, waitingIndex: i, identity: knock.identity, displayName: knock.name,
+                                                     leader: identity.signingKey) else { continue }
+            for cohost in cohosts {
+                if let payload = try? sender.seal(kind: .control, recipient: ParticipantIndex(cohost), plaintext: notice.encoded, now: now, epoch: .newest) {
+                    try? await sendFrame(.control, to: ParticipantIndex(cohost), payload: payload)
+                }
+            }
         }
     }
 
@@ -705,6 +733,13 @@ public actor Participant {
                             human: "WARNING: relay host #\(relayHost) disagrees with the handover to #\(leader)")
             case .heldMessageRejected(let reason):
                 reject("\(reason)")
+            case .knockNotice(let i, let id, let name):
+                guard relayKnocks[i] == id else {
+                    reject("knock notice for #\(i) names an identity the relay did not report")
+                    continue
+                }
+                output.emit("knock", [("participant", .int(Int(i))), ("name", .string(name)), ("fingerprint", .string(id.fingerprint.displayString))],
+                            human: "knock (named by the host): #\(i) \(name) [\(id.fingerprint.displayString)]  (/admit \(i) or /deny \(i))")
             }
         }
     }

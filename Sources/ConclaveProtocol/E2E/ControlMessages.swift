@@ -298,17 +298,87 @@ public struct Handover: Sendable, Hashable {
     }
 }
 
+// MARK: - KNOCK_NOTICE
+
+/// The leader tells co-hosts who is knocking (3.6): the waiting index, the identity and the
+/// display name it verified in the sealed knock, which only the host can open. Signed by
+/// the leader (context `conclave/v1 knock-notice`), sent addressed to each co-host.
+///
+/// ```
+/// u8 type (0x03) || room_id (16) || u16 waiting_index || identity (64) || u8 name_length (1–64)
+/// || name || signature (64) over all preceding bytes
+/// ```
+public struct KnockNotice: Sendable, Hashable {
+    public static let type: UInt8 = 0x03
+    public let roomID: RoomID
+    public let waitingIndex: UInt16
+    public let identity: PublicIdentity
+    public let displayName: String
+    public let signature: [UInt8]
+
+    public static func sign(roomID: RoomID, waitingIndex: UInt16, identity: PublicIdentity, displayName: String,
+                            leader: Ed25519.PrivateKey) throws(E2EControlError) -> KnockNotice {
+        let name = Array(displayName.utf8)
+        guard (1...Knock.maximumNameLength).contains(name.count) else { throw .malformed("knock notice name") }
+        let part = signedPart(roomID: roomID, waitingIndex: waitingIndex, identity: identity, name: name)
+        guard let signature = try? leader.signature(for: part, context: Labels.knockNoticeSignature) else { throw .malformed("knock notice signature") }
+        return KnockNotice(roomID: roomID, waitingIndex: waitingIndex, identity: identity, displayName: displayName, signature: signature)
+    }
+
+    static func signedPart(roomID: RoomID, waitingIndex: UInt16, identity: PublicIdentity, name: [UInt8]) -> [UInt8] {
+        [type] + roomID.bytes + waitingIndex.bigEndianBytes + identity.encoded + [UInt8(name.count)] + name
+    }
+
+    public var signedPart: [UInt8] {
+        Self.signedPart(roomID: roomID, waitingIndex: waitingIndex, identity: identity, name: Array(displayName.utf8))
+    }
+
+    public var encoded: [UInt8] { signedPart + signature }
+
+    public func isSigned(by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: signedPart, context: Labels.knockNoticeSignature)
+    }
+
+    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> KnockNotice {
+        guard totalLength >= 1 + 16 + 2 + 64 + 1 + 1 + 64, totalLength <= 1 + 16 + 2 + 64 + 1 + Knock.maximumNameLength + 64 else {
+            throw .malformed("knock notice of \(totalLength) bytes")
+        }
+        do {
+            let room = try RoomID(from: &reader)
+            let index = try reader.readUInt16("waiting_index")
+            let identity = try PublicIdentity(encoded: reader.readSlice(count: 64, field: "identity"))
+            let length = Int(try reader.readUInt8("name_length"))
+            guard (1...Knock.maximumNameLength).contains(length), totalLength == 1 + 16 + 2 + 64 + 1 + length + 64 else {
+                throw E2EControlError.malformed("knock notice name length")
+            }
+            guard let name = String(validating: try reader.readSlice(count: length, field: "name"), as: UTF8.self) else {
+                throw E2EControlError.malformed("knock notice name is not UTF-8")
+            }
+            let signature = try reader.readBytes(count: 64, field: "signature")
+            return KnockNotice(roomID: room, waitingIndex: index, identity: identity, displayName: name, signature: signature)
+        } catch let error as E2EControlError {
+            throw error
+        } catch let error as MessageDecodingError {
+            throw .malformed(SignedRoster.field(of: error))
+        } catch {
+            throw .malformed("knock notice")
+        }
+    }
+}
+
 // MARK: - Codec
 
 /// The plaintext of a control frame (kind 4, section 3.6): its first byte is its type.
 public enum E2EControlMessage: Sendable, Hashable {
     case roster(SignedRoster)
     case handover(Handover)
+    case knockNotice(KnockNotice)
 
     public var encoded: [UInt8] {
         switch self {
         case let .roster(r): return r.encoded
         case let .handover(h): return h.encoded
+        case let .knockNotice(n): return n.encoded
         }
     }
 
@@ -322,6 +392,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         switch type {
         case SignedRoster.type: return .roster(try SignedRoster.decode(body: &reader, totalLength: bytes.count))
         case Handover.type: return .handover(try Handover.decode(body: &reader, totalLength: bytes.count))
+        case KnockNotice.type: return .knockNotice(try KnockNotice.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }
     }

@@ -67,6 +67,8 @@ public enum MemberAction: Sendable {
     case relayHostDisagreesWithHandover(relayHost: UInt16, handoverLeader: UInt16)
     /// A message held from the unconfirmed leader failed its checks when replayed.
     case heldMessageRejected(KeyRejectionReason)
+    /// The leader's signed notice of a knock (co-hosts only; 3.6 KNOCK_NOTICE).
+    case knockNotice(index: UInt16, identity: PublicIdentity, displayName: String)
 }
 
 /// What the leader's client sends and installs, in the order listed (3.2).

@@ -164,6 +164,10 @@ public struct MemberKeySchedule: Sendable {
         switch message {
         case let .roster(r): return try receiveRoster(r, from: sender)
         case let .handover(h): return try receiveHandover(h)
+        case let .knockNotice(n):
+            guard n.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+            guard n.roomID == roomID else { throw .keyRejected(.malformed(.malformed("knock notice room"))) }
+            return [.knockNotice(index: n.waitingIndex, identity: n.identity, displayName: n.displayName)]
         }
     }
 

@@ -15,4 +15,5 @@ public enum Labels {
     public static let relayAuthSignature = "conclave/v1 relay-auth"
     public static let rosterSignature = "conclave/v1 roster"
     public static let handoverSignature = "conclave/v1 handover"
+    public static let knockNoticeSignature = "conclave/v1 knock-notice"
 }
