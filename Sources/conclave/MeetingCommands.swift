@@ -116,6 +116,9 @@ struct HostCommand: AsyncParsableCommand {
     @Flag(name: .customLong("auto-admit"), help: "Admit every knock at once.")
     var autoAdmit = false
 
+    @Option(name: .customLong("rotate-seconds"), help: "Draw a fresh key this often (default 600).")
+    var rotateSeconds: Int?
+
     @OptionGroup var meeting: MeetingOptions
 
     func run() async throws {
@@ -123,6 +126,10 @@ struct HostCommand: AsyncParsableCommand {
         do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
         var options = try meeting.participantOptions()
         options.autoAdmit = autoAdmit
+        if let rotateSeconds {
+            guard (5...86_400).contains(rotateSeconds) else { throw CLIError("--rotate-seconds must be 5 to 86400") }
+            options.rotationIntervalMillis = UInt64(rotateSeconds) * 1000
+        }
         var settings = RoomSettings.privacyDefaults
         settings.waitingRoom = !noWaitingRoom
         settings.maxParticipants = 120

@@ -17,6 +17,8 @@ public struct ParticipantOptions: Sendable {
     public var say: [String] = []
     /// Unmute as soon as admitted (the relay mutes on entry by default).
     public var unmuteOnJoin = false
+    /// Leader: draw a fresh epoch secret this often (milliseconds; nil keeps the default).
+    public var rotationIntervalMillis: UInt64?
     /// Write one WAV per sender here (`--record-dir`).
     public var recordDirectory: String?
     /// A file to share as screen frames once keys are in place (`--share`).
@@ -194,6 +196,7 @@ public actor Participant {
         output.emit("invite", [("invite", .string(invite!.text))], human: "invite: \(invite!.text)")
         relayIdentities[index] = identity.publicIdentity
         var l = LeaderKeySchedule(roomID: roomID, me: index, identity: identity, displayName: options.displayName)
+        if let interval = options.rotationIntervalMillis { l.rotationInterval = interval }
         var actions = try l.start(now: now)
         // The host may always share (5.5); the signed roster says so (2.6).
         actions += try l.updateRoster([MemberUpdate(index: index, presenter: true)])
