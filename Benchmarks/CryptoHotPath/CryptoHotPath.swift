@@ -65,6 +65,15 @@ let benchmarks: @Sendable () -> Void = {
     } setup: {
         try SFrameKeyRoundTrip(size: 160)
     }
+
+    // The participant's whole per-frame path: SenderKeyState picks the epoch key, counter
+    // and metadata and seals; ReceiverKeyRing parses the KID, checks the replay window,
+    // opens and records the counter. mallocCountTotal must be 0 here too.
+    Benchmark("seal+open 160B E2E sender/receiver") { benchmark, path in
+        for _ in benchmark.scaledIterations { try path.roundTrip() }
+    } setup: {
+        try E2ERoundTrip(size: 160)
+    }
 }
 
 // MARK: - Shared inputs
@@ -284,5 +293,43 @@ final class SFrameKeyRoundTrip {
         let opened = try key.open(frame: UnsafeRawBufferPointer(frame.prefix(length)), metadata: metadata.readOnly, into: output.bytes)
         counter &+= 1
         blackHole(opened)
+    }
+}
+
+// MARK: - The end-to-end per-frame path of a participant
+
+final class E2ERoundTrip {
+    var sender: SenderKeyState
+    var receiver: ReceiverKeyRing
+    let header: FrameHeader
+    let plaintext: Buffer
+    let frame: Buffer
+    let output: Buffer
+    /// Past the sender's 250 ms switch, so the epoch is active.
+    let now: UInt64 = 1_000
+
+    init(size: Int) throws {
+        let room = RoomID(bytes: SecureRandom.bytes(count: 16))!
+        let a = PrivateIdentity.generate(), b = PrivateIdentity.generate()
+        let members = [RosterMember(index: 1, identity: a.publicIdentity), RosterMember(index: 2, identity: b.publicIdentity)]
+        let secret = SecretKey.random()
+        sender = SenderKeyState(roomID: room, me: 1, identity: a)
+        sender.install(epoch: 1, secret: secret, now: 0)
+        sender.setPeers(members)
+        receiver = ReceiverKeyRing(roomID: room, me: 2, identity: b)
+        _ = receiver.install(epoch: 1, secret: secret, members: members, now: 0)
+        header = try FrameHeader(kind: .audio, sender: 1, recipient: .everyone)
+        plaintext = Buffer(copying: SecureRandom.bytes(count: size))
+        frame = Buffer(count: SFrameHeader.maximumEncodedLength + size + tagLength)
+        output = Buffer(count: SFrameHeader.maximumEncodedLength + size + tagLength)
+        try roundTrip()
+        guard output.bytes.prefix(size).elementsEqual(plaintext.bytes) else { throw HotPathError.roundTripMismatch("E2E") }
+    }
+
+    @inline(__always)
+    func roundTrip() throws {
+        let length = try sender.seal(kind: .audio, recipient: .everyone, plaintext: plaintext.readOnly, into: frame.bytes, now: now)
+        let outcome = receiver.open(header: header, payload: UnsafeRawBufferPointer(frame.prefix(length)), into: output.bytes, now: now)
+        guard case .opened = outcome else { throw HotPathError.roundTripMismatch("E2E: \(outcome)") }
     }
 }
