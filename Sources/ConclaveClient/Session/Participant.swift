@@ -97,8 +97,14 @@ public actor Participant {
     var audioStats: [UInt16: AudioReceiveStats] = [:]
     var lastAudioReport: UInt64 = 0
 
-    /// Frames the relay forwarded to us that did not open, by reason (for tests and `--json`).
-    public private(set) var receiveCounters = ReceiveCounters()
+    /// What the key ring counted for frames the relay forwarded to us (opened, buffered, each
+    /// drop reason), less the frames of epochs from before our admission, which a late joiner
+    /// must not be able to read and which are therefore not failures.
+    public var receiveCounters: ReceiveCounters {
+        var c = receiver.counters
+        c.unknownEpoch -= framesBeforeJoin
+        return c
+    }
     /// Chat lines received: (sender, text, private).
     public private(set) var chatLog: [(from: UInt16, text: String, isPrivate: Bool)] = []
     /// Every security code shown.
@@ -248,18 +254,14 @@ public actor Participant {
         let bytes = Array(text.utf8)
         guard (1...4000).contains(bytes.count) else { return }
         if let recipient {
-            guard let peer = peerIdentity(recipient) else {
+            guard peerIdentity(recipient) != nil else {
                 output.emit("error", [("code", .string("unknown_participant")), ("message", .string("no such participant #\(recipient)"))],
                             human: "no such participant #\(recipient)")
                 return
             }
-            let key = try PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: index, recipient: recipient)
-            let counter = privateCounters[recipient, default: 0]
-            privateCounters[recipient] = counter + 1
-            let md = FrameMetadata(roomID: roomID).bytes(kind: FrameKind.chat.rawValue, sender: index, recipient: recipient)
-            var out = [UInt8](repeating: 0, count: key.sealedLength(counter: counter, plaintextLength: bytes.count))
-            _ = try out.withUnsafeMutableBytes { o in try md.withUnsafeBytes { m in try bytes.withUnsafeBytes { p in try key.seal(counter: counter, metadata: m, plaintext: p, into: o) } } }
-            try await sendFrame(.chat, to: ParticipantIndex(recipient), payload: out)
+            // The pairwise key of 2.7, with its own counter, kept by the sender state.
+            let payload = try sender.seal(kind: .chat, recipient: ParticipantIndex(recipient), plaintext: bytes, now: now)
+            try await sendFrame(.chat, to: ParticipantIndex(recipient), payload: payload)
         } else {
             // Chat is reliable: seal it under the newest epoch. A member whose key package is
             // still on its way buffers the frame (up to 1 s, 3.3) instead of losing it, while
@@ -268,8 +270,6 @@ public actor Participant {
             try await sendFrame(.chat, to: .everyone, payload: payload)
         }
     }
-
-    var privateCounters: [UInt16: UInt64] = [:]
 
     /// Sends a command to the relay.
     public func command(_ action: CommandAction) async throws {
@@ -540,16 +540,11 @@ public actor Participant {
             }
             return
         }
-        if header.kind == .chat, header.recipient.rawValue == index {
-            openPrivateChat(f)
-            return
-        }
         switch receiver.open(header: header, payload: f.payload, now: now) {
         case .opened(let frame):
-            receiveCounters.opened += 1
             await deliver(frame)
         case .buffered:
-            receiveCounters.buffered += 1
+            break
         case .dropped(let reason):
             // A frame under an epoch from before we were admitted is not a failure: a late
             // joiner must not be able to read it (the join ratchet). Count it apart.
@@ -557,7 +552,9 @@ public actor Participant {
                 framesBeforeJoin += 1
                 return
             }
-            count(reason, sender: header.sender.rawValue, kind: header.kind)
+            if header.kind == .audio, reason == .decryptFailed || reason == .noKey || reason == .unknownEpoch {
+                audioStats[header.sender.rawValue, default: AudioReceiveStats()].decryptFailed += 1
+            }
         }
     }
 
@@ -570,21 +567,6 @@ public actor Participant {
         return EpochKeys.split(keyID: header.keyID).epoch
     }
 
-    func count(_ reason: ReceiveDrop, sender: UInt16, kind: FrameKind) {
-        switch reason {
-        case .decryptFailed: receiveCounters.decryptFailed += 1
-        case .replayed: receiveCounters.replayed += 1
-        case .tooOld: receiveCounters.tooOld += 1
-        case .unknownEpoch: receiveCounters.unknownEpoch += 1
-        case .noKey: receiveCounters.noKey += 1
-        case .senderMismatch: receiveCounters.senderMismatch += 1
-        case .notMember: receiveCounters.notMember += 1
-        }
-        if kind == .audio, reason == .decryptFailed || reason == .noKey || reason == .unknownEpoch {
-            audioStats[sender, default: AudioReceiveStats()].decryptFailed += 1
-        }
-    }
-
     func deliver(_ frame: ReceivedFrame) async {
         switch frame.header.kind {
         case .audio:
@@ -592,9 +574,10 @@ public actor Participant {
             _ = try? mixer.receive(sender: frame.sender, packetBytes: frame.plaintext, nowMicros: now * 1000)
         case .chat:
             guard let text = String(validating: frame.plaintext, as: UTF8.self), !text.isEmpty else { return }
-            chatLog.append((frame.sender, text, false))
-            output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name(of: frame.sender))), ("text", .string(text)), ("private", .bool(false))],
-                        human: "\(name(of: frame.sender)) (#\(frame.sender)): \(text)")
+            let isPrivate = frame.header.recipient != .everyone
+            chatLog.append((frame.sender, text, isPrivate))
+            output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name(of: frame.sender))), ("text", .string(text)), ("private", .bool(isPrivate))],
+                        human: "\(name(of: frame.sender)) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
         case .control:
             guard var m = member else { return }
             do {
@@ -657,31 +640,6 @@ public actor Participant {
         guard let bytes = FileManagerLite.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
         return bytes
     }
-
-    func openPrivateChat(_ f: FrameMessage) {
-        let from = f.header.sender.rawValue
-        guard let peer = peerIdentity(from),
-              let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: from, recipient: index) else {
-            receiveCounters.decryptFailed += 1
-            return
-        }
-        let md = FrameMetadata(roomID: roomID).bytes(kind: FrameKind.chat.rawValue, sender: from, recipient: index)
-        var out = [UInt8](repeating: 0, count: f.payload.count)
-        guard let r = try? out.withUnsafeMutableBytes({ o in try f.payload.withUnsafeBytes { p in try md.withUnsafeBytes { m in try key.open(frame: p, metadata: m, into: o) } } }) else {
-            receiveCounters.decryptFailed += 1
-            return
-        }
-        var window = privateWindows[from, default: ReplayWindow()]
-        guard window.check(r.counter) == .fresh else { receiveCounters.replayed += 1; return }
-        window.accept(r.counter)
-        privateWindows[from] = window
-        guard let text = String(validating: out[0..<r.plaintextLength], as: UTF8.self) else { return }
-        chatLog.append((from, text, true))
-        output.emit("chat", [("from", .int(Int(from))), ("name", .string(name(of: from))), ("text", .string(text)), ("private", .bool(true))],
-                    human: "\(name(of: from)) (#\(from), private): \(text)")
-    }
-
-    var privateWindows: [UInt16: ReplayWindow] = [:]
 
     func reject(_ what: String) {
         rejections.append(what)
@@ -757,10 +715,7 @@ public actor Participant {
             output.emit("epoch", [("epoch", .int(Int(install.epoch))), ("security_code", .string(code))],
                         human: "keys for epoch \(install.epoch); security code \(code)")
         }
-        for frame in released {
-            receiveCounters.openedFromBuffer += 1
-            await deliver(frame)
-        }
+        for frame in released { await deliver(frame) }
     }
 
     var pendingShare: String?
@@ -888,14 +843,8 @@ extension Participant {
 // MARK: - Inspection (tests, diagnostics)
 
 extension Participant {
-    /// Tries to open a captured frame with this participant's current keys, on a copy of the
-    /// key ring (nothing is counted or buffered). True only if it authenticates and decrypts.
-    public func canOpen(_ frame: FrameMessage) -> Bool {
-        if case .opened = openAttempt(frame) { return true }
-        return false
-    }
-
-    /// What opening a captured frame would do, on a copy of the key ring.
+    /// What opening a captured frame would do with this participant's current keys, on a
+    /// copy of the key ring (nothing is counted or buffered).
     public func openAttempt(_ frame: FrameMessage) -> ReceiveResult {
         var copy = receiver
         return copy.open(header: frame.header, payload: frame.payload, now: now)

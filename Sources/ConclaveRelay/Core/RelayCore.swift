@@ -336,8 +336,9 @@ final class RelayCore: Sendable {
     /// Runs `body` on a room's policy and turns its actions into deliveries. Must be called
     /// with the lock held (it takes `inout State`).
     private func mutateRoom(_ s: inout State, _ roomID: RoomID, _ body: (inout RoomPolicy) -> [RoomAction]) -> [Delivery] {
-        guard var room = s.rooms[roomID] else { return [] }
-        let actions = body(&room.policy)
+        guard s.rooms[roomID] != nil else { return [] }
+        // In place: a copy would duplicate the policy's tables (copy-on-write) on every action.
+        let actions = body(&s.rooms[roomID]!.policy)
         var out: [Delivery] = []
         out.reserveCapacity(actions.count)
         var closed = false
@@ -366,8 +367,8 @@ final class RelayCore: Sendable {
             metrics.rooms.record(s.rooms.count)
             logger.info("room closed", metadata: ["room": "\(LogRedaction.room(roomID))"])
         } else {
-            room.recipients = room.policy.admittedConnections.compactMap { s.connections[$0]?.outbox }
-            s.rooms[roomID] = room
+            let recipients = s.rooms[roomID]!.policy.admittedConnections.compactMap { s.connections[$0]?.outbox }
+            s.rooms[roomID]!.recipients = recipients
         }
         updateGauges(s)
         return out
@@ -412,7 +413,6 @@ extension FrameDropReason {
         case .notPresenter: return "not_presenter"
         case .notLeader: return "not_leader"
         case .unknownRecipient: return "unknown_recipient"
-        default: return "other"
         }
     }
 }
