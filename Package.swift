@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -65,6 +66,11 @@ let package = Package(
             dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia"] + webSocketStack
         ),
         .target(
+            name: "ConclaveLoad",
+            dependencies: ["ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
+                           .product(name: "Histogram", package: "hdrhistogram-swift")] + webSocketStack
+        ),
+        .target(
             name: "ConclaveBench",
             dependencies: [
                 "ConclaveCrypto", "ConclaveProtocol", "CSodium",
@@ -76,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveRelay",
+                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveRelay", "ConclaveLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,6 +99,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
+        .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
         .testTarget(
             name: "ConclaveClientTests",
             dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "conclave-relay", "conclave"] + webSocketStack
@@ -103,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConclaveProtocolTests",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto"],
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "CSodium"],
             resources: []
         ),
     ]

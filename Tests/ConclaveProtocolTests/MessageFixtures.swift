@@ -1,3 +1,4 @@
+import ConclaveCrypto
 import ConclaveProtocol
 
 /// Sample values and helpers shared by the Message* tests. Namespaced so that other test
@@ -147,6 +148,10 @@ enum MessageFixtures {
             ("knock empty", .knock(KnockMessage(index: 2, identity: identityC, knock: []))),
             ("command ok", .commandOK(requestID: 0xABCD)),
             ("pong", .pong(nonce: 0x0102_0304_0506_0708)),
+            ("media session same host", .mediaSession(MediaSessionMessage(sessionID: 0x0A0B_0C0D, hopKey: SecretKey(copying: pattern(32, start: 0x40, step: 3)),
+                                                                          port: 7443, host: ""))),
+            ("media session named host", .mediaSession(MediaSessionMessage(sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: pattern(32, start: 0x90, step: 5)),
+                                                                           port: 0xFFFF, host: "media.example"))),
             ("error maximum text", .error(ErrorMessage(code: .roomFull, requestID: 0, isFatal: true, message: maximumErrorText))),
             ("error rate limited", .error(ErrorMessage(code: .rateLimited, requestID: 77, isFatal: false, retryAfterMilliseconds: .max, message: "Slow down."))),
             ("error empty text", .error(ErrorMessage(code: .notAllowed, requestID: 0xFFFF, isFatal: false, message: ""))),

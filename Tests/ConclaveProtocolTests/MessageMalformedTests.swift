@@ -111,10 +111,20 @@ struct MessageMalformedTests {
         expectRelay([1], throws: .truncated(field: "type"))
     }
 
+    @Test("MEDIA_SESSION: zero session or port, bad UTF-8 host, short key")
+    func mediaSessionFields() {
+        let key = [UInt8](repeating: 7, count: 32)
+        expectRelay([1, 0x8A, 0, 0, 0, 0] + key + [0x1D, 0x13, 0], throws: .invalidValue(field: "session_id", value: 0))
+        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0, 0, 0], throws: .invalidValue(field: "port", value: 0))
+        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 2, 0xC3, 0x28], throws: .invalidUTF8(field: "host"))
+        expectRelay([1, 0x8A, 0, 0, 0, 9] + key.prefix(31), throws: .truncated(field: "hop_key"))
+        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 0, 0], throws: .trailingBytes(count: 1))
+    }
+
     @Test("reserved types and types of the other direction are unknown")
     func unknownTypes() {
         let clientTypes: Set<UInt8> = [0x01, 0x02, 0x03, 0x04, 0x05, 0x30]
-        let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89]
+        let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A]
         for type in UInt8.min ... UInt8.max {
             let bytes: [UInt8] = [1, type] + [UInt8](repeating: 0, count: 40)
             if !clientTypes.contains(type) { expectClient(bytes, throws: .unknownType(type)) }

@@ -1,3 +1,4 @@
+import ConclaveCrypto
 import ConclaveProtocol
 import Foundation
 import Testing
@@ -200,6 +201,8 @@ enum MessageVectors {
         relay("non-ASCII text", .error(ErrorMessage(code: .roomLocked, isFatal: true, message: "Salle verrouillée – réessayez plus tard 🙂")))
         client("nonce", .ping(nonce: 0x0123_4567_89AB_CDEF))
         relay("nonce", .pong(nonce: 0x0123_4567_89AB_CDEF))
+        relay("same host", .mediaSession(MediaSessionMessage(sessionID: 0x0A0B_0C0D, hopKey: SecretKey(copying: F.pattern(32, start: 0x40, step: 3)), port: 7443, host: "")))
+        relay("named host", .mediaSession(MediaSessionMessage(sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: F.pattern(32, start: 0x90, step: 5)), port: 0xFFFF, host: "media.example")))
         client("audio broadcast", .frame(try! FrameMessage(kind: .audio, sender: 0x0203, recipient: .everyone, payload: F.pattern(24, start: 0x90, step: 7))))
         client("keys addressed", .frame(try! FrameMessage(kind: .keys, sender: 0x0203, recipient: 1, payload: F.pattern(40, start: 0x10, step: 9))))
         client("chat addressed", .frame(try! FrameMessage(kind: .chat, sender: 0x0203, recipient: 0xFFFE, payload: F.pattern(16, start: 0x01, step: 1))))
@@ -322,6 +325,9 @@ enum MessageVectors {
             return .object([type, ("nonce", .string(String(nonce)))])
         case let .frame(f):
             return .object(frame(f))
+        case let .mediaSession(m):
+            return .object([type, ("session_id", int(m.sessionID)), ("hop_key", .string(m.hopKey.unsafeHexExport())),
+                            ("port", int(m.port)), ("host", .string(m.host))])
         }
     }
 }
@@ -542,6 +548,9 @@ enum VectorBuilder {
             return .pong(nonce: nonce)
         case "FRAME":
             return .frame(try frame(json))
+        case "MEDIA_SESSION":
+            return .mediaSession(MediaSessionMessage(sessionID: try int(json, "session_id"), hopKey: SecretKey(copying: try bytes(json, "hop_key")),
+                                                     port: try int(json, "port"), host: try string(json, "host")))
         case let other:
             throw BadField(description: "relay type \(other)")
         }

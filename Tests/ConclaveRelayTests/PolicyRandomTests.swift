@@ -65,7 +65,7 @@ struct PolicyClientMirror {
             apply(event.event)
         case .commandOK, .error:
             break
-        case .welcome, .roomCreated, .pong, .frame:
+        case .welcome, .roomCreated, .pong, .frame, .mediaSession:
             problem("unexpected \(message.type) from the policy")
         }
     }

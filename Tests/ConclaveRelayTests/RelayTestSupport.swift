@@ -52,6 +52,9 @@ final class TestParticipant: @unchecked Sendable {
     private var nextRequest: UInt16 = 1
     /// Everything received and not yet consumed by an `expect`.
     private var backlog: [RelayInbound] = []
+    /// The UDP media session the relay offered (`MEDIA_SESSION` is kept here, not in the
+    /// backlog, so tests about other messages need not expect it).
+    var mediaSession: MediaSessionMessage?
 
     init(connection: RelayConnection, identity: PrivateIdentity = .generate()) {
         self.connection = connection
@@ -193,15 +196,33 @@ final class TestParticipant: @unchecked Sendable {
 
     func close() async { await connection.close() }
 
+    /// The `MEDIA_SESSION` the relay sends after admission (waits for it; other items stay in the backlog).
+    func awaitMediaSession(timeout: Duration = .seconds(3)) async throws -> MediaSessionMessage {
+        let deadline = ContinuousClock.now + timeout
+        while mediaSession == nil, ContinuousClock.now < deadline {
+            if let item = try await nextItem(.milliseconds(20)) { backlog.append(item) }
+        }
+        guard let mediaSession else { throw TestTimeout(what: "MEDIA_SESSION") }
+        return mediaSession
+    }
+
     /// The next inbound item, or nil when none arrives within `timeout` or the connection
     /// already reported its close.
     private func nextItem(_ timeout: Duration) async throws -> RelayInbound? {
-        guard timeout > .zero else { return nil }
-        do {
-            return try await connection.next(timeout: timeout)
-        } catch RelayConnectionError.timeout {
-            return nil
+        let deadline = ContinuousClock.now + timeout
+        while deadline > ContinuousClock.now {
+            do {
+                let item = try await connection.next(timeout: deadline - ContinuousClock.now)
+                if case .message(.mediaSession(let m))? = item {
+                    mediaSession = m
+                    continue
+                }
+                return item
+            } catch RelayConnectionError.timeout {
+                return nil
+            }
         }
+        return nil
     }
 }
 

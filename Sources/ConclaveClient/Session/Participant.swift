@@ -28,11 +28,25 @@ public struct ParticipantOptions: Sendable {
     /// Called with every message exactly as the relay delivered it (for demos and tests
     /// that check what crossed the relay).
     public var inboundTap: (@Sendable (RelayMessage) -> Void)?
+    /// How audio travels: `.udp` (the default) uses the relay's UDP media path when it
+    /// offers one and the path answers, else the WebSocket; `.websocket` never opens it.
+    public var mediaTransport: MediaTransport = .udp
+    public var mediaPathOptions = MediaPath.Options()
+    /// Load runs: observe audio and keys instead of decoding (see ``ParticipantProbe``).
+    public var probe: (any ParticipantProbe)?
+    /// The audio encoder's settings (bitrate, reused packets for load runs).
+    public var audioSendConfiguration = AudioSendConfiguration()
 
     public init(displayName: String, identity: PrivateIdentity = .generate()) {
         self.displayName = displayName
         self.identity = identity
     }
+}
+
+/// How a participant's audio travels to the relay.
+public enum MediaTransport: String, Sendable {
+    case udp
+    case websocket = "ws"
 }
 
 /// Counts for one sender's audio, reported once a second as the `audio` event.
@@ -91,6 +105,8 @@ public actor Participant {
     public private(set) var screenFromNonPresenters = 0
 
     // Audio.
+    public private(set) var mediaPath: MediaPath?
+    var lastPing: UInt64 = 0
     var audio: AudioSendPipeline?
     var mixer: ReceiveMixer
     var recorder: WAVStreamWriter?
@@ -132,7 +148,7 @@ public actor Participant {
                                                 maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
         }
         if let spec = options.audioSource {
-            self.audio = try AudioSendPipeline(source: try AudioSource(spec: spec, loop: true), configuration: AudioSendConfiguration())
+            self.audio = try AudioSendPipeline(source: try AudioSource(spec: spec, loop: true), configuration: options.audioSendConfiguration)
         }
     }
 
@@ -216,7 +232,7 @@ public actor Participant {
     /// Processes relay traffic and sends media until `duration` passes, the meeting ends, or
     /// the connection closes. Then leaves and finishes the recording.
     public func run(for duration: Duration) async {
-        let deadline = ContinuousClock.now + duration
+        deadlineOverride = ContinuousClock.now + duration
         let ticker = Task { [weak self] in
             var next = ContinuousClock.now
             while !Task.isCancelled {
@@ -227,10 +243,10 @@ public actor Participant {
             }
         }
         defer { ticker.cancel() }
-        while running, ContinuousClock.now < deadline {
+        while running, ContinuousClock.now < deadlineOverride {
             let item: RelayInbound?
             do {
-                item = try await connection.next(timeout: min(deadline - ContinuousClock.now, .milliseconds(250)))
+                item = try await connection.next(timeout: min(deadlineOverride - ContinuousClock.now, .milliseconds(250)))
             } catch {
                 continue
             }
@@ -243,6 +259,7 @@ public actor Participant {
             try? await connection.send(.command(CommandMessage(requestID: 0xFFFF, action: .leave)))
         }
         reportAudio(force: true)
+        await mediaPath?.close()
         try? recorder?.finish()
         for writer in perSenderRecorders.values { try? writer.finish() }
         await connection.close()
@@ -278,6 +295,7 @@ public actor Participant {
     }
 
     var nextRequest: UInt16 = 0
+    var deadlineOverride = ContinuousClock.now
 
     /// The current security code, if keys are in place.
     public var securityCode: String? {
@@ -323,6 +341,8 @@ public actor Participant {
                 output.emit("error", fields, human: "\(e.code.name): \(e.message)")
             }
             if e.isFatal { running = false }
+        case .mediaSession(let session):
+            await openMediaPath(session)
         case .commandOK, .pong, .welcome, .roomCreated, .waiting:
             break
         }
@@ -540,12 +560,16 @@ public actor Participant {
             }
             return
         }
+        if header.kind == .audio, let probe = options.probe, !probe.audioArrived(from: header.sender.rawValue) {
+            return
+        }
         switch receiver.open(header: header, payload: f.payload, now: now) {
         case .opened(let frame):
             await deliver(frame)
         case .buffered:
             break
         case .dropped(let reason):
+            if header.kind == .audio { options.probe?.audioDropped(from: header.sender.rawValue, reason: reason) }
             // A frame under an epoch from before we were admitted is not a failure: a late
             // joiner must not be able to read it (the join ratchet). Count it apart.
             if reason == .unknownEpoch, let epoch = Self.epoch(of: f.payload), epoch < (firstEpoch ?? .max) {
@@ -571,7 +595,13 @@ public actor Participant {
         switch frame.header.kind {
         case .audio:
             audioStats[frame.sender, default: AudioReceiveStats()].frames += 1
-            _ = try? mixer.receive(sender: frame.sender, packetBytes: frame.plaintext, nowMicros: now * 1000)
+            if let probe = options.probe {
+                if let header = try? AudioPacket.decode(frame.plaintext).header {
+                    probe.audioDecrypted(from: frame.sender, sendTimeMicros: header.sendTimeMicros)
+                }
+                return
+            }
+            _ = try? mixer.receive(sender: frame.sender, packetBytes: frame.plaintext, nowMicros: Self.monotonicMicros())
         case .chat:
             guard let text = String(validating: frame.plaintext, as: UTF8.self), !text.isEmpty else { return }
             let isPrivate = frame.header.recipient != .everyone
@@ -709,6 +739,7 @@ public actor Participant {
         let released = install.apply(receiver: &receiver, sender: &sender, now: now)
         if firstEpoch == nil { firstEpoch = install.epoch }
         if install.mode != .provisional {
+            options.probe?.epochInstalled(install.epoch)
             hasKeys = true
             let code = securityCode ?? ""
             securityCodes.append(code)
@@ -747,6 +778,12 @@ public actor Participant {
         guard running else { return }
         let nowMs = now
         await flushPendingSay(now: nowMs)
+        // With audio on UDP the WebSocket can be quiet for long; a PING keeps the relay's
+        // idle timeout from closing it.
+        if nowMs >= lastPing + 15_000 {
+            lastPing = nowMs
+            try? await connection.send(.ping(nonce: nowMs))
+        }
         // Periodic rotation (3.2): the leader draws a fresh secret when the interval is due.
         if var l = leader, let actions = try? l.rotateIfDue(now: nowMs), !actions.isEmpty {
             leader = l
@@ -757,12 +794,14 @@ public actor Participant {
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !mutedSelf { toldMuted = false }
-        if let audio, admitted, hasKeys, !mutedSelf, sender.sendingEpoch(at: nowMs) != nil {
-            if let packet = try? audio.nextPacket(nowMicros: nowMs * 1000),
+        if let audio, admitted, hasKeys, !mutedSelf, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
+            if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
                let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
                 try? await sendFrame(.audio, to: .everyone, payload: payload)
+                options.probe?.audioSent()
             }
         }
+        guard options.probe == nil else { return }
         let mixed = mixer.tick()
         try? recorder?.append(mixed)
         if let dir = options.recordDirectory {
@@ -794,8 +833,36 @@ public actor Participant {
 
     func sendFrame(_ kind: FrameKind, to recipient: ParticipantIndex, payload: [UInt8]) async throws {
         let frame = try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: recipient, payload: payload)
+        // Audio by UDP while the path is up; everything else (and audio without a path) on
+        // the WebSocket, which is reliable and ordered.
+        if kind == .audio, let mediaPath, mediaPath.send(frame: ClientMessage.frame(frame).encoded()) {
+            return
+        }
         try await connection.send(.frame(frame))
     }
+
+    func openMediaPath(_ session: MediaSessionMessage) async {
+        guard options.mediaTransport == .udp, mediaPath == nil else { return }
+        do {
+            mediaPath = try await MediaPath.open(session, connection: connection, options: options.mediaPathOptions)
+            output.emit("media_path", [("transport", .string("udp")), ("port", .int(Int(session.port)))],
+                        human: "media path: UDP to port \(session.port) (WebSocket while it does not answer)")
+        } catch {
+            output.emit("media_path", [("transport", .string("ws")), ("message", .string("\(error)"))],
+                        human: "media path: UDP unavailable (\(error)); audio stays on the WebSocket")
+        }
+    }
+
+    /// The UDP media path's counters (nil without one).
+    public func mediaPathStatistics() async -> MediaPath.Statistics? {
+        await mediaPath?.statistics()
+    }
+
+    /// Audio frames decrypted from `sender` so far.
+    public func audioFrames(from sender: UInt16) -> Int { audioStats[sender]?.frames ?? 0 }
+
+    /// Whether audio currently goes by UDP.
+    public var mediaPathIsUp: Bool { mediaPath?.isUp ?? false }
 }
 
 // MARK: - Console
@@ -835,6 +902,9 @@ extension Participant {
             output.emit("error", [("code", .string("internal")), ("message", .string("\(error)"))], human: "\(error)")
         }
     }
+
+    /// Ends ``run(for:)`` within a quarter of a second (it then leaves as usual).
+    public func stop() { deadlineOverride = .now }
 
     /// True until the session ended (meeting over, removed, left, connection closed).
     public var isRunning: Bool { running }

@@ -34,8 +34,8 @@ import NIOWebSocket
 public final class RelayConnection: Sendable {
     /// The endpoint this connection was made to.
     public let endpoint: RelayEndpoint
-    private let channel: any Channel
-    private let handler: NIOLoopBound<RelayWebSocketHandler>
+    let channel: any Channel
+    let handler: NIOLoopBound<RelayWebSocketHandler>
 
     private var eventLoop: any EventLoop { channel.eventLoop }
 

@@ -193,6 +193,13 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
 
     // MARK: Inbound queue
 
+    /// Queues an item that arrived another way (a `FRAME` over the UDP media path, which
+    /// shares this event loop), exactly as if it had come over the WebSocket.
+    func deliverFromMediaPath(_ item: RelayInbound) {
+        guard closeState != .closing else { return }
+        deliver(item)
+    }
+
     private func deliver(_ item: RelayInbound) {
         switch queue.receive(item) {
         case let .resume(waiter, item): resume(waiter, with: item)

@@ -69,6 +69,7 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
     case commandOK = 0x87
     case error = 0x88
     case pong = 0x89
+    case mediaSession = 0x8A
 
     /// Who sends a message type.
     public enum Direction: Sendable, Hashable {
@@ -93,6 +94,7 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
         case .commandOK: "COMMAND_OK"
         case .error: "ERROR"
         case .pong: "PONG"
+        case .mediaSession: "MEDIA_SESSION"
         }
     }
 

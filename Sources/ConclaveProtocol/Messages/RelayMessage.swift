@@ -17,6 +17,8 @@ public enum RelayMessage: Sendable, Hashable {
     /// `PONG` (`0x89`), 8-byte body: the `nonce` of the `PING` it answers.
     case pong(nonce: UInt64)
     case frame(FrameMessage)
+    /// The UDP media path's session (6.2).
+    case mediaSession(MediaSessionMessage)
 
     /// The preamble's type.
     public var type: MessageType {
@@ -31,6 +33,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .error: .error
         case .pong: .pong
         case .frame: .frame
+        case .mediaSession: .mediaSession
         }
     }
 
@@ -47,6 +50,7 @@ public enum RelayMessage: Sendable, Hashable {
         case let .error(message): message.bodyLength
         case .pong: 8
         case let .frame(message): message.bodyLength
+        case let .mediaSession(message): message.bodyLength
         }
         return MessageLimits.preambleLength + body
     }
@@ -70,6 +74,7 @@ public enum RelayMessage: Sendable, Hashable {
             case let .error(message): message.write(to: &writer)
             case let .pong(nonce): writer.writeUInt64(nonce)
             case let .frame(message): message.write(to: &writer)
+            case let .mediaSession(message): message.write(to: &writer)
             }
         }
     }
@@ -97,6 +102,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .error: decoded = .error(try ErrorMessage(from: &reader))
         case .pong: decoded = .pong(nonce: try reader.readUInt64("nonce"))
         case .frame: decoded = .frame(try FrameMessage(from: &reader))
+        case .mediaSession: decoded = .mediaSession(try MediaSessionMessage(from: &reader))
         case .hello, .createRoom, .join, .command, .ping:
             preconditionFailure("readType returned a client → relay type for .relayToClient")
         }

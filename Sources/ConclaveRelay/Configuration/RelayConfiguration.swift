@@ -14,6 +14,14 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var tlsKeyPath: String?
     public var allowPlaintext: Bool = false
     public var logLevel: String = "info"
+    /// UDP media path: nil host/port mean the `listen` host and port.
+    public var mediaEnabled: Bool = true
+    public var mediaHost: String?
+    public var mediaPort: Int?
+    /// UDP sockets (SO_REUSEPORT, one per event loop); 0 means one per core.
+    public var mediaThreads: Int = 0
+    /// A client's UDP path that has been silent this long falls back to its WebSocket.
+    public var mediaPathTimeoutSeconds: Int = 6
 
     // MARK: Capacity
     public var maxRooms: Int = 1000
@@ -70,6 +78,16 @@ public struct RelayConfiguration: Sendable, Equatable {
         .init(name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics", apply: { c, v throws(RelayConfigurationError) in
             let (h, p) = try parseHostPort(v); c.host = h; c.port = p
         }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
+        .init(name: "media-listen", help: "HOST:PORT for UDP media (default: the listen host and port), or off", apply: { c, v throws(RelayConfigurationError) in
+            if v == "off" { c.mediaEnabled = false; return }
+            let (h, p) = try parseHostPort(v); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
+        }, current: { c in
+            guard c.mediaEnabled else { return "off" }
+            let h = c.mediaHost ?? c.host
+            return "\(h.contains(":") ? "[\(h)]" : h):\(c.mediaPort ?? c.port)"
+        }),
+        int("media-threads", "UDP media sockets, one per event loop; 0 = one per core", 0...64, \.mediaThreads),
+        int("media-path-timeout-seconds", "a client's UDP path silent this long falls back to its WebSocket", 2...120, \.mediaPathTimeoutSeconds),
         .init(name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v }, current: { $0.tlsCertificatePath ?? "none" }),
         .init(name: "tls-key", help: "PEM private key for --tls-cert", apply: { c, v in c.tlsKeyPath = v }, current: { $0.tlsKeyPath ?? "none" }),
         .init(name: "allow-plaintext", help: "allow plaintext ws:// on a non-loopback address (true/false)", apply: { c, v throws(RelayConfigurationError) in c.allowPlaintext = try bool(v, "allow-plaintext") }, current: { "\($0.allowPlaintext)" }),

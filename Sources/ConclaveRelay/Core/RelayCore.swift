@@ -22,14 +22,31 @@ final class RelayCore: Sendable {
     private struct RoomEntry {
         var policy: RoomPolicy
         let passwordHash: String?
-        /// Outboxes of admitted members, rebuilt when membership changes; a frame takes a
-        /// copy-on-write snapshot of it (no allocation).
-        var recipients: [ConnectionOutbox] = []
+        /// Admitted members, rebuilt when membership changes; a frame takes a copy-on-write
+        /// snapshot of it (no allocation).
+        var recipients: [Recipient] = []
+    }
+
+    /// An admitted member as the frame path sees it: its WebSocket and, when the relay runs
+    /// a media path, its UDP session.
+    struct Recipient {
+        let outbox: ConnectionOutbox
+        let media: MediaSession?
     }
 
     private struct ConnectionEntry {
         let outbox: ConnectionOutbox
         var roomID: RoomID?
+        var media: MediaSession?
+    }
+
+    /// The UDP media path, once bound.
+    struct MediaEndpoint {
+        /// `host` of `MEDIA_SESSION` (empty: the host of the control connection).
+        let advertisedHost: String
+        let port: UInt16
+        /// One channel per event loop (SO_REUSEPORT), all bound to `port`.
+        let channels: [Channel]
     }
 
     private struct State {
@@ -41,15 +58,20 @@ final class RelayCore: Sendable {
         var passwordFailuresByAddress: RateLimiter<String>
         var passwordFailuresByRoom: RateLimiter<RoomID>
         var shuttingDown = false
+        var sessions: [UInt32: MediaSession] = [:]
+        var media: MediaEndpoint?
     }
 
     private let state: Mutex<State>
+    /// A UDP path that has been silent this long falls back to the WebSocket (nanoseconds).
+    let mediaPathTimeout: UInt64
 
     init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
         self.threadPool = threadPool
+        self.mediaPathTimeout = UInt64(configuration.mediaPathTimeoutSeconds) * 1_000_000_000
         self.state = Mutex(State(
             joinAttempts: RateLimiter(limit: configuration.joinAttemptsPerAddressPerMinute, window: 60_000),
             passwordFailuresByAddress: RateLimiter(limit: configuration.passwordFailuresPerAddressPerMinute, window: 60_000),
@@ -87,6 +109,7 @@ final class RelayCore: Sendable {
         let deliveries = state.withLock { s -> [Delivery] in
             guard let entry = s.connections.removeValue(forKey: id) else { return [] }
             metrics.connections.record(s.connections.count)
+            if let media = entry.media { dropSession(&s, media) }
             guard let roomID = entry.roomID else { return [] }
             return mutateRoom(&s, roomID) { $0.disconnected(id, reason: reason, now: now) }
         }
@@ -129,14 +152,16 @@ final class RelayCore: Sendable {
             var roomID: RoomID
             repeat { roomID = RoomID(bytes: SecureRandom.bytes(count: 16))! } while s.rooms[roomID] != nil
             let policy = RoomPolicy(roomID: roomID, owner: message.identity, ownerConnection: outbox.id, settings: settings, now: now)
-            s.rooms[roomID] = RoomEntry(policy: policy, passwordHash: passwordHash, recipients: [outbox])
             connection.roomID = roomID
             s.connections[outbox.id] = connection
+            var deliveries = [Delivery(outbox: outbox, action: .message(.roomCreated(
+                RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings))))]
+            let media = openSession(&s, for: outbox.id, deliveries: &deliveries)
+            s.rooms[roomID] = RoomEntry(policy: policy, passwordHash: passwordHash, recipients: [Recipient(outbox: outbox, media: media)])
             metrics.rooms.record(s.rooms.count)
             metrics.roomsCreated.increment()
             updateGauges(s)
-            let created = RelayMessage.roomCreated(RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings))
-            return .success((roomID, [Delivery(outbox: outbox, action: .message(created))]))
+            return .success((roomID, deliveries))
         }
         switch result {
         case .success(let (roomID, deliveries)):
@@ -235,44 +260,37 @@ final class RelayCore: Sendable {
         deliver(deliveries)
     }
 
-    /// Routes one `FRAME` (the whole WebSocket message) and forwards it byte for byte.
-    /// Returns an error when the sender must be disconnected.
+    /// Routes one `FRAME` (the whole WebSocket message) and forwards it byte for byte: by
+    /// UDP to recipients with a live media path (audio and screen frames that fit a
+    /// datagram), over their WebSocket to everyone else. Returns an error when the sender
+    /// must be disconnected.
     func frame(_ header: FrameHeader, message: ByteBuffer, from outbox: ConnectionOutbox) -> ErrorMessage? {
         let payloadLength = message.readableBytes - FrameHeader.length
         guard payloadLength <= configuration.payloadLimit(header.kind) else {
             metrics.limitHit("frame_size")
             return ErrorMessage(code: .tooLarge, isFatal: true, message: "\(header.kind.name) frame of \(payloadLength) bytes exceeds this relay's limit of \(configuration.payloadLimit(header.kind))")
         }
-        let decision = state.withLock { s -> (FrameRoute, [ConnectionOutbox], ConnectionOutbox?) in
+        var targets = MediaTargets(capacity: 0)
+        let now = NIODeadline.now().uptimeNanoseconds
+        let (route, channel) = state.withLock { s -> (FrameRoute, Channel?) in
             guard let roomID = s.connections[outbox.id]?.roomID, s.rooms[roomID] != nil else {
-                return (.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")), [], nil)
+                return (.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")), nil)
             }
-            // Mutate the policy where it is stored (the dictionary's modify accessor): a copy
-            // would duplicate the room's tables on write (copy-on-write) for every frame.
-            let route = s.rooms[roomID]!.policy.routeFrame(header, from: outbox.id)
-            switch route {
-            case .broadcast: return (route, s.rooms[roomID]!.recipients, nil)
-            case .unicast(let to): return (route, [], s.connections[to]?.outbox)
-            default: return (route, [], nil)
-            }
+            let route = routeLocked(&s, roomID: roomID, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
+            return (route, targets.udp.isEmpty ? nil : mediaChannel(s, for: outbox.channel.eventLoop))
         }
-        switch decision.0 {
-        case .broadcast:
-            metrics.framesForwarded[header.kind]?.increment()
-            metrics.bytesForwarded.increment(by: Int64(message.readableBytes))
-            let trafficClass: ConnectionOutbox.TrafficClass = header.kind == .audio || header.kind == .screen ? .media : .reliable
-            var n = 0
-            for recipient in decision.1 where recipient !== outbox {
-                recipient.send(message, class: trafficClass)
-                n += 1
+        switch route {
+        case .broadcast, .unicast:
+            for recipient in targets.websocket {
+                recipient.send(message, class: header.kind == .audio || header.kind == .screen ? .media : .reliable)
             }
-            metrics.deliveries.increment(by: Int64(n))
-        case .unicast:
-            metrics.framesForwarded[header.kind]?.increment()
-            metrics.bytesForwarded.increment(by: Int64(message.readableBytes))
-            if let recipient = decision.2 {
-                recipient.send(message, class: .reliable)
-                metrics.deliveries.increment()
+            if let channel, !targets.udp.isEmpty {
+                let addresses = targets.udp
+                if channel.eventLoop.inEventLoop {
+                    Self.writeDatagrams(message, to: addresses, on: channel)
+                } else {
+                    channel.eventLoop.execute { Self.writeDatagrams(message, to: addresses, on: channel) }
+                }
             }
         case .drop(let reason):
             metrics.dropped(reason.metricName)
@@ -284,6 +302,164 @@ final class RelayCore: Sendable {
             return error
         }
         return nil
+    }
+
+    private static func writeDatagrams(_ message: ByteBuffer, to addresses: [SocketAddress], on channel: Channel) {
+        for address in addresses {
+            channel.write(AddressedEnvelope(remoteAddress: address, data: message), promise: nil)
+        }
+        channel.flush()
+    }
+
+    /// The policy decision for one frame, and its targets filled into `targets`. Called
+    /// with the lock held, from both the WebSocket and the UDP path, so mute, sharing and
+    /// addressing rules are the same on both. Allocates nothing once `targets` has grown.
+    private func routeLocked(_ s: inout State, roomID: RoomID, header: FrameHeader, frameLength: Int,
+                             from connection: ConnectionID, now: UInt64, targets: inout MediaTargets) -> FrameRoute {
+        // Mutate the policy where it is stored (the dictionary's modify accessor): a copy
+        // would duplicate the room's tables on write (copy-on-write) for every frame.
+        let route = s.rooms[roomID]!.policy.routeFrame(header, from: connection)
+        switch route {
+        case .broadcast:
+            metrics.framesForwarded[header.kind]?.increment()
+            metrics.bytesForwarded.increment(by: Int64(frameLength))
+            let byUDP = (header.kind == .audio || header.kind == .screen) && frameLength <= MediaDatagram.maximumBodyLength
+            var udp = 0
+            for recipient in s.rooms[roomID]!.recipients where recipient.outbox.id != connection {
+                if byUDP, let media = recipient.media, media.pathIsLive(now: now, timeout: mediaPathTimeout) {
+                    targets.udp.append(media.address!)
+                    udp += 1
+                } else {
+                    targets.websocket.append(recipient.outbox)
+                }
+            }
+            metrics.deliveries.increment(by: Int64(udp + targets.websocket.count))
+            if udp > 0 { metrics.udpDeliveries.increment(by: Int64(udp)) }
+        case .unicast(let to):
+            metrics.framesForwarded[header.kind]?.increment()
+            metrics.bytesForwarded.increment(by: Int64(frameLength))
+            if let recipient = s.connections[to]?.outbox {
+                targets.websocket.append(recipient)
+                metrics.deliveries.increment()
+            }
+        default:
+            break
+        }
+        return route
+    }
+
+    /// The media channel on `eventLoop` if there is one (a write without a thread hop),
+    /// else the first.
+    private func mediaChannel(_ s: State, for eventLoop: EventLoop) -> Channel? {
+        guard let channels = s.media?.channels else { return nil }
+        return channels.first { $0.eventLoop === eventLoop } ?? channels.first
+    }
+
+    // MARK: - UDP media path
+
+    /// Handles one client → relay datagram (protocol 6.3): parse, hop tag, replay window,
+    /// address learning, then the same routing as ``frame(_:message:from:)``. Fills
+    /// `targets`; the caller writes. No allocation on the forwarding path.
+    func mediaDatagram(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress, now: UInt64,
+                       targets: inout MediaTargets) -> MediaInbound {
+        let parsed: (header: MediaDatagram.Header, body: Range<Int>)
+        do {
+            parsed = try MediaDatagram.parse(datagram)
+        } catch {
+            return udpDrop(error.metricName)
+        }
+        let header = parsed.header
+        guard let session = state.withLock({ $0.sessions[header.sessionID] }) else {
+            return udpDrop("unknown_session")
+        }
+        // The tag first: nothing unauthenticated touches the window or the address.
+        guard MediaDatagram.verify(datagram, header: header, authenticator: session.authenticator) else {
+            return udpDrop("bad_tag")
+        }
+        var frameHeader: FrameHeader?
+        if header.kind == .media {
+            let body = UnsafeRawBufferPointer(rebasing: datagram[parsed.body])
+            guard let decoded = try? FrameHeader.decode(message: body) else { return udpDrop("malformed") }
+            guard decoded.header.kind == .audio || decoded.header.kind == .screen else { return udpDrop("kind") }
+            guard decoded.payloadRange.count <= configuration.payloadLimit(decoded.header.kind) else {
+                metrics.limitHit("frame_size")
+                return udpDrop("too_large")
+            }
+            frameHeader = decoded.header
+        }
+        let millis = self.now
+        return state.withLock { s -> MediaInbound in
+            // The session may have closed since the look-up.
+            guard s.sessions[header.sessionID] === session else { return udpDrop("unknown_session") }
+            guard session.window.check(header.sequence) == .fresh else { return udpDrop("replayed") }
+            session.window.accept(header.sequence)
+            if session.address != address {
+                if session.address != nil { metrics.udpAddressChanges.increment() }
+                session.address = address
+            }
+            session.lastHeard = now
+            guard let frameHeader else {
+                session.ackSequence += 1
+                return .acknowledge(MediaDatagram.keepaliveAck(sessionID: session.id, sequence: session.ackSequence,
+                                                               echo: header.sequence, authenticator: session.authenticator))
+            }
+            guard session.frames.consume(now: millis), session.bytes.consume(UInt64(parsed.body.count), now: millis) else {
+                metrics.limitHit("frames_per_second")
+                return udpDrop("rate_limited")
+            }
+            guard let roomID = s.connections[session.connection]?.roomID, s.rooms[roomID] != nil else {
+                return udpDrop("not_admitted")
+            }
+            switch routeLocked(&s, roomID: roomID, header: frameHeader, frameLength: parsed.body.count,
+                               from: session.connection, now: now, targets: &targets) {
+            case .broadcast, .unicast:
+                return .forward(body: parsed.body)
+            case .drop(let reason):
+                metrics.dropped(reason.metricName)
+                return .dropped(reason.metricName)
+            case .dropAndNotify(let reason, let notice):
+                metrics.dropped(reason.metricName)
+                metrics.errorSent(notice.code)
+                return .notify(session.outbox, notice)
+            case .reject:
+                return udpDrop("not_admitted")
+            }
+        }
+    }
+
+    private func udpDrop(_ reason: String) -> MediaInbound {
+        metrics.udpDropped(reason)
+        return .dropped(reason)
+    }
+
+    /// Records the bound media path; `MEDIA_SESSION`s name it from now on.
+    func mediaPathBound(_ endpoint: MediaEndpoint) {
+        state.withLock { $0.media = endpoint }
+    }
+
+    /// Opens a media session for an admitted connection and queues its `MEDIA_SESSION`.
+    /// Nil when the relay runs no media path. Lock held.
+    private func openSession(_ s: inout State, for id: ConnectionID, deliveries: inout [Delivery]) -> MediaSession? {
+        guard let media = s.media, let entry = s.connections[id] else { return nil }
+        if let existing = entry.media { return existing }
+        var sessionID: UInt32
+        repeat { sessionID = UInt32.random(in: 1 ... .max) } while s.sessions[sessionID] != nil
+        let key = SecretKey.random(count: HopAuthenticator.keyByteCount)
+        guard let session = try? MediaSession(id: sessionID, connection: id, outbox: entry.outbox, hopKey: key,
+                                              configuration: configuration, now: now) else { return nil }
+        s.sessions[sessionID] = session
+        s.connections[id]?.media = session
+        metrics.mediaSessions.record(s.sessions.count)
+        deliveries.append(Delivery(outbox: entry.outbox, action: .message(.mediaSession(
+            MediaSessionMessage(sessionID: sessionID, hopKey: key, port: media.port, host: media.advertisedHost)))))
+        return session
+    }
+
+    /// Forgets a session: its datagrams are dropped as `unknown_session` from now on. Lock held.
+    private func dropSession(_ s: inout State, _ session: MediaSession) {
+        s.sessions[session.id] = nil
+        s.connections[session.connection]?.media = nil
+        metrics.mediaSessions.record(s.sessions.count)
     }
 
     /// Recording-acknowledgement deadlines for every room.
@@ -346,15 +522,18 @@ final class RelayCore: Sendable {
             switch action {
             case let .send(id, message):
                 if let outbox = s.connections[id]?.outbox { out.append(Delivery(outbox: outbox, action: .message(message))) }
+                if case .admitted = message { _ = openSession(&s, for: id, deliveries: &out) }
             case let .close(id, error):
                 if let entry = s.connections[id] {
                     out.append(Delivery(outbox: entry.outbox, action: .close(error)))
                     s.connections[id]?.roomID = nil
+                    if let media = entry.media { dropSession(&s, media) }
                 }
             case let .release(id):
                 if let entry = s.connections[id] {
                     out.append(Delivery(outbox: entry.outbox, action: .release))
                     s.connections[id]?.roomID = nil
+                    if let media = entry.media { dropSession(&s, media) }
                 }
             case .roomClosed:
                 closed = true
@@ -363,11 +542,16 @@ final class RelayCore: Sendable {
         if closed {
             s.rooms[roomID] = nil
             s.passwordFailuresByRoom.forget(roomID)
-            for (id, entry) in s.connections where entry.roomID == roomID { s.connections[id]?.roomID = nil }
+            for (id, entry) in s.connections where entry.roomID == roomID {
+                s.connections[id]?.roomID = nil
+                if let media = entry.media { dropSession(&s, media) }
+            }
             metrics.rooms.record(s.rooms.count)
             logger.info("room closed", metadata: ["room": "\(LogRedaction.room(roomID))"])
         } else {
-            let recipients = s.rooms[roomID]!.policy.admittedConnections.compactMap { s.connections[$0]?.outbox }
+            let recipients = s.rooms[roomID]!.policy.admittedConnections.compactMap { id in
+                s.connections[id].map { Recipient(outbox: $0.outbox, media: $0.media) }
+            }
             s.rooms[roomID]!.recipients = recipients
         }
         updateGauges(s)

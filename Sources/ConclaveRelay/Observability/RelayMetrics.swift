@@ -29,6 +29,14 @@ public final class RelayMetrics: Sendable {
     let limitHits: [String: CoreMetrics.Counter]
     let joins: [String: CoreMetrics.Counter]
     let roomsCreated: CoreMetrics.Counter
+    // UDP media path.
+    let mediaSessions: CoreMetrics.Gauge
+    let udpDeliveries: CoreMetrics.Counter
+    let udpAddressChanges: CoreMetrics.Counter
+    let udpKeepalives: CoreMetrics.Counter
+    let udpDroppedByReason: [String: CoreMetrics.Counter]
+    static let udpDropReasons = ["malformed", "unknown_kind", "unknown_session", "bad_tag", "replayed", "kind", "too_large",
+                                 "rate_limited", "not_admitted", "muted", "not_presenter", "other"]
     /// The largest outbound queue any single connection has held, in bytes (a gauge of the
     /// worst case, which the slow-consumer limit bounds).
     let peakOutboundQueueBytes = Atomic<Int>(0)
@@ -69,6 +77,13 @@ public final class RelayMetrics: Sendable {
             ($0, CoreMetrics.Counter(label: "conclave_relay_joins_total", dimensions: [("result", $0)], factory: f))
         })
         roomsCreated = CoreMetrics.Counter(label: "conclave_relay_rooms_created_total", factory: f)
+        mediaSessions = CoreMetrics.Gauge(label: "conclave_relay_media_sessions", factory: f)
+        udpDeliveries = CoreMetrics.Counter(label: "conclave_relay_udp_deliveries_total", factory: f)
+        udpAddressChanges = CoreMetrics.Counter(label: "conclave_relay_udp_address_changes_total", factory: f)
+        udpKeepalives = CoreMetrics.Counter(label: "conclave_relay_udp_keepalives_total", factory: f)
+        udpDroppedByReason = Dictionary(uniqueKeysWithValues: Self.udpDropReasons.map {
+            ($0, CoreMetrics.Counter(label: "conclave_relay_udp_dropped_total", dimensions: [("reason", $0)], factory: f))
+        })
         peakOutboundGauge = CoreMetrics.Gauge(label: "conclave_relay_outbound_queue_peak_bytes", factory: f)
     }
 
@@ -85,6 +100,7 @@ public final class RelayMetrics: Sendable {
     public var peakOutboundQueue: Int { peakOutboundQueueBytes.load(ordering: .relaxed) }
 
     func limitHit(_ name: String) { limitHits[name]?.increment() }
+    func udpDropped(_ reason: String) { (udpDroppedByReason[reason] ?? udpDroppedByReason["other"])?.increment() }
     func dropped(_ reason: String) { (framesDropped[reason] ?? framesDropped["other"])?.increment() }
     func errorSent(_ code: ErrorCode) { protocolErrors[code]?.increment() }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 import NIOCore
@@ -18,6 +21,7 @@ public final class RelayServer: Sendable {
     private let threadPool: NIOThreadPool
     private let logger: Logger
     private let serverChannel: NIOLockedBox<Channel?>
+    private let mediaChannels = NIOLockedBox<[Channel]>([])
 
     public init(configuration: RelayConfiguration, logger: Logger = Logger(label: "conclave.relay"),
                 group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
@@ -73,6 +77,9 @@ public final class RelayServer: Sendable {
             throw RelayServerError.bind(host: configuration.host, port: configuration.port, reason: String(describing: error))
         }
         serverChannel.value = channel
+        if configuration.mediaEnabled {
+            try await bindMedia(controlPort: channel.localAddress?.port ?? configuration.port)
+        }
         // Recording-acknowledgement deadlines.
         let tick = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in core.tick() }
         channel.closeFuture.whenComplete { _ in tick.cancel() }
@@ -80,6 +87,48 @@ public final class RelayServer: Sendable {
             "address": "\(configuration.isTLS ? "wss" : "ws")://\(configuration.host):\(channel.localAddress?.port ?? configuration.port)/v1",
         ])
     }
+
+    /// Binds the UDP media path: `media-threads` sockets (one per event loop, default one
+    /// per core) on one port with SO_REUSEPORT, so the kernel spreads clients over them.
+    private func bindMedia(controlPort: Int) async throws {
+        let host = configuration.mediaHost ?? configuration.host
+        var port = configuration.mediaPort ?? controlPort
+        let count = configuration.mediaThreads > 0 ? configuration.mediaThreads : System.coreCount
+        let core = self.core
+        var channels: [Channel] = []
+        for loop in group.makeIterator().prefix(count) {
+            let bootstrap = DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+                .channelOption(.datagramVectorReadMessageCount, value: Self.vectorReadCount)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.vectorReadCount * 2048))
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
+                .channelOption(.socketOption(.so_sndbuf), value: 4 * 1024 * 1024)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MediaDatagramHandler(core: core))
+                    }
+                }
+            do {
+                let channel = try await bootstrap.bind(host: host, port: port).get()
+                port = channel.localAddress?.port ?? port
+                channels.append(channel)
+            } catch {
+                for c in channels { try? await c.close() }
+                throw RelayServerError.bind(host: host, port: port, reason: "UDP media: \(error)")
+            }
+        }
+        mediaChannels.value = channels
+        let advertised = (configuration.mediaHost == nil || configuration.mediaHost == configuration.host
+            || host == "0.0.0.0" || host == "::") ? "" : host
+        core.mediaPathBound(.init(advertisedHost: advertised, port: UInt16(port), channels: channels))
+        logger.notice("media listening", metadata: ["address": "udp://\(host):\(port)", "sockets": "\(channels.count)"])
+    }
+
+    static let vectorReadCount = 32
+
+    /// The bound UDP media port (nil when the media path is off or not yet bound).
+    public var mediaPort: Int? { mediaChannels.value.first?.localAddress?.port }
 
     private static func configureHTTP(channel: Channel, core: RelayCore, metrics: RelayMetrics, configuration: RelayConfiguration) throws {
         let http = NIOLoopBound(HTTPHandler(metrics: metrics), eventLoop: channel.eventLoop)
@@ -129,6 +178,9 @@ public final class RelayServer: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         if let channel = serverChannel.value {
+            try? await channel.close()
+        }
+        for channel in mediaChannels.value {
             try? await channel.close()
         }
         try? await threadPool.shutdownGracefully()

@@ -1,0 +1,58 @@
+import NIOCore
+import ConclaveProtocol
+
+/// The relay's end of the UDP media path: one per media socket (event loop).
+///
+/// Each datagram goes through ``RelayCore/mediaDatagram(_:from:now:targets:)`` (parse, hop
+/// tag, replay window, policy), then is written to every UDP target as a slice of the
+/// received buffer (no copy) with one flush per fan-out, so NIO hands the batch to the
+/// kernel in one `sendmmsg`. Recipients without a live UDP path get it over their
+/// WebSocket. `targets` is reused: after warm-up the forwarding path allocates nothing.
+final class MediaDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let core: RelayCore
+    private var targets = MediaTargets(capacity: 64)
+
+    init(core: RelayCore) {
+        self.core = core
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = Self.unwrapInboundIn(data)
+        let buffer = envelope.data
+        let now = NIODeadline.now().uptimeNanoseconds
+        let outcome = buffer.withUnsafeReadableBytes { raw in
+            core.mediaDatagram(raw, from: envelope.remoteAddress, now: now, targets: &targets)
+        }
+        switch outcome {
+        case .forward(let body):
+            let frame = buffer.getSlice(at: buffer.readerIndex + body.lowerBound, length: body.count)!
+            if !targets.udp.isEmpty {
+                for address in targets.udp {
+                    context.write(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: frame)), promise: nil)
+                }
+                context.flush()
+            }
+            for outbox in targets.websocket {
+                outbox.send(frame, class: .media)
+            }
+        case .acknowledge(let ack):
+            core.metrics.udpKeepalives.increment()
+            context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress,
+                                                                         data: context.channel.allocator.buffer(bytes: ack))), promise: nil)
+        case .notify(let outbox, let notice):
+            outbox.send(.error(notice))
+        case .dropped:
+            break
+        }
+        targets.reset()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port unreachable and the like surface here for unconnected UDP sockets; a
+        // datagram socket has no connection to close, so count and carry on.
+        core.metrics.udpDropped("other")
+    }
+}

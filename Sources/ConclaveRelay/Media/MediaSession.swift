@@ -1,0 +1,77 @@
+import NIOCore
+import ConclaveCrypto
+import ConclaveProtocol
+
+/// One admitted participant's UDP media session (protocol 6.2): its hop key, the replay
+/// window over its datagram sequence numbers, and the address learned from its last
+/// authenticated datagram.
+///
+/// Created when the relay admits the connection, dropped when it leaves the room. The
+/// mutable fields are guarded by ``RelayCore``'s lock, hence `@unchecked Sendable`; the
+/// immutable ones (`id`, `connection`, `authenticator`) may be read anywhere.
+final class MediaSession: @unchecked Sendable {
+    let id: UInt32
+    let connection: ConnectionID
+    let outbox: ConnectionOutbox
+    let authenticator: HopAuthenticator
+    let hopKey: SecretKey
+
+    var window = ReplayWindow()
+    /// Where the client's authenticated datagrams come from (nil until the first).
+    var address: SocketAddress?
+    /// When the last authenticated datagram arrived (monotonic nanoseconds).
+    var lastHeard: UInt64 = 0
+    /// The relay's own `KEEPALIVE_ACK` sequence numbers (direction 1).
+    var ackSequence: UInt64 = 0
+    /// Frame and byte rates, as on the WebSocket (`max-frames-per-second`, `max-bytes-per-second`).
+    var frames: TokenBucket
+    var bytes: TokenBucket
+
+    init(id: UInt32, connection: ConnectionID, outbox: ConnectionOutbox, hopKey: SecretKey,
+         configuration: RelayConfiguration, now: RelayMillis) throws {
+        self.id = id
+        self.connection = connection
+        self.outbox = outbox
+        self.hopKey = hopKey
+        self.authenticator = try HopAuthenticator(key: hopKey)
+        frames = TokenBucket(ratePerSecond: UInt64(configuration.maxFramesPerSecond), burst: UInt64(2 * configuration.maxFramesPerSecond), now: now)
+        bytes = TokenBucket(ratePerSecond: UInt64(configuration.maxBytesPerSecond), burst: UInt64(2 * configuration.maxBytesPerSecond), now: now)
+    }
+
+    /// Whether frames for this participant go by UDP: an authenticated datagram arrived
+    /// within `timeout` nanoseconds. Otherwise they fall back to its WebSocket.
+    @inline(__always)
+    func pathIsLive(now: UInt64, timeout: UInt64) -> Bool {
+        address != nil && now &- lastHeard <= timeout
+    }
+}
+
+/// Where one frame goes: UDP addresses and WebSocket outboxes. A caller keeps one per
+/// event loop and reuses it, so routing a frame allocates nothing once the arrays have
+/// grown to the largest room.
+struct MediaTargets {
+    var udp: [SocketAddress] = []
+    var websocket: [ConnectionOutbox] = []
+
+    init(capacity: Int = 16) {
+        udp.reserveCapacity(capacity)
+        websocket.reserveCapacity(capacity)
+    }
+
+    mutating func reset() {
+        udp.removeAll(keepingCapacity: true)
+        websocket.removeAll(keepingCapacity: true)
+    }
+}
+
+/// What the relay does with one client → relay datagram.
+enum MediaInbound {
+    /// Forward `body` (a `FRAME` message, these byte offsets of the datagram) to the targets.
+    case forward(body: Range<Int>)
+    /// Answer a keepalive with this `KEEPALIVE_ACK`.
+    case acknowledge([UInt8])
+    /// Dropped and counted (the reason's metric label).
+    case dropped(String)
+    /// Dropped; the sender's WebSocket gets this notice (e.g. screen sharing not allowed).
+    case notify(ConnectionOutbox, ErrorMessage)
+}

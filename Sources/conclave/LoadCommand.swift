@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import ConclaveClient
+import ConclaveLoad
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `conclave load`: real participants against a relay, with a progress line per second,
+/// a final table (or `--json`), an HTML report, and `--find-capacity`.
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load-test a relay with real, end-to-end encrypted participants.",
+        discussion: """
+        Start a relay that admits many joins from one address, e.g.
+          conclave-relay --set join-attempts-per-address-per-minute=100000
+        then: conclave load --relay ws://127.0.0.1:7443/v1 --rooms 60 --per-room 5 --duration 20
+        """
+    )
+
+    @Option(help: "The relay's WebSocket URL.")
+    var relay: String = "ws://127.0.0.1:7443/v1"
+    @Option(help: "Rooms.")
+    var rooms: Int = 10
+    @Option(name: .customLong("per-room"), help: "Participants per room, host included.")
+    var perRoom: Int = 5
+    @Option(help: "Seconds of measurement.")
+    var duration: Double = 10
+    @Option(help: "Seconds over which participants join.")
+    var ramp: Double = 5
+    @Option(help: "udp or ws.")
+    var transport: String = "udp"
+    @Option(name: .customLong("audio-fps"), help: "Audio frames per second per participant: 50, 25, 10, 5, 2 or 1.")
+    var audioFPS: Int = 50
+    @Option(name: .customLong("frame-bytes"), help: "Target audio FRAME payload size in bytes (sets the Opus bitrate).")
+    var frameBytes: Int = 160
+    @Option(help: "all, or sample:N to decrypt one frame in N.")
+    var decrypt: String = "all"
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+    @Option(help: "Write a self-contained HTML report here.")
+    var report: String?
+    @Flag(name: .customLong("find-capacity"), help: "Step the number of rooms up until loss > 0.1 % or p99 > 20 ms; report the highest passing step.")
+    var findCapacity = false
+    @Option(name: .customLong("step-rooms"), help: "With --find-capacity: rooms added per step.")
+    var stepRooms: Int = 10
+    @Option(name: .customLong("max-steps"), help: "With --find-capacity: at most this many steps.")
+    var maxSteps: Int = 12
+
+    func validate() throws {
+        guard (1 ... 1_000).contains(rooms) else { throw ValidationError("--rooms must be 1…1000") }
+        guard (2 ... 120).contains(perRoom) else { throw ValidationError("--per-room must be 2…120") }
+        guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be more than 0 and at most 3600 s") }
+        guard ramp >= 0, ramp <= 600 else { throw ValidationError("--ramp must be 0…600 s") }
+        guard MediaTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be udp or ws") }
+        guard LoadOptions.supportedFPS.contains(audioFPS) else { throw ValidationError("--audio-fps must be one of 1, 2, 5, 10, 25, 50") }
+        guard (40 ... 1_500).contains(frameBytes) else { throw ValidationError("--frame-bytes must be 40…1500") }
+        guard decryptEvery != nil else { throw ValidationError("--decrypt must be all or sample:N with N from 1 to 1000") }
+        guard (1 ... 100).contains(stepRooms), (1 ... 50).contains(maxSteps) else { throw ValidationError("--step-rooms 1…100, --max-steps 1…50") }
+    }
+
+    var decryptEvery: Int? {
+        if decrypt == "all" { return 1 }
+        guard decrypt.hasPrefix("sample:"), let n = Int(decrypt.dropFirst(7)), (1 ... 1_000).contains(n) else { return nil }
+        return n
+    }
+
+    func run() async throws {
+        let endpoint: RelayEndpoint
+        do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
+        signal(SIGINT) { _ in loadInterrupted.store(true, ordering: .relaxed) }
+        var options = LoadOptions(relay: endpoint, rooms: rooms, perRoom: perRoom, durationSeconds: duration, rampSeconds: ramp)
+        options.transport = MediaTransport(rawValue: transport)!
+        options.audioFPS = audioFPS
+        options.frameBytes = frameBytes
+        options.decryptEvery = decryptEvery!
+        let json = self.json
+        let progress: @Sendable (String) -> Void = { line in
+            if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+        }
+        if findCapacity {
+            var steps: [LoadSummary] = []
+            var best: LoadSummary?
+            var r = rooms
+            for step in 1 ... maxSteps {
+                options.rooms = r
+                progress("step \(step): \(r) rooms × \(perRoom) = \(r * perRoom) participants")
+                let summary = await LoadRunner(options: options, progress: progress).run()
+                steps.append(summary)
+                progress("step \(step): \(summary.passed ? "PASS" : "FAIL") loss \(summary.lossPercent)% p99 \(summary.latency.p99Ms) ms")
+                if summary.passed { best = summary } else { break }
+                if loadInterrupted.load(ordering: .relaxed) { break }
+                r += stepRooms
+                try? await Task.sleep(for: .seconds(2)) // let the relay settle
+            }
+            let result = CapacityResult(steps: steps, best: best, lossThresholdPercent: options.lossThresholdPercent, p99ThresholdMs: options.p99ThresholdMs)
+            print(json ? LoadReport.json(result) : LoadReport.capacityTable(result))
+            if let report { try write(LoadReport.html(result), to: report) }
+        } else {
+            let summary = await LoadRunner(options: options, progress: progress).run()
+            print(json ? LoadReport.json(summary) : LoadReport.table(summary))
+            if let report { try write(LoadReport.html(summary), to: report) }
+        }
+    }
+
+    func write(_ html: String, to path: String) throws {
+        do { try html.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw CLIError("cannot write the report to \(path): \(error.localizedDescription)")
+        }
+    }
+}

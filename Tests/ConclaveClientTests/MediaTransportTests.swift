@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+import ConclaveClient
+import ConclaveCrypto
+import ConclaveProtocol
+import ConclaveRelay
+
+/// Participants on the UDP media path and on the WebSocket, in one room (issue 5).
+@Suite(.serialized, .timeLimit(.minutes(2))) struct MediaTransportTests {
+    func options(_ name: String, _ transport: MediaTransport = .udp) -> ParticipantOptions {
+        var o = ParticipantOptions(displayName: name)
+        o.audioSource = .tone(frequency: 440)
+        o.unmuteOnJoin = true
+        o.autoAdmit = true
+        o.mediaTransport = transport
+        o.mediaPathOptions.pathTimeout = .seconds(2)
+        return o
+    }
+
+    /// Must show: UDP and WebSocket participants in one room all receive everything.
+    @Test func udpAndWebSocketParticipantsAllReceiveEverything() async throws {
+        try await withTestRelay { endpoint, server in
+            let logs = (0 ..< 3).map { _ in EventLog() }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(5)) }
+            let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(4.5)) }
+            let bob = try await Participant.join(invite: invite, options: options("bob", .websocket), output: logs[2].output)
+            let bobRun = Task { await bob.run(for: .seconds(4)) }
+            let deadline = ContinuousClock.now + .seconds(3)
+            while await bob.securityCode == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
+            #expect(hostUp && aliceUp)
+            #expect(await bob.mediaPath == nil)
+            let everyone: [(String, Participant)] = [("host", host), ("alice", alice), ("bob", bob)]
+            for (name, p) in everyone { try await p.say("hello from \(name)") }
+            await bobRun.value
+            await aliceRun.value
+            await hostRun.value
+            let indices = await [host.index, alice.index, bob.index]
+            for (i, (name, p)) in everyone.enumerated() {
+                let chats = logs[i].events("chat").compactMap { $0["text"] as? String }
+                for (j, (other, _)) in everyone.enumerated() where j != i {
+                    #expect(chats.contains("hello from \(other)"), "\(name) missed \(other)'s chat")
+                    let frames = await p.audioFrames(from: indices[j])
+                    #expect(frames > 60, "\(name) decrypted only \(frames) audio frames from \(other)")
+                }
+                let c = await p.receiveCounters
+                #expect(c.decryptFailed == 0 && c.replayed == 0, "\(name): \(c)")
+            }
+            // The UDP participants really used UDP both ways; the relay bridged to bob's WebSocket.
+            for p in [host, alice] {
+                let stats = try #require(await p.mediaPathStatistics())
+                #expect(stats.framesSent > 60 && stats.framesReceived > 60 && stats.rejected == 0, "\(stats)")
+            }
+            let metrics = String(decoding: server.metrics.render(), as: UTF8.self)
+            let udp = metrics.split(separator: "\n").first { $0.hasPrefix("conclave_relay_udp_deliveries_total ") }
+            #expect((udp.flatMap { Double($0.split(separator: " ").last!) } ?? 0) > 200)
+        }
+    }
+
+    /// Must show: a participant whose UDP path dies continues over the WebSocket without
+    /// losing chat or keys.
+    @Test func deadUDPPathFallsBackWithoutLosingChatOrKeys() async throws {
+        var configuration = RelayConfiguration()
+        configuration.port = 0
+        configuration.passwordHashing = "minimum"
+        configuration.shutdownGraceSeconds = 1
+        configuration.mediaPathTimeoutSeconds = 2
+        let server = try RelayServer(configuration: configuration)
+        try await server.start()
+        defer { Task { await server.shutdown() } }
+        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: server.port!)
+
+        let logs = (0 ..< 3).map { _ in EventLog() }
+        let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
+        let invite = try #require(await host.invite)
+        let hostRun = Task { await host.run(for: .seconds(9)) }
+        let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
+        let aliceRun = Task { await alice.run(for: .seconds(8.5)) }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            let up = await alice.mediaPathIsUp, hostUp = await host.mediaPathIsUp
+            if up && hostUp { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .seconds(1))
+        let aliceIndex = await alice.index, hostIndex = await host.index
+        let beforeOutage = await alice.audioFrames(from: hostIndex)
+        #expect(beforeOutage > 20)
+        let aliceUDPBefore = try #require(await alice.mediaPathStatistics()).framesReceived
+
+        // The path dies both ways.
+        await alice.mediaPath?.simulateOutage()
+        // While it is dead: a new member joins (a new epoch, whose key package alice needs)
+        // and the host chats.
+        let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)
+        let carolRun = Task { await carol.run(for: .seconds(6)) }
+        try await Task.sleep(for: .milliseconds(800))
+        try await host.say("said while alice's UDP was down")
+        // After the timeouts (2 s both sides), audio flows over alice's WebSocket both ways.
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(await !alice.mediaPathIsUp)
+        let hostFromAliceMid = await host.audioFrames(from: aliceIndex)
+        let aliceFromHostMid = await alice.audioFrames(from: hostIndex)
+        try await Task.sleep(for: .seconds(2))
+        #expect(await alice.audioFrames(from: hostIndex) - aliceFromHostMid > 60, "alice gets the host's audio over the WebSocket")
+        #expect(await host.audioFrames(from: aliceIndex) - hostFromAliceMid > 60, "the host gets alice's audio over the WebSocket")
+        #expect(try #require(await alice.mediaPathStatistics()).framesReceived == aliceUDPBefore, "nothing arrived by UDP while it was down")
+        await carolRun.value
+        await aliceRun.value
+        await hostRun.value
+
+        // Nothing reliable was lost: the chat arrived and alice holds the epoch carol's join started.
+        let chats = logs[1].events("chat").compactMap { $0["text"] as? String }
+        #expect(chats.contains("said while alice's UDP was down"))
+        let carolEpoch = logs[2].events("epoch").first?["epoch"] as? Int
+        let aliceEpochs = logs[1].events("epoch").compactMap { $0["epoch"] as? Int }
+        #expect(carolEpoch != nil && aliceEpochs.contains(carolEpoch!), "alice never installed epoch \(String(describing: carolEpoch)): \(aliceEpochs)")
+        #expect(await carol.audioFrames(from: aliceIndex) > 60, "carol hears alice")
+        let c = await alice.receiveCounters
+        #expect(c.decryptFailed == 0, "\(c)")
+    }
+}
