@@ -56,6 +56,7 @@ let package = Package(
         .target(
             name: "ConclaveRelay",
             dependencies: ["ConclaveProtocol", "ConclaveCrypto"] + webSocketStack + [
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -84,6 +85,8 @@ let package = Package(
             dependencies: [
                 "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveRelay", "ConclaveLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -134,6 +137,12 @@ package.targets += [
             .product(name: "Crypto", package: "swift-crypto"),
         ],
         path: "Benchmarks/CryptoHotPath",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+    .executableTarget(
+        name: "RelayForwarding",
+        dependencies: [.product(name: "Benchmark", package: "benchmark"), "ConclaveRelay"],
+        path: "Benchmarks/RelayForwarding",
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     ),
 ]

@@ -291,3 +291,22 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
         }
     }
 }
+
+/// The in-process forwarding path that Benchmarks/RelayForwarding measures.
+@Suite struct RelayForwardingHarnessTests {
+    @Test func routesEveryPooledDatagramToEveryOtherMember() throws {
+        let harness = try RelayForwardingHarness(roomSize: 5, datagramCount: 10)
+        // 25 routes wrap the pool twice: the replay window is reset, not tripped.
+        for _ in 0 ..< 25 { #expect(harness.route() == 4) }
+    }
+
+    @Test func mediaListenOption() throws {
+        var c = RelayConfiguration()
+        #expect(c.summary.first { $0.name == "media-listen" }?.value == "same")
+        try c.set("media-listen", to: "127.0.0.1:9000")
+        #expect(c.mediaHost == "127.0.0.1" && c.mediaPort == 9000 && c.mediaEnabled)
+        try c.set("media-listen", to: "off")
+        #expect(!c.mediaEnabled && c.summary.first { $0.name == "media-listen" }?.value == "off")
+        #expect(throws: RelayConfigurationError.self) { try c.set("media-listen", to: "nonsense") }
+    }
+}

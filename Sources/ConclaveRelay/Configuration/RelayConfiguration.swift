@@ -78,13 +78,17 @@ public struct RelayConfiguration: Sendable, Equatable {
         .init(name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics", apply: { c, v throws(RelayConfigurationError) in
             let (h, p) = try parseHostPort(v); c.host = h; c.port = p
         }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
-        .init(name: "media-listen", help: "HOST:PORT for UDP media (default: the listen host and port), or off", apply: { c, v throws(RelayConfigurationError) in
-            if v == "off" { c.mediaEnabled = false; return }
-            let (h, p) = try parseHostPort(v); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
+        .init(name: "media-listen", help: "HOST:PORT for UDP media; same (the listen host and port, the default) or off", apply: { c, v throws(RelayConfigurationError) in
+            switch v {
+            case "off": c.mediaEnabled = false; c.mediaHost = nil; c.mediaPort = nil
+            case "same": c.mediaEnabled = true; c.mediaHost = nil; c.mediaPort = nil
+            default:
+                let (h, p) = try parseHostPort(v); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
+            }
         }, current: { c in
             guard c.mediaEnabled else { return "off" }
-            let h = c.mediaHost ?? c.host
-            return "\(h.contains(":") ? "[\(h)]" : h):\(c.mediaPort ?? c.port)"
+            guard let h = c.mediaHost, let p = c.mediaPort else { return "same" }
+            return "\(h.contains(":") ? "[\(h)]" : h):\(p)"
         }),
         int("media-threads", "UDP media sockets, one per event loop; 0 = one per core", 0...64, \.mediaThreads),
         int("media-path-timeout-seconds", "a client's UDP path silent this long falls back to its WebSocket", 2...120, \.mediaPathTimeoutSeconds),

@@ -427,6 +427,20 @@ final class RelayCore: Sendable {
         }
     }
 
+    /// The room a connection belongs to (harness and tests).
+    func roomID(of id: ConnectionID) -> RoomID? { state.withLock { $0.connections[id]?.roomID } }
+
+    /// A connection's participant index in its room (harness and tests).
+    func index(of id: ConnectionID) -> ParticipantIndex? {
+        state.withLock { s in s.connections[id]?.roomID.flatMap { s.rooms[$0]?.policy.index(of: id) } }
+    }
+
+    /// A connection's media session (harness and tests).
+    func mediaSession(of id: ConnectionID) -> MediaSession? { state.withLock { $0.connections[id]?.media } }
+
+    /// Forgets the sequence numbers a session has seen (the harness reuses a datagram pool).
+    func resetReplayWindow(_ session: MediaSession) { state.withLock { _ in session.window = ReplayWindow() } }
+
     private func udpDrop(_ reason: String) -> MediaInbound {
         metrics.udpDropped(reason)
         return .dropped(reason)

@@ -5,8 +5,9 @@ import ConclaveProtocol
 ///
 /// Each datagram goes through ``RelayCore/mediaDatagram(_:from:now:targets:)`` (parse, hop
 /// tag, replay window, policy), then is written to every UDP target as a slice of the
-/// received buffer (no copy) with one flush per fan-out, so NIO hands the batch to the
-/// kernel in one `sendmmsg`. Recipients without a live UDP path get it over their
+/// received buffer (no copy). The flush comes once per read burst, after every datagram of
+/// the burst has been fanned out, so NIO hands all of them to the kernel in one `sendmmsg`
+/// (at most one flush per fan-out, usually far fewer). Recipients without a live UDP path get it over their
 /// WebSocket. `targets` is reused: after warm-up the forwarding path allocates nothing.
 final class MediaDatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
@@ -14,6 +15,8 @@ final class MediaDatagramHandler: ChannelInboundHandler {
 
     private let core: RelayCore
     private var targets = MediaTargets(capacity: 64)
+    /// Datagrams written since the last flush.
+    private var pendingFlush = false
 
     init(core: RelayCore) {
         self.core = core
@@ -29,12 +32,10 @@ final class MediaDatagramHandler: ChannelInboundHandler {
         switch outcome {
         case .forward(let body):
             let frame = buffer.getSlice(at: buffer.readerIndex + body.lowerBound, length: body.count)!
-            if !targets.udp.isEmpty {
-                for address in targets.udp {
-                    context.write(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: frame)), promise: nil)
-                }
-                context.flush()
+            for address in targets.udp {
+                context.write(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: frame)), promise: nil)
             }
+            pendingFlush = pendingFlush || !targets.udp.isEmpty
             for outbox in targets.websocket {
                 outbox.send(frame, class: .media)
             }
@@ -48,6 +49,16 @@ final class MediaDatagramHandler: ChannelInboundHandler {
             break
         }
         targets.reset()
+    }
+
+    /// One flush per read burst (up to `vectorReadCount` datagrams per read, a few reads
+    /// per burst): every fan-out of the burst leaves in one `sendmmsg`.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if pendingFlush {
+            pendingFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -1,0 +1,286 @@
+import Foundation
+import Histogram
+import Synchronization
+import NIOCore
+import NIOPosix
+import ConclaveClient
+import ConclaveCrypto
+import ConclaveProtocol
+
+/// `conclave bench relay`: loopback UDP forwarding through a real relay process.
+///
+/// For each room size, every member sends 160-byte audio frames by UDP at a paced rate so
+/// the relay forwards `offeredRate` packets per second in total. Receivers count packets
+/// and record the latency from a send timestamp in the payload. The relay's CPU comes from
+/// its `/metrics` (process CPU, user + system), so CPU per forwarded packet, and the packets
+/// per second one relay core sustains, are the relay's own figures, not the generator's.
+/// The same generator and receivers, wired directly to each other with no relay, give the
+/// loopback baseline: relay-added latency is the difference of the percentiles.
+public struct RelayBench: Sendable {
+    public struct Options: Sendable {
+        public var relay: RelayEndpoint
+        public var roomSizes = [2, 5, 10]
+        /// Forwarded packets per second the generator asks for (per room size).
+        public var offeredRate = 75_000
+        public var seconds = 5.0
+        public var warmupSeconds = 1.0
+        public var payloadBytes = 160
+        public init(relay: RelayEndpoint) { self.relay = relay }
+    }
+
+    public struct Result: Sendable {
+        public var roomSize: Int
+        public var senders: Int
+        public var offeredPerSecond: Double
+        public var forwardedPerSecond: Double
+        public var receivedPerSecond: Double
+        public var lossPercent: Double
+        public var relayCPUPercent: Double?
+        public var relayCPUMicrosPerPacket: Double?
+        /// 1 / CPU per packet: what one relay core would forward at 100 % busy.
+        public var packetsPerSecondPerCore: Double?
+        public var latencyP50Ms: Double
+        public var latencyP99Ms: Double
+        public var baselineP50Ms: Double
+        public var baselineP99Ms: Double
+        public var relayAddedP50Ms: Double { max(0, latencyP50Ms - baselineP50Ms) }
+        public var relayAddedP99Ms: Double { max(0, latencyP99Ms - baselineP99Ms) }
+    }
+
+    public let options: Options
+    public init(options: Options) { self.options = options }
+
+    // MARK: Members
+
+    /// A room member on raw UDP: the control connection, the session, a socket.
+    final class Member: @unchecked Sendable {
+        let connection: RelayConnection
+        let index: ParticipantIndex
+        let session: MediaSessionMessage
+        let authenticator: HopAuthenticator
+        var channel: Channel!
+        var sequence: UInt64 = 0
+        /// Frames sent in the current measurement (event loop only).
+        var sentTotal = 0
+        init(connection: RelayConnection, index: ParticipantIndex, session: MediaSessionMessage) throws {
+            self.connection = connection
+            self.index = index
+            self.session = session
+            self.authenticator = try HopAuthenticator(key: session.hopKey)
+        }
+    }
+
+    /// Counts datagrams and records latency; confined to its channel's event loop.
+    final class Receiver: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        var count = 0
+        var recording = false
+        var histogram = LoadLatency.makeHistogram()
+        /// Offset of the timestamp in a received datagram.
+        let stampOffset: Int
+        init(stampOffset: Int) { self.stampOffset = stampOffset }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = Self.unwrapInboundIn(data).data
+            guard recording, buffer.readableBytes >= stampOffset + 8,
+                  let stamp = buffer.getInteger(at: buffer.readerIndex + stampOffset, as: UInt64.self) else { return }
+            count += 1
+            let now = NIODeadline.now().uptimeNanoseconds
+            _ = histogram.record(max(1, (now &- stamp) / 1_000))
+        }
+    }
+
+    static func join(_ endpoint: RelayEndpoint, room: RoomID?, settings: RoomSettings) async throws -> (Member, RoomID) {
+        let (connection, challenge) = try await RelayHandshake.open(endpoint, tls: nil)
+        let identity = PrivateIdentity.generate()
+        let wire = identity.publicIdentity.wireIdentity
+        let roomID: RoomID, index: ParticipantIndex
+        if let room {
+            try await connection.send(.join(JoinMessage(roomID: room, identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: room),
+                                                        relayAuth: nil, knock: [])))
+            index = try await RelayHandshake.expect(connection, "ADMITTED", timeout: .seconds(5)) { if case .admitted(let a) = $0 { return a.index }; return nil }
+            roomID = room
+        } else {
+            try await connection.send(.createRoom(CreateRoomMessage(identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: .zero),
+                                                                     relayAuth: nil, settings: settings)))
+            let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(5)) { if case .roomCreated(let c) = $0 { return c }; return nil }
+            (roomID, index) = (created.roomID, created.index)
+        }
+        let session = try await RelayHandshake.expect(connection, "MEDIA_SESSION (is the relay's UDP media path on?)", timeout: .seconds(5)) {
+            if case .mediaSession(let s) = $0 { return s }; return nil
+        }
+        return (try Member(connection: connection, index: index, session: session), roomID)
+    }
+
+    // MARK: Running
+
+    public func run(progress: @Sendable (String) -> Void) async throws -> [Result] {
+        var results: [Result] = []
+        for size in options.roomSizes {
+            progress("room of \(size): setting up")
+            results.append(try await runRoom(size: size, progress: progress))
+        }
+        return results
+    }
+
+    func runRoom(size: Int, progress: @Sendable (String) -> Void) async throws -> Result {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        var settings = RoomSettings.privacyDefaults
+        settings.waitingRoom = false
+        settings.muteOnEntry = false
+        var members: [Member] = []
+        let (host, room) = try await Self.join(options.relay, room: nil, settings: settings)
+        members.append(host)
+        for _ in 1 ..< size { members.append(try await Self.join(options.relay, room: room, settings: settings).0) }
+        defer { for m in members { let c = m.connection; Task { await c.close() } } }
+
+        let relayAddress = try SocketAddress.makeAddressResolvingHost(options.relay.host, port: Int(host.session.port))
+        // The timestamp sits at the start of the FRAME payload: datagram offset 0 (downlink
+        // datagrams are the FRAME message) + 8 header bytes.
+        var receivers: [Receiver] = []
+        for m in members {
+            let receiver = Receiver(stampOffset: MessageLimits.frameHeaderLength)
+            receivers.append(receiver)
+            m.channel = try await DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+                .channelOption(.datagramVectorReadMessageCount, value: 32)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
+                .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(receiver) } }
+                .bind(host: "127.0.0.1", port: 0).get()
+        }
+        // Keepalives open every path.
+        try await loop.submit {
+            for m in members { try self.send(m, kind: .keepalive, body: nil, to: relayAddress) }
+        }.get()
+        try await Task.sleep(for: .milliseconds(300))
+
+        let perSender = Double(options.offeredRate) / Double(size * (size - 1))
+        let viaRelay = try await measure(members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)") { m in
+            (relayAddress, true)
+        }
+        // Baseline: each sender writes straight to the next member's socket, same rate, same sizes.
+        let addresses = members.map { $0.channel.localAddress! }
+        let baseline = try await measure(members: members, receivers: receivers, perSenderRate: perSender * Double(size - 1), loop: loop,
+                                         progress: progress, label: "room of \(size), direct baseline", relayCPU: false) { m in
+            let i = members.firstIndex { $0 === m }!
+            return (addresses[(i + 1) % members.count], false)
+        }
+        for m in members { try? await m.channel.close() }
+        return Result(roomSize: size, senders: size, offeredPerSecond: Double(options.offeredRate), forwardedPerSecond: viaRelay.forwarded,
+                      receivedPerSecond: viaRelay.received, lossPercent: viaRelay.loss,
+                      relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
+                      packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
+                      latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99)
+    }
+
+    struct Measurement {
+        var forwarded: Double, received: Double, loss: Double
+        var cpuPercent: Double?, cpuMicrosPerPacket: Double?
+        var p50: Double, p99: Double
+    }
+
+    /// Paces sends every millisecond on `loop` for warm-up + measurement; returns rates and latency.
+    func measure(members: [Member], receivers: [Receiver], perSenderRate: Double, loop: EventLoop,
+                 progress: @Sendable (String) -> Void, label: String, relayCPU: Bool = true,
+                 target: @escaping (Member) -> (SocketAddress, Bool)) async throws -> Measurement {
+        let fanOut = relayCPU ? members.count - 1 : 1
+        let payload = options.payloadBytes
+        let started = NIODeadline.now()
+        let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
+            let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            for m in members {
+                let due = Int(elapsed * perSenderRate) - Int(m.sentTotal)
+                guard due > 0 else { continue }
+                let (address, viaRelay) = target(m)
+                for _ in 0 ..< min(due, 2_000) {
+                    try? self.sendFrame(m, payloadBytes: payload, to: address, viaRelay: viaRelay, flush: false)
+                    m.sentTotal += 1
+                }
+                m.channel.flush()
+            }
+        }
+        defer { task.cancel() }
+        try await Task.sleep(for: .seconds(options.warmupSeconds))
+        try await loop.submit { for r in receivers { r.recording = true; r.count = 0; r.histogram = LoadLatency.makeHistogram() } }.get()
+        let sentAtStart = try await loop.submit { members.reduce(0) { $0 + $1.sentTotal } }.get()
+        let before = relayCPU ? await RelayProcessSample.read(host: options.relay.host, port: options.relay.port) : nil
+        let t0 = ContinuousClock.now
+        try await Task.sleep(for: .seconds(options.seconds))
+        let after = relayCPU ? await RelayProcessSample.read(host: options.relay.host, port: options.relay.port) : nil
+        let (sentAtEnd, received, histogram) = try await loop.submit { () -> (Int, Int, Histogram<UInt64>) in
+            var h = LoadLatency.makeHistogram()
+            for r in receivers { r.recording = false; h.add(r.histogram) }
+            return (members.reduce(0) { $0 + $1.sentTotal }, receivers.reduce(0) { $0 + $1.count }, h)
+        }.get()
+        let wall = LoadRunner.seconds(ContinuousClock.now - t0)
+        task.cancel()
+        try await Task.sleep(for: .milliseconds(200))
+        for m in members { m.sentTotal = 0 }
+        let expected = Double(sentAtEnd - sentAtStart) * Double(fanOut)
+        let forwarded = expected / wall
+        let receivedRate = Double(received) / wall
+        let p = LoadLatency.percentiles(histogram)
+        var m = Measurement(forwarded: forwarded, received: receivedRate, loss: expected > 0 ? max(0, (expected - Double(received)) / expected * 100) : 0,
+                            cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms)
+        if let before, let after {
+            let cpu = after.cpuSeconds - before.cpuSeconds
+            let seconds = LoadRunner.seconds(after.at - before.at)
+            m.cpuPercent = cpu / seconds * 100
+            m.cpuMicrosPerPacket = received > 0 ? cpu / (Double(received) * seconds / wall) * 1e6 : nil
+        }
+        progress("\(label): \(Int(receivedRate)) packets/s received, loss \(String(format: "%.3f", m.loss))%, p50 \(String(format: "%.3f", m.p50)) ms, p99 \(String(format: "%.3f", m.p99)) ms"
+                 + (m.cpuPercent.map { ", relay CPU \(String(format: "%.1f", $0))%" } ?? ""))
+        return m
+    }
+
+    /// One MEDIA datagram (to the relay) or the bare FRAME message (baseline), stamped now.
+    func sendFrame(_ m: Member, payloadBytes: Int, to address: SocketAddress, viaRelay: Bool, flush: Bool) throws {
+        var frame = m.channel.allocator.buffer(capacity: MediaDatagram.headerLength + 8 + payloadBytes + MediaDatagram.tagLength)
+        if viaRelay {
+            m.sequence += 1
+            frame.writeInteger(MediaDatagram.Kind.media.rawValue)
+            frame.writeInteger(m.session.sessionID)
+            frame.writeInteger(m.sequence)
+        }
+        let bodyStart = frame.writerIndex
+        frame.writeInteger(ProtocolVersion.current)
+        frame.writeInteger(MessageType.frame.rawValue)
+        frame.writeInteger(FrameKind.audio.rawValue)
+        frame.writeInteger(UInt8(0))
+        frame.writeInteger(m.index.rawValue)
+        frame.writeInteger(ParticipantIndex.everyone.rawValue)
+        frame.writeInteger(NIODeadline.now().uptimeNanoseconds)
+        frame.writeRepeatingByte(0x5A, count: payloadBytes - 8)
+        _ = bodyStart
+        if viaRelay {
+            let end = frame.writerIndex
+            frame.writeRepeatingByte(0, count: MediaDatagram.tagLength)
+            frame.withUnsafeMutableReadableBytes { raw in
+                m.authenticator.tag(UnsafeRawBufferPointer(rebasing: raw[..<end]), direction: .clientToRelay, sequence: m.sequence,
+                                    into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+            }
+        }
+        m.channel.write(AddressedEnvelope(remoteAddress: address, data: frame), promise: nil)
+        if flush { m.channel.flush() }
+    }
+
+    func send(_ m: Member, kind: MediaDatagram.Kind, body: [UInt8]?, to address: SocketAddress) throws {
+        m.sequence += 1
+        var out: [UInt8] = []
+        (body ?? []).withUnsafeBytes {
+            MediaDatagram.seal(.init(kind: kind, sessionID: m.session.sessionID, sequence: m.sequence), body: $0, authenticator: m.authenticator, into: &out)
+        }
+        m.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: m.channel.allocator.buffer(bytes: out)), promise: nil)
+    }
+}
+
+extension RelayBench.Result {
+    public var json: String {
+        func n(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "null" } ?? "null" }
+        return "{\"room_size\":\(roomSize),\"offered_forwarded_per_second\":\(n(offeredPerSecond)),\"forwarded_per_second\":\(n(forwardedPerSecond)),"
+            + "\"received_per_second\":\(n(receivedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"relay_cpu_percent\":\(n(relayCPUPercent)),"
+            + "\"relay_cpu_us_per_packet\":\(n(relayCPUMicrosPerPacket)),\"packets_per_second_per_relay_core\":\(n(packetsPerSecondPerCore)),"
+            + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
+            + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms))}"
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import ConclaveClient
+import ConclaveLoad
+
+/// `conclave bench relay [--json]`: loopback UDP forwarding through a `conclave-relay`
+/// process started for the run (or `--relay` to measure a running one).
+struct RelayBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Loopback UDP forwarding through the relay: packets/s, relay CPU per packet, relay-added latency for rooms of 2, 5 and 10."
+    )
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+    @Option(help: "Measure this running relay instead of starting one (its /metrics must be reachable).")
+    var relay: String?
+    @Option(name: .customLong("relay-binary"), help: "The conclave-relay to start (default: next to this executable).")
+    var relayBinary: String?
+    @Option(help: "Forwarded packets per second to offer per room size (default: half of the 150 000/s per-core target).")
+    var rate: Int = 75_000
+    @Option(help: "Seconds of measurement per room size (after 1 s of warm-up).")
+    var seconds: Double = 5
+    @Option(name: .customLong("room-sizes"), help: "Comma-separated room sizes.")
+    var roomSizes: String = "2,5,10"
+
+    func validate() throws {
+        guard (1_000 ... 2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
+        guard seconds >= 1, seconds <= 120 else { throw ValidationError("--seconds must be 1…120") }
+        guard let sizes = parsedSizes, !sizes.isEmpty else { throw ValidationError("--room-sizes must be sizes from 2 to 50, e.g. 2,5,10") }
+        _ = sizes
+    }
+
+    var parsedSizes: [Int]? {
+        let sizes = roomSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard sizes.allSatisfy({ $0.map { (2 ... 50).contains($0) } ?? false }) else { return nil }
+        return sizes.compactMap { $0 }
+    }
+
+    func run() async throws {
+        var child: Process?
+        let endpoint: RelayEndpoint
+        if let relay {
+            do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
+        } else {
+            let binary = relayBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay").path
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw CLIError("cannot find conclave-relay at \(binary); build it (swift build -c release) or pass --relay-binary or --relay")
+            }
+            let port = try await Self.freePort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["--listen", "127.0.0.1:\(port)", "--log-level", "warning",
+                                 "--set", "media-threads=1", "--set", "max-frames-per-second=1000000",
+                                 "--set", "max-bytes-per-second=1000000000", "--set", "join-attempts-per-address-per-minute=100000"]
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            child = process
+            endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port)
+            // Wait for it to listen.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if let c = try? await RelayConnection.connect(to: endpoint, connectTimeout: .milliseconds(200)) {
+                    await c.close()
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { child?.terminate(); child?.waitUntilExit() }
+        var options = RelayBench.Options(relay: endpoint)
+        options.roomSizes = parsedSizes!
+        options.offeredRate = rate
+        options.seconds = seconds
+        let json = self.json
+        let results = try await RelayBench(options: options).run { line in
+            if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+        }
+        if json {
+            print("{\"benchmark\":\"relay\",\"relay_media_threads\":\(relay == nil ? "1" : "null"),\"offered_per_second\":\(rate),\"results\":[" + results.map(\.json).joined(separator: ",") + "]}")
+        } else {
+            print("")
+            func f(_ v: Double?, _ digits: Int = 1) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
+            func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+            print(pad("room", 6) + pad("forwarded/s", 13) + pad("loss", 9) + pad("relay CPU", 11) + pad("µs/packet", 11)
+                  + pad("packets/s/core", 16) + pad("p50 (direct)", 18) + pad("p99 (direct)", 18) + "relay-added p50/p99")
+            for r in results {
+                print(pad("\(r.roomSize)", 6) + pad(f(r.forwardedPerSecond, 0), 13) + pad(f(r.lossPercent, 3) + "%", 9)
+                      + pad(f(r.relayCPUPercent) + "%", 11) + pad(f(r.relayCPUMicrosPerPacket, 2), 11) + pad(f(r.packetsPerSecondPerCore, 0), 16)
+                      + pad("\(f(r.latencyP50Ms, 3)) (\(f(r.baselineP50Ms, 3)))", 18) + pad("\(f(r.latencyP99Ms, 3)) (\(f(r.baselineP99Ms, 3)))", 18)
+                      + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
+            }
+        }
+    }
+
+    /// A loopback port free for both TCP and UDP right now.
+    static func freePort() async throws -> Int {
+        for _ in 0 ..< 20 {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            let port = channel.localAddress!.port!
+            try await channel.close()
+            if let udp = try? await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get() {
+                try await udp.close()
+                return port
+            }
+        }
+        throw CLIError("no free loopback port")
+    }
+}
