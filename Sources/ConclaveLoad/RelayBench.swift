@@ -127,10 +127,11 @@ public struct RelayBench: Sendable {
         var settings = RoomSettings.privacyDefaults
         settings.waitingRoom = false
         settings.muteOnEntry = false
-        var members: [Member] = []
+        var joined: [Member] = []
         let (host, room) = try await Self.join(options.relay, room: nil, settings: settings)
-        members.append(host)
-        for _ in 1 ..< size { members.append(try await Self.join(options.relay, room: room, settings: settings).0) }
+        joined.append(host)
+        for _ in 1 ..< size { joined.append(try await Self.join(options.relay, room: room, settings: settings).0) }
+        let members = joined
         defer { for m in members { let c = m.connection; Task { await c.close() } } }
 
         let relayAddress = try SocketAddress.makeAddressResolvingHost(options.relay.host, port: Int(host.session.port))
@@ -182,7 +183,7 @@ public struct RelayBench: Sendable {
     /// Paces sends every millisecond on `loop` for warm-up + measurement; returns rates and latency.
     func measure(members: [Member], receivers: [Receiver], perSenderRate: Double, loop: EventLoop,
                  progress: @Sendable (String) -> Void, label: String, relayCPU: Bool = true,
-                 target: @escaping (Member) -> (SocketAddress, Bool)) async throws -> Measurement {
+                 target: @escaping @Sendable (Member) -> (SocketAddress, Bool)) async throws -> Measurement {
         let fanOut = relayCPU ? members.count - 1 : 1
         let payload = options.payloadBytes
         let started = NIODeadline.now()

@@ -71,10 +71,10 @@ public final class MediaPath: Sendable {
             let handler = MediaPathHandler(sessionID: session.sessionID, authenticator: authenticator, relay: relay,
                                            liveness: liveness, deliver: { inbound.value.deliverFromMediaPath($0) })
             try channel.pipeline.syncOperations.addHandler(handler)
-            let path = MediaPath(channel: channel, handler: NIOLoopBound(handler, eventLoop: loop),
-                                 liveness: liveness, timeoutNanos: timeoutNanos)
+            let bound = NIOLoopBound(handler, eventLoop: loop)
+            let path = MediaPath(channel: channel, handler: bound, liveness: liveness, timeoutNanos: timeoutNanos)
             let interval = TimeAmount(options.keepaliveInterval)
-            let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in handler.sendKeepalive() }
+            let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in bound.value.sendKeepalive() }
             channel.closeFuture.whenComplete { _ in task.cancel() }
             return path
         }.get()
