@@ -36,8 +36,13 @@ final class MediaDatagramHandler: ChannelInboundHandler {
                 context.write(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: frame)), promise: nil)
             }
             pendingFlush = pendingFlush || !targets.udp.isEmpty
-            for outbox in targets.websocket {
-                outbox.send(frame, class: .media)
+            if !targets.websocket.isEmpty {
+                // A copy, not the slice: a slice would keep the whole 64 KiB receive buffer
+                // alive while it waits in a WebSocket queue that counts only its 168 bytes.
+                let copy = context.channel.allocator.buffer(buffer: frame)
+                for outbox in targets.websocket {
+                    outbox.send(copy, class: .media)
+                }
             }
         case .acknowledge(let ack):
             core.metrics.udpKeepalives.increment()
