@@ -243,7 +243,6 @@ public struct RelayBench: Sendable {
             frame.writeInteger(m.session.sessionID)
             frame.writeInteger(m.sequence)
         }
-        let bodyStart = frame.writerIndex
         frame.writeInteger(ProtocolVersion.current)
         frame.writeInteger(MessageType.frame.rawValue)
         frame.writeInteger(FrameKind.audio.rawValue)
@@ -252,7 +251,6 @@ public struct RelayBench: Sendable {
         frame.writeInteger(ParticipantIndex.everyone.rawValue)
         frame.writeInteger(NIODeadline.now().uptimeNanoseconds)
         frame.writeRepeatingByte(0x5A, count: payloadBytes - 8)
-        _ = bodyStart
         if viaRelay {
             let end = frame.writerIndex
             frame.writeRepeatingByte(0, count: MediaDatagram.tagLength)

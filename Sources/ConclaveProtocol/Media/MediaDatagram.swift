@@ -154,9 +154,8 @@ public enum MediaDatagramError: Error, Sendable, Equatable, CustomStringConverti
     /// The relay's drop-reason label (metrics).
     public var metricName: String {
         switch self {
-        case .tooShort, .tooLong, .unexpectedBody, .emptyBody: "malformed"
         case .unknownKind: "unknown_kind"
-        case .zeroSession, .zeroSequence: "malformed"
+        case .tooShort, .tooLong, .unexpectedBody, .emptyBody, .zeroSession, .zeroSequence: "malformed"
         }
     }
 }
