@@ -12,6 +12,15 @@ import Darwin
 /// libsodium calls ``ensureInitialized()`` first (it costs one already-initialised
 /// check after the first call).
 public enum Sodium {
+    /// Constant-time equality of two byte arrays (`sodium_memcmp`); unequal lengths are
+    /// unequal (lengths are not secret).
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        ensureInitialized()
+        return a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in sodium_memcmp(pa.baseAddress!, pb.baseAddress!, a.count) == 0 } }
+    }
+
     private static let initialized: Bool = sodium_init() >= 0
 
     /// Initialises libsodium if needed. Traps if libsodium cannot initialise (it only

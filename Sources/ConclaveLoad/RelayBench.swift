@@ -96,7 +96,7 @@ public struct RelayBench: Sendable {
         let roomID: RoomID, index: ParticipantIndex
         if let room {
             try await connection.send(.join(JoinMessage(roomID: room, identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: room),
-                                                        relayAuth: nil, knock: [])))
+                                                        relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32))))
             index = try await RelayHandshake.expect(connection, "ADMITTED", timeout: .seconds(5)) { if case .admitted(let a) = $0 { return a.index }; return nil }
             roomID = room
         } else {

@@ -50,9 +50,10 @@ enum LocalDemo {
         let epochSecret = SecretKey.random()
         var secrets: [SecretKey] = []
         for (i, id) in identities.enumerated() {
-            let kp = try KeyPackage.create(roomID: room, recipient: UInt16(i + 1), recipientIdentity: id.publicIdentity, epoch: 1,
+            let nonce = SecureRandom.bytes(count: Knock.joinNonceLength) // from each member's knock (4.2)
+            let kp = try KeyPackage.create(roomID: room, recipient: UInt16(i + 1), recipientIdentity: id.publicIdentity, joinNonce: nonce, epoch: 1,
                                            rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
-            let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: UInt16(i + 1), myIdentity: id,
+            let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: UInt16(i + 1), myIdentity: id, joinNonce: nonce,
                                                                   leader: leader.signingKey.publicKey)
             secrets.append(opened.epochSecret)
             log("  \(names[i]): key package of \(kp.encoded.count) bytes verified, epoch \(opened.epoch)")

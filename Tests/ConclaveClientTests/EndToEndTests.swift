@@ -197,7 +197,7 @@ extension EndToEndTests {
             let joinRun = Task { await joiner.run(for: .seconds(3)) }
             try await Task.sleep(for: .milliseconds(800))
             // The host cannot open a knock sealed to the wrong key, and does not auto-admit it.
-            #expect(hostLog.events("error").contains { $0["code"] as? String == "key_rejected" })
+            #expect(hostLog.events("alert").contains { $0["code"] as? String == "knock_rejected" })
             #expect(hostLog.events("knock").isEmpty)
             // Admitted by hand anyway: the joiner sees the host is not the invite's, rejects
             // the key packages the real host signs, and never gets keys.

@@ -58,7 +58,7 @@ import ConclaveProtocol
             // 5. A key package swapped in by the relay: signed by a key the guest did not pin.
             let mallory = PrivateIdentity.generate()
             let guestIdentity = await guest.identity.publicIdentity
-            let forged = try KeyPackage.create(roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity,
+            let forged = try KeyPackage.create(roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength),
                                                epoch: 99, rosterHash: [UInt8](repeating: 0, count: 32), reason: .fresh,
                                                epochSecret: .random(), leader: mallory.signingKey)
             let codeBefore = await guest.securityCode

@@ -73,36 +73,53 @@ import ConclaveRelay
         }
     }
 
-    /// The host vanishes without a handover: the relay's new host takes the keys, the
-    /// others are warned and shown a new security code, and talk goes on.
-    @Test func abruptHostLossMovesLeadershipWithWarning() async throws {
+    /// The host vanishes without a handover. The relay's word moves nothing; the leader's
+    /// signed heartbeat falls silent, and after the timeout the successor named in the last
+    /// signed roster (alice, admitted first) takes the keys over. Bob is alerted, both show
+    /// a new and equal security code, and talk goes on.
+    @Test func abruptHostLossMovesLeadershipToTheSignedSuccessor() async throws {
         try await withTestRelay { endpoint, _ in
             let logs = (0..<3).map { _ in EventLog() }
-            var hostOptions = ParticipantOptions(displayName: "host")
-            hostOptions.autoAdmit = true
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: logs[0].output)
+            func options(_ name: String) -> ParticipantOptions {
+                var o = ParticipantOptions(displayName: name)
+                o.autoAdmit = true
+                o.heartbeatIntervalMillis = 300
+                o.leaderSilenceTimeoutMillis = 1_500
+                return o
+            }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(10)) }
-            let alice = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "alice"), output: logs[1].output)
-            let aliceRun = Task { await alice.run(for: .seconds(5)) }
+            let hostRun = Task { await host.run(for: .seconds(30)) }
+            let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(30)) }
             try await waitForKeys(alice)
-            let bob = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "bob"), output: logs[2].output)
-            let bobRun = Task { await bob.run(for: .seconds(5)) }
+            let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
+            let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
-            try await Task.sleep(for: .milliseconds(300))
-            let codeBefore = await bob.securityCode
+            let codeBefore = try await settledCode(bob, equalTo: host)
             await host.connection.close() // gone, no handover
             await hostRun.value
-            try await Task.sleep(for: .milliseconds(1500))
-            #expect(logs[2].events("error").contains { ($0["message"] as? String)?.contains("without a handover") == true })
-            let aliceCode = await alice.securityCode, bobCode = await bob.securityCode
-            #expect(aliceCode != nil && aliceCode == bobCode && bobCode != codeBefore, "codes: \(String(describing: codeBefore)) → \(String(describing: aliceCode)) / \(String(describing: bobCode))")
+            _ = try await logs[2].waitFor("alert") { $0["code"] as? String == "leader_lost" }
+            _ = try await logs[1].waitFor("leader") { $0["handover"] as? Bool == false }
+            let aliceCode = try await settledCode(bob, equalTo: alice)
+            #expect(aliceCode != codeBefore, "the code did not change with the leader")
             try await alice.say("carry on")
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(await bob.chatLog.contains { $0.text == "carry on" })
+            _ = try await logs[2].waitFor("chat") { $0["text"] as? String == "carry on" }
+            await alice.stop(); await bob.stop()
             await aliceRun.value
             await bobRun.value
         }
+    }
+
+    /// Waits until `a` and `b` show the same security code, and returns it.
+    func settledCode(_ a: Participant, equalTo b: Participant) async throws -> String {
+        let until = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < until {
+            if let x = await a.securityCode, x == (await b.securityCode) { return x }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("security codes did not converge")
+        throw CancellationError()
     }
 }
 

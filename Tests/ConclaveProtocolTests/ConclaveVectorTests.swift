@@ -77,14 +77,20 @@ import ConclaveCrypto
         return (leader, recipient)
     }
 
+    /// The invite secret and the recipient's join nonce of the vectors (4.1, 4.2).
+    static let inviteSecret = SHA2.sha256(Array("conclave vector invite secret".utf8))
+    static let joinNonce = Array(SHA2.sha256(Array("conclave vector join nonce".utf8)).prefix(16))
+
     static func packageVectors() throws -> [String: Any] {
         let (leader, recipient) = try identities()
         let epochSecret = SecretKey(copying: SHA2.sha256(Array("conclave vector package secret".utf8)))
         let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: recipient.publicIdentity)]
         let rosterHash = RosterHash.compute(roomID: roomID, members: members)
-        let package = try KeyPackage.create(roomID: roomID, recipient: 2, recipientIdentity: recipient.publicIdentity, epoch: 5,
+        let package = try KeyPackage.create(roomID: roomID, recipient: 2, recipientIdentity: recipient.publicIdentity, joinNonce: joinNonce, epoch: 5,
                                             rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
-        let knock = try Knock.seal(roomID: roomID, displayName: "Zoë Example", joiner: recipient, host: leader.agreementKey.publicKey)
+        let (knock, _) = try Knock.seal(roomID: roomID, displayName: "Zoë Example", joiner: recipient, host: leader.agreementKey.publicKey,
+                                        inviteSecret: inviteSecret, joinNonce: joinNonce)
+        let proof = try Knock.inviteProof(inviteSecret: inviteSecret, roomID: roomID, identity: recipient.publicIdentity, joinNonce: joinNonce)
         return [
             "room_id": Hex.encode(roomID.bytes),
             "leader_ed25519_seed": leaderSeed.unsafeHexExport(),
@@ -99,10 +105,12 @@ import ConclaveCrypto
                 "recipient": 2, "epoch": 5, "reason": Int(KeyPackageReason.join.rawValue),
                 "roster_hash": Hex.encode(rosterHash),
                 "epoch_secret": epochSecret.unsafeHexExport(),
+                "join_nonce": Hex.encode(joinNonce),
                 "signed_part": Hex.encode(Array(package.encoded.dropLast(64))),
                 "encoded": Hex.encode(package.encoded),
             ],
-            "knock": ["display_name": "Zoë Example", "sealed": Hex.encode(knock)],
+            "knock": ["display_name": "Zoë Example", "invite_secret": Hex.encode(inviteSecret), "join_nonce": Hex.encode(joinNonce),
+                      "invite_proof": Hex.encode(proof), "sealed": Hex.encode(knock)],
         ]
     }
 
@@ -176,7 +184,8 @@ import ConclaveCrypto
         let encoded = hexBytes(kp["encoded"] as! String)
         #expect(encoded.count == KeyPackage.encodedLength)
         let package = try KeyPackage(encoded: encoded)
-        let opened = try package.open(expectedRoom: Self.roomID, me: 2, myIdentity: recipient, leader: leader.signingKey.publicKey)
+        #expect(kp["join_nonce"] as? String == Hex.encode(Self.joinNonce))
+        let opened = try package.open(expectedRoom: Self.roomID, me: 2, myIdentity: recipient, joinNonce: Self.joinNonce, leader: leader.signingKey.publicKey)
         #expect(opened.epoch == 5)
         #expect(opened.epochSecret.unsafeHexExport() == kp["epoch_secret"] as? String)
         #expect(Hex.encode(opened.rosterHash) == kp["roster_hash"] as? String)
@@ -184,8 +193,13 @@ import ConclaveCrypto
         #expect(leader.signingKey.publicKey.isValidSignature(Array(encoded.suffix(64)), for: hexBytes(kp["signed_part"] as! String), context: "conclave/v1 key-package"))
 
         let knock = v["knock"] as! [String: Any]
-        let k = try Knock.open(hexBytes(knock["sealed"] as! String), host: leader, expectedRoom: Self.roomID, relayIdentity: recipient.publicIdentity)
+        let secret = hexBytes(knock["invite_secret"] as! String)
+        let k = try Knock.open(hexBytes(knock["sealed"] as! String), host: leader, expectedRoom: Self.roomID, relayIdentity: recipient.publicIdentity,
+                               inviteSecret: secret)
         #expect(k.displayName == knock["display_name"] as? String)
+        #expect(Hex.encode(k.joinNonce) == knock["join_nonce"] as? String)
+        #expect(Hex.encode(try Knock.inviteProof(inviteSecret: secret, roomID: Self.roomID, identity: recipient.publicIdentity, joinNonce: k.joinNonce))
+                == knock["invite_proof"] as? String)
     }
 
     @Test func securityCodeVectorsMatchCode() throws {

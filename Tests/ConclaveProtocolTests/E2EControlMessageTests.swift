@@ -14,18 +14,25 @@ import ConclaveCrypto
                         agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: SHA2.sha256(Array("conclave vector e2e \(label) x25519".utf8)))))
     }
 
+    /// A member's join nonce in the vectors: 16 bytes of its index's low byte.
+    static func nonce(_ i: UInt16) -> [UInt8] { [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: Knock.joinNonceLength) }
+
     static func sampleEntries() throws -> [SignedRoster.Entry] {
         [
-            SignedRoster.Entry(index: 1, identity: try identity("leader").publicIdentity, role: .host, displayName: "Host"),
+            SignedRoster.Entry(index: 1, identity: try identity("leader").publicIdentity, role: .host, displayName: "Host", joinNonce: nonce(1)),
             SignedRoster.Entry(index: 2, identity: try identity("member 2").publicIdentity, role: .participant, muted: true,
-                               presenter: true, displayName: "Zoë Example"),
-            SignedRoster.Entry(index: 300, identity: try identity("member 300").publicIdentity, role: .cohost, displayName: ""),
+                               presenter: true, displayName: "Zoë Example", joinNonce: nonce(2)),
+            SignedRoster.Entry(index: 300, identity: try identity("member 300").publicIdentity, role: .cohost, displayName: "", joinNonce: nonce(300)),
         ]
     }
 
     static func sampleRoster() throws -> SignedRoster {
-        try SignedRoster.sign(roomID: roomID, epoch: 7, rosterVersion: 12, epochChange: .joinRatchet, entries: sampleEntries(),
+        try SignedRoster.sign(roomID: roomID, epoch: 7, rosterVersion: 12, epochChange: .joinRatchet, successor: 300, entries: sampleEntries(),
                               leader: identity("leader").signingKey)
+    }
+
+    static func sampleHeartbeat() throws -> Heartbeat {
+        Heartbeat.sign(roomID: roomID, epoch: 7, rosterVersion: 12, sequence: 42, leader: try identity("leader").signingKey)
     }
 
     static func sampleHandover() throws -> Handover {
@@ -38,20 +45,22 @@ import ConclaveCrypto
     @Test func rosterRoundTripAndExactLength() throws {
         let roster = try Self.sampleRoster()
         let bytes = roster.encoded
-        // 97 + (69 + 4) + (69 + 12) + (69 + 0): "Zoë Example" is 12 bytes of UTF-8.
-        #expect(bytes.count == 97 + 73 + 81 + 69)
+        // 99 + (85 + 4) + (85 + 12) + (85 + 0): "Zoë Example" is 12 bytes of UTF-8.
+        #expect(bytes.count == 99 + 89 + 97 + 85)
         #expect(bytes.count == roster.encodedLength)
-        #expect(Array(bytes[0 ..< 2]) == [0x01, 0x01])
+        #expect(Array(bytes[0 ..< 2]) == [0x01, 0x02])
         #expect(Array(bytes[2 ..< 18]) == Self.roomID.bytes)
         #expect(Array(bytes[18 ..< 26]) == UInt64(7).bigEndianBytes)
         #expect(Array(bytes[26 ..< 30]) == UInt32(12).bigEndianBytes)
         #expect(bytes[30] == 1)
-        #expect(Array(bytes[31 ..< 33]) == [0, 3])
-        // Second entry: index, identity, role, flags (muted | presenter), name.
-        let e2 = 33 + 73
+        #expect(Array(bytes[31 ..< 33]) == [0x01, 0x2C]) // successor #300
+        #expect(Array(bytes[33 ..< 35]) == [0, 3])
+        // Second entry: index, identity, join nonce, role, flags (muted | presenter), name.
+        let e2 = 35 + 89
         #expect(Array(bytes[e2 ..< e2 + 2]) == [0, 2])
-        #expect(bytes[e2 + 66] == 0 && bytes[e2 + 67] == 0x03 && bytes[e2 + 68] == 12)
-        #expect(String(decoding: bytes[(e2 + 69) ..< (e2 + 81)], as: UTF8.self) == "Zoë Example")
+        #expect(Array(bytes[(e2 + 66) ..< (e2 + 82)]) == Self.nonce(2))
+        #expect(bytes[e2 + 82] == 0 && bytes[e2 + 83] == 0x03 && bytes[e2 + 84] == 12)
+        #expect(String(decoding: bytes[(e2 + 85) ..< (e2 + 97)], as: UTF8.self) == "Zoë Example")
         #expect(Array(bytes[(bytes.count - 64)...]) == roster.signature)
 
         guard case let .roster(decoded) = try E2EControlMessage.decode(bytes) else { Issue.record("not a roster"); return }
@@ -67,6 +76,33 @@ import ConclaveCrypto
         let other = try SignedRoster.sign(roomID: Self.roomID, epoch: 7, rosterVersion: 13, epochChange: .none, entries: renamed,
                                           leader: Self.identity("leader").signingKey)
         #expect(other.rosterHash == roster.rosterHash)
+        // The successor must be a non-host entry, when signing and when decoding.
+        #expect(throws: E2EControlError.self) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 7, rosterVersion: 13, epochChange: .none, successor: 1, entries: renamed,
+                                  leader: Self.identity("leader").signingKey)
+        }
+        var badSuccessor = bytes
+        badSuccessor[31] = 0; badSuccessor[32] = 9
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(badSuccessor) }
+    }
+
+    @Test func heartbeatRoundTripAndExactLength() throws {
+        let b = try Self.sampleHeartbeat()
+        let bytes = b.encoded
+        #expect(bytes.count == 101 && Heartbeat.encodedLength == 101)
+        #expect(bytes[0] == 0x04)
+        #expect(Array(bytes[1 ..< 17]) == Self.roomID.bytes)
+        #expect(Array(bytes[17 ..< 25]) == UInt64(7).bigEndianBytes)
+        #expect(Array(bytes[25 ..< 29]) == UInt32(12).bigEndianBytes)
+        #expect(Array(bytes[29 ..< 37]) == UInt64(42).bigEndianBytes)
+        #expect(try E2EControlMessage.decode(bytes) == .heartbeat(b))
+        #expect(b.isSigned(by: try Self.identity("leader").signingKey.publicKey))
+        #expect(!b.isSigned(by: try Self.identity("member 2").signingKey.publicKey))
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(bytes.dropLast()) }
+        var flipped = bytes
+        flipped[30] ^= 1
+        guard case let .heartbeat(f) = try E2EControlMessage.decode(flipped) else { Issue.record("decode"); return }
+        #expect(!f.isSigned(by: try Self.identity("leader").signingKey.publicKey))
     }
 
     @Test func handoverRoundTripAndExactLength() throws {
@@ -93,18 +129,19 @@ import ConclaveCrypto
         let name = String(repeating: "n", count: 64)
         func entries(_ n: Int) -> [SignedRoster.Entry] {
             (1 ... n).map { i in
-                SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, role: i == 1 ? .host : .participant, displayName: name)
+                SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, role: i == 1 ? .host : .participant, displayName: name,
+                                   joinNonce: Self.nonce(UInt16(i)))
             }
         }
         #expect(SignedRoster.maximumEncodedLength == 16_351)
-        #expect(SignedRoster.maximumMembersWithLongestNames == 122)
-        let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(122),
+        #expect(SignedRoster.maximumMembersWithLongestNames == 109)
+        let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(109),
                                             leader: leader.signingKey)
-        #expect(largest.encoded.count == 97 + 122 * 133)
+        #expect(largest.encoded.count == 99 + 109 * 149)
         #expect(largest.encoded.count <= 16_351)
         #expect(try E2EControlMessage.decode(largest.encoded) == .roster(largest))
-        #expect(throws: E2EControlError.tooLong(length: 97 + 123 * 133, limit: 16_351)) {
-            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(123), leader: leader.signingKey)
+        #expect(throws: E2EControlError.tooLong(length: 99 + 110 * 149, limit: 16_351)) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(110), leader: leader.signingKey)
         }
         // A decoder refuses anything longer than the control plaintext limit, before parsing.
         var long = largest.encoded
@@ -139,30 +176,32 @@ import ConclaveCrypto
 
     @Test func malformedFieldsAreRejected() throws {
         let good = try Self.sampleRoster().encoded
-        let e1 = 33 // first entry
+        let e1 = 35 // first entry
         func mutated(_ change: (inout [UInt8]) -> Void) -> [UInt8] { var b = good; change(&b); return b }
         let cases: [(String, [UInt8])] = [
-            ("version 2", mutated { $0[1] = 2 }),
+            ("version 1", mutated { $0[1] = 1 }),
             ("epoch_change 3", mutated { $0[30] = 3 }),
-            ("count 0", mutated { $0[31] = 0; $0[32] = 0 }),
-            ("count 4", mutated { $0[32] = 4 }),
-            ("count 0xFFFF", mutated { $0[31] = 0xFF; $0[32] = 0xFF }),
+            ("successor not listed", mutated { $0[31] = 0; $0[32] = 9 }),
+            ("successor is the host", mutated { $0[31] = 0; $0[32] = 1 }),
+            ("count 0", mutated { $0[33] = 0; $0[34] = 0 }),
+            ("count 4", mutated { $0[34] = 4 }),
+            ("count 0xFFFF", mutated { $0[33] = 0xFF; $0[34] = 0xFF }),
             ("index 0", mutated { $0[e1] = 0; $0[e1 + 1] = 0 }),
             ("index order", mutated { $0[e1 + 1] = 5 }), // 5 then 2
-            ("role 3", mutated { $0[e1 + 66] = 3 }),
-            ("flags bit 2", mutated { $0[e1 + 67] = 0x04 }),
-            ("name_length 65", mutated { $0[e1 + 68] = 65 }),
-            ("name_length 5", mutated { $0[e1 + 68] = 5 }),
-            ("invalid UTF-8", mutated { $0[e1 + 69] = 0xFF }),
+            ("role 3", mutated { $0[e1 + 82] = 3 }),
+            ("flags bit 2", mutated { $0[e1 + 83] = 0x04 }),
+            ("name_length 65", mutated { $0[e1 + 84] = 65 }),
+            ("name_length 5", mutated { $0[e1 + 84] = 5 }),
+            ("invalid UTF-8", mutated { $0[e1 + 85] = 0xFF }),
         ]
         for (name, bytes) in cases {
             #expect(throws: E2EControlError.self, "\(name)") { try E2EControlMessage.decode(bytes) }
         }
         var lastIndex = good
-        let e3 = 33 + 73 + 81
+        let e3 = 35 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x04)) { try E2EControlMessage.decode([0x04, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x05)) { try E2EControlMessage.decode([0x05, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -216,8 +255,9 @@ import ConclaveCrypto
         let leader = try identity("leader")
         let roster = try sampleRoster()
         let handover = try sampleHandover()
+        let heartbeat = try sampleHeartbeat()
         let entries: [[String: Any]] = roster.entries.map { e in
-            ["index": Int(e.index), "identity": Hex.encode(e.identity.encoded), "role": Int(e.role.rawValue),
+            ["index": Int(e.index), "identity": Hex.encode(e.identity.encoded), "join_nonce": Hex.encode(e.joinNonce), "role": Int(e.role.rawValue),
              "muted": e.muted, "presenter": e.presenter, "display_name": e.displayName]
         }
         return [
@@ -227,6 +267,7 @@ import ConclaveCrypto
             "leader_ed25519_public": Hex.encode(leader.signingKey.publicKey.rawRepresentation),
             "roster": [
                 "epoch": Int(roster.epoch), "roster_version": Int(roster.rosterVersion), "epoch_change": Int(roster.epochChange.rawValue),
+                "successor": Int(roster.successor),
                 "entries": entries,
                 "signed_part": Hex.encode(roster.signedPart),
                 "encoded": Hex.encode(roster.encoded),
@@ -242,6 +283,11 @@ import ConclaveCrypto
                 "epoch": Int(handover.epoch), "new_leader_index": Int(handover.newLeaderIndex),
                 "new_leader_ed25519": Hex.encode(handover.newLeaderKey.rawRepresentation),
                 "encoded": Hex.encode(handover.encoded),
+            ] as [String: Any],
+            "heartbeat": [
+                "epoch": Int(heartbeat.epoch), "roster_version": Int(heartbeat.rosterVersion), "sequence": Int(heartbeat.sequence),
+                "signed_part": Hex.encode(heartbeat.signedPart),
+                "encoded": Hex.encode(heartbeat.encoded),
             ] as [String: Any],
         ]
     }
@@ -259,6 +305,9 @@ import ConclaveCrypto
         let rosterBytes = hexBytes(r["encoded"] as! String)
         guard case let .roster(roster) = try E2EControlMessage.decode(rosterBytes) else { Issue.record("roster"); return }
         #expect(roster.isSigned(by: leaderKey))
+        let hb = committed["heartbeat"] as! [String: Any]
+        guard case let .heartbeat(beat) = try E2EControlMessage.decode(hexBytes(hb["encoded"] as! String)) else { Issue.record("heartbeat"); return }
+        #expect(beat.isSigned(by: leaderKey) && Int(beat.sequence) == hb["sequence"] as? Int)
         #expect(rosterBytes.count == (r["length"] as! Int))
         #expect(Hex.encode(roster.rosterHash) == r["roster_hash"] as! String)
         #expect(roster.entries.map(\.displayName) == ["Host", "Zoë Example", ""])

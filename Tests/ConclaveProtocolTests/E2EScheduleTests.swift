@@ -142,7 +142,7 @@ import ConclaveCrypto
         let next = leader.epoch + 1
 
         // A key package signed by another key (the relay's).
-        let forged = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, epoch: next,
+        let forged = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: next,
                                            rosterHash: leader.roster!.rosterHash, reason: .fresh, epochSecret: .random(),
                                            leader: mallory.signingKey)
         #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
@@ -182,11 +182,11 @@ import ConclaveCrypto
         room.flush()
         // The relay gives the host Mallory's identity for index 3 instead of Bob's.
         let bob = E2EPeer(roomID: room.roomID, index: 3, name: "Bob")
-        bob.member = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, leaderIndex: 1,
+        bob.member = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
                                        leaderIdentity: room.leader.identity.publicIdentity)
         room.peers[3] = bob
         let mallory = PrivateIdentity.generate()
-        let substituted = SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, displayName: "Bob")
+        let substituted = SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, displayName: "Bob", joinNonce: bob.joinNonce)
         try room.perform(room.leader.leader!.changeMembership(admit: [substituted], remove: [], now: room.now), by: room.leader)
         room.flush()
         // Ann verified a roster that lists Mallory as #3 (the signature is the host's).
@@ -204,7 +204,7 @@ import ConclaveCrypto
         #expect(a.member!.securityCode != nil && a.member!.securityCode != honestCode)
         #expect(a.member!.securityCode == room.leader.currentSecurityCode)
         // A roster listing #3 with Mallory's identity is rejected by the real #3 (check 6).
-        var bobLikeMember = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, leaderIndex: 1,
+        var bobLikeMember = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
                                               leaderIdentity: room.leader.identity.publicIdentity)
         let roster = room.leader.leader!.roster!
         let fresh = try SignedRoster.sign(roomID: room.roomID, epoch: roster.epoch + 1, rosterVersion: roster.rosterVersion + 1,
@@ -256,7 +256,8 @@ import ConclaveCrypto
         var otherMe = entries; otherMe[1].identity = PrivateIdentity.generate().publicIdentity
         rejects(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret, entries: otherMe), .selfMissing)
         rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: entries.filter { $0.index != 3 }), .rosterHashMismatch)
-        rejects([0x01, 0x01], .malformed(.malformed("truncated at room_id")))
+        rejects([0x01, 0x02], .malformed(.malformed("truncated at room_id")))
+        rejects([0x01, 0x01], .malformed(.malformed("version 1")))
         // A reserved type is dropped silently.
         #expect(try m.receiveControl([0x7F, 1, 2, 3], from: 1).isEmpty)
         // Nothing changed.
@@ -276,7 +277,7 @@ import ConclaveCrypto
         let leader = room.leader.leader!
         let hash = leader.roster!.rosterHash
         func package(epoch: UInt64, reason: KeyPackageReason, hash: [UInt8] = hash) throws -> [UInt8] {
-            try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, epoch: epoch,
+            try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: epoch,
                                   rosterHash: hash, reason: reason, epochSecret: .random(), leader: key).encoded
         }
         #expect(throws: E2EError.keyRejected(.staleEpoch(current: epoch, received: epoch))) { try m.receiveKeyPackage(try package(epoch: epoch, reason: .fresh), from: 1) }
@@ -300,12 +301,13 @@ import ConclaveCrypto
         room.flush()
         let leader = room.leader.leader!
         let c = PrivateIdentity.generate()
-        var m = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        let cNonce = SecureRandom.bytes(count: Knock.joinNonceLength)
+        var m = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
         #expect(m.securityCode == nil)
-        let entries = leader.roster!.entries + [SignedRoster.Entry(index: 4, identity: c.publicIdentity, displayName: "Cy")]
+        let entries = leader.roster!.entries + [SignedRoster.Entry(index: 4, identity: c.publicIdentity, displayName: "Cy", joinNonce: cNonce)]
         let hash = RosterHash.compute(roomID: room.roomID, members: entries.map(\.member))
         let secret = SecretKey.random()
-        let kp = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, epoch: 9, rosterHash: hash,
+        let kp = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
                                        reason: .join, epochSecret: secret, leader: room.leader.identity.signingKey)
         let first = try m.receiveKeyPackage(kp.encoded, from: 1)
         guard case let .install(provisional) = first.first else { Issue.record("install"); return }
@@ -321,8 +323,8 @@ import ConclaveCrypto
         guard case let .install(confirm) = confirmed.first else { Issue.record("confirm"); return }
         #expect(confirm.mode == .confirm && confirm.secret == secret && !m.awaitingRoster && m.displayName(of: 4) == "Cy")
         // A new member accepts reasons 1 and 2 only.
-        var n = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
-        let rotation = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, epoch: 9, rosterHash: hash,
+        var n = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        let rotation = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
                                              reason: .rotation, epochSecret: secret, leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.unexpectedReason(.rotation))) { try n.receiveKeyPackage(rotation.encoded, from: 1) }
     }
@@ -370,8 +372,8 @@ import ConclaveCrypto
         #expect(b.member!.leaderIndex == 2 && a.member!.leaderIndex == 2)
         #expect(b.memberActions.contains { if case .leaderChanged(2, _, true) = $0 { true } else { false } })
         // The relay's host transfer that follows is expected; another host name is a warning.
-        #expect(try b.member!.relayReportedHost(2).isEmpty)
-        #expect(try host.member!.relayReportedHost(3).count == 1)
+        #expect(b.member!.relayReportedHost(2).isEmpty)
+        #expect(host.member!.relayReportedHost(3).count == 1)
 
         // Ann takes over: a fresh epoch (reason 4) and her first ROSTER continues the versions.
         let (newLeader, first) = try LeaderKeySchedule.takeOver(from: a.member!, now: room.now)
@@ -390,14 +392,21 @@ import ConclaveCrypto
         // The old leader's signatures no longer count.
         let old = try SignedRoster.sign(roomID: room.roomID, epoch: b.member!.epoch!, rosterVersion: 1_000, epochChange: .none,
                                         entries: b.member!.roster!.entries, leader: host.identity.signingKey)
-        #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 1))) { try b.member!.receiveControl(old.encoded, from: 1) }
+        // From #1, the new roster's successor, it is held unapplied (it would count only if
+        // leadership moved to #1).
+        let versionBefore = b.member!.roster!.rosterVersion
+        #expect(try b.member!.receiveControl(old.encoded, from: 1).isEmpty)
+        #expect(b.member!.roster!.rosterVersion == versionBefore)
         #expect(throws: E2EError.keyRejected(.badSignature)) { try b.member!.receiveControl(old.encoded, from: 2) }
         let frames = try everyoneSends(room, "after handover")
         room.flush()
         for p in room.peers.values { #expect(opened(p, room, frames), "#\(p.index)") }
     }
 
-    @Test func abruptLeaderChangeNeedsConfirmation() throws {
+    /// Leadership never moves on the relay's word (issue 9, C): only a verified HANDOVER, or
+    /// the leader's heartbeat falling silent, which moves it to the successor the last
+    /// verified roster names.
+    @Test func abruptLeaderLossMovesToTheSignedSuccessorOnly() throws {
         let room = E2ERoom()
         try room.createLeader()
         let a = try room.join(index: 2, name: "Ann")
@@ -405,35 +414,68 @@ import ConclaveCrypto
         room.flush()
         room.run(until: 1_000)
         let oldCode = b.currentSecurityCode
-        // The host vanishes; the relay makes Ann host. No HANDOVER.
-        _ = try room.leave(index: 1, leaderReacts: false)
-        #expect(throws: E2EError.keyRejected(.leaderNotInRoster(9))) { try b.member!.relayReportedHost(9) }
-        let notice = try b.member!.relayReportedHost(2)
-        guard case let .leaderChangeNeedsConfirmation(2, key) = notice.first else { Issue.record("notice"); return }
-        #expect(key == a.identity.signingKey.publicKey)
-        #expect(b.member!.leaderChangedWithoutHandover && b.member!.pendingLeader?.index == 2 && b.member!.leaderIndex == 1)
-        _ = try a.member!.relayReportedHost(2) // Ann sees it too; she becomes leader herself.
+        // The signed roster names Ann (admitted first) as successor.
+        #expect(b.member!.successor == 2 && room.leader.leader!.successor == 2)
+        // The relay's claims move nothing: Bob as host is reported, Ann as host is expected.
+        guard case .relayHostDisagrees(3, 1)? = b.member!.relayReportedHost(3).first else { Issue.record("no warning"); return }
+        #expect(b.member!.relayReportedHost(2).isEmpty)
+        #expect(b.member!.leaderIndex == 1 && !b.member!.leaderChangedWithoutHandover)
 
+        // Heartbeats verify once each; a replayed one is refused.
+        let beat = try room.leader.leader!.heartbeatIfDue(now: room.now)
+        guard case let .broadcastControl(beatBytes)? = beat.first else { Issue.record("no heartbeat"); return }
+        guard case .heartbeat? = try b.member!.receiveControl(beatBytes, from: 1).first else { Issue.record("heartbeat not verified"); return }
+        #expect(throws: E2EError.keyRejected(.staleHeartbeat(last: 1, received: 1))) { try b.member!.receiveControl(beatBytes, from: 1) }
+        #expect(try room.leader.leader!.heartbeatIfDue(now: room.now + 1).isEmpty)
+
+        // The host vanishes. Ann's client sees the silence, is the successor, and takes over.
+        _ = try room.leave(index: 1, leaderReacts: false)
         let (newLeader, first) = try LeaderKeySchedule.takeOver(from: a.member!, removing: [1], now: room.now)
         a.member = nil
         a.leader = newLeader
         room.leaderIndex = 2
         try room.perform(first, by: a)
         room.flush()
-        // Bob holds Ann's ROSTER and key package until the user agrees.
-        #expect(b.rejections.isEmpty && b.member!.epoch == a.leader!.epoch - 1)
-        #expect(throws: E2EError.self) { try b.member!.acceptLeader(index: 2, key: PrivateIdentity.generate().signingKey.publicKey) }
-        let accepted = try b.member!.acceptLeader(index: 2, key: key)
-        b.apply(accepted, now: room.now)
-        #expect(accepted.contains { if case .leaderChanged(2, _, false) = $0 { true } else { false } })
+        // Bob holds what Ann sent until his own timer says the leader is silent.
+        #expect(b.rejections.isEmpty && b.member!.epoch == a.leader!.epoch - 1 && b.member!.leaderIndex == 1)
+        let moved = b.member!.leaderLost()
+        b.apply(moved, now: room.now)
+        #expect(moved.contains { if case .leaderChanged(2, _, false) = $0 { true } else { false } })
         room.run(until: room.now + 300)
         expectConsistent(room)
-        #expect(b.member!.leaderChangedWithoutHandover && b.member!.pendingLeader == nil)
+        #expect(b.member!.leaderChangedWithoutHandover)
         #expect(b.currentSecurityCode != oldCode && b.currentSecurityCode == a.currentSecurityCode)
         #expect(b.member!.roster!.entry(for: 1) == nil)
         let frames = try everyoneSends(room, "after takeover")
         room.flush()
         for p in room.peers.values { #expect(opened(p, room, frames), "#\(p.index)") }
+    }
+
+    /// A member refuses a key package made for an earlier join of its identity, and a
+    /// roster that gives a known index to another identity (issue 9, G).
+    @Test func joinNonceAndIndexBindings() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        room.flush()
+        let leader = room.leader.leader!
+        let earlier = SecureRandom.bytes(count: Knock.joinNonceLength)
+        let replay = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: earlier,
+                                           epoch: leader.epoch + 1, rosterHash: leader.roster!.rosterHash, reason: .fresh,
+                                           epochSecret: .random(), leader: room.leader.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key package join nonce (made for another join)")))) {
+            try a.member!.receiveKeyPackage(replay.encoded, from: 1)
+        }
+        let mallory = PrivateIdentity.generate()
+        var entries = leader.roster!.entries
+        entries.append(SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, joinNonce: earlier))
+        let first = try SignedRoster.sign(roomID: room.roomID, epoch: leader.epoch + 1, rosterVersion: leader.roster!.rosterVersion + 1,
+                                          epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
+        _ = try a.member!.receiveControl(first.encoded, from: 1)
+        entries[entries.count - 1] = SignedRoster.Entry(index: 3, identity: PrivateIdentity.generate().publicIdentity, joinNonce: earlier)
+        let second = try SignedRoster.sign(roomID: room.roomID, epoch: leader.epoch + 5, rosterVersion: leader.roster!.rosterVersion + 2,
+                                           epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
+        #expect(throws: E2EError.keyRejected(.indexReused(3))) { try a.member!.receiveControl(second.encoded, from: 1) }
     }
 
     @Test func updateRosterAndRotation() throws {

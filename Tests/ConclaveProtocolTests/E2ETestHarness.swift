@@ -6,6 +6,8 @@ final class E2EPeer {
     let index: UInt16
     let identity: PrivateIdentity
     let name: String
+    /// The join nonce of this peer's knock (4.2).
+    let joinNonce = SecureRandom.bytes(count: Knock.joinNonceLength)
     var ring: ReceiverKeyRing
     var sender: SenderKeyState
     var member: MemberKeySchedule?
@@ -25,7 +27,7 @@ final class E2EPeer {
         self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
     }
 
-    var entry: SignedRoster.Entry { SignedRoster.Entry(index: index, identity: identity.publicIdentity, displayName: name) }
+    var entry: SignedRoster.Entry { SignedRoster.Entry(index: index, identity: identity.publicIdentity, displayName: name, joinNonce: joinNonce) }
 
     var currentSecurityCode: SecurityCode? { leader?.securityCode ?? member?.securityCode }
 
@@ -124,7 +126,7 @@ final class E2ERoom {
     @discardableResult
     func createLeader(index: UInt16 = 1, name: String = "Host") throws -> E2EPeer {
         let peer = E2EPeer(roomID: roomID, index: index, name: name)
-        peer.leader = LeaderKeySchedule(roomID: roomID, me: index, identity: peer.identity, displayName: name)
+        peer.leader = LeaderKeySchedule(roomID: roomID, me: index, identity: peer.identity, displayName: name, joinNonce: peer.joinNonce)
         peers[index] = peer
         leaderIndex = index
         try perform(peer.leader!.start(now: now), by: peer)
@@ -136,7 +138,7 @@ final class E2ERoom {
     @discardableResult
     func join(index: UInt16, name: String, leaderReacts: Bool = true) throws -> E2EPeer {
         let peer = E2EPeer(roomID: roomID, index: index, name: name)
-        peer.member = MemberKeySchedule(roomID: roomID, me: index, identity: peer.identity, leaderIndex: leaderIndex,
+        peer.member = MemberKeySchedule(roomID: roomID, me: index, identity: peer.identity, joinNonce: peer.joinNonce, leaderIndex: leaderIndex,
                                         leaderIdentity: leader.identity.publicIdentity)
         peers[index] = peer
         if leaderReacts { try leaderHandles(admit: [peer], remove: []) }

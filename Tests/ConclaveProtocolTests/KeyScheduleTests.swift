@@ -45,9 +45,10 @@ import ConclaveCrypto
         let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: bob.publicIdentity)]
         let rh = RosterHash.compute(roomID: room, members: members)
         let secret = SecretKey.random()
-        let kp = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, epoch: 9, rosterHash: rh,
+        let nonce = SecureRandom.bytes(count: Knock.joinNonceLength)
+        let kp = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
                                        reason: .fresh, epochSecret: secret, leader: leader.signingKey)
-        let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+        let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
         #expect(opened.epochSecret == secret && opened.epoch == 9 && opened.reason == .fresh)
 
         // Every single-byte change is rejected (signature, binding or parse).
@@ -55,25 +56,29 @@ import ConclaveCrypto
         for i in 0..<bytes.count {
             var t = bytes; t[i] ^= 0x01
             #expect(throws: KeyScheduleError.self) {
-                try KeyPackage(encoded: t).open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+                try KeyPackage(encoded: t).open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
             }
         }
         // Substituted: Mallory (e.g. the relay) signs a package for Bob with her own key.
-        let forged = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, epoch: 9, rosterHash: rh,
+        let forged = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
                                            reason: .fresh, epochSecret: .random(), leader: mallory.signingKey)
         #expect(throws: KeyScheduleError.badSignature("key package")) {
-            try forged.open(expectedRoom: room, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+            try forged.open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
         }
         // Redirected: a package for Bob delivered to Mallory does not open for her.
         #expect(throws: KeyScheduleError.bindingMismatch("key package recipient")) {
-            try kp.open(expectedRoom: room, me: 3, myIdentity: mallory, leader: leader.signingKey.publicKey)
+            try kp.open(expectedRoom: room, me: 3, myIdentity: mallory, joinNonce: nonce, leader: leader.signingKey.publicKey)
         }
         #expect(throws: KeyScheduleError.sealOpenFailed) {
-            try kp.open(expectedRoom: room, me: 2, myIdentity: mallory, leader: leader.signingKey.publicKey)
+            try kp.open(expectedRoom: room, me: 2, myIdentity: mallory, joinNonce: nonce, leader: leader.signingKey.publicKey)
         }
         // Replayed into another room.
         #expect(throws: KeyScheduleError.bindingMismatch("key package room")) {
-            try kp.open(expectedRoom: RoomID(bytes: [UInt8](repeating: 1, count: 16))!, me: 2, myIdentity: bob, leader: leader.signingKey.publicKey)
+            try kp.open(expectedRoom: RoomID(bytes: [UInt8](repeating: 1, count: 16))!, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
+        }
+        // Made for an earlier join of the same identity (another join nonce): refused.
+        #expect(throws: KeyScheduleError.bindingMismatch("key package join nonce (made for another join)")) {
+            try kp.open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength), leader: leader.signingKey.publicKey)
         }
         // Truncated / extended.
         #expect(throws: KeyScheduleError.self) { try KeyPackage(encoded: bytes.dropLast()) }
@@ -82,20 +87,28 @@ import ConclaveCrypto
 
     @Test func knockRoundTripAndAttacks() throws {
         let host = identity(), joiner = identity(), other = identity()
-        let sealed = try Knock.seal(roomID: room, displayName: "Alice", joiner: joiner, host: host.agreementKey.publicKey)
-        #expect(sealed.count <= Knock.maximumSealedLength)
-        let k = try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity)
-        #expect(k.displayName == "Alice" && k.identity == joiner.publicIdentity)
+        let secret = Invite.randomSecret()
+        let (sealed, nonce) = try Knock.seal(roomID: room, displayName: "Alice", joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret)
+        #expect(sealed.count <= Knock.maximumSealedLength && sealed.count == 242 + 5)
+        let k = try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret)
+        #expect(k.displayName == "Alice" && k.identity == joiner.publicIdentity && k.joinNonce == nonce)
+        // Two knocks never share a join nonce.
+        #expect(try Knock.seal(roomID: room, displayName: "Alice", joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret).joinNonce != nonce)
         // The relay claims the knock came from another identity: mismatch.
         #expect(throws: KeyScheduleError.bindingMismatch("knock identity")) {
-            try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: other.publicIdentity)
+            try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: other.publicIdentity, inviteSecret: secret)
         }
-        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(sealed, host: other, expectedRoom: room, relayIdentity: joiner.publicIdentity) }
+        // Minted by someone without the invite secret (the relay knows the host's public key).
+        let (minted, _) = try Knock.seal(roomID: room, displayName: "Alice", joiner: other, host: host.agreementKey.publicKey, inviteSecret: Invite.randomSecret())
+        #expect(throws: KeyScheduleError.bindingMismatch("knock invite proof")) {
+            try Knock.open(minted, host: host, expectedRoom: room, relayIdentity: other.publicIdentity, inviteSecret: secret)
+        }
+        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(sealed, host: other, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret) }
         var t = sealed; t[t.count - 1] ^= 1
-        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(t, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity) }
-        #expect(throws: KeyScheduleError.invalidDisplayName) { try Knock.seal(roomID: room, displayName: "", joiner: joiner, host: host.agreementKey.publicKey) }
+        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(t, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret) }
+        #expect(throws: KeyScheduleError.invalidDisplayName) { try Knock.seal(roomID: room, displayName: "", joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret) }
         #expect(throws: KeyScheduleError.invalidDisplayName) {
-            try Knock.seal(roomID: room, displayName: String(repeating: "x", count: 65), joiner: joiner, host: host.agreementKey.publicKey)
+            try Knock.seal(roomID: room, displayName: String(repeating: "x", count: 65), joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret)
         }
         // The canary name is not visible in the sealed bytes.
         #expect(!Hex.encode(sealed).contains(Hex.encode(Array("Alice".utf8))))
@@ -119,12 +132,17 @@ import ConclaveCrypto
 
     @Test func inviteRoundTripAndErrors() throws {
         let host = identity().publicIdentity
-        let invite = Invite(secure: false, host: "127.0.0.1", port: 7443, roomID: room, hostIdentity: host, password: "p@ss wörd&x")
+        let invite = Invite(secure: false, host: "127.0.0.1", port: 7443, roomID: room, hostIdentity: host, secret: Invite.randomSecret(), password: "p@ss wörd&x")
         let parsed = try Invite(parsing: invite.text)
         #expect(parsed == invite)
-        #expect(!invite.description.contains("p%40ss") && !invite.description.contains("k="))
+        #expect(!invite.description.contains("p%40ss") && !invite.description.contains("k=") && !invite.description.contains("s="))
+        // A version 1 invite (no invite secret) is refused with a clear error.
+        #expect(throws: Invite.ParseError.missingSecret) {
+            try Invite(parsing: invite.text.replacingOccurrences(of: "&s=" + Base64URL.encode(invite.secret), with: ""))
+        }
+        #expect(throws: Invite.ParseError.badSecret) { try Invite(parsing: invite.text.replacingOccurrences(of: "&s=", with: "&s=AA")) }
         #expect(parsed.hostFingerprint == host.fingerprint)
-        let v6 = Invite(secure: true, host: "::1", port: 443, roomID: room, hostIdentity: host, password: nil)
+        let v6 = Invite(secure: true, host: "::1", port: 443, roomID: room, hostIdentity: host, secret: Invite.randomSecret(), password: nil)
         #expect(try Invite(parsing: v6.text) == v6)
         #expect(v6.text.hasPrefix("wss://[::1]:443/r/"))
         let good = invite.text

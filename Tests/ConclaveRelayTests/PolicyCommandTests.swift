@@ -231,8 +231,10 @@ struct PolicyCommandTests: PolicyShorthands {
         // Turning the waiting room off leaves those already waiting to be decided.
         #expect(room.policy.isWaiting(C(5)))
         // New settings apply to the next joiner: admitted at once, not muted.
-        let join = room.join(6, PolicyFixtures.identity(6), knock: [])
-        guard case let .send(_, .admitted(admitted))? = join.first else {
+        let join = room.join(6, PolicyFixtures.identity(6))
+        guard let admitted = join.lazy.compactMap({ action -> AdmittedMessage? in
+            if case let .send(_, .admitted(a)) = action { return a }; return nil
+        }).first else {
             Issue.record("expected direct admission: \(join)")
             return
         }

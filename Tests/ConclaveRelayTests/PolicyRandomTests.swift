@@ -24,6 +24,8 @@ struct PolicyClientMirror {
     var settings: RoomSettings?
     var recording = false
     var knownWaiting: Set<ParticipantIndex> = []
+    /// Knocks followed by `joined` (an admission, or a direct one without a waiting room).
+    var knockedThenJoined = Set<ParticipantIndex>()
     var problems: [String] = []
 
     var isAdmitted: Bool { index != nil }
@@ -80,6 +82,8 @@ struct PolicyClientMirror {
         case let .joined(index, identity, role):
             if roster[index] != nil { problem("joined twice: \(index)") }
             roster[index] = RosterEntry(index: index, identity: identity, role: role, state: [])
+            // Without a waiting room the host's KNOCK comes just before `joined` (5.4).
+            if knownWaiting.remove(index) != nil { knockedThenJoined.insert(index) }
         case let .left(index, _), let .removed(index):
             if roster.removeValue(forKey: index) == nil { problem("\(event.kind) of unknown \(index)") }
         case let .muted(index): update(index) { $0.state.insert(.muted) }
@@ -104,7 +108,7 @@ struct PolicyClientMirror {
             if role != .host { problem("recording_unacknowledged to a non-host") }
         case let .waitingLeft(index), let .waitingDecided(index, _):
             if role != .host && role != .cohost { problem("\(event.kind) to a non-host") }
-            if knownWaiting.remove(index) == nil { problem("\(event.kind) for \(index) never knocked") }
+            if knownWaiting.remove(index) == nil && knockedThenJoined.remove(index) == nil { problem("\(event.kind) for \(index) never knocked") }
         case let .recordingAcknowledged(index): update(index) { $0.state.insert(.recordingAcknowledged) }
         }
     }

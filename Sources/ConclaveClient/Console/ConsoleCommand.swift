@@ -19,7 +19,7 @@ public enum ConsoleCommand: Sendable, Equatable {
 
     public static let helpText = """
     /admit N  /deny N  /lock  /unlock  /mute N  /mute-all  /unmute  /ask-unmute N
-    /remove N  /cohost N  /uncohost N  /grant-share N  /revoke-share N  /record on|off
+    /remove N  /cohost N  /uncohost N  /transfer-host N  /grant-share N  /revoke-share N  /record on|off
     /share FILE  /msg N TEXT  /who  /code  /leave  /end  /help   (any other line is chat)
     """
 
@@ -57,6 +57,7 @@ public enum ConsoleCommand: Sendable, Equatable {
         case "remove": return .relay(.remove(try index()))
         case "cohost": return .relay(.promoteCohost(try index()))
         case "uncohost": return .relay(.demoteCohost(try index()))
+        case "transfer-host": return .relay(.transferHost(try index()))
         case "grant-share": return .relay(.grantShare(try index()))
         case "revoke-share": return .relay(.revokeShare(try index()))
         case "raise-hand": try none(); return .relay(.raiseHand)

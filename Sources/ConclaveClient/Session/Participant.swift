@@ -32,6 +32,11 @@ public struct ParticipantOptions: Sendable {
     /// offers one and the path answers, else the WebSocket; `.websocket` never opens it.
     public var mediaTransport: MediaTransport = .udp
     public var mediaPathOptions = MediaPath.Options()
+    /// Milliseconds of leader heartbeat silence after which the roster's successor takes
+    /// the keys over (3.6); tests shorten it.
+    public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
+    /// Milliseconds between the leader's heartbeats.
+    public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
     /// Load runs: observe audio and keys instead of decoding (see ``ParticipantProbe``).
     public var probe: (any ParticipantProbe)?
     /// The audio encoder's settings (bitrate, reused packets for load runs).
@@ -93,6 +98,27 @@ public actor Participant {
     var toldMuted = false
     /// Host: knocks opened and not yet decided (for KNOCK_NOTICEs to co-hosts).
     var pendingKnocks: [UInt16: (identity: PublicIdentity, name: String)] = [:]
+    /// Leader: every knock it opened and verified, by waiting index (4.2).
+    var openedKnocks: [UInt16: Knock] = [:]
+    /// Leader: indices whose admission its user (or its local policy) decided (3.6 A).
+    var approved: Set<UInt16> = []
+    /// Leader: join nonces of every knock accepted so far; a repeat is a replay (4.2).
+    var seenKnockNonces: Set<[UInt8]> = []
+    /// The most knocks a leader accepts in one meeting (bounds ``seenKnockNonces``).
+    static let maximumKnocksPerMeeting = 65_536
+    /// Leader: the room was created without a waiting room, so a verified knock is admitted
+    /// by the leader's own policy (the relay admits such joiners at once).
+    var admitsWithoutWaitingRoom = false
+    /// The invite secret (4.1): the leader checks knocks' invite proofs with it.
+    var inviteSecret: [UInt8] = []
+    /// This participant's join nonce (4.2).
+    var joinNonce: [UInt8] = []
+    /// Member: when the leader's last verified heartbeat (or the first keys) arrived.
+    var lastLeaderSignOfLife: UInt64 = 0
+    /// Member: the leader fell silent and no successor could take over.
+    var leaderSilentReported = false
+    /// Alerts raised about what the relay claimed (code, message).
+    public private(set) var alerts: [(code: String, message: String)] = []
     /// Co-host: identities the relay reported in KNOCKs, to check the leader's notices against.
     var relayKnocks: [UInt16: PublicIdentity] = [:]
 
@@ -165,6 +191,7 @@ public actor Participant {
                             options: ParticipantOptions, output: EventOutput) async throws -> Participant {
         let (connection, challenge) = try await RelayHandshake.open(relay, tls: options.tls)
         let auth = try password.map { try Invite.relayAuth(password: $0) }
+        let secret = Invite.randomSecret()
         try await connection.send(.createRoom(CreateRoomMessage(
             identity: options.identity.publicIdentity.wireIdentity,
             signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: .zero),
@@ -174,7 +201,7 @@ public actor Participant {
         }
         let p = try Participant(connection: connection, identity: options.identity, roomID: created.roomID,
                                 index: created.index.rawValue, admitted: true, options: options, output: output)
-        try await p.startAsLeader(relay: relay, password: password)
+        try await p.startAsLeader(relay: relay, password: password, secret: secret, waitingRoom: settings.waitingRoom)
         return p
     }
 
@@ -183,8 +210,8 @@ public actor Participant {
     public static func join(invite: Invite, options: ParticipantOptions, output: EventOutput) async throws -> Participant {
         let endpoint = RelayEndpoint(scheme: invite.secure ? .wss : .ws, host: invite.host, port: invite.port)
         let (connection, challenge) = try await RelayHandshake.open(endpoint, tls: options.tls)
-        let knock = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
-                                   host: invite.hostIdentity.agreementKey)
+        let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
+                                            host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let auth = try invite.password.map { try Invite.relayAuth(password: $0) }
         try await connection.send(.join(JoinMessage(
             roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
@@ -201,7 +228,7 @@ public actor Participant {
         }
         let p = try Participant(connection: connection, identity: options.identity, roomID: invite.roomID, index: index,
                                 admitted: false, options: options, output: output)
-        await p.setInvite(invite)
+        await p.setInvite(invite, joinNonce: nonce)
         if case .waiting = first {
             output.emit("waiting", [("participant", .int(Int(index)))], human: "waiting for the host to admit you (you are #\(index))")
         } else if case .admitted(let a) = first {
@@ -210,15 +237,22 @@ public actor Participant {
         return p
     }
 
-    func setInvite(_ invite: Invite) { self.invite = invite }
+    func setInvite(_ invite: Invite, joinNonce: [UInt8]) {
+        self.invite = invite
+        self.inviteSecret = invite.secret
+        self.joinNonce = joinNonce
+    }
 
-    private func startAsLeader(relay: RelayEndpoint, password: String?) async throws {
+    private func startAsLeader(relay: RelayEndpoint, password: String?, secret: [UInt8], waitingRoom: Bool) async throws {
         invite = Invite(secure: relay.usesTLS, host: relay.host, port: relay.port, roomID: roomID,
-                        hostIdentity: identity.publicIdentity, password: password)
+                        hostIdentity: identity.publicIdentity, secret: secret, password: password)
+        inviteSecret = secret
+        admitsWithoutWaitingRoom = !waitingRoom
         output.emit("invite", [("invite", .string(invite!.text))], human: "invite: \(invite!.text)")
         relayIdentities[index] = identity.publicIdentity
         var l = LeaderKeySchedule(roomID: roomID, me: index, identity: identity, displayName: options.displayName)
         if let interval = options.rotationIntervalMillis { l.rotationInterval = interval }
+        l.heartbeatInterval = options.heartbeatIntervalMillis
         var actions = try l.start(now: now)
         // The host may always share (5.5); the signed roster says so (2.6).
         actions += try l.updateRoster([MemberUpdate(index: index, presenter: true)])
@@ -288,10 +322,44 @@ public actor Participant {
         }
     }
 
-    /// Sends a command to the relay.
+    /// Sends a command to the relay. As leader, the decisions that the signed roster
+    /// carries take effect end to end at once, whatever the relay later reports (3.6):
+    /// admission approvals, removals (a fresh epoch without the removed member), roles,
+    /// presenter rights, and a transfer of the host role (a signed `HANDOVER` first).
     public func command(_ action: CommandAction) async throws {
+        if leader != nil { await leaderDecides(action) }
         nextRequest &+= 1
         try await connection.send(.command(CommandMessage(requestID: nextRequest, action: action)))
+        // After the command: the relay then sends the new co-host its KNOCKs before it
+        // forwards these notices, which the co-host checks against them.
+        if leader != nil, case .promoteCohost(let i) = action {
+            await sendKnockNotices(for: Array(pendingKnocks.keys).sorted(), to: [i.rawValue])
+        }
+    }
+
+    /// The leader's own decision, applied to the end-to-end state before the relay hears it.
+    func leaderDecides(_ action: CommandAction) async {
+        switch action {
+        case .admit(let i): approved.insert(i.rawValue)
+        case .deny(let i): approved.remove(i.rawValue)
+        case .remove(let i):
+            approved.remove(i.rawValue)
+            await leaderRemoves(i.rawValue, reason: "removed")
+        case .promoteCohost(let i):
+            await leaderUpdate(MemberUpdate(index: i.rawValue, role: .cohost, presenter: true))
+        case .demoteCohost(let i): await leaderUpdate(MemberUpdate(index: i.rawValue, role: .participant, presenter: false))
+        case .grantShare(let i): await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: true))
+        case .revokeShare(let i): await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: false))
+        case .transferHost(let i): await handOverLeadership(to: i.rawValue)
+        default: break
+        }
+    }
+
+    /// Reports what the relay claimed that the end-to-end state refuses: an `alert` event,
+    /// and nothing signed changes.
+    func alert(_ code: String, _ message: String) {
+        alerts.append((code, message))
+        output.emit("alert", [("code", .string(code)), ("message", .string(message))], human: "ALERT (\(code)): \(message)")
     }
 
     var nextRequest: UInt16 = 0
@@ -361,8 +429,9 @@ public actor Participant {
                 output.emit("error", [("code", .string("key_rejected")), ("message", .string("the room's host is not the one the invite names"))],
                             human: "WARNING: the room's host is not the one the invite names; key packages will be rejected")
             }
-            member = MemberKeySchedule(roomID: roomID, me: index, identity: identity, leaderIndex: host.index.rawValue,
-                                       leaderIdentity: invite.hostIdentity)
+            member = MemberKeySchedule(roomID: roomID, me: index, identity: identity, joinNonce: joinNonce,
+                                       leaderIndex: host.index.rawValue, leaderIdentity: invite.hostIdentity)
+            lastLeaderSignOfLife = now
         }
         mutedSelf = a.roster.first { $0.index == a.index }?.state.contains(.muted) ?? true
         output.emit("admitted", [("participant", .int(Int(index)))], human: "admitted as #\(index)")
@@ -375,21 +444,32 @@ public actor Participant {
         if leader == nil { relayKnocks[k.index.rawValue] = relayIdentity }
         if leader != nil {
             do {
-                let opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity)
+                let opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity, inviteSecret: inviteSecret)
+                guard !seenKnockNonces.contains(opened.joinNonce) else {
+                    alert("knock_replayed", "the relay replayed a knock from \(fingerprint) as #\(k.index.rawValue)")
+                    return
+                }
+                guard seenKnockNonces.count < Self.maximumKnocksPerMeeting else {
+                    alert("too_many_knocks", "this meeting has had \(Self.maximumKnocksPerMeeting) knocks; no more are accepted")
+                    return
+                }
+                seenKnockNonces.insert(opened.joinNonce)
+                openedKnocks[k.index.rawValue] = opened
                 name = opened.displayName
                 knockNames[k.index.rawValue] = opened.displayName
                 pendingKnocks[k.index.rawValue] = (relayIdentity, opened.displayName)
                 await sendKnockNotices(for: [k.index.rawValue], to: leader?.entries.filter { $0.role == .cohost }.map(\.index) ?? [])
             } catch {
                 rejections.append("knock: \(error)")
-                output.emit("error", [("code", .string("key_rejected")), ("message", .string("a knock did not verify: \(error)"))],
-                            human: "a knock from #\(k.index.rawValue) did not verify: \(error)")
+                alert("knock_rejected", "a knock for #\(k.index.rawValue) [\(fingerprint)] did not verify: \(error)")
                 return
             }
         }
         output.emit("knock", [("participant", .int(Int(k.index.rawValue))), ("name", .string(name)), ("fingerprint", .string(fingerprint))],
                     human: "knock: #\(k.index.rawValue) \(name) [\(fingerprint)]  (/admit \(k.index.rawValue) or /deny \(k.index.rawValue))")
-        if options.autoAdmit, leader != nil {
+        if leader != nil, admitsWithoutWaitingRoom {
+            approved.insert(k.index.rawValue) // the relay admits it at once; the leader's policy keys it
+        } else if options.autoAdmit, leader != nil {
             try? await command(.admit(k.index))
         }
     }
@@ -403,27 +483,18 @@ public actor Participant {
             relayIdentities[i.rawValue] = id
             output.emit("joined", [("participant", .int(Int(i.rawValue))), ("fingerprint", .string(id.fingerprint.displayString))],
                         human: "#\(i.rawValue) joined [\(id.fingerprint.displayString)]")
-            if var l = leader {
-                let entry = SignedRoster.Entry(index: i.rawValue, identity: id, role: role, muted: true, presenter: role != .participant,
-                                               displayName: knockNames[i.rawValue] ?? "")
-                admissionOrder.append(i.rawValue)
-                do {
-                    let actions = try l.admit(entry, now: now)
-                    leader = l
-                    try await perform(actions)
-                } catch {
-                    output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
-                }
-            }
+            if leader != nil { await leaderAdmits(i.rawValue, relayIdentity: id, relayRole: role) }
         case .left(let i, let reason):
             await memberGone(i.rawValue, reason: reason.name)
         case .removed(let i):
             await memberGone(i.rawValue, reason: "removed")
         case .muted(let i):
             if i.rawValue == index { mutedSelf = true }
+            await leaderUpdate(MemberUpdate(index: i.rawValue, muted: true))
             output.emit("muted", [("participant", .int(Int(i.rawValue)))], human: "#\(i.rawValue) is muted")
         case .unmuted(let i):
             if i.rawValue == index { mutedSelf = false }
+            await leaderUpdate(MemberUpdate(index: i.rawValue, muted: false))
             output.emit("unmuted", [("participant", .int(Int(i.rawValue)))], human: "#\(i.rawValue) is unmuted")
         case .locked:
             output.emit("locked", human: "the room is locked")
@@ -432,17 +503,25 @@ public actor Participant {
         case .recording(let on):
             output.emit("recording", [("on", .bool(on))], human: on ? "the host started recording" : "recording stopped")
         case .roleChanged(let i, let role):
-            if role == .host, leader == nil {
-                await hostMoved(to: i.rawValue)
-            } else if role != .host {
-                await leaderUpdate(MemberUpdate(index: i.rawValue, role: role, presenter: role != .participant ? true : nil))
-                if role == .cohost { await sendKnockNotices(for: Array(pendingKnocks.keys).sorted(), to: [i.rawValue]) }
+            // The relay's roles steer its own rules; the signed roster changes only by the
+            // leader's decisions (3.6). A disagreement is shown, never signed.
+            if let l = leader, let entry = l.entries.first(where: { $0.index == i.rawValue }), entry.role != role,
+               !(i.rawValue == index && role == .host) {
+                alert("relay_role_mismatch", "the relay says #\(i.rawValue) is \(role.name); the signed roster says \(entry.role.name)")
+            } else if leader == nil, role == .host, var m = member {
+                let actions = m.relayReportedHost(i.rawValue)
+                member = m
+                try? await perform(actions)
+            } else if leader == nil, i.rawValue == index, role == .host {
+                alert("relay_role_mismatch", "the relay says this participant is host, without an end-to-end handover")
             }
-            output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name)")
+            output.emit("role", [("participant", .int(Int(i.rawValue))), ("role", .string(role.name))], human: "#\(i.rawValue) is now \(role.name) (relay)")
         case .presenterChanged(let i, let granted):
-            await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: granted))
+            if let l = leader, let entry = l.entries.first(where: { $0.index == i.rawValue }), entry.presenter != granted {
+                alert("relay_role_mismatch", "the relay says #\(i.rawValue) \(granted ? "may" : "may not") share; the signed roster disagrees")
+            }
             output.emit("presenter", [("participant", .int(Int(i.rawValue))), ("granted", .bool(granted))],
-                        human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen")
+                        human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen (relay)")
         case .waitingLeft(let i), .waitingDecided(let i, _):
             pendingKnocks[i.rawValue] = nil
             relayKnocks[i.rawValue] = nil
@@ -468,56 +547,100 @@ public actor Participant {
         }
     }
 
-    /// Leaving cleanly as leader: sign a HANDOVER naming the member the relay will make host
-    /// (the longest-admitted co-host, else the longest-admitted participant, 5.5/3.6).
-    func handOverLeadership() async {
+    /// Admission authority (3.6): the leader keys `i` only if it opened and verified a fresh
+    /// knock from exactly the identity the relay reports, and its user or its own policy
+    /// decided to admit it. Anything else is an alert, with no roster entry and no key.
+    func leaderAdmits(_ i: UInt16, relayIdentity id: PublicIdentity, relayRole: Role) async {
         guard var l = leader else { return }
-        let present = l.entries.filter { $0.index != index }
-        let order = admissionOrder.filter { i in present.contains { $0.index == i } }
-        let cohosts = order.filter { i in present.first { $0.index == i }?.role == .cohost }
-        guard let successor = cohosts.first ?? order.first ?? present.first?.index else { return }
+        guard l.entries.first(where: { $0.index == i }) == nil else {
+            alert("unauthorized_join", "the relay announced #\(i) again")
+            return
+        }
+        guard let knock = openedKnocks[i] else {
+            alert("unauthorized_join", "the relay announced #\(i) [\(id.fingerprint.displayString)] joined without a knock the leader opened")
+            return
+        }
+        guard knock.identity == id else {
+            alert("identity_mismatch", "the relay announced #\(i) with identity [\(id.fingerprint.displayString)], but its knock was from [\(knock.identity.fingerprint.displayString)]")
+            return
+        }
+        guard approved.contains(i) else {
+            alert("not_admitted", "the relay admitted #\(i) [\(id.fingerprint.displayString)], which the leader did not admit")
+            return
+        }
+        guard !l.entries.contains(where: { $0.identity == id }) else {
+            alert("unauthorized_join", "the identity of #\(i) is already a member")
+            return
+        }
+        openedKnocks[i] = nil
+        approved.remove(i)
+        if relayRole != .participant {
+            alert("relay_role_mismatch", "the relay admitted #\(i) as \(relayRole.name); it joins the signed roster as participant")
+        }
+        let entry = SignedRoster.Entry(index: i, identity: id, role: .participant, muted: true, presenter: false,
+                                       displayName: knock.displayName, joinNonce: knock.joinNonce)
+        admissionOrder.append(i)
         do {
-            let (actions, _) = try l.handover(to: successor)
+            let actions = try l.admit(entry, now: now)
             leader = l
+            try await perform(actions)
+        } catch {
+            output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
+        }
+    }
+
+    /// Hands the keys over as leader: a signed HANDOVER naming `successor` (or, leaving,
+    /// the member the signed roster names as successor), then this client follows it as a
+    /// member (3.6).
+    func handOverLeadership(to chosen: UInt16? = nil) async {
+        guard var l = leader else { return }
+        let successor = chosen ?? (l.successor != 0 ? l.successor : nil)
+        guard let successor, successor != index, l.entries.contains(where: { $0.index == successor }) else {
+            if let chosen { alert("not_a_member", "#\(chosen) is not in the signed roster; the keys stay here") }
+            return
+        }
+        do {
+            let (actions, m) = try l.handover(to: successor)
+            leader = nil
+            member = m
+            lastLeaderSignOfLife = now
             try await perform(actions)
             output.emit("leader", [("participant", .int(Int(successor))), ("handover", .bool(true))], human: "handed the keys over to #\(successor)")
         } catch {
+            leader = l
             output.emit("error", [("code", .string("internal")), ("message", .string("handover failed: \(error)"))], human: "handover failed: \(error)")
         }
     }
 
-    /// The relay made `index` host: key leadership follows (3.6).
-    func hostMoved(to newHost: UInt16) async {
-        guard var m = member else { return }
-        if newHost == index {
-            // We lead now: take over with a fresh epoch, dropping members who are gone.
-            let gone = m.members.map(\.index).filter { $0 != index && relayIdentities[$0] == nil }
-            do {
-                let (l, actions) = try LeaderKeySchedule.takeOver(from: m, displayName: options.displayName, removing: gone, now: now)
-                leader = l
-                member = nil
-                admissionOrder = l.entries.map(\.index).filter { $0 != index }
-                output.emit("leader", [("participant", .int(Int(index))), ("handover", .bool(!m.leaderChangedWithoutHandover))], human: "you now hold the room's keys")
-                try await perform(actions)
-            } catch {
-                output.emit("error", [("code", .string("internal")), ("message", .string("taking over the keys failed: \(error)"))], human: "taking over the keys failed: \(error)")
-            }
-            return
-        }
+    /// This member takes the keys over: after a verified HANDOVER naming it, or after the
+    /// leader fell silent while the signed roster names it successor (3.6).
+    func takeOverLeadership(handover: Bool) async {
+        guard let m = member else { return }
+        let present = Set(m.members.map(\.index))
+        let gone = present.filter { $0 != index && relayIdentities[$0] == nil }.sorted()
         do {
-            var actions = try m.relayReportedHost(newHost)
-            member = m
-            // Without a handover the relay's word is all there is: follow it, warn, and let
-            // the new security code show whether anyone substituted a key.
-            if case .leaderChangeNeedsConfirmation(let i, let key)? = actions.first {
-                output.emit("error", [("code", .string("key_rejected")), ("message", .string("#\(i) took over the keys without a handover; compare the new security code"))],
-                            human: "WARNING: #\(i) took over the keys without a handover; compare the new security code")
-                actions = try m.acceptLeader(index: i, key: key)
-                member = m
-            }
+            var (l, actions) = try LeaderKeySchedule.takeOver(from: m, displayName: options.displayName, removing: gone + (handover ? [] : [m.leaderIndex]), now: now)
+            l.heartbeatInterval = options.heartbeatIntervalMillis
+            if let interval = options.rotationIntervalMillis { l.rotationInterval = interval }
+            leader = l
+            member = nil
+            admissionOrder = l.admissionOrder
+            output.emit("leader", [("participant", .int(Int(index))), ("handover", .bool(handover))], human: "you now hold the room's keys")
             try await perform(actions)
         } catch {
-            reject("leader change: \(error)")
+            output.emit("error", [("code", .string("internal")), ("message", .string("taking over the keys failed: \(error)"))], human: "taking over the keys failed: \(error)")
+        }
+    }
+
+    /// Leader: removes `i` from the signed roster with a fresh epoch at once.
+    func leaderRemoves(_ i: UInt16, reason: String) async {
+        guard var l = leader, l.entries.contains(where: { $0.index == i }) else { return }
+        do {
+            let actions = try l.remove(i, now: now)
+            leader = l
+            try await perform(actions)
+        } catch {
+            output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
         }
     }
 
@@ -535,16 +658,11 @@ public actor Participant {
 
     func memberGone(_ i: UInt16, reason: String) async {
         relayIdentities[i] = nil
+        openedKnocks[i] = nil
+        approved.remove(i)
         output.emit("left", [("participant", .int(Int(i))), ("reason", .string(reason))], human: "#\(i) left (\(reason))")
-        if var l = leader, l.entries.contains(where: { $0.index == i }) {
-            do {
-                let actions = try l.remove(i, now: now)
-                leader = l
-                try await perform(actions)
-            } catch {
-                output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
-            }
-        }
+        // A departure the relay reports can only shrink who holds keys: rekey at once.
+        await leaderRemoves(i, reason: reason)
     }
 
     func handleFrame(_ f: FrameMessage) async {
@@ -714,14 +832,23 @@ public actor Participant {
                 await apply(install)
             case .rosterChanged:
                 break
-            case .leaderChanged(let i, _, let handover):
-                output.emit("leader", [("participant", .int(Int(i))), ("handover", .bool(handover))], human: "#\(i) now holds the keys")
-            case .leaderChangeNeedsConfirmation(let i, _):
-                output.emit("error", [("code", .string("key_rejected")), ("message", .string("#\(i) claims leadership without a handover"))],
-                            human: "WARNING: #\(i) claims leadership without a handover; compare security codes")
-            case .relayHostDisagreesWithHandover(let relayHost, let leader):
-                output.emit("error", [("code", .string("key_rejected")), ("message", .string("relay says #\(relayHost) hosts, handover says #\(leader)"))],
-                            human: "WARNING: relay host #\(relayHost) disagrees with the handover to #\(leader)")
+            case .leaderChanged(let i, let key, let handover):
+                lastLeaderSignOfLife = now
+                leaderSilentReported = false
+                if !handover {
+                    _ = key
+                    alert("leader_lost", "the leader fell silent; #\(i), the signed roster's successor, took the keys over; compare the new security code")
+                }
+                if i == index {
+                    await takeOverLeadership(handover: handover)
+                } else {
+                    output.emit("leader", [("participant", .int(Int(i))), ("handover", .bool(handover))], human: "#\(i) now holds the keys")
+                }
+            case .relayHostDisagrees(let relayHost, let leader):
+                alert("relay_role_mismatch", "the relay says #\(relayHost) hosts; the keys are held by #\(leader)")
+            case .heartbeat:
+                lastLeaderSignOfLife = now
+                leaderSilentReported = false
             case .heldMessageRejected(let reason):
                 reject("\(reason)")
             case .knockNotice(let i, let id, let name):
@@ -789,12 +916,20 @@ public actor Participant {
             leader = l
             try? await perform(actions)
         }
+        // The leader's signed heartbeat; members watch for its silence (3.6).
+        if var l = leader, let actions = try? l.heartbeatIfDue(now: nowMs), !actions.isEmpty {
+            leader = l
+            try? await perform(actions)
+        }
+        await watchLeader(now: nowMs)
+        // Old epochs are wiped when their grace ends, even in a quiet room (3.3).
+        receiver.advance(to: nowMs)
         if audio != nil, mutedSelf, admitted, !toldMuted {
             toldMuted = true
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !mutedSelf { toldMuted = false }
-        if let audio, admitted, hasKeys, !mutedSelf, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
+        if let audio, admitted, hasKeys, !mutedSelf, !leaderSilentReported, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
             if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
                let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
                 try? await sendFrame(.audio, to: .everyone, payload: payload)
@@ -814,6 +949,37 @@ public actor Participant {
             }
         }
         reportAudio(force: false)
+    }
+
+    /// Member: if the leader's heartbeat has been silent past the timeout, leadership moves
+    /// to the signed roster's successor (this client, or another member); without one the
+    /// member raises an alert once and stops sending until the leader is heard again.
+    func watchLeader(now nowMs: UInt64) async {
+        guard leader == nil, admitted, let m = member, nowMs > lastLeaderSignOfLife &+ options.leaderSilenceTimeoutMillis else { return }
+        guard m.epoch != nil, !m.awaitingRoster else {
+            if !leaderSilentReported {
+                leaderSilentReported = true
+                alert("key_withheld", "no keys from the leader \(options.leaderSilenceTimeoutMillis) ms after admission")
+            }
+            return
+        }
+        if m.successor == index {
+            alert("leader_lost", "the leader fell silent for \(options.leaderSilenceTimeoutMillis) ms; this client is the signed roster's successor and takes the keys over")
+            await takeOverLeadership(handover: false)
+            lastLeaderSignOfLife = nowMs
+            return
+        }
+        var next = m
+        let actions = next.leaderLost()
+        if actions.isEmpty {
+            if !leaderSilentReported {
+                leaderSilentReported = true
+                alert("leader_silent", "the leader fell silent for \(options.leaderSilenceTimeoutMillis) ms and the signed roster names no successor; not sending")
+            }
+            return
+        }
+        member = next
+        try? await perform(actions)
     }
 
     func reportAudio(force: Bool) {

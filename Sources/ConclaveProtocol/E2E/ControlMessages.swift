@@ -12,17 +12,19 @@ public enum EpochChange: UInt8, Sendable, Hashable, CaseIterable {
 
 // MARK: - ROSTER
 
-/// A `ROSTER` control message (type `0x01`, section 3.6): the leader's signed list of an
-/// epoch's members with their roles, flags and display names.
+/// A `ROSTER` control message (type `0x01`, section 3.6, roster version 2): the leader's
+/// signed list of an epoch's members with their roles, flags, join nonces and display names,
+/// and the successor who takes the keys over if the leader falls silent (3.6).
 ///
 /// ```
-/// u8 type = 1 || u8 version = 1 || room_id (16) || u64 epoch || u32 roster_version
-/// || u8 epoch_change || u16 count || count × entry || signature (64)
-/// entry = u16 index || identity (64) || u8 role || u8 flags || u8 name_length (0…64) || name (UTF-8)
+/// u8 type = 1 || u8 version = 2 || room_id (16) || u64 epoch || u32 roster_version
+/// || u8 epoch_change || u16 successor (0 = none) || u16 count || count × entry || signature (64)
+/// entry = u16 index || identity (64) || join_nonce (16) || u8 role || u8 flags
+///         || u8 name_length (0…64) || name (UTF-8)
 /// signature = Ed25519(leader, "conclave/v1 roster", every byte before it)
 /// ```
-/// Length `97 + Σ (69 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
-/// control frame can carry with the largest SFrame header): 122 members with 64-byte names.
+/// Length `99 + Σ (85 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
+/// control frame can carry with the largest SFrame header): 109 members with 64-byte names.
 /// A value of this type always satisfies the structural rules that ``decode(_:)``
 /// checks; whether the signature, room, epoch and membership are acceptable is the
 /// receiver's business (``MemberKeySchedule``).
@@ -38,17 +40,20 @@ public struct SignedRoster: Sendable, Hashable {
         public var presenter: Bool
         /// 0–64 bytes of UTF-8; empty when the leader knows no name (no knock).
         public var displayName: String
+        /// The member's join nonce from its verified knock (4.2); the leader draws its own.
+        public var joinNonce: [UInt8]
 
         public init(index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
-                    presenter: Bool = false, displayName: String = "") {
+                    presenter: Bool = false, displayName: String = "", joinNonce: [UInt8]) {
+            precondition(joinNonce.count == Knock.joinNonceLength, "join nonces are 16 bytes")
             self.index = index; self.identity = identity; self.role = role
-            self.muted = muted; self.presenter = presenter; self.displayName = displayName
+            self.muted = muted; self.presenter = presenter; self.displayName = displayName; self.joinNonce = joinNonce
         }
 
-        /// `69 + name_length`.
+        /// `85 + name_length`.
         public var encodedLength: Int { Self.fixedLength + displayName.utf8.count }
         /// Bytes of an entry without its name.
-        public static let fixedLength = 2 + 64 + 1 + 1 + 1
+        public static let fixedLength = 2 + 64 + 16 + 1 + 1 + 1
         public static let maximumNameLength = 64
 
         var flags: UInt8 { (muted ? 0x01 : 0) | (presenter ? 0x02 : 0) }
@@ -56,16 +61,16 @@ public struct SignedRoster: Sendable, Hashable {
     }
 
     public static let type: UInt8 = 0x01
-    public static let version: UInt8 = 0x01
+    public static let version: UInt8 = 0x02
     /// Bytes before the entries.
-    public static let headerLength = 33
+    public static let headerLength = 35
     public static let signatureLength = 64
     /// `headerLength + signatureLength`: the length of a roster with no entries.
     public static let fixedLength = headerLength + signatureLength
     /// The control plaintext limit: a 16 384-byte payload less the largest SFrame header
     /// (17) and the tag (16). The leader MUST keep every `ROSTER` within it.
     public static let maximumEncodedLength = 16_384 - 17 - 16
-    /// Members that always fit, whatever their names: (16 351 − 97) / 133 = 122.
+    /// Members that always fit, whatever their names: (16 351 − 99) / 149 = 109.
     public static let maximumMembersWithLongestNames = (maximumEncodedLength - fixedLength)
         / (Entry.fixedLength + Entry.maximumNameLength)
 
@@ -74,6 +79,9 @@ public struct SignedRoster: Sendable, Hashable {
     /// Strictly increasing across every `ROSTER` of the room (3.6).
     public let rosterVersion: UInt32
     public let epochChange: EpochChange
+    /// The member who takes the keys over if the leader's heartbeat falls silent (3.6);
+    /// 0 when there is none. When not 0, an entry of the roster other than the host.
+    public let successor: UInt16
     /// In strictly increasing index order, at least one.
     public let entries: [Entry]
     public let signature: [UInt8]
@@ -81,7 +89,7 @@ public struct SignedRoster: Sendable, Hashable {
     /// Signs a roster. Throws ``E2EControlError/invalidRoster(_:)`` or ``E2EControlError/tooLong(length:limit:)``
     /// when the entries break a rule receivers check structurally: none, out of order,
     /// an index outside `0x0001`–`0xFFFE`, a name over 64 bytes, or over the length limit.
-    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange,
+    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16 = 0,
                             entries: [Entry], leader: Ed25519.PrivateKey) throws(E2EControlError) -> SignedRoster {
         guard !entries.isEmpty, entries.count <= Int(UInt16.max) else { throw .invalidRoster("\(entries.count) entries") }
         var previous: UInt16 = 0
@@ -92,23 +100,26 @@ public struct SignedRoster: Sendable, Hashable {
             guard e.displayName.utf8.count <= Entry.maximumNameLength else { throw .invalidRoster("name of #\(e.index) too long") }
             previous = e.index
         }
+        if successor != 0 {
+            guard let s = entries.first(where: { $0.index == successor }), s.role != .host else { throw .invalidRoster("successor #\(successor)") }
+        }
         let length = encodedLength(entries: entries)
         guard length <= maximumEncodedLength else { throw .tooLong(length: length, limit: maximumEncodedLength) }
-        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, entries: entries)
+        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor, entries: entries)
         let signature: [UInt8]
         do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
         return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                            entries: entries, signature: signature)
+                            successor: successor, entries: entries, signature: signature)
     }
 
-    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, entries: [Entry], signature: [UInt8]) {
+    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, entries: [Entry], signature: [UInt8]) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
-        self.epochChange = epochChange; self.entries = entries; self.signature = signature
+        self.epochChange = epochChange; self.successor = successor; self.entries = entries; self.signature = signature
     }
 
-    /// `97 + Σ entry lengths`.
+    /// `99 + Σ entry lengths`.
     public static func encodedLength(entries: [Entry]) -> Int {
         entries.reduce(fixedLength) { $0 + $1.encodedLength }
     }
@@ -117,10 +128,10 @@ public struct SignedRoster: Sendable, Hashable {
 
     /// Every byte before the signature.
     public var signedPart: [UInt8] {
-        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, entries: entries)
+        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor, entries: entries)
     }
 
-    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, entries: [Entry]) -> [UInt8] {
+    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, entries: [Entry]) -> [UInt8] {
         var w = ByteWriter(capacity: encodedLength(entries: entries))
         w.writeUInt8(type)
         w.writeUInt8(version)
@@ -128,10 +139,12 @@ public struct SignedRoster: Sendable, Hashable {
         w.writeUInt64(epoch)
         w.writeUInt32(rosterVersion)
         w.writeUInt8(epochChange.rawValue)
+        w.writeUInt16(successor)
         w.writeUInt16(UInt16(entries.count))
         for e in entries {
             w.writeUInt16(e.index)
             w.writeBytes(e.identity.encoded)
+            w.writeBytes(e.joinNonce)
             w.writeUInt8(e.role.rawValue)
             w.writeUInt8(e.flags)
             w.writeUInt8(UInt8(e.displayName.utf8.count))
@@ -175,9 +188,10 @@ public struct SignedRoster: Sendable, Hashable {
             let rosterVersion = try reader.readUInt32("roster_version")
             let rawChange = try reader.readUInt8("epoch_change")
             guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
+            let successor = try reader.readUInt16("successor")
             let count = Int(try reader.readUInt16("count"))
             guard count >= 1 else { throw E2EControlError.malformed("count 0") }
-            // Each entry needs at least 69 bytes, and the signature 64 more: checked before
+            // Each entry needs at least 85 bytes, and the signature 64 more: checked before
             // reserving anything for `count` entries.
             guard count <= (reader.remainingCount - signatureLength) / Entry.fixedLength else {
                 throw E2EControlError.malformed("count \(count) exceeds the bytes present")
@@ -194,6 +208,7 @@ public struct SignedRoster: Sendable, Hashable {
                 let identityBytes = try reader.readSlice(count: PublicIdentity.encodedLength, field: "entry.identity")
                 let identity: PublicIdentity
                 do { identity = try PublicIdentity(encoded: identityBytes) } catch { throw E2EControlError.malformed("entry.identity") }
+                let nonce = try reader.readBytes(count: Knock.joinNonceLength, field: "entry.join_nonce")
                 let rawRole = try reader.readUInt8("entry.role")
                 guard let role = Role(rawValue: rawRole) else { throw E2EControlError.malformed("entry role \(rawRole)") }
                 let flags = try reader.readUInt8("entry.flags")
@@ -203,12 +218,17 @@ public struct SignedRoster: Sendable, Hashable {
                 let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
                 guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
                 entries.append(Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
-                                     presenter: flags & 0x02 != 0, displayName: name))
+                                     presenter: flags & 0x02 != 0, displayName: name, joinNonce: nonce))
             }
             let signature = try reader.readBytes(count: signatureLength, field: "signature")
             guard reader.isAtEnd else { throw E2EControlError.malformed("\(reader.remainingCount) bytes after the signature") }
+            if successor != 0 {
+                guard let s = entries.first(where: { $0.index == successor }), s.role != .host else {
+                    throw E2EControlError.malformed("successor #\(successor) is not a non-host entry")
+                }
+            }
             return SignedRoster(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
-                                entries: entries, signature: signature)
+                                successor: successor, entries: entries, signature: signature)
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {
@@ -366,6 +386,74 @@ public struct KnockNotice: Sendable, Hashable {
     }
 }
 
+// MARK: - HEARTBEAT
+
+/// The leader's signed heartbeat (type `0x04`, section 3.6): sent to everyone every
+/// ``interval`` milliseconds. A member that hears none for ``silenceTimeout`` treats the
+/// leader as lost: the successor of the last verified `ROSTER` takes the keys over. Exactly
+/// 1 + 16 + 8 + 4 + 8 + 64 = 101 bytes:
+///
+/// ```
+/// u8 type (0x04) || room_id (16) || u64 epoch || u32 roster_version || u64 sequence
+/// || signature (64) = Ed25519(leader, "conclave/v2 heartbeat", bytes 0–36)
+/// ```
+/// `sequence` strictly increases across one leader's heartbeats: a replayed heartbeat is
+/// refused, so a relay cannot keep a dead leader alive with old ones.
+public struct Heartbeat: Sendable, Hashable {
+    public static let type: UInt8 = 0x04
+    public static let encodedLength = 1 + 16 + 8 + 4 + 8 + 64
+    /// The leader's sending interval by default (milliseconds).
+    public static let interval: UInt64 = 2_000
+    /// Silence after which members treat the leader as lost (milliseconds).
+    public static let silenceTimeout: UInt64 = 7_000
+
+    public let roomID: RoomID
+    public let epoch: UInt64
+    public let rosterVersion: UInt32
+    public let sequence: UInt64
+    public let signature: [UInt8]
+
+    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64, leader: Ed25519.PrivateKey) -> Heartbeat {
+        let part = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence)
+        let signature: [UInt8]
+        do { signature = try leader.signature(for: part, context: Labels.heartbeatSignature) } catch {
+            preconditionFailure("fixed Ed25519 context is valid")
+        }
+        return Heartbeat(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence, signature: signature)
+    }
+
+    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64, signature: [UInt8]) {
+        self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion; self.sequence = sequence; self.signature = signature
+    }
+
+    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64) -> [UInt8] {
+        [type] + roomID.bytes + epoch.bigEndianBytes + rosterVersion.bigEndianBytes + sequence.bigEndianBytes
+    }
+
+    public var signedPart: [UInt8] { Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence) }
+    public var encoded: [UInt8] { signedPart + signature }
+
+    public func isSigned(by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: signedPart, context: Labels.heartbeatSignature)
+    }
+
+    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> Heartbeat {
+        guard totalLength == encodedLength else { throw .malformed("heartbeat of \(totalLength) bytes, expected \(encodedLength)") }
+        do {
+            let room = try RoomID(from: &reader)
+            let epoch = try reader.readUInt64("epoch")
+            let version = try reader.readUInt32("roster_version")
+            let sequence = try reader.readUInt64("sequence")
+            let signature = try reader.readBytes(count: 64, field: "signature")
+            return Heartbeat(roomID: room, epoch: epoch, rosterVersion: version, sequence: sequence, signature: signature)
+        } catch let error as MessageDecodingError {
+            throw .malformed(SignedRoster.field(of: error))
+        } catch {
+            throw .malformed("heartbeat")
+        }
+    }
+}
+
 // MARK: - Codec
 
 /// The plaintext of a control frame (kind 4, section 3.6): its first byte is its type.
@@ -373,12 +461,14 @@ public enum E2EControlMessage: Sendable, Hashable {
     case roster(SignedRoster)
     case handover(Handover)
     case knockNotice(KnockNotice)
+    case heartbeat(Heartbeat)
 
     public var encoded: [UInt8] {
         switch self {
         case let .roster(r): return r.encoded
         case let .handover(h): return h.encoded
         case let .knockNotice(n): return n.encoded
+        case let .heartbeat(b): return b.encoded
         }
     }
 
@@ -393,6 +483,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case SignedRoster.type: return .roster(try SignedRoster.decode(body: &reader, totalLength: bytes.count))
         case Handover.type: return .handover(try Handover.decode(body: &reader, totalLength: bytes.count))
         case KnockNotice.type: return .knockNotice(try KnockNotice.decode(body: &reader, totalLength: bytes.count))
+        case Heartbeat.type: return .heartbeat(try Heartbeat.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }
     }

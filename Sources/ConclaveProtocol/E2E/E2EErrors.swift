@@ -57,6 +57,10 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
     case leaderNotInRoster(UInt16)
     /// An `epoch_change` 1 (ratchet) reached a member that has no epoch to ratchet.
     case noEpoch
+    /// A `HEARTBEAT` whose sequence does not exceed the last verified one (a replay).
+    case staleHeartbeat(last: UInt64, received: UInt64)
+    /// A roster gives an index to another identity than an earlier verified roster did.
+    case indexReused(UInt16)
 
     public var description: String {
         switch self {
@@ -76,6 +80,8 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
         case let .invalidHandover(what): return "invalid handover: \(what)"
         case let .leaderNotInRoster(i): return "new host #\(i) is not in the verified roster"
         case .noEpoch: return "a ratchet needs a current epoch"
+        case let .staleHeartbeat(l, r): return "heartbeat sequence \(r) does not exceed \(l)"
+        case let .indexReused(i): return "the roster gives #\(i) to another identity than before"
         }
     }
 }

@@ -55,18 +55,18 @@ public enum MemberAction: Sendable {
     /// A verified `ROSTER` was recorded: names, roles, presenters, peers' keys and the
     /// security code may have changed (read them from ``MemberKeySchedule``).
     case rosterChanged
-    /// Key leadership moved: after a verified `HANDOVER` (`handover` true) or the user's
-    /// confirmation of an abrupt change. The security code changed.
+    /// Key leadership moved: after a verified `HANDOVER` (`handover` true) or, after the
+    /// leader's heartbeat fell silent, to the successor of the last verified `ROSTER`
+    /// (`handover` false; the client MUST show it). The security code changed.
     case leaderChanged(index: UInt16, key: Ed25519.PublicKey, handover: Bool)
-    /// The relay made `index` host without a verified `HANDOVER`. Show the user that the
-    /// leader changed without a handover (with `key`'s fingerprint) and call
-    /// ``MemberKeySchedule/acceptLeader(index:key:)`` only if they agree.
-    case leaderChangeNeedsConfirmation(index: UInt16, key: Ed25519.PublicKey)
-    /// The relay names another host than the verified `HANDOVER` did: the client follows
-    /// the `HANDOVER` and MUST warn the user (3.6).
-    case relayHostDisagreesWithHandover(relayHost: UInt16, handoverLeader: UInt16)
-    /// A message held from the unconfirmed leader failed its checks when replayed.
+    /// The relay names another host than the end-to-end leader (or the successor the
+    /// verified roster names): nothing moves; the client MUST warn the user (3.6).
+    case relayHostDisagrees(relayHost: UInt16, leader: UInt16)
+    /// A message held from the successor failed its checks when replayed.
     case heldMessageRejected(KeyRejectionReason)
+    /// A verified `HEARTBEAT` from the leader: the client restarts its silence timer and
+    /// compares `epoch` and `rosterVersion` with its own (3.6).
+    case heartbeat(epoch: UInt64, rosterVersion: UInt32)
     /// The leader's signed notice of a knock (co-hosts only; 3.6 KNOCK_NOTICE).
     case knockNotice(index: UInt16, identity: PublicIdentity, displayName: String)
 }

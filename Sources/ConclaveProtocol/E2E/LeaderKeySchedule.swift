@@ -77,15 +77,46 @@ public struct LeaderKeySchedule: Sendable {
     public var rotationInterval: UInt64 = defaultRotationInterval
     private var ownEntry: SignedRoster.Entry
     private var handedOver = false
+    /// Members other than the leader in the order they were admitted: the successor is the
+    /// longest-admitted co-host, else the longest-admitted participant (the relay's rule, 5.5).
+    public private(set) var admissionOrder: [UInt16] = []
+    /// The last heartbeat's sequence and time (3.6).
+    private var heartbeatSequence: UInt64 = 0
+    private var lastHeartbeatAt: UInt64?
+    /// A setting of the leader's client: milliseconds between heartbeats.
+    public var heartbeatInterval: UInt64 = Heartbeat.interval
 
-    /// A leader for a room it created. `random` must return 32 fresh random bytes per call.
+    /// A leader for a room it created. `random` must return 32 fresh random bytes per call;
+    /// `joinNonce` is the leader's own (16 random bytes by default).
     public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, displayName: String = "",
+                joinNonce: [UInt8] = SecureRandom.bytes(count: Knock.joinNonceLength),
                 random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) }) {
         self.roomID = roomID
         self.me = me
         self.identity = identity
         self.random = random
-        self.ownEntry = SignedRoster.Entry(index: me, identity: identity.publicIdentity, role: .host, displayName: displayName)
+        self.ownEntry = SignedRoster.Entry(index: me, identity: identity.publicIdentity, role: .host, displayName: displayName, joinNonce: joinNonce)
+    }
+
+    /// The successor the next signed roster names (0: none).
+    public var successor: UInt16 { Self.successor(in: entries, order: admissionOrder, leader: me) }
+
+    static func successor(in entries: [SignedRoster.Entry], order: [UInt16], leader: UInt16) -> UInt16 {
+        let present = order.filter { i in i != leader && entries.contains { $0.index == i } }
+        if let cohost = present.first(where: { i in entries.first { $0.index == i }?.role == .cohost }) { return cohost }
+        return present.first ?? 0
+    }
+
+    /// A signed `HEARTBEAT` (3.6) when ``heartbeatInterval`` has passed since the last one
+    /// (at once the first time); no actions otherwise.
+    public mutating func heartbeatIfDue(now: UInt64) throws(LeaderError) -> [LeaderAction] {
+        let current = try requireLeading()
+        if let last = lastHeartbeatAt, now < last &+ heartbeatInterval { return [] }
+        lastHeartbeatAt = now
+        heartbeatSequence += 1
+        let beat = Heartbeat.sign(roomID: roomID, epoch: epoch, rosterVersion: current.rosterVersion, sequence: heartbeatSequence,
+                                  leader: identity.signingKey)
+        return [.broadcastControl(beat.encoded)]
     }
 
     /// The leader key members verify against.
@@ -142,6 +173,9 @@ public struct LeaderKeySchedule: Sendable {
         }
         guard !removing.isEmpty || !admitted.isEmpty else { return [] }
         let entries = (current.entries.filter { !removing.contains($0.index) } + admitted).sorted { $0.index < $1.index }
+        let previousOrder = admissionOrder
+        admissionOrder = admissionOrder.filter { !removing.contains($0) } + admitted.map(\.index)
+        defer { if roster?.rosterVersion == current.rosterVersion { admissionOrder = previousOrder } }
         if removing.isEmpty {
             return try changeEpoch(entries: entries, fresh: false, reason: .join, newMembers: Set(admitted.map(\.index)), now: now)
         }
@@ -208,10 +242,13 @@ public struct LeaderKeySchedule: Sendable {
         guard let verified = member.roster, let epoch = member.epoch, let secret = member.epochSecret, !member.awaitingRoster,
               let mine = verified.entry(for: member.me) else { throw .notStarted }
         var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
-                                       displayName: displayName ?? mine.displayName, random: random)
+                                       displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
         leader.epoch = epoch
         leader.epochSecret = secret
         leader.roster = verified
+        // The old order is not known end to end: keep index order (the relay assigns
+        // increasing indices), which the next roster's successor follows.
+        leader.admissionOrder = verified.entries.map(\.index).filter { $0 != member.me && !removing.contains($0) }
         var entries = verified.entries.filter { $0.index == member.me || !removing.contains($0.index) }
         for i in entries.indices {
             if entries[i].index == member.me {
@@ -252,6 +289,7 @@ public struct LeaderKeySchedule: Sendable {
     private func sign(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry]) throws(LeaderError) -> SignedRoster {
         do {
             return try SignedRoster.sign(roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                                         successor: Self.successor(in: entries, order: admissionOrder, leader: me),
                                          entries: entries, leader: identity.signingKey)
         } catch {
             throw .roster(error)
@@ -280,7 +318,7 @@ public struct LeaderKeySchedule: Sendable {
         for e in entries where e.index != me && (fresh || newMembers.contains(e.index)) {
             let package: KeyPackage
             do {
-                package = try KeyPackage.create(roomID: roomID, recipient: e.index, recipientIdentity: e.identity, epoch: next,
+                package = try KeyPackage.create(roomID: roomID, recipient: e.index, recipientIdentity: e.identity, joinNonce: e.joinNonce, epoch: next,
                                                 rosterHash: hash, reason: reason, epochSecret: secret, leader: identity.signingKey)
             } catch let error as KeyScheduleError {
                 throw .keyPackage(error)

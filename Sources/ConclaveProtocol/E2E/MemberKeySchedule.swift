@@ -22,13 +22,19 @@ public struct MemberKeySchedule: Sendable {
     public private(set) var leaderIndex: UInt16
     public private(set) var leaderIdentity: PublicIdentity
     public var leaderKey: Ed25519.PublicKey { leaderIdentity.signingKey }
-    /// True once the relay moved the host role without a verified `HANDOVER` (also after
-    /// the user accepted the new leader): the client keeps showing it with the code.
+    /// True once leadership moved without a verified `HANDOVER` (the leader fell silent and
+    /// the roster's successor took over): the client keeps showing it with the code.
     public private(set) var leaderChangedWithoutHandover: Bool
-    /// The host the relay named without a `HANDOVER`, waiting for the user.
-    public private(set) var pendingLeader: (index: UInt16, identity: PublicIdentity)?
     private var expectedRelayHost: UInt16?
-    private var held: [Held] = []
+    /// Messages from the roster's successor while the leader is current (oldest dropped
+    /// first): replayed if leadership moves to it.
+    private var held: [(sender: UInt16, message: Held)] = []
+    /// This member's own join nonce (4.2): its key packages and roster entry must carry it.
+    public let joinNonce: [UInt8]
+    /// Every index → identity seen in a verified roster: an index never changes hands (3.6).
+    private var seenIdentities: [UInt16: PublicIdentity] = [:]
+    /// The highest heartbeat sequence verified from the current leader.
+    private var lastHeartbeatSequence: UInt64 = 0
 
     // Epoch.
     /// The installed epoch (provisional while ``awaitingRoster``).
@@ -55,11 +61,12 @@ public struct MemberKeySchedule: Sendable {
     /// relay's, pass the relay's host only with the user's consent and
     /// `leaderConfirmedWithoutPin: true` (4.1): the schedule then reports
     /// ``leaderChangedWithoutHandover``.
-    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, leaderIndex: UInt16, leaderIdentity: PublicIdentity,
+    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, joinNonce: [UInt8], leaderIndex: UInt16, leaderIdentity: PublicIdentity,
                 leaderConfirmedWithoutPin: Bool = false) {
         self.roomID = roomID
         self.me = me
         self.identity = identity
+        self.joinNonce = joinNonce
         self.leaderIndex = leaderIndex
         self.leaderIdentity = leaderIdentity
         self.leaderChangedWithoutHandover = leaderConfirmedWithoutPin
@@ -68,7 +75,9 @@ public struct MemberKeySchedule: Sendable {
     /// The old leader after a handover (``LeaderKeySchedule/handover(to:)``).
     init(formerLeader roomID: RoomID, me: UInt16, identity: PrivateIdentity, newLeaderIndex: UInt16, newLeaderIdentity: PublicIdentity,
          epoch: UInt64, epochSecret: SecretKey, roster: SignedRoster) {
-        self.init(roomID: roomID, me: me, identity: identity, leaderIndex: newLeaderIndex, leaderIdentity: newLeaderIdentity)
+        self.init(roomID: roomID, me: me, identity: identity, joinNonce: roster.entry(for: me)?.joinNonce ?? [UInt8](repeating: 0, count: Knock.joinNonceLength),
+                  leaderIndex: newLeaderIndex, leaderIdentity: newLeaderIdentity)
+        for e in roster.entries { seenIdentities[e.index] = e.identity }
         self.epoch = epoch
         self.epochSecret = epochSecret
         self.epochRosterHash = roster.rosterHash
@@ -110,14 +119,14 @@ public struct MemberKeySchedule: Sendable {
 
     /// A key package (the payload of a `FRAME` of kind 5 from `sender`), section 3.4 checks 1–12.
     public mutating func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
-        if let p = pendingLeader, sender == p.index, sender != leaderIndex {
-            hold(.keyPackage(payload))
+        if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
+            hold(sender, .keyPackage(payload))
             return []
         }
         guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
         let opened: KeyPackage.Opened
         do {
-            opened = try KeyPackage(encoded: payload).open(expectedRoom: roomID, me: me, myIdentity: identity, leader: leaderKey)
+            opened = try KeyPackage(encoded: payload).open(expectedRoom: roomID, me: me, myIdentity: identity, joinNonce: joinNonce, leader: leaderKey)
         } catch let error as KeyScheduleError {
             throw .keyRejected(.keyPackage(error))
         } catch {
@@ -151,8 +160,8 @@ public struct MemberKeySchedule: Sendable {
     /// A control plaintext (kind 4, opened by the ring) from `sender`. Reserved types are
     /// ignored (no action); `ROSTER` and `HANDOVER` are checked as in section 3.6.
     public mutating func receiveControl(_ plaintext: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
-        if let p = pendingLeader, sender == p.index, sender != leaderIndex {
-            hold(.control(plaintext))
+        if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
+            hold(sender, .control(plaintext))
             return []
         }
         guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
@@ -168,39 +177,53 @@ public struct MemberKeySchedule: Sendable {
             guard n.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
             guard n.roomID == roomID else { throw .keyRejected(.malformed(.malformed("knock notice room"))) }
             return [.knockNotice(index: n.waitingIndex, identity: n.identity, displayName: n.displayName)]
+        case let .heartbeat(b):
+            guard b.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+            guard b.roomID == roomID else { throw .keyRejected(.wrongRoom) }
+            guard b.sequence > lastHeartbeatSequence else { throw .keyRejected(.staleHeartbeat(last: lastHeartbeatSequence, received: b.sequence)) }
+            lastHeartbeatSequence = b.sequence
+            return [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
         }
     }
 
-    /// The relay reports that `index` now holds the host role (`role_changed` to 2).
-    /// Throws ``KeyRejectionReason/leaderNotInRoster(_:)`` if it is not in the verified
-    /// roster (the client SHOULD leave).
-    public mutating func relayReportedHost(_ index: UInt16) throws(E2EError) -> [MemberAction] {
+    /// The relay reports that `index` now holds the host role (`role_changed` to 2). The
+    /// relay's word never moves key leadership (3.6): the host after a verified `HANDOVER`,
+    /// the current leader, or the verified roster's successor (whom the relay's own rule
+    /// also picks after the leader leaves) are expected; anyone else is reported.
+    public mutating func relayReportedHost(_ index: UInt16) -> [MemberAction] {
         if let expected = expectedRelayHost {
-            // The transfer that follows a verified HANDOVER.
             if index == expected { expectedRelayHost = nil; return [] }
-            return [.relayHostDisagreesWithHandover(relayHost: index, handoverLeader: expected)]
+            return [.relayHostDisagrees(relayHost: index, leader: expected)]
         }
-        if index == leaderIndex { return [] }
-        guard let entry = roster?.entry(for: index) else { throw .keyRejected(.leaderNotInRoster(index)) }
-        leaderChangedWithoutHandover = true
-        pendingLeader = (index, entry.identity)
-        held = []
-        return [.leaderChangeNeedsConfirmation(index: index, key: entry.identity.signingKey)]
+        if index == leaderIndex || (index != me && index == roster?.successor) { return [] }
+        return [.relayHostDisagrees(relayHost: index, leader: leaderIndex)]
     }
 
-    /// The user accepted the host the relay named without a handover. Replays what that
-    /// host sent meanwhile (its first `ROSTER` and key package) and returns the results.
-    public mutating func acceptLeader(index: UInt16, key: Ed25519.PublicKey) throws(E2EError) -> [MemberAction] {
-        guard let p = pendingLeader, p.index == index, p.identity.signingKey == key else {
-            throw .keyRejected(.leaderNotInRoster(index))
-        }
-        leaderIndex = p.index
-        leaderIdentity = p.identity
-        pendingLeader = nil
-        var actions: [MemberAction] = [.leaderChanged(index: index, key: key, handover: false)]
-        let replay = held
+    /// The successor the last verified roster names (nil: none, or it is this member).
+    public var successor: UInt16? {
+        guard let s = roster?.successor, s != 0 else { return nil }
+        return s
+    }
+
+    /// The leader's heartbeat was silent past the timeout (the client's clock, 3.6):
+    /// leadership moves to the verified roster's successor, if it is another member, and
+    /// what that successor sent meanwhile is checked in order. If the successor is this
+    /// member, the client takes over instead (``LeaderKeySchedule/takeOver(from:displayName:removing:updates:now:random:)``).
+    public mutating func leaderLost() -> [MemberAction] {
+        guard let s = successor, s != me, s != leaderIndex, let entry = roster?.entry(for: s) else { return [] }
+        leaderIndex = s
+        leaderIdentity = entry.identity
+        leaderChangedWithoutHandover = true
+        lastHeartbeatSequence = 0
+        expectedRelayHost = nil
+        return [.leaderChanged(index: s, key: entry.identity.signingKey, handover: false)] + replayHeld(from: s)
+    }
+
+    private mutating func replayHeld(from index: UInt16) -> [MemberAction] {
+        let replay = held.filter { $0.sender == index }
         held = []
-        for message in replay {
+        var actions: [MemberAction] = []
+        for (_, message) in replay {
             do {
                 switch message {
                 case let .control(bytes): actions += try receiveControl(bytes, from: index)
@@ -241,8 +264,14 @@ public struct MemberKeySchedule: Sendable {
         guard hosts.count == 1, hosts[0].index == sender, hosts[0].identity.signingKey == leaderKey else {
             throw .keyRejected(.leaderEntryMismatch)
         }
-        // 6: ourselves, with our identity.
-        guard let mine = r.entry(for: me), mine.identity == identity.publicIdentity else { throw .keyRejected(.selfMissing) }
+        // 6: ourselves, with our identity and join nonce.
+        guard let mine = r.entry(for: me), mine.identity == identity.publicIdentity, mine.joinNonce == joinNonce else {
+            throw .keyRejected(.selfMissing)
+        }
+        // An index never changes hands within a room.
+        for e in r.entries {
+            if let seen = seenIdentities[e.index], seen != e.identity { throw .keyRejected(.indexReused(e.index)) }
+        }
         // 7: same members as the epoch's.
         let hash = r.rosterHash
         if r.epochChange == .none, hash != epochRosterHash { throw .keyRejected(.rosterHashMismatch) }
@@ -270,6 +299,7 @@ public struct MemberKeySchedule: Sendable {
         }
         lastRosterVersion = r.rosterVersion
         roster = r
+        for e in r.entries { seenIdentities[e.index] = e.identity }
         actions.append(.rosterChanged)
         return actions
     }
@@ -287,14 +317,13 @@ public struct MemberKeySchedule: Sendable {
         }
         leaderIndex = h.newLeaderIndex
         leaderIdentity = entry.identity
-        pendingLeader = nil
-        held = []
+        lastHeartbeatSequence = 0
         expectedRelayHost = h.newLeaderIndex
-        return [.leaderChanged(index: h.newLeaderIndex, key: h.newLeaderKey, handover: true)]
+        return [.leaderChanged(index: h.newLeaderIndex, key: h.newLeaderKey, handover: true)] + replayHeld(from: h.newLeaderIndex)
     }
 
-    private mutating func hold(_ message: Held) {
+    private mutating func hold(_ sender: UInt16, _ message: Held) {
         if held.count >= Self.heldMessageLimit { held.removeFirst() }
-        held.append(message)
+        held.append((sender, message))
     }
 }

@@ -3,8 +3,11 @@ import ConclaveCrypto
 /// A meeting invite (protocol/PROTOCOL.md section 4.1):
 ///
 /// ```
-/// ws[s]://HOST:PORT/r/ROOM_ID#k=HOST_IDENTITY[&p=PASSWORD]
+/// ws[s]://HOST:PORT/r/ROOM_ID#k=HOST_IDENTITY&s=INVITE_SECRET[&p=PASSWORD]
 /// ```
+/// `INVITE_SECRET` is 32 random bytes the host draws for the room (43 base64url
+/// characters). Only its holders can make a knock the host accepts (4.2): the relay never
+/// sees it.
 /// `ROOM_ID` is the 22-character base64url room id, `HOST_IDENTITY` the host's 64-byte
 /// public identity (Ed25519 || X25519) in base64url (86 characters, no padding): joiners
 /// pin the Ed25519 key and seal their knock to the X25519 key. `PASSWORD` the password
@@ -18,6 +21,10 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     public var roomID: RoomID
     public var hostIdentity: PublicIdentity
     public var password: String?
+    /// The invite secret (32 bytes): keys the knock's invite proof (4.2).
+    public var secret: [UInt8]
+
+    public static let secretLength = 32
 
     /// The pinned host identity's fingerprint, for people to compare.
     public var hostFingerprint: Fingerprint { hostIdentity.fingerprint }
@@ -25,9 +32,15 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     public static let maximumLength = 1024
     public static let maximumPasswordLength = 256
 
-    public init(secure: Bool, host: String, port: Int, roomID: RoomID, hostIdentity: PublicIdentity, password: String?) {
+    public init(secure: Bool, host: String, port: Int, roomID: RoomID, hostIdentity: PublicIdentity, secret: [UInt8], password: String?) {
+        precondition(secret.count == Self.secretLength, "invite secrets are 32 bytes")
         self.secure = secure; self.host = host; self.port = port
-        self.roomID = roomID; self.hostIdentity = hostIdentity; self.password = password
+        self.roomID = roomID; self.hostIdentity = hostIdentity; self.secret = secret; self.password = password
+    }
+
+    /// Draws a fresh invite secret (`randombytes_buf`).
+    public static func randomSecret() -> [UInt8] {
+        SecureRandom.bytes(count: secretLength)
     }
 
     /// The relay's WebSocket URL (no secret part).
@@ -36,7 +49,7 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     private var hostForURL: String { host.contains(":") ? "[\(host)]" : host }
 
     public var text: String {
-        var s = "\(relayURL)/r/\(roomID.base64URL)#k=\(Base64URL.encode(hostIdentity.encoded))"
+        var s = "\(relayURL)/r/\(roomID.base64URL)#k=\(Base64URL.encode(hostIdentity.encoded))&s=\(Base64URL.encode(secret))"
         if let password { s += "&p=" + PercentEncoding.encode(password) }
         return s
     }
@@ -59,6 +72,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
         case badRoomID
         case missingFingerprint
         case badFingerprint
+        case missingSecret
+        case badSecret
         case badPassword
         case unknownParameter(String)
 
@@ -72,6 +87,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
             case .badRoomID: return "invite room id is not 22 base64url characters"
             case .missingFingerprint: return "invite has no host key (#k=…)"
             case .badFingerprint: return "invite host key is not 86 base64url characters of a valid identity"
+            case .missingSecret: return "invite has no invite secret (&s=…); it may be from protocol version 1"
+            case .badSecret: return "invite secret is not 43 base64url characters (32 bytes)"
             case .badPassword: return "invite password is not valid percent-encoded UTF-8 (at most 256 bytes)"
             case let .unknownParameter(p): return "invite has an unknown parameter '\(p.prefix(16))'"
             }
@@ -114,11 +131,15 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
         // Fragment parameters.
         var identity: PublicIdentity?
         var password: String?
+        var secret: [UInt8]?
         for pair in fragment.split(separator: "&", omittingEmptySubsequences: true) {
             if pair.hasPrefix("k=") {
                 guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == PublicIdentity.encodedLength,
                       let parsed = try? PublicIdentity(encoded: bytes) else { throw .badFingerprint }
                 identity = parsed
+            } else if pair.hasPrefix("s=") {
+                guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == Self.secretLength else { throw .badSecret }
+                secret = bytes
             } else if pair.hasPrefix("p=") {
                 guard let pw = PercentEncoding.decode(pair.dropFirst(2)), !pw.isEmpty, pw.utf8.count <= Self.maximumPasswordLength else { throw .badPassword }
                 password = pw
@@ -127,7 +148,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
             }
         }
         guard let identity else { throw .missingFingerprint }
-        self.init(secure: secure, host: host, port: port, roomID: room, hostIdentity: identity, password: password)
+        guard let secret else { throw .missingSecret }
+        self.init(secure: secure, host: host, port: port, roomID: room, hostIdentity: identity, secret: secret, password: password)
     }
 }
 

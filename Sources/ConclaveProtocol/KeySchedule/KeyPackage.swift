@@ -17,24 +17,28 @@ public enum KeyPackageReason: UInt8, Sendable, CaseIterable {
 /// FRAME of kind `keys`.
 ///
 /// ```
-/// u8        version      = 1
+/// u8        version      = 2
 /// bytes[16] room_id
 /// u16       recipient    (participant index)
 /// u64       epoch
 /// bytes[32] roster_hash
 /// u8        reason
-/// u16       sealed_length (= 170)
+/// u16       sealed_length (= 186)
 /// bytes[]   sealed       = crypto_box_seal(inner, recipient.x25519)
 /// bytes[64] signature    = Ed25519(leader, "conclave/v1 key-package", all bytes above)
 ///
-/// inner (122 bytes) = room_id || u16 recipient || recipient fingerprint (32)
-///                     || u64 epoch || roster_hash || epoch_secret (32)
+/// inner (138 bytes) = room_id || u16 recipient || recipient fingerprint (32)
+///                     || join_nonce (16) || u64 epoch || roster_hash || epoch_secret (32)
+/// ```
+/// `join_nonce` is the recipient's, from its knock (4.2): a key package made for an
+/// earlier join of the same identity does not open for a later one.
+/// ```
 /// ```
 public struct KeyPackage: Sendable, Equatable {
-    public static let version: UInt8 = 1
-    public static let innerLength = 16 + 2 + 32 + 8 + 32 + 32
+    public static let version: UInt8 = 2
+    public static let innerLength = 16 + 2 + 32 + 16 + 8 + 32 + 32
     public static let sealedLength = innerLength + SealedBox.overhead
-    /// Total encoded length: 1 + 16 + 2 + 8 + 32 + 1 + 2 + 170 + 64.
+    /// Total encoded length: 1 + 16 + 2 + 8 + 32 + 1 + 2 + 186 + 64 = 312.
     public static let encodedLength = 1 + 16 + 2 + 8 + 32 + 1 + 2 + sealedLength + 64
 
     public let roomID: RoomID
@@ -54,11 +58,11 @@ public struct KeyPackage: Sendable, Equatable {
     }
 
     /// Seals and signs a package.
-    public static func create(roomID: RoomID, recipient: UInt16, recipientIdentity: PublicIdentity, epoch: UInt64,
+    public static func create(roomID: RoomID, recipient: UInt16, recipientIdentity: PublicIdentity, joinNonce: [UInt8], epoch: UInt64,
                               rosterHash: [UInt8], reason: KeyPackageReason, epochSecret: SecretKey,
                               leader: Ed25519.PrivateKey) throws -> KeyPackage {
-        precondition(rosterHash.count == 32 && epochSecret.count == 32)
-        var inner = roomID.bytes + recipient.bigEndianBytes + recipientIdentity.fingerprint.bytes + epoch.bigEndianBytes + rosterHash
+        precondition(rosterHash.count == 32 && epochSecret.count == 32 && joinNonce.count == Knock.joinNonceLength)
+        var inner = roomID.bytes + recipient.bigEndianBytes + recipientIdentity.fingerprint.bytes + joinNonce + epoch.bigEndianBytes + rosterHash
         epochSecret.withUnsafeBytes { inner.append(contentsOf: $0) }
         defer { inner.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         let sealed = try SealedBox.seal(inner, to: recipientIdentity.agreementKey)
@@ -104,7 +108,7 @@ public struct KeyPackage: Sendable, Equatable {
     /// room, recipient index and fingerprint, epoch and roster hash must match both the
     /// signed header and the caller's own view. Throws ``KeyScheduleError``; the caller
     /// reports it as `key_rejected`.
-    public func open(expectedRoom: RoomID, me: UInt16, myIdentity: PrivateIdentity, leader: Ed25519.PublicKey) throws -> Opened {
+    public func open(expectedRoom: RoomID, me: UInt16, myIdentity: PrivateIdentity, joinNonce: [UInt8], leader: Ed25519.PublicKey) throws -> Opened {
         let unsigned = Self.signedPart(roomID: roomID, recipient: recipient, epoch: epoch, rosterHash: rosterHash, reason: reason, sealed: sealed)
         guard leader.isValidSignature(signature, for: unsigned, context: Labels.keyPackageSignature) else {
             throw KeyScheduleError.badSignature("key package")
@@ -115,8 +119,10 @@ public struct KeyPackage: Sendable, Equatable {
         do { inner = try SealedBox.open(sealed, recipient: myIdentity.agreementKey) } catch { throw KeyScheduleError.sealOpenFailed }
         guard inner.count == Self.innerLength else { throw KeyScheduleError.malformed("key package inner part") }
         let fields = inner.withUnsafeBytes { Array($0[0..<(Self.innerLength - 32)]) }
-        let expected = roomID.bytes + recipient.bigEndianBytes + myIdentity.publicIdentity.fingerprint.bytes + epoch.bigEndianBytes + rosterHash
-        guard fields == expected else { throw KeyScheduleError.bindingMismatch("key package inner fields") }
+        let expectedHead = roomID.bytes + recipient.bigEndianBytes + myIdentity.publicIdentity.fingerprint.bytes
+        guard Array(fields[0..<50]) == expectedHead else { throw KeyScheduleError.bindingMismatch("key package inner fields") }
+        guard Array(fields[50..<66]) == joinNonce else { throw KeyScheduleError.bindingMismatch("key package join nonce (made for another join)") }
+        guard Array(fields[66...]) == epoch.bigEndianBytes + rosterHash else { throw KeyScheduleError.bindingMismatch("key package inner fields") }
         let secret = SecretKey(SecretBytes(count: 32) { out in
             inner.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(Self.innerLength - 32)...])) }
         })
@@ -124,57 +130,89 @@ public struct KeyPackage: Sendable, Equatable {
     }
 }
 
-/// The waiting-room knock (section 4.2): the joiner's display name and identity, signed
-/// by the joiner and sealed to the host's X25519 key. The relay forwards it unread.
+/// The knock (section 4.2, protocol version 2): the joiner's display name and identity, a
+/// fresh join nonce and a proof that the joiner holds the invite secret, signed by the
+/// joiner and sealed to the host's X25519 key. The relay forwards it unread.
 ///
 /// ```
-/// inner = u8 version (1) || room_id (16) || identity (64) || u8 name_length || name (UTF-8, 1…64)
+/// inner = u8 version (2) || room_id (16) || identity (64) || join_nonce (16)
+///         || invite_proof (32) || u8 name_length || name (UTF-8, 1…64)
 ///         || signature (64) = Ed25519(joiner, "conclave/v1 knock", all bytes before it)
+/// invite_proof = HKDF-SHA256(salt = "conclave/v2 knock-proof", ikm = invite_secret,
+///                            info = room_id || identity || join_nonce, L = 32)
 /// knock = crypto_box_seal(inner, host.x25519)
 /// ```
 public struct Knock: Sendable, Equatable {
+    public static let version: UInt8 = 2
     public static let maximumNameLength = 64
-    /// The longest sealed knock: 1 + 16 + 64 + 1 + 64 + 64 + 48 bytes.
-    public static let maximumSealedLength = 1 + 16 + 64 + 1 + maximumNameLength + 64 + SealedBox.overhead
+    public static let joinNonceLength = 16
+    public static let proofLength = 32
+    /// Inner bytes without the name: 1 + 16 + 64 + 16 + 32 + 1 + 64.
+    public static let innerFixedLength = 1 + 16 + 64 + joinNonceLength + proofLength + 1 + 64
+    /// The longest sealed knock: 194 + 64 + 48 bytes.
+    public static let maximumSealedLength = innerFixedLength + maximumNameLength + SealedBox.overhead
 
     public let roomID: RoomID
     public let identity: PublicIdentity
     public let displayName: String
+    /// The joiner's fresh nonce: the leader refuses one it has seen, and echoes it in the
+    /// joiner's key packages (3.4) and roster entry (3.6).
+    public let joinNonce: [UInt8]
 
-    public init(roomID: RoomID, identity: PublicIdentity, displayName: String) {
-        self.roomID = roomID; self.identity = identity; self.displayName = displayName
+    public init(roomID: RoomID, identity: PublicIdentity, displayName: String, joinNonce: [UInt8]) {
+        self.roomID = roomID; self.identity = identity; self.displayName = displayName; self.joinNonce = joinNonce
     }
 
-    /// Signs and seals a knock to the host.
-    public static func seal(roomID: RoomID, displayName: String, joiner: PrivateIdentity, host: X25519.PublicKey) throws -> [UInt8] {
+    /// The invite proof: only holders of the invite secret can compute it.
+    public static func inviteProof(inviteSecret: [UInt8], roomID: RoomID, identity: PublicIdentity, joinNonce: [UInt8]) throws -> [UInt8] {
+        try HKDF.deriveKey(.sha256, salt: Array(Labels.knockProof.utf8), ikm: inviteSecret,
+                           info: roomID.bytes + identity.encoded + joinNonce, length: proofLength).withUnsafeBytes { Array($0) }
+    }
+
+    /// Signs and seals a knock to the host with a fresh join nonce (or `joinNonce`, for
+    /// vectors). Returns the sealed bytes and the nonce, which the joiner keeps to check its
+    /// key packages.
+    public static func seal(roomID: RoomID, displayName: String, joiner: PrivateIdentity, host: X25519.PublicKey,
+                            inviteSecret: [UInt8], joinNonce: [UInt8]? = nil) throws -> (sealed: [UInt8], joinNonce: [UInt8]) {
         let name = Array(displayName.utf8)
         guard (1...maximumNameLength).contains(name.count) else { throw KeyScheduleError.invalidDisplayName }
-        let body: [UInt8] = [1] + roomID.bytes + joiner.publicIdentity.encoded + [UInt8(name.count)] + name
+        let nonce = joinNonce ?? SecureRandom.bytes(count: joinNonceLength)
+        precondition(nonce.count == joinNonceLength)
+        let proof = try inviteProof(inviteSecret: inviteSecret, roomID: roomID, identity: joiner.publicIdentity, joinNonce: nonce)
+        let body: [UInt8] = [version] + roomID.bytes + joiner.publicIdentity.encoded + nonce + proof + [UInt8(name.count)] + name
         let signature = try joiner.signingKey.signature(for: body, context: Labels.knockSignature)
-        return try SealedBox.seal(body + signature, to: host)
+        return (try SealedBox.seal(body + signature, to: host), nonce)
     }
 
-    /// Opens a knock with the host's key, verifies the joiner's signature, and checks that
-    /// the identity inside is the one the relay reported (`relayIdentity`) and the room is ours.
-    public static func open(_ sealed: [UInt8], host: PrivateIdentity, expectedRoom: RoomID, relayIdentity: PublicIdentity) throws -> Knock {
+    /// Opens a knock with the host's key and checks it (4.2, checks 1–9): length, the sealed
+    /// box, version and structure, the joiner's signature, the invite proof under
+    /// `inviteSecret`, the room, the identity the relay reported, the name's UTF-8.
+    public static func open(_ sealed: [UInt8], host: PrivateIdentity, expectedRoom: RoomID, relayIdentity: PublicIdentity,
+                            inviteSecret: [UInt8]) throws -> Knock {
         guard sealed.count <= maximumSealedLength else { throw KeyScheduleError.malformed("knock (\(sealed.count) bytes)") }
         let inner: [UInt8]
         do { inner = try SealedBox.open(sealed, recipient: host.agreementKey).withUnsafeBytes { Array($0) } } catch { throw KeyScheduleError.sealOpenFailed }
-        guard inner.count >= 1 + 16 + 64 + 1 + 1 + 64, inner[0] == 1 else { throw KeyScheduleError.malformed("knock") }
-        let nameLength = Int(inner[81])
-        guard (1...maximumNameLength).contains(nameLength), inner.count == 82 + nameLength + 64 else {
+        guard inner.count >= innerFixedLength + 1 else { throw KeyScheduleError.malformed("knock") }
+        guard inner[0] == version else { throw KeyScheduleError.malformed("knock version \(inner[0])") }
+        let nameAt = innerFixedLength - 64
+        let nameLength = Int(inner[nameAt - 1])
+        guard (1...maximumNameLength).contains(nameLength), inner.count == innerFixedLength + nameLength else {
             throw KeyScheduleError.malformed("knock")
         }
         let room = RoomID(bytes: inner[1..<17])!
         let identity = try PublicIdentity(encoded: inner[17..<81])
-        let body = Array(inner[0..<(82 + nameLength)])
-        let signature = Array(inner[(82 + nameLength)...])
+        let nonce = Array(inner[81..<97])
+        let proof = Array(inner[97..<129])
+        let body = Array(inner[0..<(nameAt + nameLength)])
+        let signature = Array(inner[(nameAt + nameLength)...])
         guard identity.signingKey.isValidSignature(signature, for: body, context: Labels.knockSignature) else {
             throw KeyScheduleError.badSignature("knock")
         }
+        let expected = try inviteProof(inviteSecret: inviteSecret, roomID: room, identity: identity, joinNonce: nonce)
+        guard Sodium.constantTimeEqual(proof, expected) else { throw KeyScheduleError.bindingMismatch("knock invite proof") }
         guard room == expectedRoom else { throw KeyScheduleError.bindingMismatch("knock room") }
         guard identity == relayIdentity else { throw KeyScheduleError.bindingMismatch("knock identity") }
-        guard let name = String(validating: inner[82..<(82 + nameLength)], as: UTF8.self) else { throw KeyScheduleError.invalidDisplayName }
-        return Knock(roomID: room, identity: identity, displayName: name)
+        guard let name = String(validating: inner[nameAt..<(nameAt + nameLength)], as: UTF8.self) else { throw KeyScheduleError.invalidDisplayName }
+        return Knock(roomID: room, identity: identity, displayName: name, joinNonce: nonce)
     }
 }

@@ -9,6 +9,8 @@ public enum Labels {
     public static let securityCode = "conclave/v1 security-code"
     public static let relayAuth = "conclave/v1 relay-auth"
     public static let privateChat = "conclave/v1 private-chat"
+    /// HKDF salt of a knock's invite proof (4.2, protocol version 2).
+    public static let knockProof = "conclave/v2 knock-proof"
     /// Ed25519 contexts.
     public static let keyPackageSignature = "conclave/v1 key-package"
     public static let knockSignature = "conclave/v1 knock"
@@ -16,4 +18,5 @@ public enum Labels {
     public static let rosterSignature = "conclave/v1 roster"
     public static let handoverSignature = "conclave/v1 handover"
     public static let knockNoticeSignature = "conclave/v1 knock-notice"
+    public static let heartbeatSignature = "conclave/v2 heartbeat"
 }

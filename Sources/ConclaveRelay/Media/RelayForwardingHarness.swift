@@ -58,7 +58,7 @@ public final class RelayForwardingHarness {
                 guard let id = core.roomID(of: outbox.id) else { throw HarnessError("create room") }
                 roomID = id
             } else {
-                core.join(JoinMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, knock: []), challenge: challenge, from: outbox)
+                core.join(JoinMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32)), challenge: challenge, from: outbox)
             }
         }
         // Every member's path goes live with one keepalive from its own address.

@@ -11,7 +11,7 @@ enum PolicyErrors {
     static let roomFull = fatal(.roomFull, "the room is full")
     static let indicesExhausted = fatal(.roomFull, "the room has used all participant indices")
     static let waitingRoomFull = fatal(.waitingRoomFull, "the waiting room is full")
-    static let emptyKnock = fatal(.malformed, "a join into a waiting room needs a knock")
+    static let emptyKnock = fatal(.malformed, "a join needs a knock")
     static let knockTooLong = fatal(.malformed, "the knock is over 2048 bytes")
     static let denied = fatal(.denied, "the host denied admission")
     static let removed = fatal(.removed, "you were removed from the room")

@@ -8,11 +8,11 @@ extension RoomPolicy {
     /// Checks, in order: a connection already in the room (`unexpected_message`; it leaves
     /// the room); a banned identity or connection (`banned`); the owner identity, admitted
     /// at once as host whatever the lock and waiting room (the current host becomes co-host),
-    /// but not beyond `max_participants` (`room_full`); the lock (`room_locked`); then with
-    /// the waiting room on: an empty knock (`malformed`), a full waiting room
+    /// but not beyond `max_participants` (`room_full`); the lock (`room_locked`); an empty
+    /// knock (`malformed`); then with the waiting room on: a full waiting room
     /// (`waiting_room_full`), and index exhaustion (`room_full`), else `WAITING` to the joiner
     /// and `KNOCK` to the host and co-hosts; with it off: `max_participants` and index
-    /// exhaustion (`room_full`), else admission. Every refusal is a fatal ``RoomAction/close(_:_:)``.
+    /// exhaustion (`room_full`), else `KNOCK` to the host and co-hosts and admission. Every refusal is a fatal ``RoomAction/close(_:_:)``.
     public mutating func join(connection: ConnectionID, identity: Identity, knock: [UInt8], now: RelayMillis) -> [RoomAction] {
         guard !isClosed else { return [.close(connection, PolicyErrors.roomGone)] }
         if members[connection] != nil || waiters[connection] != nil {
@@ -28,13 +28,21 @@ extension RoomPolicy {
             return ownerRejoins(connection: connection, now: now)
         }
         if settings.locked { return [.close(connection, PolicyErrors.roomLocked)] }
+        // Every joiner knocks (protocol version 2): the leader keys no one whose knock it
+        // did not open, waiting room or not.
+        guard !knock.isEmpty else { return [.close(connection, PolicyErrors.emptyKnock)] }
 
         guard settings.waitingRoom else {
             guard admittedCount < Int(settings.maxParticipants) else { return [.close(connection, PolicyErrors.roomFull)] }
             guard let index = allocateIndex() else { return [.close(connection, PolicyErrors.indicesExhausted)] }
-            return admit(connection: connection, identity: identity, index: index, role: .participant, actor: .none, now: now)
+            // The host and co-hosts get the knock first, then `joined`.
+            let knockMessage = RelayMessage.knock(KnockMessage(index: index, identity: identity, knock: knock))
+            var actions: [RoomAction] = []
+            for member in admittedConnections where members[member]?.isHostOrCohost == true {
+                actions.append(.send(member, knockMessage))
+            }
+            return actions + admit(connection: connection, identity: identity, index: index, role: .participant, actor: .none, now: now)
         }
-        guard !knock.isEmpty else { return [.close(connection, PolicyErrors.emptyKnock)] }
         guard waitingCount < Int(settings.maxWaiting) else { return [.close(connection, PolicyErrors.waitingRoomFull)] }
         guard let index = allocateIndex() else { return [.close(connection, PolicyErrors.indicesExhausted)] }
 

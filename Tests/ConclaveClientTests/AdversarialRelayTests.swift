@@ -1,0 +1,207 @@
+import Foundation
+import Synchronization
+import Testing
+import ConclaveCrypto
+import ConclaveProtocol
+@testable import ConclaveClient
+
+/// Issue 9: a hostile relay against real participants. The meeting runs over the real
+/// relay; the attack is a relay→client message the relay forges, rewrites or replays,
+/// handed to the participant exactly as its connection would (`handle`). Each test asserts
+/// that the attacker's identity gets no key material, that the honest client raises the
+/// expected `alert`, and that nothing signed changed on the relay's word.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct AdversarialRelayTests {
+    /// Waits until `condition` holds, or fails the test at the deadline.
+    func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
+        let until = ContinuousClock.now + within
+        while !(await condition()) {
+            guard ContinuousClock.now < until else {
+                Issue.record("timed out waiting for \(what)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    struct Meeting {
+        let host: Participant
+        let alice: Participant
+        let hostLog: EventLog
+        let aliceLog: EventLog
+        let invite: Invite
+        let runs: [Task<Void, Never>]
+        func finish() async {
+            await host.stop(); await alice.stop()
+            for r in runs { await r.value }
+        }
+    }
+
+    /// A host (auto-admitting) and alice, both keyed, over the real relay.
+    func meeting(_ endpoint: RelayEndpoint, hostTap: (@Sendable (RelayMessage) -> Void)? = nil,
+                 aliceIdentity: PrivateIdentity = .generate(), aliceTap: (@Sendable (RelayMessage) -> Void)? = nil) async throws -> Meeting {
+        let hostLog = EventLog(), aliceLog = EventLog()
+        var hostOptions = ParticipantOptions(displayName: "host")
+        hostOptions.autoAdmit = true
+        hostOptions.inboundTap = hostTap
+        let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+        let invite = try #require(await host.invite)
+        let hostRun = Task { await host.run(for: .seconds(60)) }
+        var aliceOptions = ParticipantOptions(displayName: "alice", identity: aliceIdentity)
+        aliceOptions.inboundTap = aliceTap
+        let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
+        let aliceRun = Task { await alice.run(for: .seconds(60)) }
+        try await eventually("alice's keys") {
+            let a = await alice.securityCode, h = await host.securityCode
+            return a != nil && a == h
+        }
+        return Meeting(host: host, alice: alice, hostLog: hostLog, aliceLog: aliceLog, invite: invite, runs: [hostRun, aliceRun])
+    }
+
+    func rosterIdentities(_ p: Participant) async -> [PublicIdentity] {
+        await p.leader?.entries.map(\.identity) ?? []
+    }
+
+    /// Attack 1, ghost member: the relay announces its own identity as joined. The leader
+    /// opened no knock from it and decided nothing: no roster entry, no key, an alert.
+    @Test func ghostJoinIsNotKeyed() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let ghost = PrivateIdentity.generate()
+            let codeBefore = await m.host.securityCode
+            await m.host.handle(.event(EventMessage(actor: .none, event: .joined(ParticipantIndex(0x0200), identity: ghost.publicIdentity.wireIdentity, role: .participant))))
+            #expect(await !rosterIdentities(m.host).contains(ghost.publicIdentity), "the leader put the relay's ghost in the signed roster")
+            #expect(await m.host.securityCode == codeBefore)
+            #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "unauthorized_join" }, "no alert for the ghost")
+            await m.finish()
+        }
+    }
+
+    /// Attack 2, identity swap: a genuine knock from carol at index N, then the relay's
+    /// `joined(N)` carries mallory's identity.
+    @Test func identitySwapIsRefused() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let carol = PrivateIdentity.generate(), mallory = PrivateIdentity.generate()
+            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                                            inviteSecret: m.invite.secret)
+            let n = ParticipantIndex(0x0201)
+            await m.host.handle(.knock(KnockMessage(index: n, identity: carol.publicIdentity.wireIdentity, knock: knock)))
+            await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant))))
+            let ids = await rosterIdentities(m.host)
+            #expect(!ids.contains(mallory.publicIdentity), "mallory's key was admitted under carol's knock")
+            #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "identity_mismatch" }, "no alert for the swap")
+            await m.finish()
+        }
+    }
+
+    /// Attack 3, leader change on the relay's word while the leader is alive.
+    @Test func forgedHostChangeMovesNothing() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let leaderBefore = await m.alice.member?.leaderIndex
+            let codeBefore = await m.alice.securityCode
+            // The relay tells alice that she is host now (she is the signed roster's successor,
+            // so this is what the relay's own rule would say after a real loss: no alert, and
+            // nothing moves while the leader's heartbeat lives), then names a stranger host.
+            await m.alice.handle(.event(EventMessage(actor: .none, event: .roleChanged(ParticipantIndex(await m.alice.index), role: .host))))
+            await m.alice.handle(.event(EventMessage(actor: .none, event: .roleChanged(ParticipantIndex(0x0300), role: .host))))
+            #expect(await m.alice.leader == nil, "alice took the keys on the relay's word")
+            #expect(await m.alice.member?.leaderIndex == leaderBefore)
+            #expect(await m.alice.securityCode == codeBefore)
+            #expect(m.aliceLog.events("alert").contains { $0["code"] as? String == "relay_role_mismatch" })
+            await m.finish()
+        }
+    }
+
+    /// Attack 5, a role copied from a relay event into the signed roster.
+    @Test func forgedRoleChangesNothingSigned() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let a = await m.alice.index
+            let versionBefore = await m.host.leader?.roster?.rosterVersion
+            await m.host.handle(.event(EventMessage(actor: .none, event: .roleChanged(ParticipantIndex(a), role: .cohost))))
+            await m.host.handle(.event(EventMessage(actor: .none, event: .presenterChanged(ParticipantIndex(a), granted: true))))
+            let entry = await m.host.leader?.roster?.entry(for: a)
+            #expect(entry?.role == .participant && entry?.presenter == false, "the leader signed the relay's role: \(String(describing: entry))")
+            #expect(await m.host.leader?.roster?.rosterVersion == versionBefore)
+            #expect(m.hostLog.events("alert").filter { $0["code"] as? String == "relay_role_mismatch" }.count >= 2)
+            await m.finish()
+        }
+    }
+
+    /// Attack 4, removal only when the relay confirms it: the leader rekeys the moment its
+    /// user removes someone, before any relay event.
+    @Test func removalRekeysWithoutTheRelay() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let a = await m.alice.index
+            let epochBefore = await m.host.leader?.epoch ?? 0
+            await m.host.perform(ConsoleCommand.relay(.remove(ParticipantIndex(a))))
+            // No relay message has been handled in between: perform returned first.
+            let leader = await m.host.leader
+            #expect(leader?.roster?.entry(for: a) == nil, "alice is still in the signed roster")
+            #expect((leader?.epoch ?? 0) > epochBefore, "no fresh epoch on removal")
+            await m.finish()
+        }
+    }
+
+    /// Attack 6, nonce reuse on rejoin: alice rejoins with the same identity; the relay
+    /// gives her the same index and replays her old key package.
+    @Test func replayedKeyPackageAfterRejoinIsRefused() async throws {
+        try await withTestRelay { endpoint, _ in
+            let packages = Mutex<[FrameMessage]>([])
+            let identity = PrivateIdentity.generate()
+            let m = try await meeting(endpoint, aliceIdentity: identity) { msg in
+                if case .frame(let f) = msg, f.header.kind == .keys { packages.withLock { $0.append(f) } }
+            }
+            let old = try #require(packages.withLock { $0.first })
+            let a = await m.alice.index
+            // A second session of the same identity at the same index, as a lying relay would seat it.
+            let log = EventLog()
+            let again = try Participant(connection: await m.alice.connection, identity: identity, roomID: m.invite.roomID, index: a, admitted: false,
+                                        options: ParticipantOptions(displayName: "alice", identity: identity), output: log.output)
+            await again.setInvite(m.invite, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength)) // a new join, a new knock
+            let hostEntry = RosterEntry(index: ParticipantIndex(await m.host.index), identity: m.invite.hostIdentity.wireIdentity, role: .host, state: [])
+            let aliceEntry = RosterEntry(index: ParticipantIndex(a), identity: identity.publicIdentity.wireIdentity, role: .participant, state: [.muted])
+            await again.handle(.admitted(AdmittedMessage(index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
+                                                         roster: [hostEntry, aliceEntry])))
+            await again.handle(.frame(old))
+            #expect(await again.member?.epoch == nil, "the replayed key package was installed")
+            #expect(await !again.rejections.isEmpty)
+            await m.finish()
+        }
+    }
+
+    /// Attack 7a, a replayed knock: the same sealed knock at a second index.
+    @Test func replayedKnockIsRefused() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let carol = PrivateIdentity.generate()
+            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                                            inviteSecret: m.invite.secret)
+            await m.host.handle(.knock(KnockMessage(index: ParticipantIndex(0x0210), identity: carol.publicIdentity.wireIdentity, knock: knock)))
+            await m.host.handle(.knock(KnockMessage(index: ParticipantIndex(0x0211), identity: carol.publicIdentity.wireIdentity, knock: knock)))
+            #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "knock_replayed" }, "the replayed knock was accepted")
+            #expect(m.hostLog.events("knock").filter { $0["participant"] as? Int == 0x0211 }.isEmpty)
+            await m.finish()
+        }
+    }
+
+    /// Attack 7b, a knock minted by someone holding only the host's public key (the relay).
+    @Test func knockWithoutTheInviteSecretIsRefused() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let mallory = PrivateIdentity.generate()
+            // Mallory has everything the relay has: the host's public identity, the room id;
+            // not the invite secret, which travels only in the invite's fragment.
+            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "Alice Real", joiner: mallory, host: m.invite.hostIdentity.agreementKey,
+                                            inviteSecret: Invite.randomSecret())
+            let n = ParticipantIndex(0x0220)
+            await m.host.handle(.knock(KnockMessage(index: n, identity: mallory.publicIdentity.wireIdentity, knock: knock)))
+            await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant))))
+            #expect(await !rosterIdentities(m.host).contains(mallory.publicIdentity), "a knock without the invite secret was keyed")
+            #expect(m.hostLog.events("knock").filter { $0["participant"] as? Int == Int(n.rawValue) }.isEmpty, "its name was shown")
+            await m.finish()
+        }
+    }
+}
