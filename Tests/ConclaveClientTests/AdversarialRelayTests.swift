@@ -204,4 +204,14 @@ import ConclaveProtocol
             await m.finish()
         }
     }
+
+    /// Issue 9 H: a client takes only audio and screen frames from the relay's UDP address;
+    /// chat, control and key packages by UDP (which a network attacker can spoof) are dropped.
+    @Test func udpCarriesAudioAndScreenOnly() throws {
+        for kind in [FrameKind.audio, .screen, .chat, .control, .keys] {
+            let frame = try FrameMessage(kind: kind, sender: 2, recipient: kind == .keys ? 3 : .everyone, payload: [1, 2, 3])
+            #expect(MediaPath.acceptsByUDP(.frame(frame)) == (kind == .audio || kind == .screen), "\(kind)")
+        }
+        #expect(!MediaPath.acceptsByUDP(.pong(nonce: 1)))
+    }
 }

@@ -26,23 +26,23 @@ struct MessageExactBytesTests {
     }
 
     @Test func ping() throws {
-        try expectClient(.ping(nonce: 0x0102_0304_0506_0708), "01 05 0102030405060708")
+        try expectClient(.ping(nonce: 0x0102_0304_0506_0708), "02 05 0102030405060708")
     }
 
     @Test func commands() throws {
         // op 0x13 set_setting, request 0x1234, target 5 (max participants), value 250
         try expectClient(.command(CommandMessage(requestID: 0x1234, action: .setSetting(.maxParticipants(250)))),
-                         "01 04 13 1234 0005 000000fa")
-        try expectClient(.command(CommandMessage(requestID: 1, action: .admit(7))), "01 04 01 0001 0007 00000000")
-        try expectClient(.command(CommandMessage(requestID: 0xFFFF, action: .setRecording(on: true))), "01 04 11 ffff 0000 00000001")
-        try expectClient(.command(CommandMessage(requestID: 2, action: .muteSelf)), "01 04 16 0002 0000 00000000")
+                         "02 04 13 1234 0005 000000fa")
+        try expectClient(.command(CommandMessage(requestID: 1, action: .admit(7))), "02 04 01 0001 0007 00000000")
+        try expectClient(.command(CommandMessage(requestID: 0xFFFF, action: .setRecording(on: true))), "02 04 11 ffff 0000 00000001")
+        try expectClient(.command(CommandMessage(requestID: 2, action: .muteSelf)), "02 04 16 0002 0000 00000000")
     }
 
     @Test func frame() throws {
         let audio = try FrameMessage(kind: .audio, sender: 3, recipient: .everyone, payload: [0xAA, 0xBB, 0xCC])
-        try expectClient(.frame(audio), "01 30 01 00 0003 ffff aabbcc")
+        try expectClient(.frame(audio), "02 30 01 00 0003 ffff aabbcc")
         let keys = try FrameMessage(kind: .keys, sender: 0x0102, recipient: 0x0304, payload: [0x00])
-        try expectRelay(.frame(keys), "01 30 05 00 0102 0304 00")
+        try expectRelay(.frame(keys), "02 30 05 00 0102 0304 00")
     }
 
     @Test func createRoom() throws {
@@ -50,51 +50,51 @@ struct MessageExactBytesTests {
         let auth = [UInt8](repeating: 0x44, count: 32)
         // privacy defaults: flags 0x0f, 100, 50, 30 s, reserved 0
         try expectClient(.createRoom(CreateRoomMessage(identity: identity, signature: signature, relayAuth: auth, settings: .privacyDefaults)),
-                         "01 02" + identityHex + String(repeating: "33", count: 64) + "01" + String(repeating: "44", count: 32)
+                         "02 02" + identityHex + String(repeating: "33", count: 64) + "01" + String(repeating: "44", count: 32)
                              + "0f 0064 0032 001e 0000")
         try expectClient(.createRoom(CreateRoomMessage(identity: identity, signature: signature, relayAuth: nil, settings: MessageFixtures.edgeSettings)),
-                         "01 02" + identityHex + String(repeating: "33", count: 64) + "00" + "1a 0384 03e8 0e10 0000")
+                         "02 02" + identityHex + String(repeating: "33", count: 64) + "00" + "1a 0384 03e8 0e10 0000")
     }
 
     @Test func join() throws {
         try expectClient(.join(JoinMessage(roomID: room, identity: identity, signature: [UInt8](repeating: 0x55, count: 64),
                                            relayAuth: nil, knock: [0xDE, 0xAD])),
-                         "01 03" + roomHex + identityHex + String(repeating: "55", count: 64) + "00" + "0002 dead")
+                         "02 03" + roomHex + identityHex + String(repeating: "55", count: 64) + "00" + "0002 dead")
     }
 
     @Test func welcome() throws {
-        try expectRelay(.welcome(WelcomeMessage(version: 1, challenge: [UInt8](repeating: 0x11, count: 32),
+        try expectRelay(.welcome(WelcomeMessage(version: 2, challenge: [UInt8](repeating: 0x11, count: 32),
                                                 maximumMessageLength: 0xFFFF, maximumFramesPerSecond: 50)),
-                        "01 81 01" + String(repeating: "11", count: 32) + "ffff 0032 0000")
+                        "02 81 02" + String(repeating: "11", count: 32) + "ffff 0032 0000")
     }
 
     @Test func roomCreatedAndWaiting() throws {
         try expectRelay(.roomCreated(RoomCreatedMessage(roomID: room, index: 1, settings: .privacyDefaults)),
-                        "01 82" + roomHex + "0001" + "0f 0064 0032 001e 0000")
-        try expectRelay(.waiting(WaitingMessage(roomID: room, index: 0x0102, position: 3)), "01 83" + roomHex + "0102 0003")
+                        "02 82" + roomHex + "0001" + "0f 0064 0032 001e 0000")
+        try expectRelay(.waiting(WaitingMessage(roomID: room, index: 0x0102, position: 3)), "02 83" + roomHex + "0102 0003")
     }
 
     @Test func admitted() throws {
         let entry = RosterEntry(index: 2, identity: identity, role: .cohost, state: [.muted, .handRaised])
         try expectRelay(.admitted(AdmittedMessage(index: 2, role: .cohost, settings: .privacyDefaults, recording: true, roster: [entry])),
-                        "01 84 0002 01 0f00640032001e0000 01 0001" + "0002" + identityHex + "01 05 00")
+                        "02 84 0002 01 0f00640032001e0000 01 0001" + "0002" + identityHex + "01 05 00")
     }
 
     @Test func knockAndEvents() throws {
-        try expectRelay(.knock(KnockMessage(index: 9, identity: identity, knock: [1, 2, 3])), "01 85 0009" + identityHex + "0003 010203")
-        try expectRelay(.event(EventMessage(actor: .none, event: .left(5, reason: .timedOut))), "01 86 02 0005 0000 00000003 00")
+        try expectRelay(.knock(KnockMessage(index: 9, identity: identity, knock: [1, 2, 3])), "02 85 0009" + identityHex + "0003 010203")
+        try expectRelay(.event(EventMessage(actor: .none, event: .left(5, reason: .timedOut))), "02 86 02 0005 0000 00000003 00")
         try expectRelay(.event(EventMessage(actor: 1, event: .joined(6, identity: identity, role: .participant))),
-                        "01 86 01 0006 0001 00000000 01" + identityHex)
+                        "02 86 01 0006 0001 00000000 01" + identityHex)
         try expectRelay(.event(EventMessage(actor: 1, event: .settingChanged(.recordingAcknowledgementTimeout(seconds: 60)))),
-                        "01 86 0e 0007 0001 0000003c 00")
+                        "02 86 0e 0007 0001 0000003c 00")
     }
 
     @Test func commandOKErrorPong() throws {
-        try expectRelay(.commandOK(requestID: 0xBEEF), "01 87 beef")
+        try expectRelay(.commandOK(requestID: 0xBEEF), "02 87 beef")
         try expectRelay(.error(ErrorMessage(code: .badPassword, isFatal: true, message: "no")), "01 88 0006 0000 01 00000000 02 6e6f")
         try expectRelay(.error(ErrorMessage(code: .rateLimited, requestID: 4, isFatal: false, retryAfterMilliseconds: 1500, message: "é")),
                         "01 88 0005 0004 00 000005dc 02 c3a9")
-        try expectRelay(.pong(nonce: 1), "01 89 0000000000000001")
+        try expectRelay(.pong(nonce: 1), "02 89 0000000000000001")
     }
 }
 

@@ -91,16 +91,16 @@ struct MessageMalformedTests {
         }
     }
 
-    @Test("a version other than 1 is unsupported_version, checked before the type")
+    @Test("a version other than 2 is unsupported_version, checked before the type (HELLO and ERROR carry preamble 1)")
     func wrongVersion() {
-        for version: UInt8 in [0, 2, 0xFF] {
-            for (_, message) in F.clientMessages {
+        for version: UInt8 in [0, 1, 3, 0xFF] {
+            for (_, message) in F.clientMessages where !(version == 1 && message.type == .hello) {
                 expectClient(patch(message.encoded(), at: 0, [version]), throws: .unsupportedVersion(version))
             }
-            for (_, message) in F.relayMessages {
+            for (_, message) in F.relayMessages where !(version == 1 && message.type == .error) {
                 expectRelay(patch(message.encoded(), at: 0, [version]), throws: .unsupportedVersion(version))
             }
-            expectClient([version], throws: .unsupportedVersion(version))
+            expectClient([version], throws: version == ProtocolVersion.handshake ? .truncated(field: "type") : .unsupportedVersion(version))
             expectClient([version, 0x77], throws: .unsupportedVersion(version))
             #expect(throws: MessageDecodingError.unsupportedVersion(version)) {
                 try FrameHeader.decode(message: patch(ClientMessage.frame(F.frames[0]).encoded(), at: 0, [version]))
@@ -108,17 +108,22 @@ struct MessageMalformedTests {
             #expect(MessageDecodingError.unsupportedVersion(version).wireCode == .unsupportedVersion)
         }
         expectClient([], throws: .truncated(field: "version"))
-        expectRelay([1], throws: .truncated(field: "type"))
+        expectRelay([2], throws: .truncated(field: "type"))
+        // Version 1 is refused for everything but HELLO and ERROR, whose preamble is always 1.
+        for (_, message) in F.clientMessages where message.type == .hello {
+            #expect(message.encoded()[0] == 1)
+            #expect(throws: MessageDecodingError.unsupportedVersion(2)) { try ClientMessage.decode(patch(message.encoded(), at: 0, [2])) == message }
+        }
     }
 
     @Test("MEDIA_SESSION: zero session or port, bad UTF-8 host, short key")
     func mediaSessionFields() {
         let key = [UInt8](repeating: 7, count: 32)
-        expectRelay([1, 0x8A, 0, 0, 0, 0] + key + [0x1D, 0x13, 0], throws: .invalidValue(field: "session_id", value: 0))
-        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0, 0, 0], throws: .invalidValue(field: "port", value: 0))
-        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 2, 0xC3, 0x28], throws: .invalidUTF8(field: "host"))
-        expectRelay([1, 0x8A, 0, 0, 0, 9] + key.prefix(31), throws: .truncated(field: "hop_key"))
-        expectRelay([1, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 0, 0], throws: .trailingBytes(count: 1))
+        expectRelay([2, 0x8A, 0, 0, 0, 0] + key + [0x1D, 0x13, 0], throws: .invalidValue(field: "session_id", value: 0))
+        expectRelay([2, 0x8A, 0, 0, 0, 9] + key + [0, 0, 0], throws: .invalidValue(field: "port", value: 0))
+        expectRelay([2, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 2, 0xC3, 0x28], throws: .invalidUTF8(field: "host"))
+        expectRelay([2, 0x8A, 0, 0, 0, 9] + key.prefix(31), throws: .truncated(field: "hop_key"))
+        expectRelay([2, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 0, 0], throws: .trailingBytes(count: 1))
     }
 
     @Test("reserved types and types of the other direction are unknown")
@@ -126,7 +131,8 @@ struct MessageMalformedTests {
         let clientTypes: Set<UInt8> = [0x01, 0x02, 0x03, 0x04, 0x05, 0x30]
         let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A]
         for type in UInt8.min ... UInt8.max {
-            let bytes: [UInt8] = [1, type] + [UInt8](repeating: 0, count: 40)
+            let preamble: UInt8 = type == 0x01 || type == 0x88 ? 1 : 2 // HELLO and ERROR: the handshake preamble
+            let bytes: [UInt8] = [preamble, type] + [UInt8](repeating: 0, count: 40)
             if !clientTypes.contains(type) { expectClient(bytes, throws: .unknownType(type)) }
             if !relayTypes.contains(type) { expectRelay(bytes, throws: .unknownType(type)) }
             let peeked = try? bytes.withUnsafeBytes { try MessageType.peek($0) }
@@ -144,7 +150,7 @@ struct MessageMalformedTests {
 
     @Test("a message over 65 535 bytes is too_large before anything else")
     func messageTooLarge() {
-        let huge: [UInt8] = [1, 0x30, 2, 0, 0, 1, 0xFF, 0xFF] + [UInt8](repeating: 7, count: 65_528)
+        let huge: [UInt8] = [2, 0x30, 2, 0, 0, 1, 0xFF, 0xFF] + [UInt8](repeating: 7, count: 65_528)
         #expect(huge.count == 65_536)
         expectClient(huge, throws: .messageTooLarge(length: 65_536, limit: 65_535))
         expectRelay(huge, throws: .messageTooLarge(length: 65_536, limit: 65_535))
@@ -251,7 +257,7 @@ struct MessageMalformedTests {
 
     @Test("commands whose op, target or value do not fit table 5.5")
     func invalidCommands() throws {
-        func command(_ op: UInt8, target: UInt16, value: UInt32) -> [UInt8] { [1, 4, op, 0x12, 0x34] + u16(target) + u32(value) }
+        func command(_ op: UInt8, target: UInt16, value: UInt32) -> [UInt8] { [2, 4, op, 0x12, 0x34] + u16(target) + u32(value) }
         // Valid shapes decode.
         #expect(try ClientMessage.decode(command(0x13, target: 5, value: 900)) == .command(CommandMessage(requestID: 0x1234, action: .setSetting(.maxParticipants(900)))))
         #expect(try ClientMessage.decode(command(0x11, target: 0, value: 0)) == .command(CommandMessage(requestID: 0x1234, action: .setRecording(on: false))))
@@ -290,7 +296,7 @@ struct MessageMalformedTests {
     @Test("events whose fields do not fit table 5.7")
     func invalidEvents() throws {
         func event(_ kind: UInt8, subject: UInt16, actor: UInt16 = 0, value: UInt32, identity: Identity? = nil, hasIdentity: UInt8? = nil) -> [UInt8] {
-            [1, 0x86, kind] + u16(subject) + u16(actor) + u32(value) + [hasIdentity ?? (identity == nil ? 0 : 1)] + (identity?.bytes ?? [])
+            [2, 0x86, kind] + u16(subject) + u16(actor) + u32(value) + [hasIdentity ?? (identity == nil ? 0 : 1)] + (identity?.bytes ?? [])
         }
         let id = F.identityA
         #expect(try RelayMessage.decode(event(1, subject: 3, value: 2, identity: id)) == .event(EventMessage(actor: .none, event: .joined(3, identity: id, role: .host))))
@@ -356,7 +362,8 @@ struct MessageMalformedTests {
         expectClient([1, 1, 2, 1], throws: .invalidValue(field: "max_version", value: 1))
         #expect(try ClientMessage.decode([1, 1, 2, 9]) == .hello(HelloMessage(minimumVersion: 2, maximumVersion: 9)))
         let welcome = relay("welcome")
-        expectRelay(patch(welcome, at: 2, [2]), throws: .invalidValue(field: "version", value: 2))
+        expectRelay(patch(welcome, at: 2, [1]), throws: .invalidValue(field: "version", value: 1))
+        expectRelay(patch(welcome, at: 2, [3]), throws: .invalidValue(field: "version", value: 3))
         expectRelay(patch(welcome, at: 2, [0]), throws: .invalidValue(field: "version", value: 0))
         expectRelay(patch(welcome, at: 35, u16(16391)), throws: .invalidValue(field: "max_message", value: 16391))
         // WAITING: index at 18, position at 20
@@ -383,7 +390,7 @@ struct MessageMalformedTests {
     @Test("frame kinds, payload limits and addressing")
     func invalidFrames() {
         func frame(kind: UInt8, sender: UInt16 = 0x0123, recipient: UInt16, payload: Int) -> [UInt8] {
-            [1, 0x30, kind, 0] + u16(sender) + u16(recipient) + [UInt8](repeating: 0x5A, count: payload)
+            [2, 0x30, kind, 0] + u16(sender) + u16(recipient) + [UInt8](repeating: 0x5A, count: payload)
         }
         for kind: UInt8 in [0, 6, 0x30, 0xFF] {
             expectClient(frame(kind: kind, recipient: 0xFFFF, payload: 4), throws: .invalidValue(field: "kind", value: UInt64(kind)))

@@ -120,6 +120,16 @@ public final class MediaPath: Sendable {
 }
 
 /// The media path's channel handler; everything runs on the channel's event loop.
+extension MediaPath {
+    /// What a client accepts from the relay's media address (6.6): a `FRAME` of kind audio
+    /// or screen. Chat, control and key packages belong to the WebSocket; by UDP they are
+    /// dropped, so a network attacker who spoofs the relay's address gains nothing there.
+    public static func acceptsByUDP(_ message: RelayMessage) -> Bool {
+        guard case .frame(let frame) = message else { return false }
+        return frame.header.kind == .audio || frame.header.kind == .screen
+    }
+}
+
 final class MediaPathHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
@@ -160,7 +170,7 @@ final class MediaPathHandler: ChannelInboundHandler {
             let decoded = envelope.data.withUnsafeReadableBytes { raw in
                 Result { () throws(MessageDecodingError) -> RelayMessage in try RelayMessage.decode(raw) }
             }
-            guard case .success(let message) = decoded, case .frame = message else {
+            guard case .success(let message) = decoded, MediaPath.acceptsByUDP(message) else {
                 statistics.rejected += 1
                 return
             }

@@ -1,11 +1,15 @@
 /// Protocol versions this implementation speaks (section 5.1, 5.4).
 public enum ProtocolVersion {
-    /// The version described by section 5 and the only one this codec reads and writes.
-    public static let current: UInt8 = 1
+    /// The version described by section 5 and the only one this codec reads and writes
+    /// (version 2: the end-to-end membership authority of sections 3.6 and 4.2).
+    public static let current: UInt8 = 2
     /// Every version this implementation supports, for `HELLO` and version selection.
-    public static let supported: ClosedRange<UInt8> = 1 ... 1
-    /// The preamble version of messages sent before a version is agreed (`HELLO`, and an
-    /// `ERROR` answering a `HELLO`). Always `0x01`, whatever versions the sender speaks.
+    /// Version 1 is refused: its knocks, key packages and rosters lack what version 2's
+    /// membership authority needs.
+    public static let supported: ClosedRange<UInt8> = 2 ... 2
+    /// The preamble version of `HELLO` and `ERROR`, which a peer of any version must be
+    /// able to read (an `ERROR unsupported_version` answers a `HELLO` of another version).
+    /// Always `0x01`, whatever versions the sender speaks.
     public static let handshake: UInt8 = 1
 }
 
@@ -131,8 +135,22 @@ enum MessagePreamble {
         }
         var reader = ByteReader(message)
         let version = try reader.readUInt8("version")
-        guard version == ProtocolVersion.current else { throw .unsupportedVersion(version) }
+        guard message.count >= 2 else {
+            guard version == ProtocolVersion.current || version == ProtocolVersion.handshake else { throw .unsupportedVersion(version) }
+            throw .truncated(field: "type")
+        }
+        // HELLO and ERROR carry the handshake preamble, readable by every version; every
+        // other type (known or not) the negotiated one. Anything else is refused, so each
+        // message has exactly one encoding.
+        let isHandshakeType = message[1] == MessageType.hello.rawValue || message[1] == MessageType.error.rawValue
+        guard version == (isHandshakeType ? ProtocolVersion.handshake : ProtocolVersion.current) else { throw .unsupportedVersion(version) }
         return reader
+    }
+
+    /// The preamble version a message of `type` carries: ``ProtocolVersion/handshake`` for
+    /// `HELLO` and `ERROR`, the negotiated ``ProtocolVersion/current`` for every other.
+    static func version(for type: MessageType) -> UInt8 {
+        type == .hello || type == .error ? ProtocolVersion.handshake : ProtocolVersion.current
     }
 
     /// Reads the preamble and returns the message type if it is valid in `direction`.
@@ -147,7 +165,7 @@ enum MessagePreamble {
     }
 
     static func write(_ type: MessageType, to writer: inout ByteWriter) {
-        writer.writeUInt8(ProtocolVersion.current)
+        writer.writeUInt8(version(for: type))
         writer.writeUInt8(type.rawValue)
     }
 
