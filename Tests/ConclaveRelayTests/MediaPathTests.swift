@@ -122,6 +122,26 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
         }
     }
 
+    /// A member's own datagrams with sequence numbers at the top of the 64-bit range (which
+    /// 6.3 allows) must not stall the relay: a wrapping replay window once looped forever
+    /// here, under the relay's lock.
+    @Test func sequenceNumbersAtTheTopOfTheRangeDoNotStallTheRelay() async throws {
+        try await withRelay { server, endpoint in
+            let (host, guest, _) = try await rules.hostAndGuest(endpoint)
+            let hs = try await host.awaitMediaSession()
+            let udp = try await UDPTestClient.open(hs)
+            try await udp.establish()
+            try await udp.send(udp.seal(.keepalive, sequence: UInt64.max - 1))
+            try await udp.send(udp.seal(.keepalive, sequence: UInt64.max))
+            // The relay still answers on its control path and on UDP.
+            let gs = try await guest.awaitMediaSession()
+            let other = try await UDPTestClient.open(gs)
+            try await other.establish()
+            #expect(metric(server, "conclave_relay_media_sessions") == 2)
+            await udp.close(); await other.close()
+        }
+    }
+
     /// Must show: UDP and WebSocket participants in one room all receive everything.
     @Test func udpAndWebSocketRecipientsAllReceiveEverything() async throws {
         try await withRelay { server, endpoint in

@@ -44,8 +44,10 @@ public struct ReplayWindow: Sendable, Equatable {
             if shift >= Self.size {
                 for i in 0..<Self.words { bitmap[i] = 0 }
             } else {
-                var c = highest &+ 1
-                while c <= counter { clearBit(c); c &+= 1 }
+                // Exactly `shift` (< 1024) bits: counting up to `counter` would wrap and
+                // never end when `counter` is 2^64 − 1.
+                var c = highest
+                for _ in 0 ..< shift { c &+= 1; clearBit(c) }
             }
             highest = counter
         }
