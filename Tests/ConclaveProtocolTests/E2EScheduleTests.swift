@@ -451,6 +451,33 @@ import ConclaveCrypto
         for p in room.peers.values { #expect(opened(p, room, frames), "#\(p.index)") }
     }
 
+    /// Issue 9 E: members drop a removed member's frames as soon as the removal `ROSTER`
+    /// verifies, even under the old epoch and before the fresh key package arrives.
+    @Test func removedMemberIsDroppedWhenTheRosterVerifies() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        // A frame Bob seals now, under the current epoch, which the relay holds back.
+        let held = try b.sender.seal(kind: .audio, recipient: .everyone, plaintext: [1, 2, 3], now: room.now)
+        let header = try FrameHeader(kind: .audio, sender: 3, recipient: .everyone)
+        // The leader removes Bob: Ann gets only the ROSTER (the key package is withheld).
+        let actions = try room.leader.leader!.remove(3, now: room.now)
+        guard case let .broadcastControl(rosterPlain)? = actions.first else { Issue.record("no roster"); return }
+        let rosterPayload = try room.leader.sender.seal(kind: .control, recipient: .everyone, plaintext: rosterPlain, now: room.now, epoch: .newest)
+        let rosterHeader = try FrameHeader(kind: .control, sender: 1, recipient: .everyone)
+        let before = a.ring.counters.notMember
+        a.receive(header: rosterHeader, payload: rosterPayload, now: room.now)
+        #expect(a.memberActions.contains { if case .membersRemoved(let gone) = $0 { gone == [3] } else { false } })
+        #expect(a.member!.epoch == room.leader.leader!.epoch - 1, "the fresh epoch must not be installed yet")
+        guard case .dropped(.notMember) = a.receive(header: header, payload: held, now: room.now) else {
+            Issue.record("a frame from the removed member still opened"); return
+        }
+        #expect(a.ring.counters.notMember == before + 1)
+    }
+
     /// A member refuses a key package made for an earlier join of its identity, and a
     /// roster that gives a known index to another identity (issue 9, G).
     @Test func joinNonceAndIndexBindings() throws {

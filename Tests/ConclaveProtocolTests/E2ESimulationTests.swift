@@ -72,14 +72,18 @@ import ConclaveCrypto
         for (index, peer) in everyone.sorted(by: { $0.key < $1.key }) {
             let c = peer.ring.counters
             #expect(peer.rejections.isEmpty, "#\(index): \(peer.rejections)")
-            #expect(c.decryptFailed == 0 && c.noKey == 0 && c.notMember == 0 && c.senderMismatch == 0, "#\(index): \(c)")
-            #expect(c.replayed == 0 && c.tooOld == 0, "#\(index): \(c)")
             let first = try #require(peer.firstEpoch)
             let mine = room.delivered.filter { $0.to == index }
+            // Frames of a member who left that arrive after the ROSTER without it verified
+            // are dropped as not_member (removal is immediate, 3.6), and only those.
+            let late = mine.filter { $0.afterRemoval && $0.mediaID != nil && $0.epoch >= first }
+            #expect(late.allSatisfy { [4, 5].contains(room.sent[$0.mediaID!].header.sender.rawValue) }, "#\(index)")
+            #expect(c.decryptFailed == 0 && c.noKey == 0 && c.notMember == late.count && c.senderMismatch == 0, "#\(index): \(c)")
+            #expect(c.replayed == 0 && c.tooOld == 0, "#\(index): \(c)")
             // Frames of epochs before this member's first one are not for it: unknownEpoch, nothing else.
             #expect(c.unknownEpoch == mine.filter { $0.epoch < first }.count, "#\(index)")
             // Every media frame of its epochs opened, with its exact plaintext, and nothing else.
-            let expected = mine.compactMap { d in d.mediaID.flatMap { d.epoch >= first ? room.sent[$0].plaintext : nil } }
+            let expected = mine.compactMap { d in d.mediaID.flatMap { d.epoch >= first && !d.afterRemoval ? room.sent[$0].plaintext : nil } }
             #expect(peer.received.count == expected.count, "#\(index): opened \(peer.received.count) of \(expected.count)")
             #expect(peer.received.map(\.plaintext).sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) })
             #expect(peer.ring.bufferedFrameCount == 0)

@@ -18,6 +18,8 @@ final class E2EPeer {
     var memberActions: [MemberAction] = []
     /// The first epoch this peer installed (frames of older epochs are not for it).
     var firstEpoch: UInt64?
+    /// Senders a verified `ROSTER` removed (their later frames are dropped).
+    var revokedSenders = Set<UInt16>()
 
     init(roomID: RoomID, index: UInt16, identity: PrivateIdentity = .generate(), name: String) {
         self.index = index
@@ -57,6 +59,7 @@ final class E2EPeer {
         memberActions += actions
         for action in actions {
             if case let .install(install) = action { applyInstall(install, now: now) }
+            if case let .membersRemoved(gone) = action { ring.revoke(gone); revokedSenders.formUnion(gone) }
         }
     }
 
@@ -90,6 +93,9 @@ final class E2ERoom {
         let to: UInt16
         let epoch: UInt64
         let mediaID: Int?
+        /// The recipient had already verified a `ROSTER` without the sender (3.6): the
+        /// frame is dropped as `notMember`, by design.
+        var afterRemoval = false
     }
 
     /// A media (or chat) frame as sent, for the bookkeeping of the tests.
@@ -225,7 +231,8 @@ final class E2ERoom {
             switch item.message {
             case let .frame(header, payload):
                 let kid = (try? SFrameHeader.decode(payload).header.keyID) ?? 0
-                delivered.append(Delivery(to: item.to, epoch: EpochKeys.split(keyID: kid).epoch, mediaID: item.mediaID))
+                delivered.append(Delivery(to: item.to, epoch: EpochKeys.split(keyID: kid).epoch, mediaID: item.mediaID,
+                                          afterRemoval: peer.revokedSenders.contains(header.sender.rawValue)))
                 peer.receive(header: header, payload: payload, now: now)
             case let .keyPackage(from, payload): peer.receiveKeyPackage(payload, from: from, now: now)
             }

@@ -849,6 +849,8 @@ public actor Participant {
             case .heartbeat:
                 lastLeaderSignOfLife = now
                 leaderSilentReported = false
+            case .membersRemoved(let gone):
+                receiver.revoke(gone)
             case .heldMessageRejected(let reason):
                 reject("\(reason)")
             case .knockNotice(let i, let id, let name):

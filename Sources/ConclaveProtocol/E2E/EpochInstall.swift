@@ -64,6 +64,9 @@ public enum MemberAction: Sendable {
     case relayHostDisagrees(relayHost: UInt16, leader: UInt16)
     /// A message held from the successor failed its checks when replayed.
     case heldMessageRejected(KeyRejectionReason)
+    /// A verified `ROSTER` no longer lists these members: stop accepting their frames at
+    /// once (``ReceiverKeyRing/revoke(_:)``), before the fresh epoch's key package arrives.
+    case membersRemoved(Set<UInt16>)
     /// A verified `HEARTBEAT` from the leader: the client restarts its silence timer and
     /// compares `epoch` and `rosterVersion` with its own (3.6).
     case heartbeat(epoch: UInt64, rosterVersion: UInt32)

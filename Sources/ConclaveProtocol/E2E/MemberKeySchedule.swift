@@ -278,6 +278,10 @@ public struct MemberKeySchedule: Sendable {
 
         // Every check passed: record.
         var actions: [MemberAction] = []
+        if let previous = roster {
+            let gone = Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
+            if !gone.isEmpty { actions.append(.membersRemoved(gone)) }
+        }
         switch r.epochChange {
         case .none:
             if awaitingRoster {

@@ -224,6 +224,18 @@ public struct ReceiverKeyRing: Sendable {
         return releaseBuffered(now: now)
     }
 
+    /// Stops accepting frames from `senders` under every epoch held (current and previous):
+    /// they were removed by a verified `ROSTER` whose fresh epoch may not be installed yet
+    /// (3.6 "Removal is immediate"). Their later frames are `notMember`; their buffered ones
+    /// are dropped when they expire.
+    public mutating func revoke(_ senders: Set<UInt16>) {
+        guard !senders.isEmpty else { return }
+        for s in senders {
+            current?.members[s] = nil
+            previous?.members[s] = nil
+        }
+    }
+
     /// Erases the previous epoch once its grace period is over and drops expired buffered
     /// frames (`noKey`). Every other entry point calls it first; call it on a timer too so
     /// that keys are erased on time when no frames arrive.
