@@ -9,7 +9,12 @@ import ConclaveCrypto
     let bob = PrivateIdentity.generate()   // index 2
     let carol = PrivateIdentity.generate() // index 3
 
-    var members: [RosterMember] { [RosterMember(index: 1, identity: alice.publicIdentity), RosterMember(index: 2, identity: bob.publicIdentity)] }
+    /// Join nonces of the tests' members (4.2): 16 bytes of the index.
+    static func nonce(_ i: UInt16) -> [UInt8] { [UInt8](repeating: UInt8(i), count: Knock.joinNonceLength) }
+    var members: [RosterMember] {
+        [RosterMember(index: 1, identity: alice.publicIdentity, joinNonce: Self.nonce(1)),
+         RosterMember(index: 2, identity: bob.publicIdentity, joinNonce: Self.nonce(2))]
+    }
 
     func header(_ kind: FrameKind, from sender: UInt16, to recipient: ParticipantIndex = .everyone) throws -> FrameHeader {
         try FrameHeader(kind: kind, sender: ParticipantIndex(sender), recipient: recipient)
@@ -180,7 +185,7 @@ import ConclaveCrypto
         // Only control frames from the leader open before the roster; its audio waits too.
         let leaderAudio = try leader.seal(kind: .audio, recipient: .everyone, plaintext: [4], now: 13)
         #expect(ring.open(header: try header(.audio, from: 1), payload: leaderAudio, now: 13) == .buffered)
-        let all = members + [RosterMember(index: 3, identity: carol.publicIdentity)]
+        let all = members + [RosterMember(index: 3, identity: carol.publicIdentity, joinNonce: Self.nonce(3))]
         let released = ring.confirm(epoch: 1, members: all, now: 20)
         #expect(released.map(\.plaintext) == [[2], [3], [4]])
         #expect(!ring.currentIsProvisional && ring.counters.dropped == 0)
@@ -236,7 +241,7 @@ import ConclaveCrypto
 
     @Test func privateChatUsesPairwiseKeysFromTheVerifiedRoster() throws {
         let secret = SecretKey.random()
-        let all = members + [RosterMember(index: 3, identity: carol.publicIdentity)]
+        let all = members + [RosterMember(index: 3, identity: carol.publicIdentity, joinNonce: Self.nonce(3))]
         var a = sender(1, alice, secret: secret)
         a.setPeers(all)
         var bobRing = ReceiverKeyRing(roomID: room, me: 2, identity: bob)
@@ -252,18 +257,38 @@ import ConclaveCrypto
         #expect(f.plaintext == Array("just for you".utf8) && f.epoch == 0)
         #expect(bobRing.open(header: try header(.chat, from: 1, to: 2), payload: toBob, now: 2) == .dropped(.replayed))
         // Carol holds the epoch secret but not the pair's key; the relay may redirect it to her.
-        #expect(carolRing.open(header: try header(.chat, from: 1, to: 3), payload: toBob, now: 1) == .dropped(.decryptFailed))
+        let redirected = carolRing.open(header: try header(.chat, from: 1, to: 3), payload: toBob, now: 1)
+        #expect(redirected == .dropped(.decryptFailed), "\(redirected)")
         #expect(carolRing.open(header: try header(.chat, from: 1, to: 2), payload: toBob, now: 1) == .dropped(.decryptFailed))
         // Broadcast with a pairwise KID: not allowed.
         #expect(bobRing.open(header: try header(.chat, from: 1), payload: toBob, now: 3) == .dropped(.decryptFailed))
         // A ring whose roster lacks Alice cannot take her pairwise frames.
         var stranger = ReceiverKeyRing(roomID: room, me: 2, identity: bob)
-        stranger.install(epoch: 1, secret: secret, members: [RosterMember(index: 2, identity: bob.publicIdentity)], now: 0)
+        stranger.install(epoch: 1, secret: secret, members: [RosterMember(index: 2, identity: bob.publicIdentity, joinNonce: Self.nonce(2))], now: 0)
         let again = try a.seal(kind: .chat, recipient: 2, plaintext: [1], now: 4)
         #expect(stranger.open(header: try header(.chat, from: 1, to: 2), payload: again, now: 4) == .dropped(.notMember))
         // Counters per pairwise key start at 0 and go on across epochs.
         a.install(epoch: 2, secret: .random(), now: 5)
         let third = try a.seal(kind: .chat, recipient: 2, plaintext: [2], now: 1_000)
         #expect(try SFrameHeader.decode(third).header.counter == 2)
+
+        // Alice rejoins with the same identity and (a lying relay's) same index: a new join
+        // nonce, so a new pairwise key. Her new session starts its counter at 0 again, but
+        // under another key: no (key, nonce) pair repeats, and Bob, told the new nonce by
+        // the verified roster, no longer opens the old session's frames.
+        let rejoined = [RosterMember(index: 1, identity: alice.publicIdentity, joinNonce: Self.nonce(9)), members[1]]
+        var a2 = sender(1, alice, secret: secret)
+        a2.setPeers(rejoined)
+        let fresh = try a2.seal(kind: .chat, recipient: 2, plaintext: Array("just for you".utf8), now: 0)
+        #expect(try SFrameHeader.decode(fresh).header.counter == 0)
+        #expect(Array(fresh.suffix(fresh.count - 2)) != Array(toBob.suffix(toBob.count - 2)), "same key and counter: nonce reuse")
+        var bob2 = ReceiverKeyRing(roomID: room, me: 2, identity: bob)
+        bob2.install(epoch: 1, secret: secret, members: rejoined, now: 0)
+        guard case .opened = bob2.open(header: try header(.chat, from: 1, to: 2), payload: fresh, now: 1) else { Issue.record("rejoined"); return }
+        #expect(bob2.open(header: try header(.chat, from: 1, to: 2), payload: again, now: 1) == .dropped(.decryptFailed))
+        // Without join nonces in the roster there is no pairwise key at all.
+        var noNonces = sender(1, alice, secret: secret)
+        noNonces.setPeers(all.map { RosterMember(index: $0.index, identity: $0.identity) })
+        #expect(throws: SendError.noPairwiseKey(recipient: 2)) { try noNonces.seal(kind: .chat, recipient: 2, plaintext: [1], now: 0) }
     }
 }

@@ -63,8 +63,12 @@ final class E2EPeer {
         }
     }
 
+    /// Every epoch secret this peer installed (for tests that recompute its keys).
+    var epochSecrets: [UInt64: SecretKey] = [:]
+
     func applyInstall(_ install: EpochInstall, now: UInt64) {
         if firstEpoch == nil { firstEpoch = install.epoch }
+        epochSecrets[install.epoch] = install.secret
         let released = install.apply(receiver: &ring, sender: &sender, now: now)
         for frame in released { handleOpened(frame, now: now) }
     }
@@ -126,6 +130,8 @@ final class E2ERoom {
     }
 
     var leader: E2EPeer { peers[leaderIndex]! }
+    /// Every key package the leader sent, as a relay would have seen (and kept) it.
+    var keyPackagesSent: [(to: UInt16, payload: [UInt8])] = []
 
     // MARK: Membership
 
@@ -174,6 +180,7 @@ final class E2ERoom {
                 let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: .everyone)
                 for to in peers.keys where to != peer.index { enqueue(to: to, .frame(header, payload), ordered: true) }
             case let .sendKeyPackage(recipient, payload):
+                keyPackagesSent.append((recipient, payload))
                 enqueue(to: recipient, .keyPackage(from: peer.index, payload), ordered: true)
             case let .install(install):
                 peer.applyInstall(install, now: now)

@@ -57,7 +57,7 @@ public struct SignedRoster: Sendable, Hashable {
         public static let maximumNameLength = 64
 
         var flags: UInt8 { (muted ? 0x01 : 0) | (presenter ? 0x02 : 0) }
-        public var member: RosterMember { RosterMember(index: index, identity: identity) }
+        public var member: RosterMember { RosterMember(index: index, identity: identity, joinNonce: joinNonce) }
     }
 
     public static let type: UInt8 = 0x01

@@ -157,6 +157,7 @@ public struct ReceiverKeyRing: Sendable {
     private var previousDeadline: UInt64 = 0
     private var buffer = FutureFrameBuffer()
     private var pairwiseSlots: [SenderSlot] = []
+    private var joinNonces: [UInt16: [UInt8]] = [:]
     private var pairwiseIndex: [PairwiseID: Int] = [:]
 
     public private(set) var counters = ReceiveCounters()
@@ -210,6 +211,7 @@ public struct ReceiverKeyRing: Sendable {
             previousDeadline = now &+ Self.previousEpochRetention
         }
         current = ReceiveEpoch(epoch: epoch, secret: secret, members: Self.memberMap(members), provisional: provisional)
+        if !provisional { recordJoinNonces(members) }
         return releaseBuffered(now: now)
     }
 
@@ -221,6 +223,7 @@ public struct ReceiverKeyRing: Sendable {
         advance(to: now)
         current!.members = Self.memberMap(members)
         current!.provisional = false
+        recordJoinNonces(members)
         return releaseBuffered(now: now)
     }
 
@@ -233,6 +236,7 @@ public struct ReceiverKeyRing: Sendable {
         for s in senders {
             current?.members[s] = nil
             previous?.members[s] = nil
+            joinNonces[s] = nil
         }
     }
 
@@ -242,6 +246,12 @@ public struct ReceiverKeyRing: Sendable {
     public mutating func advance(to now: UInt64) {
         if previous != nil, now >= previousDeadline { previous = nil }
         counters.noKey += buffer.expire(now: now, lifetime: Self.bufferLifetime)
+    }
+
+    /// The join nonces of the latest verified roster (private chat keys, 2.7).
+    private mutating func recordJoinNonces(_ members: [RosterMember]) {
+        joinNonces = [:]
+        for m in members where !m.joinNonce.isEmpty { joinNonces[m.index] = m.joinNonce }
     }
 
     private static func memberMap(_ members: [RosterMember]) -> [UInt16: PublicIdentity] {
@@ -327,12 +337,14 @@ public struct ReceiverKeyRing: Sendable {
         guard kidSender == header.sender.rawValue else { return drop(.senderMismatch) }
         // The peer's key comes from the latest verified roster only.
         guard let c = current, !c.provisional, let peer = c.members[kidSender] else { return drop(.notMember) }
-        let id = PairwiseID(sender: kidSender, peer: peer)
+        guard let peerNonce = joinNonces[kidSender], let myNonce = joinNonces[me] else { return drop(.notMember) }
+        let id = PairwiseID(sender: kidSender, peer: peer, peerJoinNonce: peerNonce)
         let i: Int
         if let known = pairwiseIndex[id] {
             i = known
         } else {
-            guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: kidSender, recipient: me)
+            guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: kidSender, recipient: me,
+                                                          senderJoinNonce: peerNonce, recipientJoinNonce: myNonce)
             else { return drop(.decryptFailed) }
             i = pairwiseSlots.count
             pairwiseSlots.append(SenderSlot(key: key))
@@ -465,6 +477,7 @@ struct SenderSlot: Sendable {
 struct PairwiseID: Hashable, Sendable {
     let sender: UInt16
     let peer: PublicIdentity
+    let peerJoinNonce: [UInt8]
 }
 
 /// Frames of epochs not installed yet, in arrival order, with the limits of 3.3.

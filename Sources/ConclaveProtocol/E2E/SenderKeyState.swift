@@ -63,7 +63,9 @@ public struct SenderKeyState: Sendable {
     private var active: SendingKey?
     private var pending: SendingKey?
     private var switchAt: UInt64 = 0
-    private var peers: [UInt16: PublicIdentity] = [:]
+    private var peers: [UInt16: RosterMember] = [:]
+    /// Our join nonce, from our own entry of the verified roster (private chat keys, 2.7).
+    private var ownJoinNonce: [UInt8] = []
     /// Pairwise keys, found through `pairwiseIndex`; never dropped, so a counter never restarts.
     private var pairwise: [SendingKey] = []
     private var pairwiseIndex: [PairwiseID: Int] = [:]
@@ -109,7 +111,8 @@ public struct SenderKeyState: Sendable {
     /// The peers of the latest verified roster, for private chat keys (2.7).
     public mutating func setPeers(_ members: [RosterMember]) {
         peers = [:]
-        for m in members where m.index != me { peers[m.index] = m.identity }
+        for m in members where m.index != me { peers[m.index] = m }
+        if let mine = members.first(where: { $0.index == me }), !mine.joinNonce.isEmpty { ownJoinNonce = mine.joinNonce }
     }
 
     private mutating func advance(to now: UInt64) {
@@ -135,11 +138,12 @@ public struct SenderKeyState: Sendable {
         if kind == .chat && recipient != .everyone {
             let peerIndex = recipient.rawValue
             guard let identity, let peer = peers[peerIndex] else { throw .noPairwiseKey(recipient: peerIndex) }
-            let id = PairwiseID(sender: peerIndex, peer: peer)
+            let id = PairwiseID(sender: peerIndex, peer: peer.identity, peerJoinNonce: peer.joinNonce)
             if let known = pairwiseIndex[id] {
                 slot = .pairwise(known)
             } else {
-                guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: me, recipient: peerIndex)
+                guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer.identity, roomID: roomID, sender: me, recipient: peerIndex,
+                                                              senderJoinNonce: ownJoinNonce, recipientJoinNonce: peer.joinNonce)
                 else { throw .noPairwiseKey(recipient: peerIndex) }
                 pairwise.append(SendingKey(epoch: 0, key: key))
                 pairwiseIndex[id] = pairwise.count - 1

@@ -90,15 +90,24 @@ public struct FrameMetadata: Sendable {
 /// Keys for addressed (private) chat (protocol/PROTOCOL.md section 2.8).
 ///
 /// ```
-/// base_key = X25519-HKDF(self, peer, context = "conclave/v1 private-chat" || room_id || u16 sender || u16 recipient)
+/// base_key = X25519-HKDF(self, peer, context = "conclave/v2 private-chat " || hex(room_id || u16 sender
+///                        || u16 recipient || sender_join_nonce || recipient_join_nonce))
 /// KID      = sender index (epoch bits zero; epochs start at 1, so no epoch KID collides)
 /// ```
-/// The key is directional and bound to the room and both indices. Indices are never
-/// reused within a room and a new room has a new id, so a (key, counter) pair never repeats
-/// as long as the sender counts its frames from 0 per key.
+/// The key is directional and bound to the room, both indices and both members' join
+/// nonces (4.2): a member who rejoins with the same identity — even at the same index, if
+/// a relay seated it there — gets a new key, so restarting its counter at 0 never reuses
+/// a (key, nonce) pair.
 public enum PrivateChatKeys {
-    public static func frameKey(me: PrivateIdentity, peer: PublicIdentity, roomID: RoomID, sender: UInt16, recipient: UInt16) throws -> SFrameKey {
-        let context = Labels.privateChat + " " + Hex.encode(roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes)
+    public enum KeyError: Error { case missingJoinNonce }
+
+    public static func frameKey(me: PrivateIdentity, peer: PublicIdentity, roomID: RoomID, sender: UInt16, recipient: UInt16,
+                                senderJoinNonce: [UInt8], recipientJoinNonce: [UInt8]) throws -> SFrameKey {
+        guard senderJoinNonce.count == Knock.joinNonceLength, recipientJoinNonce.count == Knock.joinNonceLength else {
+            throw KeyError.missingJoinNonce
+        }
+        let context = Labels.privateChat + " " + Hex.encode(roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes
+                                                             + senderJoinNonce + recipientJoinNonce)
         let base = try me.agreementKey.sharedKey(with: peer.agreementKey, context: context)
         return try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256, baseKey: base, keyID: UInt64(sender))
     }

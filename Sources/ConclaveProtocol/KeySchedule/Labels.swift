@@ -8,7 +8,7 @@ public enum Labels {
     public static let rosterHash = "conclave/v1 roster"
     public static let securityCode = "conclave/v1 security-code"
     public static let relayAuth = "conclave/v1 relay-auth"
-    public static let privateChat = "conclave/v1 private-chat"
+    public static let privateChat = "conclave/v2 private-chat"
     /// HKDF salt of a knock's invite proof (4.2, protocol version 2).
     public static let knockProof = "conclave/v2 knock-proof"
     /// Ed25519 contexts.

@@ -1,13 +1,16 @@
 import ConclaveCrypto
 
-/// A roster member as the key schedule sees it: an index and an identity.
+/// A roster member as the key schedule sees it: an index, an identity, and the join nonce
+/// of its knock (4.2; empty where not known, e.g. the leader before a new member's roster).
 public struct RosterMember: Sendable, Hashable {
     public let index: UInt16
     public let identity: PublicIdentity
+    public let joinNonce: [UInt8]
 
-    public init(index: UInt16, identity: PublicIdentity) {
+    public init(index: UInt16, identity: PublicIdentity, joinNonce: [UInt8] = []) {
         self.index = index
         self.identity = identity
+        self.joinNonce = joinNonce
     }
 }
 
