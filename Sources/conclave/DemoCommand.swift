@@ -58,7 +58,7 @@ enum LocalDemo {
             secrets.append(opened.epochSecret)
             log("  \(names[i]): key package of \(kp.encoded.count) bytes verified, epoch \(opened.epoch)")
         }
-        let codes = names.indices.map { _ in SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: rosterHash) }
+        let codes = names.indices.map { _ in SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: rosterHash, chainHead: SignedRoster.chainStart) }
         log("security codes: " + zip(names, codes).map { "\($0)=\($1)" }.joined(separator: "  "))
         let codesMatch = Set(codes).count == 1
         log(codesMatch ? "security codes match" : "SECURITY CODES DIFFER")

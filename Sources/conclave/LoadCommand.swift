@@ -50,7 +50,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1 ... 1_000).contains(rooms) else { throw ValidationError("--rooms must be 1…1000") }
-        guard (2 ... 107).contains(perRoom) else { throw ValidationError("--per-room must be 2…107") }
+        guard (2 ... 106).contains(perRoom) else { throw ValidationError("--per-room must be 2…106") }
         guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be more than 0 and at most 3600 s") }
         guard ramp >= 0, ramp <= 600 else { throw ValidationError("--ramp must be 0…600 s") }
         guard MediaTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be udp or ws") }

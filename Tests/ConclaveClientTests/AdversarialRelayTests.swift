@@ -214,4 +214,40 @@ import ConclaveProtocol
         }
         #expect(!MediaPath.acceptsByUDP(.pong(nonce: 1)))
     }
+
+    /// Issue 9 F: the relay withholds alice's key packages while the leader rotates. The
+    /// leader's heartbeats announce an epoch alice cannot install: she raises `stale_keys`
+    /// and stops sending, and does not take the leader for lost (leadership stays put).
+    @Test func withheldKeyPackageIsStaleKeysNotALostLeader() async throws {
+        try await withTestRelay { endpoint, _ in
+            let hostLog = EventLog(), aliceLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            hostOptions.heartbeatIntervalMillis = 200
+            hostOptions.rotationIntervalMillis = 800
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(30)) }
+            let keyed = Mutex(false)
+            var aliceOptions = ParticipantOptions(displayName: "alice")
+            aliceOptions.leaderSilenceTimeoutMillis = 1_200
+            aliceOptions.inboundDrop = { m in
+                // After her first keys, every key package to alice is withheld.
+                if case .frame(let f) = m, f.header.kind == .keys { return keyed.withLock { $0 } }
+                return false
+            }
+            let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
+            let aliceRun = Task { await alice.run(for: .seconds(30)) }
+            try await eventually("alice's keys") { await alice.securityCode != nil }
+            keyed.withLock { $0 = true }
+            let leaderBefore = await alice.member?.leaderIndex
+            _ = try await aliceLog.waitFor("alert", timeout: .seconds(10)) { $0["code"] as? String == "stale_keys" }
+            let leaderAfter = await alice.member?.leaderIndex
+            let aliceLeads = await alice.leader != nil
+            #expect(leaderAfter == leaderBefore && !aliceLeads, "leadership moved")
+            #expect(aliceLog.events("alert").filter { $0["code"] as? String == "leader_lost" }.isEmpty, "a live leader was taken for lost")
+            await host.stop(); await alice.stop()
+            await hostRun.value; await aliceRun.value
+        }
+    }
 }

@@ -126,12 +126,15 @@ import ConclaveCrypto
             [RosterMember(index: 2, identity: recipient.publicIdentity), RosterMember(index: 1, identity: leader.publicIdentity),
              RosterMember(index: 7, identity: third.publicIdentity)],
         ]
+        // Each case's chain head: fixed bytes standing for a history (3.6); the code covers it.
+        let chainHead = SHA2.sha256(Array("conclave vector chain head".utf8))
         let cases: [[String: Any]] = rosters.map { members in
             let h = RosterHash.compute(roomID: roomID, members: members)
             return [
                 "members": members.sorted { $0.index < $1.index }.map { ["index": Int($0.index), "identity": Hex.encode($0.identity.encoded)] },
                 "roster_hash": Hex.encode(h),
-                "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: h).description,
+                "chain_head": Hex.encode(chainHead),
+                "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: h, chainHead: chainHead).description,
             ]
         }
         return ["room_id": Hex.encode(roomID.bytes), "leader_ed25519_public": Hex.encode(leader.signingKey.publicKey.rawRepresentation), "cases": cases]

@@ -27,12 +27,19 @@ import ConclaveCrypto
     }
 
     static func sampleRoster() throws -> SignedRoster {
-        try SignedRoster.sign(roomID: roomID, epoch: 7, rosterVersion: 12, epochChange: .joinRatchet, successor: 300, entries: sampleEntries(),
-                              leader: identity("leader").signingKey)
+        try SignedRoster.sign(roomID: roomID, epoch: 7, rosterVersion: 12, epochChange: .joinRatchet, successor: 300,
+                              chainPrevious: sampleChainPrevious, entries: sampleEntries(), leader: identity("leader").signingKey)
+    }
+
+    /// The chain head before the sample roster in the vectors.
+    static let sampleChainPrevious = SHA2.sha256(Array("conclave vector chain previous".utf8))
+
+    static func sampleHeartbeatHead() throws -> [UInt8] { try sampleRoster().chainHead
     }
 
     static func sampleHeartbeat() throws -> Heartbeat {
-        Heartbeat.sign(roomID: roomID, epoch: 7, rosterVersion: 12, sequence: 42, leader: try identity("leader").signingKey)
+        Heartbeat.sign(roomID: roomID, epoch: 7, rosterVersion: 12, chainHead: try sampleHeartbeatHead(), sequence: 42,
+                       leader: try identity("leader").signingKey)
     }
 
     static func sampleHandover() throws -> Handover {
@@ -45,8 +52,8 @@ import ConclaveCrypto
     @Test func rosterRoundTripAndExactLength() throws {
         let roster = try Self.sampleRoster()
         let bytes = roster.encoded
-        // 99 + (85 + 4) + (85 + 12) + (85 + 0): "Zoë Example" is 12 bytes of UTF-8.
-        #expect(bytes.count == 99 + 89 + 97 + 85)
+        // 131 + (85 + 4) + (85 + 12) + (85 + 0): "Zoë Example" is 12 bytes of UTF-8.
+        #expect(bytes.count == 131 + 89 + 97 + 85)
         #expect(bytes.count == roster.encodedLength)
         #expect(Array(bytes[0 ..< 2]) == [0x01, 0x02])
         #expect(Array(bytes[2 ..< 18]) == Self.roomID.bytes)
@@ -54,9 +61,10 @@ import ConclaveCrypto
         #expect(Array(bytes[26 ..< 30]) == UInt32(12).bigEndianBytes)
         #expect(bytes[30] == 1)
         #expect(Array(bytes[31 ..< 33]) == [0x01, 0x2C]) // successor #300
-        #expect(Array(bytes[33 ..< 35]) == [0, 3])
+        #expect(Array(bytes[33 ..< 65]) == Self.sampleChainPrevious)
+        #expect(Array(bytes[65 ..< 67]) == [0, 3])
         // Second entry: index, identity, join nonce, role, flags (muted | presenter), name.
-        let e2 = 35 + 89
+        let e2 = 67 + 89
         #expect(Array(bytes[e2 ..< e2 + 2]) == [0, 2])
         #expect(Array(bytes[(e2 + 66) ..< (e2 + 82)]) == Self.nonce(2))
         #expect(bytes[e2 + 82] == 0 && bytes[e2 + 83] == 0x03 && bytes[e2 + 84] == 12)
@@ -89,12 +97,13 @@ import ConclaveCrypto
     @Test func heartbeatRoundTripAndExactLength() throws {
         let b = try Self.sampleHeartbeat()
         let bytes = b.encoded
-        #expect(bytes.count == 101 && Heartbeat.encodedLength == 101)
+        #expect(bytes.count == 133 && Heartbeat.encodedLength == 133)
         #expect(bytes[0] == 0x04)
         #expect(Array(bytes[1 ..< 17]) == Self.roomID.bytes)
         #expect(Array(bytes[17 ..< 25]) == UInt64(7).bigEndianBytes)
         #expect(Array(bytes[25 ..< 29]) == UInt32(12).bigEndianBytes)
-        #expect(Array(bytes[29 ..< 37]) == UInt64(42).bigEndianBytes)
+        #expect(Array(bytes[29 ..< 61]) == (try Self.sampleRoster().chainHead))
+        #expect(Array(bytes[61 ..< 69]) == UInt64(42).bigEndianBytes)
         #expect(try E2EControlMessage.decode(bytes) == .heartbeat(b))
         #expect(b.isSigned(by: try Self.identity("leader").signingKey.publicKey))
         #expect(!b.isSigned(by: try Self.identity("member 2").signingKey.publicKey))
@@ -134,14 +143,14 @@ import ConclaveCrypto
             }
         }
         #expect(SignedRoster.maximumEncodedLength == 16_351)
-        #expect(SignedRoster.maximumMembersWithLongestNames == 109)
-        let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(109),
+        #expect(SignedRoster.maximumMembersWithLongestNames == 108)
+        let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(108),
                                             leader: leader.signingKey)
-        #expect(largest.encoded.count == 99 + 109 * 149)
+        #expect(largest.encoded.count == 131 + 108 * 149)
         #expect(largest.encoded.count <= 16_351)
         #expect(try E2EControlMessage.decode(largest.encoded) == .roster(largest))
-        #expect(throws: E2EControlError.tooLong(length: 99 + 110 * 149, limit: 16_351)) {
-            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(110), leader: leader.signingKey)
+        #expect(throws: E2EControlError.tooLong(length: 131 + 109 * 149, limit: 16_351)) {
+            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(109), leader: leader.signingKey)
         }
         // A decoder refuses anything longer than the control plaintext limit, before parsing.
         var long = largest.encoded
@@ -176,16 +185,16 @@ import ConclaveCrypto
 
     @Test func malformedFieldsAreRejected() throws {
         let good = try Self.sampleRoster().encoded
-        let e1 = 35 // first entry
+        let e1 = 67 // first entry
         func mutated(_ change: (inout [UInt8]) -> Void) -> [UInt8] { var b = good; change(&b); return b }
         let cases: [(String, [UInt8])] = [
             ("version 1", mutated { $0[1] = 1 }),
             ("epoch_change 3", mutated { $0[30] = 3 }),
             ("successor not listed", mutated { $0[31] = 0; $0[32] = 9 }),
             ("successor is the host", mutated { $0[31] = 0; $0[32] = 1 }),
-            ("count 0", mutated { $0[33] = 0; $0[34] = 0 }),
-            ("count 4", mutated { $0[34] = 4 }),
-            ("count 0xFFFF", mutated { $0[33] = 0xFF; $0[34] = 0xFF }),
+            ("count 0", mutated { $0[65] = 0; $0[66] = 0 }),
+            ("count 4", mutated { $0[66] = 4 }),
+            ("count 0xFFFF", mutated { $0[65] = 0xFF; $0[66] = 0xFF }),
             ("index 0", mutated { $0[e1] = 0; $0[e1 + 1] = 0 }),
             ("index order", mutated { $0[e1 + 1] = 5 }), // 5 then 2
             ("role 3", mutated { $0[e1 + 82] = 3 }),
@@ -198,7 +207,7 @@ import ConclaveCrypto
             #expect(throws: E2EControlError.self, "\(name)") { try E2EControlMessage.decode(bytes) }
         }
         var lastIndex = good
-        let e3 = 35 + 89 + 97
+        let e3 = 67 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
         #expect(throws: E2EControlError.unknownType(0x05)) { try E2EControlMessage.decode([0x05, 0x00]) }
@@ -273,7 +282,10 @@ import ConclaveCrypto
                 "encoded": Hex.encode(roster.encoded),
                 "length": roster.encoded.count,
                 "roster_hash": Hex.encode(roster.rosterHash),
-                "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: roster.rosterHash).description,
+                "chain_previous": Hex.encode(roster.chainPrevious),
+                "chain_head": Hex.encode(roster.chainHead),
+                "security_code": SecurityCode(roomID: roomID, leader: leader.signingKey.publicKey, rosterHash: roster.rosterHash,
+                                              chainHead: roster.chainHead).description,
             ] as [String: Any],
             "knock_notice": [
                 "waiting_index": 4, "identity": Hex.encode(try identity("recipient").publicIdentity.encoded),

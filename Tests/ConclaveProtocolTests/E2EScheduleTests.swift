@@ -200,7 +200,8 @@ import ConclaveCrypto
             RosterMember(index: 2, identity: a.identity.publicIdentity),
             RosterMember(index: 3, identity: bob.identity.publicIdentity),
         ])
-        let honestCode = SecurityCode(roomID: room.roomID, leader: room.leader.leader!.leaderKey, rosterHash: honest)
+        let honestCode = SecurityCode(roomID: room.roomID, leader: room.leader.leader!.leaderKey, rosterHash: honest,
+                                      chainHead: a.member!.roster!.chainHead)
         #expect(a.member!.securityCode != nil && a.member!.securityCode != honestCode)
         #expect(a.member!.securityCode == room.leader.currentSecurityCode)
         // A roster listing #3 with Mallory's identity is rejected by the real #3 (check 6).
@@ -228,6 +229,7 @@ import ConclaveCrypto
         func roster(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry] = entries,
                     room roomID: RoomID? = nil) throws -> [UInt8] {
             try SignedRoster.sign(roomID: roomID ?? room.roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                                  chainPrevious: SignedRoster.chainPrevious(after: a.member!.roster, roomID: room.roomID, entries: entries),
                                   entries: entries, leader: key).encoded
         }
         var m = a.member!
@@ -478,6 +480,55 @@ import ConclaveCrypto
         #expect(a.ring.counters.notMember == before + 1)
     }
 
+    /// Issue 9 F: the roster chain. A roster the relay withholds from one member shows up
+    /// as a history difference at the next one, and a member shown another history (a
+    /// second chain under the same leader key) ends with another security code.
+    @Test func withheldRosterAndSplitHistoryAreDetected() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        #expect(a.currentSecurityCode == b.currentSecurityCode)
+        let leader = room.leader
+        // A rename keeps the membership: same chain head, same code.
+        let codeBefore = a.currentSecurityCode
+        try room.perform(leader.leader!.updateRoster([MemberUpdate(index: 2, displayName: "Annie")]), by: leader)
+        room.flush()
+        #expect(a.currentSecurityCode == codeBefore && a.member!.displayName(of: 2) == "Annie")
+
+        // Carol joins; the relay withholds that ROSTER from Bob only (he keeps his epoch).
+        let carol = E2EPeer(roomID: room.roomID, index: 4, name: "Carol")
+        let join = try leader.leader!.changeMembership(admit: [carol.entry], remove: [], now: room.now)
+        guard case let .broadcastControl(joinRoster)? = join.first else { Issue.record("roster"); return }
+        let sealed = try leader.sender.seal(kind: .control, recipient: .everyone, plaintext: joinRoster, now: room.now, epoch: .newest)
+        for case let .install(i) in join { leader.applyInstall(i, now: room.now) }
+        a.receive(header: try FrameHeader(kind: .control, sender: 1, recipient: .everyone), payload: sealed, now: room.now)
+        #expect(!a.memberActions.contains { if case .historyDiffers = $0 { true } else { false } })
+        // The leader's next heartbeat: Ann agrees; Bob is behind (another version).
+        let beat = try leader.leader!.heartbeatIfDue(now: room.now)
+        guard case let .broadcastControl(beatBytes)? = beat.first else { Issue.record("heartbeat"); return }
+        guard case .heartbeat? = try a.member!.receiveControl(beatBytes, from: 1).first else { Issue.record("ann heartbeat"); return }
+        #expect(try a.member!.receiveControl(beatBytes.withSequence(2, leader: leader.identity), from: 1).count == 1)
+        // The next change reaches Bob: its chain_prev is a head he never saw.
+        let leave = try leader.leader!.changeMembership(admit: [], remove: [4], now: room.now)
+        guard case let .broadcastControl(leaveRoster)? = leave.first else { Issue.record("roster"); return }
+        let bobActions = try b.member!.receiveControl(leaveRoster, from: 1)
+        #expect(bobActions.contains { if case .historyDiffers = $0 { true } else { false } }, "a withheld roster went unnoticed")
+
+        // A member told of the same membership under another history shows another code.
+        let forkedPrevious = SHA2.sha256(Array("another history".utf8))
+        let current = try #require(a.member!.roster)
+        let forked = try SignedRoster.sign(roomID: room.roomID, epoch: current.epoch, rosterVersion: current.rosterVersion + 50, epochChange: .none,
+                                           successor: current.successor, chainPrevious: forkedPrevious, entries: current.entries,
+                                           leader: leader.identity.signingKey)
+        var split = a.member!
+        let splitActions = try split.receiveControl(forked.encoded, from: 1)
+        #expect(splitActions.contains { if case .historyDiffers = $0 { true } else { false } })
+        #expect(split.securityCode != a.member!.securityCode, "two histories, one code")
+    }
+
     /// A member refuses a key package made for an earlier join of its identity, and a
     /// roster that gives a known index to another identity (issue 9, G).
     @Test func joinNonceAndIndexBindings() throws {
@@ -531,5 +582,14 @@ import ConclaveCrypto
         room.run(until: room.now + 300)
         expectConsistent(room)
         #expect(a.member!.epoch == 3)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// This `HEARTBEAT`'s content with another sequence number, re-signed by `leader`.
+    func withSequence(_ sequence: UInt64, leader: PrivateIdentity) throws -> [UInt8] {
+        guard case let .heartbeat(b) = try E2EControlMessage.decode(self) else { throw E2EControlError.malformed("not a heartbeat") }
+        return Heartbeat.sign(roomID: b.roomID, epoch: b.epoch, rosterVersion: b.rosterVersion, chainHead: b.chainHead,
+                              sequence: sequence, leader: leader.signingKey).encoded
     }
 }

@@ -118,16 +118,20 @@ import ConclaveCrypto
         let leader = identity(), a = identity(), b = identity(), evil = identity()
         let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: a.publicIdentity),
                        RosterMember(index: 3, identity: b.publicIdentity)]
-        let code = SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members))
+        let head = SignedRoster.chainStart
+        let code = SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head)
         #expect(code.groups.count == 6 && code.groups.allSatisfy { $0.count == 5 && $0.allSatisfy(\.isNumber) })
         // Order of listing does not matter; content does.
-        #expect(try code == SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members.reversed())))
+        #expect(try code == SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members.reversed()), chainHead: head))
         let swapped = [members[0], members[1], RosterMember(index: 3, identity: evil.publicIdentity)]
-        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: swapped)))
-        #expect(try code != SecurityCode(roomID: room, leader: evil.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members)))
+        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: swapped), chainHead: head))
+        #expect(try code != SecurityCode(roomID: room, leader: evil.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head))
         let halfSwapped = PublicIdentity(signingKey: b.signingKey.publicKey, agreementKey: evil.agreementKey.publicKey)
         #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey,
-                                     rosterHash: RosterHash.compute(roomID: room, members: [members[0], members[1], RosterMember(index: 3, identity: halfSwapped)])))
+                                     rosterHash: RosterHash.compute(roomID: room, members: [members[0], members[1], RosterMember(index: 3, identity: halfSwapped)]), chainHead: head))
+        // The same members under another roster history: another code (3.6, 4.3).
+        #expect(code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members),
+                                     chainHead: SHA2.sha256(Array("another history".utf8))))
     }
 
     @Test func inviteRoundTripAndErrors() throws {

@@ -37,6 +37,9 @@ public struct ParticipantOptions: Sendable {
     public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
     /// Milliseconds between the leader's heartbeats.
     public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
+    /// Tests only: a relay→client message for which this returns true is dropped before the
+    /// participant sees it, as a hostile relay would withhold it.
+    var inboundDrop: (@Sendable (RelayMessage) -> Bool)?
     /// Load runs: observe audio and keys instead of decoding (see ``ParticipantProbe``).
     public var probe: (any ParticipantProbe)?
     /// The audio encoder's settings (bitrate, reused packets for load runs).
@@ -117,6 +120,10 @@ public actor Participant {
     var lastLeaderSignOfLife: UInt64 = 0
     /// Member: the leader fell silent and no successor could take over.
     var leaderSilentReported = false
+    /// Member: since when the leader's heartbeats announce an epoch or roster we lack.
+    var behindSince: UInt64?
+    /// Member: the stale-keys alert was raised (and sending stopped) for the current lag.
+    var staleReported = false
     /// Alerts raised about what the relay claimed (code, message).
     public private(set) var alerts: [(code: String, message: String)] = []
     /// Co-host: identities the relay reported in KNOCKs, to check the leader's notices against.
@@ -376,6 +383,7 @@ public actor Participant {
         switch item {
         case .message(let m):
             options.inboundTap?(m)
+            if let drop = options.inboundDrop, drop(m) { return }
             await handle(m)
         case .undecodable(_, let error):
             output.emit("error", [("code", .string("malformed")), ("message", .string(error.description))], human: "relay sent a malformed message: \(error)")
@@ -681,7 +689,18 @@ public actor Participant {
         if header.kind == .audio, let probe = options.probe, !probe.audioArrived(from: header.sender.rawValue) {
             return
         }
-        switch receiver.open(header: header, payload: f.payload, now: now) {
+        let result = receiver.open(header: header, payload: f.payload, now: now)
+        // The leader sends under an epoch we do not hold: it is alive, and we are behind
+        // (a withheld key package). That is not a silent leader (3.6).
+        if leader == nil, let m = member, header.sender.rawValue == m.leaderIndex, let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
+            switch result {
+            case .buffered, .dropped(.noKey), .dropped(.unknownEpoch):
+                if behindSince == nil { behindSince = now }
+                lastLeaderSignOfLife = now
+            default: break
+            }
+        }
+        switch result {
         case .opened(let frame):
             await deliver(frame)
         case .buffered:
@@ -846,9 +865,20 @@ public actor Participant {
                 }
             case .relayHostDisagrees(let relayHost, let leader):
                 alert("relay_role_mismatch", "the relay says #\(relayHost) hosts; the keys are held by #\(leader)")
-            case .heartbeat:
+            case .heartbeat(let epoch, let version):
                 lastLeaderSignOfLife = now
                 leaderSilentReported = false
+                // Behind the leader (an epoch or roster it announced that we do not hold):
+                // tolerated for the silence timeout, then an alert and no sending (3.6).
+                let mine = (epoch: member?.epoch ?? 0, version: member?.roster?.rosterVersion ?? 0)
+                if epoch > mine.epoch || version > mine.version {
+                    if behindSince == nil { behindSince = now }
+                } else {
+                    behindSince = nil
+                    staleReported = false
+                }
+            case .historyDiffers(let version):
+                alert("history_differs", "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes")
             case .membersRemoved(let gone):
                 receiver.revoke(gone)
             case .heldMessageRejected(let reason):
@@ -931,7 +961,7 @@ public actor Participant {
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !mutedSelf { toldMuted = false }
-        if let audio, admitted, hasKeys, !mutedSelf, !leaderSilentReported, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
+        if let audio, admitted, hasKeys, !mutedSelf, !leaderSilentReported, !staleReported, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
             if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
                let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
                 try? await sendFrame(.audio, to: .everyone, payload: payload)
@@ -957,6 +987,10 @@ public actor Participant {
     /// to the signed roster's successor (this client, or another member); without one the
     /// member raises an alert once and stops sending until the leader is heard again.
     func watchLeader(now nowMs: UInt64) async {
+        if leader == nil, let since = behindSince, !staleReported, nowMs > since &+ options.leaderSilenceTimeoutMillis {
+            staleReported = true
+            alert("stale_keys", "the leader announced keys or a roster that did not reach us in \(options.leaderSilenceTimeoutMillis) ms; not sending under the old epoch")
+        }
         guard leader == nil, admitted, let m = member, nowMs > lastLeaderSignOfLife &+ options.leaderSilenceTimeoutMillis else { return }
         guard m.epoch != nil, !m.awaitingRoster else {
             if !leaderSilentReported {

@@ -18,13 +18,15 @@ public enum EpochChange: UInt8, Sendable, Hashable, CaseIterable {
 ///
 /// ```
 /// u8 type = 1 || u8 version = 2 || room_id (16) || u64 epoch || u32 roster_version
-/// || u8 epoch_change || u16 successor (0 = none) || u16 count || count × entry || signature (64)
+/// || u8 epoch_change || u16 successor (0 = none) || chain_prev (32) || u16 count
+/// || count × entry || signature (64)
 /// entry = u16 index || identity (64) || join_nonce (16) || u8 role || u8 flags
 ///         || u8 name_length (0…64) || name (UTF-8)
 /// signature = Ed25519(leader, "conclave/v1 roster", every byte before it)
 /// ```
-/// Length `99 + Σ (85 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
-/// control frame can carry with the largest SFrame header): 109 members with 64-byte names.
+/// Length `131 + Σ (85 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
+/// control frame can carry with the largest SFrame header): 108 members with 64-byte names.
+/// `chain_prev` is the chain head before this roster; ``chainHead`` the one after it.
 /// A value of this type always satisfies the structural rules that ``decode(_:)``
 /// checks; whether the signature, room, epoch and membership are acceptable is the
 /// receiver's business (``MemberKeySchedule``).
@@ -63,14 +65,14 @@ public struct SignedRoster: Sendable, Hashable {
     public static let type: UInt8 = 0x01
     public static let version: UInt8 = 0x02
     /// Bytes before the entries.
-    public static let headerLength = 35
+    public static let headerLength = 67
     public static let signatureLength = 64
     /// `headerLength + signatureLength`: the length of a roster with no entries.
     public static let fixedLength = headerLength + signatureLength
     /// The control plaintext limit: a 16 384-byte payload less the largest SFrame header
     /// (17) and the tag (16). The leader MUST keep every `ROSTER` within it.
     public static let maximumEncodedLength = 16_384 - 17 - 16
-    /// Members that always fit, whatever their names: (16 351 − 99) / 149 = 109.
+    /// Members that always fit, whatever their names: (16 351 − 131) / 149 = 108.
     public static let maximumMembersWithLongestNames = (maximumEncodedLength - fixedLength)
         / (Entry.fixedLength + Entry.maximumNameLength)
 
@@ -82,6 +84,8 @@ public struct SignedRoster: Sendable, Hashable {
     /// The member who takes the keys over if the leader's heartbeat falls silent (3.6);
     /// 0 when there is none. When not 0, an entry of the roster other than the host.
     public let successor: UInt16
+    /// The roster chain head before this roster (32 zero bytes before the first).
+    public let chainPrevious: [UInt8]
     /// In strictly increasing index order, at least one.
     public let entries: [Entry]
     public let signature: [UInt8]
@@ -90,7 +94,9 @@ public struct SignedRoster: Sendable, Hashable {
     /// when the entries break a rule receivers check structurally: none, out of order,
     /// an index outside `0x0001`–`0xFFFE`, a name over 64 bytes, or over the length limit.
     public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16 = 0,
+                            chainPrevious: [UInt8] = SignedRoster.chainStart,
                             entries: [Entry], leader: Ed25519.PrivateKey) throws(E2EControlError) -> SignedRoster {
+        precondition(chainPrevious.count == 32, "chain heads are 32 bytes")
         guard !entries.isEmpty, entries.count <= Int(UInt16.max) else { throw .invalidRoster("\(entries.count) entries") }
         var previous: UInt16 = 0
         for e in entries {
@@ -105,21 +111,43 @@ public struct SignedRoster: Sendable, Hashable {
         }
         let length = encodedLength(entries: entries)
         guard length <= maximumEncodedLength else { throw .tooLong(length: length, limit: maximumEncodedLength) }
-        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor, entries: entries)
+        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+                                  chainPrevious: chainPrevious, entries: entries)
         let signature: [UInt8]
         do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
         return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                            successor: successor, entries: entries, signature: signature)
+                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature)
     }
 
-    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, entries: [Entry], signature: [UInt8]) {
+    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
+         entries: [Entry], signature: [UInt8]) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
-        self.epochChange = epochChange; self.successor = successor; self.entries = entries; self.signature = signature
+        self.epochChange = epochChange; self.successor = successor; self.chainPrevious = chainPrevious
+        self.entries = entries; self.signature = signature
     }
 
-    /// `99 + Σ entry lengths`.
+    /// The chain head before a room's first roster.
+    public static let chainStart = [UInt8](repeating: 0, count: 32)
+
+    /// The roster chain head of this roster (3.6):
+    /// `SHA-256("conclave/v2 roster-chain" || chain_prev || roster_hash)`. The chain grows
+    /// by one link per membership (roster hash) the leader signs: a `ROSTER` that keeps the
+    /// membership (roles, names, mute, a rotation) repeats the `chain_prev` of the one
+    /// before it and so keeps the head and the security code.
+    public var chainHead: [UInt8] {
+        SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + rosterHash)
+    }
+
+    /// The `chain_prev` a roster with `entries` must carry after `previous` (3.6).
+    public static func chainPrevious(after previous: SignedRoster?, roomID: RoomID, entries: [Entry]) -> [UInt8] {
+        guard let previous else { return chainStart }
+        return RosterHash.compute(roomID: roomID, members: entries.map(\.member)) == previous.rosterHash
+            ? previous.chainPrevious : previous.chainHead
+    }
+
+    /// `131 + Σ entry lengths`.
     public static func encodedLength(entries: [Entry]) -> Int {
         entries.reduce(fixedLength) { $0 + $1.encodedLength }
     }
@@ -128,10 +156,12 @@ public struct SignedRoster: Sendable, Hashable {
 
     /// Every byte before the signature.
     public var signedPart: [UInt8] {
-        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor, entries: entries)
+        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+                        chainPrevious: chainPrevious, entries: entries)
     }
 
-    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, entries: [Entry]) -> [UInt8] {
+    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
+                           chainPrevious: [UInt8], entries: [Entry]) -> [UInt8] {
         var w = ByteWriter(capacity: encodedLength(entries: entries))
         w.writeUInt8(type)
         w.writeUInt8(version)
@@ -140,6 +170,7 @@ public struct SignedRoster: Sendable, Hashable {
         w.writeUInt32(rosterVersion)
         w.writeUInt8(epochChange.rawValue)
         w.writeUInt16(successor)
+        w.writeBytes(chainPrevious)
         w.writeUInt16(UInt16(entries.count))
         for e in entries {
             w.writeUInt16(e.index)
@@ -189,6 +220,7 @@ public struct SignedRoster: Sendable, Hashable {
             let rawChange = try reader.readUInt8("epoch_change")
             guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
             let successor = try reader.readUInt16("successor")
+            let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
             let count = Int(try reader.readUInt16("count"))
             guard count >= 1 else { throw E2EControlError.malformed("count 0") }
             // Each entry needs at least 85 bytes, and the signature 64 more: checked before
@@ -228,7 +260,7 @@ public struct SignedRoster: Sendable, Hashable {
                 }
             }
             return SignedRoster(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
-                                successor: successor, entries: entries, signature: signature)
+                                successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature)
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {
@@ -391,17 +423,17 @@ public struct KnockNotice: Sendable, Hashable {
 /// The leader's signed heartbeat (type `0x04`, section 3.6): sent to everyone every
 /// ``interval`` milliseconds. A member that hears none for ``silenceTimeout`` treats the
 /// leader as lost: the successor of the last verified `ROSTER` takes the keys over. Exactly
-/// 1 + 16 + 8 + 4 + 8 + 64 = 101 bytes:
+/// 1 + 16 + 8 + 4 + 32 + 8 + 64 = 133 bytes:
 ///
 /// ```
-/// u8 type (0x04) || room_id (16) || u64 epoch || u32 roster_version || u64 sequence
-/// || signature (64) = Ed25519(leader, "conclave/v2 heartbeat", bytes 0–36)
+/// u8 type (0x04) || room_id (16) || u64 epoch || u32 roster_version || chain_head (32)
+/// || u64 sequence || signature (64) = Ed25519(leader, "conclave/v2 heartbeat", bytes 0–68)
 /// ```
 /// `sequence` strictly increases across one leader's heartbeats: a replayed heartbeat is
 /// refused, so a relay cannot keep a dead leader alive with old ones.
 public struct Heartbeat: Sendable, Hashable {
     public static let type: UInt8 = 0x04
-    public static let encodedLength = 1 + 16 + 8 + 4 + 8 + 64
+    public static let encodedLength = 1 + 16 + 8 + 4 + 32 + 8 + 64
     /// The leader's sending interval by default (milliseconds).
     public static let interval: UInt64 = 2_000
     /// Silence after which members treat the leader as lost (milliseconds).
@@ -410,27 +442,34 @@ public struct Heartbeat: Sendable, Hashable {
     public let roomID: RoomID
     public let epoch: UInt64
     public let rosterVersion: UInt32
+    /// The leader's roster chain head after its latest roster.
+    public let chainHead: [UInt8]
     public let sequence: UInt64
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64, leader: Ed25519.PrivateKey) -> Heartbeat {
-        let part = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence)
+    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, chainHead: [UInt8], sequence: UInt64,
+                            leader: Ed25519.PrivateKey) -> Heartbeat {
+        precondition(chainHead.count == 32)
+        let part = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, chainHead: chainHead, sequence: sequence)
         let signature: [UInt8]
         do { signature = try leader.signature(for: part, context: Labels.heartbeatSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
-        return Heartbeat(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence, signature: signature)
+        return Heartbeat(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, chainHead: chainHead, sequence: sequence, signature: signature)
     }
 
-    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64, signature: [UInt8]) {
-        self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion; self.sequence = sequence; self.signature = signature
+    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, chainHead: [UInt8], sequence: UInt64, signature: [UInt8]) {
+        self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion; self.chainHead = chainHead
+        self.sequence = sequence; self.signature = signature
     }
 
-    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, sequence: UInt64) -> [UInt8] {
-        [type] + roomID.bytes + epoch.bigEndianBytes + rosterVersion.bigEndianBytes + sequence.bigEndianBytes
+    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, chainHead: [UInt8], sequence: UInt64) -> [UInt8] {
+        [type] + roomID.bytes + epoch.bigEndianBytes + rosterVersion.bigEndianBytes + chainHead + sequence.bigEndianBytes
     }
 
-    public var signedPart: [UInt8] { Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, sequence: sequence) }
+    public var signedPart: [UInt8] {
+        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, chainHead: chainHead, sequence: sequence)
+    }
     public var encoded: [UInt8] { signedPart + signature }
 
     public func isSigned(by key: Ed25519.PublicKey) -> Bool {
@@ -443,9 +482,10 @@ public struct Heartbeat: Sendable, Hashable {
             let room = try RoomID(from: &reader)
             let epoch = try reader.readUInt64("epoch")
             let version = try reader.readUInt32("roster_version")
+            let head = try reader.readBytes(count: 32, field: "chain_head")
             let sequence = try reader.readUInt64("sequence")
             let signature = try reader.readBytes(count: 64, field: "signature")
-            return Heartbeat(roomID: room, epoch: epoch, rosterVersion: version, sequence: sequence, signature: signature)
+            return Heartbeat(roomID: room, epoch: epoch, rosterVersion: version, chainHead: head, sequence: sequence, signature: signature)
         } catch let error as MessageDecodingError {
             throw .malformed(SignedRoster.field(of: error))
         } catch {

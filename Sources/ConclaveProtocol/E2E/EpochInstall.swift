@@ -67,6 +67,10 @@ public enum MemberAction: Sendable {
     /// A verified `ROSTER` no longer lists these members: stop accepting their frames at
     /// once (``ReceiverKeyRing/revoke(_:)``), before the fresh epoch's key package arrives.
     case membersRemoved(Set<UInt16>)
+    /// The leader's roster history differs from this member's at `rosterVersion`: a
+    /// `ROSTER` was withheld from it, or it was shown another history. The client MUST
+    /// raise an alert; the security code (which covers the chain head) shows the split.
+    case historyDiffers(rosterVersion: UInt32)
     /// A verified `HEARTBEAT` from the leader: the client restarts its silence timer and
     /// compares `epoch` and `rosterVersion` with its own (3.6).
     case heartbeat(epoch: UInt64, rosterVersion: UInt32)

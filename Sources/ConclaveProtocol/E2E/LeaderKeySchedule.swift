@@ -114,8 +114,8 @@ public struct LeaderKeySchedule: Sendable {
         if let last = lastHeartbeatAt, now < last &+ heartbeatInterval { return [] }
         lastHeartbeatAt = now
         heartbeatSequence += 1
-        let beat = Heartbeat.sign(roomID: roomID, epoch: epoch, rosterVersion: current.rosterVersion, sequence: heartbeatSequence,
-                                  leader: identity.signingKey)
+        let beat = Heartbeat.sign(roomID: roomID, epoch: epoch, rosterVersion: current.rosterVersion, chainHead: current.chainHead,
+                                  sequence: heartbeatSequence, leader: identity.signingKey)
         return [.broadcastControl(beat.encoded)]
     }
 
@@ -126,7 +126,7 @@ public struct LeaderKeySchedule: Sendable {
     public var entries: [SignedRoster.Entry] { roster?.entries ?? [] }
 
     public var securityCode: SecurityCode? {
-        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash) }
+        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash, chainHead: $0.chainHead) }
     }
 
     // MARK: Operations
@@ -137,7 +137,7 @@ public struct LeaderKeySchedule: Sendable {
         guard epochSecret == nil else { throw .alreadyStarted }
         let secret = random()
         precondition(secret.count == 32, "epoch secrets are 32 bytes")
-        let signed = try sign(epoch: 1, version: 1, change: .none, entries: [ownEntry])
+        let signed = try sign(epoch: 1, version: 1, change: .none, chainPrevious: SignedRoster.chainStart, entries: [ownEntry])
         epoch = 1
         epochSecret = secret
         roster = signed
@@ -211,7 +211,8 @@ public struct LeaderKeySchedule: Sendable {
             if let name = u.displayName { entries[i].displayName = name }
         }
         guard entries != current.entries else { return [] }
-        let signed = try sign(epoch: epoch, version: try nextVersion(current), change: .none, entries: entries)
+        let signed = try sign(epoch: epoch, version: try nextVersion(current), change: .none,
+                              chainPrevious: SignedRoster.chainPrevious(after: current, roomID: roomID, entries: entries), entries: entries)
         roster = signed
         if let mine = signed.entry(for: me) { ownEntry = mine }
         return [.broadcastControl(signed.encoded)]
@@ -286,10 +287,12 @@ public struct LeaderKeySchedule: Sendable {
         return r.rosterVersion + 1
     }
 
-    private func sign(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry]) throws(LeaderError) -> SignedRoster {
+    private func sign(epoch: UInt64, version: UInt32, change: EpochChange, chainPrevious: [UInt8],
+                      entries: [SignedRoster.Entry]) throws(LeaderError) -> SignedRoster {
         do {
             return try SignedRoster.sign(roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
                                          successor: Self.successor(in: entries, order: admissionOrder, leader: me),
+                                         chainPrevious: chainPrevious,
                                          entries: entries, leader: identity.signingKey)
         } catch {
             throw .roster(error)
@@ -311,7 +314,10 @@ public struct LeaderKeySchedule: Sendable {
             do { secret = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: epoch) } catch { throw .exhausted }
         }
         let broadcastVersion = try nextVersion(current)
-        let broadcast = try sign(epoch: next, version: broadcastVersion, change: fresh ? .freshSecret : .joinRatchet, entries: entries)
+        // The broadcast and the addressed ROSTER of one change continue the same chain head.
+        let chainPrevious = SignedRoster.chainPrevious(after: current, roomID: roomID, entries: entries)
+        let broadcast = try sign(epoch: next, version: broadcastVersion, change: fresh ? .freshSecret : .joinRatchet,
+                                 chainPrevious: chainPrevious, entries: entries)
         var latest = broadcast
         var actions: [LeaderAction] = [.broadcastControl(broadcast.encoded)]
         let hash = broadcast.rosterHash
@@ -331,7 +337,7 @@ public struct LeaderKeySchedule: Sendable {
         if !newMembers.isEmpty {
             // Same roster_version as the broadcast: every member then knows the same last
             // version, which a new leader continues from (3.6).
-            let addressed = try sign(epoch: next, version: broadcastVersion, change: .none, entries: entries)
+            let addressed = try sign(epoch: next, version: broadcastVersion, change: .none, chainPrevious: chainPrevious, entries: entries)
             latest = addressed
             for index in newMembers.sorted() {
                 actions.append(.sendControl(recipient: index, plaintext: addressed.encoded))

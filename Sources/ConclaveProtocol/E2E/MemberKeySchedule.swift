@@ -112,7 +112,7 @@ public struct MemberKeySchedule: Sendable {
     /// roster; nil until a roster is verified. Recompute and show it whenever
     /// `rosterChanged` or `leaderChanged` is reported.
     public var securityCode: SecurityCode? {
-        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash) }
+        roster.map { SecurityCode(roomID: roomID, leader: leaderKey, rosterHash: $0.rosterHash, chainHead: $0.chainHead) }
     }
 
     // MARK: Inputs
@@ -182,7 +182,13 @@ public struct MemberKeySchedule: Sendable {
             guard b.roomID == roomID else { throw .keyRejected(.wrongRoom) }
             guard b.sequence > lastHeartbeatSequence else { throw .keyRejected(.staleHeartbeat(last: lastHeartbeatSequence, received: b.sequence)) }
             lastHeartbeatSequence = b.sequence
-            return [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
+            var actions: [MemberAction] = [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
+            // Same roster version, another history: the leader signed rosters this member
+            // never saw in that order (a fork, or a withheld roster). Show it.
+            if let r = roster, b.rosterVersion == r.rosterVersion, b.chainHead != r.chainHead {
+                actions.append(.historyDiffers(rosterVersion: b.rosterVersion))
+            }
+            return actions
         }
     }
 
@@ -281,6 +287,10 @@ public struct MemberKeySchedule: Sendable {
         if let previous = roster {
             let gone = Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
             if !gone.isEmpty { actions.append(.membersRemoved(gone)) }
+            // Each roster names the chain head before its membership: a gap means a roster
+            // was withheld, or this member was shown another history.
+            let expected = r.rosterHash == previous.rosterHash ? previous.chainPrevious : previous.chainHead
+            if r.chainPrevious != expected { actions.append(.historyDiffers(rosterVersion: r.rosterVersion)) }
         }
         switch r.epochChange {
         case .none:

@@ -6,7 +6,9 @@ public enum Labels {
     public static let senderKey = "conclave/v1 sender"
     public static let ratchet = "conclave/v1 ratchet"
     public static let rosterHash = "conclave/v1 roster"
-    public static let securityCode = "conclave/v1 security-code"
+    public static let securityCode = "conclave/v2 security-code"
+    /// SHA-256 prefix of a roster chain link (3.6).
+    public static let rosterChain = "conclave/v2 roster-chain"
     public static let relayAuth = "conclave/v1 relay-auth"
     public static let privateChat = "conclave/v2 private-chat"
     /// HKDF salt of a knock's invite proof (4.2, protocol version 2).

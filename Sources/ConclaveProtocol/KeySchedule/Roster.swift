@@ -32,16 +32,18 @@ public enum RosterHash {
 /// The security code everyone compares aloud: 30 digits in six groups of five.
 ///
 /// ```
-/// d = SHA-512("conclave/v1 security-code" || room_id || leader_ed25519 || roster_hash)
+/// d = SHA-512("conclave/v2 security-code" || room_id || leader_ed25519 || roster_hash || chain_head)
 /// group i (0…5) = big-endian integer of d[5i ..< 5i+5] mod 100000, as five digits
 /// ```
-/// Any change to the room, the leader's key or any member's identity keys changes the
-/// code, so a relay that substitutes a key shows up as a mismatch.
+/// Any change to the room, the leader's key, any member's identity keys, or the history of
+/// signed rosters (the chain head, 3.6) changes the code, so a relay that substitutes a key
+/// or shows two members different histories shows up as a mismatch.
 public struct SecurityCode: Sendable, Hashable, CustomStringConvertible {
     public let groups: [String]
 
-    public init(roomID: RoomID, leader: Ed25519.PublicKey, rosterHash: [UInt8]) {
-        let d = SHA2.sha512(Array(Labels.securityCode.utf8) + roomID.bytes + leader.rawRepresentation + rosterHash)
+    public init(roomID: RoomID, leader: Ed25519.PublicKey, rosterHash: [UInt8], chainHead: [UInt8]) {
+        precondition(chainHead.count == 32, "chain heads are 32 bytes")
+        let d = SHA2.sha512(Array(Labels.securityCode.utf8) + roomID.bytes + leader.rawRepresentation + rosterHash + chainHead)
         var groups: [String] = []
         for i in 0..<6 {
             var v: UInt64 = 0
