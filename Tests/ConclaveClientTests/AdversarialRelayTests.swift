@@ -250,4 +250,59 @@ import ConclaveProtocol
             await hostRun.value; await aliceRun.value
         }
     }
+
+    /// Issue 9 A, D, E: a co-host's decisions count end to end only as requests signed by a
+    /// co-host of the signed roster. Its admission keys the joiner; its removal rekeys at
+    /// once; a request signed by another key, or replayed, changes nothing.
+    @Test func coHostDecisionsCountOnlyWhenSignedEndToEnd() async throws {
+        try await withTestRelay { endpoint, _ in
+            let hostLog = EventLog(), cohostLog = EventLog(), daveLog = EventLog()
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
+                                                  options: ParticipantOptions(displayName: "host"), output: hostLog.output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(60)) }
+            let cohost = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "cohost"), output: cohostLog.output)
+            let cohostRun = Task { await cohost.run(for: .seconds(60)) }
+            _ = try await hostLog.waitFor("knock")
+            try await host.command(.admit(ParticipantIndex(await cohost.index)))
+            try await eventually("the co-host's keys") { let c = await cohost.securityCode, h = await host.securityCode; return c != nil && c == h }
+            try await host.command(.promoteCohost(ParticipantIndex(await cohost.index)))
+            try await eventually("the co-host role in the signed roster") { await cohost.member?.roster?.entry(for: await cohost.index)?.role == .cohost }
+
+            // Dave knocks; the co-host admits him (relay command and signed request).
+            let dave = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Dave"), output: daveLog.output)
+            let daveRun = Task { await dave.run(for: .seconds(60)) }
+            _ = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Dave" }
+            try await cohost.command(.admit(ParticipantIndex(await dave.index)))
+            try await eventually("Dave's keys") { let d = await dave.securityCode, h = await host.securityCode; return d != nil && d == h }
+
+            // A request signed by a key that is not the co-host's: refused, nothing changes.
+            let d = await dave.index
+            let daveIdentity = await dave.identity.publicIdentity
+            let versionBefore = await host.leader?.roster?.rosterVersion
+            let forged = ModerationRequest.sign(roomID: invite.roomID, requester: await cohost.index, sequence: 1_000, action: .remove,
+                                                target: d, targetIdentity: daveIdentity, by: PrivateIdentity.generate().signingKey)
+            let forgedFrame = try await cohost.makeFrame(kind: .control, plaintext: forged.encoded, to: await host.index)
+            await host.handle(.frame(forgedFrame))
+            let stillIn = await host.leader?.roster?.entry(for: d) != nil
+            let versionAfter = await host.leader?.roster?.rosterVersion
+            #expect(stillIn && versionAfter == versionBefore)
+            #expect(hostLog.events("alert").contains { $0["code"] as? String == "request_rejected" })
+
+            // The co-host removes Dave: the leader rekeys on the signed request.
+            let epochBefore = await host.leader?.epoch ?? 0
+            try await cohost.command(.remove(ParticipantIndex(d)))
+            try await eventually("Dave out of the signed roster") { await host.leader?.roster?.entry(for: d) == nil }
+            let epochAfter = await host.leader?.epoch ?? 0
+            #expect(epochAfter > epochBefore)
+            // A replay of an old sequence number (sealed afresh, so SFrame's window passes it).
+            let replay = ModerationRequest.sign(roomID: invite.roomID, requester: await cohost.index, sequence: 1, action: .grantShare,
+                                                target: await cohost.index, targetIdentity: await cohost.identity.publicIdentity,
+                                                by: await cohost.identity.signingKey)
+            await host.handle(.frame(try await cohost.makeFrame(kind: .control, plaintext: replay.encoded, to: await host.index)))
+            #expect(hostLog.events("alert").filter { ($0["message"] as? String)?.contains("replayed") == true }.count == 1)
+            await host.stop(); await cohost.stop(); await dave.stop()
+            await hostRun.value; await cohostRun.value; await daveRun.value
+        }
+    }
 }

@@ -42,6 +42,30 @@ import ConclaveCrypto
                        leader: try identity("leader").signingKey)
     }
 
+    static func sampleModerationRequest() throws -> ModerationRequest {
+        ModerationRequest.sign(roomID: roomID, requester: 300, sequence: 7, action: .remove, target: 2,
+                               targetIdentity: try identity("member 2").publicIdentity, by: try identity("member 300").signingKey)
+    }
+
+    @Test func moderationRequestRoundTripAndExactLength() throws {
+        let r = try Self.sampleModerationRequest()
+        let bytes = r.encoded
+        #expect(bytes.count == 154 && ModerationRequest.encodedLength == 154)
+        #expect(bytes[0] == 0x05)
+        #expect(Array(bytes[1 ..< 17]) == Self.roomID.bytes)
+        #expect(Array(bytes[17 ..< 19]) == [0x01, 0x2C] && Array(bytes[19 ..< 23]) == [0, 0, 0, 7] && bytes[23] == 2)
+        let targetIdentity = try Self.identity("member 2").publicIdentity.encoded
+        #expect(Array(bytes[24 ..< 26]) == [0, 2] && Array(bytes[26 ..< 90]) == targetIdentity)
+        #expect(try E2EControlMessage.decode(bytes) == .moderationRequest(r))
+        #expect(r.isSigned(by: try Self.identity("member 300").signingKey.publicKey))
+        #expect(!r.isSigned(by: try Self.identity("leader").signingKey.publicKey))
+        var badAction = bytes; badAction[23] = 9
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(badAction) }
+        var zeroTarget = bytes; zeroTarget[24] = 0; zeroTarget[25] = 0
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(zeroTarget) }
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(bytes.dropLast()) }
+    }
+
     static func sampleHandover() throws -> Handover {
         Handover.sign(roomID: roomID, epoch: 7, newLeaderIndex: 2, newLeaderKey: try identity("member 2").signingKey.publicKey,
                       oldLeader: try identity("leader").signingKey)
@@ -210,7 +234,7 @@ import ConclaveCrypto
         let e3 = 67 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x05)) { try E2EControlMessage.decode([0x05, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x06)) { try E2EControlMessage.decode([0x06, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -295,6 +319,11 @@ import ConclaveCrypto
                 "epoch": Int(handover.epoch), "new_leader_index": Int(handover.newLeaderIndex),
                 "new_leader_ed25519": Hex.encode(handover.newLeaderKey.rawRepresentation),
                 "encoded": Hex.encode(handover.encoded),
+            ] as [String: Any],
+            "moderation_request": [
+                "requester": 300, "sequence": 7, "action": 2, "target": 2,
+                "requester_ed25519_public": Hex.encode(try identity("member 300").signingKey.publicKey.rawRepresentation),
+                "encoded": Hex.encode(try sampleModerationRequest().encoded),
             ] as [String: Any],
             "heartbeat": [
                 "epoch": Int(heartbeat.epoch), "roster_version": Int(heartbeat.rosterVersion), "sequence": Int(heartbeat.sequence),

@@ -109,6 +109,14 @@ public actor Participant {
     var seenKnockNonces: Set<[UInt8]> = []
     /// The most knocks a leader accepts in one meeting (bounds ``seenKnockNonces``).
     static let maximumKnocksPerMeeting = 65_536
+    /// Leader: relay-admitted knockers whose admission a co-host made at the relay, waiting
+    /// (at most ``approvalWaitMillis``) for that co-host's signed request.
+    var awaitingApproval: [UInt16: (identity: PublicIdentity, role: Role, since: UInt64)] = [:]
+    static let approvalWaitMillis: UInt64 = 5_000
+    /// Leader: the highest moderation-request sequence seen from each co-host.
+    var requestSequences: [UInt16: UInt32] = [:]
+    /// Co-host: the sequence of this client's last moderation request.
+    var ownRequestSequence: UInt32 = 0
     /// Leader: the room was created without a waiting room, so a verified knock is admitted
     /// by the leader's own policy (the relay admits such joiners at once).
     var admitsWithoutWaitingRoom = false
@@ -334,7 +342,7 @@ public actor Participant {
     /// admission approvals, removals (a fresh epoch without the removed member), roles,
     /// presenter rights, and a transfer of the host role (a signed `HANDOVER` first).
     public func command(_ action: CommandAction) async throws {
-        if leader != nil { await leaderDecides(action) }
+        if leader != nil { await leaderDecides(action) } else { await requestFromLeader(action) }
         nextRequest &+= 1
         try await connection.send(.command(CommandMessage(requestID: nextRequest, action: action)))
         // After the command: the relay then sends the new co-host its KNOCKs before it
@@ -359,6 +367,69 @@ public actor Participant {
         case .revokeShare(let i): await leaderUpdate(MemberUpdate(index: i.rawValue, presenter: false))
         case .transferHost(let i): await handOverLeadership(to: i.rawValue)
         default: break
+        }
+    }
+
+    /// Co-host: a moderation decision the signed roster reflects goes to the leader too,
+    /// signed end to end (3.6 MODERATION_REQUEST); the relay command alone keys no one.
+    func requestFromLeader(_ action: CommandAction) async {
+        guard let m = member, m.roster?.entry(for: index)?.role == .cohost else { return }
+        let request: (ModerationRequest.Action, UInt16)
+        switch action {
+        case .admit(let i): request = (.admit, i.rawValue)
+        case .remove(let i): request = (.remove, i.rawValue)
+        case .grantShare(let i): request = (.grantShare, i.rawValue)
+        case .revokeShare(let i): request = (.revokeShare, i.rawValue)
+        default: return
+        }
+        let target: PublicIdentity?
+        if request.0 == .admit { target = relayKnocks[request.1] } else { target = m.roster?.entry(for: request.1)?.identity }
+        guard let target else { return }
+        ownRequestSequence &+= 1
+        let signed = ModerationRequest.sign(roomID: roomID, requester: index, sequence: ownRequestSequence, action: request.0,
+                                            target: request.1, targetIdentity: target, by: identity.signingKey)
+        if let payload = try? sender.seal(kind: .control, recipient: ParticipantIndex(m.leaderIndex), plaintext: signed.encoded, now: now, epoch: .newest) {
+            try? await sendFrame(.control, to: ParticipantIndex(m.leaderIndex), payload: payload)
+        }
+    }
+
+    /// Leader: a co-host's signed request (3.6). It counts only from a co-host of the signed
+    /// roster, signed by that co-host's key, fresh, and naming the identity the leader
+    /// knows for the target (the knock's for an admission, the roster's otherwise).
+    func leaderHandles(_ r: ModerationRequest, from sender: UInt16) async {
+        guard let l = leader else { return }
+        guard r.requester == sender, let requester = l.entries.first(where: { $0.index == sender }), requester.role == .cohost,
+              r.roomID == roomID, r.isSigned(by: requester.identity.signingKey) else {
+            alert("request_rejected", "a moderation request from #\(sender) is not signed by a co-host of the signed roster")
+            return
+        }
+        guard r.sequence > (requestSequences[sender] ?? 0) else {
+            alert("request_rejected", "a moderation request from #\(sender) was replayed")
+            return
+        }
+        requestSequences[sender] = r.sequence
+        switch r.action {
+        case .admit:
+            guard let knock = openedKnocks[r.target], knock.identity == r.targetIdentity else {
+                alert("request_rejected", "#\(sender) asked to admit #\(r.target), whose knock the leader did not open with that identity")
+                return
+            }
+            approved.insert(r.target)
+            if let waiting = awaitingApproval.removeValue(forKey: r.target) {
+                await leaderAdmits(r.target, relayIdentity: waiting.identity, relayRole: waiting.role)
+            }
+        case .remove, .grantShare, .revokeShare:
+            guard let entry = l.entries.first(where: { $0.index == r.target }), entry.identity == r.targetIdentity, entry.role != .host else {
+                alert("request_rejected", "#\(sender) asked to \(r.action.name) #\(r.target), which the signed roster does not hold with that identity")
+                return
+            }
+            switch r.action {
+            case .remove:
+                approved.remove(r.target)
+                await leaderRemoves(r.target, reason: "removed by #\(sender)")
+            case .grantShare: await leaderUpdate(MemberUpdate(index: r.target, presenter: true))
+            default: await leaderUpdate(MemberUpdate(index: r.target, presenter: false))
+            }
         }
     }
 
@@ -491,7 +562,7 @@ public actor Participant {
             relayIdentities[i.rawValue] = id
             output.emit("joined", [("participant", .int(Int(i.rawValue))), ("fingerprint", .string(id.fingerprint.displayString))],
                         human: "#\(i.rawValue) joined [\(id.fingerprint.displayString)]")
-            if leader != nil { await leaderAdmits(i.rawValue, relayIdentity: id, relayRole: role) }
+            if leader != nil { await leaderAdmits(i.rawValue, relayIdentity: id, relayRole: role, actor: e.actor.rawValue) }
         case .left(let i, let reason):
             await memberGone(i.rawValue, reason: reason.name)
         case .removed(let i):
@@ -558,7 +629,7 @@ public actor Participant {
     /// Admission authority (3.6): the leader keys `i` only if it opened and verified a fresh
     /// knock from exactly the identity the relay reports, and its user or its own policy
     /// decided to admit it. Anything else is an alert, with no roster entry and no key.
-    func leaderAdmits(_ i: UInt16, relayIdentity id: PublicIdentity, relayRole: Role) async {
+    func leaderAdmits(_ i: UInt16, relayIdentity id: PublicIdentity, relayRole: Role, actor: UInt16 = 0) async {
         guard var l = leader else { return }
         guard l.entries.first(where: { $0.index == i }) == nil else {
             alert("unauthorized_join", "the relay announced #\(i) again")
@@ -573,7 +644,13 @@ public actor Participant {
             return
         }
         guard approved.contains(i) else {
-            alert("not_admitted", "the relay admitted #\(i) [\(id.fingerprint.displayString)], which the leader did not admit")
+            // A co-host's admission reaches the relay and, signed end to end, the leader:
+            // wait a little for the signed request; without it, no key.
+            if let a = l.entries.first(where: { $0.index == actor }), a.role == .cohost {
+                awaitingApproval[i] = (id, relayRole, now)
+            } else {
+                alert("not_admitted", "the relay admitted #\(i) [\(id.fingerprint.displayString)], which the leader did not admit")
+            }
             return
         }
         guard !l.entries.contains(where: { $0.identity == id }) else {
@@ -668,6 +745,7 @@ public actor Participant {
         relayIdentities[i] = nil
         openedKnocks[i] = nil
         approved.remove(i)
+        awaitingApproval[i] = nil
         output.emit("left", [("participant", .int(Int(i))), ("reason", .string(reason))], human: "#\(i) left (\(reason))")
         // A departure the relay reports can only shrink who holds keys: rekey at once.
         await leaderRemoves(i, reason: reason)
@@ -746,6 +824,12 @@ public actor Participant {
             output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name(of: frame.sender))), ("text", .string(text)), ("private", .bool(isPrivate))],
                         human: "\(name(of: frame.sender)) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
         case .control:
+            if leader != nil {
+                if case .moderationRequest(let r)? = try? E2EControlMessage.decode(frame.plaintext) {
+                    await leaderHandles(r, from: frame.sender)
+                }
+                return
+            }
             guard var m = member else { return }
             do {
                 let actions = try m.receiveControl(frame.plaintext, from: frame.sender)
@@ -954,6 +1038,10 @@ public actor Participant {
             try? await perform(actions)
         }
         await watchLeader(now: nowMs)
+        for (i, waiting) in awaitingApproval where nowMs > waiting.since &+ Self.approvalWaitMillis {
+            awaitingApproval[i] = nil
+            alert("not_admitted", "the relay admitted #\(i) [\(waiting.identity.fingerprint.displayString)], and no signed request from a co-host followed")
+        }
         // Old epochs are wiped when their grace ends, even in a quiet room (3.3).
         receiver.advance(to: nowMs)
         if audio != nil, mutedSelf, admitted, !toldMuted {
@@ -1126,8 +1214,9 @@ extension Participant {
 extension Participant {
     /// Seals a frame as this participant would send it, without sending it (tests that
     /// play a malicious relay, which would hold such a frame in flight).
-    func makeFrame(kind: FrameKind, plaintext: [UInt8]) throws -> FrameMessage {
-        let payload = try sender.seal(kind: kind, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
-        return try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: .everyone, payload: payload)
+    func makeFrame(kind: FrameKind, plaintext: [UInt8], to recipient: UInt16? = nil) throws -> FrameMessage {
+        let to = recipient.map { ParticipantIndex($0) } ?? .everyone
+        let payload = try sender.seal(kind: kind, recipient: to, plaintext: plaintext, now: now, epoch: .newest)
+        return try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: to, payload: payload)
     }
 }

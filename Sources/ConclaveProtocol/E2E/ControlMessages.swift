@@ -494,6 +494,105 @@ public struct Heartbeat: Sendable, Hashable {
     }
 }
 
+// MARK: - MODERATION_REQUEST
+
+/// A co-host asks the leader, end to end and signed, to carry out a moderation decision
+/// the signed roster reflects (type `0x05`, section 3.6): admit a knocker, remove a member,
+/// grant or revoke screen sharing. Sent addressed to the leader under the co-host's epoch
+/// key, alongside the relay command. Exactly 1 + 16 + 2 + 4 + 1 + 2 + 64 + 64 = 154 bytes:
+///
+/// ```
+/// u8 type (0x05) || room_id (16) || u16 requester || u32 sequence || u8 action
+/// || u16 target || target_identity (64)
+/// || signature (64) = Ed25519(requester, "conclave/v2 moderation-request", bytes 0–89)
+/// ```
+public struct ModerationRequest: Sendable, Hashable {
+    public static let type: UInt8 = 0x05
+    public static let encodedLength = 1 + 16 + 2 + 4 + 1 + 2 + 64 + 64
+
+    public enum Action: UInt8, Sendable, Hashable, CaseIterable {
+        case admit = 1
+        case remove = 2
+        case grantShare = 3
+        case revokeShare = 4
+
+        public var name: String {
+            switch self {
+            case .admit: "admit"
+            case .remove: "remove"
+            case .grantShare: "grant_share"
+            case .revokeShare: "revoke_share"
+            }
+        }
+    }
+
+    public let roomID: RoomID
+    public let requester: UInt16
+    /// Strictly increasing across one requester's requests: a replay is refused.
+    public let sequence: UInt32
+    public let action: Action
+    public let target: UInt16
+    /// The identity the co-host means: the knocker's (from `KNOCK` and the leader's
+    /// `KNOCK_NOTICE`) for `admit`, the member's roster identity otherwise.
+    public let targetIdentity: PublicIdentity
+    public let signature: [UInt8]
+
+    public static func sign(roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16,
+                            targetIdentity: PublicIdentity, by key: Ed25519.PrivateKey) -> ModerationRequest {
+        let part = signedPart(roomID: roomID, requester: requester, sequence: sequence, action: action, target: target, targetIdentity: targetIdentity)
+        let signature: [UInt8]
+        do { signature = try key.signature(for: part, context: Labels.moderationRequestSignature) } catch {
+            preconditionFailure("fixed Ed25519 context is valid")
+        }
+        return ModerationRequest(roomID: roomID, requester: requester, sequence: sequence, action: action, target: target,
+                                 targetIdentity: targetIdentity, signature: signature)
+    }
+
+    init(roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16, targetIdentity: PublicIdentity, signature: [UInt8]) {
+        self.roomID = roomID; self.requester = requester; self.sequence = sequence; self.action = action
+        self.target = target; self.targetIdentity = targetIdentity; self.signature = signature
+    }
+
+    static func signedPart(roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16, targetIdentity: PublicIdentity) -> [UInt8] {
+        [type] + roomID.bytes + requester.bigEndianBytes + sequence.bigEndianBytes + [action.rawValue] + target.bigEndianBytes + targetIdentity.encoded
+    }
+
+    public var signedPart: [UInt8] {
+        Self.signedPart(roomID: roomID, requester: requester, sequence: sequence, action: action, target: target, targetIdentity: targetIdentity)
+    }
+
+    public var encoded: [UInt8] { signedPart + signature }
+
+    public func isSigned(by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: signedPart, context: Labels.moderationRequestSignature)
+    }
+
+    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> ModerationRequest {
+        guard totalLength == encodedLength else { throw .malformed("moderation request of \(totalLength) bytes, expected \(encodedLength)") }
+        do {
+            let room = try RoomID(from: &reader)
+            let requester = try reader.readUInt16("requester")
+            let sequence = try reader.readUInt32("sequence")
+            let rawAction = try reader.readUInt8("action")
+            guard let action = Action(rawValue: rawAction) else { throw E2EControlError.malformed("action \(rawAction)") }
+            let target = try reader.readUInt16("target")
+            guard ParticipantIndex.memberRange.contains(requester), ParticipantIndex.memberRange.contains(target) else {
+                throw E2EControlError.malformed("requester or target out of range")
+            }
+            let identity = try PublicIdentity(encoded: reader.readSlice(count: 64, field: "target_identity"))
+            let signature = try reader.readBytes(count: 64, field: "signature")
+            return ModerationRequest(roomID: room, requester: requester, sequence: sequence, action: action, target: target,
+                                     targetIdentity: identity, signature: signature)
+        } catch let error as E2EControlError {
+            throw error
+        } catch let error as MessageDecodingError {
+            throw .malformed(SignedRoster.field(of: error))
+        } catch {
+            throw .malformed("moderation request")
+        }
+    }
+}
+
 // MARK: - Codec
 
 /// The plaintext of a control frame (kind 4, section 3.6): its first byte is its type.
@@ -502,6 +601,7 @@ public enum E2EControlMessage: Sendable, Hashable {
     case handover(Handover)
     case knockNotice(KnockNotice)
     case heartbeat(Heartbeat)
+    case moderationRequest(ModerationRequest)
 
     public var encoded: [UInt8] {
         switch self {
@@ -509,6 +609,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case let .handover(h): return h.encoded
         case let .knockNotice(n): return n.encoded
         case let .heartbeat(b): return b.encoded
+        case let .moderationRequest(r): return r.encoded
         }
     }
 
@@ -524,6 +625,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case Handover.type: return .handover(try Handover.decode(body: &reader, totalLength: bytes.count))
         case KnockNotice.type: return .knockNotice(try KnockNotice.decode(body: &reader, totalLength: bytes.count))
         case Heartbeat.type: return .heartbeat(try Heartbeat.decode(body: &reader, totalLength: bytes.count))
+        case ModerationRequest.type: return .moderationRequest(try ModerationRequest.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }
     }

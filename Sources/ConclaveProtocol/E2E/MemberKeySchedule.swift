@@ -177,6 +177,9 @@ public struct MemberKeySchedule: Sendable {
             guard n.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
             guard n.roomID == roomID else { throw .keyRejected(.malformed(.malformed("knock notice room"))) }
             return [.knockNotice(index: n.waitingIndex, identity: n.identity, displayName: n.displayName)]
+        case .moderationRequest:
+            // Only the leader acts on requests; one relayed to a member is dropped.
+            throw .keyRejected(.malformed(.malformed("moderation request to a member")))
         case let .heartbeat(b):
             guard b.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
             guard b.roomID == roomID else { throw .keyRejected(.wrongRoom) }

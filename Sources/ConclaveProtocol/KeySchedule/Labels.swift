@@ -21,4 +21,5 @@ public enum Labels {
     public static let handoverSignature = "conclave/v1 handover"
     public static let knockNoticeSignature = "conclave/v1 knock-notice"
     public static let heartbeatSignature = "conclave/v2 heartbeat"
+    public static let moderationRequestSignature = "conclave/v2 moderation-request"
 }
