@@ -24,14 +24,6 @@ import ConclaveProtocol
         }
     }
 
-    func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
-        let until = ContinuousClock.now + within
-        while !(await condition()) {
-            guard ContinuousClock.now < until else { Issue.record("timed out waiting for \(what)"); throw CancellationError() }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
     @Test(arguments: [UInt64(1), 2, 3])
     func forgedRelayEventsNeverChangeWhoHoldsKeys(seed: UInt64) async throws {
         try await withTestRelay { endpoint, _ in

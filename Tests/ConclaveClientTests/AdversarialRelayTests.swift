@@ -11,18 +11,6 @@ import ConclaveProtocol
 /// that the attacker's identity gets no key material, that the honest client raises the
 /// expected `alert`, and that nothing signed changed on the relay's word.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct AdversarialRelayTests {
-    /// Waits until `condition` holds, or fails the test at the deadline.
-    func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
-        let until = ContinuousClock.now + within
-        while !(await condition()) {
-            guard ContinuousClock.now < until else {
-                Issue.record("timed out waiting for \(what)")
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
     struct Meeting {
         let host: Participant
         let alice: Participant

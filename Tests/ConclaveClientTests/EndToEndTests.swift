@@ -20,6 +20,18 @@ final class EventLog: Sendable {
     }
 }
 
+/// Waits until `condition` holds, or records an issue and throws at the deadline.
+func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
+    let until = ContinuousClock.now + within
+    while !(await condition()) {
+        guard ContinuousClock.now < until else {
+            Issue.record("timed out waiting for \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
 func withTestRelay<T>(_ body: (RelayEndpoint, RelayServer) async throws -> T) async throws -> T {
     var c = RelayConfiguration()
     c.port = 0

@@ -131,12 +131,7 @@ import ConclaveCrypto
     // MARK: Substitution by the relay
 
     @Test func substitutedOrSwappedKeyMaterialIsRejected() throws {
-        let room = E2ERoom()
-        try room.createLeader()
-        let a = try room.join(index: 2, name: "Ann")
-        let b = try room.join(index: 3, name: "Bob")
-        room.flush()
-        room.run(until: 1_000)
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
         let mallory = PrivateIdentity.generate()
         let leader = room.leader.leader!
         let next = leader.epoch + 1
@@ -334,12 +329,7 @@ import ConclaveCrypto
     // MARK: Leadership
 
     @Test func cleanHandoverMovesLeadershipAndChangesTheCode() throws {
-        let room = E2ERoom()
-        try room.createLeader()
-        let a = try room.join(index: 2, name: "Ann")
-        let b = try room.join(index: 3, name: "Bob")
-        room.flush()
-        room.run(until: 1_000)
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
         let oldCode = b.currentSecurityCode
         let host = room.leader
 
@@ -409,12 +399,7 @@ import ConclaveCrypto
     /// the leader's heartbeat falling silent, which moves it to the successor the last
     /// verified roster names.
     @Test func abruptLeaderLossMovesToTheSignedSuccessorOnly() throws {
-        let room = E2ERoom()
-        try room.createLeader()
-        let a = try room.join(index: 2, name: "Ann")
-        let b = try room.join(index: 3, name: "Bob")
-        room.flush()
-        room.run(until: 1_000)
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
         let oldCode = b.currentSecurityCode
         // The signed roster names Ann (admitted first) as successor.
         #expect(b.member!.successor == 2 && room.leader.leader!.successor == 2)
@@ -456,12 +441,7 @@ import ConclaveCrypto
     /// Issue 9 E: members drop a removed member's frames as soon as the removal `ROSTER`
     /// verifies, even under the old epoch and before the fresh key package arrives.
     @Test func removedMemberIsDroppedWhenTheRosterVerifies() throws {
-        let room = E2ERoom()
-        try room.createLeader()
-        let a = try room.join(index: 2, name: "Ann")
-        let b = try room.join(index: 3, name: "Bob")
-        room.flush()
-        room.run(until: 1_000)
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
         // A frame Bob seals now, under the current epoch, which the relay holds back.
         let held = try b.sender.seal(kind: .audio, recipient: .everyone, plaintext: [1, 2, 3], now: room.now)
         let header = try FrameHeader(kind: .audio, sender: 3, recipient: .everyone)
@@ -484,12 +464,7 @@ import ConclaveCrypto
     /// as a history difference at the next one, and a member shown another history (a
     /// second chain under the same leader key) ends with another security code.
     @Test func withheldRosterAndSplitHistoryAreDetected() throws {
-        let room = E2ERoom()
-        try room.createLeader()
-        let a = try room.join(index: 2, name: "Ann")
-        let b = try room.join(index: 3, name: "Bob")
-        room.flush()
-        room.run(until: 1_000)
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
         #expect(a.currentSecurityCode == b.currentSecurityCode)
         let leader = room.leader
         // A rename keeps the membership: same chain head, same code.

@@ -249,6 +249,17 @@ final class E2ERoom {
 
     /// Delivers everything queued.
     func flush() { run(until: queue.map(\.at).max() ?? now) }
+
+    /// A leader (#1) with Ann (#2) and Bob (#3), everything delivered, at 1 s.
+    static func withAnnAndBob() throws -> (room: E2ERoom, ann: E2EPeer, bob: E2EPeer) {
+        let room = E2ERoom()
+        try room.createLeader()
+        let a = try room.join(index: 2, name: "Ann")
+        let b = try room.join(index: 3, name: "Bob")
+        room.flush()
+        room.run(until: 1_000)
+        return (room, a, b)
+    }
 }
 
 /// A deterministic generator of epoch secrets for tests that need reproducible leaders.
