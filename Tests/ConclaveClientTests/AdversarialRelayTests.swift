@@ -10,9 +10,16 @@ import ConclaveProtocol
 /// handed to the participant exactly as its connection would (`handle`). Each test asserts
 /// that the attacker's identity gets no key material, that the honest client raises the
 /// expected `alert`, and that nothing signed changed on the relay's word.
+/// Frames a participant sent (its outbound tap).
+final class SentFrames: Sendable {
+    let frames = Mutex<[FrameMessage]>([])
+}
+
 @Suite(.serialized, .timeLimit(.minutes(2))) struct AdversarialRelayTests {
     struct Meeting {
         let host: Participant
+        /// Every frame the host sent, as the relay received it.
+        let hostSent: SentFrames
         let alice: Participant
         let hostLog: EventLog
         let aliceLog: EventLog
@@ -31,6 +38,8 @@ import ConclaveProtocol
         var hostOptions = ParticipantOptions(displayName: "host")
         hostOptions.autoAdmit = true
         hostOptions.inboundTap = hostTap
+        let sent = SentFrames()
+        hostOptions.outboundTap = { f in sent.frames.withLock { $0.append(f) } }
         let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
         let invite = try #require(await host.invite)
         let hostRun = Task { await host.run(for: .seconds(60)) }
@@ -42,11 +51,27 @@ import ConclaveProtocol
             let a = await alice.securityCode, h = await host.securityCode
             return a != nil && a == h
         }
-        return Meeting(host: host, alice: alice, hostLog: hostLog, aliceLog: aliceLog, invite: invite, runs: [hostRun, aliceRun])
+        return Meeting(host: host, hostSent: sent, alice: alice, hostLog: hostLog, aliceLog: aliceLog, invite: invite, runs: [hostRun, aliceRun])
     }
 
     func rosterIdentities(_ p: Participant) async -> [PublicIdentity] {
         await p.leader?.entries.map(\.identity) ?? []
+    }
+
+    /// The attacker's identity opens none of the key packages the leader sent, whatever
+    /// index or join nonce it tries (and none was addressed to `index`).
+    func expectNoKeyPackage(for attacker: PrivateIdentity, at index: UInt16, in m: Meeting) {
+        let packages = m.hostSent.frames.withLock { $0 }.filter { $0.header.kind == .keys }
+        #expect(!packages.isEmpty, "the leader sent no key packages at all")
+        #expect(!packages.contains { $0.header.recipient.rawValue == index }, "a key package was addressed to #\(index)")
+        for p in packages {
+            guard let kp = try? KeyPackage(encoded: p.payload) else { continue }
+            #expect(throws: (any Error).self) {
+                try kp.open(expectedRoom: m.invite.roomID, me: kp.recipient, myIdentity: attacker, joinNonce: [UInt8](repeating: 0, count: 16),
+                            leader: m.invite.hostIdentity.signingKey)
+            }
+            #expect((try? SealedBox.open(kp.sealed, recipient: attacker.agreementKey)) == nil, "the attacker opened a sealed epoch secret")
+        }
     }
 
     /// Attack 1, ghost member: the relay announces its own identity as joined. The leader
@@ -60,6 +85,7 @@ import ConclaveProtocol
             #expect(await !rosterIdentities(m.host).contains(ghost.publicIdentity), "the leader put the relay's ghost in the signed roster")
             #expect(await m.host.securityCode == codeBefore)
             #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "unauthorized_join" }, "no alert for the ghost")
+            expectNoKeyPackage(for: ghost, at: 0x0200, in: m)
             await m.finish()
         }
     }
@@ -78,6 +104,7 @@ import ConclaveProtocol
             let ids = await rosterIdentities(m.host)
             #expect(!ids.contains(mallory.publicIdentity), "mallory's key was admitted under carol's knock")
             #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "identity_mismatch" }, "no alert for the swap")
+            expectNoKeyPackage(for: mallory, at: 0x0201, in: m)
             await m.finish()
         }
     }
@@ -189,6 +216,7 @@ import ConclaveProtocol
             await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant))))
             #expect(await !rosterIdentities(m.host).contains(mallory.publicIdentity), "a knock without the invite secret was keyed")
             #expect(m.hostLog.events("knock").filter { $0["participant"] as? Int == Int(n.rawValue) }.isEmpty, "its name was shown")
+            expectNoKeyPackage(for: mallory, at: n.rawValue, in: m)
             await m.finish()
         }
     }

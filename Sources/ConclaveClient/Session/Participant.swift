@@ -37,6 +37,8 @@ public struct ParticipantOptions: Sendable {
     public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
     /// Milliseconds between the leader's heartbeats.
     public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
+    /// Tests only: sees every frame this participant sends (what the relay receives).
+    var outboundTap: (@Sendable (FrameMessage) -> Void)?
     /// Tests only: a relay→client message for which this returns true is dropped before the
     /// participant sees it, as a hostile relay would withhold it.
     var inboundDrop: (@Sendable (RelayMessage) -> Bool)?
@@ -1123,6 +1125,7 @@ public actor Participant {
 
     func sendFrame(_ kind: FrameKind, to recipient: ParticipantIndex, payload: [UInt8]) async throws {
         let frame = try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: recipient, payload: payload)
+        options.outboundTap?(frame)
         // Audio by UDP while the path is up; everything else (and audio without a path) on
         // the WebSocket, which is reliable and ordered.
         if kind == .audio, let mediaPath, mediaPath.send(frame: ClientMessage.frame(frame).encoded()) {
