@@ -75,12 +75,18 @@ public struct RelayBench: Sendable {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
         var count = 0
         var recording = false
+        /// The last `PATH_CHALLENGE` datagram received (answered by the bench, 6.4).
+        var challenge: [UInt8]?
         var histogram = LoadLatency.makeHistogram()
         /// Offset of the timestamp in a received datagram.
         let stampOffset: Int
         init(stampOffset: Int) { self.stampOffset = stampOffset }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = Self.unwrapInboundIn(data).data
+            if buffer.readableBytes == MediaDatagram.keepaliveAckLength, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == MediaDatagram.Kind.pathChallenge.rawValue {
+                challenge = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes)
+                return
+            }
             guard recording, buffer.readableBytes >= stampOffset + 8,
                   let stamp = buffer.getInteger(at: buffer.readerIndex + stampOffset, as: UInt64.self) else { return }
             count += 1
@@ -149,11 +155,27 @@ public struct RelayBench: Sendable {
                 .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(receiver) } }
                 .bind(host: "127.0.0.1", port: 0).get()
         }
-        // Keepalives open every path.
+        // Keepalives open every path: the relay challenges each address, the member echoes
+        // the token (6.4), and the path is validated.
         try await loop.submit {
             for m in members { try self.send(m, kind: .keepalive, body: nil, to: relayAddress) }
         }.get()
-        try await Task.sleep(for: .milliseconds(300))
+        let deadline = ContinuousClock.now + .seconds(5)
+        var answered = Set<Int>()
+        while answered.count < members.count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            try await loop.submit {
+                for (i, m) in members.enumerated() where !answered.contains(i) {
+                    guard let bytes = receivers[i].challenge,
+                          let c = bytes.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: m.session.sessionID, authenticator: m.authenticator) })
+                    else { continue }
+                    try self.send(m, kind: .pathResponse, body: withUnsafeBytes(of: c.token.bigEndian) { Array($0) }, to: relayAddress)
+                    answered.insert(i)
+                }
+            }.get()
+        }
+        guard answered.count == members.count else { throw RelayBenchError(message: "the relay did not challenge every member's address") }
+        try await Task.sleep(for: .milliseconds(100))
 
         let perSender = Double(options.offeredRate) / Double(size * (size - 1))
         let viaRelay = try await measure(members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)") { m in
@@ -282,4 +304,10 @@ extension RelayBench.Result {
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
             + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms))}"
     }
+}
+
+/// A relay benchmark that could not run, with the reason.
+struct RelayBenchError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }

@@ -24,7 +24,7 @@ final class UDPTestClient: Sendable {
     let relay: SocketAddress
     let session: MediaSessionMessage
     let authenticator: HopAuthenticator
-    private let sequence = Atomic<UInt64>(0)
+    let sequence = Atomic<UInt64>(0)
 
     init(channel: any Channel, collector: Collector, relay: SocketAddress, session: MediaSessionMessage) throws {
         self.channel = channel
@@ -59,11 +59,26 @@ final class UDPTestClient: Sendable {
         try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: relay, data: channel.allocator.buffer(bytes: datagram)))
     }
 
-    /// Sends a keepalive and waits for its authenticated acknowledgement.
+    /// The tokens of the `PATH_CHALLENGE`s received so far (6.4).
+    var challengeTokens: [UInt64] {
+        collector.datagrams.withLock { list in
+            list.compactMap { d in d.withUnsafeBytes { MediaDatagram.openPathChallenge($0, sessionID: session.sessionID, authenticator: authenticator)?.token } }
+        }
+    }
+
+    /// Answers the latest `PATH_CHALLENGE` with its token.
+    func answerChallenge() async throws {
+        guard let token = challengeTokens.last else { throw TestTimeout(what: "PATH_CHALLENGE") }
+        try await send(seal(.pathResponse, body: withUnsafeBytes(of: token.bigEndian) { Array($0) }))
+    }
+
+    /// Sends a keepalive, answers the relay's path challenge, and waits for an
+    /// authenticated acknowledgement (the path is validated, 6.4).
     func establish() async throws {
-        for _ in 0 ..< 20 {
+        for _ in 0 ..< 40 {
             try await send(seal(.keepalive))
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(25))
+            if !challengeTokens.isEmpty { try await answerChallenge() }
             let acked = collector.datagrams.withLock { list in
                 list.contains { d in d.withUnsafeBytes { MediaDatagram.openKeepaliveAck($0, sessionID: session.sessionID, authenticator: authenticator) != nil } }
             }
@@ -302,12 +317,50 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             #expect(guestUDP.frames.count == 1)
             // The guest comes back from a new port with the same session: UDP again, to the new address.
             let rebound = try await UDPTestClient.open(guestUDP.session)
-            try await rebound.send(rebound.seal(.keepalive, sequence: 10_000))
-            try await Task.sleep(for: .milliseconds(100))
+            rebound.sequence.store(10_000, ordering: .relaxed)
+            try await rebound.establish() // the new address answers the relay's challenge (6.4)
             let third = try frameBytes(.audio, from: host.index, payload: [3])
             try await hostUDP.send(hostUDP.seal(.media, body: third))
             #expect(try await rebound.waitForFrames(1) == [third])
             #expect(guestUDP.frames.count == 1)
+        }
+    }
+}
+
+extension MediaPathTests {
+    /// Issue 9 H: a member holding its own hop key sends authenticated datagrams from
+    /// another host's address (here, a socket that never answers). The relay challenges
+    /// that address and moves nothing: the room's media keeps going to the validated
+    /// address, and the spoofed address gets one 37-byte challenge per 250 ms at most.
+    @Test func pathMovesOnlyToAnAddressThatAnswersItsChallenge() async throws {
+        try await withRelay { server, endpoint in
+            var settings = RoomSettings.privacyDefaults
+            settings.muteOnEntry = false
+            let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
+            let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
+            let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
+            try await hostUDP.establish()
+            try await guestUDP.establish()
+            // The "victim": the guest's session, sent from an address that never answers.
+            let victim = try await UDPTestClient.open(guestUDP.session)
+            victim.sequence.store(50_000, ordering: .relaxed)
+            for _ in 0 ..< 20 { try await victim.send(victim.seal(.keepalive)) }
+            let frame = try frameBytes(.audio, from: host.index, payload: [7])
+            try await hostUDP.send(hostUDP.seal(.media, body: frame))
+            #expect(try await guestUDP.waitForFrames(1) == [frame], "the media left the validated address")
+            #expect(victim.frames.isEmpty, "the relay sent the room's media to an unvalidated address")
+            let challenges = victim.collector.datagrams.withLock { $0 }
+            #expect(challenges.count >= 1 && challenges.count <= 2 && challenges.allSatisfy { $0.count == MediaDatagram.keepaliveAckLength },
+                    "\(challenges.count) datagrams to the spoofed address")
+            #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"unvalidated_address\"") ?? 0 >= 20)
+            // A wrong token from the new address moves nothing either.
+            let staleBefore = metric(server, "conclave_relay_udp_dropped_total", "reason=\"path_response\"") ?? 0
+            try await victim.send(victim.seal(.pathResponse, body: [UInt8](repeating: 0, count: 8)))
+            try await hostUDP.send(hostUDP.seal(.media, body: frame))
+            #expect(try await guestUDP.waitForFrames(2).count == 2)
+            #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"path_response\"") == staleBefore + 1)
+            #expect(victim.frames.isEmpty)
+            await hostUDP.close(); await guestUDP.close(); await victim.close()
         }
     }
 }

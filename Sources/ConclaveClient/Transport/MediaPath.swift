@@ -26,6 +26,8 @@ public final class MediaPath: Sendable {
         public var framesSent = 0
         public var framesReceived = 0
         public var keepalivesSent = 0
+        /// `PATH_CHALLENGE`s answered (6.4).
+        public var challengesAnswered = 0
         public var acksReceived = 0
         /// Datagrams dropped on arrival: not from the relay's address, not a FRAME, a bad tag.
         public var rejected = 0
@@ -176,6 +178,14 @@ final class MediaPathHandler: ChannelInboundHandler {
             }
             statistics.framesReceived += 1
             deliver(.message(message))
+        } else if let challenge = envelope.data.withUnsafeReadableBytes({ MediaDatagram.openPathChallenge($0, sessionID: sessionID, authenticator: authenticator) }),
+                  challenge.sequence > highestAck {
+            // The relay validates our address before it sends us anything (6.4): echo the token.
+            highestAck = challenge.sequence
+            statistics.challengesAnswered += 1
+            var token = [UInt8](repeating: 0, count: 8)
+            for i in 0 ..< 8 { token[i] = UInt8(truncatingIfNeeded: challenge.token >> (56 - 8 * UInt64(i))) }
+            seal(.pathResponse, body: token)
         } else if let ack = envelope.data.withUnsafeReadableBytes({ MediaDatagram.openKeepaliveAck($0, sessionID: sessionID, authenticator: authenticator) }),
                   ack.sequence > highestAck, ack.echo <= sequence {
             // A fresh ack answering something we sent: a replayed ack cannot keep a dead path up.

@@ -22,6 +22,10 @@ public enum MediaDatagram {
         case media = 0x10
         case keepalive = 0x11
         case keepaliveAck = 0x12
+        /// Relay → client: prove that you receive at this address (6.4 path validation).
+        case pathChallenge = 0x13
+        /// Client → relay: the challenge's token, from the address being validated.
+        case pathResponse = 0x14
     }
 
     /// `kind`, `session_id`, `sequence`.
@@ -57,7 +61,7 @@ public enum MediaDatagram {
         let n = datagram.count
         guard n <= maximumLength else { throw .tooLong(length: n, limit: maximumLength) }
         guard n >= keepaliveLength else { throw .tooShort(length: n) }
-        guard let kind = Kind(rawValue: datagram[0]), kind != .keepaliveAck else { throw .unknownKind(datagram[0]) }
+        guard let kind = Kind(rawValue: datagram[0]), kind != .keepaliveAck, kind != .pathChallenge else { throw .unknownKind(datagram[0]) }
         let session = UInt32(bigEndian: datagram.loadUnaligned(fromByteOffset: 1, as: UInt32.self))
         guard session != 0 else { throw .zeroSession }
         let sequence = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 5, as: UInt64.self))
@@ -65,6 +69,7 @@ public enum MediaDatagram {
         let body = headerLength ..< n - tagLength
         switch kind {
         case .keepalive where !body.isEmpty: throw .unexpectedBody(length: body.count)
+        case .pathResponse where body.count != 8: throw .unexpectedBody(length: body.count)
         case .media where body.isEmpty: throw .emptyBody
         default: break
         }
@@ -96,12 +101,30 @@ public enum MediaDatagram {
 
     /// A sealed `KEEPALIVE_ACK` (relay → client) answering the keepalive `echo`.
     public static func keepaliveAck(sessionID: UInt32, sequence: UInt64, echo: UInt64, authenticator: HopAuthenticator) -> [UInt8] {
+        relayDatagram(.keepaliveAck, sessionID: sessionID, sequence: sequence, value: echo, authenticator: authenticator)
+    }
+
+    /// A sealed `PATH_CHALLENGE` (relay → client, 37 bytes like `KEEPALIVE_ACK`, with a random
+    /// `token` where the ack has `echo`).
+    public static func pathChallenge(sessionID: UInt32, sequence: UInt64, token: UInt64, authenticator: HopAuthenticator) -> [UInt8] {
+        relayDatagram(.pathChallenge, sessionID: sessionID, sequence: sequence, value: token, authenticator: authenticator)
+    }
+
+    /// Opens a `PATH_CHALLENGE`: its `(sequence, token)` when it is one for `sessionID` and
+    /// its tag verifies, nil otherwise.
+    public static func openPathChallenge(_ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
+                                         authenticator: HopAuthenticator) -> (sequence: UInt64, token: UInt64)? {
+        openRelayDatagram(.pathChallenge, datagram, sessionID: sessionID, authenticator: authenticator).map { ($0.sequence, $0.value) }
+    }
+
+    /// `kind | session_id | sequence | value (u64) | tag`, direction 1.
+    static func relayDatagram(_ kind: Kind, sessionID: UInt32, sequence: UInt64, value: UInt64, authenticator: HopAuthenticator) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(keepaliveAckLength)
-        out.append(Kind.keepaliveAck.rawValue)
+        out.append(kind.rawValue)
         appendBigEndian(sessionID, to: &out)
         appendBigEndian(sequence, to: &out)
-        appendBigEndian(echo, to: &out)
+        appendBigEndian(value, to: &out)
         out.append(contentsOf: repeatElement(0, count: tagLength))
         out.withUnsafeMutableBytes { raw in
             authenticator.tag(UnsafeRawBufferPointer(rebasing: raw[..<(keepaliveAckLength - tagLength)]), direction: .relayToClient,
@@ -114,7 +137,12 @@ public enum MediaDatagram {
     /// tag verifies, nil otherwise.
     public static func openKeepaliveAck(_ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
                                         authenticator: HopAuthenticator) -> (sequence: UInt64, echo: UInt64)? {
-        guard datagram.count == keepaliveAckLength, datagram[0] == Kind.keepaliveAck.rawValue,
+        openRelayDatagram(.keepaliveAck, datagram, sessionID: sessionID, authenticator: authenticator).map { ($0.sequence, $0.value) }
+    }
+
+    static func openRelayDatagram(_ kind: Kind, _ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
+                                  authenticator: HopAuthenticator) -> (sequence: UInt64, value: UInt64)? {
+        guard datagram.count == keepaliveAckLength, datagram[0] == kind.rawValue,
               UInt32(bigEndian: datagram.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == sessionID else { return nil }
         let sequence = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 5, as: UInt64.self))
         let echo = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 13, as: UInt64.self))

@@ -357,6 +357,9 @@ final class RelayCore: Sendable {
 
     // MARK: - UDP media path
 
+    /// At most one `PATH_CHALLENGE` per session and address per this interval (ns).
+    static let pathChallengeInterval: UInt64 = 250_000_000
+
     /// Handles one client → relay datagram (protocol 6.3): parse, hop tag, replay window,
     /// address learning, then the same routing as ``frame(_:message:from:)``. Fills
     /// `targets`; the caller writes. No allocation on the forwarding path.
@@ -392,11 +395,38 @@ final class RelayCore: Sendable {
             // The session may have closed since the look-up.
             guard s.sessions[header.sessionID] === session else { return udpDrop("unknown_session") }
             guard session.window.check(header.sequence) == .fresh else { return udpDrop("replayed") }
-            session.window.accept(header.sequence)
-            if session.address != address {
+            // Path validation (6.4): the relay sends to an address only after the client
+            // proved, by echoing a random token sent there, that it receives there. A member
+            // who spoofs another host's address cannot make the relay send it the room.
+            if header.kind == .pathResponse {
+                let token = UInt64(bigEndian: UnsafeRawBufferPointer(rebasing: datagram[parsed.body]).loadUnaligned(as: UInt64.self))
+                guard let pending = session.pendingPath, pending.address == address, pending.token == token else {
+                    return udpDrop("path_response")
+                }
+                session.window.accept(header.sequence)
                 if session.address != nil { metrics.udpAddressChanges.increment() }
                 session.address = address
+                session.pendingPath = nil
+                session.lastHeard = now
+                session.ackSequence += 1
+                return .acknowledge(MediaDatagram.keepaliveAck(sessionID: session.id, sequence: session.ackSequence,
+                                                               echo: header.sequence, authenticator: session.authenticator))
             }
+            if session.address != address {
+                // Authenticated, but from an address not validated: challenge it (at most
+                // one challenge per interval), and use nothing of the datagram. The window
+                // is not advanced, so the same datagram from the right address still counts.
+                if let pending = session.pendingPath, pending.address == address, now &- pending.sentAt < Self.pathChallengeInterval {
+                    return udpDrop("unvalidated_address")
+                }
+                let token = SecureRandom.bytes(count: 8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                session.pendingPath = (address, token, now)
+                session.ackSequence += 1
+                metrics.udpDropped("unvalidated_address")
+                return .acknowledge(MediaDatagram.pathChallenge(sessionID: session.id, sequence: session.ackSequence, token: token,
+                                                                authenticator: session.authenticator))
+            }
+            session.window.accept(header.sequence)
             session.lastHeard = now
             guard let frameHeader else {
                 session.ackSequence += 1

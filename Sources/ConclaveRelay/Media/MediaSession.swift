@@ -17,8 +17,11 @@ final class MediaSession: @unchecked Sendable {
     let hopKey: SecretKey
 
     var window = ReplayWindow()
-    /// Where the client's authenticated datagrams come from (nil until the first).
+    /// The validated address (6.4): the relay sends to it only after the client answered a
+    /// `PATH_CHALLENGE` there (nil until then).
     var address: SocketAddress?
+    /// The address being validated, its token and when the challenge left (monotonic ns).
+    var pendingPath: (address: SocketAddress, token: UInt64, sentAt: UInt64)?
     /// When the last authenticated datagram arrived (monotonic nanoseconds).
     var lastHeard: UInt64 = 0
     /// The relay's own `KEEPALIVE_ACK` sequence numbers (direction 1).
@@ -68,7 +71,8 @@ struct MediaTargets {
 enum MediaInbound {
     /// Forward `body` (a `FRAME` message, these byte offsets of the datagram) to the targets.
     case forward(body: Range<Int>)
-    /// Answer a keepalive with this `KEEPALIVE_ACK`.
+    /// Answer the datagram's source with this (a `KEEPALIVE_ACK`, or a `PATH_CHALLENGE` to
+    /// an address not yet validated).
     case acknowledge([UInt8])
     /// Dropped and counted (the reason's metric label).
     case dropped(String)

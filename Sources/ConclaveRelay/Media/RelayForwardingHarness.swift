@@ -61,7 +61,8 @@ public final class RelayForwardingHarness {
                 core.join(JoinMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32)), challenge: challenge, from: outbox)
             }
         }
-        // Every member's path goes live with one keepalive from its own address.
+        // Every member's path goes live: a keepalive from its own address, the relay's
+        // PATH_CHALLENGE, the member's PATH_RESPONSE, and the acknowledgement (6.4).
         var sessions: [MediaSession] = []
         for (i, outbox) in outboxes.enumerated() {
             guard let session = core.mediaSession(of: outbox.id) else { throw HarnessError("no media session for member \(i)") }
@@ -72,7 +73,15 @@ public final class RelayForwardingHarness {
             let address = try SocketAddress(ipAddress: "127.0.0.1", port: 20_000 + i)
             var scratch = MediaTargets()
             let outcome = keepalive.withUnsafeBytes { core.mediaDatagram($0, from: address, now: NIODeadline.now().uptimeNanoseconds, targets: &scratch) }
-            guard case .acknowledge = outcome else { throw HarnessError("keepalive of member \(i): \(outcome)") }
+            guard case .acknowledge(let reply) = outcome,
+                  let challenge = reply.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: session.id, authenticator: session.authenticator) })
+            else { throw HarnessError("keepalive of member \(i): \(outcome)") }
+            var response: [UInt8] = []
+            withUnsafeBytes(of: challenge.token.bigEndian) {
+                MediaDatagram.seal(.init(kind: .pathResponse, sessionID: session.id, sequence: 2), body: $0, authenticator: session.authenticator, into: &response)
+            }
+            let validated = response.withUnsafeBytes { core.mediaDatagram($0, from: address, now: NIODeadline.now().uptimeNanoseconds, targets: &scratch) }
+            guard case .acknowledge = validated else { throw HarnessError("path response of member \(i): \(validated)") }
         }
         let sender = sessions[0]
         let header = try FrameMessage(kind: .audio, sender: core.index(of: outboxes[0].id) ?? ParticipantIndex(1), recipient: .everyone,
@@ -81,7 +90,7 @@ public final class RelayForwardingHarness {
         datagrams = (0 ..< datagramCount).map { n in
             var out: [UInt8] = []
             frame.withUnsafeBytes {
-                MediaDatagram.seal(.init(kind: .media, sessionID: sender.id, sequence: UInt64(n + 2)), body: $0, authenticator: sender.authenticator, into: &out)
+                MediaDatagram.seal(.init(kind: .media, sessionID: sender.id, sequence: UInt64(n + 3)), body: $0, authenticator: sender.authenticator, into: &out)
             }
             return out
         }

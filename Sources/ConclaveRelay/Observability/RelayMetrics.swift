@@ -36,7 +36,7 @@ public final class RelayMetrics: Sendable {
     let udpKeepalives: CoreMetrics.Counter
     let udpDroppedByReason: [String: CoreMetrics.Counter]
     static let udpDropReasons = ["malformed", "unknown_kind", "unknown_session", "bad_tag", "replayed", "kind", "too_large",
-                                 "rate_limited", "not_admitted", "muted", "not_presenter", "other"]
+                                 "rate_limited", "not_admitted", "muted", "not_presenter", "unvalidated_address", "path_response", "other"]
     /// The largest outbound queue any single connection has held, in bytes (a gauge of the
     /// worst case, which the slow-consumer limit bounds).
     let peakOutboundQueueBytes = Atomic<Int>(0)
