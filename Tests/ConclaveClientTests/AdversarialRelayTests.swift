@@ -321,4 +321,91 @@ final class SentFrames: Sendable {
             await hostRun.value; await cohostRun.value; await daveRun.value
         }
     }
+
+    /// Review finding: after the user admits the knock at #N, the relay presents another
+    /// invite holder's knock at #N and announces that identity. The decision was about the
+    /// first knock (its join nonce): the second neither replaces it nor gets keys.
+    @Test func aDecisionIsBoundToTheKnockNotTheIndex() async throws {
+        try await withTestRelay { endpoint, _ in
+            let m = try await meeting(endpoint)
+            let carol = PrivateIdentity.generate(), bob = PrivateIdentity.generate()
+            let n = ParticipantIndex(0x0230)
+            let (carolKnock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                                                 inviteSecret: m.invite.secret)
+            let (bobKnock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "bob", joiner: bob, host: m.invite.hostIdentity.agreementKey,
+                                               inviteSecret: m.invite.secret)
+            // The meeting's host auto-admits: carol's knock is admitted as it arrives.
+            await m.host.handle(.knock(KnockMessage(index: n, identity: carol.publicIdentity.wireIdentity, knock: carolKnock)))
+            await m.host.handle(.knock(KnockMessage(index: n, identity: bob.publicIdentity.wireIdentity, knock: bobKnock)))
+            await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: bob.publicIdentity.wireIdentity, role: .participant))))
+            #expect(await !rosterIdentities(m.host).contains(bob.publicIdentity), "the second knock at #N was keyed")
+            #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "knock_replaced" })
+            expectNoKeyPackage(for: bob, at: n.rawValue, in: m)
+            await m.finish()
+        }
+    }
+
+    /// Review finding: a second ADMITTED would reset the member's schedule; then a replayed
+    /// key package of the current join would install an old epoch (and trap the key ring).
+    @Test func aSecondAdmittedIsIgnored() async throws {
+        try await withTestRelay { endpoint, _ in
+            let packages = Mutex<[FrameMessage]>([])
+            let m = try await meeting(endpoint, aliceTap: { msg in
+                if case .frame(let f) = msg, f.header.kind == .keys { packages.withLock { $0.append(f) } }
+            })
+            let a = await m.alice.index
+            let epochBefore = await m.alice.member?.epoch
+            let hostEntry = RosterEntry(index: ParticipantIndex(await m.host.index), identity: m.invite.hostIdentity.wireIdentity, role: .host, state: [])
+            await m.alice.handle(.admitted(AdmittedMessage(index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
+                                                           roster: [hostEntry])))
+            #expect(m.aliceLog.events("alert").contains { $0["code"] as? String == "unexpected_admission" })
+            for p in packages.withLock({ $0 }) { await m.alice.handle(.frame(p)) }
+            #expect(await m.alice.member?.epoch == epochBefore, "a replayed key package moved the epoch")
+            #expect(await m.alice.isRunning)
+            await m.finish()
+        }
+    }
+
+    /// Review finding: frames the relay forges (the leader's index, a future epoch, no valid
+    /// tag) must not keep a dead leader alive: the successor takes over within twice the
+    /// silence timeout all the same.
+    @Test func forgedFramesDoNotKeepADeadLeaderAlive() async throws {
+        try await withTestRelay { endpoint, _ in
+            let logs = (0 ..< 3).map { _ in EventLog() }
+            func options(_ name: String) -> ParticipantOptions {
+                var o = ParticipantOptions(displayName: name)
+                o.autoAdmit = true
+                o.heartbeatIntervalMillis = 200
+                o.leaderSilenceTimeoutMillis = 1_000
+                return o
+            }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(60)) }
+            let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(60)) }
+            try await eventually("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
+            let bobRun = Task { await bob.run(for: .seconds(60)) }
+            try await eventually("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
+            let hostIndex = await host.index
+            let epoch = await bob.member?.epoch ?? 1
+            await host.connection.close() // the leader dies
+            await hostRun.value
+            // The relay keeps "the leader" talking to bob under a future epoch.
+            let forger = Task {
+                let header = SFrameHeader(keyID: EpochKeys.keyID(epoch: epoch + 1, sender: hostIndex), counter: 1)
+                let payload = header.encoded + [UInt8](repeating: 0xEE, count: 40)
+                for _ in 0 ..< 40 {
+                    guard !Task.isCancelled, let f = try? FrameMessage(kind: .control, sender: ParticipantIndex(hostIndex), recipient: .everyone, payload: payload) else { return }
+                    await bob.handle(.frame(f))
+                    try? await Task.sleep(for: .milliseconds(150))
+                }
+            }
+            _ = try await logs[2].waitFor("leader", timeout: .seconds(6)) { $0["handover"] as? Bool == false }
+            forger.cancel()
+            await alice.stop(); await bob.stop()
+            await aliceRun.value; await bobRun.value
+        }
+    }
 }

@@ -106,9 +106,12 @@ public actor Participant {
     /// Leader: every knock it opened and verified, by waiting index (4.2).
     var openedKnocks: [UInt16: Knock] = [:]
     /// Leader: indices whose admission its user (or its local policy) decided (3.6 A).
-    var approved: Set<UInt16> = []
+    var approved: [UInt16: [UInt8]] = [:]
     /// Leader: join nonces of every knock accepted so far; a repeat is a replay (4.2).
     var seenKnockNonces: Set<[UInt8]> = []
+    /// Alerts and rejections kept for inspection (the oldest half goes when full); every
+    /// one is also emitted as an event.
+    static let retainedReports = 1_024
     /// The most knocks a leader accepts in one meeting (bounds ``seenKnockNonces``).
     static let maximumKnocksPerMeeting = 65_536
     /// Leader: relay-admitted knockers whose admission a co-host made at the relay, waiting
@@ -357,10 +360,19 @@ public actor Participant {
     /// The leader's own decision, applied to the end-to-end state before the relay hears it.
     func leaderDecides(_ action: CommandAction) async {
         switch action {
-        case .admit(let i): approved.insert(i.rawValue)
-        case .deny(let i): approved.remove(i.rawValue)
+        case .admit(let i):
+            // The decision is about the knock the user saw: its join nonce, not the index.
+            if let knock = openedKnocks[i.rawValue] {
+                approved[i.rawValue] = knock.joinNonce
+                if let waiting = awaitingApproval.removeValue(forKey: i.rawValue) {
+                    await leaderAdmits(i.rawValue, relayIdentity: waiting.identity, relayRole: waiting.role)
+                }
+            } else {
+                alert("not_admitted", "#\(i.rawValue) has no knock the leader opened; nothing to admit end to end")
+            }
+        case .deny(let i): approved[i.rawValue] = nil
         case .remove(let i):
-            approved.remove(i.rawValue)
+            approved[i.rawValue] = nil
             await leaderRemoves(i.rawValue, reason: "removed")
         case .promoteCohost(let i):
             await leaderUpdate(MemberUpdate(index: i.rawValue, role: .cohost, presenter: true))
@@ -416,7 +428,7 @@ public actor Participant {
                 alert("request_rejected", "#\(sender) asked to admit #\(r.target), whose knock the leader did not open with that identity")
                 return
             }
-            approved.insert(r.target)
+            approved[r.target] = knock.joinNonce
             if let waiting = awaitingApproval.removeValue(forKey: r.target) {
                 await leaderAdmits(r.target, relayIdentity: waiting.identity, relayRole: waiting.role)
             }
@@ -427,7 +439,7 @@ public actor Participant {
             }
             switch r.action {
             case .remove:
-                approved.remove(r.target)
+                approved[r.target] = nil
                 await leaderRemoves(r.target, reason: "removed by #\(sender)")
             case .grantShare: await leaderUpdate(MemberUpdate(index: r.target, presenter: true))
             default: await leaderUpdate(MemberUpdate(index: r.target, presenter: false))
@@ -438,6 +450,7 @@ public actor Participant {
     /// Reports what the relay claimed that the end-to-end state refuses: an `alert` event,
     /// and nothing signed changes.
     func alert(_ code: String, _ message: String) {
+        if alerts.count >= Self.retainedReports { alerts.removeFirst(alerts.count / 2) }
         alerts.append((code, message))
         output.emit("alert", [("code", .string(code)), ("message", .string(message))], human: "ALERT (\(code)): \(message)")
     }
@@ -498,6 +511,12 @@ public actor Participant {
     }
 
     func handleAdmitted(_ a: AdmittedMessage) {
+        // Admission happens once per session: a second ADMITTED (only a relay sends one)
+        // would reset the member's key schedule and let old key packages in again.
+        guard !admitted, leader == nil, member == nil else {
+            alert("unexpected_admission", "the relay sent ADMITTED again; ignored")
+            return
+        }
         index = a.index.rawValue
         admitted = true
         for entry in a.roster {
@@ -534,6 +553,12 @@ public actor Participant {
                     alert("too_many_knocks", "this meeting has had \(Self.maximumKnocksPerMeeting) knocks; no more are accepted")
                     return
                 }
+                // One knock per waiting index: a second one at the same index (which only a
+                // relay can present) never replaces the knock a decision was made about.
+                guard openedKnocks[k.index.rawValue] == nil else {
+                    alert("knock_replaced", "the relay presented a second knock [\(fingerprint)] for #\(k.index.rawValue); the first one stands")
+                    return
+                }
                 seenKnockNonces.insert(opened.joinNonce)
                 openedKnocks[k.index.rawValue] = opened
                 name = opened.displayName
@@ -549,7 +574,7 @@ public actor Participant {
         output.emit("knock", [("participant", .int(Int(k.index.rawValue))), ("name", .string(name)), ("fingerprint", .string(fingerprint))],
                     human: "knock: #\(k.index.rawValue) \(name) [\(fingerprint)]  (/admit \(k.index.rawValue) or /deny \(k.index.rawValue))")
         if leader != nil, admitsWithoutWaitingRoom {
-            approved.insert(k.index.rawValue) // the relay admits it at once; the leader's policy keys it
+            approved[k.index.rawValue] = openedKnocks[k.index.rawValue]?.joinNonce // the relay admits it at once; the leader's policy keys it
         } else if options.autoAdmit, leader != nil {
             try? await command(.admit(k.index))
         }
@@ -603,7 +628,13 @@ public actor Participant {
             }
             output.emit("presenter", [("participant", .int(Int(i.rawValue))), ("granted", .bool(granted))],
                         human: "#\(i.rawValue) \(granted ? "may" : "may no longer") share the screen (relay)")
-        case .waitingLeft(let i), .waitingDecided(let i, _):
+        case .waitingLeft(let i), .waitingDecided(let i, false):
+            pendingKnocks[i.rawValue] = nil
+            relayKnocks[i.rawValue] = nil
+            openedKnocks[i.rawValue] = nil
+            approved[i.rawValue] = nil
+            awaitingApproval[i.rawValue] = nil
+        case .waitingDecided(let i, true):
             pendingKnocks[i.rawValue] = nil
             relayKnocks[i.rawValue] = nil
         case .unmuteRequested:
@@ -645,7 +676,7 @@ public actor Participant {
             alert("identity_mismatch", "the relay announced #\(i) with identity [\(id.fingerprint.displayString)], but its knock was from [\(knock.identity.fingerprint.displayString)]")
             return
         }
-        guard approved.contains(i) else {
+        guard let decided = approved[i], decided == knock.joinNonce else {
             // A co-host's admission reaches the relay and, signed end to end, the leader:
             // wait a little for the signed request; without it, no key.
             if let a = l.entries.first(where: { $0.index == actor }), a.role == .cohost {
@@ -660,15 +691,15 @@ public actor Participant {
             return
         }
         openedKnocks[i] = nil
-        approved.remove(i)
+        approved[i] = nil
         if relayRole != .participant {
             alert("relay_role_mismatch", "the relay admitted #\(i) as \(relayRole.name); it joins the signed roster as participant")
         }
         let entry = SignedRoster.Entry(index: i, identity: id, role: .participant, muted: true, presenter: false,
                                        displayName: knock.displayName, joinNonce: knock.joinNonce)
-        admissionOrder.append(i)
         do {
             let actions = try l.admit(entry, now: now)
+            admissionOrder.append(i)
             leader = l
             try await perform(actions)
         } catch {
@@ -712,6 +743,9 @@ public actor Participant {
             leader = l
             member = nil
             admissionOrder = l.admissionOrder
+            leaderSilentReported = false
+            staleReported = false
+            behindSince = nil
             output.emit("leader", [("participant", .int(Int(index))), ("handover", .bool(handover))], human: "you now hold the room's keys")
             try await perform(actions)
         } catch {
@@ -746,7 +780,7 @@ public actor Participant {
     func memberGone(_ i: UInt16, reason: String) async {
         relayIdentities[i] = nil
         openedKnocks[i] = nil
-        approved.remove(i)
+        approved[i] = nil
         awaitingApproval[i] = nil
         output.emit("left", [("participant", .int(Int(i))), ("reason", .string(reason))], human: "#\(i) left (\(reason))")
         // A departure the relay reports can only shrink who holds keys: rekey at once.
@@ -775,8 +809,8 @@ public actor Participant {
         if leader == nil, let m = member, header.sender.rawValue == m.leaderIndex, let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
             switch result {
             case .buffered, .dropped(.noKey), .dropped(.unknownEpoch):
+                // Unauthenticated: it may mark us behind, never prove the leader alive.
                 if behindSince == nil { behindSince = now }
-                lastLeaderSignOfLife = now
             default: break
             }
         }
@@ -827,8 +861,16 @@ public actor Participant {
                         human: "\(name(of: frame.sender)) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
         case .control:
             if leader != nil {
-                if case .moderationRequest(let r)? = try? E2EControlMessage.decode(frame.plaintext) {
+                switch Result(catching: { () throws(E2EControlError) in try E2EControlMessage.decode(frame.plaintext) }) {
+                case .success(.moderationRequest(let r)):
                     await leaderHandles(r, from: frame.sender)
+                case .failure(.unknownType):
+                    break // reserved types are dropped silently (3.6)
+                case .failure(let error):
+                    alert("request_rejected", "a control message from #\(frame.sender) did not parse: \(error)")
+                case .success:
+                    // Another leader's ROSTER, HANDOVER or HEARTBEAT: someone else claims the keys.
+                    alert("history_differs", "#\(frame.sender) sent leader messages while this client holds the keys; compare security codes")
                 }
                 return
             }
@@ -895,6 +937,7 @@ public actor Participant {
     }
 
     func reject(_ what: String) {
+        if rejections.count >= Self.retainedReports { rejections.removeFirst(rejections.count / 2) }
         rejections.append(what)
         output.emit("error", [("code", .string("key_rejected")), ("message", .string(what))], human: "REJECTED \(what)")
     }
@@ -940,6 +983,8 @@ public actor Participant {
             case .leaderChanged(let i, let key, let handover):
                 lastLeaderSignOfLife = now
                 leaderSilentReported = false
+                staleReported = false
+                behindSince = nil
                 if !handover {
                     _ = key
                     alert("leader_lost", "the leader fell silent; #\(i), the signed roster's successor, took the keys over; compare the new security code")
@@ -981,6 +1026,12 @@ public actor Participant {
     }
 
     func apply(_ install: EpochInstall) async {
+        // Epochs only move forward (3.3); the schedules guarantee it, and this keeps a
+        // mistake from reaching the key ring's and sender's preconditions.
+        if install.mode != .confirm, let current = receiver.currentEpoch, install.epoch <= current {
+            reject("an install of epoch \(install.epoch) at epoch \(current)")
+            return
+        }
         let released = install.apply(receiver: &receiver, sender: &sender, now: now)
         if firstEpoch == nil { firstEpoch = install.epoch }
         if install.mode != .provisional {
@@ -1081,7 +1132,11 @@ public actor Participant {
             staleReported = true
             alert("stale_keys", "the leader announced keys or a roster that did not reach us in \(options.leaderSilenceTimeoutMillis) ms; not sending under the old epoch")
         }
-        guard leader == nil, admitted, let m = member, nowMs > lastLeaderSignOfLife &+ options.leaderSilenceTimeoutMillis else { return }
+        // A member that is behind may be cut off from a live leader (its heartbeats are
+        // sealed under an epoch it lacks): it waits one more timeout before it treats the
+        // leader as lost, and frames the relay could forge cannot stretch that further.
+        let silence = behindSince == nil ? options.leaderSilenceTimeoutMillis : 2 &* options.leaderSilenceTimeoutMillis
+        guard leader == nil, admitted, let m = member, nowMs > lastLeaderSignOfLife &+ silence else { return }
         guard m.epoch != nil, !m.awaitingRoster else {
             if !leaderSilentReported {
                 leaderSilentReported = true
@@ -1090,6 +1145,14 @@ public actor Participant {
             return
         }
         if m.successor == index {
+            // A successor that lacks the newest epoch or roster would fork the epochs.
+            guard behindSince == nil, m.roster?.epoch == m.epoch else {
+                if !leaderSilentReported {
+                    leaderSilentReported = true
+                    alert("leader_silent", "the leader fell silent, and this successor lacks its newest keys; not taking over")
+                }
+                return
+            }
             alert("leader_lost", "the leader fell silent for \(options.leaderSilenceTimeoutMillis) ms; this client is the signed roster's successor and takes the keys over")
             await takeOverLeadership(handover: false)
             lastLeaderSignOfLife = nowMs
