@@ -721,6 +721,11 @@ public actor Participant {
             let (actions, m) = try l.handover(to: successor)
             leader = nil
             member = m
+            // Leader-only state goes with the keys: nothing decided here stays live.
+            openedKnocks = [:]
+            approved = [:]
+            awaitingApproval = [:]
+            requestSequences = [:]
             lastLeaderSignOfLife = now
             try await perform(actions)
             output.emit("leader", [("participant", .int(Int(successor))), ("handover", .bool(true))], human: "handed the keys over to #\(successor)")

@@ -45,6 +45,8 @@ public struct MemberKeySchedule: Sendable {
     /// the client MUST NOT send frames of kinds 1–4 meanwhile.
     public private(set) var awaitingRoster = false
     private var pendingFresh: [UInt64: SignedRoster] = [:]
+    /// Key packages (signature verified) for epochs whose `ROSTER` has not verified yet.
+    private var earlyPackages: [UInt64: [UInt8]] = [:]
 
     // Roster.
     /// The latest verified `ROSTER`.
@@ -120,6 +122,11 @@ public struct MemberKeySchedule: Sendable {
     /// A key package (the payload of a `FRAME` of kind 5 from `sender`), section 3.4 checks 1–12.
     public mutating func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
         if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
+            // Held only if the successor signed it: forged packages cannot push the real
+            // takeover out of the bounded queue.
+            guard let key = roster?.entry(for: s)?.identity.signingKey, let package = try? KeyPackage(encoded: payload),
+                  key.isValidSignature(package.signature, for: Array(payload.dropLast(64)), context: Labels.keyPackageSignature)
+            else { throw .keyRejected(.notFromLeader(sender: sender)) }
             hold(sender, .keyPackage(payload))
             return []
         }
@@ -138,7 +145,15 @@ public struct MemberKeySchedule: Sendable {
         if let current = epoch {
             guard opened.epoch > current else { throw .keyRejected(.staleEpoch(current: current, received: opened.epoch)) }
             guard opened.reason != .join, !awaitingRoster else { throw .keyRejected(.unexpectedReason(opened.reason)) }
-            guard let announced = pendingFresh[opened.epoch], announced.rosterHash == opened.rosterHash else {
+            guard let announced = pendingFresh[opened.epoch] else {
+                // Signed by the leader for a later epoch whose ROSTER has not been verified
+                // yet (it may wait in the key ring for the key this package's predecessor
+                // brings): keep it, bounded, and check it when that ROSTER verifies.
+                earlyPackages[opened.epoch] = payload
+                while earlyPackages.count > Self.pendingRosterLimit, let oldest = earlyPackages.keys.min() { earlyPackages[oldest] = nil }
+                return []
+            }
+            guard announced.rosterHash == opened.rosterHash else {
                 throw .keyRejected(.noMatchingRoster(epoch: opened.epoch))
             }
             epoch = opened.epoch
@@ -318,6 +333,12 @@ public struct MemberKeySchedule: Sendable {
         roster = r
         for e in r.entries { seenIdentities[e.index] = e.identity }
         actions.append(.rosterChanged)
+        if r.epochChange == .freshSecret, let early = earlyPackages.removeValue(forKey: r.epoch) {
+            do { actions += try receiveKeyPackage(early, from: sender) } catch {
+                if case let .keyRejected(reason) = error { actions.append(.heldMessageRejected(reason)) }
+            }
+        }
+        earlyPackages = earlyPackages.filter { $0.key > (epoch ?? 0) }
         return actions
     }
 
