@@ -811,13 +811,14 @@ public actor Participant {
         let result = receiver.open(header: header, payload: f.payload, now: now)
         // The leader sends under an epoch we do not hold: it is alive, and we are behind
         // (a withheld key package). That is not a silent leader (3.6).
-        if leader == nil, let m = member, header.sender.rawValue == m.leaderIndex, let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
-            switch result {
-            case .buffered, .dropped(.noKey), .dropped(.unknownEpoch):
-                // Unauthenticated: it may mark us behind, never prove the leader alive.
-                if behindSince == nil { behindSince = now }
-            default: break
+        switch result {
+        case .buffered, .dropped(.noKey), .dropped(.unknownEpoch):
+            // Unauthenticated: it may mark us behind, never prove the leader alive.
+            if behindSince == nil, leader == nil, let m = member, header.sender.rawValue == m.leaderIndex,
+               let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
+                behindSince = now
             }
+        default: break
         }
         switch result {
         case .opened(let frame):
