@@ -99,12 +99,14 @@ import ConclaveRelay
             let codeBefore = try await settledCode(bob, equalTo: host)
             await host.connection.close() // gone, no handover
             await hostRun.value
-            _ = try await logs[2].waitFor("alert") { $0["code"] as? String == "leader_lost" }
-            _ = try await logs[1].waitFor("leader") { $0["handover"] as? Bool == false }
+            // Within the silence timeout (twice it for a member that is behind), with room
+            // for a loaded machine.
+            _ = try await logs[2].waitFor("alert", timeout: .seconds(15)) { $0["code"] as? String == "leader_lost" }
+            _ = try await logs[1].waitFor("leader", timeout: .seconds(15)) { $0["handover"] as? Bool == false }
             let aliceCode = try await settledCode(bob, equalTo: alice)
             #expect(aliceCode != codeBefore, "the code did not change with the leader")
             try await alice.say("carry on")
-            _ = try await logs[2].waitFor("chat") { $0["text"] as? String == "carry on" }
+            _ = try await logs[2].waitFor("chat", timeout: .seconds(15)) { $0["text"] as? String == "carry on" }
             await alice.stop(); await bob.stop()
             await aliceRun.value
             await bobRun.value

@@ -90,10 +90,11 @@ import ConclaveRelay
         let aliceIndex = await alice.index, hostIndex = await host.index
         let beforeOutage = await alice.audioFrames(from: hostIndex)
         #expect(beforeOutage > 20)
-        let aliceUDPBefore = try #require(await alice.mediaPathStatistics()).framesReceived
-
-        // The path dies both ways.
+        // The path dies both ways. The baseline is read after the outage began (the count
+        // runs on the path's event loop, which sees the outage from then on), so a frame
+        // in flight at that moment cannot race the comparison below.
         await alice.mediaPath?.simulateOutage()
+        let aliceUDPBefore = try #require(await alice.mediaPathStatistics()).framesReceived
         // While it is dead: a new member joins (a new epoch, whose key package alice needs)
         // and the host chats.
         let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)

@@ -135,6 +135,20 @@ public actor Participant {
     var leaderSilentReported = false
     /// Member: since when the leader's heartbeats announce an epoch or roster we lack.
     var behindSince: UInt64?
+    /// Member: the newest epoch and roster version the leader's verified heartbeats
+    /// announced, and the newest epoch seen on its (unauthenticated) frames.
+    var announcedEpoch: UInt64 = 0
+    var announcedVersion: UInt32 = 0
+    var epochSeenOnFrames: UInt64 = 0
+
+    /// Member: whether the leader announced (signed) an epoch or roster we do not hold.
+    var behindSigned: Bool {
+        guard let m = member else { return false }
+        return announcedEpoch > (m.epoch ?? 0) || announcedVersion > (m.roster?.rosterVersion ?? 0)
+    }
+
+    /// Member: behind by the signed announcements or by frames seen under a newer epoch.
+    var isBehind: Bool { behindSigned || epochSeenOnFrames > (member?.epoch ?? 0) }
     /// Member: the stale-keys alert was raised (and sending stopped) for the current lag.
     var staleReported = false
     /// Alerts raised about what the relay claimed (code, message).
@@ -814,9 +828,10 @@ public actor Participant {
         switch result {
         case .buffered, .dropped(.noKey), .dropped(.unknownEpoch):
             // Unauthenticated: it may mark us behind, never prove the leader alive.
-            if behindSince == nil, leader == nil, let m = member, header.sender.rawValue == m.leaderIndex,
+            if leader == nil, let m = member, header.sender.rawValue == m.leaderIndex,
                let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
-                behindSince = now
+                epochSeenOnFrames = max(epochSeenOnFrames, e)
+                if behindSince == nil { behindSince = now }
             }
         default: break
         }
@@ -991,6 +1006,9 @@ public actor Participant {
                 leaderSilentReported = false
                 staleReported = false
                 behindSince = nil
+                announcedEpoch = 0
+                announcedVersion = 0
+                epochSeenOnFrames = 0
                 if !handover {
                     _ = key
                     alert("leader_lost", "the leader fell silent; #\(i), the signed roster's successor, took the keys over; compare the new security code")
@@ -1007,8 +1025,9 @@ public actor Participant {
                 leaderSilentReported = false
                 // Behind the leader (an epoch or roster it announced that we do not hold):
                 // tolerated for the silence timeout, then an alert and no sending (3.6).
-                let mine = (epoch: member?.epoch ?? 0, version: member?.roster?.rosterVersion ?? 0)
-                if epoch > mine.epoch || version > mine.version {
+                announcedEpoch = max(announcedEpoch, epoch)
+                announcedVersion = max(announcedVersion, version)
+                if isBehind {
                     if behindSince == nil { behindSince = now }
                 } else {
                     behindSince = nil
@@ -1134,6 +1153,11 @@ public actor Participant {
     /// to the signed roster's successor (this client, or another member); without one the
     /// member raises an alert once and stops sending until the leader is heard again.
     func watchLeader(now nowMs: UInt64) async {
+        // Caught up since (a key package or roster arrived): no longer behind.
+        if behindSince != nil, !isBehind {
+            behindSince = nil
+            staleReported = false
+        }
         if leader == nil, let since = behindSince, !staleReported, nowMs > since &+ options.leaderSilenceTimeoutMillis {
             staleReported = true
             alert("stale_keys", "the leader announced keys or a roster that did not reach us in \(options.leaderSilenceTimeoutMillis) ms; not sending under the old epoch")
@@ -1152,7 +1176,7 @@ public actor Participant {
         }
         if m.successor == index {
             // A successor that lacks the newest epoch or roster would fork the epochs.
-            guard behindSince == nil, m.roster?.epoch == m.epoch else {
+            guard !behindSigned, m.roster?.epoch == m.epoch else {
                 if !leaderSilentReported {
                     leaderSilentReported = true
                     alert("leader_silent", "the leader fell silent, and this successor lacks its newest keys; not taking over")
