@@ -33,11 +33,11 @@ import ConclaveRelay
             var aliceOptions = options("alice")
             aliceOptions.recordDirectory = dir
             let alice = try await Participant.join(invite: invite, options: aliceOptions, output: logs[1].output)
-            let aliceRun = Task { await alice.run(for: .seconds(7)) }
+            let aliceRun = Task { await alice.run(for: .seconds(30)) }
             try await waitForKeys(alice)
             try await host.command(.promoteCohost(ParticipantIndex(await alice.index)))
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
-            let bobRun = Task { await bob.run(for: .seconds(7)) }
+            let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
             try await Task.sleep(for: .milliseconds(400))
 
@@ -48,17 +48,18 @@ import ConclaveRelay
             #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
 
             await hostRun.value // the host leaves cleanly at 3 s and hands the keys over
-            try await Task.sleep(for: .milliseconds(1500))
             let aliceIndex = Int(await alice.index)
-            #expect(logs[1].events("leader").contains { $0["participant"] as? Int == aliceIndex }, "alice did not take over")
-            #expect(logs[2].events("leader").contains { $0["handover"] as? Bool == true }, "bob did not see a signed handover")
-            let aliceCode = await alice.securityCode, bobCode = await bob.securityCode
-            #expect(aliceCode != nil && aliceCode == bobCode, "codes after the handover: \(String(describing: aliceCode)) vs \(String(describing: bobCode))")
+            _ = try await logs[1].waitFor("leader", timeout: .seconds(10)) { $0["participant"] as? Int == aliceIndex }
+            _ = try await logs[2].waitFor("leader", timeout: .seconds(10)) { $0["handover"] as? Bool == true }
+            try await eventually("alice's and bob's codes to agree", within: .seconds(10)) {
+                let a = await alice.securityCode, b = await bob.securityCode
+                return a != nil && a == b
+            }
             try await alice.say("still talking")
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(await bob.chatLog.contains { $0.text == "still talking" }, "chat stopped after the handover")
+            _ = try await logs[2].waitFor("chat", timeout: .seconds(10)) { $0["text"] as? String == "still talking" }
             let bobRejections = await bob.rejections, aliceRejections = await alice.rejections
             #expect(bobRejections.isEmpty && aliceRejections.isEmpty, "rejections: \(bobRejections) \(aliceRejections)")
+            await alice.stop(); await bob.stop()
             await aliceRun.value
             await bobRun.value
 
