@@ -169,7 +169,7 @@ public struct RelayBench: Sendable {
                     guard let bytes = receivers[i].challenge,
                           let c = bytes.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: m.session.sessionID, authenticator: m.authenticator) })
                     else { continue }
-                    try self.send(m, kind: .pathResponse, body: withUnsafeBytes(of: c.token.bigEndian) { Array($0) }, to: relayAddress)
+                    try self.send(m, kind: .pathResponse, body: MediaDatagram.pathResponseBody(token: c.token), to: relayAddress)
                     answered.insert(i)
                 }
             }.get()

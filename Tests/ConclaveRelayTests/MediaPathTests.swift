@@ -69,7 +69,7 @@ final class UDPTestClient: Sendable {
     /// Answers the latest `PATH_CHALLENGE` with its token.
     func answerChallenge() async throws {
         guard let token = challengeTokens.last else { throw TestTimeout(what: "PATH_CHALLENGE") }
-        try await send(seal(.pathResponse, body: withUnsafeBytes(of: token.bigEndian) { Array($0) }))
+        try await send(seal(.pathResponse, body: MediaDatagram.pathResponseBody(token: token)))
     }
 
     /// Sends a keepalive, answers the relay's path challenge, and waits for an
@@ -202,13 +202,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
     /// Must show: a forged or replayed datagram is dropped and counted.
     @Test func forgedOrReplayedDatagramsAreDroppedAndCounted() async throws {
         try await withRelay { server, endpoint in
-            var settings = RoomSettings.privacyDefaults
-            settings.muteOnEntry = false
-            let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
-            let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
-            let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
-            try await hostUDP.establish()
-            try await guestUDP.establish()
+            let (host, guest, hostUDP, guestUDP) = try await establishedPair(endpoint)
             let frame = try frameBytes(.audio, from: host.index, payload: [UInt8](repeating: 7, count: 160))
             let genuine = hostUDP.seal(.media, body: frame)
             try await hostUDP.send(genuine)
@@ -299,13 +293,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
     /// new address (NAT rebinding) moves it.
     @Test func silentPathFallsBackAndRebindingMovesIt() async throws {
         try await withRelay(testRelayConfiguration { $0.mediaPathTimeoutSeconds = 2 }) { _, endpoint in
-            var settings = RoomSettings.privacyDefaults
-            settings.muteOnEntry = false
-            let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
-            let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
-            let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
-            try await hostUDP.establish()
-            try await guestUDP.establish()
+            let (host, guest, hostUDP, guestUDP) = try await establishedPair(endpoint)
             let first = try frameBytes(.audio, from: host.index, payload: [1])
             try await hostUDP.send(hostUDP.seal(.media, body: first))
             #expect(try await guestUDP.waitForFrames(1) == [first])
@@ -328,19 +316,25 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 }
 
 extension MediaPathTests {
+    /// A host and a guest (mute on entry off), each with a validated UDP path.
+    func establishedPair(_ endpoint: RelayEndpoint) async throws -> (host: TestParticipant, guest: TestParticipant, hostUDP: UDPTestClient, guestUDP: UDPTestClient) {
+        var settings = RoomSettings.privacyDefaults
+        settings.muteOnEntry = false
+        let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
+        let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
+        let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
+        try await hostUDP.establish()
+        try await guestUDP.establish()
+        return (host, guest, hostUDP, guestUDP)
+    }
+
     /// Issue 9 H: a member holding its own hop key sends authenticated datagrams from
     /// another host's address (here, a socket that never answers). The relay challenges
     /// that address and moves nothing: the room's media keeps going to the validated
     /// address, and the spoofed address gets one 37-byte challenge per 250 ms at most.
     @Test func pathMovesOnlyToAnAddressThatAnswersItsChallenge() async throws {
         try await withRelay { server, endpoint in
-            var settings = RoomSettings.privacyDefaults
-            settings.muteOnEntry = false
-            let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
-            let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
-            let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
-            try await hostUDP.establish()
-            try await guestUDP.establish()
+            let (host, _, hostUDP, guestUDP) = try await establishedPair(endpoint)
             // The "victim": the guest's session, sent from an address that never answers.
             let victim = try await UDPTestClient.open(guestUDP.session)
             victim.sequence.store(50_000, ordering: .relaxed)

@@ -183,9 +183,7 @@ final class MediaPathHandler: ChannelInboundHandler {
             // The relay validates our address before it sends us anything (6.4): echo the token.
             highestAck = challenge.sequence
             statistics.challengesAnswered += 1
-            var token = [UInt8](repeating: 0, count: 8)
-            for i in 0 ..< 8 { token[i] = UInt8(truncatingIfNeeded: challenge.token >> (56 - 8 * UInt64(i))) }
-            seal(.pathResponse, body: token)
+            seal(.pathResponse, body: MediaDatagram.pathResponseBody(token: challenge.token))
         } else if let ack = envelope.data.withUnsafeReadableBytes({ MediaDatagram.openKeepaliveAck($0, sessionID: sessionID, authenticator: authenticator) }),
                   ack.sequence > highestAck, ack.echo <= sequence {
             // A fresh ack answering something we sent: a replayed ack cannot keep a dead path up.

@@ -110,6 +110,11 @@ public enum MediaDatagram {
         relayDatagram(.pathChallenge, sessionID: sessionID, sequence: sequence, value: token, authenticator: authenticator)
     }
 
+    /// The body of the `PATH_RESPONSE` that answers a challenge's `token` (8 bytes, big-endian).
+    public static func pathResponseBody(token: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: token.bigEndian) { Array($0) }
+    }
+
     /// Opens a `PATH_CHALLENGE`: its `(sequence, token)` when it is one for `sessionID` and
     /// its tag verifies, nil otherwise.
     public static func openPathChallenge(_ datagram: UnsafeRawBufferPointer, sessionID: UInt32,

@@ -77,7 +77,7 @@ public final class RelayForwardingHarness {
                   let challenge = reply.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: session.id, authenticator: session.authenticator) })
             else { throw HarnessError("keepalive of member \(i): \(outcome)") }
             var response: [UInt8] = []
-            withUnsafeBytes(of: challenge.token.bigEndian) {
+            MediaDatagram.pathResponseBody(token: challenge.token).withUnsafeBytes {
                 MediaDatagram.seal(.init(kind: .pathResponse, sessionID: session.id, sequence: 2), body: $0, authenticator: session.authenticator, into: &response)
             }
             let validated = response.withUnsafeBytes { core.mediaDatagram($0, from: address, now: NIODeadline.now().uptimeNanoseconds, targets: &scratch) }
