@@ -334,7 +334,7 @@ extension MediaPathTests {
     /// address, and the spoofed address gets one 37-byte challenge per 250 ms at most.
     @Test func pathMovesOnlyToAnAddressThatAnswersItsChallenge() async throws {
         try await withRelay { server, endpoint in
-            let (host, _, hostUDP, guestUDP) = try await establishedPair(endpoint)
+            let (host, guest, hostUDP, guestUDP) = try await establishedPair(endpoint)
             // The "victim": the guest's session, sent from an address that never answers.
             let victim = try await UDPTestClient.open(guestUDP.session)
             victim.sequence.store(50_000, ordering: .relaxed)
@@ -355,6 +355,7 @@ extension MediaPathTests {
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"path_response\"") == staleBefore + 1)
             #expect(victim.frames.isEmpty)
             await hostUDP.close(); await guestUDP.close(); await victim.close()
+            withExtendedLifetime(guest) {} // the guest's WebSocket (and so its session) stays open until here
         }
     }
 }
