@@ -30,6 +30,9 @@ public struct LoadOptions: Sendable {
     public var p99ThresholdMs = 20.0
     /// Remove one member of room 1 at the end and time the rekey.
     public var measureRekey = true
+    /// Members per room that send audio (the host first, then the earliest joiners); the
+    /// rest only listen. Nil: everyone talks.
+    public var talkers: Int?
 
     public init(relay: RelayEndpoint, rooms: Int, perRoom: Int, durationSeconds: Double, rampSeconds: Double) {
         self.relay = relay
@@ -50,7 +53,7 @@ public struct LoadOptions: Sendable {
     var configuration: LoadConfiguration {
         LoadConfiguration(relay: relay.description, rooms: rooms, perRoom: perRoom, durationSeconds: durationSeconds,
                           rampSeconds: rampSeconds, transport: transport.rawValue, audioFPS: audioFPS, frameBytes: frameBytes,
-                          decrypt: decryptEvery == 1 ? "all" : "sample:\(decryptEvery)")
+                          decrypt: decryptEvery == 1 ? "all" : "sample:\(decryptEvery)", talkers: min(talkers ?? perRoom, perRoom))
     }
 }
 
@@ -97,11 +100,13 @@ public struct LoadRunner: Sendable {
         let quiet = EventOutput(json: true) { _ in }
         let relayBefore = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
 
-        func participantOptions(_ name: String, probe: VirtualProbe) -> ParticipantOptions {
+        func participantOptions(_ name: String, probe: VirtualProbe, talks: Bool) -> ParticipantOptions {
             var p = ParticipantOptions(displayName: name)
-            p.audioSource = .tone(frequency: 440)
-            p.audioSendConfiguration = AudioSendConfiguration(bitrate: .bitsPerSecond(o.opusBitrate), reusedPacketCount: 50)
-            p.unmuteOnJoin = true
+            if talks {
+                p.audioSource = .tone(frequency: 440)
+                p.audioSendConfiguration = AudioSendConfiguration(bitrate: .bitsPerSecond(o.opusBitrate), reusedPacketCount: 50)
+                p.unmuteOnJoin = true
+            }
             p.autoAdmit = true
             p.mediaTransport = o.transport
             p.probe = probe
@@ -123,7 +128,7 @@ public struct LoadRunner: Sendable {
             let probe = VirtualProbe(room: rooms[r], gate: gate, tickDivisor: divisor, decryptEvery: o.decryptEvery)
             do {
                 let host = try await Participant.host(relay: o.relay, password: nil, settings: settings,
-                                                      options: participantOptions("host \(r + 1)", probe: probe), output: quiet)
+                                                      options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: quiet)
                 let run = Task { await host.run(for: lifetime) }
                 all.append(Virtual(participant: host, probe: probe, run: run, room: r))
                 invites.append(await host.invite)
@@ -148,7 +153,7 @@ public struct LoadRunner: Sendable {
                 if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
                 let probe = VirtualProbe(room: rooms[r], gate: gate, tickDivisor: divisor, decryptEvery: o.decryptEvery)
                 let name = "member \(r + 1).\(m)"
-                let options = participantOptions(name, probe: probe)
+                let options = participantOptions(name, probe: probe, talks: m < (o.talkers ?? o.perRoom))
                 inFlight += 1
                 group.addTask {
                     let start = ContinuousClock.now

@@ -35,6 +35,8 @@ struct LoadCommand: AsyncParsableCommand {
     var audioFPS: Int = 50
     @Option(name: .customLong("frame-bytes"), help: "Target audio FRAME payload size in bytes (sets the Opus bitrate).")
     var frameBytes: Int = 160
+    @Option(help: "Members per room that send audio (the host first); the rest only listen. Default: all.")
+    var talkers: Int?
     @Option(help: "all, or sample:N to decrypt one frame in N.")
     var decrypt: String = "all"
     @Flag(help: "Print one JSON object instead of the table.")
@@ -50,7 +52,8 @@ struct LoadCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1 ... 1_000).contains(rooms) else { throw ValidationError("--rooms must be 1…1000") }
-        guard (2 ... 106).contains(perRoom) else { throw ValidationError("--per-room must be 2…106") }
+        guard (2 ... 500).contains(perRoom) else { throw ValidationError("--per-room must be 2…500 (the most members a signed roster lists)") }
+        if let talkers { guard (1 ... perRoom).contains(talkers) else { throw ValidationError("--talkers must be 1…--per-room") } }
         guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be more than 0 and at most 3600 s") }
         guard ramp >= 0, ramp <= 600 else { throw ValidationError("--ramp must be 0…600 s") }
         guard MediaTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be udp or ws") }
@@ -75,6 +78,7 @@ struct LoadCommand: AsyncParsableCommand {
         options.audioFPS = audioFPS
         options.frameBytes = frameBytes
         options.decryptEvery = decryptEvery!
+        options.talkers = talkers
         let json = self.json
         let progress: @Sendable (String) -> Void = { line in
             if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }

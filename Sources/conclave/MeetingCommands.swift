@@ -132,7 +132,7 @@ struct HostCommand: AsyncParsableCommand {
         }
         var settings = RoomSettings.privacyDefaults
         settings.waitingRoom = !noWaitingRoom
-        settings.maxParticipants = 106 // a signed ROSTER of 108 entries with 64-byte names fits one frame (3.6)
+        settings.maxParticipants = UInt16(SignedRoster.maximumMembers) // what a signed ROSTER lists (3.6)
         let pw: String? = noPassword ? nil : (password ?? Self.randomPassword())
         let output = meeting.output
         let participant: Participant

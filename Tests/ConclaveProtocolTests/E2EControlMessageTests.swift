@@ -166,20 +166,21 @@ import ConclaveCrypto
                                    joinNonce: Self.nonce(UInt16(i)))
             }
         }
-        #expect(SignedRoster.maximumEncodedLength == 16_351)
+        #expect(SignedRoster.maximumSingleFrameLength == 16_351)
         #expect(SignedRoster.maximumMembersWithLongestNames == 108)
         let largest = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(108),
                                             leader: leader.signingKey)
         #expect(largest.encoded.count == 131 + 108 * 149)
         #expect(largest.encoded.count <= 16_351)
         #expect(try E2EControlMessage.decode(largest.encoded) == .roster(largest))
-        #expect(throws: E2EControlError.tooLong(length: 131 + 109 * 149, limit: 16_351)) {
-            try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(109), leader: leader.signingKey)
-        }
-        // A decoder refuses anything longer than the control plaintext limit, before parsing.
+        // 109 such members no longer fit one control frame: the roster goes in parts (ControlPartTests).
+        let parted = try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: entries(109),
+                                           leader: leader.signingKey)
+        #expect(try ControlPart.split(parted.encoded, messageNumber: 1).count == 2)
+        // A decoder refuses anything longer than the largest roster, before parsing.
         var long = largest.encoded
-        long += [UInt8](repeating: 0, count: 16_352 - long.count)
-        #expect(throws: E2EControlError.tooLong(length: 16_352, limit: 16_351)) { try E2EControlMessage.decode(long) }
+        long += [UInt8](repeating: 0, count: 74_632 - long.count)
+        #expect(throws: E2EControlError.tooLong(length: 74_632, limit: 74_631)) { try E2EControlMessage.decode(long) }
         // The leader cannot sign structurally invalid rosters.
         #expect(throws: E2EControlError.self) {
             try SignedRoster.sign(roomID: Self.roomID, epoch: 1, rosterVersion: 1, epochChange: .none, entries: [], leader: leader.signingKey)
@@ -234,7 +235,7 @@ import ConclaveCrypto
         let e3 = 67 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x06)) { try E2EControlMessage.decode([0x06, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x07)) { try E2EControlMessage.decode([0x07, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -284,6 +285,21 @@ import ConclaveCrypto
 
     // MARK: Vectors
 
+    /// A 110-member roster (members 2…110 from the labels "member i", names "member i"
+    /// padded with "." to 64 bytes): 16 521 bytes, so it travels as two `CONTROL_PART`s.
+    static func partedRoster() throws -> SignedRoster {
+        let leader = try identity("leader")
+        var entries: [SignedRoster.Entry] = []
+        for i in 1 ... 110 {
+            let who: PublicIdentity = i == 1 ? leader.publicIdentity : try identity("member \(i)").publicIdentity
+            let name: String = "member \(i)".padding(toLength: 64, withPad: ".", startingAt: 0)
+            let role: Role = i == 1 ? .host : .participant
+            entries.append(SignedRoster.Entry(index: UInt16(i), identity: who, role: role, displayName: name, joinNonce: nonce(UInt16(i))))
+        }
+        return try SignedRoster.sign(roomID: roomID, epoch: 8, rosterVersion: 13, epochChange: .freshSecret, successor: 2,
+                                     chainPrevious: try sampleRoster().chainHead, entries: entries, leader: leader.signingKey)
+    }
+
     static func vectors() throws -> [String: Any] {
         let leader = try identity("leader")
         let roster = try sampleRoster()
@@ -325,6 +341,18 @@ import ConclaveCrypto
                 "requester_ed25519_public": Hex.encode(try identity("member 300").signingKey.publicKey.rawRepresentation),
                 "encoded": Hex.encode(try sampleModerationRequest().encoded),
             ] as [String: Any],
+            "control_parts": try {
+                let roster = try partedRoster()
+                let parts = try ControlPart.split(roster.encoded, messageNumber: 77)
+                return [
+                    "description": "A ROSTER of 110 members (index 1 the leader; index i > 1 the identity of label 'member i', display name 'member i' padded with '.' to 64 bytes, join nonce 16 bytes of i's low byte; epoch 8, roster_version 13, epoch_change 2, successor 2, chain_prev the chain head of 'roster'), cut into CONTROL_PARTs with message_number 77.",
+                    "roster_length": roster.encoded.count,
+                    "roster_sha256": Hex.encode(SHA2.sha256(roster.encoded)),
+                    "roster_hash": Hex.encode(roster.rosterHash),
+                    "chain_head": Hex.encode(roster.chainHead),
+                    "parts": parts.map(Hex.encode),
+                ] as [String: Any]
+            }(),
             "heartbeat": [
                 "epoch": Int(heartbeat.epoch), "roster_version": Int(heartbeat.rosterVersion), "sequence": Int(heartbeat.sequence),
                 "signed_part": Hex.encode(heartbeat.signedPart),
@@ -358,5 +386,17 @@ import ConclaveCrypto
         let k = committed["knock_notice"] as! [String: Any]
         guard case let .knockNotice(notice) = try E2EControlMessage.decode(hexBytes(k["encoded"] as! String)) else { Issue.record("knock notice"); return }
         #expect(notice.isSigned(by: leaderKey) && notice.displayName == k["display_name"] as? String && notice.waitingIndex == 4)
+        // The parts reassemble to a ROSTER that verifies, whatever order they arrive in.
+        let cp = committed["control_parts"] as! [String: Any]
+        var reassembly = ControlReassembly()
+        var whole: [UInt8]?
+        for hex in (cp["parts"] as! [String]).reversed() {
+            guard case let .part(part) = try E2EControlMessage.decode(hexBytes(hex)) else { Issue.record("part"); return }
+            whole = reassembly.add(part)
+        }
+        let bytes = try #require(whole)
+        #expect(bytes.count == cp["roster_length"] as! Int && Hex.encode(SHA2.sha256(bytes)) == cp["roster_sha256"] as! String)
+        guard case let .roster(parted) = try E2EControlMessage.decode(bytes) else { Issue.record("parted roster"); return }
+        #expect(parted.isSigned(by: leaderKey) && parted.entries.count == 110 && Hex.encode(parted.chainHead) == cp["chain_head"] as! String)
     }
 }

@@ -116,6 +116,7 @@ final class E2ERoom {
     var peers: [UInt16: E2EPeer] = [:]
     var leaderIndex: UInt16 = 1
     private var queue: [Pending] = []
+    private var queueSorted = true
     private var seq = 0
     private var orderedUntil: [UInt16: UInt64] = [:]
     /// Delay of media frames (per delivery) and of the leader's control channel (per recipient).
@@ -176,21 +177,43 @@ final class E2ERoom {
         for action in actions {
             switch action {
             case let .broadcastControl(plaintext):
-                let payload = try peer.sender.seal(kind: .control, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
-                let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: .everyone)
-                for to in peers.keys where to != peer.index { enqueue(to: to, .frame(header, payload), ordered: true) }
+                for piece in try cut(plaintext) {
+                    let payload = try peer.sender.seal(kind: .control, recipient: .everyone, plaintext: piece, now: now, epoch: .newest)
+                    try checkFits(payload)
+                    let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: .everyone)
+                    for to in peers.keys where to != peer.index { enqueue(to: to, .frame(header, payload), ordered: true) }
+                }
             case let .sendKeyPackage(recipient, payload):
                 keyPackagesSent.append((recipient, payload))
                 enqueue(to: recipient, .keyPackage(from: peer.index, payload), ordered: true)
             case let .install(install):
                 peer.applyInstall(install, now: now)
             case let .sendControl(recipient, plaintext):
-                let payload = try peer.sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: plaintext,
-                                                   now: now, epoch: .newest)
-                let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(recipient))
-                enqueue(to: recipient, .frame(header, payload), ordered: true)
+                for piece in try cut(plaintext) {
+                    let payload = try peer.sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: piece,
+                                                       now: now, epoch: .newest)
+                    try checkFits(payload)
+                    let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(recipient))
+                    enqueue(to: recipient, .frame(header, payload), ordered: true)
+                }
             }
         }
+    }
+
+    /// Control messages longer than one frame carries go in parts, as a client sends them (3.6).
+    private var controlMessageNumber: UInt32 = 0
+    /// Every control frame payload sealed, in parts or whole.
+    var controlFramesSealed = 0
+    private func cut(_ plaintext: [UInt8]) throws -> [[UInt8]] {
+        controlMessageNumber += 1
+        return try ControlPart.split(plaintext, messageNumber: controlMessageNumber)
+    }
+
+    struct FrameTooLong: Error { let length: Int }
+    /// The relay refuses a control payload over 16 384 bytes (2.2): so does the harness.
+    private func checkFits(_ payload: [UInt8]) throws {
+        controlFramesSealed += 1
+        guard payload.count <= FrameKind.control.payloadLimit else { throw FrameTooLong(length: payload.count) }
     }
 
     /// Seals and broadcasts a media frame; returns its index in `sent`.
@@ -207,6 +230,7 @@ final class E2ERoom {
             let at = now + mediaDelay(index, to)
             seq += 1
             queue.append(Pending(at: at, seq: seq, to: to, message: .frame(header, payload), mediaID: id))
+            queueSorted = false
         }
         return id
     }
@@ -219,6 +243,7 @@ final class E2ERoom {
         }
         seq += 1
         queue.append(Pending(at: at, seq: seq, to: to, message: message))
+        queueSorted = false
     }
 
     // MARK: Time
@@ -226,13 +251,14 @@ final class E2ERoom {
     /// Delivers everything due up to `time` (in order of due time, then sending order).
     func run(until time: UInt64) {
         while true {
-            var best: Int?
-            for i in queue.indices where queue[i].at <= time {
-                if let b = best, (queue[b].at, queue[b].seq) <= (queue[i].at, queue[i].seq) { continue }
-                best = i
+            // Latest last, so the next due message is popped from the end; re-sorted only
+            // after something was queued.
+            if !queueSorted {
+                queue.sort { ($0.at, $0.seq) > ($1.at, $1.seq) }
+                queueSorted = true
             }
-            guard let next = best else { break }
-            let item = queue.remove(at: next)
+            guard let next = queue.last, next.at <= time else { break }
+            let item = queue.removeLast()
             now = max(now, item.at)
             guard let peer = peers[item.to] else { continue } // left meanwhile
             switch item.message {

@@ -87,6 +87,8 @@ public actor Participant {
     var member: MemberKeySchedule?
     var receiver: ReceiverKeyRing
     var sender: SenderKeyState
+    /// Numbers the control messages this client cuts into ``ControlPart``s.
+    var controlMessageNumber: UInt32 = 0
     var admitted: Bool
     var hasKeys = false
     var pendingSay: [String]
@@ -977,15 +979,23 @@ public actor Participant {
 
     // MARK: - Key schedule actions
 
+    /// Seals and sends a control message: in ``ControlPart``s when it is longer than one
+    /// control frame carries (a `ROSTER` of a large room, 3.6).
+    func sendControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) async throws {
+        controlMessageNumber &+= 1
+        for piece in try ControlPart.split(plaintext, messageNumber: controlMessageNumber) {
+            let payload = try sender.seal(kind: .control, recipient: recipient, plaintext: piece, now: now, epoch: .newest)
+            try await sendFrame(.control, to: recipient, payload: payload)
+        }
+    }
+
     func perform(_ actions: [LeaderAction]) async throws {
         for action in actions {
             switch action {
             case .broadcastControl(let plaintext):
-                let payload = try sender.seal(kind: .control, recipient: .everyone, plaintext: plaintext, now: now, epoch: .newest)
-                try await sendFrame(.control, to: .everyone, payload: payload)
+                try await sendControl(plaintext, to: .everyone)
             case .sendControl(let recipient, let plaintext):
-                let payload = try sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: plaintext, now: now, epoch: .newest)
-                try await sendFrame(.control, to: ParticipantIndex(recipient), payload: payload)
+                try await sendControl(plaintext, to: ParticipantIndex(recipient))
             case .sendKeyPackage(let recipient, let payload):
                 try await sendFrame(.keys, to: ParticipantIndex(recipient), payload: payload)
             case .install(let install):

@@ -60,6 +60,7 @@ extension LoadReport {
         o.field("audio_fps", c.audioFPS)
         o.field("frame_bytes", c.frameBytes)
         o.field("decrypt", c.decrypt)
+        o.field("talkers_per_room", c.talkers)
         return o.finish()
     }
 

@@ -88,7 +88,7 @@ extension LoadReport {
             ("rooms × per room", "\(c.rooms) × \(c.perRoom) (\(c.rooms &* c.perRoom) participants)"),
             ("transport", c.transport),
             ("duration", "\(ReportFormat.fixed(c.durationSeconds, 1)) s (ramp \(ReportFormat.fixed(c.rampSeconds, 1)) s)"),
-            ("audio", "\(c.audioFPS) frames/s × \(c.frameBytes) B"),
+            ("audio", "\(c.audioFPS) frames/s × \(c.frameBytes) B, \(c.talkers) of \(c.perRoom) talking per room"),
             ("decrypt", c.decrypt),
             ("date", s.date),
             ("machine", s.machine),

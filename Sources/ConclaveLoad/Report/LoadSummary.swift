@@ -21,6 +21,8 @@ public struct LoadConfiguration: Sendable, Equatable {
     public var frameBytes: Int
     /// Which received frames are decrypted: `"all"` or `"sample:N"`.
     public var decrypt: String
+    /// Members per room that send audio (the others only listen).
+    public var talkers: Int
 
     public init(
         relay: String,
@@ -31,7 +33,8 @@ public struct LoadConfiguration: Sendable, Equatable {
         transport: String,
         audioFPS: Int,
         frameBytes: Int,
-        decrypt: String
+        decrypt: String,
+        talkers: Int? = nil
     ) {
         self.relay = relay
         self.rooms = rooms
@@ -42,6 +45,7 @@ public struct LoadConfiguration: Sendable, Equatable {
         self.audioFPS = audioFPS
         self.frameBytes = frameBytes
         self.decrypt = decrypt
+        self.talkers = talkers ?? perRoom
     }
 }
 

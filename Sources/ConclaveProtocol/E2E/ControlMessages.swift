@@ -24,8 +24,9 @@ public enum EpochChange: UInt8, Sendable, Hashable, CaseIterable {
 ///         || u8 name_length (0…64) || name (UTF-8)
 /// signature = Ed25519(leader, "conclave/v1 roster", every byte before it)
 /// ```
-/// Length `131 + Σ (85 + name_length)`, at most ``maximumEncodedLength`` (16 351, what one
-/// control frame can carry with the largest SFrame header): 108 members with 64-byte names.
+/// Length `131 + Σ (85 + name_length)`, at most 500 members and ``maximumEncodedLength``
+/// (74 631) bytes. One longer than a control frame carries (16 351 bytes, more than 108
+/// members with 64-byte names) is sent as ``ControlPart``s.
 /// `chain_prev` is the chain head before this roster; ``chainHead`` the one after it.
 /// A value of this type always satisfies the structural rules that ``decode(_:)``
 /// checks; whether the signature, room, epoch and membership are acceptable is the
@@ -70,11 +71,15 @@ public struct SignedRoster: Sendable, Hashable {
     /// `headerLength + signatureLength`: the length of a roster with no entries.
     public static let fixedLength = headerLength + signatureLength
     /// The control plaintext limit: a 16 384-byte payload less the largest SFrame header
-    /// (17) and the tag (16). The leader MUST keep every `ROSTER` within it.
-    public static let maximumEncodedLength = 16_384 - 17 - 16
-    /// Members that always fit, whatever their names: (16 351 − 131) / 149 = 108.
-    public static let maximumMembersWithLongestNames = (maximumEncodedLength - fixedLength)
+    /// (17) and the tag (16). A longer `ROSTER` travels as ``ControlPart``s.
+    public static let maximumSingleFrameLength = 16_384 - 17 - 16
+    /// Members that fit one control frame whatever their names: (16 351 − 131) / 149 = 108.
+    public static let maximumMembersWithLongestNames = (maximumSingleFrameLength - fixedLength)
         / (Entry.fixedLength + Entry.maximumNameLength)
+    /// The most members a `ROSTER` lists (a room's size limit end to end).
+    public static let maximumMembers = 500
+    /// The longest `ROSTER`: 500 members with 64-byte names, 131 + 500 × 149 = 74 631 bytes.
+    public static let maximumEncodedLength = fixedLength + maximumMembers * (Entry.fixedLength + Entry.maximumNameLength)
 
     public let roomID: RoomID
     public let epoch: UInt64
@@ -89,6 +94,9 @@ public struct SignedRoster: Sendable, Hashable {
     /// In strictly increasing index order, at least one.
     public let entries: [Entry]
     public let signature: [UInt8]
+    /// The roster hash of section 3.5 (index and both public keys of every entry), computed
+    /// once: a 500-member room's members consult it on every key package and heartbeat.
+    public let rosterHash: [UInt8]
 
     /// Signs a roster. Throws ``E2EControlError/invalidRoster(_:)`` or ``E2EControlError/tooLong(length:limit:)``
     /// when the entries break a rule receivers check structurally: none, out of order,
@@ -97,7 +105,7 @@ public struct SignedRoster: Sendable, Hashable {
                             chainPrevious: [UInt8] = SignedRoster.chainStart,
                             entries: [Entry], leader: Ed25519.PrivateKey) throws(E2EControlError) -> SignedRoster {
         precondition(chainPrevious.count == 32, "chain heads are 32 bytes")
-        guard !entries.isEmpty, entries.count <= Int(UInt16.max) else { throw .invalidRoster("\(entries.count) entries") }
+        guard !entries.isEmpty, entries.count <= maximumMembers else { throw .invalidRoster("\(entries.count) entries") }
         var previous: UInt16 = 0
         for e in entries {
             guard ParticipantIndex.memberRange.contains(e.index), e.index > previous else {
@@ -118,14 +126,18 @@ public struct SignedRoster: Sendable, Hashable {
             preconditionFailure("fixed Ed25519 context is valid")
         }
         return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature)
+                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature, signedPart: unsigned)
     }
 
     init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
-         entries: [Entry], signature: [UInt8]) {
+         entries: [Entry], signature: [UInt8], signedPart: [UInt8]? = nil) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
         self.epochChange = epochChange; self.successor = successor; self.chainPrevious = chainPrevious
         self.entries = entries; self.signature = signature
+        self.signedPart = signedPart ?? Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
+                                                        successor: successor, chainPrevious: chainPrevious, entries: entries)
+        self.rosterHash = RosterHash.compute(roomID: roomID, members: entries.map(\.member))
+        self.chainHead = SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + rosterHash)
     }
 
     /// The chain head before a room's first roster.
@@ -136,9 +148,7 @@ public struct SignedRoster: Sendable, Hashable {
     /// by one link per membership (roster hash) the leader signs: a `ROSTER` that keeps the
     /// membership (roles, names, mute, a rotation) repeats the `chain_prev` of the one
     /// before it and so keeps the head and the security code.
-    public var chainHead: [UInt8] {
-        SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + rosterHash)
-    }
+    public let chainHead: [UInt8]
 
     /// The `chain_prev` a roster with `entries` must carry after `previous` (3.6).
     public static func chainPrevious(after previous: SignedRoster?, roomID: RoomID, entries: [Entry]) -> [UInt8] {
@@ -154,11 +164,9 @@ public struct SignedRoster: Sendable, Hashable {
 
     public var encodedLength: Int { Self.encodedLength(entries: entries) }
 
-    /// Every byte before the signature.
-    public var signedPart: [UInt8] {
-        Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                        chainPrevious: chainPrevious, entries: entries)
-    }
+    /// Every byte before the signature (kept from signing or decoding: verifying a large
+    /// roster does not encode it again).
+    public let signedPart: [UInt8]
 
     static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
                            chainPrevious: [UInt8], entries: [Entry]) -> [UInt8] {
@@ -195,8 +203,6 @@ public struct SignedRoster: Sendable, Hashable {
     /// The members (index and identity), for the roster hash and key packages.
     public var members: [RosterMember] { entries.map(\.member) }
 
-    /// The roster hash of section 3.5: index and both public keys of every entry, nothing else.
-    public var rosterHash: [UInt8] { RosterHash.compute(roomID: roomID, members: members) }
 
     /// The entry with this index, if any (binary search; entries are sorted).
     public func entry(for index: UInt16) -> Entry? {
@@ -209,7 +215,8 @@ public struct SignedRoster: Sendable, Hashable {
     }
 
     /// Parses a `ROSTER` from `reader`, whose type byte has already been read.
-    static func decode(body reader: inout ByteReader, totalLength: Int) throws(E2EControlError) -> SignedRoster {
+    static func decode(body reader: inout ByteReader, whole: UnsafeRawBufferPointer) throws(E2EControlError) -> SignedRoster {
+        let totalLength = whole.count
         guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
         do {
             let version = try reader.readUInt8("version")
@@ -222,7 +229,7 @@ public struct SignedRoster: Sendable, Hashable {
             let successor = try reader.readUInt16("successor")
             let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
             let count = Int(try reader.readUInt16("count"))
-            guard count >= 1 else { throw E2EControlError.malformed("count 0") }
+            guard count >= 1, count <= maximumMembers else { throw E2EControlError.malformed("count \(count)") }
             // Each entry needs at least 85 bytes, and the signature 64 more: checked before
             // reserving anything for `count` entries.
             guard count <= (reader.remainingCount - signatureLength) / Entry.fixedLength else {
@@ -260,7 +267,8 @@ public struct SignedRoster: Sendable, Hashable {
                 }
             }
             return SignedRoster(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
-                                successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature)
+                                successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature,
+                                signedPart: Array(whole.prefix(totalLength - signatureLength)))
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {
@@ -602,6 +610,8 @@ public enum E2EControlMessage: Sendable, Hashable {
     case knockNotice(KnockNotice)
     case heartbeat(Heartbeat)
     case moderationRequest(ModerationRequest)
+    /// A piece of a longer message: reassemble with ``ControlReassembly``.
+    case part(ControlPart)
 
     public var encoded: [UInt8] {
         switch self {
@@ -610,6 +620,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case let .knockNotice(n): return n.encoded
         case let .heartbeat(b): return b.encoded
         case let .moderationRequest(r): return r.encoded
+        case let .part(p): return p.encoded
         }
     }
 
@@ -621,11 +632,12 @@ public enum E2EControlMessage: Sendable, Hashable {
         var reader = ByteReader(bytes)
         guard let type = try? reader.readUInt8("type") else { throw .malformed("empty") }
         switch type {
-        case SignedRoster.type: return .roster(try SignedRoster.decode(body: &reader, totalLength: bytes.count))
+        case SignedRoster.type: return .roster(try SignedRoster.decode(body: &reader, whole: bytes))
         case Handover.type: return .handover(try Handover.decode(body: &reader, totalLength: bytes.count))
         case KnockNotice.type: return .knockNotice(try KnockNotice.decode(body: &reader, totalLength: bytes.count))
         case Heartbeat.type: return .heartbeat(try Heartbeat.decode(body: &reader, totalLength: bytes.count))
         case ModerationRequest.type: return .moderationRequest(try ModerationRequest.decode(body: &reader, totalLength: bytes.count))
+        case ControlPart.type: return .part(try ControlPart.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }
     }

@@ -7,7 +7,7 @@ public enum E2EControlError: Error, Equatable, Hashable, Sendable, CustomStringC
     case unknownType(UInt8)
     /// The bytes do not parse exactly as the type's layout (the field that failed).
     case malformed(String)
-    /// Longer than ``SignedRoster/maximumEncodedLength`` (the control plaintext limit).
+    /// Longer than the limit of its kind (a control frame, or ``SignedRoster/maximumEncodedLength``).
     case tooLong(length: Int, limit: Int)
     /// A roster the leader tried to sign breaks a structural rule (what).
     case invalidRoster(String)

@@ -13,7 +13,7 @@ public enum LeaderError: Error, Equatable, Hashable, Sendable, CustomStringConve
     case invalidMember(UInt16)
     /// A role change that would leave other than exactly one host, the leader (what).
     case invalidRole(String)
-    /// The roster would break a structural rule or exceed 16 351 bytes (3.6).
+    /// The roster would break a structural rule, list more than 500 members or exceed 74 631 bytes (3.6).
     case roster(E2EControlError)
     /// The epoch number would pass 2^48 − 1, or `roster_version` 2^32 − 1.
     case exhausted

@@ -35,6 +35,8 @@ public struct MemberKeySchedule: Sendable {
     private var seenIdentities: [UInt16: PublicIdentity] = [:]
     /// The highest heartbeat sequence verified from the current leader.
     private var lastHeartbeatSequence: UInt64 = 0
+    /// The leader's ``ControlPart``s of a message in progress (one message, ≤ 74 631 bytes).
+    private var reassembly = ControlReassembly()
 
     // Epoch.
     /// The installed epoch (provisional while ``awaitingRoster``).
@@ -180,12 +182,24 @@ public struct MemberKeySchedule: Sendable {
             return []
         }
         guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
-        let message: E2EControlMessage
+        var message: E2EControlMessage
         do { message = try E2EControlMessage.decode(plaintext) } catch {
             if case .unknownType = error { return [] }
             throw .keyRejected(.malformed(error))
         }
+        if case let .part(part) = message {
+            // A piece of a longer message (a ROSTER of more than 108 long names): checked as
+            // a whole once every piece has arrived.
+            guard let whole = reassembly.add(part) else { return [] }
+            do { message = try E2EControlMessage.decode(whole) } catch {
+                if case .unknownType = error { return [] }
+                throw .keyRejected(.malformed(error))
+            }
+            guard case .roster = message else { throw .keyRejected(.malformed(.malformed("only a ROSTER may be sent in parts"))) }
+        }
         switch message {
+        case .part:
+            preconditionFailure("handled above")
         case let .roster(r): return try receiveRoster(r, from: sender)
         case let .handover(h): return try receiveHandover(h)
         case let .knockNotice(n):
@@ -236,6 +250,7 @@ public struct MemberKeySchedule: Sendable {
     public mutating func leaderLost() -> [MemberAction] {
         guard let s = successor, s != me, s != leaderIndex, let entry = roster?.entry(for: s) else { return [] }
         leaderIndex = s
+        reassembly.reset()
         leaderIdentity = entry.identity
         leaderChangedWithoutHandover = true
         lastHeartbeatSequence = 0
@@ -354,6 +369,7 @@ public struct MemberKeySchedule: Sendable {
             throw .keyRejected(.invalidHandover("key differs from the roster's"))
         }
         leaderIndex = h.newLeaderIndex
+        reassembly.reset()
         leaderIdentity = entry.identity
         lastHeartbeatSequence = 0
         expectedRelayHost = h.newLeaderIndex

@@ -19,11 +19,21 @@ public enum RosterHash {
     /// `SHA-256("conclave/v1 roster" || room_id || u16(n) || for each member in increasing
     /// index order: u16(index) || ed25519 (32) || x25519 (32))`.
     public static func compute(roomID: RoomID, members: [RosterMember]) -> [UInt8] {
-        let sorted = members.sorted { $0.index < $1.index }
-        var input = Array(Labels.rosterHash.utf8) + roomID.bytes + UInt16(truncatingIfNeeded: sorted.count).bigEndianBytes
+        let inOrder = zip(members, members.dropFirst()).allSatisfy { $0.index < $1.index }
+        let sorted = inOrder ? members : members.sorted { $0.index < $1.index }
+        let label = Labels.rosterHash.utf8
+        // One buffer, filled in place: a 500-member roster hashes 33 kB without a copy per member.
+        var input: [UInt8] = []
+        input.reserveCapacity(label.count + 16 + 2 + sorted.count * 66)
+        input += label
+        input += roomID.bytes
+        input.append(UInt8(truncatingIfNeeded: sorted.count >> 8))
+        input.append(UInt8(truncatingIfNeeded: sorted.count))
         for m in sorted {
-            input += m.index.bigEndianBytes
-            input += m.identity.encoded
+            input.append(UInt8(truncatingIfNeeded: m.index >> 8))
+            input.append(UInt8(truncatingIfNeeded: m.index))
+            input += m.identity.signingKey.rawRepresentation
+            input += m.identity.agreementKey.rawRepresentation
         }
         return SHA2.sha256(input)
     }
