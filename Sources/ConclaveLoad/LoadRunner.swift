@@ -33,6 +33,9 @@ public struct LoadOptions: Sendable {
     /// Members per room that send audio (the host first, then the earliest joiners); the
     /// rest only listen. Nil: everyone talks.
     public var talkers: Int?
+    /// Write every participant's `alert`, `error` and `leader` events to this function
+    /// (`conclave load --events`), prefixed with its name; `t` counts from the run's start.
+    public var eventSink: (@Sendable (String) -> Void)?
 
     public init(relay: RelayEndpoint, rooms: Int, perRoom: Int, durationSeconds: Double, rampSeconds: Double) {
         self.relay = relay
@@ -97,7 +100,17 @@ public struct LoadRunner: Sendable {
         let lifetime = Duration.seconds(o.rampSeconds + o.durationSeconds + 60)
         var errors: [String] = []
         var joinTimes: [Double] = []
+        let runStart = ContinuousClock.now
         let quiet = EventOutput(json: true) { _ in }
+        func output(_ name: String) -> EventOutput {
+            guard let sink = o.eventSink else { return quiet }
+            let start = runStart
+            return EventOutput(json: true, start: start) { line in
+                if line.hasPrefix("{\"event\":\"alert\"") || line.hasPrefix("{\"event\":\"error\"") || line.hasPrefix("{\"event\":\"leader\"") {
+                    sink("\(name): \(line)")
+                }
+            }
+        }
         let relayBefore = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
 
         func participantOptions(_ name: String, probe: VirtualProbe, talks: Bool) -> ParticipantOptions {
@@ -128,7 +141,7 @@ public struct LoadRunner: Sendable {
             let probe = VirtualProbe(room: rooms[r], gate: gate, tickDivisor: divisor, decryptEvery: o.decryptEvery)
             do {
                 let host = try await Participant.host(relay: o.relay, password: nil, settings: settings,
-                                                      options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: quiet)
+                                                      options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: output("host \(r + 1)"))
                 let run = Task { await host.run(for: lifetime) }
                 all.append(Virtual(participant: host, probe: probe, run: run, room: r))
                 invites.append(await host.invite)
@@ -158,7 +171,7 @@ public struct LoadRunner: Sendable {
                 group.addTask {
                     let start = ContinuousClock.now
                     do {
-                        let p = try await Participant.join(invite: invite, options: options, output: quiet)
+                        let p = try await Participant.join(invite: invite, options: options, output: output(name))
                         let run = Task { await p.run(for: lifetime) }
                         guard await waitForKeys(probe, timeout: .seconds(15)) else {
                             await p.stop()

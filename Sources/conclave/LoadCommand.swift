@@ -39,6 +39,8 @@ struct LoadCommand: AsyncParsableCommand {
     var talkers: Int?
     @Option(help: "all, or sample:N to decrypt one frame in N.")
     var decrypt: String = "all"
+    @Flag(help: "Write every participant's alert, error and leader events to standard error.")
+    var events = false
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
     @Option(help: "Write a self-contained HTML report here.")
@@ -79,6 +81,9 @@ struct LoadCommand: AsyncParsableCommand {
         options.frameBytes = frameBytes
         options.decryptEvery = decryptEvery!
         options.talkers = talkers
+        if events {
+            options.eventSink = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
         let json = self.json
         let progress: @Sendable (String) -> Void = { line in
             if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }

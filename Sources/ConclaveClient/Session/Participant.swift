@@ -35,6 +35,10 @@ public struct ParticipantOptions: Sendable {
     /// Milliseconds of leader heartbeat silence after which the roster's successor takes
     /// the keys over (3.6); tests shorten it.
     public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
+    /// Leader: milliseconds it waits after deciding an admission so that admissions decided
+    /// meanwhile share one epoch change and one `ROSTER` (0: key each at once). A room of
+    /// more than twice as many members waits half a millisecond per member (at most 250 ms).
+    public var admissionBatchMillis: UInt64 = 20
     /// Milliseconds between the leader's heartbeats.
     public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
     /// Tests only: sees every frame this participant sends (what the relay receives).
@@ -109,6 +113,10 @@ public actor Participant {
     var openedKnocks: [UInt16: Knock] = [:]
     /// Leader: indices whose admission its user (or its local policy) decided (3.6 A).
     var approved: [UInt16: [UInt8]] = [:]
+    /// Leader: admissions decided and checked, waiting (at most ``ParticipantOptions/admissionBatchMillis``)
+    /// to be keyed together.
+    var pendingAdmissions: [SignedRoster.Entry] = []
+    var admissionFlushScheduled = false
     /// Leader: join nonces of every knock accepted so far; a repeat is a replay (4.2).
     var seenKnockNonces: Set<[UInt8]> = []
     /// Alerts and rejections kept for inspection (the oldest half goes when full); every
@@ -679,8 +687,8 @@ public actor Participant {
     /// knock from exactly the identity the relay reports, and its user or its own policy
     /// decided to admit it. Anything else is an alert, with no roster entry and no key.
     func leaderAdmits(_ i: UInt16, relayIdentity id: PublicIdentity, relayRole: Role, actor: UInt16 = 0) async {
-        guard var l = leader else { return }
-        guard l.entries.first(where: { $0.index == i }) == nil else {
+        guard let l = leader else { return }
+        guard l.entries.first(where: { $0.index == i }) == nil, !pendingAdmissions.contains(where: { $0.index == i }) else {
             alert("unauthorized_join", "the relay announced #\(i) again")
             return
         }
@@ -702,7 +710,7 @@ public actor Participant {
             }
             return
         }
-        guard !l.entries.contains(where: { $0.identity == id }) else {
+        guard !l.entries.contains(where: { $0.identity == id }), !pendingAdmissions.contains(where: { $0.identity == id }) else {
             alert("unauthorized_join", "the identity of #\(i) is already a member")
             return
         }
@@ -713,9 +721,37 @@ public actor Participant {
         }
         let entry = SignedRoster.Entry(index: i, identity: id, role: .participant, muted: true, presenter: false,
                                        displayName: knock.displayName, joinNonce: knock.joinNonce)
+        // Keyed with the admissions decided in the next few milliseconds: joins that arrive
+        // together share one epoch change and one ROSTER (a large room's ramp).
+        pendingAdmissions.append(entry)
+        guard !admissionFlushScheduled else { return }
+        admissionFlushScheduled = true
+        // A large room waits longer (half a millisecond per member, up to 250 ms): each
+        // change sends every member a ROSTER that grows with the room.
+        let wait = min(max(options.admissionBatchMillis, UInt64(l.entries.count / 2)), 250)
+        Task {
+            try? await Task.sleep(for: .milliseconds(wait))
+            await self.keyAdmissions()
+        }
+    }
+
+    /// Leader: keys the admissions decided since the last change, in one epoch change;
+    /// with `removing`, the same change removes that member (a fresh secret).
+    func keyAdmissions(removing: UInt16? = nil) async {
+        admissionFlushScheduled = false
+        var batch = pendingAdmissions.filter { $0.index != removing }
+        pendingAdmissions = []
+        guard var l = leader, !batch.isEmpty || removing != nil else { return }
+        let room = SignedRoster.maximumMembers - l.entries.count + (removing == nil ? 0 : 1)
+        if batch.count > room {
+            for e in batch.dropFirst(max(0, room)) {
+                alert("room_full", "#\(e.index) cannot join the signed roster: it lists at most \(SignedRoster.maximumMembers) members")
+            }
+            batch = Array(batch.prefix(max(0, room)))
+        }
         do {
-            let actions = try l.admit(entry, now: now)
-            admissionOrder.append(i)
+            let actions = try l.changeMembership(admit: batch, remove: removing.map { [$0] } ?? [], now: now)
+            admissionOrder += batch.map(\.index)
             leader = l
             try await perform(actions)
         } catch {
@@ -732,6 +768,12 @@ public actor Participant {
         guard let successor, successor != index, l.entries.contains(where: { $0.index == successor }) else {
             if let chosen { alert("not_a_member", "#\(chosen) is not in the signed roster; the keys stay here") }
             return
+        }
+        if !pendingAdmissions.isEmpty {
+            // Admissions already decided are keyed before the keys go.
+            await keyAdmissions()
+            guard let current = leader else { return }
+            l = current
         }
         do {
             let (actions, m) = try l.handover(to: successor)
@@ -776,14 +818,10 @@ public actor Participant {
 
     /// Leader: removes `i` from the signed roster with a fresh epoch at once.
     func leaderRemoves(_ i: UInt16, reason: String) async {
-        guard var l = leader, l.entries.contains(where: { $0.index == i }) else { return }
-        do {
-            let actions = try l.remove(i, now: now)
-            leader = l
-            try await perform(actions)
-        } catch {
-            output.emit("error", [("code", .string("internal")), ("message", .string("rekey failed: \(error)"))], human: "rekey failed: \(error)")
-        }
+        pendingAdmissions.removeAll { $0.index == i }
+        guard let l = leader, l.entries.contains(where: { $0.index == i }) else { return }
+        // Admissions waiting for their batch go in the same change.
+        await keyAdmissions(removing: i)
     }
 
     /// The leader mirrors role and presenter changes into the signed roster.
@@ -979,27 +1017,97 @@ public actor Participant {
 
     // MARK: - Key schedule actions
 
-    /// Seals and sends a control message: in ``ControlPart``s when it is longer than one
-    /// control frame carries (a `ROSTER` of a large room, 3.6).
-    func sendControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) async throws {
+    /// Seals a control message for `recipient` under the newest epoch: in ``ControlPart``s
+    /// when it is longer than one control frame carries (a `ROSTER` of a large room, 3.6).
+    func sealControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) throws -> [OutgoingFrame] {
         controlMessageNumber &+= 1
-        for piece in try ControlPart.split(plaintext, messageNumber: controlMessageNumber) {
-            let payload = try sender.seal(kind: .control, recipient: recipient, plaintext: piece, now: now, epoch: .newest)
-            try await sendFrame(.control, to: recipient, payload: payload)
+        return try ControlPart.split(plaintext, messageNumber: controlMessageNumber).map { piece in
+            OutgoingFrame(kind: .control, recipient: recipient,
+                          payload: try sender.seal(kind: .control, recipient: recipient, plaintext: piece, now: now, epoch: .newest))
         }
     }
 
+    /// Seals and sends a control message (in parts when long), after the frames queued before it.
+    func sendControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) async throws {
+        try await sendInOrder(try sealControl(plaintext, to: recipient))
+    }
+
+    /// Carries out a leader transition. Everything that depends on key state — sealing each
+    /// message, installing the epoch — happens here without suspending, so a transition
+    /// that starts while this one's frames are still going out (the actor is re-entrant at
+    /// every `await`) sees this one complete and never installs or seals out of order.
     func perform(_ actions: [LeaderAction]) async throws {
+        var frames: [OutgoingFrame] = []
+        var released: [ReceivedFrame] = []
         for action in actions {
             switch action {
             case .broadcastControl(let plaintext):
-                try await sendControl(plaintext, to: .everyone)
+                frames += try sealControl(plaintext, to: .everyone)
             case .sendControl(let recipient, let plaintext):
-                try await sendControl(plaintext, to: ParticipantIndex(recipient))
+                frames += try sealControl(plaintext, to: ParticipantIndex(recipient))
             case .sendKeyPackage(let recipient, let payload):
-                try await sendFrame(.keys, to: ParticipantIndex(recipient), payload: payload)
+                frames.append(OutgoingFrame(kind: .keys, recipient: ParticipantIndex(recipient), payload: payload))
             case .install(let install):
-                await apply(install)
+                released += installNow(install)
+            }
+        }
+        try await sendInOrder(frames)
+        for frame in released { await deliver(frame) }
+    }
+
+    /// A frame sealed by a key-schedule transition, waiting to be sent.
+    struct OutgoingFrame: Sendable {
+        let kind: FrameKind
+        let recipient: ParticipantIndex
+        let payload: [UInt8]
+    }
+
+    /// Frames of transitions, sent strictly in the order they were sealed by one drainer.
+    /// Bounded: at most ``outgoingLimit`` frames (a few rekeys of a 500-member room).
+    var outgoing: [OutgoingFrame] = []
+    var outgoingHead = 0
+    var outgoingDraining = false
+    /// Frames handed to ``sendInOrder(_:)`` and frames sent (or dropped) since the start.
+    var outgoingQueued: UInt64 = 0
+    var outgoingDone: UInt64 = 0
+    var outgoingWaiters: [(until: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    static let outgoingLimit = 8_192
+
+    /// Sends `frames` after every frame queued before them; returns once they are sent.
+    /// A send that fails (the connection closed) drops what is queued.
+    func sendInOrder(_ frames: [OutgoingFrame]) async throws {
+        guard !frames.isEmpty else { return }
+        guard outgoing.count - outgoingHead + frames.count <= Self.outgoingLimit else {
+            throw SessionError.refused(.internal, "more than \(Self.outgoingLimit) key-schedule frames waiting to be sent")
+        }
+        outgoing += frames
+        outgoingQueued += UInt64(frames.count)
+        let mine = outgoingQueued
+        if outgoingDraining {
+            await withCheckedContinuation { outgoingWaiters.append((mine, $0)) }
+            return
+        }
+        outgoingDraining = true
+        defer {
+            outgoingDraining = false
+            outgoingDone = outgoingQueued
+            outgoing = []
+            outgoingHead = 0
+            for w in outgoingWaiters { w.continuation.resume() }
+            outgoingWaiters = []
+        }
+        while outgoingHead < outgoing.count {
+            let f = outgoing[outgoingHead]
+            outgoingHead += 1
+            try await sendFrame(f.kind, to: f.recipient, payload: f.payload)
+            outgoingDone += 1
+            if outgoingWaiters.contains(where: { $0.until <= outgoingDone }) {
+                for w in outgoingWaiters where w.until <= outgoingDone { w.continuation.resume() }
+                outgoingWaiters.removeAll { $0.until <= outgoingDone }
+            }
+            if outgoingHead >= 1_024 {
+                outgoing.removeFirst(outgoingHead)
+                outgoingHead = 0
             }
         }
     }
@@ -1061,11 +1169,16 @@ public actor Participant {
     }
 
     func apply(_ install: EpochInstall) async {
+        for frame in installNow(install) { await deliver(frame) }
+    }
+
+    /// Installs an epoch without suspending; returns the frames it released, to deliver.
+    func installNow(_ install: EpochInstall) -> [ReceivedFrame] {
         // Epochs only move forward (3.3); the schedules guarantee it, and this keeps a
         // mistake from reaching the key ring's and sender's preconditions.
         if install.mode != .confirm, let current = receiver.currentEpoch, install.epoch <= current {
             reject("an install of epoch \(install.epoch) at epoch \(current)")
-            return
+            return []
         }
         let released = install.apply(receiver: &receiver, sender: &sender, now: now)
         if firstEpoch == nil { firstEpoch = install.epoch }
@@ -1077,7 +1190,7 @@ public actor Participant {
             output.emit("epoch", [("epoch", .int(Int(install.epoch))), ("security_code", .string(code))],
                         human: "keys for epoch \(install.epoch); security code \(code)")
         }
-        for frame in released { await deliver(frame) }
+        return released
     }
 
     var pendingShare: String?
