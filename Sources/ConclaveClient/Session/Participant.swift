@@ -1097,17 +1097,21 @@ public actor Participant {
             outgoingWaiters = []
         }
         while outgoingHead < outgoing.count {
-            let f = outgoing[outgoingHead]
-            outgoingHead += 1
-            try await sendFrame(f.kind, to: f.recipient, payload: f.payload)
-            outgoingDone += 1
+            // Everything queued so far goes out in one write (control and key frames always
+            // travel on the WebSocket).
+            let batch = outgoing[outgoingHead...]
+            outgoing = []
+            outgoingHead = 0
+            let messages = try batch.map { f -> ClientMessage in
+                let frame = try FrameMessage(kind: f.kind, sender: ParticipantIndex(index), recipient: f.recipient, payload: f.payload)
+                options.outboundTap?(frame)
+                return .frame(frame)
+            }
+            try await connection.send(messages)
+            outgoingDone += UInt64(batch.count)
             if outgoingWaiters.contains(where: { $0.until <= outgoingDone }) {
                 for w in outgoingWaiters where w.until <= outgoingDone { w.continuation.resume() }
                 outgoingWaiters.removeAll { $0.until <= outgoingDone }
-            }
-            if outgoingHead >= 1_024 {
-                outgoing.removeFirst(outgoingHead)
-                outgoingHead = 0
             }
         }
     }

@@ -159,6 +159,13 @@ public final class RelayConnection: Sendable {
         try await sendBinary(message.encoded(), fragmentSize: nil)
     }
 
+    /// Sends several messages, in order, with one hop to the event loop and one flush (a
+    /// leader's rekey: hundreds of key packages and roster parts).
+    public func send(_ messages: [ClientMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try await write(messages.map { WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: ByteBuffer(bytes: $0.encoded())) })
+    }
+
     /// Sends arbitrary bytes as one binary WebSocket message, for tests of malformed input.
     ///
     /// - Parameter fragmentSize: If given, the message goes out as fragments of at most this
