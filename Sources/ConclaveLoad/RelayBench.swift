@@ -106,7 +106,9 @@ public struct RelayBench: Sendable {
             index = try await RelayHandshake.expect(connection, "ADMITTED", timeout: .seconds(5)) { if case .admitted(let a) = $0 { return a.index }; return nil }
             roomID = room
         } else {
-            try await connection.send(.createRoom(CreateRoomMessage(identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: .zero),
+            let proposed = RoomID(bytes: SecureRandom.bytes(count: 16))!
+            try await connection.send(.createRoom(CreateRoomMessage(roomID: proposed, identity: wire,
+                                                                     signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: proposed),
                                                                      relayAuth: nil, settings: settings)))
             let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(5)) { if case .roomCreated(let c) = $0 { return c }; return nil }
             (roomID, index) = (created.roomID, created.index)

@@ -160,10 +160,15 @@ import ConclaveCrypto
         #expect(throws: Invite.ParseError.badPort) { try Invite(parsing: good.replacingOccurrences(of: ":7443", with: ":+7443")) }
         #expect(throws: Invite.ParseError.unknownParameter("z")) { try Invite(parsing: good + "&z=1") }
         #expect(throws: Invite.ParseError.tooLong(2000)) { try Invite(parsing: String(repeating: "a", count: 2000)) }
-        // relay_auth never contains the password and depends on it.
-        let auth = try Invite.relayAuth(password: "hunter2")
-        let other = try Invite.relayAuth(password: "hunter3")
-        #expect(auth.count == 32 && auth != other)
+        // relay_auth never contains the password and depends on it, the room and the relay.
+        let room = RoomID(bytes: (0 ..< 16).map { UInt8($0) })!, otherRoom = RoomID(bytes: (0 ..< 16).map { UInt8($0 + 1) })!
+        let auth = try Invite.relayAuth(password: "hunter2", roomID: room, relayOrigin: "wss://relay.example.org:443")
+        #expect(auth.count == 32)
+        #expect(auth != (try Invite.relayAuth(password: "hunter3", roomID: room, relayOrigin: "wss://relay.example.org:443")))
+        #expect(auth != (try Invite.relayAuth(password: "hunter2", roomID: otherRoom, relayOrigin: "wss://relay.example.org:443")))
+        #expect(auth != (try Invite.relayAuth(password: "hunter2", roomID: room, relayOrigin: "wss://relay.example.net:443")))
+        // The value 4.1 gives (informative), cross-checked with Python's HKDF.
+        #expect(Hex.encode(auth) == "5b8e7c94507f7a1be0d920ff6850a6946e0bd4d496e422d48b73fef96edd0257")
     }
 
     @Test func base64URLIsStrict() {

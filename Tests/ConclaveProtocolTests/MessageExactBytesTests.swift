@@ -49,11 +49,11 @@ struct MessageExactBytesTests {
         let signature = [UInt8](repeating: 0x33, count: 64)
         let auth = [UInt8](repeating: 0x44, count: 32)
         // privacy defaults: flags 0x0f, 100, 50, 30 s, reserved 0
-        try expectClient(.createRoom(CreateRoomMessage(identity: identity, signature: signature, relayAuth: auth, settings: .privacyDefaults)),
-                         "02 02" + identityHex + String(repeating: "33", count: 64) + "01" + String(repeating: "44", count: 32)
+        try expectClient(.createRoom(CreateRoomMessage(roomID: room, identity: identity, signature: signature, relayAuth: auth, settings: .privacyDefaults)),
+                         "02 02" + roomHex + identityHex + String(repeating: "33", count: 64) + "01" + String(repeating: "44", count: 32)
                              + "0f 0064 0032 001e 0000")
-        try expectClient(.createRoom(CreateRoomMessage(identity: identity, signature: signature, relayAuth: nil, settings: MessageFixtures.edgeSettings)),
-                         "02 02" + identityHex + String(repeating: "33", count: 64) + "00" + "1a 0384 03e8 0e10 0000")
+        try expectClient(.createRoom(CreateRoomMessage(roomID: room, identity: identity, signature: signature, relayAuth: nil, settings: MessageFixtures.edgeSettings)),
+                         "02 02" + roomHex + identityHex + String(repeating: "33", count: 64) + "00" + "1a 0384 03e8 0e10 0000")
     }
 
     @Test func join() throws {
@@ -125,7 +125,8 @@ struct MessageValueTypeTests {
         #expect(ErrorCode.badPassword.rawValue == 6)
         #expect(ErrorCode.invalidCommand.rawValue == 24)
         #expect(ErrorCode.badAudioSource.rawValue == 1004)
-        #expect(ErrorCode.wireCodes.map(\.rawValue) == Array(1 ... 24))
+        #expect(ErrorCode.roomExists.rawValue == 25 && ErrorCode.roomExists.name == "room_exists")
+        #expect(ErrorCode.wireCodes.map(\.rawValue) == Array(1 ... 25))
         #expect(Set(ErrorCode.allCases.map(\.name)).count == ErrorCode.allCases.count)
         #expect(ErrorCode.allCases.allSatisfy { !$0.meaning.isEmpty && !$0.meaning.contains("\n") })
         #expect(!ErrorCode.keyRejected.isWireCode)

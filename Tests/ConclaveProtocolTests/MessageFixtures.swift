@@ -120,8 +120,8 @@ enum MessageFixtures {
         var all: [(String, ClientMessage)] = [
             ("hello 1-1", .hello(HelloMessage())),
             ("hello 1-255", .hello(HelloMessage(minimumVersion: 1, maximumVersion: 255))),
-            ("create room with password", .createRoom(CreateRoomMessage(identity: identityA, signature: signature, relayAuth: relayAuth, settings: edgeSettings))),
-            ("create room without password", .createRoom(CreateRoomMessage(identity: identityB, signature: signature.reversed(), relayAuth: nil, settings: .privacyDefaults))),
+            ("create room with password", .createRoom(CreateRoomMessage(roomID: roomID, identity: identityA, signature: signature, relayAuth: relayAuth, settings: edgeSettings))),
+            ("create room without password", .createRoom(CreateRoomMessage(roomID: roomID, identity: identityB, signature: signature.reversed(), relayAuth: nil, settings: .privacyDefaults))),
             ("join with password and maximum knock", .join(JoinMessage(roomID: roomID, identity: identityC, signature: signature, relayAuth: relayAuth, knock: pattern(2048, start: 9, step: 7)))),
             ("join without password, empty knock", .join(JoinMessage(roomID: roomID, identity: identityA, signature: signature, relayAuth: nil, knock: []))),
             ("ping", .ping(nonce: 0xFEDC_BA98_7654_3210)),

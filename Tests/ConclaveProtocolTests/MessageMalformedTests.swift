@@ -204,16 +204,18 @@ struct MessageMalformedTests {
 
     @Test("reserved bits and reserved fields")
     func reservedBits() {
-        // CREATE_ROOM without password: flags at 130, settings 131..<140 (flags 131, reserved 138..<140)
+        // CREATE_ROOM without password: room_id 2..<18, flags at 146, settings 147..<156 (flags 147, reserved 154..<156)
         let create = client("create room without password")
-        #expect(create.count == 140)
-        expectClient(patch(create, at: 130, [0x02]), throws: .reservedBitsSet(field: "flags", value: 2))
-        expectClient(patch(create, at: 130, [0x81]), throws: .reservedBitsSet(field: "flags", value: 0x81))
+        #expect(create.count == 156)
+        expectClient(patch(create, at: 146, [0x02]), throws: .reservedBitsSet(field: "flags", value: 2))
+        expectClient(patch(create, at: 146, [0x81]), throws: .reservedBitsSet(field: "flags", value: 0x81))
         for bit: UInt8 in [0x20, 0x40, 0x80] {
-            expectClient(patch(create, at: 131, [0x0F | bit]), throws: .reservedBitsSet(field: "settings.flags", value: UInt64(0x0F | bit)))
+            expectClient(patch(create, at: 147, [0x0F | bit]), throws: .reservedBitsSet(field: "settings.flags", value: UInt64(0x0F | bit)))
         }
-        expectClient(patch(create, at: 138, [0x00, 0x01]), throws: .reservedBitsSet(field: "settings.reserved", value: 1))
-        expectClient(patch(create, at: 138, [0x80, 0x00]), throws: .reservedBitsSet(field: "settings.reserved", value: 0x8000))
+        expectClient(patch(create, at: 154, [0x00, 0x01]), throws: .reservedBitsSet(field: "settings.reserved", value: 1))
+        expectClient(patch(create, at: 154, [0x80, 0x00]), throws: .reservedBitsSet(field: "settings.reserved", value: 0x8000))
+        // A proposed room id of zero is refused.
+        expectClient(patch(create, at: 2, [UInt8](repeating: 0, count: 16)), throws: .invalidValue(field: "room_id", value: 0))
         // JOIN flags at 146
         let join = client("join without password, empty knock")
         expectClient(patch(join, at: 146, [0x04]), throws: .reservedBitsSet(field: "flags", value: 4))
@@ -337,8 +339,8 @@ struct MessageMalformedTests {
         func error(code: UInt16, request: UInt16 = 0, fatal: UInt8 = 1, retry: UInt32 = 0, text: [UInt8] = Array("Bye.".utf8)) -> [UInt8] {
             [1, 0x88] + u16(code) + u16(request) + [fatal] + u32(retry) + [UInt8(text.count)] + text
         }
-        #expect((try? RelayMessage.decode(error(code: 24))) != nil)
-        for code: UInt16 in [0, 25, 999, 1000, 1004, 0xFFFF] {
+        #expect((try? RelayMessage.decode(error(code: 25))) != nil)
+        for code: UInt16 in [0, 26, 999, 1000, 1004, 0xFFFF] {
             expectRelay(error(code: code), throws: .invalidValue(field: "code", value: UInt64(code)))
         }
         expectRelay(error(code: 1, fatal: 2), throws: .invalidValue(field: "fatal", value: 2))

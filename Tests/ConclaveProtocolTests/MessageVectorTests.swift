@@ -163,8 +163,8 @@ enum MessageVectors {
         client("versions 1 to 1", .hello(HelloMessage()))
         client("versions 1 to 3", .hello(HelloMessage(minimumVersion: 1, maximumVersion: 3)))
         relay("version 1", .welcome(WelcomeMessage(challenge: F.challenge, maximumMessageLength: 65535, maximumFramesPerSecond: 200)))
-        client("with password, privacy defaults", .createRoom(CreateRoomMessage(identity: F.identityA, signature: F.signature, relayAuth: F.relayAuth, settings: .privacyDefaults)))
-        client("without password, edge settings", .createRoom(CreateRoomMessage(identity: F.identityB, signature: F.signature, relayAuth: nil, settings: F.edgeSettings)))
+        client("with password, privacy defaults", .createRoom(CreateRoomMessage(roomID: F.roomID, identity: F.identityA, signature: F.signature, relayAuth: F.relayAuth, settings: .privacyDefaults)))
+        client("without password, edge settings", .createRoom(CreateRoomMessage(roomID: F.roomID, identity: F.identityB, signature: F.signature, relayAuth: nil, settings: F.edgeSettings)))
         relay("host index 1", .roomCreated(RoomCreatedMessage(roomID: F.roomID, index: 1, settings: .privacyDefaults)))
         client("with password and knock", .join(JoinMessage(roomID: F.roomID, identity: F.identityB, signature: F.signature, relayAuth: F.relayAuth, knock: F.pattern(48, start: 0x30, step: 3))))
         client("without password, empty knock", .join(JoinMessage(roomID: F.roomID, identity: F.identityC, signature: F.signature, relayAuth: nil, knock: [])))
@@ -264,7 +264,7 @@ enum MessageVectors {
         case let .hello(m):
             return .object([type, ("min_version", int(m.minimumVersion)), ("max_version", int(m.maximumVersion))])
         case let .createRoom(m):
-            return .object([type, ("identity", identity(m.identity)), ("signature", hex(m.signature)),
+            return .object([type, ("room_id", .string(m.roomID.base64URL)), ("identity", identity(m.identity)), ("signature", hex(m.signature)),
                             ("relay_auth", m.relayAuth.map(hex) ?? .null), ("settings", settings(m.settings))])
         case let .join(m):
             return .object([type, ("room_id", .string(m.roomID.base64URL)), ("identity", identity(m.identity)),
@@ -421,7 +421,7 @@ enum VectorBuilder {
         case "HELLO":
             return .hello(HelloMessage(minimumVersion: try int(json, "min_version"), maximumVersion: try int(json, "max_version")))
         case "CREATE_ROOM":
-            return .createRoom(CreateRoomMessage(identity: try identity(json["identity"]), signature: try bytes(json, "signature"),
+            return .createRoom(CreateRoomMessage(roomID: try roomID(json), identity: try identity(json["identity"]), signature: try bytes(json, "signature"),
                                                  relayAuth: try optionalBytes(json, "relay_auth"), settings: try settings(json["settings"])))
         case "JOIN":
             return .join(JoinMessage(roomID: try roomID(json), identity: try identity(json["identity"]), signature: try bytes(json, "signature"),

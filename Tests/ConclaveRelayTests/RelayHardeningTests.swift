@@ -18,7 +18,7 @@ import ConclaveProtocol
 
     static func badInputs(room: RoomID) -> [BadInput] {
         let identity = PrivateIdentity.generate().publicIdentity.wireIdentity.bytes
-        let settings = ClientMessage.createRoom(CreateRoomMessage(identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 1, count: 64), relayAuth: nil, settings: .privacyDefaults)).encoded()
+        let settings = ClientMessage.createRoom(CreateRoomMessage(roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 1, count: 64), relayAuth: nil, settings: .privacyDefaults)).encoded()
         let join = ClientMessage.join(JoinMessage(roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 2, count: 64), relayAuth: nil, knock: [1, 2, 3])).encoded()
         let command = ClientMessage.command(CommandMessage(requestID: 1, action: .lock)).encoded()
         var oversizedKnock = join

@@ -270,4 +270,43 @@ import ConclaveProtocol
             try await q.expectFatal(.badPassword)
         }
     }
+
+    /// relay_auth is bound to the room and the relay (4.1): a proof made for one room (or
+    /// one relay) with the same password opens no other, so a relay that sees it cannot
+    /// replay it elsewhere.
+    @Test func relayAuthOfAnotherRoomOrRelayIsRefused() async throws {
+        try await withRelay { _, endpoint in
+            let host = try await TestParticipant.connect(endpoint)
+            let room = try await host.createRoom(password: "correct horse battery")
+            let other = try await TestParticipant.connect(endpoint)
+            let otherRoom = try await other.createRoom(password: "correct horse battery")
+            for (proofRoom, origin) in [(otherRoom, TestParticipant.relayOrigin), (room, "wss://another-relay.example:443")] {
+                let p = try await TestParticipant.connect(endpoint)
+                let auth = try Invite.relayAuth(password: "correct horse battery", roomID: proofRoom, relayOrigin: origin)
+                try await p.connection.send(.join(JoinMessage(roomID: room, identity: p.identity.publicIdentity.wireIdentity,
+                                                              signature: try p.proof(room: room), relayAuth: auth, knock: Array("knock".utf8))))
+                try await p.expectFatal(.badPassword)
+            }
+            let good = try await TestParticipant.connect(endpoint)
+            guard case .waiting = try await good.join(room, password: "correct horse battery") else { Issue.record("not admitted to the waiting room"); return }
+        }
+    }
+
+    /// The host proposes the room id; an id already in use is refused with room_exists.
+    @Test func createRoomWithAnIDInUseIsRefused() async throws {
+        try await withRelay { _, endpoint in
+            let host = try await TestParticipant.connect(endpoint)
+            let room = try await host.createRoom()
+            let squatter = try await TestParticipant.connect(endpoint)
+            try await squatter.connection.send(.createRoom(CreateRoomMessage(roomID: room, identity: squatter.identity.publicIdentity.wireIdentity,
+                                                                             signature: try squatter.proof(room: room), relayAuth: nil, settings: .privacyDefaults)))
+            try await squatter.expectFatal(.roomExists)
+            // A proof signed for another room id than the one proposed does not verify.
+            let liar = try await TestParticipant.connect(endpoint)
+            try await liar.connection.send(.createRoom(CreateRoomMessage(roomID: RoomID(bytes: SecureRandom.bytes(count: 16))!,
+                                                                         identity: liar.identity.publicIdentity.wireIdentity,
+                                                                         signature: try liar.proof(room: .zero), relayAuth: nil, settings: .privacyDefaults)))
+            try await liar.expectFatal(.badSignature)
+        }
+    }
 }

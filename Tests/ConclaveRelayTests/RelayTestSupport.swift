@@ -72,6 +72,9 @@ final class TestParticipant: @unchecked Sendable {
         return p
     }
 
+    /// The relay origin the test clients bind `relay_auth` to (the relay never learns it).
+    static let relayOrigin = "ws://127.0.0.1:7443"
+
     func proof(room: RoomID) throws -> [UInt8] {
         let id = identity.publicIdentity
         return try identity.signingKey.signature(for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
@@ -81,9 +84,10 @@ final class TestParticipant: @unchecked Sendable {
     /// Creates a room; returns its id.
     @discardableResult
     func createRoom(password: String? = nil, settings: RoomSettings = .privacyDefaults) async throws -> RoomID {
-        let auth = try password.map { try Invite.relayAuth(password: $0) }
-        try await connection.send(.createRoom(CreateRoomMessage(identity: identity.publicIdentity.wireIdentity, signature: try proof(room: .zero),
-                                                                 relayAuth: auth, settings: settings)))
+        let proposed = RoomID(bytes: SecureRandom.bytes(count: 16))!
+        let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: Self.relayOrigin) }
+        try await connection.send(.createRoom(CreateRoomMessage(roomID: proposed, identity: identity.publicIdentity.wireIdentity,
+                                                                 signature: try proof(room: proposed), relayAuth: auth, settings: settings)))
         guard case .roomCreated(let created)? = try await expectMessage("ROOM_CREATED", { if case .roomCreated = $0 { return true }; return false }) else {
             throw TestTimeout(what: "ROOM_CREATED")
         }
@@ -95,7 +99,7 @@ final class TestParticipant: @unchecked Sendable {
     /// Sends JOIN (does not wait for the answer).
     func sendJoin(_ room: RoomID, password: String? = nil, knock: [UInt8] = Array("sealed-knock-bytes".utf8)) async throws {
         roomID = room
-        let auth = try password.map { try Invite.relayAuth(password: $0) }
+        let auth = try password.map { try Invite.relayAuth(password: $0, roomID: room, relayOrigin: Self.relayOrigin) }
         try await connection.send(.join(JoinMessage(roomID: room, identity: identity.publicIdentity.wireIdentity, signature: try proof(room: room),
                                                      relayAuth: auth, knock: knock)))
     }

@@ -234,14 +234,22 @@ public actor Participant {
     public static func host(relay: RelayEndpoint, password: String?, settings: RoomSettings,
                             options: ParticipantOptions, output: EventOutput) async throws -> Participant {
         let (connection, challenge) = try await RelayHandshake.open(relay, tls: options.tls)
-        let auth = try password.map { try Invite.relayAuth(password: $0) }
+        // The host proposes the room id, so the identity proof and relay_auth bind to it (4.1, 5.4).
+        var proposed = RoomID.zero
+        while proposed == .zero { proposed = RoomID(bytes: SecureRandom.bytes(count: MessageLimits.roomIDLength))! }
+        let origin = Invite.relayOrigin(secure: relay.usesTLS, host: relay.host, port: relay.port)
+        let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: origin) }
         let secret = Invite.randomSecret()
         try await connection.send(.createRoom(CreateRoomMessage(
-            identity: options.identity.publicIdentity.wireIdentity,
-            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: .zero),
+            roomID: proposed, identity: options.identity.publicIdentity.wireIdentity,
+            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: proposed),
             relayAuth: auth, settings: settings)))
         let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(10)) {
             if case .roomCreated(let c) = $0 { return c }; return nil
+        }
+        guard created.roomID == proposed else {
+            await connection.close()
+            throw SessionError.protocolViolation("the relay created room \(created.roomID.base64URL), not the proposed \(proposed.base64URL)")
         }
         let p = try Participant(connection: connection, identity: options.identity, roomID: created.roomID,
                                 index: created.index.rawValue, admitted: true, options: options, output: output)
@@ -256,7 +264,7 @@ public actor Participant {
         let (connection, challenge) = try await RelayHandshake.open(endpoint, tls: options.tls)
         let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
                                             host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
-        let auth = try invite.password.map { try Invite.relayAuth(password: $0) }
+        let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: invite.roomID, relayOrigin: invite.relayURL) }
         try await connection.send(.join(JoinMessage(
             roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
             signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),

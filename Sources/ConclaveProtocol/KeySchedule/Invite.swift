@@ -44,9 +44,14 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The relay's WebSocket URL (no secret part).
-    public var relayURL: String { "\(secure ? "wss" : "ws")://\(hostForURL):\(port)" }
+    public var relayURL: String { Self.relayOrigin(secure: secure, host: host, port: port) }
 
-    private var hostForURL: String { host.contains(":") ? "[\(host)]" : host }
+    /// The relay origin that `relay_auth` is bound to (4.1): `ws://` or `wss://`, the host
+    /// as in the invite (an IPv6 address in brackets), `:` and the port in decimal, e.g.
+    /// `wss://relay.example.org:443`: the invite's text before `/r/`.
+    public static func relayOrigin(secure: Bool, host: String, port: Int) -> String {
+        "\(secure ? "wss" : "ws")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
 
     public var text: String {
         var s = "\(relayURL)/r/\(roomID.base64URL)#k=\(Base64URL.encode(hostIdentity.encoded))&s=\(Base64URL.encode(secret))"
@@ -57,9 +62,13 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     /// Redacts the secret part.
     public var description: String { "\(relayURL)/r/\(roomID.base64URL)#…" }
 
-    /// `relay_auth` (section 5.4): what the relay gets instead of the password.
-    public static func relayAuth(password: String) throws -> [UInt8] {
-        try HKDF.deriveKey(.sha256, salt: [UInt8](), ikm: Array(password.utf8), info: Array(Labels.relayAuth.utf8), length: 32)
+    /// `relay_auth` (section 4.1): what the relay gets instead of the password, bound to
+    /// the room and the relay, so a proof seen by one relay or for one room is worthless
+    /// for any other, and no table of guesses serves two rooms:
+    /// `HKDF-SHA256(salt = room_id, ikm = password, info = "conclave/v2 relay-auth" || relay_origin, L = 32)`.
+    public static func relayAuth(password: String, roomID: RoomID, relayOrigin: String) throws -> [UInt8] {
+        try HKDF.deriveKey(.sha256, salt: roomID.bytes, ikm: Array(password.utf8),
+                           info: Array(Labels.relayAuthV2.utf8) + Array(relayOrigin.utf8), length: 32)
             .withUnsafeBytes { Array($0) }
     }
 

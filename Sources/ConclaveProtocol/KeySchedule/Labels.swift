@@ -9,7 +9,8 @@ public enum Labels {
     public static let securityCode = "conclave/v2 security-code"
     /// SHA-256 prefix of a roster chain link (3.6).
     public static let rosterChain = "conclave/v2 roster-chain"
-    public static let relayAuth = "conclave/v1 relay-auth"
+    /// HKDF info prefix of `relay_auth` (4.1), followed by the relay origin.
+    public static let relayAuthV2 = "conclave/v2 relay-auth"
     public static let privateChat = "conclave/v2 private-chat"
     /// HKDF salt of a knock's invite proof (4.2, protocol version 2).
     public static let knockProof = "conclave/v2 knock-proof"

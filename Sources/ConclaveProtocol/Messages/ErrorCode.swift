@@ -27,6 +27,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
     case unknownParticipant = 22
     case tooManyRooms = 23
     case invalidCommand = 24
+    case roomExists = 25
 
     // Client-side only.
     case keyRejected = 1000
@@ -68,6 +69,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
         case .unknownParticipant: "unknown_participant"
         case .tooManyRooms: "too_many_rooms"
         case .invalidCommand: "invalid_command"
+        case .roomExists: "room_exists"
         case .keyRejected: "key_rejected"
         case .badInvite: "bad_invite"
         case .decryptFailed: "decrypt_failed"
@@ -103,6 +105,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
         case .unknownParticipant: "the target index is not in the room"
         case .tooManyRooms: "the relay's room limit is reached"
         case .invalidCommand: "a command's target does not fit its op in the room's current state"
+        case .roomExists: "a room with the proposed id exists; propose another"
         case .keyRejected: "a key package or roster fails its signature or binding"
         case .badInvite: "the invite cannot be read"
         case .decryptFailed: "a frame could not be decrypted"

@@ -107,14 +107,19 @@ private func writeSignature(_ signature: [UInt8], to writer: inout ByteWriter) {
 /// `CREATE_ROOM` (`0x02`): `identity: Identity`, `signature: bytes[64]`, `flags: u8`,
 /// `relay_auth: bytes[32]` (when flags bit 0), `settings: Settings`. 138 or 170 bytes of body.
 public struct CreateRoomMessage: Sendable, Hashable {
+    /// The room id the host proposes: 16 random bytes, not all zero. The relay creates the
+    /// room under it or refuses with `room_exists` (5.4). Known before the room exists, so
+    /// the identity proof and `relay_auth` (4.1) are bound to it.
+    public var roomID: RoomID
     public var identity: Identity
-    /// Ed25519 signature (64 bytes) over the challenge, a zero room id and the identity.
+    /// Ed25519 signature (64 bytes) over the challenge, the proposed room id and the identity.
     public var signature: [UInt8]
     /// The 32-byte password proof, or `nil` for a room without a password.
     public var relayAuth: [UInt8]?
     public var settings: RoomSettings
 
-    public init(identity: Identity, signature: [UInt8], relayAuth: [UInt8]?, settings: RoomSettings) {
+    public init(roomID: RoomID, identity: Identity, signature: [UInt8], relayAuth: [UInt8]?, settings: RoomSettings) {
+        self.roomID = roomID
         self.identity = identity
         self.signature = signature
         self.relayAuth = relayAuth
@@ -122,11 +127,13 @@ public struct CreateRoomMessage: Sendable, Hashable {
     }
 
     var bodyLength: Int {
-        MessageLimits.identityLength + MessageLimits.signatureLength + 1
+        MessageLimits.roomIDLength + MessageLimits.identityLength + MessageLimits.signatureLength + 1
             + (relayAuth == nil ? 0 : MessageLimits.relayAuthLength) + MessageLimits.settingsLength
     }
 
     init(from reader: inout ByteReader) throws(MessageDecodingError) {
+        roomID = try RoomID(from: &reader)
+        guard roomID != .zero else { throw .invalidValue(field: "room_id", value: 0) }
         identity = try Identity(from: &reader)
         signature = try reader.readBytes(count: MessageLimits.signatureLength, field: "signature")
         relayAuth = try readRelayAuth(&reader)
@@ -134,6 +141,7 @@ public struct CreateRoomMessage: Sendable, Hashable {
     }
 
     func write(to writer: inout ByteWriter) {
+        roomID.write(to: &writer)
         identity.write(to: &writer)
         writeSignature(signature, to: &writer)
         writeRelayAuth(relayAuth, to: &writer)

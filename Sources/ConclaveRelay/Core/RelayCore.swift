@@ -119,7 +119,7 @@ final class RelayCore: Sendable {
     // MARK: - Rooms
 
     func createRoom(_ message: CreateRoomMessage, challenge: [UInt8], from outbox: ConnectionOutbox) {
-        guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: .zero) else {
+        guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: message.roomID) else {
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
         if let auth = message.relayAuth {
@@ -149,8 +149,11 @@ final class RelayCore: Sendable {
                 metrics.limitHit("rooms")
                 return .failure(RefusalError(message: ErrorMessage(code: .tooManyRooms, isFatal: true, message: "the relay has reached its room limit")))
             }
-            var roomID: RoomID
-            repeat { roomID = RoomID(bytes: SecureRandom.bytes(count: 16))! } while s.rooms[roomID] != nil
+            // The host proposes the id (5.4): its identity proof and relay_auth are bound to it.
+            let roomID = message.roomID
+            guard s.rooms[roomID] == nil else {
+                return .failure(RefusalError(message: ErrorMessage(code: .roomExists, isFatal: true, message: "a room with the proposed id exists")))
+            }
             let policy = RoomPolicy(roomID: roomID, owner: message.identity, ownerConnection: outbox.id, settings: settings, now: now)
             connection.roomID = roomID
             s.connections[outbox.id] = connection

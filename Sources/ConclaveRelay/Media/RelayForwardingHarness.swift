@@ -51,10 +51,10 @@ public final class RelayForwardingHarness {
                 throw HarnessError("identity")
             }
             let challenge = SecureRandom.bytes(count: 32)
-            let room = i == 0 ? RoomID.zero : roomID
-            let signature = try identity.signature(for: challenge + room.bytes + wire.ed25519Public + wire.x25519Public, context: Labels.relayAuthSignature)
+            if i == 0 { roomID = RoomID(bytes: SecureRandom.bytes(count: 16))! }
+            let signature = try identity.signature(for: challenge + roomID.bytes + wire.ed25519Public + wire.x25519Public, context: Labels.relayAuthSignature)
             if i == 0 {
-                core.createRoom(CreateRoomMessage(identity: wire, signature: signature, relayAuth: nil, settings: settings), challenge: challenge, from: outbox)
+                core.createRoom(CreateRoomMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, settings: settings), challenge: challenge, from: outbox)
                 guard let id = core.roomID(of: outbox.id) else { throw HarnessError("create room") }
                 roomID = id
             } else {
