@@ -36,9 +36,10 @@ public struct ParticipantOptions: Sendable {
     /// the keys over (3.6); tests shorten it.
     public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
     /// Leader: milliseconds it waits after deciding an admission so that admissions decided
-    /// meanwhile share one epoch change and one `ROSTER` (0: key each at once). A room of
-    /// more than twice as many members waits half a millisecond per member (at most 250 ms).
-    public var admissionBatchMillis: UInt64 = 20
+    /// meanwhile share one epoch change and one `ROSTER`. A room waits at least half a
+    /// millisecond per member (at most 250 ms): each change sends every member a `ROSTER`
+    /// that grows with the room, so the larger the room, the more a batch saves.
+    public var admissionBatchMillis: UInt64 = 0
     /// Milliseconds between the leader's heartbeats.
     public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
     /// Tests only: sees every frame this participant sends (what the relay receives).
