@@ -1074,7 +1074,6 @@ public actor Participant {
     /// Frames of transitions, sent strictly in the order they were sealed by one drainer.
     /// Bounded: at most ``outgoingLimit`` frames (a few rekeys of a 500-member room).
     var outgoing: [OutgoingFrame] = []
-    var outgoingHead = 0
     var outgoingDraining = false
     /// Frames handed to ``sendInOrder(_:)`` and frames sent (or dropped) since the start.
     var outgoingQueued: UInt64 = 0
@@ -1086,7 +1085,7 @@ public actor Participant {
     /// A send that fails (the connection closed) drops what is queued.
     func sendInOrder(_ frames: [OutgoingFrame]) async throws {
         guard !frames.isEmpty else { return }
-        guard outgoing.count - outgoingHead + frames.count <= Self.outgoingLimit else {
+        guard outgoing.count + frames.count <= Self.outgoingLimit else {
             throw SessionError.refused(.internal, "more than \(Self.outgoingLimit) key-schedule frames waiting to be sent")
         }
         outgoing += frames
@@ -1101,16 +1100,14 @@ public actor Participant {
             outgoingDraining = false
             outgoingDone = outgoingQueued
             outgoing = []
-            outgoingHead = 0
             for w in outgoingWaiters { w.continuation.resume() }
             outgoingWaiters = []
         }
-        while outgoingHead < outgoing.count {
+        while !outgoing.isEmpty {
             // Everything queued so far goes out in one write (control and key frames always
             // travel on the WebSocket).
-            let batch = outgoing[outgoingHead...]
+            let batch = outgoing
             outgoing = []
-            outgoingHead = 0
             let messages = try batch.map { f -> ClientMessage in
                 let frame = try FrameMessage(kind: f.kind, sender: ParticipantIndex(index), recipient: f.recipient, payload: f.payload)
                 options.outboundTap?(frame)
