@@ -235,7 +235,7 @@ import ConclaveCrypto
         let e3 = 67 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x07)) { try E2EControlMessage.decode([0x07, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x08)) { try E2EControlMessage.decode([0x08, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -300,6 +300,28 @@ import ConclaveCrypto
                                      chainPrevious: try sampleRoster().chainHead, entries: entries, leader: leader.signingKey)
     }
 
+    static func sampleEpochSecret() -> [UInt8] { SHA2.sha256(Array("conclave vector epoch secret 8".utf8)) }
+
+    /// The sample roster less #2, with #300 muted and #301 new: epoch 8 with a fresh secret.
+    static func sampleDelta() throws -> RosterDelta {
+        let base = try sampleRoster()
+        var entries = base.entries.filter { $0.index != 2 }
+        entries[1].muted = true
+        entries.append(SignedRoster.Entry(index: 301, identity: try identity("member 301").publicIdentity, displayName: "Neu", joinNonce: nonce(301)))
+        let hash = RosterHash.compute(roomID: roomID, members: entries.map(\.member))
+        return try #require(RosterDelta.make(base: base, epoch: 8, rosterVersion: 13, epochChange: .freshSecret, successor: 300,
+                                             chainPrevious: base.chainHead, entries: entries, rosterHash: hash,
+                                             secretCommit: RosterDelta.commitment(roomID: roomID, epoch: 8, secret: SecretKey(copying: sampleEpochSecret())),
+                                             leader: identity("leader").signingKey))
+    }
+
+    /// The leader's (#1) and #300's pairwise wrap key, computed by either side.
+    static func sampleWrapKey(mine: PrivateIdentity) throws -> SecretKey {
+        try KeyWrap.pairwiseKey(roomID: roomID, mine: mine,
+                                leader: RosterMember(index: 1, identity: identity("leader").publicIdentity, joinNonce: nonce(1)),
+                                member: RosterMember(index: 300, identity: identity("member 300").publicIdentity, joinNonce: nonce(300)))
+    }
+
     static func vectors() throws -> [String: Any] {
         let leader = try identity("leader")
         let roster = try sampleRoster()
@@ -353,6 +375,34 @@ import ConclaveCrypto
                     "parts": parts.map(Hex.encode),
                 ] as [String: Any]
             }(),
+            "roster_delta": try {
+                let delta = try sampleDelta()
+                let result = try delta.apply(to: sampleRoster())
+                return [
+                    "description": "Applies to 'roster' (roster_version 12): removes #2, marks #300 muted, adds #301 (label 'member 301', name 'Neu', join nonce 16 × 0x2d); epoch 8, roster_version 13, epoch_change 2, successor 300, chain_prev the chain head of 'roster'. epoch_secret = SHA-256('conclave vector epoch secret 8').",
+                    "epoch_secret": Hex.encode(sampleEpochSecret()),
+                    "secret_commit": Hex.encode(delta.secretCommit),
+                    "signed_part": Hex.encode(delta.signedPart),
+                    "encoded": Hex.encode(delta.encoded),
+                    "length": delta.encoded.count,
+                    "result_indices": result.entries.map { Int($0.index) },
+                    "roster_hash": Hex.encode(delta.rosterHash),
+                    "chain_head": Hex.encode(result.chainHead),
+                ] as [String: Any]
+            }(),
+            "key_wrap": try {
+                let delta = try sampleDelta()
+                let key = try sampleWrapKey(mine: identity("leader"))
+                let wrap = try KeyWrap.seal(roomID: roomID, recipient: 300, epoch: 8, rosterHash: delta.rosterHash, reason: .fresh,
+                                            epochSecret: SecretKey(copying: sampleEpochSecret()), key: key,
+                                            nonce: [UInt8](repeating: 0x24, count: KeyWrap.nonceLength))
+                return [
+                    "description": "The epoch secret of 'roster_delta' wrapped for #300 (label 'member 300', join nonce 16 × 0x2c) by the leader (#1, join nonce 16 × 0x01); nonce 24 × 0x24.",
+                    "x25519_shared": Hex.encode(try identity("leader").agreementKey.rawSharedSecret(with: identity("member 300").publicIdentity.agreementKey).withUnsafeBytes { Array($0) }),
+                    "wrap_key": Hex.encode(key.withUnsafeBytes { Array($0) }),
+                    "encoded": Hex.encode(wrap.encoded),
+                ] as [String: Any]
+            }(),
             "heartbeat": [
                 "epoch": Int(heartbeat.epoch), "roster_version": Int(heartbeat.rosterVersion), "sequence": Int(heartbeat.sequence),
                 "signed_part": Hex.encode(heartbeat.signedPart),
@@ -398,5 +448,19 @@ import ConclaveCrypto
         #expect(bytes.count == cp["roster_length"] as! Int && Hex.encode(SHA2.sha256(bytes)) == cp["roster_sha256"] as! String)
         guard case let .roster(parted) = try E2EControlMessage.decode(bytes) else { Issue.record("parted roster"); return }
         #expect(parted.isSigned(by: leaderKey) && parted.entries.count == 110 && Hex.encode(parted.chainHead) == cp["chain_head"] as! String)
+        // The delta verifies and applies to the committed roster; the result's hash, computed
+        // from its entries, is the signed one; the wrap opens for #300 to the committed secret.
+        let rd = committed["roster_delta"] as! [String: Any]
+        guard case let .rosterDelta(delta) = try E2EControlMessage.decode(hexBytes(rd["encoded"] as! String)) else { Issue.record("delta"); return }
+        #expect(delta.isSigned(by: leaderKey) && delta.encoded.count == rd["length"] as! Int)
+        var result = try delta.apply(to: roster)
+        #expect(result.entries.map { Int($0.index) } == rd["result_indices"] as! [Int] && !result.hashVerified)
+        #expect(result.verifyHash() && Hex.encode(result.chainHead) == rd["chain_head"] as! String)
+        let secret = hexBytes(rd["epoch_secret"] as! String)
+        #expect(RosterDelta.commitment(roomID: roster.roomID, epoch: 8, secret: SecretKey(copying: secret)) == delta.secretCommit)
+        let kw = committed["key_wrap"] as! [String: Any]
+        let wrap = try KeyWrap(encoded: hexBytes(kw["encoded"] as! String))
+        let opened = try wrap.open(key: Self.sampleWrapKey(mine: Self.identity("member 300")))
+        #expect(opened.withUnsafeBytes { Array($0) } == secret && wrap.recipient == 300 && wrap.rosterHash == delta.rosterHash)
     }
 }

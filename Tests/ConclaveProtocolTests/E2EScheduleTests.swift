@@ -111,13 +111,19 @@ import ConclaveCrypto
         room.peers[2] = nil
         room.peers[5] = nil
         let actions = try host.leader!.changeMembership(admit: [d.entry, e.entry], remove: [2, 5, 77], now: room.now)
-        var reasons: [UInt16: KeyPackageReason] = [:]
-        for case let .sendKeyPackage(recipient, payload) in actions { reasons[recipient] = try KeyPackage(encoded: payload).reason }
-        #expect(reasons == [3: .fresh, 4: .fresh])
-        guard case let .broadcastControl(bytes) = actions.first, case let .roster(r) = try E2EControlMessage.decode(bytes) else {
-            Issue.record("first action must be the broadcast ROSTER"); return
+        var reasons: [UInt16: KeyPackageReason] = [:], formats: [UInt16: UInt8] = [:]
+        for case let .sendKeyPackage(recipient, payload) in actions {
+            reasons[recipient] = payload.first == KeyWrap.format ? try KeyWrap(encoded: payload).reason : try KeyPackage(encoded: payload).reason
+            formats[recipient] = payload.first
         }
-        #expect(r.epochChange == .freshSecret && r.epoch == before + 1 && r.entries.map(\.index) == [1, 3, 4])
+        #expect(reasons == [3: .fresh, 4: .fresh])
+        // Bob holds the last roster: a key wrap. Dee is new: a key package.
+        #expect(formats == [3: KeyWrap.format, 4: KeyPackage.version])
+        guard case let .broadcastControl(bytes) = actions.first, case let .rosterDelta(r) = try E2EControlMessage.decode(bytes) else {
+            Issue.record("first action must be the broadcast ROSTER_DELTA"); return
+        }
+        #expect(r.epochChange == .freshSecret && r.epoch == before + 1 && r.removed == [2] && r.changed.map(\.index) == [4])
+        #expect(try r.apply(to: bob(room)).entries.map(\.index) == [1, 3, 4])
         try room.perform(actions, by: host)
         room.flush()
         room.run(until: room.now + 300)
@@ -127,6 +133,9 @@ import ConclaveCrypto
         #expect(try host.leader!.changeMembership(admit: [], remove: [99], now: room.now).isEmpty)
         #expect(throws: LeaderError.invalidMember(3)) { try host.leader!.changeMembership(admit: [room.peers[3]!.entry], remove: [], now: 0) }
     }
+
+    /// Bob's verified roster before the batch (the delta's base).
+    private func bob(_ room: E2ERoom) throws -> SignedRoster { try #require(room.peers[3]?.member?.roster) }
 
     // MARK: Substitution by the relay
 
@@ -148,25 +157,48 @@ import ConclaveCrypto
                                                  entries: leader.roster!.entries, leader: mallory.signingKey)
         #expect(throws: E2EError.keyRejected(.badSignature)) { try a.member!.receiveControl(forgedRoster.encoded, from: 1) }
 
-        // Bob's genuine key package delivered to Ann.
+        // Bob's genuine key wrap delivered to Ann.
         let rotate = try room.leader.leader!.rotate(now: room.now)
         var packages: [UInt16: [UInt8]] = [:]
         for case let .sendKeyPackage(r, p) in rotate { packages[r] = p }
         guard case let .broadcastControl(rosterBytes) = rotate.first else { Issue.record("roster"); return }
         _ = try a.member!.receiveControl(rosterBytes, from: 1)
-        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key package recipient")))) {
+        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key wrap recipient")))) {
             try a.member!.receiveKeyPackage(packages[3]!, from: 1)
         }
-        // ... with the recipient field rewritten: the signature fails.
+        // ... with the recipient field rewritten: it does not open under Ann's pairwise key.
         var rewritten = packages[3]!
         rewritten[18] = 2
-        #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
-            try a.member!.receiveKeyPackage(rewritten, from: 1)
-        }
-        // Nothing was installed by the rejected inputs; the genuine package still works.
+        #expect(throws: E2EError.keyRejected(.keyPackage(.sealOpenFailed))) { try a.member!.receiveKeyPackage(rewritten, from: 1) }
+        // ... nor one sealed by the relay under a key of its choosing.
+        let relayWrap = try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: next, rosterHash: KeyWrap(encoded: packages[2]!).rosterHash,
+                                         reason: .rotation, epochSecret: .random(), key: .random())
+        #expect(throws: E2EError.keyRejected(.keyPackage(.sealOpenFailed))) { try a.member!.receiveKeyPackage(relayWrap.encoded, from: 1) }
+        // ... nor Ann's own wrap sent as if from Bob.
+        #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 3))) { try a.member!.receiveKeyPackage(packages[2]!, from: 3) }
+        // Nothing was installed by the rejected inputs; the genuine wrap still works.
         #expect(a.member!.epoch == leader.epoch)
         let installs = try a.member!.receiveKeyPackage(packages[2]!, from: 1)
         #expect(installs.count == 1 && a.member!.epoch == next)
+        // Replayed once installed: refused.
+        #expect(throws: E2EError.keyRejected(.staleEpoch(current: next, received: next))) { try a.member!.receiveKeyPackage(packages[2]!, from: 1) }
+
+        // The full path (a leader that sends ROSTERs and key packages): the same checks.
+        room.leader.leader!.sendsDeltas = false
+        let full = try room.leader.leader!.rotate(now: room.now)
+        packages = [:]
+        for case let .sendKeyPackage(r, p) in full { packages[r] = p }
+        guard case let .broadcastControl(fullRoster) = full.first else { Issue.record("roster"); return }
+        _ = try a.member!.receiveControl(fullRoster, from: 1)
+        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key package recipient")))) {
+            try a.member!.receiveKeyPackage(packages[3]!, from: 1)
+        }
+        var rewrittenPackage = packages[3]!
+        rewrittenPackage[18] = 2
+        #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
+            try a.member!.receiveKeyPackage(rewrittenPackage, from: 1)
+        }
+        #expect(try a.member!.receiveKeyPackage(packages[2]!, from: 1).count == 1 && a.member!.epoch == next + 1)
         _ = b
     }
 
@@ -465,8 +497,11 @@ import ConclaveCrypto
     /// Issue 9 F: the roster chain. A roster the relay withholds from one member shows up
     /// as a history difference at the next one, and a member shown another history (a
     /// second chain under the same leader key) ends with another security code.
-    @Test func withheldRosterAndSplitHistoryAreDetected() throws {
+    /// With full ROSTERs the member who missed one sees another chain head; with deltas it
+    /// cannot apply the next one (its base is gone) and says so.
+    @Test(arguments: [false, true]) func withheldRosterAndSplitHistoryAreDetected(deltas: Bool) throws {
         let (room, a, b) = try E2ERoom.withAnnAndBob()
+        room.leader.leader!.sendsDeltas = deltas
         #expect(a.currentSecurityCode == b.currentSecurityCode)
         let leader = room.leader
         // A rename keeps the membership: same chain head, same code.
@@ -491,8 +526,15 @@ import ConclaveCrypto
         // The next change reaches Bob: its chain_prev is a head he never saw.
         let leave = try leader.leader!.changeMembership(admit: [], remove: [4], now: room.now)
         guard case let .broadcastControl(leaveRoster)? = leave.first else { Issue.record("roster"); return }
-        let bobActions = try b.member!.receiveControl(leaveRoster, from: 1)
-        #expect(bobActions.contains { if case .historyDiffers = $0 { true } else { false } }, "a withheld roster went unnoticed")
+        if deltas {
+            let bobVersion = try #require(b.member!.roster).rosterVersion
+            #expect(throws: E2EError.keyRejected(.deltaBaseMismatch(have: bobVersion, needs: bobVersion + 1)), "a withheld roster went unnoticed") {
+                try b.member!.receiveControl(leaveRoster, from: 1)
+            }
+        } else {
+            let bobActions = try b.member!.receiveControl(leaveRoster, from: 1)
+            #expect(bobActions.contains { if case .historyDiffers = $0 { true } else { false } }, "a withheld roster went unnoticed")
+        }
 
         // A member told of the same membership under another history shows another code.
         let forkedPrevious = SHA2.sha256(Array("another history".utf8))

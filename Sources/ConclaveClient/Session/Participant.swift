@@ -951,6 +951,11 @@ public actor Participant {
                 try await perform(actions)
             } catch {
                 reject("control message: \(error)")
+                if case .keyRejected(.deltaBaseMismatch) = error as? E2EError {
+                    // The leader's change applies to a roster this client never got: one was
+                    // withheld from it. It stays on its last verified roster.
+                    alert("history_differs", "a roster was withheld from this client (\(error)); compare security codes")
+                }
             }
         case .screen:
             receiveScreen(frame)

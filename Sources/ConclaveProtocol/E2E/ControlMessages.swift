@@ -103,8 +103,23 @@ public struct SignedRoster: Sendable, Hashable {
     /// an index outside `0x0001`–`0xFFFE`, a name over 64 bytes, or over the length limit.
     public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16 = 0,
                             chainPrevious: [UInt8] = SignedRoster.chainStart,
-                            entries: [Entry], leader: Ed25519.PrivateKey) throws(E2EControlError) -> SignedRoster {
+                            entries: [Entry], leader: Ed25519.PrivateKey, rosterHash: [UInt8]? = nil) throws(E2EControlError) -> SignedRoster {
         precondition(chainPrevious.count == 32, "chain heads are 32 bytes")
+        try validate(entries: entries, successor: successor)
+        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+                                  chainPrevious: chainPrevious, entries: entries)
+        let signature: [UInt8]
+        do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
+            preconditionFailure("fixed Ed25519 context is valid")
+        }
+        return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
+                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature, signedPart: unsigned,
+                            rosterHash: rosterHash)
+    }
+
+    /// The structural rules of a roster's entries (3.6), which ``sign(roomID:epoch:rosterVersion:epochChange:successor:chainPrevious:entries:leader:rosterHash:)`` and a leader's
+    /// ``RosterDelta`` both check.
+    static func validate(entries: [Entry], successor: UInt16) throws(E2EControlError) {
         guard !entries.isEmpty, entries.count <= maximumMembers else { throw .invalidRoster("\(entries.count) entries") }
         var previous: UInt16 = 0
         for e in entries {
@@ -119,25 +134,48 @@ public struct SignedRoster: Sendable, Hashable {
         }
         let length = encodedLength(entries: entries)
         guard length <= maximumEncodedLength else { throw .tooLong(length: length, limit: maximumEncodedLength) }
-        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                                  chainPrevious: chainPrevious, entries: entries)
-        let signature: [UInt8]
-        do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
-            preconditionFailure("fixed Ed25519 context is valid")
-        }
-        return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature, signedPart: unsigned)
     }
 
     init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
-         entries: [Entry], signature: [UInt8], signedPart: [UInt8]? = nil) {
+         entries: [Entry], signature: [UInt8], signedPart: [UInt8]? = nil, rosterHash: [UInt8]? = nil) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
         self.epochChange = epochChange; self.successor = successor; self.chainPrevious = chainPrevious
         self.entries = entries; self.signature = signature
         self.signedPart = signedPart ?? Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
                                                         successor: successor, chainPrevious: chainPrevious, entries: entries)
-        self.rosterHash = RosterHash.compute(roomID: roomID, members: entries.map(\.member))
-        self.chainHead = SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + rosterHash)
+        self.rosterHash = rosterHash ?? RosterHash.compute(roomID: roomID, members: entries.map(\.member))
+        self.chainHead = SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + self.rosterHash)
+        self.isDerived = false
+        self.hashVerified = true
+    }
+
+    /// The roster a verified ``RosterDelta`` makes of its base (section 3.6), or the one the
+    /// leader keeps after sending one. It has no signature of its own (``isDerived``; never
+    /// sent). Its roster hash is the delta's signed one: ``hashVerified`` says whether it
+    /// was recomputed from the entries (the leader does; a member does within one heartbeat).
+    init(derivedFrom delta: RosterDelta, entries: [Entry], hashVerified: Bool = false) {
+        self.roomID = delta.roomID; self.epoch = delta.epoch; self.rosterVersion = delta.rosterVersion
+        self.epochChange = delta.epochChange; self.successor = delta.successor; self.chainPrevious = delta.chainPrevious
+        self.entries = entries; self.signature = []; self.signedPart = []
+        self.rosterHash = delta.rosterHash
+        self.chainHead = SHA2.sha256(Array(Labels.rosterChain.utf8) + delta.chainPrevious + delta.rosterHash)
+        self.isDerived = true
+        self.hashVerified = hashVerified
+    }
+
+    /// True for a roster made from a ``RosterDelta``: it has no signature of its own and is
+    /// never encoded.
+    public let isDerived: Bool
+    /// False while a derived roster's hash is the delta's claim, not yet recomputed.
+    public private(set) var hashVerified: Bool
+
+    /// Recomputes the roster hash from the entries (a 500-member roster hashes 33 kB) and
+    /// records that it matched; false if it differs from the signed one.
+    public mutating func verifyHash() -> Bool {
+        guard !hashVerified else { return true }
+        guard RosterHash.compute(roomID: roomID, members: entries.map(\.member)) == rosterHash else { return false }
+        hashVerified = true
+        return true
     }
 
     /// The chain head before a room's first roster.
@@ -180,20 +218,48 @@ public struct SignedRoster: Sendable, Hashable {
         w.writeUInt16(successor)
         w.writeBytes(chainPrevious)
         w.writeUInt16(UInt16(entries.count))
-        for e in entries {
-            w.writeUInt16(e.index)
-            w.writeBytes(e.identity.encoded)
-            w.writeBytes(e.joinNonce)
-            w.writeUInt8(e.role.rawValue)
-            w.writeUInt8(e.flags)
-            w.writeUInt8(UInt8(e.displayName.utf8.count))
-            w.writeBytes(e.displayName.utf8)
-        }
+        for e in entries { write(e, to: &w) }
         return w.bytes
     }
 
-    /// The whole message: signed part and signature.
-    public var encoded: [UInt8] { signedPart + signature }
+    /// `u16 index || identity (64) || join_nonce (16) || u8 role || u8 flags || u8 name_length || name`.
+    static func write(_ e: Entry, to w: inout ByteWriter) {
+        w.writeUInt16(e.index)
+        w.writeBytes(e.identity.encoded)
+        w.writeBytes(e.joinNonce)
+        w.writeUInt8(e.role.rawValue)
+        w.writeUInt8(e.flags)
+        w.writeUInt8(UInt8(e.displayName.utf8.count))
+        w.writeBytes(e.displayName.utf8)
+    }
+
+    /// Reads one entry whose index must exceed `previous` (strictly increasing order).
+    static func readEntry(_ reader: inout ByteReader, after previous: UInt16) throws -> Entry {
+        let index = try reader.readUInt16("entry.index")
+        guard ParticipantIndex.memberRange.contains(index), index > previous else {
+            throw E2EControlError.malformed("entry index \(index) out of range or order")
+        }
+        let identityBytes = try reader.readSlice(count: PublicIdentity.encodedLength, field: "entry.identity")
+        let identity: PublicIdentity
+        do { identity = try PublicIdentity(encoded: identityBytes) } catch { throw E2EControlError.malformed("entry.identity") }
+        let nonce = try reader.readBytes(count: Knock.joinNonceLength, field: "entry.join_nonce")
+        let rawRole = try reader.readUInt8("entry.role")
+        guard let role = Role(rawValue: rawRole) else { throw E2EControlError.malformed("entry role \(rawRole)") }
+        let flags = try reader.readUInt8("entry.flags")
+        guard flags & ~0x03 == 0 else { throw E2EControlError.malformed("entry flags 0x\(String(flags, radix: 16))") }
+        let nameLength = Int(try reader.readUInt8("entry.name_length"))
+        guard nameLength <= Entry.maximumNameLength else { throw E2EControlError.malformed("entry name_length \(nameLength)") }
+        let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
+        guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
+        return Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
+                     presenter: flags & 0x02 != 0, displayName: name, joinNonce: nonce)
+    }
+
+    /// The whole message: signed part and signature (never of a derived roster).
+    public var encoded: [UInt8] {
+        precondition(!isDerived, "a roster derived from a ROSTER_DELTA has no signature of its own")
+        return signedPart + signature
+    }
 
     /// True when `signature` is `key`'s over ``signedPart`` with context `conclave/v1 roster`.
     public func isSigned(by key: Ed25519.PublicKey) -> Bool {
@@ -239,25 +305,9 @@ public struct SignedRoster: Sendable, Hashable {
             entries.reserveCapacity(count)
             var previous: UInt16 = 0
             for _ in 0 ..< count {
-                let index = try reader.readUInt16("entry.index")
-                guard ParticipantIndex.memberRange.contains(index), index > previous else {
-                    throw E2EControlError.malformed("entry index \(index) out of range or order")
-                }
-                previous = index
-                let identityBytes = try reader.readSlice(count: PublicIdentity.encodedLength, field: "entry.identity")
-                let identity: PublicIdentity
-                do { identity = try PublicIdentity(encoded: identityBytes) } catch { throw E2EControlError.malformed("entry.identity") }
-                let nonce = try reader.readBytes(count: Knock.joinNonceLength, field: "entry.join_nonce")
-                let rawRole = try reader.readUInt8("entry.role")
-                guard let role = Role(rawValue: rawRole) else { throw E2EControlError.malformed("entry role \(rawRole)") }
-                let flags = try reader.readUInt8("entry.flags")
-                guard flags & ~0x03 == 0 else { throw E2EControlError.malformed("entry flags 0x\(String(flags, radix: 16))") }
-                let nameLength = Int(try reader.readUInt8("entry.name_length"))
-                guard nameLength <= Entry.maximumNameLength else { throw E2EControlError.malformed("entry name_length \(nameLength)") }
-                let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
-                guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
-                entries.append(Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
-                                     presenter: flags & 0x02 != 0, displayName: name, joinNonce: nonce))
+                let entry = try readEntry(&reader, after: previous)
+                previous = entry.index
+                entries.append(entry)
             }
             let signature = try reader.readBytes(count: signatureLength, field: "signature")
             guard reader.isAtEnd else { throw E2EControlError.malformed("\(reader.remainingCount) bytes after the signature") }
@@ -610,6 +660,7 @@ public enum E2EControlMessage: Sendable, Hashable {
     case knockNotice(KnockNotice)
     case heartbeat(Heartbeat)
     case moderationRequest(ModerationRequest)
+    case rosterDelta(RosterDelta)
     /// A piece of a longer message: reassemble with ``ControlReassembly``.
     case part(ControlPart)
 
@@ -620,6 +671,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case let .knockNotice(n): return n.encoded
         case let .heartbeat(b): return b.encoded
         case let .moderationRequest(r): return r.encoded
+        case let .rosterDelta(d): return d.encoded
         case let .part(p): return p.encoded
         }
     }
@@ -637,6 +689,7 @@ public enum E2EControlMessage: Sendable, Hashable {
         case KnockNotice.type: return .knockNotice(try KnockNotice.decode(body: &reader, totalLength: bytes.count))
         case Heartbeat.type: return .heartbeat(try Heartbeat.decode(body: &reader, totalLength: bytes.count))
         case ModerationRequest.type: return .moderationRequest(try ModerationRequest.decode(body: &reader, totalLength: bytes.count))
+        case RosterDelta.type: return .rosterDelta(try RosterDelta.decode(body: &reader, whole: bytes))
         case ControlPart.type: return .part(try ControlPart.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }

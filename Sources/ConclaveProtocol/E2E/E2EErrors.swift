@@ -61,6 +61,10 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
     case staleHeartbeat(last: UInt64, received: UInt64)
     /// A roster gives an index to another identity than an earlier verified roster did.
     case indexReused(UInt16)
+    /// A `ROSTER_DELTA` names another base than the roster this member holds.
+    case deltaBaseMismatch(have: UInt32, needs: UInt32)
+    /// The epoch secret differs from the one the `ROSTER_DELTA` committed to.
+    case secretCommitMismatch(epoch: UInt64)
 
     public var description: String {
         switch self {
@@ -82,6 +86,8 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
         case .noEpoch: return "a ratchet needs a current epoch"
         case let .staleHeartbeat(l, r): return "heartbeat sequence \(r) does not exceed \(l)"
         case let .indexReused(i): return "the roster gives #\(i) to another identity than before"
+        case let .deltaBaseMismatch(have, needs): return "roster delta applies to roster_version \(needs); this member holds \(have)"
+        case let .secretCommitMismatch(e): return "the secret of epoch \(e) differs from the one the roster delta committed to"
         }
     }
 }

@@ -85,6 +85,13 @@ public struct LeaderKeySchedule: Sendable {
     private var lastHeartbeatAt: UInt64?
     /// A setting of the leader's client: milliseconds between heartbeats.
     public var heartbeatInterval: UInt64 = Heartbeat.interval
+    /// Send a `ROSTER_DELTA` and `KEY_WRAP`s instead of a full `ROSTER` and key packages to
+    /// members that hold the previous roster (3.6, 3.4.1). A setting of the leader's client;
+    /// off only in tests of the full path.
+    public var sendsDeltas = true
+    /// Pairwise wrap keys with members (3.4.1), made when they are admitted: a rekey then
+    /// costs no public-key operation per member.
+    private var wrapKeys: [UInt16: SecretKey] = [:]
 
     /// A leader for a room it created. `random` must return 32 fresh random bytes per call;
     /// `joinNonce` is the leader's own (16 random bytes by default).
@@ -211,8 +218,20 @@ public struct LeaderKeySchedule: Sendable {
             if let name = u.displayName { entries[i].displayName = name }
         }
         guard entries != current.entries else { return [] }
-        let signed = try sign(epoch: epoch, version: try nextVersion(current), change: .none,
-                              chainPrevious: SignedRoster.chainPrevious(after: current, roomID: roomID, entries: entries), entries: entries)
+        let version = try nextVersion(current)
+        let successor = Self.successor(in: entries, order: admissionOrder, leader: me)
+        if sendsDeltas {
+            do { try SignedRoster.validate(entries: entries, successor: successor) } catch { throw .roster(error) }
+            if let delta = RosterDelta.make(base: current, epoch: epoch, rosterVersion: version, epochChange: .none, successor: successor,
+                                            chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash,
+                                            secretCommit: RosterDelta.noCommitment, leader: identity.signingKey) {
+                roster = SignedRoster(derivedFrom: delta, entries: entries, hashVerified: true)
+                if let mine = entries.first(where: { $0.index == me }) { ownEntry = mine }
+                return [.broadcastControl(delta.encoded)]
+            }
+        }
+        let signed = try sign(epoch: epoch, version: version, change: .none,
+                              chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash)
         roster = signed
         if let mine = signed.entry(for: me) { ownEntry = mine }
         return [.broadcastControl(signed.encoded)]
@@ -240,8 +259,10 @@ public struct LeaderKeySchedule: Sendable {
                                 updates: [MemberUpdate] = [], now: UInt64,
                                 random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) })
         throws(LeaderError) -> (leader: LeaderKeySchedule, actions: [LeaderAction]) {
-        guard let verified = member.roster, let epoch = member.epoch, let secret = member.epochSecret, !member.awaitingRoster,
+        guard var verified = member.roster, let epoch = member.epoch, let secret = member.epochSecret, !member.awaitingRoster,
               let mine = verified.entry(for: member.me) else { throw .notStarted }
+        // A roster made from a delta is led from only once its hash is recomputed.
+        guard verified.verifyHash() else { throw .roster(.invalidRoster("the roster hash differs from the delta's")) }
         var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
                                        displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
         leader.epoch = epoch
@@ -270,7 +291,9 @@ public struct LeaderKeySchedule: Sendable {
             if let name = u.displayName { entries[i].displayName = name }
         }
         leader.ownEntry = entries.first { $0.index == member.me }!
-        let actions = try leader.changeEpoch(entries: entries, fresh: true, reason: .handover, newMembers: [], now: now)
+        // Members hold no wrap key with the new leader yet: its first epoch travels in a
+        // full ROSTER and key packages.
+        let actions = try leader.changeEpoch(entries: entries, fresh: true, reason: .handover, newMembers: [], now: now, allowDelta: false)
         return (leader, actions)
     }
 
@@ -288,21 +311,32 @@ public struct LeaderKeySchedule: Sendable {
     }
 
     private func sign(epoch: UInt64, version: UInt32, change: EpochChange, chainPrevious: [UInt8],
-                      entries: [SignedRoster.Entry]) throws(LeaderError) -> SignedRoster {
+                      entries: [SignedRoster.Entry], rosterHash: [UInt8]? = nil) throws(LeaderError) -> SignedRoster {
         do {
             return try SignedRoster.sign(roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
                                          successor: Self.successor(in: entries, order: admissionOrder, leader: me),
                                          chainPrevious: chainPrevious,
-                                         entries: entries, leader: identity.signingKey)
+                                         entries: entries, leader: identity.signingKey, rosterHash: rosterHash)
         } catch {
             throw .roster(error)
         }
     }
 
+    /// The pairwise wrap key with `member` (3.4.1): cached, made on first use.
+    private mutating func wrapKey(for member: SignedRoster.Entry) -> SecretKey? {
+        if let key = wrapKeys[member.index] { return key }
+        let key = try? KeyWrap.pairwiseKey(roomID: roomID, mine: identity, leader: ownEntry.member, member: member.member)
+        wrapKeys[member.index] = key
+        return key
+    }
+
     /// Builds every message of an epoch change, then commits the new state (nothing
-    /// changes if any step throws).
+    /// changes if any step throws). Members that hold the current roster get a
+    /// `ROSTER_DELTA` and, for a fresh secret, a `KEY_WRAP` each; new members (and everyone,
+    /// when the delta would not fit one control frame or `allowDelta` is false) a full
+    /// `ROSTER` and key packages.
     private mutating func changeEpoch(entries: [SignedRoster.Entry], fresh: Bool, reason: KeyPackageReason,
-                                      newMembers: Set<UInt16>, now: UInt64) throws(LeaderError) -> [LeaderAction] {
+                                      newMembers: Set<UInt16>, now: UInt64, allowDelta: Bool = true) throws(LeaderError) -> [LeaderAction] {
         let current = try requireLeading()
         guard epoch < EpochKeys.maximumEpoch else { throw .exhausted }
         let next = epoch + 1
@@ -314,14 +348,38 @@ public struct LeaderKeySchedule: Sendable {
             do { secret = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: epoch) } catch { throw .exhausted }
         }
         let broadcastVersion = try nextVersion(current)
+        let change: EpochChange = fresh ? .freshSecret : .joinRatchet
+        let successor = Self.successor(in: entries, order: admissionOrder, leader: me)
+        do { try SignedRoster.validate(entries: entries, successor: successor) } catch { throw .roster(error) }
+        // One roster hash per change (a 500-member roster hashes 33 kB).
+        let hash = RosterHash.compute(roomID: roomID, members: entries.map(\.member))
         // The broadcast and the addressed ROSTER of one change continue the same chain head.
-        let chainPrevious = SignedRoster.chainPrevious(after: current, roomID: roomID, entries: entries)
-        let broadcast = try sign(epoch: next, version: broadcastVersion, change: fresh ? .freshSecret : .joinRatchet,
-                                 chainPrevious: chainPrevious, entries: entries)
-        var latest = broadcast
-        var actions: [LeaderAction] = [.broadcastControl(broadcast.encoded)]
-        let hash = broadcast.rosterHash
+        let chainPrevious = hash == current.rosterHash ? current.chainPrevious : current.chainHead
+        let delta = sendsDeltas && allowDelta
+            ? RosterDelta.make(base: current, epoch: next, rosterVersion: broadcastVersion, epochChange: change, successor: successor,
+                               chainPrevious: chainPrevious, entries: entries, rosterHash: hash,
+                               secretCommit: RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret), leader: identity.signingKey)
+            : nil
+        var latest: SignedRoster
+        var actions: [LeaderAction]
+        if let delta {
+            latest = SignedRoster(derivedFrom: delta, entries: entries, hashVerified: true)
+            actions = [.broadcastControl(delta.encoded)]
+        } else {
+            latest = try sign(epoch: next, version: broadcastVersion, change: change, chainPrevious: chainPrevious, entries: entries, rosterHash: hash)
+            actions = [.broadcastControl(latest.encoded)]
+        }
         for e in entries where e.index != me && (fresh || newMembers.contains(e.index)) {
+            if delta != nil, !newMembers.contains(e.index), let key = wrapKey(for: e) {
+                do {
+                    let wrap = try KeyWrap.seal(roomID: roomID, recipient: e.index, epoch: next, rosterHash: hash,
+                                                reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, key: key)
+                    actions.append(.sendKeyPackage(recipient: e.index, payload: wrap.encoded))
+                    continue
+                } catch {
+                    throw .keyPackage(.sealOpenFailed)
+                }
+            }
             let package: KeyPackage
             do {
                 package = try KeyPackage.create(roomID: roomID, recipient: e.index, recipientIdentity: e.identity, joinNonce: e.joinNonce, epoch: next,
@@ -333,16 +391,24 @@ public struct LeaderKeySchedule: Sendable {
             }
             actions.append(.sendKeyPackage(recipient: e.index, payload: package.encoded))
         }
-        actions.append(.install(EpochInstall(epoch: next, secret: secret, members: broadcast.members, mode: .full)))
+        actions.append(.install(EpochInstall(epoch: next, secret: secret, members: entries.map(\.member), mode: .full)))
         if !newMembers.isEmpty {
             // Same roster_version as the broadcast: every member then knows the same last
             // version, which a new leader continues from (3.6).
-            let addressed = try sign(epoch: next, version: broadcastVersion, change: .none, chainPrevious: chainPrevious, entries: entries)
+            let addressed = try sign(epoch: next, version: broadcastVersion, change: .none, chainPrevious: chainPrevious, entries: entries, rosterHash: hash)
             latest = addressed
             for index in newMembers.sorted() {
                 actions.append(.sendControl(recipient: index, plaintext: addressed.encoded))
             }
         }
+        // Wrap keys of new members now, while admissions are batched: the next rekey needs
+        // no X25519 per member. Departed members' keys are dropped.
+        let present = Set(entries.map(\.index))
+        var keys = wrapKeys.filter { present.contains($0.key) }
+        for e in entries where newMembers.contains(e.index) {
+            keys[e.index] = try? KeyWrap.pairwiseKey(roomID: roomID, mine: identity, leader: ownEntry.member, member: e.member)
+        }
+        wrapKeys = keys
         epoch = next
         epochSecret = secret
         roster = latest

@@ -46,7 +46,11 @@ public struct MemberKeySchedule: Sendable {
     /// A new member's epoch came from a key package and waits for its addressed `ROSTER`;
     /// the client MUST NOT send frames of kinds 1–4 meanwhile.
     public private(set) var awaitingRoster = false
-    private var pendingFresh: [UInt64: SignedRoster] = [:]
+    /// Verified rosters announcing a fresh epoch whose secret has not arrived, with the
+    /// `ROSTER_DELTA`'s commitment to it (nil after a full `ROSTER`).
+    private var pendingFresh: [UInt64: (roster: SignedRoster, commit: [UInt8]?)] = [:]
+    /// The pairwise wrap key with the current leader (3.4.1), made when its first roster verifies.
+    private var wrapKey: (leader: UInt16, key: SecretKey)?
     /// Key packages (signature verified) for epochs whose `ROSTER` has not verified yet.
     private var earlyPackages: [UInt64: [UInt8]] = [:]
 
@@ -123,6 +127,7 @@ public struct MemberKeySchedule: Sendable {
 
     /// A key package (the payload of a `FRAME` of kind 5 from `sender`), section 3.4 checks 1–12.
     public mutating func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        if payload.first == KeyWrap.format { return try receiveKeyWrap(payload, from: sender) }
         if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
             // Held only if the successor signed it: forged packages cannot push the real
             // takeover out of the bounded queue.
@@ -155,14 +160,7 @@ public struct MemberKeySchedule: Sendable {
                 while earlyPackages.count > Self.pendingRosterLimit, let oldest = earlyPackages.keys.min() { earlyPackages[oldest] = nil }
                 return []
             }
-            guard announced.rosterHash == opened.rosterHash else {
-                throw .keyRejected(.noMatchingRoster(epoch: opened.epoch))
-            }
-            epoch = opened.epoch
-            epochSecret = opened.epochSecret
-            epochRosterHash = opened.rosterHash
-            pendingFresh = pendingFresh.filter { $0.key > opened.epoch }
-            return [.install(EpochInstall(epoch: opened.epoch, secret: opened.epochSecret, members: announced.members, mode: .full))]
+            return try installFresh(epoch: opened.epoch, secret: opened.epochSecret, rosterHash: opened.rosterHash, announced: announced)
         }
         // A new member: reason 1 or 2, installed provisionally until the addressed ROSTER.
         guard opened.reason == .join || opened.reason == .fresh else { throw .keyRejected(.unexpectedReason(opened.reason)) }
@@ -201,6 +199,7 @@ public struct MemberKeySchedule: Sendable {
         case .part:
             preconditionFailure("handled above")
         case let .roster(r): return try receiveRoster(r, from: sender)
+        case let .rosterDelta(d): return try receiveDelta(d, from: sender)
         case let .handover(h): return try receiveHandover(h)
         case let .knockNotice(n):
             guard n.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
@@ -215,6 +214,11 @@ public struct MemberKeySchedule: Sendable {
             guard b.sequence > lastHeartbeatSequence else { throw .keyRejected(.staleHeartbeat(last: lastHeartbeatSequence, received: b.sequence)) }
             lastHeartbeatSequence = b.sequence
             var actions: [MemberAction] = [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
+            // A roster made from a ROSTER_DELTA carries the delta's signed roster hash:
+            // recomputed here, at most once per roster and off the rekey's path (3.6).
+            if var r = roster, !r.hashVerified {
+                if r.verifyHash() { roster = r } else { actions.append(.historyDiffers(rosterVersion: r.rosterVersion)) }
+            }
             // Same roster version, another history: the leader signed rosters this member
             // never saw in that order (a fork, or a withheld roster). Show it.
             if let r = roster, b.rosterVersion == r.rosterVersion, b.chainHead != r.chainHead {
@@ -275,11 +279,84 @@ public struct MemberKeySchedule: Sendable {
         return actions
     }
 
+    /// A `KEY_WRAP` (3.4.1) from the leader: the fresh secret of an epoch a verified
+    /// `ROSTER_DELTA` announced, sealed under this member's pairwise key with the leader.
+    private mutating func receiveKeyWrap(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        // A new leader's first epoch always comes in key packages; a successor's wrap is refused.
+        guard sender == leaderIndex else { throw .keyRejected(.notFromLeader(sender: sender)) }
+        let wrap: KeyWrap
+        do { wrap = try KeyWrap(encoded: payload) } catch let error as KeyScheduleError {
+            throw .keyRejected(.keyPackage(error))
+        } catch {
+            throw .keyRejected(.keyPackage(.malformed("key wrap")))
+        }
+        guard wrap.roomID == roomID else { throw .keyRejected(.keyPackage(.bindingMismatch("key wrap room"))) }
+        guard wrap.recipient == me else { throw .keyRejected(.keyPackage(.bindingMismatch("key wrap recipient"))) }
+        guard let current = epoch, !awaitingRoster, let key = wrapKey, key.leader == leaderIndex else {
+            throw .keyRejected(.keyPackage(.bindingMismatch("key wrap before this member's first roster from the leader")))
+        }
+        guard wrap.epoch > current else { throw .keyRejected(.staleEpoch(current: current, received: wrap.epoch)) }
+        guard let announced = pendingFresh[wrap.epoch] else {
+            // Sealed under the pairwise key, so from the leader: kept (bounded) until its
+            // delta verifies, like an early key package.
+            _ = try Self.openWrap(wrap, key: key.key)
+            earlyPackages[wrap.epoch] = payload
+            while earlyPackages.count > Self.pendingRosterLimit, let oldest = earlyPackages.keys.min() { earlyPackages[oldest] = nil }
+            return []
+        }
+        let secret = try Self.openWrap(wrap, key: key.key)
+        return try installFresh(epoch: wrap.epoch, secret: secret, rosterHash: wrap.rosterHash, announced: announced)
+    }
+
+    private static func openWrap(_ wrap: KeyWrap, key: SecretKey) throws(E2EError) -> SecretKey {
+        do { return try wrap.open(key: key) } catch { throw .keyRejected(.keyPackage(.sealOpenFailed)) }
+    }
+
+    /// Installs a fresh epoch whose secret came in a key package or a key wrap, once it
+    /// matches the verified roster that announced it (and the delta's commitment, if any).
+    private mutating func installFresh(epoch next: UInt64, secret: SecretKey, rosterHash: [UInt8],
+                                       announced: (roster: SignedRoster, commit: [UInt8]?)) throws(E2EError) -> [MemberAction] {
+        guard announced.roster.rosterHash == rosterHash else { throw .keyRejected(.noMatchingRoster(epoch: next)) }
+        if let commit = announced.commit, RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret) != commit {
+            throw .keyRejected(.secretCommitMismatch(epoch: next))
+        }
+        epoch = next
+        epochSecret = secret
+        epochRosterHash = rosterHash
+        pendingFresh = pendingFresh.filter { $0.key > next }
+        return [.install(EpochInstall(epoch: next, secret: secret, members: announced.roster.members, mode: .full))]
+    }
+
     // MARK: Checks
 
     private mutating func receiveRoster(_ r: SignedRoster, from sender: UInt16) throws(E2EError) -> [MemberAction] {
         // 1 (structure) was checked by the decoder. 2: signature.
         guard r.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+        return try accept(r, commit: nil, from: sender)
+    }
+
+    /// A `ROSTER_DELTA` (3.6): verified like a `ROSTER`, then applied to the roster this
+    /// member holds. A member without a verified roster (a new member before its addressed
+    /// `ROSTER`) ignores it: its own full roster follows.
+    private mutating func receiveDelta(_ d: RosterDelta, from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        guard d.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+        guard d.roomID == roomID else { throw .keyRejected(.wrongRoom) }
+        guard let base = roster, !awaitingRoster else { return [] }
+        if let last = lastRosterVersion, d.rosterVersion <= last {
+            throw .keyRejected(.staleRosterVersion(last: last, received: d.rosterVersion))
+        }
+        let derived: SignedRoster
+        do { derived = try d.apply(to: base) } catch {
+            switch error {
+            case let .baseMismatch(have, needs): throw .keyRejected(.deltaBaseMismatch(have: have, needs: needs))
+            case let .invalid(what): throw .keyRejected(.malformed(.invalidRoster(what)))
+            }
+        }
+        return try accept(derived, commit: d.epochChange == .none ? nil : d.secretCommit, from: sender)
+    }
+
+    /// Checks 3–7 of a verified `ROSTER` (or the roster a verified delta made), then records it.
+    private mutating func accept(_ r: SignedRoster, commit: [UInt8]?, from sender: UInt16) throws(E2EError) -> [MemberAction] {
         // 3: room, version.
         guard r.roomID == roomID else { throw .keyRejected(.wrongRoom) }
         if let last = lastRosterVersion, r.rosterVersion <= last {
@@ -311,6 +388,16 @@ public struct MemberKeySchedule: Sendable {
         for e in r.entries {
             if let seen = seenIdentities[e.index], seen != e.identity { throw .keyRejected(.indexReused(e.index)) }
         }
+        // A ratcheted secret must be the one the delta committed to.
+        var ratcheted: SecretKey?
+        if r.epochChange == .joinRatchet {
+            do { ratcheted = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: current) } catch {
+                throw .keyRejected(.invalidEpochChange(r.epochChange, current: current, received: r.epoch))
+            }
+            if let commit, RosterDelta.commitment(roomID: roomID, epoch: r.epoch, secret: ratcheted!) != commit {
+                throw .keyRejected(.secretCommitMismatch(epoch: r.epoch))
+            }
+        }
         // 7: same members as the epoch's.
         let hash = r.rosterHash
         if r.epochChange == .none, hash != epochRosterHash { throw .keyRejected(.rosterHashMismatch) }
@@ -332,21 +419,24 @@ public struct MemberKeySchedule: Sendable {
                 actions.append(.install(EpochInstall(epoch: current, secret: epochSecret!, members: r.members, mode: .confirm)))
             }
         case .joinRatchet:
-            let next: SecretKey
-            do { next = try EpochKeys.ratchet(epochSecret: epochSecret!, roomID: roomID, epoch: current) } catch {
-                throw .keyRejected(.invalidEpochChange(r.epochChange, current: current, received: r.epoch))
-            }
+            let next = ratcheted!
             epoch = r.epoch
             epochSecret = next
             epochRosterHash = hash
             actions.append(.install(EpochInstall(epoch: r.epoch, secret: next, members: r.members, mode: .full)))
         case .freshSecret:
-            pendingFresh[r.epoch] = r
+            pendingFresh[r.epoch] = (r, commit)
             while pendingFresh.count > Self.pendingRosterLimit, let oldest = pendingFresh.keys.min() { pendingFresh[oldest] = nil }
         }
         lastRosterVersion = r.rosterVersion
         roster = r
-        for e in r.entries { seenIdentities[e.index] = e.identity }
+        for e in r.entries where seenIdentities[e.index] == nil { seenIdentities[e.index] = e.identity }
+        if wrapKey?.leader != leaderIndex, let leaderEntry = r.entry(for: leaderIndex), let mine = r.entry(for: me) {
+            // Made once per leader, on its first roster: a rekey then needs no X25519 here.
+            if let key = try? KeyWrap.pairwiseKey(roomID: roomID, mine: identity, leader: leaderEntry.member, member: mine.member) {
+                wrapKey = (leaderIndex, key)
+            }
+        }
         actions.append(.rosterChanged)
         if r.epochChange == .freshSecret, let early = earlyPackages.removeValue(forKey: r.epoch) {
             do { actions += try receiveKeyPackage(early, from: sender) } catch {

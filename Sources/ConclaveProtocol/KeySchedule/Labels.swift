@@ -14,6 +14,10 @@ public enum Labels {
     public static let privateChat = "conclave/v2 private-chat"
     /// HKDF salt of a knock's invite proof (4.2, protocol version 2).
     public static let knockProof = "conclave/v2 knock-proof"
+    /// SHA-256 prefix of a `ROSTER_DELTA`'s commitment to the new epoch secret (3.6).
+    public static let epochCommit = "conclave/v2 epoch-commit"
+    /// HKDF salt of the pairwise key a `KEY_WRAP` is sealed under (3.4).
+    public static let keyWrap = "conclave/v2 key-wrap"
     /// Ed25519 contexts.
     public static let keyPackageSignature = "conclave/v1 key-package"
     public static let knockSignature = "conclave/v1 knock"
@@ -22,5 +26,6 @@ public enum Labels {
     public static let handoverSignature = "conclave/v1 handover"
     public static let knockNoticeSignature = "conclave/v1 knock-notice"
     public static let heartbeatSignature = "conclave/v2 heartbeat"
+    public static let rosterDeltaSignature = "conclave/v2 roster-delta"
     public static let moderationRequestSignature = "conclave/v2 moderation-request"
 }
