@@ -394,10 +394,10 @@ import ConclaveCrypto
                 let delta = try sampleDelta()
                 let key = try sampleWrapKey(mine: identity("leader"))
                 let wrap = try KeyWrap.seal(roomID: roomID, recipient: 300, epoch: 8, rosterHash: delta.rosterHash, reason: .fresh,
-                                            epochSecret: SecretKey(copying: sampleEpochSecret()), key: key,
+                                            epochSecret: SecretKey(copying: sampleEpochSecret()), delta: delta.encoded, key: key,
                                             nonce: [UInt8](repeating: 0x24, count: KeyWrap.nonceLength))
                 return [
-                    "description": "The epoch secret of 'roster_delta' wrapped for #300 (label 'member 300', join nonce 16 × 0x2c) by the leader (#1, join nonce 16 × 0x01); nonce 24 × 0x24.",
+                    "description": "The epoch secret of 'roster_delta', followed by that delta, wrapped for #300 (label 'member 300', join nonce 16 × 0x2c) by the leader (#1, join nonce 16 × 0x01); nonce 24 × 0x24.",
                     "x25519_shared": Hex.encode(try identity("leader").agreementKey.rawSharedSecret(with: identity("member 300").publicIdentity.agreementKey).withUnsafeBytes { Array($0) }),
                     "wrap_key": Hex.encode(key.withUnsafeBytes { Array($0) }),
                     "encoded": Hex.encode(wrap.encoded),
@@ -461,6 +461,7 @@ import ConclaveCrypto
         let kw = committed["key_wrap"] as! [String: Any]
         let wrap = try KeyWrap(encoded: hexBytes(kw["encoded"] as! String))
         let opened = try wrap.open(key: Self.sampleWrapKey(mine: Self.identity("member 300")))
-        #expect(opened.withUnsafeBytes { Array($0) } == secret && wrap.recipient == 300 && wrap.rosterHash == delta.rosterHash)
+        #expect(opened.epochSecret.withUnsafeBytes { Array($0) } == secret && wrap.recipient == 300 && wrap.rosterHash == delta.rosterHash)
+        #expect(opened.delta == delta.encoded)
     }
 }

@@ -117,11 +117,16 @@ import ConclaveCrypto
             formats[recipient] = payload.first
         }
         #expect(reasons == [3: .fresh, 4: .fresh])
-        // Bob holds the last roster: a key wrap. Dee is new: a key package.
+        // Bob holds the last roster: a key wrap, with the ROSTER_DELTA inside. Dee is new: a
+        // key package, then the addressed ROSTER. Nothing is broadcast.
         #expect(formats == [3: KeyWrap.format, 4: KeyPackage.version])
-        guard case let .broadcastControl(bytes) = actions.first, case let .rosterDelta(r) = try E2EControlMessage.decode(bytes) else {
-            Issue.record("first action must be the broadcast ROSTER_DELTA"); return
-        }
+        #expect(!actions.contains { if case .broadcastControl = $0 { true } else { false } })
+        let bobEntry = try bob(room).entry(for: 3)!, hostEntry = try bob(room).entry(for: 1)!
+        let key = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: host.identity, leader: hostEntry.member, member: bobEntry.member)
+        var bobWrap: [UInt8] = []
+        for case let .sendKeyPackage(3, payload) in actions { bobWrap = payload }
+        let inside = try KeyWrap(encoded: bobWrap).open(key: key).delta
+        guard case let .rosterDelta(r) = try E2EControlMessage.decode(inside) else { Issue.record("the wrap carries the ROSTER_DELTA"); return }
         #expect(r.epochChange == .freshSecret && r.epoch == before + 1 && r.removed == [2] && r.changed.map(\.index) == [4])
         #expect(try r.apply(to: bob(room)).entries.map(\.index) == [1, 3, 4])
         try room.perform(actions, by: host)
@@ -161,8 +166,6 @@ import ConclaveCrypto
         let rotate = try room.leader.leader!.rotate(now: room.now)
         var packages: [UInt16: [UInt8]] = [:]
         for case let .sendKeyPackage(r, p) in rotate { packages[r] = p }
-        guard case let .broadcastControl(rosterBytes) = rotate.first else { Issue.record("roster"); return }
-        _ = try a.member!.receiveControl(rosterBytes, from: 1)
         #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key wrap recipient")))) {
             try a.member!.receiveKeyPackage(packages[3]!, from: 1)
         }
@@ -178,7 +181,7 @@ import ConclaveCrypto
         #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 3))) { try a.member!.receiveKeyPackage(packages[2]!, from: 3) }
         // Nothing was installed by the rejected inputs; the genuine wrap still works.
         #expect(a.member!.epoch == leader.epoch)
-        let installs = try a.member!.receiveKeyPackage(packages[2]!, from: 1)
+        let installs = try a.member!.receiveKeyPackage(packages[2]!, from: 1).filter { if case .install = $0 { true } else { false } }
         #expect(installs.count == 1 && a.member!.epoch == next)
         // Replayed once installed: refused.
         #expect(throws: E2EError.keyRejected(.staleEpoch(current: next, received: next))) { try a.member!.receiveKeyPackage(packages[2]!, from: 1) }
@@ -476,6 +479,7 @@ import ConclaveCrypto
     /// verifies, even under the old epoch and before the fresh key package arrives.
     @Test func removedMemberIsDroppedWhenTheRosterVerifies() throws {
         let (room, a, b) = try E2ERoom.withAnnAndBob()
+        room.leader.leader!.sendsDeltas = false
         // A frame Bob seals now, under the current epoch, which the relay holds back.
         let held = try b.sender.seal(kind: .audio, recipient: .everyone, plaintext: [1, 2, 3], now: room.now)
         let header = try FrameHeader(kind: .audio, sender: 3, recipient: .everyone)
@@ -490,6 +494,25 @@ import ConclaveCrypto
         #expect(a.member!.epoch == room.leader.leader!.epoch - 1, "the fresh epoch must not be installed yet")
         guard case .dropped(.notMember) = a.receive(header: header, payload: held, now: room.now) else {
             Issue.record("a frame from the removed member still opened"); return
+        }
+        #expect(a.ring.counters.notMember == before + 1)
+    }
+
+    /// The same with a ROSTER_DELTA inside Ann's key wrap: the removal verifies with the
+    /// fresh key, and Bob's frames under the epoch Ann still keeps for its grace are dropped.
+    @Test func removedMemberIsDroppedWhenTheDeltaInItsWrapVerifies() throws {
+        let (room, a, b) = try E2ERoom.withAnnAndBob()
+        let held = try b.sender.seal(kind: .audio, recipient: .everyone, plaintext: [1, 2, 3], now: room.now)
+        let header = try FrameHeader(kind: .audio, sender: 3, recipient: .everyone)
+        let actions = try room.leader.leader!.remove(3, now: room.now)
+        var annWrap: [UInt8] = []
+        for case let .sendKeyPackage(2, payload) in actions { annWrap = payload }
+        let before = a.ring.counters.notMember
+        a.receiveKeyPackage(annWrap, from: 1, now: room.now)
+        #expect(a.memberActions.contains { if case .membersRemoved(let gone) = $0 { gone == [3] } else { false } })
+        #expect(a.member!.epoch == room.leader.leader!.epoch)
+        guard case .dropped(.notMember) = a.receive(header: header, payload: held, now: room.now) else {
+            Issue.record("a frame from the removed member still opened under the previous epoch"); return
         }
         #expect(a.ring.counters.notMember == before + 1)
     }
@@ -525,13 +548,16 @@ import ConclaveCrypto
         #expect(try a.member!.receiveControl(beatBytes.withSequence(2, leader: leader.identity), from: 1).count == 1)
         // The next change reaches Bob: its chain_prev is a head he never saw.
         let leave = try leader.leader!.changeMembership(admit: [], remove: [4], now: room.now)
-        guard case let .broadcastControl(leaveRoster)? = leave.first else { Issue.record("roster"); return }
         if deltas {
+            // The delta comes inside Bob's key wrap; its base is the roster he never got.
+            var bobWrap: [UInt8] = []
+            for case let .sendKeyPackage(3, payload) in leave { bobWrap = payload }
             let bobVersion = try #require(b.member!.roster).rosterVersion
             #expect(throws: E2EError.keyRejected(.deltaBaseMismatch(have: bobVersion, needs: bobVersion + 1)), "a withheld roster went unnoticed") {
-                try b.member!.receiveControl(leaveRoster, from: 1)
+                try b.member!.receiveKeyPackage(bobWrap, from: 1)
             }
         } else {
+            guard case let .broadcastControl(leaveRoster)? = leave.first else { Issue.record("roster"); return }
             let bobActions = try b.member!.receiveControl(leaveRoster, from: 1)
             #expect(bobActions.contains { if case .historyDiffers = $0 { true } else { false } }, "a withheld roster went unnoticed")
         }

@@ -99,7 +99,18 @@ import ConclaveCrypto
                                     reason: .fresh, epochSecret: secret, key: leaderSide)
         #expect(wrap.encoded.count == 132 && wrap.encoded[0] == KeyWrap.format)
         let opened = try KeyWrap(encoded: wrap.encoded).open(key: memberSide)
-        #expect(opened == secret)
+        #expect(opened.epochSecret == secret && opened.delta.isEmpty)
+        // With a delta inside: still bound to the header, and the delta comes back whole.
+        let delta = try V.sampleDelta().encoded
+        let carrying = try KeyWrap.seal(roomID: V.roomID, recipient: 300, epoch: 8, rosterHash: [UInt8](repeating: 7, count: 32),
+                                        reason: .fresh, epochSecret: secret, delta: delta, key: leaderSide)
+        #expect(carrying.encoded.count == 132 + delta.count)
+        let both = try KeyWrap(encoded: carrying.encoded).open(key: memberSide)
+        #expect(both.epochSecret == secret && both.delta == delta)
+        var cut = carrying.encoded
+        cut[cut.count - 20] ^= 1
+        #expect(throws: KeyScheduleError.sealOpenFailed) { try KeyWrap(encoded: cut).open(key: memberSide) }
+        #expect(throws: KeyScheduleError.self) { try KeyWrap(encoded: [UInt8](repeating: 3, count: 132 + KeyWrap.maximumDeltaLength + 1)) }
         // Any header byte changed: does not open.
         for i in 1 ..< KeyWrap.headerLength where i != 59 {
             var b = wrap.encoded
@@ -133,15 +144,13 @@ import ConclaveCrypto
         room.flush()
         let removed = room.peers[6]!
         let actions = try room.leader.leader!.remove(6, now: room.now)
-        guard case let .broadcastControl(bytes) = actions.first, case .rosterDelta = try E2EControlMessage.decode(bytes) else {
-            Issue.record("a removal sends a ROSTER_DELTA"); return
-        }
+        // No broadcast: each member's wrap carries the ROSTER_DELTA.
+        #expect(!actions.contains { if case .broadcastControl = $0 { true } else { false } })
         var wraps: [UInt16: [UInt8]] = [:]
         for case let .sendKeyPackage(r, p) in actions { wraps[r] = p }
-        #expect(Set(wraps.keys) == [2, 3, 4, 5] && wraps.values.allSatisfy { $0.count == KeyWrap.encodedLength })
-        // The removed member, shown the delta and every wrap, gets no key.
+        #expect(Set(wraps.keys) == [2, 3, 4, 5] && wraps.values.allSatisfy { $0.count > KeyWrap.encodedLength })
+        // The removed member, shown every wrap, gets no key and no roster.
         var victim = removed.member!
-        _ = try? victim.receiveControl(bytes, from: 1)
         let epochBefore = victim.epoch
         for (_, w) in wraps { #expect(throws: E2EError.self) { try victim.receiveKeyPackage(w, from: 1) } }
         #expect(victim.epoch == epochBefore)
@@ -157,6 +166,44 @@ import ConclaveCrypto
         #expect(!m2.roster!.hashVerified)
         let hb = try m2.receiveControl(b, from: 1)
         #expect(!hb.contains { if case .historyDiffers = $0 { true } else { false } } && m2.roster!.hashVerified)
+    }
+
+    /// A delta inside a key wrap is authenticated by the pairwise key at once and its
+    /// signature checked on the next heartbeat: one sealed by someone who holds the wrap
+    /// key (a stolen X25519 key) but signed by another key raises history_differs then.
+    @Test func aDeltaInAWrapIsSignatureCheckedOnTheNextHeartbeat() throws {
+        let (room, a, _) = try E2ERoom.withAnnAndBob()
+        let leaderID = room.leader.identity
+        let base = try #require(a.member!.roster)
+        let epoch = a.member!.epoch! + 1
+        let secret = SecretKey.random()
+        let key = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: a.identity, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        func wrap(signedBy signer: Ed25519.PrivateKey) throws -> [UInt8] {
+            let delta = try #require(RosterDelta.make(base: base, epoch: epoch, rosterVersion: base.rosterVersion + 1, epochChange: .freshSecret,
+                                                      successor: base.successor, chainPrevious: base.chainPrevious, entries: base.entries,
+                                                      rosterHash: base.rosterHash, secretCommit: RosterDelta.commitment(roomID: room.roomID, epoch: epoch, secret: secret),
+                                                      leader: signer))
+            return try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: epoch, rosterHash: base.rosterHash, reason: .rotation,
+                                    epochSecret: secret, delta: delta.encoded, key: key).encoded
+        }
+        func heartbeatAlerts(_ m: inout MemberKeySchedule) throws -> Bool {
+            let beat = Heartbeat.sign(roomID: room.roomID, epoch: epoch, rosterVersion: base.rosterVersion + 1, chainHead: m.roster!.chainHead,
+                                      sequence: 1_000, leader: leaderID.signingKey)
+            return try m.receiveControl(beat.encoded, from: 1).contains { if case .historyDiffers = $0 { true } else { false } }
+        }
+        // Genuine: installed at once, no alert at the heartbeat.
+        var honest = a.member!
+        let installed = try honest.receiveKeyPackage(wrap(signedBy: leaderID.signingKey), from: 1)
+        #expect(installed.contains { if case .install = $0 { true } else { false } } && honest.epoch == epoch)
+        #expect(try !heartbeatAlerts(&honest))
+        // Forged signature: installed (the pairwise key vouches), then reported.
+        var fooled = a.member!
+        _ = try fooled.receiveKeyPackage(wrap(signedBy: PrivateIdentity.generate().signingKey), from: 1)
+        #expect(fooled.epoch == epoch)
+        // It cannot lead from there (the check runs before it would) ...
+        #expect(throws: LeaderError.self) { try LeaderKeySchedule.takeOver(from: fooled, now: 0) }
+        // ... and the next heartbeat reports it.
+        #expect(try heartbeatAlerts(&fooled), "a delta not signed by the leader went unnoticed")
     }
 
     @Test func wrongCommitmentAndWrongHashAreCaught() throws {

@@ -46,6 +46,13 @@ public struct SignedRoster: Sendable, Hashable {
         /// The member's join nonce from its verified knock (4.2); the leader draws its own.
         public var joinNonce: [UInt8]
 
+        /// A member known only by index, identity and a join nonce that may be empty (a new
+        /// member's provisional leader entry): for ``MemberTable`` only, never signed.
+        init(unchecked index: UInt16, identity: PublicIdentity, joinNonce: [UInt8]) {
+            self.index = index; self.identity = identity; self.role = .participant
+            self.muted = false; self.presenter = false; self.displayName = ""; self.joinNonce = joinNonce
+        }
+
         public init(index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
                     presenter: Bool = false, displayName: String = "", joinNonce: [UInt8]) {
             precondition(joinNonce.count == Knock.joinNonceLength, "join nonces are 16 bytes")
@@ -173,7 +180,7 @@ public struct SignedRoster: Sendable, Hashable {
     /// records that it matched; false if it differs from the signed one.
     public mutating func verifyHash() -> Bool {
         guard !hashVerified else { return true }
-        guard RosterHash.compute(roomID: roomID, members: entries.map(\.member)) == rosterHash else { return false }
+        guard RosterHash.compute(roomID: roomID, members: members) == rosterHash else { return false }
         hashVerified = true
         return true
     }
@@ -266,8 +273,11 @@ public struct SignedRoster: Sendable, Hashable {
         key.isValidSignature(signature, for: signedPart, context: Labels.rosterSignature)
     }
 
-    /// The members (index and identity), for the roster hash and key packages.
+    /// The members (index, identity, join nonce), for the roster hash and key packages.
     public var members: [RosterMember] { entries.map(\.member) }
+
+    /// The members for the key ring and send state: the entries themselves, not copied.
+    public var memberTable: MemberTable { MemberTable(entries: entries) }
 
 
     /// The entry with this index, if any (binary search; entries are sorted).

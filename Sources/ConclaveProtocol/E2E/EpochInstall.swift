@@ -19,11 +19,17 @@ public struct EpochInstall: Sendable {
     public let epoch: UInt64
     public let secret: SecretKey
     /// The epoch's verified members (for a provisional epoch: the leader alone).
-    public let members: [RosterMember]
+    public let table: MemberTable
+    public var members: [RosterMember] { table.members }
     public let mode: Mode
 
     public init(epoch: UInt64, secret: SecretKey, members: [RosterMember], mode: Mode) {
-        self.epoch = epoch; self.secret = secret; self.members = members; self.mode = mode
+        self.init(epoch: epoch, secret: secret, table: MemberTable(members), mode: mode)
+    }
+
+    /// With a verified roster's ``SignedRoster/memberTable``: nothing is copied.
+    public init(epoch: UInt64, secret: SecretKey, table: MemberTable, mode: Mode) {
+        self.epoch = epoch; self.secret = secret; self.table = table; self.mode = mode
     }
 
     /// Applies the install to a participant's receive and send state; returns the buffered
@@ -33,16 +39,16 @@ public struct EpochInstall: Sendable {
     public func apply(receiver: inout ReceiverKeyRing, sender: inout SenderKeyState, now: UInt64) -> [ReceivedFrame] {
         switch mode {
         case .full:
-            let released = receiver.install(epoch: epoch, secret: secret, members: members, now: now)
+            let released = receiver.install(epoch: epoch, secret: secret, table: table, now: now)
             sender.install(epoch: epoch, secret: secret, now: now)
-            sender.setPeers(members)
+            sender.setPeers(table)
             return released
         case .provisional:
-            return receiver.install(epoch: epoch, secret: secret, members: members, provisional: true, now: now)
+            return receiver.install(epoch: epoch, secret: secret, table: table, provisional: true, now: now)
         case .confirm:
-            let released = receiver.confirm(epoch: epoch, members: members, now: now)
+            let released = receiver.confirm(epoch: epoch, table: table, now: now)
             if (sender.newestEpoch ?? 0) < epoch { sender.install(epoch: epoch, secret: secret, now: now) }
-            sender.setPeers(members)
+            sender.setPeers(table)
             return released
         }
     }

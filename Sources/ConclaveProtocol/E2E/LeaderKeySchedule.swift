@@ -263,6 +263,7 @@ public struct LeaderKeySchedule: Sendable {
               let mine = verified.entry(for: member.me) else { throw .notStarted }
         // A roster made from a delta is led from only once its hash is recomputed.
         guard verified.verifyHash() else { throw .roster(.invalidRoster("the roster hash differs from the delta's")) }
+        guard member.deferredSignaturesValid else { throw .roster(.invalidRoster("a delta received in a key wrap is not the leader's")) }
         var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
                                        displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
         leader.epoch = epoch
@@ -362,9 +363,13 @@ public struct LeaderKeySchedule: Sendable {
             : nil
         var latest: SignedRoster
         var actions: [LeaderAction]
+        // A fresh secret's delta travels inside each member's key wrap when it fits: one
+        // message rekeys a member. Otherwise it is broadcast.
+        let embedded = delta.map { fresh && $0.signedPart.count + 64 <= KeyWrap.maximumDeltaLength } ?? false
+        let deltaBytes = embedded ? delta!.encoded : []
         if let delta {
             latest = SignedRoster(derivedFrom: delta, entries: entries, hashVerified: true)
-            actions = [.broadcastControl(delta.encoded)]
+            actions = embedded ? [] : [.broadcastControl(delta.encoded)]
         } else {
             latest = try sign(epoch: next, version: broadcastVersion, change: change, chainPrevious: chainPrevious, entries: entries, rosterHash: hash)
             actions = [.broadcastControl(latest.encoded)]
@@ -373,12 +378,16 @@ public struct LeaderKeySchedule: Sendable {
             if delta != nil, !newMembers.contains(e.index), let key = wrapKey(for: e) {
                 do {
                     let wrap = try KeyWrap.seal(roomID: roomID, recipient: e.index, epoch: next, rosterHash: hash,
-                                                reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, key: key)
+                                                reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, delta: deltaBytes, key: key)
                     actions.append(.sendKeyPackage(recipient: e.index, payload: wrap.encoded))
                     continue
                 } catch {
                     throw .keyPackage(.sealOpenFailed)
                 }
+            }
+            if embedded, !newMembers.contains(e.index) {
+                // No wrap key (its X25519 key was refused): the delta comes addressed, then a key package.
+                actions.append(.sendControl(recipient: e.index, plaintext: deltaBytes))
             }
             let package: KeyPackage
             do {
@@ -391,7 +400,7 @@ public struct LeaderKeySchedule: Sendable {
             }
             actions.append(.sendKeyPackage(recipient: e.index, payload: package.encoded))
         }
-        actions.append(.install(EpochInstall(epoch: next, secret: secret, members: entries.map(\.member), mode: .full)))
+        actions.append(.install(EpochInstall(epoch: next, secret: secret, table: MemberTable(entries: entries), mode: .full)))
         if !newMembers.isEmpty {
             // Same roster_version as the broadcast: every member then knows the same last
             // version, which a new leader continues from (3.6).

@@ -51,6 +51,11 @@ public struct MemberKeySchedule: Sendable {
     private var pendingFresh: [UInt64: (roster: SignedRoster, commit: [UInt8]?)] = [:]
     /// The pairwise wrap key with the current leader (3.4.1), made when its first roster verifies.
     private var wrapKey: (leader: UInt16, key: SecretKey)?
+    /// `ROSTER_DELTA`s that came inside a key wrap, authenticated by the pairwise key, whose
+    /// Ed25519 signature is checked on the next heartbeat, off the rekey's path (3.4.1).
+    private var unverifiedDeltas: [RosterDelta] = []
+    /// At most this many wait; one more has the oldest checked at once.
+    public static let unverifiedDeltaLimit = 8
     /// Key packages (signature verified) for epochs whose `ROSTER` has not verified yet.
     private var earlyPackages: [UInt64: [UInt8]] = [:]
 
@@ -219,6 +224,7 @@ public struct MemberKeySchedule: Sendable {
             if var r = roster, !r.hashVerified {
                 if r.verifyHash() { roster = r } else { actions.append(.historyDiffers(rosterVersion: r.rosterVersion)) }
             }
+            actions += verifyDeferredSignatures()
             // Same roster version, another history: the leader signed rosters this member
             // never saw in that order (a fork, or a withheld roster). Show it.
             if let r = roster, b.rosterVersion == r.rosterVersion, b.chainHead != r.chainHead {
@@ -253,13 +259,14 @@ public struct MemberKeySchedule: Sendable {
     /// member, the client takes over instead (``LeaderKeySchedule/takeOver(from:displayName:removing:updates:now:random:)``).
     public mutating func leaderLost() -> [MemberAction] {
         guard let s = successor, s != me, s != leaderIndex, let entry = roster?.entry(for: s) else { return [] }
+        let deferred = verifyDeferredSignatures()
         leaderIndex = s
         reassembly.reset()
         leaderIdentity = entry.identity
         leaderChangedWithoutHandover = true
         lastHeartbeatSequence = 0
         expectedRelayHost = nil
-        return [.leaderChanged(index: s, key: entry.identity.signingKey, handover: false)] + replayHeld(from: s)
+        return deferred + [.leaderChanged(index: s, key: entry.identity.signingKey, handover: false)] + replayHeld(from: s)
     }
 
     private mutating func replayHeld(from index: UInt16) -> [MemberAction] {
@@ -296,20 +303,32 @@ public struct MemberKeySchedule: Sendable {
             throw .keyRejected(.keyPackage(.bindingMismatch("key wrap before this member's first roster from the leader")))
         }
         guard wrap.epoch > current else { throw .keyRejected(.staleEpoch(current: current, received: wrap.epoch)) }
+        let opened: KeyWrap.Opened
+        do { opened = try wrap.open(key: key.key) } catch { throw .keyRejected(.keyPackage(.sealOpenFailed)) }
+        var actions: [MemberAction] = []
+        if !opened.delta.isEmpty {
+            // The ROSTER_DELTA announcing this epoch, sealed with its secret: checked exactly
+            // as if it had come as the leader's control message, before the secret.
+            let message: E2EControlMessage
+            do { message = try E2EControlMessage.decode(opened.delta) } catch { throw .keyRejected(.malformed(error)) }
+            guard case let .rosterDelta(d) = message, d.epochChange == .freshSecret, d.epoch == wrap.epoch, d.rosterHash == wrap.rosterHash else {
+                throw .keyRejected(.keyPackage(.bindingMismatch("key wrap delta")))
+            }
+            // The pairwise key authenticates it as the leader's; its signature is checked on
+            // the next heartbeat (a member whose X25519 key was stolen is the only one who
+            // could be shown a forged one, and it then raises history_differs).
+            actions = try receiveDelta(d, from: sender, signatureDeferred: true)
+            if unverifiedDeltas.count >= Self.unverifiedDeltaLimit { actions += verifyDeferredSignatures() }
+            unverifiedDeltas.append(d)
+        }
         guard let announced = pendingFresh[wrap.epoch] else {
             // Sealed under the pairwise key, so from the leader: kept (bounded) until its
             // delta verifies, like an early key package.
-            _ = try Self.openWrap(wrap, key: key.key)
             earlyPackages[wrap.epoch] = payload
             while earlyPackages.count > Self.pendingRosterLimit, let oldest = earlyPackages.keys.min() { earlyPackages[oldest] = nil }
-            return []
+            return actions
         }
-        let secret = try Self.openWrap(wrap, key: key.key)
-        return try installFresh(epoch: wrap.epoch, secret: secret, rosterHash: wrap.rosterHash, announced: announced)
-    }
-
-    private static func openWrap(_ wrap: KeyWrap, key: SecretKey) throws(E2EError) -> SecretKey {
-        do { return try wrap.open(key: key) } catch { throw .keyRejected(.keyPackage(.sealOpenFailed)) }
+        return actions + (try installFresh(epoch: wrap.epoch, secret: opened.epochSecret, rosterHash: wrap.rosterHash, announced: announced))
     }
 
     /// Installs a fresh epoch whose secret came in a key package or a key wrap, once it
@@ -324,8 +343,20 @@ public struct MemberKeySchedule: Sendable {
         epochSecret = secret
         epochRosterHash = rosterHash
         pendingFresh = pendingFresh.filter { $0.key > next }
-        return [.install(EpochInstall(epoch: next, secret: secret, members: announced.roster.members, mode: .full))]
+        return [.install(EpochInstall(epoch: next, secret: secret, table: announced.roster.memberTable, mode: .full))]
     }
+
+    /// Checks the signatures of the deltas that came inside key wraps (under the key of the
+    /// leader that sent them); each that fails is a `historyDiffers`. Done on every verified
+    /// heartbeat, and before this member leads.
+    public mutating func verifyDeferredSignatures() -> [MemberAction] {
+        let pending = unverifiedDeltas
+        unverifiedDeltas = []
+        return pending.filter { !$0.isSigned(by: leaderKey) }.map { .historyDiffers(rosterVersion: $0.rosterVersion) }
+    }
+
+    /// True when no delta waits for its signature check, or every waiting one verifies.
+    var deferredSignaturesValid: Bool { unverifiedDeltas.allSatisfy { $0.isSigned(by: leaderKey) } }
 
     // MARK: Checks
 
@@ -338,8 +369,8 @@ public struct MemberKeySchedule: Sendable {
     /// A `ROSTER_DELTA` (3.6): verified like a `ROSTER`, then applied to the roster this
     /// member holds. A member without a verified roster (a new member before its addressed
     /// `ROSTER`) ignores it: its own full roster follows.
-    private mutating func receiveDelta(_ d: RosterDelta, from sender: UInt16) throws(E2EError) -> [MemberAction] {
-        guard d.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
+    private mutating func receiveDelta(_ d: RosterDelta, from sender: UInt16, signatureDeferred: Bool = false) throws(E2EError) -> [MemberAction] {
+        guard signatureDeferred || d.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
         guard d.roomID == roomID else { throw .keyRejected(.wrongRoom) }
         guard let base = roster, !awaitingRoster else { return [] }
         if let last = lastRosterVersion, d.rosterVersion <= last {
@@ -352,11 +383,12 @@ public struct MemberKeySchedule: Sendable {
             case let .invalid(what): throw .keyRejected(.malformed(.invalidRoster(what)))
             }
         }
-        return try accept(derived, commit: d.epochChange == .none ? nil : d.secretCommit, from: sender)
+        return try accept(derived, commit: d.epochChange == .none ? nil : d.secretCommit, delta: d, from: sender)
     }
 
     /// Checks 3–7 of a verified `ROSTER` (or the roster a verified delta made), then records it.
-    private mutating func accept(_ r: SignedRoster, commit: [UInt8]?, from sender: UInt16) throws(E2EError) -> [MemberAction] {
+    /// With `delta`, only what it changed is checked again: the rest is the verified base's.
+    private mutating func accept(_ r: SignedRoster, commit: [UInt8]?, delta: RosterDelta? = nil, from sender: UInt16) throws(E2EError) -> [MemberAction] {
         // 3: room, version.
         guard r.roomID == roomID else { throw .keyRejected(.wrongRoom) }
         if let last = lastRosterVersion, r.rosterVersion <= last {
@@ -376,8 +408,13 @@ public struct MemberKeySchedule: Sendable {
             throw .keyRejected(.invalidEpochChange(r.epochChange, current: current, received: r.epoch))
         }
         // 5: exactly one host entry: the sender, with the leader key.
-        let hosts = r.entries.filter { $0.role == .host }
-        guard hosts.count == 1, hosts[0].index == sender, hosts[0].identity.signingKey == leaderKey else {
+        // Counted in place: copying 500 entries to read a byte each costs more than the rest.
+        let hostCount = r.entries.withUnsafeBufferPointer { b in
+            var n = 0
+            for i in b.indices where b[i].role == .host { n += 1 }
+            return n
+        }
+        guard hostCount == 1, let host = r.entry(for: sender), host.role == .host, host.identity.signingKey == leaderKey else {
             throw .keyRejected(.leaderEntryMismatch)
         }
         // 6: ourselves, with our identity and join nonce.
@@ -385,7 +422,7 @@ public struct MemberKeySchedule: Sendable {
             throw .keyRejected(.selfMissing)
         }
         // An index never changes hands within a room.
-        for e in r.entries {
+        for e in delta?.changed ?? r.entries {
             if let seen = seenIdentities[e.index], seen != e.identity { throw .keyRejected(.indexReused(e.index)) }
         }
         // A ratcheted secret must be the one the delta committed to.
@@ -405,7 +442,7 @@ public struct MemberKeySchedule: Sendable {
         // Every check passed: record.
         var actions: [MemberAction] = []
         if let previous = roster {
-            let gone = Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
+            let gone = delta.map { Set($0.removed) } ?? Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
             if !gone.isEmpty { actions.append(.membersRemoved(gone)) }
             // Each roster names the chain head before its membership: a gap means a roster
             // was withheld, or this member was shown another history.
@@ -416,21 +453,21 @@ public struct MemberKeySchedule: Sendable {
         case .none:
             if awaitingRoster {
                 awaitingRoster = false
-                actions.append(.install(EpochInstall(epoch: current, secret: epochSecret!, members: r.members, mode: .confirm)))
+                actions.append(.install(EpochInstall(epoch: current, secret: epochSecret!, table: r.memberTable, mode: .confirm)))
             }
         case .joinRatchet:
             let next = ratcheted!
             epoch = r.epoch
             epochSecret = next
             epochRosterHash = hash
-            actions.append(.install(EpochInstall(epoch: r.epoch, secret: next, members: r.members, mode: .full)))
+            actions.append(.install(EpochInstall(epoch: r.epoch, secret: next, table: r.memberTable, mode: .full)))
         case .freshSecret:
             pendingFresh[r.epoch] = (r, commit)
             while pendingFresh.count > Self.pendingRosterLimit, let oldest = pendingFresh.keys.min() { pendingFresh[oldest] = nil }
         }
         lastRosterVersion = r.rosterVersion
         roster = r
-        for e in r.entries where seenIdentities[e.index] == nil { seenIdentities[e.index] = e.identity }
+        for e in delta?.changed ?? r.entries where seenIdentities[e.index] == nil { seenIdentities[e.index] = e.identity }
         if wrapKey?.leader != leaderIndex, let leaderEntry = r.entry(for: leaderIndex), let mine = r.entry(for: me) {
             // Made once per leader, on its first roster: a rekey then needs no X25519 here.
             if let key = try? KeyWrap.pairwiseKey(roomID: roomID, mine: identity, leader: leaderEntry.member, member: mine.member) {
@@ -458,12 +495,13 @@ public struct MemberKeySchedule: Sendable {
         guard entry.identity.signingKey == h.newLeaderKey else {
             throw .keyRejected(.invalidHandover("key differs from the roster's"))
         }
+        let deferred = verifyDeferredSignatures()
         leaderIndex = h.newLeaderIndex
         reassembly.reset()
         leaderIdentity = entry.identity
         lastHeartbeatSequence = 0
         expectedRelayHost = h.newLeaderIndex
-        return [.leaderChanged(index: h.newLeaderIndex, key: h.newLeaderKey, handover: true)] + replayHeld(from: h.newLeaderIndex)
+        return deferred + [.leaderChanged(index: h.newLeaderIndex, key: h.newLeaderKey, handover: true)] + replayHeld(from: h.newLeaderIndex)
     }
 
     private mutating func hold(_ sender: UInt16, _ message: Held) {

@@ -157,7 +157,8 @@ public struct ReceiverKeyRing: Sendable {
     private var previousDeadline: UInt64 = 0
     private var buffer = FutureFrameBuffer()
     private var pairwiseSlots: [SenderSlot] = []
-    private var joinNonces: [UInt16: [UInt8]] = [:]
+    /// The latest verified roster's members, for their join nonces (private chat, 2.7).
+    private var joinNonces = MemberTable([])
     private var pairwiseIndex: [PairwiseID: Int] = [:]
 
     public private(set) var counters = ReceiveCounters()
@@ -202,6 +203,13 @@ public struct ReceiverKeyRing: Sendable {
     @discardableResult
     public mutating func install(epoch: UInt64, secret: SecretKey, members: [RosterMember], provisional: Bool = false,
                                  now: UInt64) -> [ReceivedFrame] {
+        install(epoch: epoch, secret: secret, table: MemberTable(members), provisional: provisional, now: now)
+    }
+
+    /// ``install(epoch:secret:members:provisional:now:)`` with a roster's member table.
+    @discardableResult
+    public mutating func install(epoch: UInt64, secret: SecretKey, table: MemberTable, provisional: Bool = false,
+                                 now: UInt64) -> [ReceivedFrame] {
         precondition(epoch >= 1 && epoch <= EpochKeys.maximumEpoch, "epoch out of range")
         precondition(secret.count == 32, "epoch secrets are 32 bytes")
         advance(to: now)
@@ -210,8 +218,8 @@ public struct ReceiverKeyRing: Sendable {
             previous = old // the older previous, if any, is released (wiped) here
             previousDeadline = now &+ Self.previousEpochRetention
         }
-        current = ReceiveEpoch(epoch: epoch, secret: secret, members: Self.memberMap(members), provisional: provisional)
-        if !provisional { recordJoinNonces(members) }
+        current = ReceiveEpoch(epoch: epoch, secret: secret, members: table, provisional: provisional)
+        if !provisional { joinNonces = table }
         return releaseBuffered(now: now)
     }
 
@@ -219,11 +227,16 @@ public struct ReceiverKeyRing: Sendable {
     /// addressed `ROSTER`, 3.2) and returns the buffered frames that now open.
     @discardableResult
     public mutating func confirm(epoch: UInt64, members: [RosterMember], now: UInt64) -> [ReceivedFrame] {
+        confirm(epoch: epoch, table: MemberTable(members), now: now)
+    }
+
+    @discardableResult
+    public mutating func confirm(epoch: UInt64, table: MemberTable, now: UInt64) -> [ReceivedFrame] {
         precondition(current?.epoch == epoch, "confirming an epoch that is not current")
         advance(to: now)
-        current!.members = Self.memberMap(members)
+        current!.members = table
         current!.provisional = false
-        recordJoinNonces(members)
+        joinNonces = table
         return releaseBuffered(now: now)
     }
 
@@ -234,9 +247,9 @@ public struct ReceiverKeyRing: Sendable {
     public mutating func revoke(_ senders: Set<UInt16>) {
         guard !senders.isEmpty else { return }
         for s in senders {
-            current?.members[s] = nil
-            previous?.members[s] = nil
-            joinNonces[s] = nil
+            current?.members.revoke(s)
+            previous?.members.revoke(s)
+            joinNonces.revoke(s)
         }
     }
 
@@ -248,18 +261,6 @@ public struct ReceiverKeyRing: Sendable {
         counters.noKey += buffer.expire(now: now, lifetime: Self.bufferLifetime)
     }
 
-    /// The join nonces of the latest verified roster (private chat keys, 2.7).
-    private mutating func recordJoinNonces(_ members: [RosterMember]) {
-        joinNonces = [:]
-        for m in members where !m.joinNonce.isEmpty { joinNonces[m.index] = m.joinNonce }
-    }
-
-    private static func memberMap(_ members: [RosterMember]) -> [UInt16: PublicIdentity] {
-        var map: [UInt16: PublicIdentity] = [:]
-        map.reserveCapacity(members.count)
-        for m in members { map[m.index] = m.identity }
-        return map
-    }
 
     // MARK: Opening
 
@@ -337,7 +338,8 @@ public struct ReceiverKeyRing: Sendable {
         guard kidSender == header.sender.rawValue else { return drop(.senderMismatch) }
         // The peer's key comes from the latest verified roster only.
         guard let c = current, !c.provisional, let peer = c.members[kidSender] else { return drop(.notMember) }
-        guard let peerNonce = joinNonces[kidSender], let myNonce = joinNonces[me] else { return drop(.notMember) }
+        guard let peerNonce = joinNonces.member(kidSender)?.joinNonce, !peerNonce.isEmpty,
+              let myNonce = joinNonces.member(me)?.joinNonce, !myNonce.isEmpty else { return drop(.notMember) }
         let id = PairwiseID(sender: kidSender, peer: peer, peerJoinNonce: peerNonce)
         let i: Int
         if let known = pairwiseIndex[id] {
@@ -408,7 +410,7 @@ public struct ReceiverKeyRing: Sendable {
 struct ReceiveEpoch: Sendable {
     let epoch: UInt64
     let secret: SecretKey
-    var members: [UInt16: PublicIdentity]
+    var members: MemberTable
     var provisional: Bool
     /// One slot per sender seen, found through `slotIndex`. An array element is updated in
     /// place; a `Dictionary` value this large would be copied through a heap-allocated
@@ -416,7 +418,7 @@ struct ReceiveEpoch: Sendable {
     var slots: [SenderSlot] = []
     var slotIndex: [UInt16: Int] = [:]
 
-    init(epoch: UInt64, secret: SecretKey, members: [UInt16: PublicIdentity], provisional: Bool) {
+    init(epoch: UInt64, secret: SecretKey, members: MemberTable, provisional: Bool) {
         self.epoch = epoch; self.secret = secret; self.members = members; self.provisional = provisional
     }
 
@@ -424,7 +426,7 @@ struct ReceiveEpoch: Sendable {
                        into output: UnsafeMutableRawBufferPointer, roomID: RoomID, metadata: FrameMetadata) -> SlotStatus {
         // A provisional epoch (a new member before its roster, 3.2) opens only the leader's
         // control frames; everything else waits in the buffer for the confirmation.
-        guard members[sender] != nil else { return provisional ? .awaitingRoster : .dropped(.notMember) }
+        guard members.contains(sender) else { return provisional ? .awaitingRoster : .dropped(.notMember) }
         if provisional && header.kind != .control { return .awaitingRoster }
         let i: Int
         if let known = slotIndex[sender] {

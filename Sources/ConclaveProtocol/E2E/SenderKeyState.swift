@@ -63,7 +63,7 @@ public struct SenderKeyState: Sendable {
     private var active: SendingKey?
     private var pending: SendingKey?
     private var switchAt: UInt64 = 0
-    private var peers: [UInt16: RosterMember] = [:]
+    private var peers = MemberTable([])
     /// Our join nonce, from our own entry of the verified roster (private chat keys, 2.7).
     private var ownJoinNonce: [UInt8] = []
     /// Pairwise keys, found through `pairwiseIndex`; never dropped, so a counter never restarts.
@@ -109,10 +109,13 @@ public struct SenderKeyState: Sendable {
     }
 
     /// The peers of the latest verified roster, for private chat keys (2.7).
-    public mutating func setPeers(_ members: [RosterMember]) {
-        peers = [:]
-        for m in members where m.index != me { peers[m.index] = m }
-        if let mine = members.first(where: { $0.index == me }), !mine.joinNonce.isEmpty { ownJoinNonce = mine.joinNonce }
+    public mutating func setPeers(_ members: [RosterMember]) { setPeers(MemberTable(members)) }
+
+    /// ``setPeers(_:)`` with a roster's member table (not copied).
+    public mutating func setPeers(_ table: MemberTable) {
+        peers = table
+        if let mine = peers.member(me), !mine.joinNonce.isEmpty { ownJoinNonce = mine.joinNonce }
+        peers.revoke(me)
     }
 
     private mutating func advance(to now: UInt64) {
@@ -137,7 +140,7 @@ public struct SenderKeyState: Sendable {
         let slot: Slot
         if kind == .chat && recipient != .everyone {
             let peerIndex = recipient.rawValue
-            guard let identity, let peer = peers[peerIndex] else { throw .noPairwiseKey(recipient: peerIndex) }
+            guard let identity, let peer = peers.member(peerIndex) else { throw .noPairwiseKey(recipient: peerIndex) }
             let id = PairwiseID(sender: peerIndex, peer: peer.identity, peerJoinNonce: peer.joinNonce)
             if let known = pairwiseIndex[id] {
                 slot = .pairwise(known)

@@ -15,13 +15,15 @@ import ConclaveCrypto
 /// bytes[32] roster_hash
 /// u8        reason       (2 fresh or 3 rotation)
 /// bytes[24] nonce        (random)
-/// bytes[48] sealed       = XChaCha20-Poly1305(wrap_key, nonce, epoch_secret, ad = bytes 0–59)
+/// bytes[48 + n] sealed   = XChaCha20-Poly1305(wrap_key, nonce, epoch_secret || delta, ad = bytes 0–59)
 ///
 /// wrap_key = HKDF-SHA256(salt = "conclave/v2 key-wrap", ikm = X25519(own x25519, peer x25519),
 ///                        info = room_id || u16 leader_index || leader identity (64) || leader join_nonce (16)
 ///                               || u16 member_index || member identity (64) || member join_nonce (16), L = 32)
 /// ```
-/// Exactly 132 bytes. The pairwise key is the same for the leader and the member and
+/// `delta` is empty, or the whole `ROSTER_DELTA` (n ≤ 16 252 bytes) that announces the
+/// epoch: then the member needs no broadcast, and one message (one read, one wake-up)
+/// rekeys it. 132 + n bytes. The pairwise key is the same for the leader and the member and
 /// known to no one else: not the relay, not a removed member. It changes with either
 /// side's join nonce, so a rejoin under the same identity gets another.
 public struct KeyWrap: Sendable, Equatable {
@@ -29,7 +31,10 @@ public struct KeyWrap: Sendable, Equatable {
     public static let nonceLength = XChaCha20Poly1305.nonceByteCount
     /// Bytes covered as associated data: format to reason.
     public static let headerLength = 1 + 16 + 2 + 8 + 32 + 1
+    /// A wrap without a delta.
     public static let encodedLength = headerLength + nonceLength + 32 + XChaCha20Poly1305.tagByteCount
+    /// The longest delta a wrap carries: a kind-5 payload is at most 16 384 bytes.
+    public static let maximumDeltaLength = 16_384 - encodedLength
 
     public let roomID: RoomID
     public let recipient: UInt16
@@ -38,6 +43,13 @@ public struct KeyWrap: Sendable, Equatable {
     public let reason: KeyPackageReason
     public let nonce: [UInt8]
     public let sealed: [UInt8]
+
+    /// What an opened wrap holds.
+    public struct Opened: Sendable {
+        public let epochSecret: SecretKey
+        /// The `ROSTER_DELTA` sealed with the secret (empty if none).
+        public let delta: [UInt8]
+    }
 
     /// The pairwise wrap key of `leader` and `member` (each with its index, identity and
     /// 16-byte join nonce), computed by either side with its own X25519 key and the other's
@@ -58,18 +70,20 @@ public struct KeyWrap: Sendable, Equatable {
 
     /// Seals `epochSecret` for `recipient` under `key` (random nonce, or `nonce` for vectors).
     public static func seal(roomID: RoomID, recipient: UInt16, epoch: UInt64, rosterHash: [UInt8], reason: KeyPackageReason,
-                            epochSecret: SecretKey, key: SecretKey, nonce: [UInt8]? = nil) throws -> KeyWrap {
-        precondition(rosterHash.count == 32 && epochSecret.count == 32)
+                            epochSecret: SecretKey, delta: [UInt8] = [], key: SecretKey, nonce: [UInt8]? = nil) throws -> KeyWrap {
+        precondition(rosterHash.count == 32 && epochSecret.count == 32 && delta.count <= maximumDeltaLength)
         let n = nonce ?? SecureRandom.bytes(count: nonceLength)
         precondition(n.count == nonceLength)
         let ad = header(roomID: roomID, recipient: recipient, epoch: epoch, rosterHash: rosterHash, reason: reason)
-        var box = [UInt8](repeating: 0, count: 32 + XChaCha20Poly1305.tagByteCount)
+        let plain = 32 + delta.count
+        var box = [UInt8](repeating: 0, count: plain + XChaCha20Poly1305.tagByteCount)
         try box.withUnsafeMutableBytes { out in
             epochSecret.withUnsafeBytes { out.copyMemory(from: $0) }
+            delta.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[32..<plain]).copyMemory(from: $0) }
             try n.withUnsafeBytes { nb in
                 try ad.withUnsafeBytes { a in
-                    try XChaCha20Poly1305.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<32]),
-                                               tag: UnsafeMutableRawBufferPointer(rebasing: out[32...]), key: key, nonce: nb, authenticating: a)
+                    try XChaCha20Poly1305.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<plain]),
+                                               tag: UnsafeMutableRawBufferPointer(rebasing: out[plain...]), key: key, nonce: nb, authenticating: a)
                 }
             }
         }
@@ -85,10 +99,10 @@ public struct KeyWrap: Sendable, Equatable {
         Self.header(roomID: roomID, recipient: recipient, epoch: epoch, rosterHash: rosterHash, reason: reason) + nonce + sealed
     }
 
-    /// Parses the structure (exactly 132 bytes, format 3, reason 2 or 3).
+    /// Parses the structure (132 to 16 384 bytes, format 3, reason 2 or 3).
     public init(encoded b: [UInt8]) throws {
-        guard b.count == Self.encodedLength else {
-            throw KeyScheduleError.malformed("key wrap (\(b.count) bytes, expected \(Self.encodedLength))")
+        guard b.count >= Self.encodedLength, b.count <= Self.encodedLength + Self.maximumDeltaLength else {
+            throw KeyScheduleError.malformed("key wrap (\(b.count) bytes, expected \(Self.encodedLength) to \(Self.encodedLength + Self.maximumDeltaLength))")
         }
         guard b[0] == Self.format else { throw KeyScheduleError.malformed("key wrap format \(b[0])") }
         self.roomID = RoomID(bytes: b[1..<17])!
@@ -105,22 +119,24 @@ public struct KeyWrap: Sendable, Equatable {
 
     /// Opens the wrap under the pairwise key. Throws ``KeyScheduleError/sealOpenFailed`` if
     /// it was not sealed under `key` with exactly this header.
-    public func open(key: SecretKey) throws -> SecretKey {
+    public func open(key: SecretKey) throws -> Opened {
         let ad = Self.header(roomID: roomID, recipient: recipient, epoch: epoch, rosterHash: rosterHash, reason: reason)
         var box = sealed
+        let plain = box.count - XChaCha20Poly1305.tagByteCount
         defer { box.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         do {
             try box.withUnsafeMutableBytes { b in
                 try nonce.withUnsafeBytes { nb in
                     try ad.withUnsafeBytes { a in
-                        try XChaCha20Poly1305.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<32]),
-                                                   tag: UnsafeRawBufferPointer(rebasing: b[32...]), key: key, nonce: nb, authenticating: a)
+                        try XChaCha20Poly1305.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<plain]),
+                                                   tag: UnsafeRawBufferPointer(rebasing: b[plain...]), key: key, nonce: nb, authenticating: a)
                     }
                 }
             }
         } catch {
             throw KeyScheduleError.sealOpenFailed
         }
-        return SecretKey(SecretBytes(count: 32) { out in box.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<32])) } })
+        let secret = SecretKey(SecretBytes(count: 32) { out in box.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<32])) } })
+        return Opened(epochSecret: secret, delta: Array(box[32..<plain]))
     }
 }

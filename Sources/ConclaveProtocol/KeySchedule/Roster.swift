@@ -14,6 +14,52 @@ public struct RosterMember: Sendable, Hashable {
     }
 }
 
+/// An epoch's members for lookup by index: the roster's entries in increasing index
+/// order, shared copy-on-write with the verified roster instead of copied into a
+/// dictionary (a 500-member room's members then install an epoch without building one
+/// each), found by binary search, less the members revoked since.
+public struct MemberTable: Sendable {
+    private var entries: [SignedRoster.Entry]
+    private var revoked: Set<UInt16> = []
+
+    /// The entries of a verified roster (already in increasing index order).
+    public init(entries: [SignedRoster.Entry]) { self.entries = entries }
+
+    /// Members (any order; a join nonce may be empty where none is known).
+    public init(_ members: [RosterMember]) {
+        entries = members.sorted { $0.index < $1.index }.map {
+            SignedRoster.Entry(unchecked: $0.index, identity: $0.identity, joinNonce: $0.joinNonce)
+        }
+    }
+
+    private func position(of index: UInt16) -> Int? {
+        var lo = 0, hi = entries.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].index < index { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < entries.count && entries[lo].index == index ? lo : nil
+    }
+
+    public func contains(_ index: UInt16) -> Bool { position(of: index) != nil && (revoked.isEmpty || !revoked.contains(index)) }
+
+    public func member(_ index: UInt16) -> RosterMember? {
+        guard let p = position(of: index), revoked.isEmpty || !revoked.contains(index) else { return nil }
+        return entries[p].member
+    }
+
+    /// The member's identity, unless it is absent or revoked.
+    public subscript(index: UInt16) -> PublicIdentity? {
+        guard let p = position(of: index), revoked.isEmpty || !revoked.contains(index) else { return nil }
+        return entries[p].identity
+    }
+
+    /// Every member not revoked, in index order.
+    public var members: [RosterMember] { entries.filter { revoked.isEmpty || !revoked.contains($0.index) }.map(\.member) }
+
+    public mutating func revoke(_ index: UInt16) { revoked.insert(index) }
+}
+
 /// The roster hash and the security code (protocol/PROTOCOL.md sections 3.5 and 4.3).
 public enum RosterHash {
     /// `SHA-256("conclave/v1 roster" || room_id || u16(n) || for each member in increasing
