@@ -267,6 +267,43 @@ final class SentFrames: Sendable {
         }
     }
 
+    /// Issue 9 F, with deltas: the relay withholds one rekey (its key wrap, which carries the
+    /// ROSTER_DELTA) from alice and lets the next through. The next delta's base is the
+    /// roster she never got: she raises `history_differs` and installs nothing from it.
+    @Test func withheldDeltaIsReportedAtTheNextOne() async throws {
+        try await withTestRelay { endpoint, _ in
+            let hostLog = EventLog(), aliceLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.autoAdmit = true
+            hostOptions.rotationIntervalMillis = 600
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(30)) }
+            // 0: let through; 1: drop the next key frame; 2: let everything through again.
+            let stage = Mutex(0)
+            var aliceOptions = ParticipantOptions(displayName: "alice")
+            aliceOptions.inboundDrop = { m in
+                guard case .frame(let f) = m, f.header.kind == .keys else { return false }
+                return stage.withLock { s in
+                    guard s == 1 else { return false }
+                    s = 2
+                    return true
+                }
+            }
+            let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
+            let aliceRun = Task { await alice.run(for: .seconds(30)) }
+            try await eventually("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            let epochBefore = await alice.member?.epoch
+            stage.withLock { $0 = 1 }
+            _ = try await aliceLog.waitFor("alert", timeout: .seconds(10)) { $0["code"] as? String == "history_differs" }
+            #expect(stage.withLock { $0 } == 2, "the alert came before anything was withheld")
+            let epochAfter = await alice.member?.epoch
+            #expect(epochAfter == epochBefore, "alice installed an epoch from a delta whose base she lacks")
+            await host.stop(); await alice.stop()
+            await hostRun.value; await aliceRun.value
+        }
+    }
+
     /// Issue 9 A, D, E: a co-host's decisions count end to end only as requests signed by a
     /// co-host of the signed roster. Its admission keys the joiner; its removal rekeys at
     /// once; a request signed by another key, or replayed, changes nothing.

@@ -870,6 +870,7 @@ public actor Participant {
                 try await perform(actions)
             } catch {
                 reject("key package: \(error)")
+                withheldRosterAlert(error)
             }
             return
         }
@@ -956,11 +957,7 @@ public actor Participant {
                 try await perform(actions)
             } catch {
                 reject("control message: \(error)")
-                if case .keyRejected(.deltaBaseMismatch) = error as? E2EError {
-                    // The leader's change applies to a roster this client never got: one was
-                    // withheld from it. It stays on its last verified roster.
-                    alert("history_differs", "a roster was withheld from this client (\(error)); compare security codes")
-                }
+                withheldRosterAlert(error)
             }
         case .screen:
             receiveScreen(frame)
@@ -1014,6 +1011,14 @@ public actor Participant {
         guard attributes > 0, attributes <= limit else { throw SessionError.refused(.notAllowed, "\(path) must be 1 byte to 64 MiB") }
         guard let bytes = FileManagerLite.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
         return bytes
+    }
+
+    /// The leader's ROSTER_DELTA applies to a roster this client never got: one was
+    /// withheld from it. It stays on its last verified roster and says so.
+    func withheldRosterAlert(_ error: any Error) {
+        if case .keyRejected(.deltaBaseMismatch) = error as? E2EError {
+            alert("history_differs", "a roster was withheld from this client (\(error)); compare security codes")
+        }
     }
 
     func reject(_ what: String) {
