@@ -206,6 +206,31 @@ import ConclaveCrypto
         #expect(try heartbeatAlerts(&fooled), "a delta not signed by the leader went unnoticed")
     }
 
+    /// A delta too long for a key wrap (a keys payload is at most 4 096 bytes) is broadcast,
+    /// and the wraps carry the secret alone; every member still installs.
+    @Test func aDeltaTooLongForAWrapIsBroadcast() throws {
+        let room = E2ERoom()
+        try room.createLeader()
+        for i in 2 ... 4 { try room.join(index: UInt16(i), name: "M\(i)") }
+        room.flush()
+        // 60 admissions with 64-byte names and a removal, in one change: a delta of about 9 kB.
+        var admitted: [E2EPeer] = []
+        for i in 10 ..< 70 { admitted.append(try room.join(index: UInt16(i), name: String(repeating: "n", count: 64), leaderReacts: false)) }
+        room.peers[4] = nil
+        let actions = try room.leader.leader!.changeMembership(admit: admitted.map(\.entry), remove: [4], now: room.now)
+        guard case let .broadcastControl(bytes)? = actions.first, case let .rosterDelta(d) = try E2EControlMessage.decode(bytes) else {
+            Issue.record("the long delta is broadcast"); return
+        }
+        #expect(d.encoded.count > KeyWrap.maximumDeltaLength)
+        var sizes: [UInt16: Int] = [:]
+        for case let .sendKeyPackage(r, p) in actions { sizes[r] = p.count }
+        #expect(sizes[2] == KeyWrap.encodedLength && sizes[3] == KeyWrap.encodedLength && sizes[10] == KeyPackage.encodedLength)
+        try room.perform(actions, by: room.leader)
+        room.flush()
+        room.run(until: room.now + 300)
+        for p in room.peers.values where p.index != 1 { #expect(p.member!.epoch == room.leader.leader!.epoch, "#\(p.index)") }
+    }
+
     @Test func wrongCommitmentAndWrongHashAreCaught() throws {
         let (room, a, _) = try E2ERoom.withAnnAndBob()
         let leaderID = room.leader.identity

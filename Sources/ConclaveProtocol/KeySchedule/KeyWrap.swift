@@ -21,7 +21,7 @@ import ConclaveCrypto
 ///                        info = room_id || u16 leader_index || leader identity (64) || leader join_nonce (16)
 ///                               || u16 member_index || member identity (64) || member join_nonce (16), L = 32)
 /// ```
-/// `delta` is empty, or the whole `ROSTER_DELTA` (n ≤ 16 252 bytes) that announces the
+/// `delta` is empty, or the whole `ROSTER_DELTA` (n ≤ 3 964 bytes) that announces the
 /// epoch: then the member needs no broadcast, and one message (one read, one wake-up)
 /// rekeys it. 132 + n bytes. The pairwise key is the same for the leader and the member and
 /// known to no one else: not the relay, not a removed member. It changes with either
@@ -33,8 +33,9 @@ public struct KeyWrap: Sendable, Equatable {
     public static let headerLength = 1 + 16 + 2 + 8 + 32 + 1
     /// A wrap without a delta.
     public static let encodedLength = headerLength + nonceLength + 32 + XChaCha20Poly1305.tagByteCount
-    /// The longest delta a wrap carries: a kind-5 payload is at most 16 384 bytes.
-    public static let maximumDeltaLength = 16_384 - encodedLength
+    /// The longest delta a wrap carries: a kind-5 (`keys`) payload is at most 4 096 bytes
+    /// (5.6), so 3 964. A longer delta is broadcast as a control message instead.
+    public static let maximumDeltaLength = 4_096 - encodedLength
 
     public let roomID: RoomID
     public let recipient: UInt16
@@ -99,7 +100,7 @@ public struct KeyWrap: Sendable, Equatable {
         Self.header(roomID: roomID, recipient: recipient, epoch: epoch, rosterHash: rosterHash, reason: reason) + nonce + sealed
     }
 
-    /// Parses the structure (132 to 16 384 bytes, format 3, reason 2 or 3).
+    /// Parses the structure (132 to 4 096 bytes, format 3, reason 2 or 3).
     public init(encoded b: [UInt8]) throws {
         guard b.count >= Self.encodedLength, b.count <= Self.encodedLength + Self.maximumDeltaLength else {
             throw KeyScheduleError.malformed("key wrap (\(b.count) bytes, expected \(Self.encodedLength) to \(Self.encodedLength + Self.maximumDeltaLength))")
