@@ -1,17 +1,19 @@
 import ConclaveCrypto
 @testable import ConclaveProtocol
 
-/// One participant's end-to-end state in the tests: ring, sender and key schedule.
+/// One participant in the tests: the production ``E2ESession`` (ring, sender and key
+/// schedule, and the glue between them) plus the bookkeeping the tests read.
 final class E2EPeer {
     let index: UInt16
     let identity: PrivateIdentity
     let name: String
     /// The join nonce of this peer's knock (4.2).
     let joinNonce = SecureRandom.bytes(count: Knock.joinNonceLength)
-    var ring: ReceiverKeyRing
-    var sender: SenderKeyState
-    var member: MemberKeySchedule?
-    var leader: LeaderKeySchedule?
+    var session: E2ESession
+    var ring: ReceiverKeyRing { get { session.ring } set { session.ring = newValue } }
+    var sender: SenderKeyState { get { session.sender } set { session.sender = newValue } }
+    var member: MemberKeySchedule? { get { session.member } set { session.member = newValue } }
+    var leader: LeaderKeySchedule? { get { session.leader } set { session.leader = newValue } }
     /// Opened frames other than control frames, in delivery order.
     var received: [ReceivedFrame] = []
     var rejections: [KeyRejectionReason] = []
@@ -20,57 +22,56 @@ final class E2EPeer {
     var firstEpoch: UInt64?
     /// Senders a verified `ROSTER` removed (their later frames are dropped).
     var revokedSenders = Set<UInt16>()
+    /// Every epoch secret this peer installed (for tests that recompute its keys).
+    var epochSecrets: [UInt64: SecretKey] = [:]
 
     init(roomID: RoomID, index: UInt16, identity: PrivateIdentity = .generate(), name: String) {
         self.index = index
         self.identity = identity
         self.name = name
-        self.ring = ReceiverKeyRing(roomID: roomID, me: index, identity: identity)
-        self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
+        self.session = E2ESession(roomID: roomID, me: index, identity: identity)
     }
 
     var entry: SignedRoster.Entry { SignedRoster.Entry(index: index, identity: identity.publicIdentity, displayName: name, joinNonce: joinNonce) }
 
-    var currentSecurityCode: SecurityCode? { leader?.securityCode ?? member?.securityCode }
+    var currentSecurityCode: SecurityCode? { session.securityCode }
 
     /// Delivers a `FRAME` of kind 1–4.
     @discardableResult
     func receive(header: FrameHeader, payload: [UInt8], now: UInt64) -> ReceiveResult {
-        let result = ring.open(header: header, payload: payload, now: now)
-        if case let .opened(frame) = result { handleOpened(frame, now: now) }
+        let (result, outputs) = session.receive(header: header, payload: payload, now: now)
+        record(outputs)
         return result
     }
 
-    func handleOpened(_ frame: ReceivedFrame, now: UInt64) {
-        guard frame.header.kind == .control else { received.append(frame); return }
-        guard member != nil else { return }
-        do { apply(try member!.receiveControl(frame.plaintext, from: frame.sender), now: now) } catch {
-            if case let .keyRejected(r) = error { rejections.append(r) }
-        }
-    }
-
     func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16, now: UInt64) {
-        do { apply(try member!.receiveKeyPackage(payload, from: sender), now: now) } catch {
-            if case let .keyRejected(r) = error { rejections.append(r) }
-        }
+        record(session.receiveKeys(payload, from: sender, now: now))
     }
 
+    /// Applies what the member schedule returned to a direct call.
     func apply(_ actions: [MemberAction], now: UInt64) {
-        memberActions += actions
-        for action in actions {
-            if case let .install(install) = action { applyInstall(install, now: now) }
-            if case let .membersRemoved(gone) = action { ring.revoke(gone); revokedSenders.formUnion(gone) }
-        }
+        record(session.apply(actions, now: now))
     }
 
-    /// Every epoch secret this peer installed (for tests that recompute its keys).
-    var epochSecrets: [UInt64: SecretKey] = [:]
-
+    /// Installs as the leader does (outside ``E2ESession/perform(_:now:)``).
     func applyInstall(_ install: EpochInstall, now: UInt64) {
-        if firstEpoch == nil { firstEpoch = install.epoch }
-        epochSecrets[install.epoch] = install.secret
-        let released = install.apply(receiver: &ring, sender: &sender, now: now)
-        for frame in released { handleOpened(frame, now: now) }
+        record((try? session.perform([.install(install)], now: now)) ?? [])
+    }
+
+    func record(_ outputs: [E2ESession.Output]) {
+        for output in outputs {
+            switch output {
+            case let .opened(frame): if frame.header.kind != .control { received.append(frame) }
+            case let .member(action):
+                memberActions.append(action)
+                if case let .membersRemoved(gone) = action { revokedSenders.formUnion(gone) }
+            case let .rejected(reason): rejections.append(reason)
+            case let .installed(install):
+                if firstEpoch == nil { firstEpoch = install.epoch }
+                epochSecrets[install.epoch] = install.secret
+            case .send: break
+            }
+        }
     }
 }
 
@@ -174,40 +175,24 @@ final class E2ERoom {
     // MARK: Sending
 
     func perform(_ actions: [LeaderAction], by peer: E2EPeer) throws {
-        for action in actions {
-            switch action {
-            case let .broadcastControl(plaintext):
-                for piece in try cut(plaintext) {
-                    let payload = try peer.sender.seal(kind: .control, recipient: .everyone, plaintext: piece, now: now, epoch: .newest)
-                    try checkFits(payload)
-                    let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: .everyone)
-                    for to in peers.keys where to != peer.index { enqueue(to: to, .frame(header, payload), ordered: true) }
-                }
-            case let .sendKeyPackage(recipient, payload):
-                keyPackagesSent.append((recipient, payload))
-                enqueue(to: recipient, .keyPackage(from: peer.index, payload), ordered: true)
-            case let .install(install):
-                peer.applyInstall(install, now: now)
-            case let .sendControl(recipient, plaintext):
-                for piece in try cut(plaintext) {
-                    let payload = try peer.sender.seal(kind: .control, recipient: ParticipantIndex(recipient), plaintext: piece,
-                                                       now: now, epoch: .newest)
-                    try checkFits(payload)
-                    let header = try FrameHeader(kind: .control, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(recipient))
-                    enqueue(to: recipient, .frame(header, payload), ordered: true)
-                }
+        let outputs = try peer.session.perform(actions, now: now)
+        peer.record(outputs)
+        for case let .send(frame) in outputs {
+            switch frame.kind {
+            case .keys:
+                keyPackagesSent.append((frame.recipient.rawValue, frame.payload))
+                enqueue(to: frame.recipient.rawValue, .keyPackage(from: peer.index, frame.payload), ordered: true)
+            default:
+                try checkFits(frame.payload)
+                let header = try FrameHeader(kind: frame.kind, sender: ParticipantIndex(peer.index), recipient: frame.recipient)
+                let targets = frame.recipient == .everyone ? peers.keys.filter { $0 != peer.index } : [frame.recipient.rawValue]
+                for to in targets { enqueue(to: to, .frame(header, frame.payload), ordered: true) }
             }
         }
     }
 
-    /// Control messages longer than one frame carries go in parts, as a client sends them (3.6).
-    private var controlMessageNumber: UInt32 = 0
     /// Every control frame payload sealed, in parts or whole.
     var controlFramesSealed = 0
-    private func cut(_ plaintext: [UInt8]) throws -> [[UInt8]] {
-        controlMessageNumber += 1
-        return try ControlPart.split(plaintext, messageNumber: controlMessageNumber)
-    }
 
     struct FrameTooLong: Error { let length: Int }
     /// The relay refuses a control payload over 16 384 bytes (2.2): so does the harness.
