@@ -35,6 +35,9 @@ func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () 
 func withTestRelay<T>(_ body: (RelayEndpoint, RelayServer) async throws -> T) async throws -> T {
     var c = RelayConfiguration()
     c.port = 0
+    // Media on its own ephemeral port: the control port's number may be taken for UDP by
+    // another test's socket (it was, once: "Address already in use").
+    c.mediaPort = 0
     c.passwordHashing = "minimum"
     c.shutdownGraceSeconds = 1
     var logger = Logger(label: "test.relay")

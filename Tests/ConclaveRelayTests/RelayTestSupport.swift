@@ -12,6 +12,9 @@ import ConclaveProtocol
 func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void = { _ in }) -> RelayConfiguration {
     var c = RelayConfiguration()
     c.port = 0
+    // Media on its own ephemeral port: the control port's number may be taken for UDP by
+    // another test's socket (it was, once: "Address already in use").
+    c.mediaPort = 0
     c.passwordHashing = "minimum"
     c.shutdownGraceSeconds = 1
     tweak(&c)

@@ -87,13 +87,11 @@ public actor Participant {
     let output: EventOutput
     let start = ContinuousClock.now
 
-    // Key schedule.
-    var leader: LeaderKeySchedule?
-    var member: MemberKeySchedule?
-    var receiver: ReceiverKeyRing
-    var sender: SenderKeyState
-    /// Numbers the control messages this client cuts into ``ControlPart``s.
-    var controlMessageNumber: UInt32 = 0
+    // Key schedule: the end-to-end state and its rules live in ``E2ESession``; this actor
+    // does the I/O, the timers and the user-facing events around it.
+    var e2e: E2ESession
+    var leader: LeaderKeySchedule? { get { e2e.leader } set { e2e.leader = newValue } }
+    var member: MemberKeySchedule? { get { e2e.member } set { e2e.member = newValue } }
     var admitted: Bool
     var hasKeys = false
     var pendingSay: [String]
@@ -188,7 +186,7 @@ public actor Participant {
     /// drop reason), less the frames of epochs from before our admission, which a late joiner
     /// must not be able to read and which are therefore not failures.
     public var receiveCounters: ReceiveCounters {
-        var c = receiver.counters
+        var c = e2e.ring.counters
         c.unknownEpoch -= framesBeforeJoin
         return c
     }
@@ -208,8 +206,7 @@ public actor Participant {
         self.admitted = admitted
         self.options = options
         self.output = output
-        self.receiver = ReceiverKeyRing(roomID: roomID, me: index, identity: identity)
-        self.sender = SenderKeyState(roomID: roomID, me: index, identity: identity)
+        self.e2e = E2ESession(roomID: roomID, me: index, identity: identity)
         self.pendingSay = options.say
         self.pendingShare = options.sharePath
         self.mixer = try ReceiveMixer(configuration: ReceiveMixerConfiguration())
@@ -359,7 +356,7 @@ public actor Participant {
 
     /// Sends a chat line (broadcast, end-to-end encrypted), or a private message.
     public func say(_ text: String, to recipient: UInt16? = nil) async throws {
-        guard hasKeys, sender.sendingEpoch(at: now) != nil else { pendingSay.append(text); return }
+        guard hasKeys, e2e.sender.sendingEpoch(at: now) != nil else { pendingSay.append(text); return }
         let bytes = Array(text.utf8)
         guard (1...4000).contains(bytes.count) else { return }
         if let recipient {
@@ -369,13 +366,13 @@ public actor Participant {
                 return
             }
             // The pairwise key of 2.7, with its own counter, kept by the sender state.
-            let payload = try sender.seal(kind: .chat, recipient: ParticipantIndex(recipient), plaintext: bytes, now: now)
+            let payload = try e2e.sender.seal(kind: .chat, recipient: ParticipantIndex(recipient), plaintext: bytes, now: now)
             try await sendFrame(.chat, to: ParticipantIndex(recipient), payload: payload)
         } else {
             // Chat is reliable: seal it under the newest epoch. A member whose key package is
             // still on its way buffers the frame (up to 1 s, 3.3) instead of losing it, while
             // a member who joined later cannot read it (the join ratchet).
-            let payload = try sender.seal(kind: .chat, recipient: .everyone, plaintext: bytes, now: now, epoch: .newest)
+            let payload = try e2e.sender.seal(kind: .chat, recipient: .everyone, plaintext: bytes, now: now, epoch: .newest)
             try await sendFrame(.chat, to: .everyone, payload: payload)
         }
     }
@@ -440,7 +437,7 @@ public actor Participant {
         ownRequestSequence &+= 1
         let signed = ModerationRequest.sign(roomID: roomID, requester: index, sequence: ownRequestSequence, action: request.0,
                                             target: request.1, targetIdentity: target, by: identity.signingKey)
-        if let payload = try? sender.seal(kind: .control, recipient: ParticipantIndex(m.leaderIndex), plaintext: signed.encoded, now: now, epoch: .newest) {
+        if let payload = try? e2e.sender.seal(kind: .control, recipient: ParticipantIndex(m.leaderIndex), plaintext: signed.encoded, now: now, epoch: .newest) {
             try? await sendFrame(.control, to: ParticipantIndex(m.leaderIndex), payload: payload)
         }
     }
@@ -690,7 +687,7 @@ public actor Participant {
                   let notice = try? KnockNotice.sign(roomID: roomID, waitingIndex: i, identity: knock.identity, displayName: knock.name,
                                                      leader: identity.signingKey) else { continue }
             for cohost in cohosts {
-                if let payload = try? sender.seal(kind: .control, recipient: ParticipantIndex(cohost), plaintext: notice.encoded, now: now, epoch: .newest) {
+                if let payload = try? e2e.sender.seal(kind: .control, recipient: ParticipantIndex(cohost), plaintext: notice.encoded, now: now, epoch: .newest) {
                     try? await sendFrame(.control, to: ParticipantIndex(cohost), payload: payload)
                 }
             }
@@ -863,21 +860,13 @@ public actor Participant {
     func handleFrame(_ f: FrameMessage) async {
         let header = f.header
         if header.kind == .keys {
-            guard var m = member else { return }
-            do {
-                let actions = try m.receiveKeyPackage(f.payload, from: header.sender.rawValue)
-                member = m
-                try await perform(actions)
-            } catch {
-                reject("key package: \(error)")
-                withheldRosterAlert(error)
-            }
+            try? await handle(e2e.receiveKeys(f.payload, from: header.sender.rawValue, now: now))
             return
         }
         if header.kind == .audio, let probe = options.probe, !probe.audioArrived(from: header.sender.rawValue) {
             return
         }
-        let result = receiver.open(header: header, payload: f.payload, now: now)
+        let (result, outputs) = e2e.receive(header: header, payload: f.payload, now: now)
         // The leader sends under an epoch we do not hold: it is alive, and we are behind
         // (a withheld key package). That is not a silent leader (3.6).
         switch result {
@@ -891,8 +880,8 @@ public actor Participant {
         default: break
         }
         switch result {
-        case .opened(let frame):
-            await deliver(frame)
+        case .opened:
+            try? await handle(outputs)
         case .buffered:
             break
         case .dropped(let reason):
@@ -950,15 +939,7 @@ public actor Participant {
                 }
                 return
             }
-            guard var m = member else { return }
-            do {
-                let actions = try m.receiveControl(frame.plaintext, from: frame.sender)
-                member = m
-                try await perform(actions)
-            } catch {
-                reject("control message: \(error)")
-                withheldRosterAlert(error)
-            }
+            // A member's control frames go to its key schedule inside ``E2ESession``.
         case .screen:
             receiveScreen(frame)
         case .keys:
@@ -995,7 +976,7 @@ public actor Participant {
         let bytes = try Self.readShareFile(path)
         let chunks = try chunker.chunks(for: bytes)
         for (i, chunk) in chunks.enumerated() {
-            let payload = try sender.seal(kind: .screen, recipient: .everyone, plaintext: chunk, now: now, epoch: .newest)
+            let payload = try e2e.sender.seal(kind: .screen, recipient: .everyone, plaintext: chunk, now: now, epoch: .newest)
             try await sendFrame(.screen, to: .everyone, payload: payload)
             if i % 32 == 31 { try await Task.sleep(for: .milliseconds(50)) } // stay inside the relay's frame rate
         }
@@ -1011,14 +992,6 @@ public actor Participant {
         guard attributes > 0, attributes <= limit else { throw SessionError.refused(.notAllowed, "\(path) must be 1 byte to 64 MiB") }
         guard let bytes = FileManagerLite.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
         return bytes
-    }
-
-    /// The leader's ROSTER_DELTA applies to a roster this client never got: one was
-    /// withheld from it. It stays on its last verified roster and says so.
-    func withheldRosterAlert(_ error: any Error) {
-        if case .keyRejected(.deltaBaseMismatch) = error as? E2EError {
-            alert("history_differs", "a roster was withheld from this client (\(error)); compare security codes")
-        }
     }
 
     func reject(_ what: String) {
@@ -1044,11 +1017,7 @@ public actor Participant {
     /// Seals a control message for `recipient` under the newest epoch: in ``ControlPart``s
     /// when it is longer than one control frame carries (a `ROSTER` of a large room, 3.6).
     func sealControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) throws -> [OutgoingFrame] {
-        controlMessageNumber &+= 1
-        return try ControlPart.split(plaintext, messageNumber: controlMessageNumber).map { piece in
-            OutgoingFrame(kind: .control, recipient: recipient,
-                          payload: try sender.seal(kind: .control, recipient: recipient, plaintext: piece, now: now, epoch: .newest))
-        }
+        try e2e.sealControlFrames(plaintext, to: recipient, now: now)
     }
 
     /// Seals and sends a control message (in parts when long), after the frames queued before it.
@@ -1061,30 +1030,33 @@ public actor Participant {
     /// that starts while this one's frames are still going out (the actor is re-entrant at
     /// every `await`) sees this one complete and never installs or seals out of order.
     func perform(_ actions: [LeaderAction]) async throws {
+        try await handle(try e2e.perform(actions, now: now))
+    }
+
+    /// Carries out what ``E2ESession`` returned, in order: the frames to send go out
+    /// together first (in one write, after anything queued before them), then the frames
+    /// that opened are delivered and the key schedule's events reported.
+    func handle(_ outputs: [E2ESession.Output]) async throws {
         var frames: [OutgoingFrame] = []
-        var released: [ReceivedFrame] = []
-        for action in actions {
-            switch action {
-            case .broadcastControl(let plaintext):
-                frames += try sealControl(plaintext, to: .everyone)
-            case .sendControl(let recipient, let plaintext):
-                frames += try sealControl(plaintext, to: ParticipantIndex(recipient))
-            case .sendKeyPackage(let recipient, let payload):
-                frames.append(OutgoingFrame(kind: .keys, recipient: ParticipantIndex(recipient), payload: payload))
-            case .install(let install):
-                released += installNow(install)
+        for case .send(let frame) in outputs { frames.append(frame) }
+        for case .installed(let install) in outputs { installed(install) }
+        try await sendInOrder(frames)
+        for output in outputs {
+            switch output {
+            case .send, .installed: break
+            case .opened(let frame): await deliver(frame)
+            case .member(let action): await memberAction(action)
+            case .rejected(let reason):
+                reject("\(reason)")
+                if case .deltaBaseMismatch = reason {
+                    alert("history_differs", "a roster was withheld from this client (\(reason)); compare security codes")
+                }
             }
         }
-        try await sendInOrder(frames)
-        for frame in released { await deliver(frame) }
     }
 
     /// A frame sealed by a key-schedule transition, waiting to be sent.
-    struct OutgoingFrame: Sendable {
-        let kind: FrameKind
-        let recipient: ParticipantIndex
-        let payload: [UInt8]
-    }
+    typealias OutgoingFrame = E2ESession.OutgoingFrame
 
     /// Frames of transitions, sent strictly in the order they were sealed by one drainer.
     /// Bounded: at most ``outgoingLimit`` frames (a few rekeys of a 500-member room).
@@ -1137,11 +1109,18 @@ public actor Participant {
         }
     }
 
+    /// What the member schedule returned to a direct call (not through ``E2ESession``'s
+    /// receive paths): applied by the session, then reported.
     func perform(_ actions: [MemberAction]) async throws {
-        for action in actions {
+        try await handle(e2e.apply(actions, now: now))
+    }
+
+    /// Reports one key-schedule event (installs and removals are already applied).
+    func memberAction(_ action: MemberAction) async {
+        do {
             switch action {
-            case .install(let install):
-                await apply(install)
+            case .install, .membersRemoved:
+                break
             case .rosterChanged:
                 break
             case .leaderChanged(let i, let key, let handover):
@@ -1178,14 +1157,12 @@ public actor Participant {
                 }
             case .historyDiffers(let version):
                 alert("history_differs", "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes")
-            case .membersRemoved(let gone):
-                receiver.revoke(gone)
             case .heldMessageRejected(let reason):
                 reject("\(reason)")
             case .knockNotice(let i, let id, let name):
                 guard relayKnocks[i] == id else {
                     reject("knock notice for #\(i) names an identity the relay did not report")
-                    continue
+                    return
                 }
                 output.emit("knock", [("participant", .int(Int(i))), ("name", .string(name)), ("fingerprint", .string(id.fingerprint.displayString))],
                             human: "knock (named by the host): #\(i) \(name) [\(id.fingerprint.displayString)]  (/admit \(i) or /deny \(i))")
@@ -1193,19 +1170,8 @@ public actor Participant {
         }
     }
 
-    func apply(_ install: EpochInstall) async {
-        for frame in installNow(install) { await deliver(frame) }
-    }
-
-    /// Installs an epoch without suspending; returns the frames it released, to deliver.
-    func installNow(_ install: EpochInstall) -> [ReceivedFrame] {
-        // Epochs only move forward (3.3); the schedules guarantee it, and this keeps a
-        // mistake from reaching the key ring's and sender's preconditions.
-        if install.mode != .confirm, let current = receiver.currentEpoch, install.epoch <= current {
-            reject("an install of epoch \(install.epoch) at epoch \(current)")
-            return []
-        }
-        let released = install.apply(receiver: &receiver, sender: &sender, now: now)
+    /// An epoch ``E2ESession`` installed: the events and counters around it.
+    func installed(_ install: EpochInstall) {
         if firstEpoch == nil { firstEpoch = install.epoch }
         if install.mode != .provisional {
             options.probe?.epochInstalled(install.epoch)
@@ -1215,21 +1181,20 @@ public actor Participant {
             output.emit("epoch", [("epoch", .int(Int(install.epoch))), ("security_code", .string(code))],
                         human: "keys for epoch \(install.epoch); security code \(code)")
         }
-        return released
     }
 
     var pendingShare: String?
 
     /// `--say` lines go out once a sending epoch is active and someone else can read them.
     func flushPendingSay(now nowMs: UInt64) async {
-        if let path = pendingShare, hasKeys, sender.sendingEpoch(at: nowMs) != nil,
+        if let path = pendingShare, hasKeys, e2e.sender.sendingEpoch(at: nowMs) != nil,
            (leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1)) {
             pendingShare = nil
             do { try await share(path: path) } catch {
                 output.emit("error", [("code", .string("not_allowed")), ("message", .string("\(error)"))], human: "share failed: \(error)")
             }
         }
-        guard hasKeys, !pendingSay.isEmpty, sender.sendingEpoch(at: nowMs) != nil else { return }
+        guard hasKeys, !pendingSay.isEmpty, e2e.sender.sendingEpoch(at: nowMs) != nil else { return }
         let others = leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1)
         guard others else { return }
         let lines = pendingSay
@@ -1269,15 +1234,15 @@ public actor Participant {
             alert("not_admitted", "the relay admitted #\(i) [\(waiting.identity.fingerprint.displayString)], and no signed request from a co-host followed")
         }
         // Old epochs are wiped when their grace ends, even in a quiet room (3.3).
-        receiver.advance(to: nowMs)
+        e2e.ring.advance(to: nowMs)
         if audio != nil, mutedSelf, admitted, !toldMuted {
             toldMuted = true
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !mutedSelf { toldMuted = false }
-        if let audio, admitted, hasKeys, !mutedSelf, !leaderSilentReported, !staleReported, options.probe?.mayTalk ?? true, sender.sendingEpoch(at: nowMs) != nil {
+        if let audio, admitted, hasKeys, !mutedSelf, !leaderSilentReported, !staleReported, options.probe?.mayTalk ?? true, e2e.sender.sendingEpoch(at: nowMs) != nil {
             if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
-               let payload = try? sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
+               let payload = try? e2e.sender.seal(kind: .audio, recipient: .everyone, plaintext: packet, now: nowMs) {
                 try? await sendFrame(.audio, to: .everyone, payload: payload)
                 options.probe?.audioSent()
             }
@@ -1450,7 +1415,7 @@ extension Participant {
     /// What opening a captured frame would do with this participant's current keys, on a
     /// copy of the key ring (nothing is counted or buffered).
     public func openAttempt(_ frame: FrameMessage) -> ReceiveResult {
-        var copy = receiver
+        var copy = e2e.ring
         return copy.open(header: frame.header, payload: frame.payload, now: now)
     }
 }
@@ -1460,7 +1425,7 @@ extension Participant {
     /// play a malicious relay, which would hold such a frame in flight).
     func makeFrame(kind: FrameKind, plaintext: [UInt8], to recipient: UInt16? = nil) throws -> FrameMessage {
         let to = recipient.map { ParticipantIndex($0) } ?? .everyone
-        let payload = try sender.seal(kind: kind, recipient: to, plaintext: plaintext, now: now, epoch: .newest)
+        let payload = try e2e.sender.seal(kind: kind, recipient: to, plaintext: plaintext, now: now, epoch: .newest)
         return try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: to, payload: payload)
     }
 }

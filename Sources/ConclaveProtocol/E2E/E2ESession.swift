@@ -25,6 +25,10 @@ public struct E2ESession: Sendable {
         public let kind: FrameKind
         public let recipient: ParticipantIndex
         public let payload: [UInt8]
+
+        public init(kind: FrameKind, recipient: ParticipantIndex, payload: [UInt8]) {
+            self.kind = kind; self.recipient = recipient; self.payload = payload
+        }
     }
 
     public enum Output: Sendable {
@@ -75,10 +79,16 @@ public struct E2ESession: Sendable {
     }
 
     private mutating func sealControl(_ plaintext: [UInt8], to recipient: ParticipantIndex, now: UInt64) throws -> [Output] {
+        try sealControlFrames(plaintext, to: recipient, now: now).map { .send($0) }
+    }
+
+    /// Seals a control message for `recipient` under the newest epoch: in `CONTROL_PART`s
+    /// when it is longer than one control frame carries (3.6).
+    public mutating func sealControlFrames(_ plaintext: [UInt8], to recipient: ParticipantIndex, now: UInt64) throws -> [OutgoingFrame] {
         controlMessageNumber &+= 1
         return try ControlPart.split(plaintext, messageNumber: controlMessageNumber).map { piece in
             let payload = try sender.seal(kind: .control, recipient: recipient, plaintext: piece, now: now, epoch: .newest)
-            return .send(OutgoingFrame(kind: .control, recipient: recipient, payload: payload))
+            return OutgoingFrame(kind: .control, recipient: recipient, payload: payload)
         }
     }
 
@@ -134,6 +144,11 @@ public struct E2ESession: Sendable {
 
     /// Installs an epoch; frames it releases from the buffer are handled in turn.
     private mutating func apply(_ install: EpochInstall, now: UInt64) -> [Output] {
+        // Epochs only move forward (3.3): the schedules guarantee it, and this keeps a
+        // mistake from reaching the ring's and the send state's preconditions.
+        if install.mode != .confirm, let current = ring.currentEpoch, install.epoch <= current {
+            return [.rejected(.staleEpoch(current: current, received: install.epoch))]
+        }
         let released = install.apply(receiver: &ring, sender: &sender, now: now)
         var out: [Output] = [.installed(install)]
         for frame in released { out += handleOpened(frame, now: now) }
