@@ -301,6 +301,7 @@ import ConclaveCrypto
     }
 
     static func sampleEpochSecret() -> [UInt8] { SHA2.sha256(Array("conclave vector epoch secret 8".utf8)) }
+    static func samplePreviousSecret() -> [UInt8] { SHA2.sha256(Array("conclave vector epoch secret 7".utf8)) }
 
     /// The sample roster less #2, with #300 muted and #301 new: epoch 8 with a fresh secret.
     static func sampleDelta() throws -> RosterDelta {
@@ -392,14 +393,17 @@ import ConclaveCrypto
             }(),
             "key_wrap": try {
                 let delta = try sampleDelta()
-                let key = try sampleWrapKey(mine: identity("leader"))
+                let pairwise = try sampleWrapKey(mine: identity("leader"))
+                let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: SecretKey(copying: samplePreviousSecret()), epoch: 8)
                 let wrap = try KeyWrap.seal(roomID: roomID, recipient: 300, epoch: 8, rosterHash: delta.rosterHash, reason: .fresh,
                                             epochSecret: SecretKey(copying: sampleEpochSecret()), delta: delta.encoded, key: key,
                                             nonce: [UInt8](repeating: 0x24, count: KeyWrap.nonceLength))
                 return [
-                    "description": "The epoch secret of 'roster_delta', followed by that delta, wrapped for #300 (label 'member 300', join nonce 16 × 0x2c) by the leader (#1, join nonce 16 × 0x01); nonce 24 × 0x24.",
+                    "description": "The epoch secret of 'roster_delta', followed by that delta, wrapped for #300 (label 'member 300', join nonce 16 × 0x2c) by the leader (#1, join nonce 16 × 0x01), under the epoch wrap key for epoch 8 (previous_epoch_secret = SHA-256('conclave vector epoch secret 7')); nonce 24 × 0x24.",
                     "x25519_shared": Hex.encode(try identity("leader").agreementKey.rawSharedSecret(with: identity("member 300").publicIdentity.agreementKey).withUnsafeBytes { Array($0) }),
-                    "wrap_key": Hex.encode(key.withUnsafeBytes { Array($0) }),
+                    "wrap_key": Hex.encode(pairwise.withUnsafeBytes { Array($0) }),
+                    "previous_epoch_secret": Hex.encode(samplePreviousSecret()),
+                    "epoch_wrap_key": Hex.encode(key.withUnsafeBytes { Array($0) }),
                     "encoded": Hex.encode(wrap.encoded),
                 ] as [String: Any]
             }(),
@@ -460,7 +464,9 @@ import ConclaveCrypto
         #expect(RosterDelta.commitment(roomID: roster.roomID, epoch: 8, secret: SecretKey(copying: secret)) == delta.secretCommit)
         let kw = committed["key_wrap"] as! [String: Any]
         let wrap = try KeyWrap(encoded: hexBytes(kw["encoded"] as! String))
-        let opened = try wrap.open(key: Self.sampleWrapKey(mine: Self.identity("member 300")))
+        let epochKey = try KeyWrap.epochKey(pairwise: Self.sampleWrapKey(mine: Self.identity("member 300")),
+                                            previousSecret: SecretKey(copying: hexBytes(kw["previous_epoch_secret"] as! String)), epoch: 8)
+        let opened = try wrap.open(key: epochKey)
         #expect(opened.epochSecret.withUnsafeBytes { Array($0) } == secret && wrap.recipient == 300 && wrap.rosterHash == delta.rosterHash)
         #expect(opened.delta == delta.encoded)
     }

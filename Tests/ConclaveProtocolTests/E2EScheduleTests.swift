@@ -122,7 +122,8 @@ import ConclaveCrypto
         #expect(formats == [3: KeyWrap.format, 4: KeyPackage.version])
         #expect(!actions.contains { if case .broadcastControl = $0 { true } else { false } })
         let bobEntry = try bob(room).entry(for: 3)!, hostEntry = try bob(room).entry(for: 1)!
-        let key = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: host.identity, leader: hostEntry.member, member: bobEntry.member)
+        let pairwise = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: host.identity, leader: hostEntry.member, member: bobEntry.member)
+        let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: room.peers[3]!.member!.epochSecret!, epoch: before + 1)
         var bobWrap: [UInt8] = []
         for case let .sendKeyPackage(3, payload) in actions { bobWrap = payload }
         let inside = try KeyWrap(encoded: bobWrap).open(key: key).delta
@@ -552,8 +553,9 @@ import ConclaveCrypto
             // The delta comes inside Bob's key wrap; its base is the roster he never got.
             var bobWrap: [UInt8] = []
             for case let .sendKeyPackage(3, payload) in leave { bobWrap = payload }
-            let bobVersion = try #require(b.member!.roster).rosterVersion
-            #expect(throws: E2EError.keyRejected(.deltaBaseMismatch(have: bobVersion, needs: bobVersion + 1)), "a withheld roster went unnoticed") {
+            // Its key is chained with the epoch Bob missed: he cannot even open it, and says why.
+            let bobEpoch = try #require(b.member!.epoch)
+            #expect(throws: E2EError.keyRejected(.missedEpoch(current: bobEpoch, received: bobEpoch + 2)), "a withheld roster went unnoticed") {
                 try b.member!.receiveKeyPackage(bobWrap, from: 1)
             }
         } else {

@@ -177,7 +177,10 @@ import ConclaveCrypto
         let base = try #require(a.member!.roster)
         let epoch = a.member!.epoch! + 1
         let secret = SecretKey.random()
-        let key = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: a.identity, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        let pairwise = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: a.identity, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: a.member!.epochSecret!, epoch: epoch)
+        // Without the current epoch secret (a thief of an X25519 key alone), the wrap does not open.
+        let keyWithoutSecret = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: .random(), epoch: epoch)
         func wrap(signedBy signer: Ed25519.PrivateKey) throws -> [UInt8] {
             let delta = try #require(RosterDelta.make(base: base, epoch: epoch, rosterVersion: base.rosterVersion + 1, epochChange: .freshSecret,
                                                       successor: base.successor, chainPrevious: base.chainPrevious, entries: base.entries,
@@ -191,6 +194,10 @@ import ConclaveCrypto
                                       sequence: 1_000, leader: leaderID.signingKey)
             return try m.receiveControl(beat.encoded, from: 1).contains { if case .historyDiffers = $0 { true } else { false } }
         }
+        let thief = try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: epoch, rosterHash: base.rosterHash, reason: .rotation,
+                                     epochSecret: secret, key: keyWithoutSecret).encoded
+        var robbed = a.member!
+        #expect(throws: E2EError.keyRejected(.keyPackage(.sealOpenFailed))) { try robbed.receiveKeyPackage(thief, from: 1) }
         // Genuine: installed at once, no alert at the heartbeat.
         var honest = a.member!
         let installed = try honest.receiveKeyPackage(wrap(signedBy: leaderID.signingKey), from: 1)
@@ -202,8 +209,10 @@ import ConclaveCrypto
         #expect(fooled.epoch == epoch)
         // It cannot lead from there (the check runs before it would) ...
         #expect(throws: LeaderError.self) { try LeaderKeySchedule.takeOver(from: fooled, now: 0) }
-        // ... and the next heartbeat reports it.
+        // ... and the next heartbeat reports it; it still cannot lead from that roster.
         #expect(try heartbeatAlerts(&fooled), "a delta not signed by the leader went unnoticed")
+        #expect(fooled.rosterUntrusted)
+        #expect(throws: LeaderError.self) { try LeaderKeySchedule.takeOver(from: fooled, now: 0) }
     }
 
     /// A delta too long for a key wrap (a keys payload is at most 4 096 bytes) is broadcast,
@@ -231,6 +240,37 @@ import ConclaveCrypto
         for p in room.peers.values where p.index != 1 { #expect(p.member!.epoch == room.leader.leader!.epoch, "#\(p.index)") }
     }
 
+    /// A wrap answers a ROSTER_DELTA only: after a full ROSTER announced the epoch (signed
+    /// key packages follow), a wrap, even one sealed under the right key, is refused.
+    @Test func aWrapForAnEpochAFullRosterAnnouncedIsRefused() throws {
+        let (room, a, _) = try E2ERoom.withAnnAndBob()
+        room.leader.leader!.sendsDeltas = false
+        let rotate = try room.leader.leader!.rotate(now: room.now)
+        guard case let .broadcastControl(full)? = rotate.first else { Issue.record("full roster"); return }
+        var ann = a.member!
+        let previous = ann.epochSecret!, epoch = ann.epoch! + 1
+        _ = try ann.receiveControl(full, from: 1)
+        let base = try #require(a.member!.roster)
+        let pairwise = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: a.identity, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        let wrap = try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: epoch, rosterHash: ann.roster!.rosterHash, reason: .rotation,
+                                    epochSecret: .random(), key: KeyWrap.epochKey(pairwise: pairwise, previousSecret: previous, epoch: epoch))
+        #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key wrap for an epoch a full ROSTER announced")))) {
+            try ann.receiveKeyPackage(wrap.encoded, from: 1)
+        }
+        #expect(ann.epoch == epoch - 1)
+    }
+
+    /// A delta without an epoch change cannot add a member (ROSTER check 7 without hashing).
+    @Test func aDeltaWithoutAnEpochChangeAddsNoOne() throws {
+        let base = try V.sampleRoster()
+        var entries = base.entries
+        entries.append(SignedRoster.Entry(index: 400, identity: try V.identity("ghost").publicIdentity, joinNonce: V.nonce(400)))
+        let delta = try #require(RosterDelta.make(base: base, epoch: base.epoch, rosterVersion: 13, epochChange: .none, successor: 300,
+                                                  chainPrevious: base.chainPrevious, entries: entries, rosterHash: base.rosterHash,
+                                                  secretCommit: RosterDelta.noCommitment, leader: V.identity("leader").signingKey))
+        #expect(throws: RosterDelta.ApplyError.invalid("members added without an epoch change")) { try delta.apply(to: base) }
+    }
+
     @Test func wrongCommitmentAndWrongHashAreCaught() throws {
         let (room, a, _) = try E2ERoom.withAnnAndBob()
         let leaderID = room.leader.identity
@@ -244,7 +284,8 @@ import ConclaveCrypto
                                                       rosterHash: base.rosterHash, secretCommit: SHA2.sha256([1]), leader: leaderID.signingKey))
         var ann = a.member!
         _ = try ann.receiveControl(badCommit.encoded, from: 1)
-        let key = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: leaderID, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        let pairwise = try KeyWrap.pairwiseKey(roomID: room.roomID, mine: leaderID, leader: base.entry(for: 1)!.member, member: base.entry(for: 2)!.member)
+        let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: a.member!.epochSecret!, epoch: epoch)
         let wrap = try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: epoch, rosterHash: base.rosterHash, reason: .rotation,
                                     epochSecret: secret, key: key)
         #expect(throws: E2EError.keyRejected(.secretCommitMismatch(epoch: epoch))) { try ann.receiveKeyPackage(wrap.encoded, from: 1) }

@@ -1048,8 +1048,10 @@ public actor Participant {
             case .member(let action): await memberAction(action)
             case .rejected(let reason):
                 reject("\(reason)")
-                if case .deltaBaseMismatch = reason {
-                    alert("history_differs", "a roster was withheld from this client (\(reason)); compare security codes")
+                switch reason {
+                case .deltaBaseMismatch, .missedEpoch:
+                    alert("history_differs", "a roster or rekey was withheld from this client (\(reason)); compare security codes")
+                default: break
                 }
             }
         }

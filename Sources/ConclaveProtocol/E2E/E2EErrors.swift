@@ -65,6 +65,8 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
     case deltaBaseMismatch(have: UInt32, needs: UInt32)
     /// The epoch secret differs from the one the `ROSTER_DELTA` committed to.
     case secretCommitMismatch(epoch: UInt64)
+    /// A key wrap for a later epoch than the next: an earlier rekey was withheld from this member.
+    case missedEpoch(current: UInt64, received: UInt64)
 
     public var description: String {
         switch self {
@@ -88,6 +90,7 @@ public enum KeyRejectionReason: Error, Equatable, Hashable, Sendable, CustomStri
         case let .indexReused(i): return "the roster gives #\(i) to another identity than before"
         case let .deltaBaseMismatch(have, needs): return "roster delta applies to roster_version \(needs); this member holds \(have)"
         case let .secretCommitMismatch(e): return "the secret of epoch \(e) differs from the one the roster delta committed to"
+        case let .missedEpoch(c, r): return "key wrap for epoch \(r) while this member holds epoch \(c): an earlier rekey did not reach it"
         }
     }
 }

@@ -263,7 +263,9 @@ public struct LeaderKeySchedule: Sendable {
               let mine = verified.entry(for: member.me) else { throw .notStarted }
         // A roster made from a delta is led from only once its hash is recomputed.
         guard verified.verifyHash() else { throw .roster(.invalidRoster("the roster hash differs from the delta's")) }
-        guard member.deferredSignaturesValid else { throw .roster(.invalidRoster("a delta received in a key wrap is not the leader's")) }
+        guard member.deferredSignaturesValid, !member.rosterUntrusted else {
+            throw .roster(.invalidRoster("the roster rests on a delta that failed its late check"))
+        }
         var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
                                        displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
         leader.epoch = epoch
@@ -375,8 +377,9 @@ public struct LeaderKeySchedule: Sendable {
             actions = [.broadcastControl(latest.encoded)]
         }
         for e in entries where e.index != me && (fresh || newMembers.contains(e.index)) {
-            if delta != nil, !newMembers.contains(e.index), let key = wrapKey(for: e) {
+            if delta != nil, !newMembers.contains(e.index), let pairwise = wrapKey(for: e) {
                 do {
+                    let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: epochSecret!, epoch: next)
                     let wrap = try KeyWrap.seal(roomID: roomID, recipient: e.index, epoch: next, rosterHash: hash,
                                                 reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, delta: deltaBytes, key: key)
                     actions.append(.sendKeyPackage(recipient: e.index, payload: wrap.encoded))

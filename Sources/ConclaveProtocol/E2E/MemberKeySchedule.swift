@@ -56,6 +56,10 @@ public struct MemberKeySchedule: Sendable {
     private var unverifiedDeltas: [RosterDelta] = []
     /// At most this many wait; one more has the oldest checked at once.
     public static let unverifiedDeltaLimit = 8
+    /// A late check failed (a delta's signature, or its roster hash): the roster rests on
+    /// something the leader did not sign. Reported once; this member never leads from it.
+    /// Cleared by the next full `ROSTER`.
+    public private(set) var rosterUntrusted = false
     /// Key packages (signature verified) for epochs whose `ROSTER` has not verified yet.
     private var earlyPackages: [UInt64: [UInt8]] = [:]
 
@@ -221,8 +225,11 @@ public struct MemberKeySchedule: Sendable {
             var actions: [MemberAction] = [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
             // A roster made from a ROSTER_DELTA carries the delta's signed roster hash:
             // recomputed here, at most once per roster and off the rekey's path (3.6).
-            if var r = roster, !r.hashVerified {
-                if r.verifyHash() { roster = r } else { actions.append(.historyDiffers(rosterVersion: r.rosterVersion)) }
+            if var r = roster, !r.hashVerified, !rosterUntrusted {
+                if r.verifyHash() { roster = r } else {
+                    rosterUntrusted = true
+                    actions.append(.historyDiffers(rosterVersion: r.rosterVersion))
+                }
             }
             actions += verifyDeferredSignatures()
             // Same roster version, another history: the leader signed rosters this member
@@ -299,12 +306,18 @@ public struct MemberKeySchedule: Sendable {
         }
         guard wrap.roomID == roomID else { throw .keyRejected(.keyPackage(.bindingMismatch("key wrap room"))) }
         guard wrap.recipient == me else { throw .keyRejected(.keyPackage(.bindingMismatch("key wrap recipient"))) }
-        guard let current = epoch, !awaitingRoster, let key = wrapKey, key.leader == leaderIndex else {
+        guard let current = epoch, let previous = epochSecret, !awaitingRoster, let key = wrapKey, key.leader == leaderIndex else {
             throw .keyRejected(.keyPackage(.bindingMismatch("key wrap before this member's first roster from the leader")))
         }
         guard wrap.epoch > current else { throw .keyRejected(.staleEpoch(current: current, received: wrap.epoch)) }
+        // Sealed under the pairwise key chained with the epoch both sides hold: only the
+        // next epoch's wrap opens (one for a later epoch would need a secret not held yet).
+        guard wrap.epoch == current + 1 else { throw .keyRejected(.missedEpoch(current: current, received: wrap.epoch)) }
         let opened: KeyWrap.Opened
-        do { opened = try wrap.open(key: key.key) } catch { throw .keyRejected(.keyPackage(.sealOpenFailed)) }
+        do {
+            let epochKey = try KeyWrap.epochKey(pairwise: key.key, previousSecret: previous, epoch: wrap.epoch)
+            opened = try wrap.open(key: epochKey)
+        } catch { throw .keyRejected(.keyPackage(.sealOpenFailed)) }
         var actions: [MemberAction] = []
         if !opened.delta.isEmpty {
             // The ROSTER_DELTA announcing this epoch, sealed with its secret: checked exactly
@@ -327,6 +340,11 @@ public struct MemberKeySchedule: Sendable {
             earlyPackages[wrap.epoch] = payload
             while earlyPackages.count > Self.pendingRosterLimit, let oldest = earlyPackages.keys.min() { earlyPackages[oldest] = nil }
             return actions
+        }
+        // A wrap answers a ROSTER_DELTA only: its commitment is what ties the secret to a
+        // signed statement (a full ROSTER's epochs come in signed key packages).
+        guard announced.commit != nil else {
+            throw .keyRejected(.keyPackage(.bindingMismatch("key wrap for an epoch a full ROSTER announced")))
         }
         return actions + (try installFresh(epoch: wrap.epoch, secret: opened.epochSecret, rosterHash: wrap.rosterHash, announced: announced))
     }
@@ -352,7 +370,9 @@ public struct MemberKeySchedule: Sendable {
     public mutating func verifyDeferredSignatures() -> [MemberAction] {
         let pending = unverifiedDeltas
         unverifiedDeltas = []
-        return pending.filter { !$0.isSigned(by: leaderKey) }.map { .historyDiffers(rosterVersion: $0.rosterVersion) }
+        let failed = pending.filter { !$0.isSigned(by: leaderKey) }
+        if !failed.isEmpty { rosterUntrusted = true }
+        return failed.map { .historyDiffers(rosterVersion: $0.rosterVersion) }
     }
 
     /// True when no delta waits for its signature check, or every waiting one verifies.
@@ -363,7 +383,9 @@ public struct MemberKeySchedule: Sendable {
     private mutating func receiveRoster(_ r: SignedRoster, from sender: UInt16) throws(E2EError) -> [MemberAction] {
         // 1 (structure) was checked by the decoder. 2: signature.
         guard r.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
-        return try accept(r, commit: nil, from: sender)
+        let actions = try accept(r, commit: nil, from: sender)
+        rosterUntrusted = false
+        return actions
     }
 
     /// A `ROSTER_DELTA` (3.6): verified like a `ROSTER`, then applied to the roster this

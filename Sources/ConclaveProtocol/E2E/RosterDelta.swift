@@ -174,6 +174,8 @@ public struct RosterDelta: Sendable, Hashable {
         }
         guard r == removed.count else { throw .invalid("#\(removed[r]) is removed but not in the base") }
         while c < changed.count { result.append(changed[c]); c += 1 }
+        // Without an epoch change the membership stays (ROSTER check 7): no one is added.
+        guard epochChange != .none || result.count == base.entries.count else { throw .invalid("members added without an epoch change") }
         guard !result.isEmpty, result.count <= SignedRoster.maximumMembers else { throw .invalid("\(result.count) members") }
         let length = SignedRoster.encodedLength(entries: result)
         guard length <= SignedRoster.maximumEncodedLength else { throw .invalid("\(length) bytes as a ROSTER") }

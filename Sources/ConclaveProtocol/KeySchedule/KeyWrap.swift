@@ -15,11 +15,13 @@ import ConclaveCrypto
 /// bytes[32] roster_hash
 /// u8        reason       (2 fresh or 3 rotation)
 /// bytes[24] nonce        (random)
-/// bytes[48 + n] sealed   = XChaCha20-Poly1305(wrap_key, nonce, epoch_secret || delta, ad = bytes 0–59)
+/// bytes[48 + n] sealed   = XChaCha20-Poly1305(epoch_wrap_key, nonce, epoch_secret || delta, ad = bytes 0–59)
 ///
 /// wrap_key = HKDF-SHA256(salt = "conclave/v2 key-wrap", ikm = X25519(own x25519, peer x25519),
 ///                        info = room_id || u16 leader_index || leader identity (64) || leader join_nonce (16)
 ///                               || u16 member_index || member identity (64) || member join_nonce (16), L = 32)
+/// epoch_wrap_key = HKDF-SHA256(salt = wrap_key, ikm = epoch_secret(epoch − 1),
+///                              info = "conclave/v2 key-wrap epoch" || u64 epoch, L = 32)
 /// ```
 /// `delta` is empty, or the whole `ROSTER_DELTA` (n ≤ 3 964 bytes) that announces the
 /// epoch: then the member needs no broadcast, and one message (one read, one wake-up)
@@ -67,6 +69,19 @@ public struct KeyWrap: Sendable, Equatable {
 
     static func header(roomID: RoomID, recipient: UInt16, epoch: UInt64, rosterHash: [UInt8], reason: KeyPackageReason) -> [UInt8] {
         [format] + roomID.bytes + recipient.bigEndianBytes + epoch.bigEndianBytes + rosterHash + [reason.rawValue]
+    }
+
+    /// The key one wrap is sealed under: the pairwise key chained with the epoch secret
+    /// both sides hold now (the one before `epoch`).
+    ///
+    /// ```
+    /// epoch_wrap_key = HKDF-SHA256(salt = wrap_key, ikm = epoch_secret(epoch − 1),
+    ///                              info = "conclave/v2 key-wrap epoch" || u64 epoch, L = 32)
+    /// ```
+    /// Whoever steals the leader's (or a member's) X25519 key alone still cannot open a
+    /// wrap: it would need an epoch secret of the room too.
+    public static func epochKey(pairwise: SecretKey, previousSecret: SecretKey, epoch: UInt64) throws -> SecretKey {
+        try HKDF.deriveKey(.sha256, salt: pairwise, ikm: previousSecret, info: Array(Labels.keyWrapEpoch.utf8) + epoch.bigEndianBytes, length: 32)
     }
 
     /// Seals `epochSecret` for `recipient` under `key` (random nonce, or `nonce` for vectors).

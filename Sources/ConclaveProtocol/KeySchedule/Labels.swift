@@ -18,6 +18,8 @@ public enum Labels {
     public static let epochCommit = "conclave/v2 epoch-commit"
     /// HKDF salt of the pairwise key a `KEY_WRAP` is sealed under (3.4).
     public static let keyWrap = "conclave/v2 key-wrap"
+    /// HKDF info prefix of one wrap's key, chained with the previous epoch secret (3.4.1).
+    public static let keyWrapEpoch = "conclave/v2 key-wrap epoch"
     /// Ed25519 contexts.
     public static let keyPackageSignature = "conclave/v1 key-package"
     public static let knockSignature = "conclave/v1 knock"
