@@ -1033,18 +1033,17 @@ public actor Participant {
         try await handle(try e2e.perform(actions, now: now))
     }
 
-    /// Carries out what ``E2ESession`` returned, in order: the frames to send go out
-    /// together first (in one write, after anything queued before them), then the frames
-    /// that opened are delivered and the key schedule's events reported.
+    /// Carries out what ``E2ESession`` returned, in order: installs and key-schedule events
+    /// are reported as they come, the frames to send go out together (in one write, after
+    /// anything queued before them), and the frames that opened are delivered last.
     func handle(_ outputs: [E2ESession.Output]) async throws {
         var frames: [OutgoingFrame] = []
-        for case .send(let frame) in outputs { frames.append(frame) }
-        for case .installed(let install) in outputs { installed(install) }
-        try await sendInOrder(frames)
+        var opened: [ReceivedFrame] = []
         for output in outputs {
             switch output {
-            case .send, .installed: break
-            case .opened(let frame): await deliver(frame)
+            case .send(let frame): frames.append(frame)
+            case .installed(let install): installed(install)
+            case .opened(let frame): opened.append(frame)
             case .member(let action): await memberAction(action)
             case .rejected(let reason):
                 reject("\(reason)")
@@ -1055,6 +1054,8 @@ public actor Participant {
                 }
             }
         }
+        try await sendInOrder(frames)
+        for frame in opened { await deliver(frame) }
     }
 
     /// A frame sealed by a key-schedule transition, waiting to be sent.
