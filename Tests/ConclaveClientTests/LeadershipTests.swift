@@ -39,12 +39,17 @@ import ConclaveRelay
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
-            try await Task.sleep(for: .milliseconds(400))
+            try await eventually("everyone on the same roster") {
+                let h = await host.securityCode, a = await alice.securityCode, b = await bob.securityCode
+                return h != nil && h == a && a == b
+            }
 
-            // Private chat: sealed for alice alone.
+            // Private chat: sealed for alice alone. Bob's copy of the room's chat afterwards
+            // shows that anything sent before it reached him already (one ordered path).
             try await host.say("for alice only", to: await alice.index)
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(await alice.chatLog.contains { $0.text == "for alice only" && $0.isPrivate })
+            try await eventually("alice's private message") { await alice.chatLog.contains { $0.text == "for alice only" && $0.isPrivate } }
+            try await host.say("for everyone")
+            try await eventually("bob's copy of the room's chat") { await bob.chatLog.contains { $0.text == "for everyone" } }
             #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
 
             await hostRun.value // the host leaves cleanly at 3 s and hands the keys over
