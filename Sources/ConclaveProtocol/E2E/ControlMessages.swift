@@ -217,13 +217,8 @@ public struct SignedRoster: Sendable, Hashable {
                            chainPrevious: [UInt8], entries: [Entry]) -> [UInt8] {
         var w = ByteWriter(capacity: encodedLength(entries: entries))
         w.writeUInt8(type)
-        w.writeUInt8(version)
-        roomID.write(to: &w)
-        w.writeUInt64(epoch)
-        w.writeUInt32(rosterVersion)
-        w.writeUInt8(epochChange.rawValue)
-        w.writeUInt16(successor)
-        w.writeBytes(chainPrevious)
+        Header(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+               chainPrevious: chainPrevious).write(to: &w)
         w.writeUInt16(UInt16(entries.count))
         for e in entries { write(e, to: &w) }
         return w.bytes
@@ -238,6 +233,42 @@ public struct SignedRoster: Sendable, Hashable {
         w.writeUInt8(e.flags)
         w.writeUInt8(UInt8(e.displayName.utf8.count))
         w.writeBytes(e.displayName.utf8)
+    }
+
+    /// The fields `ROSTER` and `ROSTER_DELTA` share after their type byte (3.6):
+    /// `u8 version = 2 || room_id (16) || u64 epoch || u32 roster_version || u8 epoch_change
+    /// || u16 successor || chain_prev (32)`.
+    struct Header {
+        var roomID: RoomID
+        var epoch: UInt64
+        var rosterVersion: UInt32
+        var epochChange: EpochChange
+        var successor: UInt16
+        var chainPrevious: [UInt8]
+
+        func write(to w: inout ByteWriter) {
+            w.writeUInt8(SignedRoster.version)
+            roomID.write(to: &w)
+            w.writeUInt64(epoch)
+            w.writeUInt32(rosterVersion)
+            w.writeUInt8(epochChange.rawValue)
+            w.writeUInt16(successor)
+            w.writeBytes(chainPrevious)
+        }
+
+        static func read(_ reader: inout ByteReader) throws -> Header {
+            let version = try reader.readUInt8("version")
+            guard version == SignedRoster.version else { throw E2EControlError.malformed("version \(version)") }
+            let room = try RoomID(from: &reader)
+            let epoch = try reader.readUInt64("epoch")
+            let rosterVersion = try reader.readUInt32("roster_version")
+            let rawChange = try reader.readUInt8("epoch_change")
+            guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
+            let successor = try reader.readUInt16("successor")
+            let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
+            return Header(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change, successor: successor,
+                          chainPrevious: chainPrevious)
+        }
     }
 
     /// Reads one entry whose index must exceed `previous` (strictly increasing order).
@@ -295,15 +326,8 @@ public struct SignedRoster: Sendable, Hashable {
         let totalLength = whole.count
         guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
         do {
-            let version = try reader.readUInt8("version")
-            guard version == Self.version else { throw E2EControlError.malformed("version \(version)") }
-            let room = try RoomID(from: &reader)
-            let epoch = try reader.readUInt64("epoch")
-            let rosterVersion = try reader.readUInt32("roster_version")
-            let rawChange = try reader.readUInt8("epoch_change")
-            guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
-            let successor = try reader.readUInt16("successor")
-            let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
+            let h = try Header.read(&reader)
+            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious)
             let count = Int(try reader.readUInt16("count"))
             guard count >= 1, count <= maximumMembers else { throw E2EControlError.malformed("count \(count)") }
             // Each entry needs at least 85 bytes, and the signature 64 more: checked before

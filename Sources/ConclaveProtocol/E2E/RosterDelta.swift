@@ -24,7 +24,8 @@ import ConclaveCrypto
 /// every rule of a `ROSTER` (3.6) and have the roster hash `roster_hash`.
 public struct RosterDelta: Sendable, Hashable {
     public static let type: UInt8 = 0x07
-    public static let version: UInt8 = 0x02
+    /// The roster version: `ROSTER_DELTA` shares `ROSTER`'s header (3.6).
+    public static let version: UInt8 = SignedRoster.version
     /// Bytes of a delta that removes and changes nothing (233): 165 before the lists, 4 of list
     /// counts, 64 of signature.
     public static let fixedLength = 1 + 1 + 16 + 8 + 4 + 1 + 2 + 32 + 4 + 32 + 32 + 32 + 2 + 2 + 64
@@ -107,13 +108,8 @@ public struct RosterDelta: Sendable, Hashable {
                            removed: [UInt16], changed: [SignedRoster.Entry], capacity: Int) -> [UInt8] {
         var w = ByteWriter(capacity: capacity)
         w.writeUInt8(type)
-        w.writeUInt8(version)
-        roomID.write(to: &w)
-        w.writeUInt64(epoch)
-        w.writeUInt32(rosterVersion)
-        w.writeUInt8(epochChange.rawValue)
-        w.writeUInt16(successor)
-        w.writeBytes(chainPrevious)
+        SignedRoster.Header(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+                            chainPrevious: chainPrevious).write(to: &w)
         w.writeUInt32(baseVersion)
         w.writeBytes(baseHash)
         w.writeBytes(rosterHash)
@@ -190,15 +186,8 @@ public struct RosterDelta: Sendable, Hashable {
         let totalLength = whole.count
         guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
         do {
-            let version = try reader.readUInt8("version")
-            guard version == Self.version else { throw E2EControlError.malformed("version \(version)") }
-            let room = try RoomID(from: &reader)
-            let epoch = try reader.readUInt64("epoch")
-            let rosterVersion = try reader.readUInt32("roster_version")
-            let rawChange = try reader.readUInt8("epoch_change")
-            guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
-            let successor = try reader.readUInt16("successor")
-            let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
+            let h = try SignedRoster.Header.read(&reader)
+            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious)
             let baseVersion = try reader.readUInt32("base_version")
             guard baseVersion < rosterVersion else { throw E2EControlError.malformed("base_version \(baseVersion) not below \(rosterVersion)") }
             let baseHash = try reader.readBytes(count: 32, field: "base_hash")
