@@ -40,6 +40,7 @@ final class E2EPeer {
     @discardableResult
     func receive(header: FrameHeader, payload: [UInt8], now: UInt64) -> ReceiveResult {
         let (result, outputs) = session.receive(header: header, payload: payload, now: now)
+        if case let .opened(frame) = result, frame.header.kind != .control { received.append(frame) }
         record(outputs)
         return result
     }

@@ -880,8 +880,8 @@ public actor Participant {
         default: break
         }
         switch result {
-        case .opened:
-            try? await handle(outputs)
+        case .opened(let frame):
+            if frame.header.kind == .control { try? await handle(outputs) } else { await deliver(frame) }
         case .buffered:
             break
         case .dropped(let reason):

@@ -94,11 +94,13 @@ public struct E2ESession: Sendable {
 
     // MARK: Receiving
 
-    /// A `FRAME` of kind 1–4: opens it; a control frame while following goes to the key
-    /// schedule. Returns the ring's verdict and what followed.
+    /// A `FRAME` of kind 1–4: opens it; a control frame goes to the key schedule (while
+    /// leading: out as `.opened`). Returns the ring's verdict and what followed. A media or
+    /// chat frame that opened is in the result only, with no outputs: the per-frame path
+    /// allocates nothing more.
     public mutating func receive(header: FrameHeader, payload: [UInt8], now: UInt64) -> (result: ReceiveResult, outputs: [Output]) {
         let result = ring.open(header: header, payload: payload, now: now)
-        guard case let .opened(frame) = result else { return (result, []) }
+        guard case let .opened(frame) = result, frame.header.kind == .control else { return (result, []) }
         return (result, handleOpened(frame, now: now))
     }
 
