@@ -1014,15 +1014,9 @@ public actor Participant {
 
     // MARK: - Key schedule actions
 
-    /// Seals a control message for `recipient` under the newest epoch: in ``ControlPart``s
-    /// when it is longer than one control frame carries (a `ROSTER` of a large room, 3.6).
-    func sealControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) throws -> [OutgoingFrame] {
-        try e2e.sealControlFrames(plaintext, to: recipient, now: now)
-    }
-
     /// Seals and sends a control message (in parts when long), after the frames queued before it.
     func sendControl(_ plaintext: [UInt8], to recipient: ParticipantIndex) async throws {
-        try await sendInOrder(try sealControl(plaintext, to: recipient))
+        try await sendInOrder(try e2e.sealControlFrames(plaintext, to: recipient, now: now))
     }
 
     /// Carries out a leader transition. Everything that depends on key state — sealing each
