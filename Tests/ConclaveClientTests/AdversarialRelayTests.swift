@@ -173,9 +173,11 @@ final class SentFrames: Sendable {
             let a = await m.alice.index
             // A second session of the same identity at the same index, as a lying relay would seat it.
             let log = EventLog()
-            let again = try Participant(connection: await m.alice.connection, identity: identity, roomID: m.invite.roomID, index: a, admitted: false,
+            let session = ParticipantSession(roomID: m.invite.roomID, index: a, identity: identity, invite: m.invite,
+                                             joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength), // a new join, a new knock
+                                             configuration: .init(displayName: "alice"))
+            let again = try Participant(connection: await m.alice.connection, session: session,
                                         options: ParticipantOptions(displayName: "alice", identity: identity), output: log.output)
-            await again.setInvite(m.invite, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength)) // a new join, a new knock
             let hostEntry = RosterEntry(index: ParticipantIndex(await m.host.index), identity: m.invite.hostIdentity.wireIdentity, role: .host, state: [])
             let aliceEntry = RosterEntry(index: ParticipantIndex(a), identity: identity.publicIdentity.wireIdentity, role: .participant, state: [.muted])
             await again.handle(.admitted(AdmittedMessage(index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
