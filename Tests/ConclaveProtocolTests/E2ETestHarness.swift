@@ -22,6 +22,8 @@ final class E2EPeer {
     var firstEpoch: UInt64?
     /// Senders a verified `ROSTER` removed (their later frames are dropped).
     var revokedSenders = Set<UInt16>()
+    /// The members of the last full install.
+    var lastTable: Set<UInt16>?
     /// Every epoch secret this peer installed (for tests that recompute its keys).
     var epochSecrets: [UInt64: SecretKey] = [:]
 
@@ -70,6 +72,14 @@ final class E2EPeer {
             case let .installed(install):
                 if firstEpoch == nil { firstEpoch = install.epoch }
                 epochSecrets[install.epoch] = install.secret
+                // A full install drops whoever its table no longer lists (3.3): the
+                // leader's own removals take effect here.
+                if install.mode == .full {
+                    let now = Set(install.table.members.map(\.index))
+                    if let last = lastTable { revokedSenders.formUnion(last.subtracting(now)) }
+                    revokedSenders.subtract(now)
+                    lastTable = now
+                }
             case .send: break
             }
         }

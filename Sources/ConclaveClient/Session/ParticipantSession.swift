@@ -119,6 +119,9 @@ public struct ParticipantSession: Sendable {
     public private(set) var staleReported = false
     /// Co-host: identities the relay reported in KNOCKs, to check the leader's notices against.
     var relayKnocks: [UInt16: PublicIdentity] = [:]
+    /// Member: the successor the relay named host while the leader was not known to be
+    /// gone; a later heartbeat from the leader makes that a reported disagreement.
+    var relayClaimedHost: UInt16?
     /// Relay request ids.
     var nextRequest: UInt16 = 0
     /// The first epoch this client held, and frames sealed under older ones.
@@ -358,6 +361,10 @@ public struct ParticipantSession: Sendable {
             } else if leader == nil, role == .host, var m = member {
                 let actions = m.relayReportedHost(i.rawValue)
                 member = m
+                // The successor is what the relay's own rule names when the leader leaves,
+                // so it is not reported yet; the leader's next signed heartbeat shows
+                // whether the leader is in fact gone.
+                relayClaimedHost = actions.isEmpty && i.rawValue != m.leaderIndex ? i.rawValue : nil
                 out += absorb(e2e.apply(actions, now: now), now: now)
             } else if leader == nil, i.rawValue == index, role == .host {
                 out.append(.event(.alert(.relayRoleMismatch, "the relay says this participant is host, without an end-to-end handover")))
@@ -868,6 +875,7 @@ public struct ParticipantSession: Sendable {
             return []
         case .leaderChanged(let i, _, let handover):
             lastLeaderSignOfLife = now
+            relayClaimedHost = nil
             leaderSilentReported = false
             staleReported = false
             behindSince = nil
@@ -885,6 +893,11 @@ public struct ParticipantSession: Sendable {
         case .heartbeat(let epoch, let version):
             lastLeaderSignOfLife = now
             leaderSilentReported = false
+            var out: [Action] = []
+            if let claimed = relayClaimedHost, let m = member, claimed != m.leaderIndex {
+                relayClaimedHost = nil
+                out.append(.event(.alert(.relayRoleMismatch, "the relay says #\(claimed) hosts, but the leader #\(m.leaderIndex) signed a heartbeat since")))
+            }
             // Behind the leader (an epoch or roster it announced that we do not hold):
             // tolerated for the silence timeout, then an alert and no sending (3.6).
             announcedEpoch = max(announcedEpoch, epoch)
@@ -895,7 +908,7 @@ public struct ParticipantSession: Sendable {
                 behindSince = nil
                 staleReported = false
             }
-            return []
+            return out
         case .historyDiffers(let version):
             return [.event(.alert(.historyDiffers, "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes"))]
         case .heldMessageRejected(let reason):

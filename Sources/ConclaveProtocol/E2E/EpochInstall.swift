@@ -40,7 +40,9 @@ public struct EpochInstall: Sendable {
         switch mode {
         case .full:
             let released = receiver.install(epoch: epoch, secret: secret, table: table, now: now)
-            sender.install(epoch: epoch, secret: secret, now: now)
+            // An epoch that removes someone is used at once: the removed member holds the
+            // old one (3.3). Other epochs wait 250 ms for receivers' key packages.
+            sender.install(epoch: epoch, secret: secret, now: now, immediately: sender.removesPeers(table))
             sender.setPeers(table)
             return released
         case .provisional:

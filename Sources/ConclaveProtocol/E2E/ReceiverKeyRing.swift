@@ -213,8 +213,13 @@ public struct ReceiverKeyRing: Sendable {
         precondition(epoch >= 1 && epoch <= EpochKeys.maximumEpoch, "epoch out of range")
         precondition(secret.count == 32, "epoch secrets are 32 bytes")
         advance(to: now)
-        if let old = current {
+        if var old = current {
             precondition(epoch > old.epoch, "epochs only move forward")
+            // A member the new epoch's verified table no longer lists was removed: its
+            // frames stop opening now, under the old epoch's grace too (3.6 "Removal is
+            // immediate"). Members got this already from the removal roster; the leader,
+            // whose own decision it is, gets it here.
+            if !provisional { old.members.revokeAbsent(from: table) }
             previous = old // the older previous, if any, is released (wiped) here
             previousDeadline = now &+ Self.previousEpochRetention
         }

@@ -92,20 +92,31 @@ public struct SenderKeyState: Sendable {
 
     /// Installs `epoch` (newer than every installed one): at once if none is installed,
     /// otherwise `switchDelay` ms after `now`. Derives our own key only; the secret is not kept.
-    public mutating func install(epoch: UInt64, secret: SecretKey, now: UInt64) {
+    ///
+    /// With `immediately` (an epoch whose verified roster removed members, 3.3) the switch
+    /// happens at once: a removed member holds the old epoch, so nothing more is sealed
+    /// under it.
+    public mutating func install(epoch: UInt64, secret: SecretKey, now: UInt64, immediately: Bool = false) {
         precondition(epoch > (newestEpoch ?? 0) && epoch <= EpochKeys.maximumEpoch, "sending epochs only move forward")
         let key: SFrameKey
         do { key = try EpochKeys.senderFrameKey(epochSecret: secret, roomID: roomID, epoch: epoch, sender: me) } catch {
             preconditionFailure("HKDF with fixed lengths cannot fail")
         }
         let fresh = SendingKey(epoch: epoch, key: key)
-        if active == nil {
+        if active == nil || immediately {
             active = fresh
+            pending = nil
             return
         }
         if let p = pending { active = p } // complete the earlier switch now
         pending = fresh
         switchAt = now &+ Self.switchDelay
+    }
+
+    /// Whether `table` (a new epoch's verified members) leaves out a peer of the roster
+    /// this state holds: the epoch removes someone, and the switch must not wait (3.3).
+    public func removesPeers(_ table: MemberTable) -> Bool {
+        peers.members.contains { !table.contains($0.index) }
     }
 
     /// The peers of the latest verified roster, for private chat keys (2.7).
