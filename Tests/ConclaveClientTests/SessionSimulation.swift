@@ -34,6 +34,8 @@ final class SimulatedMeeting {
     let invite: Invite
     let hostIdentity: PrivateIdentity
     let hostIndex: UInt16 = 1
+    /// Who the relay treats as host (knocks go there; `transfer_host` moves it).
+    var relayHost: UInt16 = 1
     var now: UInt64 = 0
     var clients: [UInt16: Client] = [:]
     /// Sessions of identities the attacker holds, each hearing every frame.
@@ -80,7 +82,8 @@ final class SimulatedMeeting {
     /// A joiner knocks with a knock sealed under the invite; the relay seats it and
     /// forwards the knock to the host. Returns its index.
     @discardableResult
-    func join(_ name: String, identity: PrivateIdentity = .generate()) throws -> UInt16 {
+    func join(_ name: String, identity: PrivateIdentity = .generate(), invite given: Invite? = nil) throws -> UInt16 {
+        let invite = given ?? self.invite
         let (knock, nonce) = try Knock.seal(roomID: roomID, displayName: name, joiner: identity,
                                             host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let i = nextIndex
@@ -88,7 +91,7 @@ final class SimulatedMeeting {
         clients[i] = Client(session: ParticipantSession(roomID: roomID, index: i, identity: identity, invite: invite, joinNonce: nonce,
                                                         configuration: .init(displayName: name)))
         knocks.append((i, identity.publicIdentity, knock))
-        send(.knock(KnockMessage(index: ParticipantIndex(i), identity: identity.publicIdentity.wireIdentity, knock: knock)), to: hostIndex)
+        send(.knock(KnockMessage(index: ParticipantIndex(i), identity: identity.publicIdentity.wireIdentity, knock: knock)), to: relayHost)
         pump()
         return i
     }
@@ -97,7 +100,7 @@ final class SimulatedMeeting {
     var relayRoster: [RosterEntry] {
         clients.filter { $0.value.admitted && $0.value.connected }.sorted { $0.key < $1.key }.map {
             RosterEntry(index: ParticipantIndex($0.key), identity: $0.value.session.identity.publicIdentity.wireIdentity,
-                        role: $0.key == hostIndex ? .host : .participant, state: $0.key == hostIndex ? [] : [.muted])
+                        role: $0.key == relayHost ? .host : .participant, state: $0.key == hostIndex ? [] : [.muted])
         }
     }
 
@@ -115,6 +118,11 @@ final class SimulatedMeeting {
             guard !keptConnected.contains(i.rawValue) else { return } // the relay suppresses it
             clients[i.rawValue]?.connected = false
             broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .removed(i))), except: i.rawValue)
+        case .transferHost(let i):
+            guard sender == relayHost, clients[i.rawValue]?.admitted == true else { return }
+            relayHost = i.rawValue
+            broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .roleChanged(ParticipantIndex(sender), role: .participant))), except: 0)
+            broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .roleChanged(i, role: .host))), except: 0)
         case .leave:
             clients[sender]?.connected = false
             broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .left(ParticipantIndex(sender), reason: .left))), except: sender)

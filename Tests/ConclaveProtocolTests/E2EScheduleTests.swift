@@ -285,7 +285,16 @@ import ConclaveCrypto
         rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: noHost), .leaderEntryMismatch)
         var hostIsBob = entries; hostIsBob[0].role = .participant; hostIsBob[2].role = .host
         rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: hostIsBob), .leaderEntryMismatch)
-        rejects(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret, entries: entries.filter { $0.index != 2 }), .selfMissing)
+        // A verified roster without this member is its removal, end to end (3.6): reported,
+        // and nothing more is accepted (on a copy; the checks below go on with `m`).
+        var removedCopy = m
+        let removal = try removedCopy.receiveControl(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret,
+                                                                entries: entries.filter { $0.index != 2 }), from: 1)
+        guard case .removedFromRoster(v + 1)? = removal.first, removal.count == 1 else {
+            Issue.record("a roster without this member: \(removal)"); return
+        }
+        #expect(removedCopy.removed && removedCopy.epoch == epoch)
+        #expect(throws: E2EError.keyRejected(.selfMissing)) { try removedCopy.receiveControl(try roster(epoch: epoch, version: v + 2, change: .none), from: 1) }
         var otherMe = entries; otherMe[1].identity = PrivateIdentity.generate().publicIdentity
         rejects(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret, entries: otherMe), .selfMissing)
         rejects(try roster(epoch: epoch, version: v + 1, change: .none, entries: entries.filter { $0.index != 3 }), .rosterHashMismatch)

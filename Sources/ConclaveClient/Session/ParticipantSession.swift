@@ -122,6 +122,8 @@ public struct ParticipantSession: Sendable {
     /// Member: the successor the relay named host while the leader was not known to be
     /// gone; a later heartbeat from the leader makes that a reported disagreement.
     var relayClaimedHost: UInt16?
+    /// The leader's verified roster removed this member (whatever the relay says).
+    public private(set) var removedEndToEnd = false
     /// Relay request ids.
     var nextRequest: UInt16 = 0
     /// The first epoch this client held, and frames sealed under older ones.
@@ -199,7 +201,7 @@ public struct ParticipantSession: Sendable {
     }
 
     /// Whether a frame sealed now would go out under an epoch.
-    public func canSeal(now: UInt64) -> Bool { hasKeys && e2e.sender.sendingEpoch(at: now) != nil }
+    public func canSeal(now: UInt64) -> Bool { hasKeys && !removedEndToEnd && e2e.sender.sendingEpoch(at: now) != nil }
 
     /// Audio may go out: admitted, keyed, unmuted at the relay, and not cut off from a live
     /// leader (3.6: a member that is stale or lost its leader stops sending).
@@ -299,8 +301,10 @@ public struct ParticipantSession: Sendable {
         do {
             opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity, inviteSecret: inviteSecret)
         } catch {
+            let hint = (error as? KeyScheduleError) == .sealOpenFailed
+                ? " (not sealed to this leader's key: an invite from before the keys moved, or a forgery)" : ""
             return [.event(.keyRejected("knock: \(error)")),
-                    .event(.alert(.knockRejected, "a knock for #\(i) [\(fingerprint)] did not verify: \(error)"))]
+                    .event(.alert(.knockRejected, "a knock for #\(i) [\(fingerprint)] did not verify: \(error)\(hint)"))]
         }
         guard !seenKnockNonces.contains(opened.joinNonce) else {
             return [.event(.alert(.knockReplayed, "the relay replayed a knock from \(fingerprint) as #\(i)"))]
@@ -727,10 +731,18 @@ public struct ParticipantSession: Sendable {
             leader = l
             member = nil
             admissionOrder = l.admissionOrder
+            var out: [Action] = [.event(.leader(index, handover: handover))]
+            // Knocks are sealed to the key the invite names: from now on, this client's.
+            if let old = invite {
+                let fresh = Invite(secure: old.secure, host: old.host, port: old.port, roomID: roomID,
+                                   hostIdentity: identity.publicIdentity, secret: old.secret, password: old.password)
+                invite = fresh
+                out.append(.event(.invite(fresh.text)))
+            }
             leaderSilentReported = false
             staleReported = false
             behindSince = nil
-            return [.event(.leader(index, handover: handover))] + (try perform(actions, now: now))
+            return out + (try perform(actions, now: now))
         } catch {
             return [.event(.failure("taking over the keys failed: \(error)"))]
         }
@@ -913,6 +925,11 @@ public struct ParticipantSession: Sendable {
             return [.event(.alert(.historyDiffers, "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes"))]
         case .heldMessageRejected(let reason):
             return [.event(.keyRejected("\(reason)"))]
+        case .removedFromRoster(let version):
+            removedEndToEnd = true
+            return [.event(.removed(rosterVersion: version)), .end]
+        case .successorClaimsKeys(let s):
+            return [.event(.alert(.historyDiffers, "#\(s), the signed roster's successor, acts as leader while the leader #\(member?.leaderIndex ?? 0) still signs heartbeats: the room is split; compare security codes"))]
         case .knockNotice(let i, let id, let name):
             guard relayKnocks[i] == id else {
                 return [.event(.keyRejected("knock notice for #\(i) names an identity the relay did not report"))]

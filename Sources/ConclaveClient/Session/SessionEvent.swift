@@ -57,6 +57,10 @@ public enum SessionEvent: Sendable, Equatable {
     /// Key leadership moved to the member named (this client when it is `me`).
     case leader(UInt16, handover: Bool)
     case unknownParticipant(UInt16)
+    /// The leader's signed roster removed this client (end to end; the relay may not say so).
+    case removed(rosterVersion: UInt32)
+    /// A new invite: this client now holds the keys, so knocks must be sealed to it.
+    case invite(String)
     case failure(String)
 
     /// The event's name, JSON fields and human line (`me` is this client's index).
@@ -104,6 +108,11 @@ public enum SessionEvent: Sendable, Equatable {
                     i == me ? "you now hold the room's keys" : "#\(i) now holds the keys")
         case let .unknownParticipant(i):
             return ("error", [("code", .string("unknown_participant")), ("message", .string("no such participant #\(i)"))], "no such participant #\(i)")
+        case let .removed(version):
+            return ("removed", [("roster_version", .int(Int(version)))],
+                    "the leader removed you from the signed roster (version \(version)); leaving")
+        case let .invite(text):
+            return ("invite", [("invite", .string(text))], "invite (knocks now go to you): \(text)")
         case let .failure(message):
             return ("error", [("code", .string("internal")), ("message", .string(message))], message)
         }

@@ -84,6 +84,13 @@ public enum MemberAction: Sendable {
     case heartbeat(epoch: UInt64, rosterVersion: UInt32)
     /// The leader's signed notice of a knock (co-hosts only; 3.6 KNOCK_NOTICE).
     case knockNotice(index: UInt16, identity: PublicIdentity, displayName: String)
+    /// A verified `ROSTER` (or delta) from the leader no longer lists this member: the
+    /// leader removed it, end to end, whatever the relay says. The member stops (3.6).
+    case removedFromRoster(rosterVersion: UInt32)
+    /// The verified roster's successor sent leader messages (held, 3.6) and then the
+    /// current leader's verified `HEARTBEAT` arrived: both claim the keys, so the room is
+    /// split. The client MUST raise an alert.
+    case successorClaimsKeys(successor: UInt16)
 }
 
 /// What the leader's client sends and installs, in the order listed (3.2).

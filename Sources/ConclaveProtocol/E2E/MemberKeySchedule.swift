@@ -29,6 +29,10 @@ public struct MemberKeySchedule: Sendable {
     /// Messages from the roster's successor while the leader is current (oldest dropped
     /// first): replayed if leadership moves to it.
     private var held: [(sender: UInt16, message: Held)] = []
+    /// A verified roster removed this member: nothing more is accepted.
+    public private(set) var removed = false
+    /// The split (the successor acting as leader while the leader is alive) was reported.
+    private var splitReported = false
     /// This member's own join nonce (4.2): its key packages and roster entry must carry it.
     public let joinNonce: [UInt8]
     /// Every index → identity seen in a verified roster: an index never changes hands (3.6).
@@ -136,6 +140,7 @@ public struct MemberKeySchedule: Sendable {
 
     /// A key package (the payload of a `FRAME` of kind 5 from `sender`), section 3.4 checks 1–12.
     public mutating func receiveKeyPackage(_ payload: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        guard !removed else { throw .keyRejected(.selfMissing) }
         if payload.first == KeyWrap.format { return try receiveKeyWrap(payload, from: sender) }
         if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
             // Held only if the successor signed it: forged packages cannot push the real
@@ -184,6 +189,7 @@ public struct MemberKeySchedule: Sendable {
     /// A control plaintext (kind 4, opened by the ring) from `sender`. Reserved types are
     /// ignored (no action); `ROSTER` and `HANDOVER` are checked as in section 3.6.
     public mutating func receiveControl(_ plaintext: [UInt8], from sender: UInt16) throws(E2EError) -> [MemberAction] {
+        guard !removed else { throw .keyRejected(.selfMissing) }
         if sender != leaderIndex, let s = roster?.successor, s == sender, s != 0 {
             hold(sender, .control(plaintext))
             return []
@@ -223,6 +229,12 @@ public struct MemberKeySchedule: Sendable {
             guard b.sequence > lastHeartbeatSequence else { throw .keyRejected(.staleHeartbeat(last: lastHeartbeatSequence, received: b.sequence)) }
             lastHeartbeatSequence = b.sequence
             var actions: [MemberAction] = [.heartbeat(epoch: b.epoch, rosterVersion: b.rosterVersion)]
+            // The successor's messages are held only when it acts as leader; the leader
+            // signing a heartbeat after that means two leaders: a split room.
+            if !splitReported, let s = held.first(where: { $0.sender != leaderIndex })?.sender {
+                splitReported = true
+                actions.append(.successorClaimsKeys(successor: s))
+            }
             // A roster made from a ROSTER_DELTA carries the delta's signed roster hash:
             // recomputed here, at most once per roster and off the rekey's path (3.6).
             if var r = roster, !r.hashVerified, !rosterUntrusted {
@@ -439,8 +451,14 @@ public struct MemberKeySchedule: Sendable {
         guard hostCount == 1, let host = r.entry(for: sender), host.role == .host, host.identity.signingKey == leaderKey else {
             throw .keyRejected(.leaderEntryMismatch)
         }
-        // 6: ourselves, with our identity and join nonce.
-        guard let mine = r.entry(for: me), mine.identity == identity.publicIdentity, mine.joinNonce == joinNonce else {
+        // 6: ourselves, with our identity and join nonce. A verified, newer roster without
+        // us, once we were in one, is the leader removing us (the relay cannot make one).
+        guard let mine = r.entry(for: me) else {
+            guard let held = roster, !awaitingRoster, held.entry(for: me) != nil else { throw .keyRejected(.selfMissing) }
+            removed = true
+            return [.removedFromRoster(rosterVersion: r.rosterVersion)]
+        }
+        guard mine.identity == identity.publicIdentity, mine.joinNonce == joinNonce else {
             throw .keyRejected(.selfMissing)
         }
         // An index never changes hands within a room.
