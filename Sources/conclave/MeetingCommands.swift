@@ -139,9 +139,9 @@ struct HostCommand: AsyncParsableCommand {
         do {
             participant = try await Participant.host(relay: endpoint, password: pw, settings: settings, options: options, output: output)
         } catch let error as SessionError {
-            throw CLIError(error.description)
+            throw refusal(error, output: output, json: meeting.json)
         }
-        await runMeeting(participant, duration: meeting.duration, output: output)
+        try await runMeeting(participant, duration: meeting.duration, output: output, json: meeting.json)
     }
 
     /// 20 characters of base64url: about 120 bits.
@@ -171,14 +171,23 @@ struct JoinCommand: AsyncParsableCommand {
         do {
             participant = try await Participant.join(invite: parsed, options: try meeting.participantOptions(), output: output)
         } catch let error as SessionError {
-            throw CLIError(error.description)
+            throw refusal(error, output: output, json: meeting.json)
         }
-        await runMeeting(participant, duration: meeting.duration, output: output)
+        try await runMeeting(participant, duration: meeting.duration, output: output, json: meeting.json)
     }
 }
 
-/// Runs the session, feeding it lines from standard input.
-func runMeeting(_ participant: Participant, duration: Double?, output: EventOutput) async {
+/// A session that could not start: in `--json` mode an `error` event on standard output
+/// too, then one line on standard error and a non-zero exit.
+func refusal(_ error: SessionError, output: EventOutput, json: Bool) -> CLIError {
+    if json { output.emit("error", [("code", .string(error.code.name)), ("message", .string(error.description))], human: error.description) }
+    return CLIError(error.description)
+}
+
+/// Runs the session, feeding it lines from standard input. A session ended by a refusal
+/// (denied, banned, removed, ...) rather than by the host ending the meeting or the
+/// duration exits non-zero, with an `error` event in `--json` mode.
+func runMeeting(_ participant: Participant, duration: Double?, output: EventOutput, json: Bool) async throws {
     let lines = AsyncStream<String> { continuation in
         let thread = Thread {
             while let line = readLine() { continuation.yield(line) }
@@ -198,4 +207,7 @@ func runMeeting(_ participant: Participant, duration: Double?, output: EventOutp
     }
     await participant.run(for: .milliseconds(Int64((duration ?? 86_400) * 1000)))
     console.cancel()
+    if let code = await participant.endedBy, code != .ended {
+        throw refusal(.refused(code, code.meaning), output: output, json: json)
+    }
 }

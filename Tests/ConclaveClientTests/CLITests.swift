@@ -9,7 +9,9 @@ final class CLIProcess: @unchecked Sendable {
     // @unchecked: `process` and `stdin` are set in init and only read afterwards; output goes through `raw`.
     let process: Process
     let stdin: Pipe
+    /// Standard output (JSON lines in `--json` mode), and standard error apart.
     let raw = Mutex<String>("")
+    let errors = Mutex<String>("")
 
     init(_ arguments: [String]) throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave").path
@@ -18,15 +20,21 @@ final class CLIProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         stdin = Pipe()
-        let stdout = Pipe()
+        let stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout
-        process.standardError = stdout
+        process.standardError = stderr
         stdout.fileHandleForReading.readabilityHandler = { [self] handle in
             let data = handle.availableData
             guard !data.isEmpty else { return }
             let text = String(decoding: data, as: UTF8.self)
             self.raw.withLock { $0 += text }
+        }
+        stderr.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { return }
+            let text = String(decoding: data, as: UTF8.self)
+            self.errors.withLock { $0 += text }
         }
         try process.run()
     }
@@ -50,7 +58,7 @@ final class CLIProcess: @unchecked Sendable {
             if let e = events(name).first(where: predicate) { return e }
             try await Task.sleep(for: .milliseconds(25))
         }
-        Issue.record("no \(name) event; output so far:\n\(raw.withLock { $0 }.suffix(2000))")
+        Issue.record("no \(name) event; output so far:\n\(raw.withLock { $0 }.suffix(2000))\nstandard error:\n\(errors.withLock { $0 }.suffix(1000))")
         throw CancellationError()
     }
 
@@ -105,7 +113,21 @@ final class CLIProcess: @unchecked Sendable {
             let late = try CLIProcess(["join", invite, "--name", "Late", "--json", "--duration", "5"])
             late.process.waitUntilExit()
             #expect(late.process.terminationStatus != 0)
-            #expect(late.raw.withLock { $0 }.contains("room_locked"), "late joiner output: \(late.raw.withLock { $0 })")
+            #expect(late.errors.withLock { $0 }.contains("room_locked"), "late joiner's standard error: \(late.errors.withLock { $0 })")
+            // In --json mode the refusal is an `error` event on standard output too (issue 10, defect 10).
+            #expect(late.events("error").contains { $0["code"] as? String == "room_locked" }, "late joiner's output: \(late.raw.withLock { $0 })")
+
+            // Denied from the waiting room: an `error` event and a non-zero exit.
+            host.send("/unlock")
+            try await host.wait("unlocked")
+            let denied = try CLIProcess(["join", invite, "--name", "Den", "--json", "--duration", "10"])
+            defer { denied.stop() }
+            try await denied.wait("waiting")
+            let knock2 = try await host.wait("knock") { $0["name"] as? String == "Den" }
+            host.send("/deny \(knock2["participant"] as! Int)")
+            try await denied.wait("error") { $0["code"] as? String == "denied" }
+            denied.process.waitUntilExit()
+            #expect(denied.process.terminationStatus != 0)
         }
     }
 }

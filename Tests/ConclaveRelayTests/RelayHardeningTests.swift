@@ -47,6 +47,11 @@ import ConclaveProtocol
             BadInput(name: "COMMAND value on an op without one", stage: .inRoom, bytes: [0x02, 0x04, 0x03, 0, 1, 0, 0, 0, 0, 0, 9], expected: .malformed),
             BadInput(name: "PING truncated", stage: .afterHello, bytes: [0x02, 0x05, 0, 0, 0], expected: .malformed),
             BadInput(name: "FRAME before joining", stage: .afterHello, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .unexpectedMessage),
+            // Decoded before the state check, like every other message (issue 10, defect 7).
+            BadInput(name: "FRAME before joining, version 7", stage: .afterHello, bytes: [0x07, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .unsupportedVersion),
+            BadInput(name: "FRAME before joining, truncated header", stage: .afterHello, bytes: [0x02, 0x30, 0x03, 0x00], expected: .malformed),
+            BadInput(name: "FRAME before joining, unknown kind", stage: .fresh, bytes: [0x02, 0x30, 0x09, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
+            BadInput(name: "FRAME before joining, audio over its limit", stage: .afterHello, bytes: [0x02, 0x30, 0x01, 0x00, 0x00, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 1_501), expected: .tooLarge),
             BadInput(name: "FRAME truncated header", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x00, 0x00], expected: .malformed),
             BadInput(name: "FRAME empty payload", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF], expected: .malformed),
             BadInput(name: "FRAME unknown kind", stage: .inRoom, bytes: [0x02, 0x30, 0x09, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),

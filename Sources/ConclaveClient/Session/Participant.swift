@@ -528,7 +528,7 @@ public actor Participant {
     /// `--say` lines and `--share` go out once a sending epoch is active and someone else
     /// can read them.
     func flushPending(now nowMs: UInt64) async {
-        guard session.canSeal(now: nowMs), session.hasOthers else { return }
+        guard pendingShare != nil || !pendingSay.isEmpty, session.canSeal(now: nowMs), session.hasOthers else { return }
         if let path = pendingShare {
             pendingShare = nil
             do { try await share(path: path) } catch {
@@ -672,6 +672,9 @@ extension Participant {
 
     /// True until the session ended (meeting over, removed, left, connection closed).
     public var isRunning: Bool { running }
+
+    /// The fatal relay error (or end-to-end removal) that ended the session, if any.
+    public var endedBy: ErrorCode? { session.endedBy }
 }
 
 // MARK: - Inspection (tests, diagnostics)

@@ -124,6 +124,8 @@ public struct ParticipantSession: Sendable {
     var relayClaimedHost: UInt16?
     /// The leader's verified roster removed this member (whatever the relay says).
     public private(set) var removedEndToEnd = false
+    /// The fatal relay error that ended the session, if one did.
+    public private(set) var endedBy: ErrorCode?
     /// Relay request ids.
     var nextRequest: UInt16 = 0
     /// The first epoch this client held, and frames sealed under older ones.
@@ -192,7 +194,7 @@ public struct ParticipantSession: Sendable {
     }
 
     /// Members of the verified roster besides this one exist.
-    public var hasOthers: Bool { leader.map { $0.entries.count > 1 } ?? ((member?.members.count ?? 0) > 1) }
+    public var hasOthers: Bool { leader.map { $0.entries.count > 1 } ?? ((member?.roster?.entries.count ?? 0) > 1) }
 
     /// The verified roster as (index, name, role); the role is known while leading.
     public var roster: [(index: UInt16, name: String, role: String)] {
@@ -252,7 +254,10 @@ public struct ParticipantSession: Sendable {
             case .denied: out = [.event(.denied)]
             default: out = [.event(.relayError(code: e.code.name, message: e.message))]
             }
-            if e.isFatal { out.append(.end) }
+            if e.isFatal {
+                endedBy = e.code
+                out.append(.end)
+            }
             return out
         case .mediaSession(let session):
             return [.openMediaPath(session)]
@@ -927,6 +932,7 @@ public struct ParticipantSession: Sendable {
             return [.event(.keyRejected("\(reason)"))]
         case .removedFromRoster(let version):
             removedEndToEnd = true
+            if endedBy == nil { endedBy = .removed }
             return [.event(.removed(rosterVersion: version)), .end]
         case .successorClaimsKeys(let s):
             return [.event(.alert(.historyDiffers, "#\(s), the signed roster's successor, acts as leader while the leader #\(member?.leaderIndex ?? 0) still signs heartbeats: the room is split; compare security codes"))]

@@ -22,14 +22,18 @@ public struct EpochInstall: Sendable {
     public let table: MemberTable
     public var members: [RosterMember] { table.members }
     public let mode: Mode
+    /// Members of the previous epoch this one leaves out (a leave, a removal): their
+    /// frames stop opening under the previous epoch too, and sending switches at once
+    /// (3.3, 3.6). Empty for joins and rotations.
+    public let removed: Set<UInt16>
 
-    public init(epoch: UInt64, secret: SecretKey, members: [RosterMember], mode: Mode) {
-        self.init(epoch: epoch, secret: secret, table: MemberTable(members), mode: mode)
+    public init(epoch: UInt64, secret: SecretKey, members: [RosterMember], mode: Mode, removed: Set<UInt16> = []) {
+        self.init(epoch: epoch, secret: secret, table: MemberTable(members), mode: mode, removed: removed)
     }
 
     /// With a verified roster's ``SignedRoster/memberTable``: nothing is copied.
-    public init(epoch: UInt64, secret: SecretKey, table: MemberTable, mode: Mode) {
-        self.epoch = epoch; self.secret = secret; self.table = table; self.mode = mode
+    public init(epoch: UInt64, secret: SecretKey, table: MemberTable, mode: Mode, removed: Set<UInt16> = []) {
+        self.epoch = epoch; self.secret = secret; self.table = table; self.mode = mode; self.removed = removed
     }
 
     /// Applies the install to a participant's receive and send state; returns the buffered
@@ -39,10 +43,10 @@ public struct EpochInstall: Sendable {
     public func apply(receiver: inout ReceiverKeyRing, sender: inout SenderKeyState, now: UInt64) -> [ReceivedFrame] {
         switch mode {
         case .full:
-            let released = receiver.install(epoch: epoch, secret: secret, table: table, now: now)
+            let released = receiver.install(epoch: epoch, secret: secret, table: table, removing: removed, now: now)
             // An epoch that removes someone is used at once: the removed member holds the
             // old one (3.3). Other epochs wait 250 ms for receivers' key packages.
-            sender.install(epoch: epoch, secret: secret, now: now, immediately: sender.removesPeers(table))
+            sender.install(epoch: epoch, secret: secret, now: now, immediately: !removed.isEmpty)
             sender.setPeers(table)
             return released
         case .provisional:

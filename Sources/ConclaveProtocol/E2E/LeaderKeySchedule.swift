@@ -403,16 +403,15 @@ public struct LeaderKeySchedule: Sendable {
             }
             actions.append(.sendKeyPackage(recipient: e.index, payload: package.encoded))
         }
+        let kept = Set(entries.map(\.index))
+        let removed = Set(current.entries.map(\.index).filter { !kept.contains($0) })
         // Each removed member gets the signed roster without it, sealed under the epoch it
         // still holds: the relay cannot hide a removal from the member removed (3.6).
         // (A broadcast delta or ROSTER reaches it anyway: it is sealed before the install.)
         if embedded {
-            let kept = Set(entries.map(\.index))
-            for e in current.entries where e.index != me && !kept.contains(e.index) {
-                actions.append(.sendControl(recipient: e.index, plaintext: deltaBytes))
-            }
+            for r in removed.sorted() where r != me { actions.append(.sendControl(recipient: r, plaintext: deltaBytes)) }
         }
-        actions.append(.install(EpochInstall(epoch: next, secret: secret, table: MemberTable(entries: entries), mode: .full)))
+        actions.append(.install(EpochInstall(epoch: next, secret: secret, table: MemberTable(entries: entries), mode: .full, removed: removed)))
         if !newMembers.isEmpty {
             // Same roster_version as the broadcast: every member then knows the same last
             // version, which a new leader continues from (3.6).

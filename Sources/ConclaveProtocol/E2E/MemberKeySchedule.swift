@@ -52,7 +52,7 @@ public struct MemberKeySchedule: Sendable {
     public private(set) var awaitingRoster = false
     /// Verified rosters announcing a fresh epoch whose secret has not arrived, with the
     /// `ROSTER_DELTA`'s commitment to it (nil after a full `ROSTER`).
-    private var pendingFresh: [UInt64: (roster: SignedRoster, commit: [UInt8]?)] = [:]
+    private var pendingFresh: [UInt64: (roster: SignedRoster, commit: [UInt8]?, removed: Set<UInt16>)] = [:]
     /// The pairwise wrap key with the current leader (3.4.1), made when its first roster verifies.
     private var wrapKey: (leader: UInt16, key: SecretKey)?
     /// `ROSTER_DELTA`s that came inside a key wrap, authenticated by the pairwise key, whose
@@ -364,7 +364,7 @@ public struct MemberKeySchedule: Sendable {
     /// Installs a fresh epoch whose secret came in a key package or a key wrap, once it
     /// matches the verified roster that announced it (and the delta's commitment, if any).
     private mutating func installFresh(epoch next: UInt64, secret: SecretKey, rosterHash: [UInt8],
-                                       announced: (roster: SignedRoster, commit: [UInt8]?)) throws(E2EError) -> [MemberAction] {
+                                       announced: (roster: SignedRoster, commit: [UInt8]?, removed: Set<UInt16>)) throws(E2EError) -> [MemberAction] {
         guard announced.roster.rosterHash == rosterHash else { throw .keyRejected(.noMatchingRoster(epoch: next)) }
         if let commit = announced.commit, RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret) != commit {
             throw .keyRejected(.secretCommitMismatch(epoch: next))
@@ -373,7 +373,7 @@ public struct MemberKeySchedule: Sendable {
         epochSecret = secret
         epochRosterHash = rosterHash
         pendingFresh = pendingFresh.filter { $0.key > next }
-        return [.install(EpochInstall(epoch: next, secret: secret, table: announced.roster.memberTable, mode: .full))]
+        return [.install(EpochInstall(epoch: next, secret: secret, table: announced.roster.memberTable, mode: .full, removed: announced.removed))]
     }
 
     /// Checks the signatures of the deltas that came inside key wraps (under the key of the
@@ -481,8 +481,9 @@ public struct MemberKeySchedule: Sendable {
 
         // Every check passed: record.
         var actions: [MemberAction] = []
+        var gone: Set<UInt16> = []
         if let previous = roster {
-            let gone = delta.map { Set($0.removed) } ?? Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
+            gone = delta.map { Set($0.removed) } ?? Set(previous.entries.map(\.index)).subtracting(r.entries.map(\.index))
             if !gone.isEmpty { actions.append(.membersRemoved(gone)) }
             // Each roster names the chain head before its membership: a gap means a roster
             // was withheld, or this member was shown another history.
@@ -502,7 +503,7 @@ public struct MemberKeySchedule: Sendable {
             epochRosterHash = hash
             actions.append(.install(EpochInstall(epoch: r.epoch, secret: next, table: r.memberTable, mode: .full)))
         case .freshSecret:
-            pendingFresh[r.epoch] = (r, commit)
+            pendingFresh[r.epoch] = (r, commit, gone)
             while pendingFresh.count > Self.pendingRosterLimit, let oldest = pendingFresh.keys.min() { pendingFresh[oldest] = nil }
         }
         lastRosterVersion = r.rosterVersion

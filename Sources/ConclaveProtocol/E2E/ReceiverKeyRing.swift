@@ -209,17 +209,17 @@ public struct ReceiverKeyRing: Sendable {
     /// ``install(epoch:secret:members:provisional:now:)`` with a roster's member table.
     @discardableResult
     public mutating func install(epoch: UInt64, secret: SecretKey, table: MemberTable, provisional: Bool = false,
-                                 now: UInt64) -> [ReceivedFrame] {
+                                 removing: Set<UInt16> = [], now: UInt64) -> [ReceivedFrame] {
         precondition(epoch >= 1 && epoch <= EpochKeys.maximumEpoch, "epoch out of range")
         precondition(secret.count == 32, "epoch secrets are 32 bytes")
         advance(to: now)
         if var old = current {
             precondition(epoch > old.epoch, "epochs only move forward")
-            // A member the new epoch's verified table no longer lists was removed: its
-            // frames stop opening now, under the old epoch's grace too (3.6 "Removal is
+            // Members the new epoch leaves out (`removing`) were removed: their frames
+            // stop opening now, under the old epoch's grace too (3.6 "Removal is
             // immediate"). Members got this already from the removal roster; the leader,
             // whose own decision it is, gets it here.
-            if !provisional { old.members.revokeAbsent(from: table) }
+            for r in removing { old.members.revoke(r) }
             previous = old // the older previous, if any, is released (wiped) here
             previousDeadline = now &+ Self.previousEpochRetention
         }

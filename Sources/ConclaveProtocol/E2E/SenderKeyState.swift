@@ -113,12 +113,6 @@ public struct SenderKeyState: Sendable {
         switchAt = now &+ Self.switchDelay
     }
 
-    /// Whether `table` (a new epoch's verified members) leaves out a peer of the roster
-    /// this state holds: the epoch removes someone, and the switch must not wait (3.3).
-    public func removesPeers(_ table: MemberTable) -> Bool {
-        peers.members.contains { !table.contains($0.index) }
-    }
-
     /// The peers of the latest verified roster, for private chat keys (2.7).
     public mutating func setPeers(_ members: [RosterMember]) { setPeers(MemberTable(members)) }
 

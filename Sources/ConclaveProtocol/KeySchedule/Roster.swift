@@ -59,17 +59,6 @@ public struct MemberTable: Sendable {
 
     public mutating func revoke(_ index: UInt16) { revoked.insert(index) }
 
-    /// Revokes every member that `successor` (the next epoch's table) no longer lists:
-    /// one merge of the two index-ordered entry lists.
-    public mutating func revokeAbsent(from successor: MemberTable) {
-        var j = 0
-        for e in entries {
-            while j < successor.entries.count, successor.entries[j].index < e.index { j += 1 }
-            if j == successor.entries.count || successor.entries[j].index != e.index || successor.revoked.contains(e.index) {
-                revoked.insert(e.index)
-            }
-        }
-    }
 }
 
 /// The roster hash and the security code (protocol/PROTOCOL.md sections 3.5 and 4.3).

@@ -26,6 +26,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     // MARK: Capacity
     public var maxRooms: Int = 1000
     public var maxConnections: Int = 5000
+    /// TCP connections from one source address that have not yet upgraded to a WebSocket.
+    public var maxPendingConnectionsPerAddress: Int = 64
     /// Upper bound on a room's `max_participants` (the host's setting is capped to it).
     public var maxParticipantsPerRoom: Int = 500
     /// Upper bound on a room's `max_waiting`.
@@ -100,7 +102,8 @@ public struct RelayConfiguration: Sendable, Equatable {
             c.logLevel = v
         }, current: { $0.logLevel }),
         int("max-rooms", "rooms open at once", 1...100_000, \.maxRooms),
-        int("max-connections", "WebSocket connections at once", 1...1_000_000, \.maxConnections),
+        int("max-connections", "connections at once, counted from TCP accept (before the WebSocket upgrade too)", 1...1_000_000, \.maxConnections),
+        int("max-pending-connections-per-address", "connections from one address not yet upgraded to a WebSocket", 1...100_000, \.maxPendingConnectionsPerAddress),
         int("max-participants-per-room", "cap on a room's max participants", 1...Int(MessageLimits.maximumParticipants), \.maxParticipantsPerRoom),
         int("max-waiting-per-room", "cap on a room's waiting room", 0...Int(MessageLimits.maximumWaiting), \.maxWaitingPerRoom),
         int("max-frames-per-second", "frames per second per connection", 1...1_000_000, \.maxFramesPerSecond),
@@ -119,7 +122,7 @@ public struct RelayConfiguration: Sendable, Equatable {
             c.passwordHashing = v
         }, current: { $0.passwordHashing }),
         int("idle-timeout-seconds", "close a connection that sends nothing for this long", 1...86_400, \.idleTimeoutSeconds),
-        int("handshake-timeout-seconds", "close a connection that has not joined or created a room by then", 1...600, \.handshakeTimeoutSeconds),
+        int("handshake-timeout-seconds", "close a connection that has not joined or created a room this long after TCP accept", 1...600, \.handshakeTimeoutSeconds),
         int("outbound-media-queue-bytes", "queued bytes per client above which its audio/screen frames are dropped", 1_024...1_073_741_824, \.outboundMediaQueueBytes),
         int("outbound-queue-bytes", "queued bytes per client above which it is disconnected (too_slow)", 4_096...1_073_741_824, \.outboundQueueBytes),
         int("shutdown-grace-seconds", "time clients get to receive shutting_down on SIGTERM", 0...60, \.shutdownGraceSeconds),

@@ -60,6 +60,15 @@ final class RelayCore: Sendable {
         var shuttingDown = false
         var sessions: [UInt32: MediaSession] = [:]
         var media: MediaEndpoint?
+        /// TCP connections accepted and not yet upgraded to a WebSocket (or closed), in all
+        /// and per source address: they count against `max-connections` from accept on.
+        var pending = 0
+        var pendingByAddress: [String: Int] = [:]
+    }
+
+    /// Why a TCP connection was refused at accept.
+    enum AcceptRefusal: Equatable {
+        case atCapacity, addressCap, shuttingDown
     }
 
     private let state: Mutex<State>
@@ -86,16 +95,56 @@ final class RelayCore: Sendable {
 
     // MARK: - Connections
 
-    /// Registers a new connection; nil when the relay is at its connection limit or stopping.
+    /// A TCP connection was accepted (before TLS and HTTP): it holds one of
+    /// `max-connections` and one of its address's `max-pending-connections-per-address`
+    /// until it upgrades or closes (``pendingEnded(address:)``). Nil: it may stay.
+    func accepted(address: String) -> AcceptRefusal? {
+        state.withLock { s -> AcceptRefusal? in
+            if s.shuttingDown { return .shuttingDown }
+            guard s.connections.count + s.pending < configuration.maxConnections else { return .atCapacity }
+            let mine = s.pendingByAddress[address, default: 0]
+            guard mine < configuration.maxPendingConnectionsPerAddress else { return .addressCap }
+            s.pending += 1
+            s.pendingByAddress[address] = mine + 1
+            recordConnections(s)
+            return nil
+        }
+    }
+
+    /// A connection counted by ``accepted(address:)`` closed before its upgrade.
+    func pendingEnded(address: String) {
+        state.withLock { s in
+            releasePending(&s, address)
+            recordConnections(s)
+        }
+    }
+
+    private func releasePending(_ s: inout State, _ address: String) {
+        guard s.pending > 0, let mine = s.pendingByAddress[address] else { return }
+        s.pending -= 1
+        if mine <= 1 { s.pendingByAddress[address] = nil } else { s.pendingByAddress[address] = mine - 1 }
+    }
+
+    private func recordConnections(_ s: State) {
+        metrics.connections.record(s.connections.count + s.pending)
+        metrics.pendingConnections.record(s.pending)
+    }
+
+    /// Connections not yet upgraded.
+    var pendingCount: Int { state.withLock { $0.pending } }
+
+    /// Registers an upgraded connection, which held a pending slot since its accept; nil
+    /// when the relay is stopping.
     func register(channel: Channel, address: String) -> ConnectionOutbox? {
         state.withLock { s -> ConnectionOutbox? in
+            releasePending(&s, address)
+            defer { recordConnections(s) }
             guard !s.shuttingDown, s.connections.count < configuration.maxConnections else { return nil }
             let id = ConnectionID(s.nextConnection)
             s.nextConnection += 1
             let outbox = ConnectionOutbox(id: id, channel: channel, address: address, metrics: metrics,
                                           mediaLimit: configuration.outboundMediaQueueBytes, hardLimit: configuration.outboundQueueBytes)
             s.connections[id] = ConnectionEntry(outbox: outbox, roomID: nil)
-            metrics.connections.record(s.connections.count)
             return outbox
         }
     }
@@ -104,11 +153,19 @@ final class RelayCore: Sendable {
         state.withLock { $0.connections[id]?.roomID != nil }
     }
 
+    /// The handshake deadline (from TCP accept) passed: an upgraded connection that has
+    /// not sent `JOIN` or `CREATE_ROOM` gets `handshake_timeout` and is closed.
+    func handshakeExpired(_ outbox: ConnectionOutbox) {
+        metrics.limitHit("handshake_timeout")
+        outbox.close(with: ErrorMessage(code: .handshakeTimeout, isFatal: true,
+                                        message: "no JOIN or CREATE_ROOM within \(configuration.handshakeTimeoutSeconds) s of connecting"))
+    }
+
     /// The connection went away (closed by either side). Idempotent.
     func disconnected(_ id: ConnectionID, reason: LeaveReason) {
         let deliveries = state.withLock { s -> [Delivery] in
             guard let entry = s.connections.removeValue(forKey: id) else { return [] }
-            metrics.connections.record(s.connections.count)
+            recordConnections(s)
             if let media = entry.media { dropSession(&s, media) }
             guard let roomID = entry.roomID else { return [] }
             return mutateRoom(&s, roomID) { $0.disconnected(id, reason: reason, now: now) }

@@ -15,7 +15,10 @@ public final class RelayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
 
+    /// TCP connections: upgraded and not yet upgraded.
     let connections: CoreMetrics.Gauge
+    /// TCP connections accepted and not yet upgraded to a WebSocket.
+    let pendingConnections: CoreMetrics.Gauge
     let rooms: CoreMetrics.Gauge
     let participants: CoreMetrics.Gauge
     let waiting: CoreMetrics.Gauge
@@ -44,7 +47,7 @@ public final class RelayMetrics: Sendable {
 
     static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
                              "connections", "participants", "waiting", "join_attempts", "password_failures",
-                             "idle_timeout", "handshake_timeout", "outbound_queue"]
+                             "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address"]
     static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited"]
 
     public init() {
@@ -52,6 +55,7 @@ public final class RelayMetrics: Sendable {
         factory = PrometheusMetricsFactory(registry: registry)
         let f = factory
         connections = CoreMetrics.Gauge(label: "conclave_relay_connections", factory: f)
+        pendingConnections = CoreMetrics.Gauge(label: "conclave_relay_pending_connections", factory: f)
         rooms = CoreMetrics.Gauge(label: "conclave_relay_rooms", factory: f)
         participants = CoreMetrics.Gauge(label: "conclave_relay_participants", factory: f)
         waiting = CoreMetrics.Gauge(label: "conclave_relay_waiting", factory: f)

@@ -64,6 +64,7 @@ public final class RelayServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionGuard(core: core))
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
@@ -138,22 +139,29 @@ public final class RelayServer: Sendable {
             maxFrameSize: MessageLimits.maximumMessageLength + 1024,
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
+                // RFC 6455 4.2.1: a GET for /v1 whose key is 16 bytes in base64. Anything else
+                // is not upgraded, and the HTTP handler answers 400 (5.1).
                 let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                return channel.eventLoop.makeSucceededFuture(path == "/v1" ? HTTPHeaders() : nil)
+                let keys = head.headers["Sec-WebSocket-Key"]
+                let valid = head.method == .GET && path == "/v1" && keys.count == 1 && Self.isWebSocketKey(keys[0])
+                return channel.eventLoop.makeSucceededFuture(valid ? HTTPHeaders() : nil)
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     let address = channel.remoteAddress?.ipAddress ?? "unknown"
-                    guard let outbox = core.register(channel: channel, address: address) else {
-                        metrics.limitHit("connections")
+                    let outbox = core.register(channel: channel, address: address)
+                    try? channel.pipeline.syncOperations.handler(type: ConnectionGuard.self).upgraded(outbox)
+                    guard let outbox else {
                         var close = channel.allocator.buffer(capacity: 2)
-                        close.write(webSocketErrorCode: .unexpectedServerError)
-                        let refusal = RelayMessage.error(ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is at its connection limit or stopping"))
+                        close.write(webSocketErrorCode: .goingAway)
+                        let refusal = RelayMessage.error(ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is stopping"))
                         channel.write(WebSocketFrame(fin: true, opcode: .binary, data: channel.allocator.buffer(bytes: refusal.encoded())), promise: nil)
                         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)).whenComplete { _ in channel.close(promise: nil) }
                         return
                     }
                     let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(WebSocketRules())
+                    try sync.addHandler(WebSocketRules.aggregator())
                     try sync.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))))
                     try sync.addHandler(WebSocketConnectionHandler(core: core, outbox: outbox))
                 }
@@ -166,6 +174,16 @@ public final class RelayServer: Sendable {
             withErrorHandling: true
         )
         try channel.pipeline.syncOperations.addHandler(http.value)
+    }
+
+    /// A `Sec-WebSocket-Key`: the base64 encoding of 16 bytes (24 characters, `==` at the end).
+    static func isWebSocketKey(_ key: String) -> Bool {
+        let bytes = Array(key.utf8)
+        guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        // The 22nd character carries 2 bits: its low 4 bits must be zero (canonical encoding).
+        let last = Set("AQgw".utf8)
+        return bytes[0 ..< 21].allSatisfy { alphabet.contains($0) } && last.contains(bytes[21])
     }
 
     /// Notifies every client with `shutting_down`, waits up to the grace period for them to

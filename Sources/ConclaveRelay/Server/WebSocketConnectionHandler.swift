@@ -22,7 +22,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var bytes: TokenBucket
     private var control: TokenBucket
     private var rateNoticeSent = false
-    private var handshakeTimer: Scheduled<Void>?
 
     init(core: RelayCore, outbox: ConnectionOutbox) {
         let c = core.configuration
@@ -34,18 +33,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         control = TokenBucket(ratePerSecond: UInt64(c.maxControlPerSecond), burst: UInt64(2 * c.maxControlPerSecond), now: now)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        let outbox = self.outbox, core = self.core
-        handshakeTimer = context.eventLoop.scheduleTask(in: .seconds(Int64(core.configuration.handshakeTimeoutSeconds))) {
-            if !core.isInRoom(outbox.id) {
-                core.metrics.limitHit("handshake_timeout")
-                outbox.close(with: ErrorMessage(code: .handshakeTimeout, isFatal: true, message: "no JOIN or CREATE_ROOM within \(core.configuration.handshakeTimeoutSeconds) s"))
-            }
-        }
-    }
+    // The handshake deadline runs from TCP accept: ``ConnectionGuard`` keeps it.
 
     func channelInactive(context: ChannelHandlerContext) {
-        handshakeTimer?.cancel()
         core.disconnected(outbox.id, reason: .disconnected)
         context.fireChannelInactive()
     }
@@ -84,6 +74,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
         // FRAME: the hot path. Route on the 8-byte header; forward the buffer untouched.
         if buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) == MessageType.frame.rawValue {
+            // Decoded first, as every message is (5.1): a bad FRAME before JOIN is
+            // `malformed`, `unsupported_version` or `too_large`, not out of state.
+            let decoded = buffer.withUnsafeReadableBytes { raw in
+                Result { () throws(MessageDecodingError) in try FrameHeader.decode(message: raw).header }
+            }
+            let header: FrameHeader
+            switch decoded {
+            case .success(let h): header = h
+            case .failure(let error): return reject(error.wireCode, error.description)
+            }
             guard case .inRoom = phase else { return reject(.unexpectedMessage, "frames are only accepted after joining a room") }
             guard frames.consume(1, now: now), bytes.consume(UInt64(buffer.readableBytes), now: now) else {
                 core.metrics.limitHit(frames.availableTokens(now: now) < 1 ? "frames_per_second" : "bytes_per_second")
@@ -95,14 +95,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 return
             }
             rateNoticeSent = false
-            let decoded = buffer.withUnsafeReadableBytes { raw in
-                Result { () throws(MessageDecodingError) in try FrameHeader.decode(message: raw).header }
-            }
-            let header: FrameHeader
-            switch decoded {
-            case .success(let h): header = h
-            case .failure(let error): return reject(error.wireCode, error.description)
-            }
             if let error = core.frame(header, message: buffer, from: outbox) {
                 outbox.close(with: error)
             }
@@ -137,11 +129,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                                                 maximumFramesPerSecond: UInt16(clamping: core.configuration.maxFramesPerSecond))))
         case (.awaitingRoom(let challenge), .createRoom(let create)):
             phase = .inRoom
-            handshakeTimer?.cancel()
+            handshakeDone(context)
             core.createRoom(create, challenge: challenge, from: outbox)
         case (.awaitingRoom(let challenge), .join(let join)):
             phase = .inRoom
-            handshakeTimer?.cancel()
+            handshakeDone(context)
             core.join(join, challenge: challenge, from: outbox)
         case (.inRoom, .command(let command)):
             core.command(command, from: outbox)
@@ -150,13 +142,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// `JOIN` or `CREATE_ROOM` arrived in time: the deadline kept since accept is off.
+    private func handshakeDone(_ context: ChannelHandlerContext) {
+        (try? context.pipeline.syncOperations.handler(type: ConnectionGuard.self))?.handshakeDone()
+    }
+
     private func reject(_ code: ErrorCode, _ text: String) {
         outbox.close(with: ErrorMessage(code: code, isFatal: true, message: String(text.prefix(MessageLimits.maximumErrorTextLength))))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // WebSocket protocol errors (oversized frame, bad masking…) are answered by NIO's
-        // automatic error handling; anything else closes the connection.
+        // A fragmented message that breaks RFC 6455 (or the size limit): its close code.
+        if let code = WebSocketRules.failure(for: error) {
+            return WebSocketRules.failConnection(context: context, code: code)
+        }
+        // WebSocket protocol errors (oversized frame…) are answered by NIO's automatic
+        // error handling; anything else closes the connection.
         core.logger.debug("connection error", metadata: ["error": "\(type(of: error))"])
         context.close(promise: nil)
     }
