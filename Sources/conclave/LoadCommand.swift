@@ -14,7 +14,7 @@ struct LoadCommand: AsyncParsableCommand {
         abstract: "Load-test a relay with real, end-to-end encrypted participants.",
         discussion: """
         Start a relay that admits many joins from one address, e.g.
-          conclave-relay --set join-attempts-per-address-per-minute=100000
+          conclave-relay --set exempt-addresses=127.0.0.1
         then: conclave load --relay ws://127.0.0.1:7443/v1 --rooms 60 --per-room 5 --duration 20
         """
     )

@@ -54,7 +54,7 @@ struct RelayBenchCommand: AsyncParsableCommand {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = ["--listen", "127.0.0.1:\(port)", "--log-level", "warning",
                                  "--set", "media-threads=1", "--set", "max-frames-per-second=1000000",
-                                 "--set", "max-bytes-per-second=1000000000", "--set", "join-attempts-per-address-per-minute=100000"]
+                                 "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1"]
             process.standardOutput = FileHandle.nullDevice
             try process.run()
             child = process

@@ -121,17 +121,28 @@ import ConclaveCrypto
         #expect(epoch1Key == nil)
         #expect(ring.counters.unknownEpoch == 1)
 
-        // A third epoch erases the oldest at once, grace period or not.
+        // A burst of epochs keeps every replaced one for its own grace (3.3) ...
         var a2 = sender(1, alice, epoch: 2, secret: s2)
         let e2 = try a2.seal(kind: .audio, recipient: .everyone, plaintext: [4], now: 7_000)
         if case .opened = ring.open(header: try header(.audio, from: 1), payload: e2, now: 7_000) {} else { Issue.record("e2") }
         weak var epoch2Key = ring.cachedKeys(epoch: 2).first
         ring.install(epoch: 3, secret: s3, members: members, now: 7_001)
         ring.install(epoch: 4, secret: .random(), members: members, now: 7_002)
-        #expect(ring.currentEpoch == 4 && ring.previousEpoch == 3)
-        #expect(epoch2Key == nil)
+        #expect(ring.currentEpoch == 4 && ring.retainedPreviousEpochs == [3, 2])
         let e2late = try a2.seal(kind: .audio, recipient: .everyone, plaintext: [5], now: 7_003)
-        #expect(ring.open(header: try header(.audio, from: 1), payload: e2late, now: 7_003) == .dropped(.unknownEpoch))
+        if case .opened = ring.open(header: try header(.audio, from: 1), payload: e2late, now: 7_003) {} else { Issue.record("e2 within its grace") }
+        #expect(epoch2Key != nil)
+        // ... and erases each when its grace ends (epoch 2: 5 s after epoch 3 replaced it).
+        let e2after = try a2.seal(kind: .audio, recipient: .everyone, plaintext: [6], now: 12_001)
+        #expect(ring.open(header: try header(.audio, from: 1), payload: e2after, now: 12_001) == .dropped(.unknownEpoch))
+        #expect(ring.retainedPreviousEpochs == [3] && epoch2Key == nil)
+        // At most `maximumPreviousEpochs` are kept: one more install erases the oldest at once.
+        for e in UInt64(5) ... UInt64(5 + ReceiverKeyRing.maximumPreviousEpochs) {
+            ring.install(epoch: e, secret: .random(), members: members, now: 12_002)
+        }
+        #expect(ring.retainedPreviousEpochs.count == ReceiverKeyRing.maximumPreviousEpochs)
+        #expect(!ring.retainedPreviousEpochs.contains(3) && ring.retainedPreviousEpochs.first == UInt64(4 + ReceiverKeyRing.maximumPreviousEpochs))
+        #expect(ring.cachedKeys(epoch: 3).isEmpty)
     }
 
     @Test func futureEpochFramesAreBufferedAndReleasedInOrder() throws {

@@ -97,4 +97,51 @@ import ConclaveCrypto
             #expect(peer.ring.currentEpoch == 6 && peer.currentSecurityCode == room.leader.currentSecurityCode, "#\(peer.index)")
         }
     }
+
+    /// Issue 10, defect 8: a member joins and leaves four times in a row, so the leader
+    /// rekeys eight times within about 40 ms, while audio from the steady members is in
+    /// flight for 150 ms. Every frame of an epoch a receiver held must open: a receiver
+    /// keeps every epoch its grace period needs, not just one previous epoch.
+    @Test func aBurstOfEpochsGarblesNothing() throws {
+        let room = E2ERoom()
+        room.mediaDelay = { _, _ in 150 }
+        room.controlDelay = { _ in 1 }
+        try room.createLeader(name: "Host")
+        try room.join(index: 2, name: "Ann")
+        try room.join(index: 3, name: "Bob")
+        room.run(until: 1_000)
+        let steady: [UInt16] = [1, 2, 3]
+        let firstEpoch = room.leader.leader!.epoch
+        let before = Dictionary(uniqueKeysWithValues: steady.map { ($0, room.peers[$0]!.ring.counters) })
+        var n = 0
+        for t in UInt64(1_000) ..< 3_000 {
+            room.run(until: t)
+            // The churn: #10… joins, then leaves 5 ms later; four times, 10 ms apart.
+            if (1_200 ..< 1_240).contains(t), (t - 1_200) % 10 == 0 {
+                try room.join(index: UInt16(10 + (t - 1_200) / 10), name: "Churn")
+            }
+            if (1_205 ..< 1_245).contains(t), (t - 1_205) % 10 == 0 {
+                try room.leave(index: UInt16(10 + (t - 1_205) / 10))
+            }
+            if t < 2_500, t % 5 == 0 {
+                for i in steady {
+                    n += 1
+                    try room.send(from: i, plaintext: Array("audio \(i):\(n)".utf8))
+                }
+            }
+            if t % 50 == 0 { for peer in room.peers.values { peer.ring.advance(to: t) } }
+        }
+        room.flush()
+        #expect(room.leader.leader!.epoch >= firstEpoch + 8, "only \(room.leader.leader!.epoch - firstEpoch) epoch changes")
+        for i in steady {
+            let peer = room.peers[i]!
+            // What the burst added to the counters (setup frames before it are not its doing).
+            let c = peer.ring.counters, b = before[i]!
+            #expect(c.decryptFailed == b.decryptFailed && c.noKey == b.noKey && c.unknownEpoch == b.unknownEpoch && c.tooOld == b.tooOld,
+                    "#\(i): \(c), before the burst \(b)")
+            let expected = room.sent.filter { $0.header.sender.rawValue != i && steady.contains($0.header.sender.rawValue) }.count
+            let got = peer.received.filter { steady.contains($0.sender) }.count
+            #expect(got == expected, "#\(i) opened \(got) of \(expected) frames from the steady members")
+        }
+    }
 }

@@ -259,6 +259,74 @@ import ConclaveProtocol
         }
     }
 
+    /// Issue 10, defect 5: wrong passwords from strangers exhaust the room's budget; the
+    /// right password still gets in at once, and only the wrong answers come late.
+    @Test func strangersCannotLockInviteesOutWithWrongPasswords() async throws {
+        let config = testRelayConfiguration { $0.passwordFailuresPerAddressPerMinute = 100; $0.passwordFailuresPerRoomPerMinute = 4 }
+        try await withRelay(config) { _, endpoint in
+            let host = try await TestParticipant.connect(endpoint)
+            let room = try await host.createRoom(password: "correct horse battery")
+            for _ in 0 ..< 4 {
+                let p = try await TestParticipant.connect(endpoint)
+                try await p.sendJoin(room, password: "wrong")
+                try await p.expectFatal(.badPassword)
+            }
+            // Past the room's budget: a wrong password is answered late ...
+            let late = try await TestParticipant.connect(endpoint)
+            let sent = ContinuousClock.now
+            try await late.sendJoin(room, password: "wrong")
+            try await late.expectFatal(.badPassword, timeout: .seconds(10))
+            #expect(ContinuousClock.now - sent >= .milliseconds(Int64(RelayCore.wrongPasswordDelayMillis)), "a wrong password past the budget was answered early")
+            // ... and the invitee with the right password waits for nothing.
+            let invitee = try await TestParticipant.connect(endpoint)
+            guard case .waiting = try await invitee.join(room, password: "correct horse battery") else {
+                Issue.record("the invitee was not let into the waiting room"); return
+            }
+        }
+    }
+
+    /// Issue 10, defect 4: room creations per address are limited before any hashing.
+    @Test func roomCreationsPerAddressAreLimited() async throws {
+        let config = testRelayConfiguration { $0.roomCreationsPerAddressPerMinute = 3 }
+        try await withRelay(config) { server, endpoint in
+            var hosts: [TestParticipant] = [] // kept connected: their rooms stay open
+            for _ in 0 ..< 3 {
+                let p = try await TestParticipant.connect(endpoint)
+                _ = try await p.createRoom(password: "a password")
+                hosts.append(p)
+            }
+            let fourth = try await TestParticipant.connect(endpoint)
+            let room = RoomID(bytes: SecureRandom.bytes(count: 16))!
+            try await fourth.connection.send(.createRoom(CreateRoomMessage(roomID: room, identity: fourth.identity.publicIdentity.wireIdentity,
+                                                                           signature: try fourth.proof(room: room),
+                                                                           relayAuth: Array(repeating: 7, count: 32), settings: .privacyDefaults)))
+            let m = try await fourth.expectMessage("rate_limited") { if case .error(let e) = $0 { return e.code == .rateLimited }; return false }
+            if case .error(let e)? = m { #expect(e.retryAfterMilliseconds > 0) }
+            #expect(server.roomCount == 3)
+            _ = hosts
+        }
+    }
+
+    /// An operator's exempt address (a load generator's) skips the per-address limits.
+    @Test func exemptAddressesSkipThePerAddressLimits() async throws {
+        var config = testRelayConfiguration { $0.roomCreationsPerAddressPerMinute = 1; $0.joinAttemptsPerAddressPerMinute = 1 }
+        try config.set("exempt-addresses", to: "127.0.0.1, ::1")
+        #expect(config.exemptAddresses == ["127.0.0.1", "::1"])
+        #expect(throws: RelayConfigurationError.self) { var c = RelayConfiguration(); try c.set("exempt-addresses", to: "localhost") }
+        try await withRelay(config) { server, endpoint in
+            var hosts: [TestParticipant] = []
+            for _ in 0 ..< 3 {
+                let p = try await TestParticipant.connect(endpoint)
+                let room = try await p.createRoom()
+                hosts.append(p)
+                let joiner = try await TestParticipant.connect(endpoint)
+                guard case .waiting = try await joiner.join(room) else { Issue.record("an exempt join was refused"); return }
+                hosts.append(joiner)
+            }
+            #expect(server.roomCount == 3)
+        }
+    }
+
     @Test func correctPasswordJoins() async throws {
         try await withRelay { _, endpoint in
             let host = try await TestParticipant.connect(endpoint)

@@ -128,13 +128,17 @@ public struct ReceiveCounters: Sendable, Hashable {
 /// first frame of a sender in an epoch derives and caches its key (HKDF: allocates);
 /// buffering a frame copies it; the `[UInt8]` convenience allocates its result.
 ///
-/// **Erasure.** Installing epoch `e'` makes the current epoch `previous` until
-/// `now + 5 000` ms; then (checked on every call) the previous epoch's secret, SFrame keys,
+/// **Erasure.** Installing epoch `e'` makes the current epoch a previous one until
+/// `now + 5 000` ms; then (checked on every call) that epoch's secret, SFrame keys,
 /// cached subkeys and replay windows are released, which wipes them (``SecretBytes``).
-/// Installing a third epoch erases the oldest at once.
+/// A burst of epoch changes (a member joining and leaving several times within the
+/// grace) keeps each replaced epoch for its own grace, at most
+/// ``maximumPreviousEpochs`` of them: installing one more erases the oldest at once.
 public struct ReceiverKeyRing: Sendable {
-    /// How long the previous epoch is kept after a new one is installed (3.3).
+    /// How long a replaced epoch is kept after the install that replaced it (3.3).
     public static let previousEpochRetention: UInt64 = 5_000
+    /// Replaced epochs kept at once (3.3): enough for a burst of changes within the grace.
+    public static let maximumPreviousEpochs = 8
     /// How long a future-epoch frame is kept (3.3).
     public static let bufferLifetime: UInt64 = 1_000
     /// Buffered frames per sender; a 65th pushes out that sender's oldest (3.3).
@@ -153,8 +157,10 @@ public struct ReceiverKeyRing: Sendable {
     private let identity: PrivateIdentity?
 
     private var current: ReceiveEpoch?
-    private var previous: ReceiveEpoch?
-    private var previousDeadline: UInt64 = 0
+    /// Replaced epochs still in their grace, newest first, and when each is erased
+    /// (so the deadlines decrease along the array).
+    private var previous: [ReceiveEpoch] = []
+    private var previousDeadlines: [UInt64] = []
     private var buffer = FutureFrameBuffer()
     private var pairwiseSlots: [SenderSlot] = []
     /// The latest verified roster's members, for their join nonces (private chat, 2.7).
@@ -175,10 +181,12 @@ public struct ReceiverKeyRing: Sendable {
 
     /// The current epoch, if any.
     public var currentEpoch: UInt64? { current?.epoch }
-    /// The previous epoch while it is retained.
-    public var previousEpoch: UInt64? { previous?.epoch }
-    /// When the previous epoch will be erased, while it is retained.
-    public var previousEpochErasedAt: UInt64? { previous == nil ? nil : previousDeadline }
+    /// The newest replaced epoch while it is retained.
+    public var previousEpoch: UInt64? { previous.first?.epoch }
+    /// When the newest replaced epoch will be erased, while it is retained.
+    public var previousEpochErasedAt: UInt64? { previousDeadlines.first }
+    /// Every replaced epoch still retained, newest first.
+    public var retainedPreviousEpochs: [UInt64] { previous.map(\.epoch) }
     /// True while the current epoch waits for its roster (a new member, 3.2).
     public var currentIsProvisional: Bool { current?.provisional ?? false }
     /// Frames waiting in the future-epoch buffer.
@@ -186,7 +194,7 @@ public struct ReceiverKeyRing: Sendable {
 
     /// The SFrame keys cached for `epoch` (tests use it to prove erasure).
     func cachedKeys(epoch: UInt64) -> [SFrameKey] {
-        [current, previous].compactMap { $0 }.filter { $0.epoch == epoch }.flatMap { $0.slots.map(\.key) }
+        ([current].compactMap { $0 } + previous).filter { $0.epoch == epoch }.flatMap { $0.slots.map(\.key) }
     }
 
     // MARK: Installing
@@ -219,9 +227,16 @@ public struct ReceiverKeyRing: Sendable {
             // stop opening now, under the old epoch's grace too (3.6 "Removal is
             // immediate"). Members got this already from the removal roster; the leader,
             // whose own decision it is, gets it here.
-            for r in removing { old.members.revoke(r) }
-            previous = old // the older previous, if any, is released (wiped) here
-            previousDeadline = now &+ Self.previousEpochRetention
+            for r in removing {
+                old.members.revoke(r)
+                for i in previous.indices { previous[i].members.revoke(r) }
+            }
+            previous.insert(old, at: 0)
+            previousDeadlines.insert(now &+ Self.previousEpochRetention, at: 0)
+            if previous.count > Self.maximumPreviousEpochs { // the oldest is released (wiped) here
+                previous.removeLast()
+                previousDeadlines.removeLast()
+            }
         }
         current = ReceiveEpoch(epoch: epoch, secret: secret, members: table, provisional: provisional)
         if !provisional { joinNonces = table }
@@ -253,7 +268,7 @@ public struct ReceiverKeyRing: Sendable {
         guard !senders.isEmpty else { return }
         for s in senders {
             current?.members.revoke(s)
-            previous?.members.revoke(s)
+            for i in previous.indices { previous[i].members.revoke(s) }
             joinNonces.revoke(s)
         }
     }
@@ -262,7 +277,10 @@ public struct ReceiverKeyRing: Sendable {
     /// frames (`noKey`). Every other entry point calls it first; call it on a timer too so
     /// that keys are erased on time when no frames arrive.
     public mutating func advance(to now: UInt64) {
-        if previous != nil, now >= previousDeadline { previous = nil }
+        while let oldest = previousDeadlines.last, now >= oldest {
+            previous.removeLast()
+            previousDeadlines.removeLast()
+        }
         counters.noKey += buffer.expire(now: now, lifetime: Self.bufferLifetime)
     }
 
@@ -315,7 +333,7 @@ public struct ReceiverKeyRing: Sendable {
             return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen)
         }
         if epoch == currentEpoch { which = .current }
-        else if epoch == previous?.epoch { which = .previous }
+        else if let i = previous.firstIndex(where: { $0.epoch == epoch }) { which = .previous(i) }
         else if epoch < currentEpoch { return drop(.unknownEpoch) }
         else { return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen) }
         // 3–5. Membership, replay window, decryption, accept.
@@ -399,12 +417,12 @@ public struct ReceiverKeyRing: Sendable {
         return released
     }
 
-    private enum Which { case current, previous }
+    private enum Which { case current, previous(Int) }
 
     private mutating func withEpoch<R>(_ which: Which, _ body: (inout ReceiveEpoch) -> R) -> R {
         switch which {
         case .current: return body(&current!)
-        case .previous: return body(&previous!)
+        case .previous(let i): return body(&previous[i])
         }
     }
 }

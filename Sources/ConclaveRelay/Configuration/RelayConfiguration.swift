@@ -50,8 +50,14 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var joinAttemptsPerAddressPerMinute: Int = 30
     /// Failed password proofs per source address per minute before `rate_limited`.
     public var passwordFailuresPerAddressPerMinute: Int = 5
-    /// Failed password proofs per room per minute before `rate_limited`.
+    /// Failed password proofs per room per minute after which wrong ones are answered late
+    /// (the right password is never refused or delayed for it).
     public var passwordFailuresPerRoomPerMinute: Int = 20
+    /// `CREATE_ROOM`s per source address per minute (checked before any hashing).
+    public var roomCreationsPerAddressPerMinute: Int = 10
+    /// Source addresses the per-address limits do not apply to (join attempts, room
+    /// creations, wrong passwords, pending connections): a load generator's, say.
+    public var exemptAddresses: Set<String> = []
     /// Argon2id cost for stored password proofs: interactive, moderate or minimum.
     public var passwordHashing: String = "interactive"
 
@@ -116,7 +122,15 @@ public struct RelayConfiguration: Sendable, Equatable {
         int("max-keys-frame-bytes", "key package frame payload limit", 1...FrameKind.keys.payloadLimit, \.maxKeysFrameBytes),
         int("join-attempts-per-address-per-minute", "join attempts per source address per minute", 1...100_000, \.joinAttemptsPerAddressPerMinute),
         int("password-failures-per-address-per-minute", "wrong passwords per address per minute before rate_limited", 1...10_000, \.passwordFailuresPerAddressPerMinute),
-        int("password-failures-per-room-per-minute", "wrong passwords per room per minute before rate_limited", 1...100_000, \.passwordFailuresPerRoomPerMinute),
+        int("password-failures-per-room-per-minute", "wrong passwords per room per minute after which wrong ones are answered 2 s late", 1...100_000, \.passwordFailuresPerRoomPerMinute),
+        int("room-creations-per-address-per-minute", "CREATE_ROOM messages per source address per minute", 1...100_000, \.roomCreationsPerAddressPerMinute),
+        .init(name: "exempt-addresses", help: "comma-separated source addresses the per-address limits skip (e.g. a load generator's 127.0.0.1); none by default", apply: { c, v throws(RelayConfigurationError) in
+            let list = v.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty && $0 != "none" }
+            for a in list where !a.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
+                throw .invalidValue(option: "exempt-addresses", value: a, expected: "IPv4 or IPv6 addresses, comma-separated")
+            }
+            c.exemptAddresses = Set(list)
+        }, current: { $0.exemptAddresses.isEmpty ? "none" : $0.exemptAddresses.sorted().joined(separator: ",") }),
         .init(name: "password-hashing", help: "Argon2id cost: interactive, moderate or minimum (tests only)", apply: { c, v throws(RelayConfigurationError) in
             guard ["interactive", "moderate", "minimum"].contains(v) else { throw .invalidValue(option: "password-hashing", value: v, expected: "interactive, moderate or minimum") }
             c.passwordHashing = v

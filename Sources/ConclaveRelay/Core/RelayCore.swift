@@ -57,6 +57,8 @@ final class RelayCore: Sendable {
         var joinAttempts: RateLimiter<String>
         var passwordFailuresByAddress: RateLimiter<String>
         var passwordFailuresByRoom: RateLimiter<RoomID>
+        /// Rooms created per source address (every `CREATE_ROOM` counts, before any hashing).
+        var roomCreations: RateLimiter<String>
         var shuttingDown = false
         var sessions: [UInt32: MediaSession] = [:]
         var media: MediaEndpoint?
@@ -84,7 +86,8 @@ final class RelayCore: Sendable {
         self.state = Mutex(State(
             joinAttempts: RateLimiter(limit: configuration.joinAttemptsPerAddressPerMinute, window: 60_000),
             passwordFailuresByAddress: RateLimiter(limit: configuration.passwordFailuresPerAddressPerMinute, window: 60_000),
-            passwordFailuresByRoom: RateLimiter(limit: configuration.passwordFailuresPerRoomPerMinute, window: 60_000)))
+            passwordFailuresByRoom: RateLimiter(limit: configuration.passwordFailuresPerRoomPerMinute, window: 60_000),
+            roomCreations: RateLimiter(limit: configuration.roomCreationsPerAddressPerMinute, window: 60_000)))
     }
 
     /// Milliseconds since the relay started (monotonic).
@@ -103,7 +106,7 @@ final class RelayCore: Sendable {
             if s.shuttingDown { return .shuttingDown }
             guard s.connections.count + s.pending < configuration.maxConnections else { return .atCapacity }
             let mine = s.pendingByAddress[address, default: 0]
-            guard mine < configuration.maxPendingConnectionsPerAddress else { return .addressCap }
+            guard mine < configuration.maxPendingConnectionsPerAddress || configuration.exemptAddresses.contains(address) else { return .addressCap }
             s.pending += 1
             s.pendingByAddress[address] = mine + 1
             recordConnections(s)
@@ -176,6 +179,19 @@ final class RelayCore: Sendable {
     // MARK: - Rooms
 
     func createRoom(_ message: CreateRoomMessage, challenge: [UInt8], from outbox: ConnectionOutbox) {
+        // Per source address, before the signature check and any Argon2id work (5.4).
+        let now = self.now
+        let limited = state.withLock { s -> UInt32? in
+            guard !configuration.exemptAddresses.contains(outbox.address) else { return nil }
+            if case .limited(let retry) = s.roomCreations.decision(for: outbox.address, now: now) { return retry }
+            s.roomCreations.recordFailure(for: outbox.address, now: now)
+            return nil
+        }
+        if let retry = limited {
+            metrics.limitHit("room_creations")
+            return outbox.close(with: ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
+                                                   message: "too many rooms created from this address; wait before creating another"))
+        }
         guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: message.roomID) else {
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
@@ -237,20 +253,21 @@ final class RelayCore: Sendable {
     func join(_ message: JoinMessage, challenge: [UInt8], from outbox: ConnectionOutbox) {
         let now = self.now
         // Attempts per source address, whatever the outcome.
+        let exempt = configuration.exemptAddresses.contains(outbox.address)
         let gate = state.withLock { s -> ErrorMessage? in
-            if case .limited(let retry) = s.joinAttempts.decision(for: outbox.address, now: now) {
+            if !exempt, case .limited(let retry) = s.joinAttempts.decision(for: outbox.address, now: now) {
                 metrics.limitHit("join_attempts")
                 return ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry, message: "too many join attempts from this address")
             }
-            s.joinAttempts.recordFailure(for: outbox.address, now: now)
+            if !exempt { s.joinAttempts.recordFailure(for: outbox.address, now: now) }
             guard let room = s.rooms[message.roomID] else {
                 return ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")
             }
             if room.passwordHash != nil {
-                var retry: UInt32?
-                if case .limited(let r) = s.passwordFailuresByAddress.decision(for: outbox.address, now: now) { retry = r }
-                if case .limited(let r) = s.passwordFailuresByRoom.decision(for: message.roomID, now: now) { retry = max(retry ?? 0, r) }
-                if let retry {
+                // Wrong passwords per address refuse that address. Per room they only slow
+                // the wrong answers (``wrongPassword(_:outbox:)``): a stranger who knows the
+                // room id must not be able to lock its invitees out (5.4).
+                if !exempt, case .limited(let retry) = s.passwordFailuresByAddress.decision(for: outbox.address, now: now) {
                     metrics.limitHit("password_failures")
                     return ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry, message: "too many wrong passwords; wait before trying again")
                 }
@@ -281,13 +298,24 @@ final class RelayCore: Sendable {
 
     private func wrongPassword(_ message: JoinMessage, outbox: ConnectionOutbox) {
         let now = self.now
-        state.withLock { s in
+        let roomUnderAttack = state.withLock { s -> Bool in
             s.passwordFailuresByAddress.recordFailure(for: outbox.address, now: now)
-            s.passwordFailuresByRoom.recordFailure(for: message.roomID, now: now)
+            if case .limited = s.passwordFailuresByRoom.recordFailure(for: message.roomID, now: now) { return true }
+            return false
         }
         metrics.joins["bad_password"]?.increment()
-        fail(outbox, .badPassword, "the password is wrong or missing")
+        guard roomUnderAttack else { return fail(outbox, .badPassword, "the password is wrong or missing") }
+        // Past the room's budget, a wrong password is answered after a delay: guessing
+        // slows down, and the right password (which never waits) still gets in.
+        metrics.limitHit("password_failures")
+        outbox.channel.eventLoop.scheduleTask(in: .milliseconds(Int64(Self.wrongPasswordDelayMillis))) {
+            self.fail(outbox, .badPassword, "the password is wrong or missing")
+        }
     }
+
+    /// How long a wrong password waits for its answer once its room has had
+    /// `password-failures-per-room-per-minute` of them (5.4).
+    static let wrongPasswordDelayMillis = 2_000
 
     private func finishJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
         let deliveries = state.withLock { s -> [Delivery] in
@@ -577,6 +605,7 @@ final class RelayCore: Sendable {
             s.joinAttempts.removeExpired(now: now)
             s.passwordFailuresByAddress.removeExpired(now: now)
             s.passwordFailuresByRoom.removeExpired(now: now)
+            s.roomCreations.removeExpired(now: now)
             return out
         }
         deliver(deliveries)

@@ -47,7 +47,7 @@ public final class RelayMetrics: Sendable {
 
     static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
                              "connections", "participants", "waiting", "join_attempts", "password_failures",
-                             "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address"]
+                             "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address", "room_creations"]
     static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited"]
 
     public init() {
