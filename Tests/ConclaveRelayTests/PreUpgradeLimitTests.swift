@@ -51,8 +51,9 @@ final class RawTCP: @unchecked Sendable {
 /// accept, capped per address, and closed at the handshake deadline whatever they send;
 /// the relay keeps answering meanwhile.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct PreUpgradeLimitTests {
+    /// A metric's value; nil when the relay did not answer (it refuses connections when full).
     func metric(_ port: Int, _ name: String) async throws -> Double? {
-        let (status, body) = try await httpGet(port: port, path: "/metrics")
+        guard let (status, body) = try? await httpGet(port: port, path: "/metrics") else { return nil }
         guard status == 200 else { return nil }
         for line in body.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
             return Double(line.split(separator: " ").last ?? "")

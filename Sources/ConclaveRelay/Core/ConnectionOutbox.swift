@@ -8,9 +8,15 @@ import ConclaveProtocol
 /// where `queuedBytes` (bytes handed to NIO and not yet written to the socket) is kept.
 /// Audio and screen frames are dropped, and counted, once the queue holds more than
 /// `mediaLimit` bytes. Anything else (control, chat, key packages) is never dropped: if
-/// it would take the queue past `hardLimit`, the client is disconnected with `too_slow`
-/// so it can rejoin and rekey cleanly. Memory per connection is therefore bounded by
-/// `hardLimit` plus one message.
+/// it would take the queue past `hardLimit` less ``closingReserve``, the client is
+/// disconnected with `too_slow` so it can rejoin and rekey cleanly: the reserve keeps room
+/// for that `ERROR` and the close frame within the limit. Memory per connection is
+/// therefore bounded by `hardLimit` plus one message.
+///
+/// A closing connection is closed once what is queued (the `ERROR` and close frame last)
+/// has been written, or when the socket has made no progress for ``stallTimeout``: a
+/// client that reads slowly still gets every whole frame, then its `ERROR` and close
+/// frame; one that stopped reading is cut off.
 final class ConnectionOutbox: @unchecked Sendable {
     // @unchecked: `queuedBytes` and `closing` are only touched on `channel.eventLoop`.
     enum TrafficClass { case media, reliable }
@@ -23,6 +29,18 @@ final class ConnectionOutbox: @unchecked Sendable {
     private let hardLimit: Int
     private var queuedBytes = 0
     private var closing = false
+    /// Writes completed so far (the stall watchdog's measure of progress).
+    private var writesCompleted: UInt64 = 0
+    private var closingStarted: NIODeadline?
+
+    /// Room kept below `hardLimit` for the closing `ERROR` and close frame.
+    static let closingReserve = 512
+    /// A closing connection whose socket accepts nothing for this long is closed. (The
+    /// kernel reports a full socket writable again only once a third of its buffer has
+    /// drained, so a slow reader can show no progress for a second or two.)
+    static let stallTimeout: TimeAmount = .seconds(5)
+    /// A closing connection is closed after this long whatever its progress.
+    static let closingLimit: TimeAmount = .seconds(30)
 
     init(id: ConnectionID, channel: Channel, address: String, metrics: RelayMetrics, mediaLimit: Int, hardLimit: Int) {
         self.id = id
@@ -66,7 +84,7 @@ final class ConnectionOutbox: @unchecked Sendable {
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: closeData)).whenComplete { _ in
                 channel.close(promise: nil)
             }
-            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            self.watchClosing()
         }
     }
 
@@ -77,7 +95,7 @@ final class ConnectionOutbox: @unchecked Sendable {
             metrics.outboundMediaDropped.increment()
             return
         }
-        if queuedBytes + size > hardLimit {
+        if queuedBytes + size > hardLimit - Self.closingReserve {
             metrics.slowConsumerDisconnects.increment()
             metrics.limitHit("outbound_queue")
             closeOnLoop(ErrorMessage(code: .tooSlow, isFatal: true,
@@ -87,24 +105,49 @@ final class ConnectionOutbox: @unchecked Sendable {
         queuedBytes += size
         metrics.noteQueued(queuedBytes)
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in self.queuedBytes -= size }
+        promise.futureResult.whenComplete { _ in
+            self.queuedBytes -= size
+            self.writesCompleted &+= 1
+        }
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: promise)
     }
 
     private func closeOnLoop(_ error: ErrorMessage) {
         guard !closing else { return }
         closing = true
-        metrics.errorSent(error.code)
         let payload = channel.allocator.buffer(bytes: RelayMessage.error(error).encoded())
-        channel.write(WebSocketFrame(fin: true, opcode: .binary, data: payload), promise: nil)
+        // Counted as sent once it is written to the socket, not when queued.
+        let metrics = self.metrics
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenSuccess { metrics.errorSent(error.code) }
+        channel.write(WebSocketFrame(fin: true, opcode: .binary, data: payload), promise: written)
         var closeData = channel.allocator.buffer(capacity: 2)
         closeData.write(webSocketErrorCode: error.code == .internal ? .unexpectedServerError : .policyViolation)
         let channel = self.channel
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: closeData)).whenComplete { _ in
             channel.close(promise: nil)
         }
-        // A client that never reads must not hold the connection open forever.
-        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        watchClosing()
+    }
+
+    /// A client that never reads must not hold a closing connection open: it is closed
+    /// when its socket has accepted nothing for ``stallTimeout``, and after
+    /// ``closingLimit`` in any case. One that reads, however slowly, gets what was queued.
+    private func watchClosing() {
+        closingStarted = NIODeadline.now()
+        scheduleClosingCheck(seen: writesCompleted)
+    }
+
+    private func scheduleClosingCheck(seen: UInt64) {
+        channel.eventLoop.scheduleTask(in: Self.stallTimeout) {
+            guard self.channel.isActive else { return }
+            let overdue = NIODeadline.now() - (self.closingStarted ?? .now()) >= Self.closingLimit
+            if self.writesCompleted == seen || overdue {
+                self.channel.close(promise: nil)
+            } else {
+                self.scheduleClosingCheck(seen: self.writesCompleted)
+            }
+        }
     }
 
     /// True once a close has started.
