@@ -339,8 +339,8 @@ struct MessageMalformedTests {
         func error(code: UInt16, request: UInt16 = 0, fatal: UInt8 = 1, retry: UInt32 = 0, text: [UInt8] = Array("Bye.".utf8)) -> [UInt8] {
             [1, 0x88] + u16(code) + u16(request) + [fatal] + u32(retry) + [UInt8(text.count)] + text
         }
-        #expect((try? RelayMessage.decode(error(code: 25))) != nil)
-        for code: UInt16 in [0, 26, 999, 1000, 1004, 0xFFFF] {
+        #expect((try? RelayMessage.decode(error(code: 26))) != nil)
+        for code: UInt16 in [0, 27, 999, 1000, 1004, 0xFFFF] {
             expectRelay(error(code: code), throws: .invalidValue(field: "code", value: UInt64(code)))
         }
         expectRelay(error(code: 1, fatal: 2), throws: .invalidValue(field: "fatal", value: 2))

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import ConclaveClient
 @testable import ConclaveRelay
 
 /// A raw TCP connection from a chosen loopback source address (Linux routes all of
@@ -126,9 +127,11 @@ final class RawTCP: @unchecked Sendable {
             var others: [RawTCP] = []
             for i in 0 ..< 80 { others.append(try RawTCP(from: "127.0.0.\(6 + i % 3)", toPort: port)) }
             let late = ContinuousClock.now + .seconds(3)
-            while ContinuousClock.now < late, others.filter(\.isClosed).count < 20 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(others.filter(\.isClosed).count == 20)
-            #expect(one.filter { !$0.isClosed }.count + others.filter { !$0.isClosed }.count == 100)
+            // (The first `refusalReserve` over the limit stay, to be told `at_capacity` if they upgrade.)
+            let closedAtAccept = 20 - RelayCore.refusalReserve
+            while ContinuousClock.now < late, others.filter(\.isClosed).count < closedAtAccept { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(others.filter(\.isClosed).count == closedAtAccept)
+            #expect(one.filter { !$0.isClosed }.count + others.filter { !$0.isClosed }.count == 100 + RelayCore.refusalReserve)
             #expect(server.core.pendingCount == 100)
             // The relay is full: even /metrics waits (refused), as any new connection.
             #expect(try await metric(port, "conclave_relay_connections") == nil)
@@ -138,6 +141,7 @@ final class RawTCP: @unchecked Sendable {
             while ContinuousClock.now < drained, server.core.pendingCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(try await metric(port, "conclave_relay_limit_hits_total{limit=\"pending_per_address\"}") == 20)
             #expect(try await metric(port, "conclave_relay_limit_hits_total{limit=\"connections\"}") ?? 0 >= 20)
+            #expect(server.core.pendingCount == 0)
             // Once they are gone, a participant gets in.
             let back = ContinuousClock.now + .seconds(3)
             var joined = false
@@ -149,6 +153,27 @@ final class RawTCP: @unchecked Sendable {
                 if !joined { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(joined)
+        }
+    }
+
+    /// Issue 10, defect 6: the connection limit has its own error code. A client just over
+    /// the limit is told `at_capacity` (not `shutting_down`); a flood past the reserve is
+    /// closed at accept.
+    @Test func theConnectionLimitIsReportedAsAtCapacity() async throws {
+        let config = testRelayConfiguration { $0.maxConnections = 3 }
+        try await withRelay(config) { server, endpoint in
+            let held = try (0 ..< 3).map { _ in try RawTCP(from: "127.0.0.9", toPort: server.port!) }
+            try await waitUntil("three pending connections") { server.core.pendingCount == 3 }
+            do {
+                _ = try await RelayHandshake.open(endpoint, tls: nil)
+                Issue.record("a client over the connection limit was let in")
+            } catch {
+                #expect((error as? SessionError)?.code == .atCapacity, "refused with \(error)")
+            }
+            // Past the reserve of refusals, connections close at accept.
+            let flood = try (0 ..< RelayCore.refusalReserve + 8).map { _ in try RawTCP(from: "127.0.0.10", toPort: server.port!) }
+            try await waitUntil("the flood past the reserve closed") { flood.filter(\.isClosed).count >= 8 }
+            withExtendedLifetime(held) {}
         }
     }
 }

@@ -1,6 +1,6 @@
 /// Error codes of section 5.8.
 ///
-/// Codes 1–24 travel in `ERROR` messages. Codes 1000 and above are client-side only:
+/// Codes 1–26 travel in `ERROR` messages. Codes 1000 and above are client-side only:
 /// they are never sent, and a decoder rejects them in an `ERROR` as `malformed`.
 public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case malformed = 1
@@ -28,6 +28,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
     case tooManyRooms = 23
     case invalidCommand = 24
     case roomExists = 25
+    case atCapacity = 26
 
     // Client-side only.
     case keyRejected = 1000
@@ -70,6 +71,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
         case .tooManyRooms: "too_many_rooms"
         case .invalidCommand: "invalid_command"
         case .roomExists: "room_exists"
+        case .atCapacity: "at_capacity"
         case .keyRejected: "key_rejected"
         case .badInvite: "bad_invite"
         case .decryptFailed: "decrypt_failed"
@@ -106,6 +108,7 @@ public enum ErrorCode: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
         case .tooManyRooms: "the relay's room limit is reached"
         case .invalidCommand: "a command's target does not fit its op in the room's current state"
         case .roomExists: "a room with the proposed id exists; propose another"
+        case .atCapacity: "the relay is at its connection limit; try again later"
         case .keyRejected: "a key package or roster fails its signature or binding"
         case .badInvite: "the invite cannot be read"
         case .decryptFailed: "a frame could not be decrypted"

@@ -66,12 +66,21 @@ final class RelayCore: Sendable {
         /// and per source address: they count against `max-connections` from accept on.
         var pending = 0
         var pendingByAddress: [String: Int] = [:]
+        /// Connections over the limit that will be told `at_capacity` (``refusalReserve``).
+        var refusing = 0
     }
 
     /// Why a TCP connection was refused at accept.
     enum AcceptRefusal: Equatable {
+        /// Over the limit by more than the refusal reserve: closed at once.
         case atCapacity, addressCap, shuttingDown
+        /// Over the limit, within the reserve: it may upgrade, to be told `at_capacity`.
+        case refuseAfterUpgrade
     }
+
+    /// Connections past `max-connections` that may still upgrade to receive a typed
+    /// `ERROR at_capacity` (5.1); past these, a connection is closed at accept.
+    static let refusalReserve = 16
 
     private let state: Mutex<State>
     /// A UDP path that has been silent this long falls back to the WebSocket (nanoseconds).
@@ -104,7 +113,11 @@ final class RelayCore: Sendable {
     func accepted(address: String) -> AcceptRefusal? {
         state.withLock { s -> AcceptRefusal? in
             if s.shuttingDown { return .shuttingDown }
-            guard s.connections.count + s.pending < configuration.maxConnections else { return .atCapacity }
+            guard s.connections.count + s.pending < configuration.maxConnections else {
+                guard s.refusing < Self.refusalReserve else { return .atCapacity }
+                s.refusing += 1
+                return .refuseAfterUpgrade
+            }
             let mine = s.pendingByAddress[address, default: 0]
             guard mine < configuration.maxPendingConnectionsPerAddress || configuration.exemptAddresses.contains(address) else { return .addressCap }
             s.pending += 1
@@ -112,6 +125,11 @@ final class RelayCore: Sendable {
             recordConnections(s)
             return nil
         }
+    }
+
+    /// A connection accepted in the refusal reserve closed.
+    func refusalEnded() {
+        state.withLock { s in s.refusing = max(0, s.refusing - 1) }
     }
 
     /// A connection counted by ``accepted(address:)`` closed before its upgrade.

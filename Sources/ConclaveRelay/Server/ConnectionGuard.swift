@@ -15,6 +15,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         /// Upgraded: the slot became a registered connection.
         case upgraded(ConnectionOutbox?)
         case refused
+        /// Over the connection limit, within the reserve: upgraded only to be told so.
+        case refusing
     }
 
     private let core: RelayCore
@@ -25,24 +27,41 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        if let refusal = core.accepted(address: address) {
+        let verdict = core.accepted(address: address)
+        if verdict == .refuseAfterUpgrade {
+            core.metrics.limitHit("connections")
+            state = .refusing
+            scheduleDeadline(context: context)
+            return context.fireChannelActive()
+        }
+        if let refusal = verdict {
             state = .refused
             switch refusal {
             case .atCapacity: core.metrics.limitHit("connections")
             case .addressCap: core.metrics.limitHit("pending_per_address")
-            case .shuttingDown: break
+            case .shuttingDown, .refuseAfterUpgrade: break
             }
             // Nothing is read from it: no TLS, no HTTP, no WebSocket work for a refused peer.
             context.close(promise: nil)
             return
         }
         state = .pending(address: address)
+        scheduleDeadline(context: context)
+        context.fireChannelActive()
+    }
+
+    private func scheduleDeadline(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         deadline = context.eventLoop.scheduleTask(in: .seconds(Int64(core.configuration.handshakeTimeoutSeconds))) {
             let (handler, context) = loopBound.value
             handler.expire(context: context)
         }
-        context.fireChannelActive()
+    }
+
+    /// True for a connection accepted over the limit: its upgrade only carries `at_capacity`.
+    var isRefusing: Bool {
+        if case .refusing = state { return true }
+        return false
     }
 
     /// The WebSocket upgrade registered this connection (its pending slot is released by
@@ -59,7 +78,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     private func expire(context: ChannelHandlerContext) {
         switch state {
-        case .pending:
+        case .pending, .refusing:
             core.metrics.limitHit("handshake_timeout")
             context.close(promise: nil)
         case .upgraded(let outbox?):
@@ -70,13 +89,15 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .refused = state else { return context.fireChannelRead(data) }
+        if case .refused = state { return }
+        context.fireChannelRead(data)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
         if case .pending(let address) = state { core.pendingEnded(address: address) }
+        if case .refusing = state { core.refusalEnded() }
         state = .refused
         context.fireChannelInactive()
     }

@@ -154,14 +154,23 @@ public final class RelayServer: Sendable {
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     let address = channel.remoteAddress?.ipAddress ?? "unknown"
-                    let outbox = core.register(channel: channel, address: address)
-                    try? channel.pipeline.syncOperations.handler(type: ConnectionGuard.self).upgraded(outbox)
+                    let connectionGuard = try? channel.pipeline.syncOperations.handler(type: ConnectionGuard.self)
+                    let overLimit = connectionGuard?.isRefusing ?? false
+                    let outbox = overLimit ? nil : core.register(channel: channel, address: address)
+                    if !overLimit { connectionGuard?.upgraded(outbox) }
                     guard let outbox else {
                         var close = channel.allocator.buffer(capacity: 2)
-                        close.write(webSocketErrorCode: .goingAway)
-                        let refusal = RelayMessage.error(ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is stopping"))
+                        close.write(webSocketErrorCode: overLimit ? .policyViolation : .goingAway)
+                        let refusal = RelayMessage.error(overLimit
+                            ? ErrorMessage(code: .atCapacity, isFatal: true, message: "the relay is at its connection limit; try again later")
+                            : ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is stopping"))
+                        metrics.errorSent(overLimit ? .atCapacity : .shuttingDown)
                         channel.write(WebSocketFrame(fin: true, opcode: .binary, data: channel.allocator.buffer(bytes: refusal.encoded())), promise: nil)
-                        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)).whenComplete { _ in channel.close(promise: nil) }
+                        // The TCP close waits a moment (the client answers the close frame and
+                        // closes first): closing at once can reach a client still finishing
+                        // its upgrade before it has read the ERROR.
+                        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: close), promise: nil)
+                        channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
                         return
                     }
                     let sync = channel.pipeline.syncOperations
