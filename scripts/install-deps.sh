@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages Conclave needs, only when they are missing.
-# Used by the README's commands and by .ci/run (gdb: its gcore dumps the relay's memory in a test).
+# Used by the README's commands and by .ci/run (gdb: its gcore dumps the relay's memory in a test;
+# python3: scripts/fuzz.sh seeds its corpora from the test vectors).
 # Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 need=()
-for pkg in libsodium-dev libopus-dev pkg-config openssl gdb; do
+for pkg in libsodium-dev libopus-dev pkg-config openssl gdb python3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -123,4 +123,16 @@ import ConclaveCrypto
         #expect(w.check(2001) == .fresh)
         #expect(w.highestAccepted == 3024)
     }
+
+    /// Found by `Fuzz/FuzzSFrameHeader` (its first round-trip check was too strict):
+    /// receivers accept any encoding of KID and CTR (2.2), so `ff` followed by 16 zero
+    /// bytes is KID 0 and CTR 0 in 17 bytes, and its shortest form is the single byte `00`.
+    @Test func nonShortestHeadersAreAcceptedAndMeanTheSameValues() throws {
+        let long = [0xFF] + [UInt8](repeating: 0, count: 16)
+        let (header, length) = try SFrameHeader.decode(long)
+        #expect(header.keyID == 0 && header.counter == 0 && length == 17)
+        #expect(header.encoded == [0x00])
+        let (again, shortLength) = try SFrameHeader.decode(header.encoded)
+        #expect(again.keyID == 0 && again.counter == 0 && shortLength == 1)
+    }
 }

@@ -1,0 +1,20 @@
+// swift-tools-version:6.0
+// libFuzzer targets for every decoder of untrusted bytes in ConclaveProtocol.
+// Build and run them with `bash scripts/fuzz.sh [SECONDS]` (it passes
+// `-sanitize=fuzzer,address`); a plain `swift build` here builds nothing useful.
+import PackageDescription
+
+let names = ["ClientMessage", "RelayMessage", "FrameHeader", "SFrameHeader", "ControlMessage",
+             "KeyPackage", "KeyWrap", "Knock", "MediaDatagram", "Invite"]
+
+let package = Package(
+    name: "ConclaveFuzz",
+    dependencies: [.package(name: "Conclave", path: "..")],
+    targets: [.target(name: "FuzzSupport")] + names.map { name in
+        .executableTarget(name: "Fuzz\(name)",
+                          dependencies: ["FuzzSupport",
+                                         .product(name: "ConclaveProtocol", package: "Conclave"),
+                                         .product(name: "ConclaveCrypto", package: "Conclave")],
+                          path: "Sources/Fuzz\(name)")
+    }
+)

@@ -1,0 +1,14 @@
+import ConclaveProtocol
+import FuzzSupport
+
+/// Key packages (3.4): parsing never traps; what parses re-encodes byte for byte.
+@main struct Main { static func main() { runFuzzer(fuzz) } }
+
+func fuzz(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data = input else { return 0 }
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    if let p = try? KeyPackage(encoded: bytes) {
+        precondition(p.encoded == bytes, "KeyPackage did not round-trip")
+    }
+    return 0
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in Fuzz/ with -sanitize=fuzzer,address and runs each for
+# SECONDS (default 60), its corpus seeded from protocol/test-vectors/. A crash leaves its
+# input in .build-fuzz/crashes/<target>/ and makes this script fail.
+#   bash scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"; shift || true
+root="$PWD"
+scratch="$root/.build-fuzz"
+swift build --package-path Fuzz --scratch-path "$scratch" -c release \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+bin="$(swift build --package-path Fuzz --scratch-path "$scratch" -c release --show-bin-path)"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite)
+fi
+# Seeds: every hex "encoded" value of the test vectors (and the invites) goes to every corpus.
+seeds="$scratch/seeds"
+rm -rf "$seeds"; mkdir -p "$seeds"
+python3 - "$root/protocol/test-vectors" "$seeds" <<'PY'
+import json, os, sys, hashlib
+src, out = sys.argv[1], sys.argv[2]
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if isinstance(v, str) and (k.endswith("encoded") or k in ("message", "payload", "plaintext", "datagram", "sealed")):
+                try: yield bytes.fromhex(v)
+                except ValueError:
+                    if k == "invite" or v.startswith("conclave"): yield v.encode()
+            elif isinstance(v, str) and k == "invite": yield v.encode()
+            else: yield from walk(v)
+    elif isinstance(o, list):
+        for v in o: yield from walk(v)
+n = 0
+for name in sorted(os.listdir(src)):
+    if not name.endswith(".json"): continue
+    for b in walk(json.load(open(os.path.join(src, name)))):
+        if not b: continue
+        open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb").write(b); n += 1
+print(f"{n} seeds", file=sys.stderr)
+PY
+status=0
+for t in "${targets[@]}"; do
+    corpus="$scratch/corpus/$t"; crashes="$scratch/crashes/$t"
+    mkdir -p "$corpus" "$crashes"
+    cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
+    echo "== Fuzz$t for ${seconds}s"
+    log="$scratch/fuzz-$t.log"
+    # Swift's own crash handler would get in libFuzzer's way: libFuzzer reports traps.
+    rc=0
+    SWIFT_BACKTRACE=enable=no "$bin/Fuzz$t" "$corpus" -max_total_time="$seconds" -max_len=70000 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 > "$log" 2>&1 || rc=$?
+    grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|ERROR|SUMMARY|Fatal error|precondition|Test unit written" "$log" || true
+    if [ "$rc" -ne 0 ] || ls "$crashes"/crash-* "$crashes"/leak-* "$crashes"/timeout-* >/dev/null 2>&1; then
+        echo "!! Fuzz$t failed (exit $rc); inputs in $crashes, log in $log"; status=1
+    fi
+done
+exit $status
