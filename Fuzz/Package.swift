@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer targets for every decoder of untrusted bytes in ConclaveProtocol.
+// libFuzzer targets for every decoder of untrusted bytes in ConclaveProtocol, and WAV files.
 // Build and run them with `bash scripts/fuzz.sh [SECONDS]` (it passes
 // `-sanitize=fuzzer,address`); a plain `swift build` here builds nothing useful.
 import PackageDescription
@@ -10,11 +10,14 @@ let names = ["ClientMessage", "RelayMessage", "FrameHeader", "SFrameHeader", "Co
 let package = Package(
     name: "ConclaveFuzz",
     dependencies: [.package(name: "Conclave", path: "..")],
-    targets: [.target(name: "FuzzSupport")] + names.map { name in
-        .executableTarget(name: "Fuzz\(name)",
-                          dependencies: ["FuzzSupport",
-                                         .product(name: "ConclaveProtocol", package: "Conclave"),
-                                         .product(name: "ConclaveCrypto", package: "Conclave")],
-                          path: "Sources/Fuzz\(name)")
-    }
+    targets: [.target(name: "FuzzSupport"),
+              .executableTarget(name: "FuzzWAV", dependencies: ["FuzzSupport", .product(name: "ConclaveMedia", package: "Conclave")],
+                                path: "Sources/FuzzWAV")]
+        + names.map { name in
+            .executableTarget(name: "Fuzz\(name)",
+                              dependencies: ["FuzzSupport",
+                                             .product(name: "ConclaveProtocol", package: "Conclave"),
+                                             .product(name: "ConclaveCrypto", package: "Conclave")],
+                              path: "Sources/Fuzz\(name)")
+        }
 )

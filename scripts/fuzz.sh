@@ -13,7 +13,7 @@ swift build --package-path Fuzz --scratch-path "$scratch" -c release \
 bin="$(swift build --package-path Fuzz --scratch-path "$scratch" -c release --show-bin-path)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite)
+    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite WAV)
 fi
 # Seeds: every hex "encoded" value of the test vectors (and the invites) goes to every corpus.
 seeds="$scratch/seeds"
@@ -38,6 +38,13 @@ for name in sorted(os.listdir(src)):
     for b in walk(json.load(open(os.path.join(src, name)))):
         if not b: continue
         open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb").write(b); n += 1
+# A few WAV files: 16-bit PCM, mono and stereo, 8 and 48 kHz.
+import struct
+for rate, ch, frames in ((8000, 1, 4), (48000, 2, 3), (48000, 1, 0)):
+    data = struct.pack("<" + "h" * (frames * ch), *range(frames * ch))
+    fmt = struct.pack("<HHIIHH", 1, ch, rate, rate * ch * 2, ch * 2, 16)
+    wav = b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    open(os.path.join(out, hashlib.sha1(wav).hexdigest()), "wb").write(wav); n += 1
 print(f"{n} seeds", file=sys.stderr)
 PY
 status=0
