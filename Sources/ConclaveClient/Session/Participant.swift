@@ -105,7 +105,6 @@ public actor Participant {
 
     /// The meeting's logic; this actor only carries out what it returns.
     var session: ParticipantSession
-    var e2e: E2ESession { session.e2e }
     var leader: LeaderKeySchedule? { session.leader }
     var member: MemberKeySchedule? { session.member }
     public var index: UInt16 { session.index }

@@ -73,11 +73,8 @@ public struct ParticipantSession: Sendable {
     /// The relay's mute state for this client.
     public private(set) var mutedSelf = true
 
-    /// Identities as the relay reports them, and names from opened knocks.
+    /// Identities as the relay reports them.
     var relayIdentities: [UInt16: PublicIdentity] = [:]
-    var knockNames: [UInt16: String] = [:]
-    /// Admission order (the relay's host-succession rule follows it).
-    var admissionOrder: [UInt16] = []
     /// Leader: knocks opened and not yet decided (for KNOCK_NOTICEs to co-hosts).
     var pendingKnocks: [UInt16: (identity: PublicIdentity, name: String)] = [:]
     /// Leader: every knock it opened and verified, by waiting index (4.2).
@@ -324,7 +321,6 @@ public struct ParticipantSession: Sendable {
         }
         seenKnockNonces.insert(opened.joinNonce)
         openedKnocks[i] = opened
-        knockNames[i] = opened.displayName
         pendingKnocks[i] = (relayIdentity, opened.displayName)
         out += knockNotices(for: [i], to: leader?.entries.filter { $0.role == .cohost }.map(\.index) ?? [], now: now)
         out.append(.event(.knock(index: i, name: opened.displayName, fingerprint: fingerprint, namedByHost: false)))
@@ -648,7 +644,6 @@ public struct ParticipantSession: Sendable {
         }
         do {
             let actions = try l.changeMembership(admit: batch, remove: removing.map { [$0] } ?? [], now: now)
-            admissionOrder += batch.map(\.index)
             leader = l
             out += try perform(actions, now: now)
         } catch {
@@ -735,7 +730,6 @@ public struct ParticipantSession: Sendable {
             if let interval = configuration.rotationIntervalMillis { l.rotationInterval = interval }
             leader = l
             member = nil
-            admissionOrder = l.admissionOrder
             var out: [Action] = [.event(.leader(index, handover: handover))]
             // Knocks are sealed to the key the invite names: from now on, this client's.
             if let old = invite {

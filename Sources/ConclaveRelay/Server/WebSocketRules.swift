@@ -27,39 +27,24 @@ final class WebSocketRules: ChannelInboundHandler {
 
     private var failed = false
 
-    static let dataOpcodes: Set<UInt8> = [0x0, 0x1, 0x2]
-    static let controlOpcodes: Set<UInt8> = [0x8, 0x9, 0xA]
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         let frame = unwrapInboundIn(data)
         let opcode = UInt8(webSocketOpcode: frame.opcode)
-        let violation: String?
-        if frame.rsv1 || frame.rsv2 || frame.rsv3 {
-            violation = "reserved bits set"
-        } else if frame.maskKey == nil {
-            violation = "unmasked client frame"
-        } else if !Self.dataOpcodes.contains(opcode) && !Self.controlOpcodes.contains(opcode) {
-            violation = "reserved opcode \(opcode)"
-        } else if Self.controlOpcodes.contains(opcode), !frame.fin || frame.length > 125 {
-            violation = "fragmented or oversized control frame"
-        } else {
-            violation = nil
-        }
-        guard let violation else { return context.fireChannelRead(data) }
-        fail(context: context, code: .protocolError, violation)
+        // Reserved bits (no extension is negotiated), an unmasked frame, a reserved opcode
+        // (0x3–0x7, 0xB–0xF), or a fragmented or oversized control frame.
+        let violates = frame.rsv1 || frame.rsv2 || frame.rsv3 || frame.maskKey == nil
+            || opcode > 0xA || (opcode > 0x2 && opcode < 0x8)
+            || (opcode >= 0x8 && (!frame.fin || frame.length > 125))
+        guard violates else { return context.fireChannelRead(data) }
+        failed = true
+        Self.failConnection(context: context, code: .protocolError)
     }
 
     /// The close code for an aggregation error, if it is one.
     static func failure(for error: Error) -> WebSocketErrorCode? {
         guard let e = error as? NIOWebSocketFrameAggregator.Error else { return nil }
         return e == .accumulatedFrameSizeIsTooLarge ? .messageTooLarge : .protocolError
-    }
-
-    private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode, _ why: String) {
-        guard !failed else { return }
-        failed = true
-        Self.failConnection(context: context, code: code)
     }
 
     /// Sends a close frame with `code`, then closes the connection.
