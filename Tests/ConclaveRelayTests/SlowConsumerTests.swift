@@ -90,9 +90,11 @@ import ConclaveProtocol
                 }
             }
             defer { flood.cancel() }
-            // 5 KB every 50 ms (100 KB/s): far slower than the flood, but never stalled.
+            // 20 KB every 50 ms (400 KB/s): far slower than the flood, but never stalled; the
+            // kernel's buffers (several MiB on loopback) drain in seconds, past the old fixed
+            // 2 s close.
             var received = pending
-            var buffer = [UInt8](repeating: 0, count: 5_000)
+            var buffer = [UInt8](repeating: 0, count: 20_000)
             var closed = false
             let deadline = ContinuousClock.now + .seconds(60)
             while !closed, ContinuousClock.now < deadline {

@@ -62,10 +62,6 @@ public final class RelayServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
-            // A bounded kernel send buffer per connection (Linux doubles it): a slow consumer's
-            // backlog shows in the outbound queue, where the limits apply, instead of
-            // growing to several MiB in the kernel.
-            .childChannelOption(.socketOption(.so_sndbuf), value: Self.socketSendBuffer)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ConnectionGuard(core: core))
@@ -131,7 +127,6 @@ public final class RelayServer: Sendable {
     }
 
     static let vectorReadCount = 32
-    static let socketSendBuffer = 256 * 1024
 
     /// The bound UDP media port (nil when the media path is off or not yet bound).
     public var mediaPort: Int? { mediaChannels.value.first?.localAddress?.port }
