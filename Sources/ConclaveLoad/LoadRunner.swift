@@ -203,6 +203,7 @@ public struct LoadRunner: Sendable {
 
         // MARK: Measure
         for r in rooms { r.reset() }
+        let queuesAtStart = await Self.clientQueues(all)
         let cpuStart = processCPUSeconds()
         let relayStart = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
         let measureStart = ContinuousClock.now
@@ -255,6 +256,10 @@ public struct LoadRunner: Sendable {
         }
         var udp = 0
         for v in all where await v.participant.mediaPathIsUp { udp += 1 }
+        // Drops during the measurement (as the loss is); peaks over the whole run.
+        var queues = await Self.clientQueues(all)
+        queues.staleAudioDropped -= queuesAtStart.staleAudioDropped
+        queues.mediaOverflowDropped -= queuesAtStart.mediaOverflowDropped
 
         // MARK: Rekey after a removal (room 1)
         var rekeyMs: Double?
@@ -287,7 +292,7 @@ public struct LoadRunner: Sendable {
         }
         let passed = connected == o.rooms * o.perRoom && loss <= o.lossThresholdPercent && latency.p99Ms <= o.p99ThresholdMs
             && latency.count > 0 && failures == 0
-        return LoadSummary(
+        var summary = LoadSummary(
             configuration: o.configuration, date: Self.isoDate(), machine: Self.machine(),
             participantsTarget: o.rooms * o.perRoom, participantsConnected: connected, udpParticipants: udp, wsParticipants: connected - udp,
             framesSent: UInt64(sent), framesExpected: UInt64(expected), framesReceived: UInt64(arrived), lossPercent: loss,
@@ -296,6 +301,24 @@ public struct LoadRunner: Sendable {
             rekeyAfterRemovalMs: rekeyMs, runnerCPUPercent: (cpuEnd - cpuStart) / max(0.001, measured) * 100,
             relayCPUPercent: relayCPU, relayRSSBytes: relayRSS, relayRSSPerParticipantBytes: perParticipant,
             timeline: timeline, passed: passed, errors: errors)
+        summary.clientQueues = queues
+        return summary
+    }
+
+    /// Every participant's inbound queue: drops summed, peaks maxed.
+    static func clientQueues(_ all: [Virtual]) async -> ClientQueueSummary {
+        var queues = ClientQueueSummary()
+        let limits = RelayConnection.Options()
+        queues.mediaLimit = limits.maximumQueuedMedia
+        queues.controlHighWatermark = limits.inboundHighWatermark
+        for v in all {
+            let q = await v.participant.inboundStatistics()
+            queues.staleAudioDropped += q.staleAudioDropped
+            queues.mediaOverflowDropped += q.mediaOverflowDropped
+            queues.peakQueuedMedia = max(queues.peakQueuedMedia, q.peakQueuedMedia)
+            queues.peakQueuedControl = max(queues.peakQueuedControl, q.peakQueuedControl)
+        }
+        return queues
     }
 
     /// The host removes the room's last member; the time until every remaining member has

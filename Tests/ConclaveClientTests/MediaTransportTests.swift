@@ -124,4 +124,50 @@ import ConclaveRelay
         let c = await alice.receiveCounters
         #expect(c.decryptFailed == 0, "\(c)")
     }
+
+    /// Issue 10, defect 9: a client whose consumer stalls does not later play seconds-old
+    /// audio. Audio keeps arriving by UDP while nothing is taken from the connection; when
+    /// the consumer resumes, the stale frames are gone (dropped and counted), the fresh ones
+    /// and every control message are there.
+    @Test func stalledConsumerDoesNotReceiveStaleAudio() async throws {
+        try await withTestRelay { endpoint, _ in
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: EventLog().output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(12)) }
+            defer { hostRun.cancel() }
+            // The listener is driven by hand: it reads nothing unless the test does.
+            let listener = try await Participant.join(invite: invite, options: options("listener"), output: EventLog().output)
+            let connection = await listener.connection
+            var session: MediaSessionMessage?
+            var control = 0
+            let joinDeadline = ContinuousClock.now + .seconds(5)
+            while session == nil, ContinuousClock.now < joinDeadline {
+                guard case let .message(m)? = try? await connection.next(timeout: .milliseconds(200)) else { continue }
+                if case let .mediaSession(s) = m { session = s }
+            }
+            let path = try await MediaPath.open(try #require(session, "no MEDIA_SESSION"), connection: connection)
+            defer { Task { await path.close() } }
+            // Stall: take nothing until 100 audio frames have arrived by UDP (2 s of the host's audio).
+            let before = await path.statistics().framesReceived
+            let stallDeadline = ContinuousClock.now + .seconds(8)
+            while await path.statistics().framesReceived - before < 100, ContinuousClock.now < stallDeadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let arrived = await path.statistics().framesReceived - before
+            #expect(arrived >= 100, "only \(arrived) audio frames arrived by UDP")
+            // Resume: read for 100 ms (what was buffered comes out at once, and about five
+            // fresh frames arrive meanwhile).
+            var audio = 0
+            let drainEnd = ContinuousClock.now + .milliseconds(100)
+            while ContinuousClock.now < drainEnd, let item = try? await connection.next(timeout: .milliseconds(30)) {
+                guard case let .message(m) = item else { break }
+                if case let .frame(f) = m, f.header.kind == .audio { audio += 1 } else { control += 1 }
+            }
+            #expect(audio < 30, "\(audio) audio frames delivered after a stall in which \(arrived) arrived: stale audio was kept")
+            #expect(control > 0, "the key package and roster that arrived meanwhile are delivered")
+            let stats = await connection.inboundStatistics()
+            #expect(Int(stats.staleAudioDropped) >= arrived - 30, "the drops are counted: \(stats)")
+            #expect(stats.mediaOverflowDropped == 0 && stats.peakQueuedMedia <= RelayConnection.Options().maximumQueuedMedia)
+        }
+    }
 }

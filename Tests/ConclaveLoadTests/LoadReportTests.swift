@@ -38,7 +38,7 @@ struct LoadReportTests {
         passed: Bool = true,
         errors: [String] = []
     ) -> LoadSummary {
-        LoadSummary(
+        var s = LoadSummary(
             configuration: configuration(relay: relay, rooms: rooms, perRoom: perRoom),
             date: "2025-01-02T03:04:05Z", machine: "2 vCPU, Linux",
             participantsTarget: rooms * perRoom, participantsConnected: rooms * perRoom - 2,
@@ -51,6 +51,13 @@ struct LoadReportTests {
             relayRSSPerParticipantBytes: 168_443,
             timeline: timeline, passed: passed, errors: errors
         )
+        s.clientQueues.staleAudioDropped = 4_321
+        s.clientQueues.mediaOverflowDropped = 12
+        s.clientQueues.peakQueuedMedia = 1_024
+        s.clientQueues.mediaLimit = 1_024
+        s.clientQueues.peakQueuedControl = 270
+        s.clientQueues.controlHighWatermark = 256
+        return s
     }
 
     static func parse(_ json: String) throws -> [String: Any] {
@@ -122,6 +129,8 @@ struct LoadReportTests {
         #expect(table.contains("164.5 KiB"))
         #expect(table.contains("PASS"))
         #expect(table.contains("2 participants failed to join: timeout"))
+        #expect(table.contains("4,321 stale audio, 12 over the queue limit"))
+        #expect(table.contains("media 1024 (limit 1024), control 270 (reads pause at 256)"))
         // Nil rekey reads "not measured".
         let rekeyLine = try #require(table.split(separator: "\n").first { $0.hasPrefix("rekey after removal") })
         #expect(rekeyLine.hasSuffix("not measured"))
@@ -198,6 +207,13 @@ struct LoadReportTests {
         let latency = try #require(o["latency_ms"] as? [String: Any])
         #expect((latency["p99"] as? NSNumber)?.doubleValue == 4.2)
         #expect((latency["p999"] as? NSNumber)?.doubleValue == 9.75)
+        let queues = try #require(o["client_queues"] as? [String: Any])
+        #expect((queues["stale_audio_dropped"] as? NSNumber)?.uint64Value == 4_321)
+        #expect((queues["media_overflow_dropped"] as? NSNumber)?.uint64Value == 12)
+        #expect((queues["peak_queued_media"] as? NSNumber)?.intValue == 1_024)
+        #expect((queues["media_limit"] as? NSNumber)?.intValue == 1_024)
+        #expect((queues["peak_queued_control"] as? NSNumber)?.intValue == 270)
+        #expect((queues["control_high_watermark"] as? NSNumber)?.intValue == 256)
         let timeline = try #require(o["timeline"] as? [[String: Any]])
         #expect(timeline.count == 5)
         #expect((timeline[0]["t"] as? NSNumber)?.doubleValue == 1)

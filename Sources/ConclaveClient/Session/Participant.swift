@@ -141,6 +141,9 @@ public actor Participant {
     var perSenderRecorders: [UInt16: WAVStreamWriter] = [:]
     var audioStats: [UInt16: AudioReceiveStats] = [:]
     var lastAudioReport: UInt64 = 0
+    /// The inbound queue's counts at the last `overload` report.
+    var lastInbound = InboundStatistics()
+    var lastInboundReport: UInt64 = 0
 
     /// What the key ring counted for frames the relay forwarded to us (opened, buffered, each
     /// drop reason), less the frames of epochs from before our admission, which a late joiner
@@ -260,6 +263,10 @@ public actor Participant {
             var next = ContinuousClock.now
             while !Task.isCancelled {
                 next += tick
+                // Behind by more than a tick (a starved CPU): skip the missed ticks rather
+                // than run them back to back, which would send a burst of stale audio.
+                let current = ContinuousClock.now
+                if current - next > tick { next = current }
                 try? await Task.sleep(until: next, clock: .continuous)
                 guard let self else { return }
                 await self.mediaTick()
@@ -569,6 +576,7 @@ public actor Participant {
                 options.probe?.audioSent()
             }
         }
+        if nowMs >= lastInboundReport + 1000 { await reportInbound(now: nowMs) }
         guard options.probe == nil else { return }
         let mixed = mixer.tick()
         try? recorder?.append(mixed)
@@ -582,6 +590,26 @@ public actor Participant {
             }
         }
         reportAudio(force: false)
+    }
+
+    /// Once a second, if this client fell behind and its inbound queue dropped media
+    /// (stale audio, or media over the queue's limit): the `overload` event, so the loss is
+    /// reported rather than hidden.
+    func reportInbound(now nowMs: UInt64) async {
+        lastInboundReport = nowMs
+        let s = await connection.inboundStatistics()
+        let stale = s.staleAudioDropped - lastInbound.staleAudioDropped
+        let overflow = s.mediaOverflowDropped - lastInbound.mediaOverflowDropped
+        lastInbound = s
+        guard stale + overflow > 0 else { return }
+        output.emit("overload", [("dropped_stale", .int(Int(stale))), ("dropped_overflow", .int(Int(overflow))),
+                                 ("peak_queued", .int(s.peakQueuedMedia))],
+                    human: "falling behind: dropped \(stale) stale audio frames and \(overflow) over the queue limit in the last second")
+    }
+
+    /// The inbound queue's drops and peak depths so far.
+    public func inboundStatistics() async -> InboundStatistics {
+        await connection.inboundStatistics()
     }
 
     func reportAudio(force: Bool) {

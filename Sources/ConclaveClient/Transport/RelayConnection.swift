@@ -23,8 +23,11 @@ import NIOWebSocket
 ///   ``Options/maximumInboundMessageLength``; a longer one closes the connection with
 ///   WebSocket status 1009. Pings are answered automatically.
 /// - Inbound items are delivered in order, then ``RelayInbound/closed(code:reason:)`` once.
-/// - Memory for unread items is bounded by backpressure, never by dropping: see
-///   ``Options/inboundHighWatermark``.
+/// - Memory for unread items is bounded. Control messages (keys, rosters, chat, events)
+///   are never dropped: backpressure bounds them (``Options/inboundHighWatermark``).
+///   Media frames are dropped instead of piling up: at most
+///   ``Options/maximumQueuedMedia`` wait, and audio older than
+///   ``Options/staleAudioAfter`` is skipped; ``inboundStatistics()`` counts both.
 /// - Every blocking call is bounded: connecting by `connectTimeout`, ``close()`` by
 ///   ``Options/closeTimeout``, ``next(timeout:)`` by its argument.
 ///
@@ -66,12 +69,23 @@ public final class RelayConnection: Sendable {
         /// closing the connection; anything longer closes it with status 1009.
         public var maximumInboundMessageLength = MessageLimits.maximumMessageLength + 1_024
 
-        /// Unread inbound items at which the connection stops reading the socket. Default
-        /// 256 (at most about 17 MB of maximum-size messages, far less in practice).
+        /// Unread control items (everything but media frames) at which the connection
+        /// stops reading the socket. Default 256 (at most about 17 MB of maximum-size
+        /// messages, far less in practice).
         public var inboundHighWatermark = 256
 
-        /// Unread inbound items at which reading resumes. Default 64.
+        /// Unread control items at which reading resumes. Default 64.
         public var inboundLowWatermark = 64
+
+        /// Media frames (audio from either path; screen frames that came by UDP) that may
+        /// wait unread; past this the oldest is dropped and counted. Default 1 024: about
+        /// 100 KB of typical audio frames, 1 s of 20 talkers.
+        public var maximumQueuedMedia = 1_024
+
+        /// An audio frame that waited longer than this for the consumer is dropped when it
+        /// gets there (and counted): a client that fell behind skips to the present
+        /// instead of playing old audio. Default 200 ms.
+        public var staleAudioAfter = Duration.milliseconds(200)
 
         /// How long ``RelayConnection/close()`` waits for the relay's Close frame before
         /// closing the socket anyway. Default 2 s.
@@ -257,6 +271,13 @@ public final class RelayConnection: Sendable {
     public func bufferedInboundCount() async -> Int {
         let handler = self.handler
         return (try? await eventLoop.submit { handler.value.bufferedCount }.get()) ?? 0
+    }
+
+    /// What the inbound queue dropped (stale audio, media over the limit) and how deep it
+    /// got since the connection opened.
+    public func inboundStatistics() async -> InboundStatistics {
+        let handler = self.handler
+        return (try? await eventLoop.submit { handler.value.statistics }.get()) ?? InboundStatistics()
     }
 
     private func setReadingPaused(_ paused: Bool) async {

@@ -46,7 +46,8 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
 
     init(options: RelayConnection.Options, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-        self.queue = InboundQueue(highWatermark: options.inboundHighWatermark, lowWatermark: options.inboundLowWatermark)
+        self.queue = InboundQueue(highWatermark: options.inboundHighWatermark, lowWatermark: options.inboundLowWatermark,
+                                  mediaLimit: options.maximumQueuedMedia, staleAudioNanos: Self.nanoseconds(options.staleAudioAfter))
         self.closeTimeout = TimeAmount(options.closeTimeout)
         self.logger = options.logger
     }
@@ -197,11 +198,11 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
     /// shares this event loop), exactly as if it had come over the WebSocket.
     func deliverFromMediaPath(_ item: RelayInbound) {
         guard closeState != .closing else { return }
-        deliver(item)
+        deliver(item, viaMediaPath: true)
     }
 
-    private func deliver(_ item: RelayInbound) {
-        switch queue.receive(item) {
+    private func deliver(_ item: RelayInbound, viaMediaPath: Bool = false) {
+        switch queue.receive(item, at: NIODeadline.now().uptimeNanoseconds, viaMediaPath: viaMediaPath) {
         case let .resume(waiter, item): resume(waiter, with: item)
         case .buffered, .ignored: break
         }
@@ -230,7 +231,7 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
             continuation.resume(throwing: CancellationError())
             return
         }
-        switch queue.next(for: waiter) {
+        switch queue.next(for: waiter, at: NIODeadline.now().uptimeNanoseconds) {
         case let .item(item, resumeReading):
             continuation.resume(returning: item)
             if resumeReading { context?.read() }
@@ -295,6 +296,15 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
 
     /// Items received and not yet taken.
     var bufferedCount: Int { queue.bufferedCount }
+
+    /// Drops and peak depths of the inbound queue.
+    var statistics: InboundStatistics { queue.statistics }
+
+    static func nanoseconds(_ d: Duration) -> UInt64 {
+        let c = d.components
+        guard c.seconds >= 0 else { return 0 }
+        return UInt64(c.seconds) * 1_000_000_000 + UInt64(c.attoseconds / 1_000_000_000)
+    }
 
     /// ``RelayConnection/pauseReading()`` and ``RelayConnection/resumeReading()``.
     ///

@@ -24,6 +24,7 @@ extension LoadReport {
         o.field("duplicates", s.duplicates)
         o.field("decrypt_failures", s.decryptFailures)
         o.field("frames_decrypted", s.framesDecrypted)
+        o.raw("client_queues", json(s.clientQueues))
         o.raw("latency_ms", json(s.latency))
         o.field("join_p50_ms", s.joinP50Ms)
         o.field("join_p99_ms", s.joinP99Ms)
@@ -46,6 +47,17 @@ extension LoadReport {
         o.field("p99_threshold_ms", r.p99ThresholdMs)
         o.raw("best", r.best.map { json($0) } ?? "null")
         o.raw("steps", "[" + r.steps.map { json($0) }.joined(separator: ",") + "]")
+        return o.finish()
+    }
+
+    static func json(_ q: ClientQueueSummary) -> String {
+        var o = JSONObjectWriter()
+        o.field("stale_audio_dropped", q.staleAudioDropped)
+        o.field("media_overflow_dropped", q.mediaOverflowDropped)
+        o.field("peak_queued_media", q.peakQueuedMedia)
+        o.field("media_limit", q.mediaLimit)
+        o.field("peak_queued_control", q.peakQueuedControl)
+        o.field("control_high_watermark", q.controlHighWatermark)
         return o.finish()
     }
 

@@ -108,6 +108,10 @@ extension LoadReport {
             ("duplicates", ReportFormat.grouped(s.duplicates)),
             ("decrypt failures", ReportFormat.grouped(s.decryptFailures)),
             ("frames decrypted", ReportFormat.grouped(s.framesDecrypted)),
+            ("dropped by clients", "\(ReportFormat.grouped(s.clientQueues.staleAudioDropped)) stale audio, "
+                + "\(ReportFormat.grouped(s.clientQueues.mediaOverflowDropped)) over the queue limit"),
+            ("client queue peaks", "media \(s.clientQueues.peakQueuedMedia) (limit \(s.clientQueues.mediaLimit)), "
+                + "control \(s.clientQueues.peakQueuedControl) (reads pause at \(s.clientQueues.controlHighWatermark))"),
             ("latency p50", ms(s.latency.p50Ms)),
             ("latency p90", ms(s.latency.p90Ms)),
             ("latency p99", ms(s.latency.p99Ms)),

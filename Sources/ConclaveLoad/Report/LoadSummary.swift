@@ -107,6 +107,24 @@ public struct LoadSample: Sendable, Equatable {
     }
 }
 
+/// The participants' inbound queues over a run (``InboundStatistics`` summed and maxed):
+/// what a client that fell behind skipped, and how close the queues came to their limits.
+public struct ClientQueueSummary: Sendable, Equatable {
+    /// Audio frames dropped for waiting longer than the stale limit, over all participants.
+    public var staleAudioDropped: UInt64 = 0
+    /// Media frames dropped because a queue already held its limit.
+    public var mediaOverflowDropped: UInt64 = 0
+    /// The deepest any participant's media queue got, and its limit.
+    public var peakQueuedMedia = 0
+    public var mediaLimit = 0
+    /// The deepest any participant's control queue got, and the watermark at which it
+    /// stops reading (it may pass it by the rest of one socket read).
+    public var peakQueuedControl = 0
+    public var controlHighWatermark = 0
+
+    public init() {}
+}
+
 /// Everything a finished load run measured.
 public struct LoadSummary: Sendable, Equatable {
     public var configuration: LoadConfiguration
@@ -142,6 +160,9 @@ public struct LoadSummary: Sendable, Equatable {
     public var relayCPUPercent: Double?
     public var relayRSSBytes: UInt64?
     public var relayRSSPerParticipantBytes: UInt64?
+
+    /// The participants' inbound queues: drops and peak depths.
+    public var clientQueues = ClientQueueSummary()
 
     /// One sample per second of the run.
     public var timeline: [LoadSample]
