@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "ConclaveMedia", targets: ["ConclaveMedia"]),
         .library(name: "ConclaveProtocol", targets: ["ConclaveProtocol"]),
         .library(name: "ConclaveRelay", targets: ["ConclaveRelay"]),
+        .library(name: "ConclaveRelayConfiguration", targets: ["ConclaveRelayConfiguration"]),
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .executable(name: "conclave", targets: ["conclave"]),
         .executable(name: "conclave-relay", targets: ["conclave-relay"]),
@@ -53,9 +54,12 @@ let package = Package(
         .target(name: "ConclaveCrypto", dependencies: ["CSodium"]),
         .target(name: "ConclaveMedia", dependencies: ["COpus"]),
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
+        // The relay's options and config-file parser on their own, without the network
+        // stack: the config-file fuzz target links this alone.
+        .target(name: "ConclaveRelayConfiguration", dependencies: ["ConclaveProtocol", "ConclaveCrypto"]),
         .target(
             name: "ConclaveRelay",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto"] + webSocketStack + [
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration"] + webSocketStack + [
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// libFuzzer targets for every decoder of untrusted bytes in ConclaveProtocol, and WAV files.
+// libFuzzer targets for every decoder of untrusted bytes in ConclaveProtocol, WAV files and
+// the relay's config file.
 // Build and run them with `bash scripts/fuzz.sh [SECONDS]` (it passes
 // `-sanitize=fuzzer,address`); a plain `swift build` here builds nothing useful.
 import PackageDescription
@@ -12,7 +13,10 @@ let package = Package(
     dependencies: [.package(name: "Conclave", path: "..")],
     targets: [.target(name: "FuzzSupport"),
               .executableTarget(name: "FuzzWAV", dependencies: ["FuzzSupport", .product(name: "ConclaveMedia", package: "Conclave")],
-                                path: "Sources/FuzzWAV")]
+                                path: "Sources/FuzzWAV"),
+              .executableTarget(name: "FuzzRelayConfig",
+                                dependencies: ["FuzzSupport", .product(name: "ConclaveRelayConfiguration", package: "Conclave")],
+                                path: "Sources/FuzzRelayConfig")]
         + names.map { name in
             .executableTarget(name: "Fuzz\(name)",
                               dependencies: ["FuzzSupport",

@@ -13,7 +13,7 @@ swift build --package-path Fuzz --scratch-path "$scratch" -c release \
 bin="$(swift build --package-path Fuzz --scratch-path "$scratch" -c release --show-bin-path)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite WAV)
+    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite WAV RelayConfig)
 fi
 # Seeds: every hex "encoded" value of the test vectors (and the invites) goes to every corpus.
 seeds="$scratch/seeds"
@@ -45,6 +45,13 @@ for rate, ch, frames in ((8000, 1, 4), (48000, 2, 3), (48000, 1, 0)):
     fmt = struct.pack("<HHIIHH", 1, ch, rate, rate * ch * 2, ch * 2, 16)
     wav = b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     open(os.path.join(out, hashlib.sha1(wav).hexdigest()), "wb").write(wav); n += 1
+# Relay config files: a typical one, every kind of value, and the escapes the parser knows.
+for cfg in ('{"listen": "127.0.0.1:7443", "max-rooms": 10, "allow-plaintext": false}',
+            '{\n  "media-listen": "off", "log-level": "debug", "tls-cert": null,\n  "exempt-addresses": "127.0.0.1,::1"\n}',
+            '{"listen": "[::1]:9000", "media-listen": "[::1]:9001", "tls-cert": "a\\"b\\\\c\\/d\\n\\t", "tls-key": "k.pem"}',
+            '{}'):
+    b = cfg.encode()
+    open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb").write(b); n += 1
 print(f"{n} seeds", file=sys.stderr)
 PY
 status=0

@@ -61,4 +61,24 @@ import Testing
         for (name, value) in c.summary where value != "none" { try c.set(name, to: value) }
         #expect(c == RelayConfiguration())
     }
+
+    /// Fuzzing (FuzzRelayConfig) found a `media-listen` host of control characters and
+    /// brackets that was accepted and did not survive being written back.
+    @Test func hostsAreHostnamesOrAddresses() throws {
+        var c = RelayConfiguration()
+        for bad in ["+[\u{0}\u{0}\u{e}A::1]:9001", "a b:1", "[::1:1", "[]:1", "x]:1", "host\n:1", "[a]b:1"] {
+            #expect(throws: RelayConfigurationError.self, "\(bad.debugDescription)") { try c.set("media-listen", to: bad) }
+            #expect(throws: RelayConfigurationError.self, "\(bad.debugDescription)") { try c.set("listen", to: bad) }
+        }
+        #expect(throws: RelayConfigurationError.invalidValue(option: "media-listen", value: "a b:1", expected: "HOST:PORT: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 0 to 65535")) {
+            try c.set("media-listen", to: "a b:1")
+        }
+        for good in ["127.0.0.1:0", "[::1]:7443", "relay.example.org:443", "localhost:65535", "[fe80::1%eth0]:1"] {
+            try c.set("media-listen", to: good)
+            let written = try #require(c.summary.first { $0.name == "media-listen" }).value
+            var again = RelayConfiguration()
+            try again.set("media-listen", to: written)
+            #expect(again == c, "\(good) -> \(written)")
+        }
+    }
 }

@@ -84,14 +84,14 @@ public struct RelayConfiguration: Sendable, Equatable {
 
     public static let options: [Option] = [
         .init(name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics", apply: { c, v throws(RelayConfigurationError) in
-            let (h, p) = try parseHostPort(v); c.host = h; c.port = p
+            let (h, p) = try parseHostPort(v, option: "listen"); c.host = h; c.port = p
         }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
         .init(name: "media-listen", help: "HOST:PORT for UDP media; same (the listen host and port, the default) or off", apply: { c, v throws(RelayConfigurationError) in
             switch v {
             case "off": c.mediaEnabled = false; c.mediaHost = nil; c.mediaPort = nil
             case "same": c.mediaEnabled = true; c.mediaHost = nil; c.mediaPort = nil
             default:
-                let (h, p) = try parseHostPort(v); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
+                let (h, p) = try parseHostPort(v, option: "media-listen"); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
             }
         }, current: { c in
             guard c.mediaEnabled else { return "off" }
@@ -201,7 +201,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
     }
 
-    func payloadLimit(_ kind: FrameKind) -> Int {
+    package func payloadLimit(_ kind: FrameKind) -> Int {
         switch kind {
         case .audio: return maxAudioFrameBytes
         case .screen: return maxScreenFrameBytes
@@ -219,21 +219,37 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
     }
 
-    static func parseHostPort(_ v: String) throws(RelayConfigurationError) -> (String, Int) {
+    /// `HOST:PORT` where HOST is a host name (letters, digits, `-`, `.`, `_`; at most 253
+    /// characters), an IPv4 address, or an IPv6 address in brackets (with an optional
+    /// `%zone`), and PORT is 0–65535. Anything else is refused, so what `summary` prints
+    /// reads back to the same value.
+    static func parseHostPort(_ v: String, option: String) throws(RelayConfigurationError) -> (String, Int) {
+        let invalid = RelayConfigurationError.invalidValue(
+            option: option, value: v,
+            expected: "HOST:PORT: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 0 to 65535")
         let host: Substring, port: Substring
-        if v.hasPrefix("["), let close = v.firstIndex(of: "]") {
+        if v.hasPrefix("[") {
+            guard let close = v.firstIndex(of: "]") else { throw invalid }
             host = v[v.index(after: v.startIndex)..<close]
             let rest = v[v.index(after: close)...]
-            guard rest.hasPrefix(":") else { throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT") }
+            guard rest.hasPrefix(":") else { throw invalid }
             port = rest.dropFirst()
+            let parts = host.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+            guard host.contains(":"), parts[0].allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }),
+                  parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy(isHostNameCharacter)) else { throw invalid }
         } else {
-            guard let colon = v.lastIndex(of: ":") else { throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT") }
+            guard let colon = v.lastIndex(of: ":") else { throw invalid }
             host = v[..<colon]; port = v[v.index(after: colon)...]
+            guard host.count <= 253, host.allSatisfy(isHostNameCharacter) else { throw invalid }
         }
-        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else {
-            throw .invalidValue(option: "listen", value: v, expected: "HOST:PORT with a port from 0 to 65535")
+        guard !host.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }), let p = Int(port), (0...65535).contains(p) else {
+            throw invalid
         }
         return (String(host), p)
+    }
+
+    private static func isHostNameCharacter(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "." || c == "_")
     }
 }
 
