@@ -33,6 +33,9 @@ public struct LoadOptions: Sendable {
     /// Members per room that send audio (the host first, then the earliest joiners); the
     /// rest only listen. Nil: everyone talks.
     public var talkers: Int?
+    /// Read the relay's RSS and open descriptors from its `/metrics` every this many
+    /// seconds of the measurement, into the timeline (0: never).
+    public var relaySampleSeconds = 10
     /// Write every participant's `alert`, `error` and `leader` events to this function
     /// (`conclave load --events`), prefixed with its name; `t` counts from the run's start.
     public var eventSink: (@Sendable (String) -> Void)?
@@ -227,10 +230,15 @@ public struct LoadRunner: Sendable {
             let dt = max(0.001, elapsed - (timeline.last?.tSeconds ?? 0))
             let dExpected = expected - lastExpected, dArrived = arrived - lastArrived
             let p = LoadLatency.percentiles(interval)
-            let sample = LoadSample(tSeconds: elapsed, connected: connected, sentPerSecond: Double(sent - lastSent) / dt,
+            var sample = LoadSample(tSeconds: elapsed, connected: connected, sentPerSecond: Double(sent - lastSent) / dt,
                                     receivedPerSecond: Double(dArrived) / dt,
                                     lossPercent: dExpected > 0 ? max(0, Double(dExpected - dArrived) / Double(dExpected) * 100) : 0,
                                     p50Ms: p.p50Ms, p99Ms: p.p99Ms)
+            if o.relaySampleSeconds > 0, (second - 1) % o.relaySampleSeconds == 0,
+               let relay = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port) {
+                sample.relayRSSBytes = relay.residentBytes
+                sample.relayOpenFDs = relay.openDescriptors
+            }
             timeline.append(sample)
             progress(LoadReport.progressLine(sample))
             (lastSent, lastArrived, lastExpected) = (sent, arrived, expected)

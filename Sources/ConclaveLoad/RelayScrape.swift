@@ -8,18 +8,21 @@ import Glibc
 struct RelayProcessSample: Sendable {
     var cpuSeconds: Double
     var residentBytes: UInt64
+    /// `process_open_fds`, when the relay reports it.
+    var openDescriptors: Int?
     var at: ContinuousClock.Instant
 
     /// GET http://host:port/metrics; nil when the relay does not answer within 2 s.
     static func read(host: String, port: Int) async -> RelayProcessSample? {
         guard let text = try? await httpGet(host: host, port: port, path: "/metrics") else { return nil }
-        var cpu: Double?, rss: UInt64?
+        var cpu: Double?, rss: UInt64?, fds: Int?
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("process_open_fds ") { fds = Int(line.split(separator: " ").last!) }
             if line.hasPrefix("process_cpu_seconds_total ") { cpu = Double(line.split(separator: " ").last!) }
             if line.hasPrefix("process_resident_memory_bytes ") { rss = UInt64(line.split(separator: " ").last!) }
         }
         guard let cpu, let rss else { return nil }
-        return RelayProcessSample(cpuSeconds: cpu, residentBytes: rss, at: .now)
+        return RelayProcessSample(cpuSeconds: cpu, residentBytes: rss, openDescriptors: fds, at: .now)
     }
 
     /// A plain HTTP/1.1 GET (`Connection: close`); the body as text, at most 4 MiB.

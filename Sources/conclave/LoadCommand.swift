@@ -39,6 +39,8 @@ struct LoadCommand: AsyncParsableCommand {
     var talkers: Int?
     @Option(help: "all, or sample:N to decrypt one frame in N.")
     var decrypt: String = "all"
+    @Option(name: .customLong("relay-sample-seconds"), help: "Read the relay's RSS and open descriptors from its /metrics this often, into the timeline (0: never).")
+    var relaySampleSeconds: Int = 10
     @Flag(help: "Write every participant's alert, error and leader events to standard error.")
     var events = false
     @Flag(help: "Print one JSON object instead of the table.")
@@ -62,6 +64,7 @@ struct LoadCommand: AsyncParsableCommand {
         guard LoadOptions.supportedFPS.contains(audioFPS) else { throw ValidationError("--audio-fps must be one of 1, 2, 5, 10, 25, 50") }
         guard (40 ... 1_500).contains(frameBytes) else { throw ValidationError("--frame-bytes must be 40…1500") }
         guard decryptEvery != nil else { throw ValidationError("--decrypt must be all or sample:N with N from 1 to 1000") }
+        guard (0 ... 3_600).contains(relaySampleSeconds) else { throw ValidationError("--relay-sample-seconds must be 0…3600") }
         guard (1 ... 100).contains(stepRooms), (1 ... 50).contains(maxSteps) else { throw ValidationError("--step-rooms 1…100, --max-steps 1…50") }
     }
 
@@ -81,6 +84,7 @@ struct LoadCommand: AsyncParsableCommand {
         options.frameBytes = frameBytes
         options.decryptEvery = decryptEvery!
         options.talkers = talkers
+        options.relaySampleSeconds = relaySampleSeconds
         if events {
             options.eventSink = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }

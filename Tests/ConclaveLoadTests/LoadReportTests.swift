@@ -324,6 +324,26 @@ struct LoadReportTests {
         #expect(!html.contains("no data"))
     }
 
+    @Test func relaySamplesGoToTheTimelineAndTheMemoryChart() throws {
+        var timeline = Self.timeline(25)
+        for i in stride(from: 0, to: 25, by: 10) {
+            timeline[i].relayRSSBytes = 20_971_520 + UInt64(i) * 4_096
+            timeline[i].relayOpenFDs = 612 + i
+        }
+        let s = Self.summary(timeline: timeline)
+        let o = try Self.parse(LoadReport.json(s))
+        let t = try #require(o["timeline"] as? [[String: Any]])
+        #expect((t[10]["relay_rss_bytes"] as? NSNumber)?.uint64Value == 20_971_520 + 40_960)
+        #expect((t[20]["relay_open_fds"] as? NSNumber)?.intValue == 632)
+        #expect(t[1]["relay_rss_bytes"] == nil, "seconds without a sample have no relay fields")
+        let html = LoadReport.html(s)
+        #expect(html.contains("relay resident memory over time") && html.contains("relay open file descriptors over time"))
+        #expect(try Self.polylinePoints(html, series: "RSS").count == 3)
+        #expect(Self.svgNumbersAreFinite(html))
+        // Without samples there is no memory chart.
+        #expect(!LoadReport.html(Self.summary()).contains("relay resident memory"))
+    }
+
     @Test func htmlHandlesEmptyTimeline() {
         let html = LoadReport.html(Self.summary(timeline: []))
         #expect(Self.occurrences(of: "no data", in: html) == 2)

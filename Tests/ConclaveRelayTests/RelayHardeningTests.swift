@@ -205,9 +205,11 @@ import ConclaveProtocol
             #expect(m == 200)
             for name in ["conclave_relay_connections", "conclave_relay_rooms", "conclave_relay_frames_received_total",
                          "conclave_relay_frames_dropped_total", "conclave_relay_limit_hits_total", "process_resident_memory_bytes",
-                         "process_cpu_seconds_total"] {
+                         "process_cpu_seconds_total", "process_open_fds"] {
                 #expect(text.contains(name), "missing metric \(name)")
             }
+            // At least the listening socket, the host's connection and this scrape's.
+            #expect((metricValue(text, "process_open_fds") ?? 0) >= 3)
             #expect(metricValue(text, "conclave_relay_rooms") == 1)
             #expect(!text.contains(room.base64URL), "a room id leaked into /metrics")
             let (nf, _) = try await httpGet(port: server.port!, path: "/admin")

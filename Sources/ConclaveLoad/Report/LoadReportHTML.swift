@@ -156,6 +156,23 @@ extension LoadReport {
                 .init(name: "p99", color: ChartColor.p99, x: t, y: s.timeline.map(\.p99Ms)),
             ]
         ).render() + "\n</section>\n"
+        let sampled = s.timeline.filter { $0.relayRSSBytes != nil }
+        if !sampled.isEmpty {
+            let ts = sampled.map(\.tSeconds)
+            out += "<section>\n<h2>Relay memory and descriptors</h2>\n"
+            out += SVGLineChart(
+                title: "relay resident memory over time",
+                xLabel: "time (s)",
+                yLabel: "MiB",
+                series: [.init(name: "RSS", color: ChartColor.sent, x: ts, y: sampled.map { Double($0.relayRSSBytes ?? 0) / 1_048_576 })]
+            ).render() + "\n"
+            out += SVGLineChart(
+                title: "relay open file descriptors over time",
+                xLabel: "time (s)",
+                yLabel: "descriptors",
+                series: [.init(name: "open fds", color: ChartColor.received, x: ts, y: sampled.map { $0.relayOpenFDs.map(Double.init) ?? .nan })]
+            ).render() + "\n</section>\n"
+        }
         return out
     }
 

@@ -96,6 +96,8 @@ extension LoadReport {
         o.field("loss_percent", t.lossPercent)
         o.field("p50_ms", t.p50Ms)
         o.field("p99_ms", t.p99Ms)
+        if let rss = t.relayRSSBytes { o.field("relay_rss_bytes", rss) }
+        if let fds = t.relayOpenFDs { o.field("relay_open_fds", fds) }
         return o.finish()
     }
 

@@ -87,6 +87,10 @@ public struct LoadSample: Sendable, Equatable {
     /// End-to-end latency percentiles of the frames received in this second.
     public var p50Ms: Double
     public var p99Ms: Double
+    /// The relay's resident memory and open descriptors, on the seconds they were
+    /// sampled (every `--relay-sample-seconds`); nil otherwise.
+    public var relayRSSBytes: UInt64?
+    public var relayOpenFDs: Int?
 
     public init(
         tSeconds: Double,

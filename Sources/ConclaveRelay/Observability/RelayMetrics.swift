@@ -108,7 +108,8 @@ public final class RelayMetrics: Sendable {
     func dropped(_ reason: String) { (framesDropped[reason] ?? framesDropped["other"])?.increment() }
     func errorSent(_ code: ErrorCode) { protocolErrors[code]?.increment() }
 
-    /// The Prometheus text exposition, with process CPU and resident memory appended.
+    /// The Prometheus text exposition, with process CPU, resident memory and open file
+    /// descriptors appended.
     public func render() -> [UInt8] {
         var out = registry.emitToBuffer()
         let (cpu, rss) = ProcessStats.read()
@@ -117,6 +118,8 @@ public final class RelayMetrics: Sendable {
         process_cpu_seconds_total \(cpu)
         # TYPE process_resident_memory_bytes gauge
         process_resident_memory_bytes \(rss)
+        # TYPE process_open_fds gauge
+        process_open_fds \(ProcessStats.openDescriptors())
 
         """.utf8)
         return out
@@ -131,6 +134,23 @@ public enum ProcessStats {
         let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
         return (cpu, residentBytes())
+    }
+
+    /// Open file descriptors: the entries of /proc/self/fd, less the one reading it; 0
+    /// where unavailable.
+    public static func openDescriptors() -> Int {
+        #if os(Linux)
+        guard let dir = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] == UInt8(ascii: ".") }
+            if !isDot { count += 1 }
+        }
+        return max(0, count - 1)
+        #else
+        return 0
+        #endif
     }
 
     /// From /proc/self/statm (pages × page size); 0 where unavailable.
