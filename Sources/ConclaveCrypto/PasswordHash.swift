@@ -45,6 +45,40 @@ public enum PasswordHash {
         return String(decoding: out[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Salt bytes for ``deriveKey(_:salt:limits:)`` (16).
+    public static let saltLength = Int(crypto_pwhash_SALTBYTES)
+
+    /// The most costly limits ``deriveKey(_:salt:limits:)`` accepts (16 passes, 1 GiB):
+    /// parameters read from a file cannot make us spend more.
+    public static let maximumDerivationLimits = Limits(operations: 16, memoryBytes: 1 << 30)
+
+    /// Derives a 32-byte key from a passphrase with Argon2id (`crypto_pwhash`, algorithm
+    /// `ARGON2ID13`). The same passphrase, salt and limits always give the same key.
+    /// Throws ``CryptoError/inputTooLong(length:limit:)`` for a passphrase over
+    /// ``maximumPasswordLength``, ``CryptoError/invalidKeyLength(expected:actual:)`` for a
+    /// salt that is not ``saltLength`` bytes, and ``CryptoError/unsupported(_:)`` for
+    /// limits below libsodium's minimum or above ``maximumDerivationLimits``.
+    public static func deriveKey<Password: ContiguousBytes>(_ password: Password, salt: [UInt8], limits: Limits) throws -> SecretKey {
+        Sodium.ensureInitialized()
+        guard salt.count == saltLength else { throw CryptoError.invalidKeyLength(expected: saltLength, actual: salt.count) }
+        guard limits.operations >= UInt64(crypto_pwhash_OPSLIMIT_MIN), limits.memoryBytes >= Int(crypto_pwhash_MEMLIMIT_MIN),
+              limits.operations <= maximumDerivationLimits.operations, limits.memoryBytes <= maximumDerivationLimits.memoryBytes else {
+            throw CryptoError.unsupported("Argon2id limits of \(limits.operations) passes and \(limits.memoryBytes) bytes")
+        }
+        return try password.withUnsafeBytes { p in
+            guard p.count <= maximumPasswordLength else { throw CryptoError.inputTooLong(length: p.count, limit: maximumPasswordLength) }
+            var rc: Int32 = 0
+            let key = SecretBytes(count: 32) { out in
+                salt.withUnsafeBufferPointer { s in
+                    rc = crypto_pwhash(out.u8nn, 32, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self), UInt64(p.count),
+                                       s.baseAddress!, limits.operations, limits.memoryBytes, crypto_pwhash_ALG_ARGON2ID13)
+                }
+            }
+            guard rc == 0 else { throw CryptoError.resourceFailure("Argon2id key derivation ran out of memory") }
+            return SecretKey(key)
+        }
+    }
+
     /// True when `password` matches `hash`. False for a malformed hash string too.
     public static func verify<Password: ContiguousBytes>(_ password: Password, against hash: String) -> Bool {
         Sodium.ensureInitialized()

@@ -17,6 +17,8 @@ final class RoomStats: Sendable {
     let decrypted = Atomic<Int>(0)
     let duplicates = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
+    /// Decrypted, then dropped as stale (``AudioAgeEstimator``): counted as lost.
+    let stale = Atomic<Int>(0)
     /// End-to-end latency in microseconds: since the last progress line, and in total.
     let latency = Mutex<(interval: Histogram<UInt64>, total: Histogram<UInt64>)>(
         (LoadLatency.makeHistogram(), LoadLatency.makeHistogram()))
@@ -36,6 +38,7 @@ final class RoomStats: Sendable {
         decrypted.store(0, ordering: .relaxed)
         duplicates.store(0, ordering: .relaxed)
         failures.store(0, ordering: .relaxed)
+        stale.store(0, ordering: .relaxed)
         latency.withLock { $0 = (LoadLatency.makeHistogram(), LoadLatency.makeHistogram()) }
     }
 }
@@ -103,6 +106,8 @@ final class VirtualProbe: ParticipantProbe {
         default: room.failures.wrappingAdd(1, ordering: .relaxed)
         }
     }
+
+    func audioStale(from sender: UInt16) { room.stale.wrappingAdd(1, ordering: .relaxed) }
 
     func epochInstalled(_ epoch: UInt64) {
         let now = NIODeadline.now().uptimeNanoseconds

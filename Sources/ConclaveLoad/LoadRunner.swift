@@ -223,7 +223,7 @@ public struct LoadRunner: Sendable {
                 let s = stats.sent.load(ordering: .relaxed)
                 sent += s
                 expected += s * max(0, perRoomCount[r] - 1)
-                arrived += stats.arrived.load(ordering: .relaxed)
+                arrived += stats.arrived.load(ordering: .relaxed) - stats.stale.load(ordering: .relaxed)
                 interval.add(stats.takeInterval())
             }
             let elapsed = Self.seconds(ContinuousClock.now - measureStart)
@@ -250,13 +250,15 @@ public struct LoadRunner: Sendable {
         // Drain: frames in flight when the gate closed still count.
         try? await Task.sleep(for: .seconds(1))
 
-        var sent = 0, expected = 0, arrived = 0, decrypted = 0, duplicates = 0, failures = 0
+        var sent = 0, expected = 0, arrived = 0, decrypted = 0, duplicates = 0, failures = 0, late = 0
         var total = LoadLatency.makeHistogram()
         for (r, stats) in rooms.enumerated() {
             let s = stats.sent.load(ordering: .relaxed)
             sent += s
             expected += s * max(0, perRoomCount[r] - 1)
-            arrived += stats.arrived.load(ordering: .relaxed)
+            // A frame dropped as stale after decryption is not received: it is lost.
+            arrived += stats.arrived.load(ordering: .relaxed) - stats.stale.load(ordering: .relaxed)
+            late += stats.stale.load(ordering: .relaxed)
             decrypted += stats.decrypted.load(ordering: .relaxed)
             duplicates += stats.duplicates.load(ordering: .relaxed)
             failures += stats.failures.load(ordering: .relaxed)
@@ -268,6 +270,7 @@ public struct LoadRunner: Sendable {
         var queues = await Self.clientQueues(all)
         queues.staleAudioDropped -= queuesAtStart.staleAudioDropped
         queues.mediaOverflowDropped -= queuesAtStart.mediaOverflowDropped
+        queues.lateAudioDropped = UInt64(late)
 
         // MARK: Rekey after a removal (room 1)
         var rekeyMs: Double?

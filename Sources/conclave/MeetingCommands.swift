@@ -18,11 +18,23 @@ struct MeetingOptions: ParsableArguments {
     @Option(name: .customLong("send-audio"), help: "Audio to send: a WAV file, tone:FREQ, noise or silence.")
     var sendAudio: String?
 
-    @Option(help: "Write the received audio mix to this WAV file.")
+    @Option(help: "Record the meeting, end-to-end encrypted, to this new file (needs the recorder right; each member only after consenting).")
     var record: String?
 
-    @Option(name: .customLong("record-dir"), help: "Write one WAV per participant into this directory.")
+    @Option(name: .customLong("record-dir"), help: "Record as --record does, into a new file in this directory.")
     var recordDir: String?
+
+    @Option(name: .customLong("retain-days"), help: "Days to keep a recording before `conclave recording purge` deletes it.")
+    var retainDays: Int = 30
+
+    @Option(name: .customLong("record-passphrase-env"), help: "Also let the passphrase in this environment variable open the recording.")
+    var recordPassphraseEnv: String?
+
+    @Flag(name: .customLong("consent-recording"), help: "Consent to any recording announced in the meeting (scripts).")
+    var consentRecording = false
+
+    @Flag(name: .customLong("decline-recording"), help: "Decline any recording announced in the meeting: stay, unrecorded.")
+    var declineRecording = false
 
     @Option(help: "Chat line to send once others can read it (repeatable).")
     var say: [String] = []
@@ -68,6 +80,14 @@ struct MeetingOptions: ParsableArguments {
             }
             o.recordDirectory = recordDir
         }
+        o.retainDays = retainDays
+        if let name = recordPassphraseEnv {
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+                throw CLIError("--record-passphrase-env: the environment variable \(name) is not set")
+            }
+            o.recordingPassphrase = Array(value.utf8)
+        }
+        o.recordingConsent = consentRecording ? .consent : declineRecording ? .decline : .ask
         o.say = say
         if let share {
             guard FileManager.default.isReadableFile(atPath: share) else { throw CLIError("cannot read the file to share: \(share)") }
@@ -87,6 +107,9 @@ struct MeetingOptions: ParsableArguments {
     func validate() throws {
         guard (1...64).contains(name.utf8.count) else { throw ValidationError("--name must be 1 to 64 bytes") }
         if let duration, !(duration > 0 && duration <= 86_400) { throw ValidationError("--duration must be in (0, 86400] seconds") }
+        guard (1...3_650).contains(retainDays) else { throw ValidationError("--retain-days must be 1 to 3650") }
+        guard !(consentRecording && declineRecording) else { throw ValidationError("--consent-recording and --decline-recording exclude each other") }
+        guard record == nil || recordDir == nil else { throw ValidationError("give --record or --record-dir, not both") }
     }
 
     var output: EventOutput {
@@ -209,5 +232,8 @@ func runMeeting(_ participant: Participant, duration: Double?, output: EventOutp
     console.cancel()
     if let code = await participant.endedBy, code != .ended {
         throw refusal(.refused(code, code.meaning), output: output, json: json)
+    }
+    if await participant.recordingRefused {
+        throw CLIError("recording_refused: no recording was made; only the host and members the host made recorders (/grant-record) may record")
     }
 }

@@ -8,6 +8,8 @@ import ConclaveRelay
 
 /// The README's demo: a real relay on loopback, a host and two participants, each a full
 /// participant session with its own identity, speaking the real protocol over WebSocket.
+/// Each sends a tone of its own. The host records (end-to-end encrypted); Alice consents
+/// and Bob declines, so the exported recording holds the host's and Alice's tones only.
 enum MeetingDemo {
     static let canary = "the eagle lands at dawn"
 
@@ -34,10 +36,16 @@ enum MeetingDemo {
             let leaked = secrets.contains { s in f.payload.count >= s.count && (0...(f.payload.count - s.count)).contains { f.payload[$0..<($0 + s.count)].elementsEqual(s) } }
             forwarded.withLock { $0.frames += 1; $0.bytes += f.payload.count + 8; if leaked { $0.leaks += 1 } }
         }
+        let tones = ["Hostess": 440.0, "Alice": 550.0, "Bob": 660.0]
+        let recordingPath = "\(dir)/meeting.crec"
         func options(_ name: String) -> ParticipantOptions {
             var o = ParticipantOptions(displayName: name)
-            o.audioSource = .tone(frequency: 440)
-            o.recordPath = "\(dir)/\(name).wav"
+            o.audioSource = .tone(frequency: tones[name]!)
+            switch name {
+            case "Hostess": o.recordPath = recordingPath
+            case "Alice": o.recordingConsent = .consent
+            default: o.recordingConsent = .decline
+            }
             o.unmuteOnJoin = true
             o.autoAdmit = true
             o.inboundTap = tap
@@ -78,15 +86,32 @@ enum MeetingDemo {
         print("summary")
         let codesMatch = codes[0] != nil && Set(codes.compactMap { $0 }).count == 1 && codes.allSatisfy { $0 != nil }
         print("  security codes with all three present: \(codes.map { $0 ?? "none" }.joined(separator: " | ")) -> \(codesMatch ? "match" : "DIFFER")")
-        var tonesOK = true
         for (name, p) in [("Hostess", host), ("Alice", alice), ("Bob", bob)] {
-            let audio = try? WAVFile.read(path: "\(dir)/\(name).wav")
-            let f = audio.flatMap { DominantFrequency.estimate(samples: Array($0.samples.dropFirst(24_000)), sampleRate: 48_000, channels: 1) } ?? 0
-            let ok = abs(f - 440) / 440 < 0.02
-            tonesOK = tonesOK && ok
             let c = await p.receiveCounters
             let chats = await p.chatLog.count
-            print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) recording peaks at \(Int(f.rounded())) Hz \(ok ? "(ok)" : "(WRONG)"); \(c.opened + c.openedFromBuffer) frames decrypted, \(c.decryptFailed) failed; \(chats) chat lines")
+            print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(c.opened + c.openedFromBuffer) frames decrypted, \(c.decryptFailed) failed; \(chats) chat lines")
+        }
+        // The host's recording: verified and exported with the host's identity.
+        var tonesOK = false
+        do {
+            let header = try RecordingReader.header(path: recordingPath)
+            let key = try RecordingReader.unlock(header, identity: host.identity, passphrase: nil)
+            let exportDir = "\(dir)/export"
+            try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
+            let result = try RecordingExport.export(path: recordingPath, key: key, to: exportDir)
+            let indices = [await host.index, await alice.index, await bob.index]
+            let recorded = Set(result.summary.members.map(\.index))
+            tonesOK = recorded == [indices[0], indices[1]]
+            print("  recording: \(result.summary.records) records verified; members recorded: \(result.summary.members.map { "\($0.displayName) (#\($0.index))" }.joined(separator: ", ")); Bob declined and is absent: \(!recorded.contains(indices[2]) ? "yes" : "NO")")
+            for (name, i) in [("Hostess", indices[0]), ("Alice", indices[1])] {
+                let audio = try? WAVFile.read(path: "\(exportDir)/participant-\(i).wav")
+                let f = audio.flatMap { DominantFrequency.estimate(samples: Array($0.samples.dropFirst(48_000)), sampleRate: 48_000, channels: 1) } ?? 0
+                let ok = abs(f - tones[name]!) / tones[name]! < 0.02
+                tonesOK = tonesOK && ok
+                print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) in the recording peaks at \(Int(f.rounded())) Hz (sent \(Int(tones[name]!)) Hz) \(ok ? "(ok)" : "(WRONG)")")
+            }
+        } catch {
+            print("  recording: \(error)")
         }
         let f = forwarded.withLock { $0 }
         print("  relay forwarded \(f.frames) frames (\(f.bytes) bytes); the chat canary or a name appeared in \(f.leaks) of them")

@@ -9,7 +9,9 @@ import ConclaveProtocol
             ("/mute 2", .relay(.mute(2))), ("/mute-all", .relay(.muteAll)), ("/unmute", .relay(.unmuteSelf)),
             ("/ask-unmute 5", .relay(.askUnmute(5))), ("/remove 6", .relay(.remove(6))), ("/cohost 7", .relay(.promoteCohost(7))),
             ("/uncohost 7", .relay(.demoteCohost(7))), ("/grant-share 2", .relay(.grantShare(2))), ("/revoke-share 2", .relay(.revokeShare(2))),
-            ("/record on", .relay(.setRecording(on: true))), ("/record off", .relay(.setRecording(on: false))),
+            ("/record on", .record(true)), ("/record off", .record(false)),
+            ("/consent", .answerRecording(consent: true)), ("/decline", .answerRecording(consent: false)),
+            ("/grant-record 7", .setRecorder(7, true)), ("/revoke-record 7", .setRecorder(7, false)),
             ("/share /tmp/a b.png", .share(path: "/tmp/a b.png")), ("/msg 3 hello there", .privateMessage(to: 3, text: "hello there")),
             ("/who", .who), ("/code", .code), ("/leave", .relay(.leave)), ("/end", .relay(.endMeeting)), ("/help", .help),
             ("  hello room  ", .chat("hello room")),
@@ -19,7 +21,7 @@ import ConclaveProtocol
     }
 
     @Test func mistakesAreClearErrors() {
-        for bad in ["/admit", "/admit x", "/admit 0", "/admit 65535", "/lock now", "/record maybe", "/msg 3", "/msg x hi", "/frobnicate", "/share"] {
+        for bad in ["/admit", "/admit x", "/admit 0", "/admit 65535", "/lock now", "/record maybe", "/consent now", "/grant-record", "/revoke-record 0", "/msg 3", "/msg x hi", "/frobnicate", "/share"] {
             #expect(throws: ConsoleCommand.ParseError.self, "\(bad)") { try ConsoleCommand.parse(bad) }
         }
         #expect(throws: ConsoleCommand.ParseError.self) { try ConsoleCommand.parse(String(repeating: "a", count: 4001)) }

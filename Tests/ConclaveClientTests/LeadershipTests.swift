@@ -13,7 +13,8 @@ import ConclaveRelay
 
     /// The host leaves cleanly: it signs a HANDOVER, the relay makes the co-host host, the
     /// co-host takes the keys over with a fresh epoch, and the others keep talking. Also:
-    /// `/msg` reaches one participant only, and `--record-dir` writes one WAV per sender.
+    /// `/msg` reaches one participant only, and a co-host the host made a recorder records
+    /// into `--record-dir`: its export has one WAV per consenting sender.
     @Test func cleanHandoverPrivateChatAndPerParticipantRecording() async throws {
         try await withTestRelay { endpoint, _ in
             let dir = NSTemporaryDirectory() + "conclave-lead-\(UUID().uuidString)"
@@ -25,6 +26,7 @@ import ConclaveRelay
                 o.autoAdmit = true
                 o.audioSource = .tone(frequency: 440)
                 o.unmuteOnJoin = true
+                o.recordingConsent = .consent
                 return o
             }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
@@ -36,6 +38,8 @@ import ConclaveRelay
             let aliceRun = Task { await alice.run(for: .seconds(30)) }
             try await waitForKeys(alice)
             try await host.command(.promoteCohost(ParticipantIndex(await alice.index)))
+            await host.perform(.setRecorder(await alice.index, true))
+            _ = try await logs[1].waitFor("recording_started")
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
@@ -68,9 +72,14 @@ import ConclaveRelay
             await aliceRun.value
             await bobRun.value
 
-            // One recording per sender, each carrying its tone.
+            // Alice's recording: one WAV per sender (the host, bob and alice), each carrying its tone.
+            let recordings = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".crec") }
+            #expect(recordings.count == 1, "expected alice's recording, got \(recordings)")
+            let path = "\(dir)/\(try #require(recordings.first))"
+            let key = try RecordingReader.unlock(try RecordingReader.header(path: path), identity: alice.identity, passphrase: nil)
+            _ = try RecordingExport.export(path: path, key: key, to: dir)
             let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("participant-") }.sorted()
-            #expect(files.count == 2, "expected the host's and bob's recordings, got \(files)")
+            #expect(files.count == 3, "expected the host's, bob's and alice's audio, got \(files)")
             for file in files {
                 let audio = try WAVFile.read(path: "\(dir)/\(file)")
                 let f = DominantFrequency.estimate(samples: Array(audio.samples.dropFirst(9_600)), sampleRate: 48_000, channels: 1) ?? 0

@@ -53,6 +53,7 @@ struct LoadReportTests {
         )
         s.clientQueues.staleAudioDropped = 4_321
         s.clientQueues.mediaOverflowDropped = 12
+        s.clientQueues.lateAudioDropped = 7
         s.clientQueues.peakQueuedMedia = 1_024
         s.clientQueues.mediaLimit = 1_024
         s.clientQueues.peakQueuedControl = 270
@@ -129,7 +130,7 @@ struct LoadReportTests {
         #expect(table.contains("164.5 KiB"))
         #expect(table.contains("PASS"))
         #expect(table.contains("2 participants failed to join: timeout"))
-        #expect(table.contains("4,321 stale audio, 12 over the queue limit"))
+        #expect(table.contains("4,321 stale audio, 12 over the queue limit, 7 late"))
         #expect(table.contains("media 1024 (limit 1024), control 270 (reads pause at 256)"))
         // Nil rekey reads "not measured".
         let rekeyLine = try #require(table.split(separator: "\n").first { $0.hasPrefix("rekey after removal") })
@@ -210,6 +211,7 @@ struct LoadReportTests {
         let queues = try #require(o["client_queues"] as? [String: Any])
         #expect((queues["stale_audio_dropped"] as? NSNumber)?.uint64Value == 4_321)
         #expect((queues["media_overflow_dropped"] as? NSNumber)?.uint64Value == 12)
+        #expect((queues["late_audio_dropped"] as? NSNumber)?.uint64Value == 7)
         #expect((queues["peak_queued_media"] as? NSNumber)?.intValue == 1_024)
         #expect((queues["media_limit"] as? NSNumber)?.intValue == 1_024)
         #expect((queues["peak_queued_control"] as? NSNumber)?.intValue == 270)

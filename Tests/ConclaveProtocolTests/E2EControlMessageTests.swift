@@ -22,7 +22,7 @@ import ConclaveCrypto
             SignedRoster.Entry(index: 1, identity: try identity("leader").publicIdentity, role: .host, displayName: "Host", joinNonce: nonce(1)),
             SignedRoster.Entry(index: 2, identity: try identity("member 2").publicIdentity, role: .participant, muted: true,
                                presenter: true, displayName: "Zoë Example", joinNonce: nonce(2)),
-            SignedRoster.Entry(index: 300, identity: try identity("member 300").publicIdentity, role: .cohost, displayName: "", joinNonce: nonce(300)),
+            SignedRoster.Entry(index: 300, identity: try identity("member 300").publicIdentity, role: .cohost, recorder: true, displayName: "", joinNonce: nonce(300)),
         ]
     }
 
@@ -45,6 +45,51 @@ import ConclaveCrypto
     static func sampleModerationRequest() throws -> ModerationRequest {
         ModerationRequest.sign(roomID: roomID, requester: 300, sequence: 7, action: .remove, target: 2,
                                targetIdentity: try identity("member 2").publicIdentity, by: try identity("member 300").signingKey)
+    }
+
+    static let sampleRecordingID = [UInt8](repeating: 0x5A, count: 16)
+
+    static func sampleRecordingNotice() throws -> RecordingNotice {
+        RecordingNotice.sign(roomID: roomID, recordingID: sampleRecordingID, recorder: 300, state: .recording,
+                             retainUntil: 1_800_000_000, sequence: 3, by: try identity("member 300").signingKey)
+    }
+
+    static func sampleRecordingConsent() throws -> RecordingConsent {
+        RecordingConsent.sign(roomID: roomID, recordingID: sampleRecordingID, member: 2, recorder: 300, decision: .consent,
+                              by: try identity("member 2").signingKey)
+    }
+
+    @Test func recordingNoticeAndConsentExactBytes() throws {
+        let n = try Self.sampleRecordingNotice()
+        let b = n.encoded
+        #expect(b.count == 112 && RecordingNotice.encodedLength == 112)
+        #expect(b[0] == 0x08 && Array(b[1 ..< 17]) == Self.roomID.bytes && Array(b[17 ..< 33]) == Self.sampleRecordingID)
+        #expect(Array(b[33 ..< 35]) == [0x01, 0x2C] && b[35] == 1 && Array(b[36 ..< 44]) == UInt64(1_800_000_000).bigEndianBytes && Array(b[44 ..< 48]) == [0, 0, 0, 3])
+        #expect(try E2EControlMessage.decode(b) == .recordingNotice(n))
+        let (member300, leaderKey) = (try Self.identity("member 300").signingKey.publicKey, try Self.identity("leader").signingKey.publicKey)
+        #expect(n.isSigned(by: member300) && !n.isSigned(by: leaderKey))
+        var badState = b; badState[35] = 3
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(badState) }
+        var stopWithRetention = b; stopWithRetention[35] = 2
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(stopWithRetention) }
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(Array(b.dropLast())) }
+
+        let c = try Self.sampleRecordingConsent()
+        let cb = c.encoded
+        #expect(cb.count == 102 && RecordingConsent.encodedLength == 102)
+        #expect(cb[0] == 0x09 && Array(cb[33 ..< 35]) == [0, 2] && Array(cb[35 ..< 37]) == [0x01, 0x2C] && cb[37] == 1)
+        #expect(try E2EControlMessage.decode(cb) == .recordingConsent(c))
+        #expect(c.isSigned(by: try Self.identity("member 2").signingKey.publicKey))
+        // A decline is the same size: the relay cannot tell the answers apart.
+        let d = RecordingConsent.sign(roomID: Self.roomID, recordingID: Self.sampleRecordingID, member: 2, recorder: 300, decision: .decline,
+                                      by: try Self.identity("member 2").signingKey)
+        #expect(d.encoded.count == cb.count && d.encoded[37] == 2)
+        var badDecision = cb; badDecision[37] = 0
+        #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(badDecision) }
+        // The recorder flag is bit 2 of a roster entry's flags; bits 3-7 stay reserved.
+        let roster = try Self.sampleRoster()
+        #expect(roster.entries.first { $0.index == 300 }?.recorder == true && roster.entries.first { $0.index == 300 }?.mayRecord == true)
+        #expect(roster.entries.first { $0.index == 2 }?.mayRecord == false && roster.entries.first { $0.index == 1 }?.mayRecord == true)
     }
 
     @Test func moderationRequestRoundTripAndExactLength() throws {
@@ -223,7 +268,7 @@ import ConclaveCrypto
             ("index 0", mutated { $0[e1] = 0; $0[e1 + 1] = 0 }),
             ("index order", mutated { $0[e1 + 1] = 5 }), // 5 then 2
             ("role 3", mutated { $0[e1 + 82] = 3 }),
-            ("flags bit 2", mutated { $0[e1 + 83] = 0x04 }),
+            ("flags bit 3 (bit 2 is the recorder right, 3.8)", mutated { $0[e1 + 83] = 0x08 }),
             ("name_length 65", mutated { $0[e1 + 84] = 65 }),
             ("name_length 5", mutated { $0[e1 + 84] = 5 }),
             ("invalid UTF-8", mutated { $0[e1 + 85] = 0xFF }),
@@ -235,7 +280,7 @@ import ConclaveCrypto
         let e3 = 67 + 89 + 97
         lastIndex[e3] = 0xFF; lastIndex[e3 + 1] = 0xFF
         #expect(throws: E2EControlError.self) { try E2EControlMessage.decode(lastIndex) }
-        #expect(throws: E2EControlError.unknownType(0x08)) { try E2EControlMessage.decode([0x08, 0x00]) }
+        #expect(throws: E2EControlError.unknownType(0x0A)) { try E2EControlMessage.decode([0x0A, 0x00]) }
         #expect(throws: E2EControlError.unknownType(0x00)) { try E2EControlMessage.decode([0x00]) }
         #expect(throws: E2EControlError.malformed("empty")) { try E2EControlMessage.decode([]) }
     }
@@ -330,7 +375,7 @@ import ConclaveCrypto
         let heartbeat = try sampleHeartbeat()
         let entries: [[String: Any]] = roster.entries.map { e in
             ["index": Int(e.index), "identity": Hex.encode(e.identity.encoded), "join_nonce": Hex.encode(e.joinNonce), "role": Int(e.role.rawValue),
-             "muted": e.muted, "presenter": e.presenter, "display_name": e.displayName]
+             "muted": e.muted, "presenter": e.presenter, "recorder": e.recorder, "display_name": e.displayName]
         }
         return [
             "description": "End-to-end control messages (PROTOCOL.md 3.6). Identities from SHA-256 of the labels 'conclave vector e2e <who> ed25519|x25519' (seed; X25519 secret). Ed25519 signatures are deterministic, so every byte is fixed.",
@@ -358,6 +403,16 @@ import ConclaveCrypto
                 "epoch": Int(handover.epoch), "new_leader_index": Int(handover.newLeaderIndex),
                 "new_leader_ed25519": Hex.encode(handover.newLeaderKey.rawRepresentation),
                 "encoded": Hex.encode(handover.encoded),
+            ] as [String: Any],
+            "recording_notice": [
+                "recorder": 300, "recording_id": Hex.encode(Self.sampleRecordingID), "state": 1, "retain_until": 1_800_000_000, "sequence": 3,
+                "recorder_ed25519_public": Hex.encode(try identity("member 300").signingKey.publicKey.rawRepresentation),
+                "encoded": Hex.encode(try sampleRecordingNotice().encoded),
+            ] as [String: Any],
+            "recording_consent": [
+                "member": 2, "recorder": 300, "recording_id": Hex.encode(Self.sampleRecordingID), "decision": 1,
+                "member_ed25519_public": Hex.encode(try identity("member 2").signingKey.publicKey.rawRepresentation),
+                "encoded": Hex.encode(try sampleRecordingConsent().encoded),
             ] as [String: Any],
             "moderation_request": [
                 "requester": 300, "sequence": 7, "action": 2, "target": 2,
@@ -437,6 +492,14 @@ import ConclaveCrypto
         let h = committed["handover"] as! [String: Any]
         guard case let .handover(handover) = try E2EControlMessage.decode(hexBytes(h["encoded"] as! String)) else { Issue.record("handover"); return }
         #expect(handover.isSigned(by: leaderKey) && handover.newLeaderIndex == 2)
+        let rn = committed["recording_notice"] as! [String: Any]
+        guard case let .recordingNotice(notice300) = try E2EControlMessage.decode(hexBytes(rn["encoded"] as! String)) else { Issue.record("recording notice"); return }
+        #expect(notice300.isSigned(by: try Ed25519.PublicKey(rawRepresentation: hexBytes(rn["recorder_ed25519_public"] as! String))))
+        #expect(Int(notice300.sequence) == rn["sequence"] as? Int && Int(notice300.retainUntil) == rn["retain_until"] as? Int)
+        let rc = committed["recording_consent"] as! [String: Any]
+        guard case let .recordingConsent(consent2) = try E2EControlMessage.decode(hexBytes(rc["encoded"] as! String)) else { Issue.record("recording consent"); return }
+        #expect(consent2.isSigned(by: try Ed25519.PublicKey(rawRepresentation: hexBytes(rc["member_ed25519_public"] as! String))))
+        #expect(consent2.decision == .consent && Hex.encode(consent2.recordingID) == rn["recording_id"] as? String)
         let k = committed["knock_notice"] as! [String: Any]
         guard case let .knockNotice(notice) = try E2EControlMessage.decode(hexBytes(k["encoded"] as! String)) else { Issue.record("knock notice"); return }
         #expect(notice.isSigned(by: leaderKey) && notice.displayName == k["display_name"] as? String && notice.waitingIndex == 4)

@@ -79,7 +79,9 @@ import ConclaveProtocol
                 let p: TestParticipant
                 switch input.stage {
                 case .fresh:
-                    p = TestParticipant(connection: try await RelayConnection.connect(to: endpoint))
+                    var keepAll = RelayConnection.Options()
+                    keepAll.inboundMedia = .keepAll
+                    p = TestParticipant(connection: try await RelayConnection.connect(to: endpoint, options: keepAll))
                 case .afterHello:
                     p = try await TestParticipant.connect(endpoint)
                 case .inRoom:
@@ -128,6 +130,7 @@ import ConclaveProtocol
             let room = try await sender.createRoom(settings: open)
             var slowOptions = RelayConnection.Options()
             slowOptions.receiveBufferSize = 4096
+            slowOptions.inboundMedia = .keepAll // a slow consumer that reads every frame: the relay's policy is the subject
             let slowConnection = try await RelayConnection.connect(to: endpoint, options: slowOptions)
             let slow = TestParticipant(connection: slowConnection)
             try await slowConnection.send(.hello(HelloMessage()))

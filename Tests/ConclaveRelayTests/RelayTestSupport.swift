@@ -67,7 +67,10 @@ final class TestParticipant: @unchecked Sendable {
     }
 
     static func connect(_ endpoint: RelayEndpoint, tls: ClientTLS? = nil, identity: PrivateIdentity = .generate()) async throws -> TestParticipant {
-        let c = try await RelayConnection.connect(to: endpoint, tls: tls)
+        // The relay's tests count every frame the relay sends: no client-side media drops.
+        var options = RelayConnection.Options()
+        options.inboundMedia = .keepAll
+        let c = try await RelayConnection.connect(to: endpoint, tls: tls, options: options)
         let p = TestParticipant(connection: c, identity: identity)
         try await c.send(.hello(HelloMessage()))
         guard case .welcome(let w)? = try await p.expectMessage("WELCOME", { if case .welcome = $0 { return true }; return false }) else {

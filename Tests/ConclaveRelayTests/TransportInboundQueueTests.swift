@@ -153,6 +153,17 @@ struct TransportInboundQueueTests {
         #expect(queue.next(for: waiter, at: 1_200 * ms) == .item(frame(.audio, 6), resumeReading: false))
     }
 
+    @Test("keepAll: media is kept like control, and reads stop at the watermark instead")
+    func keepAllMedia() {
+        var queue = InboundQueue<Waiter>(highWatermark: 4, lowWatermark: 1, mediaLimit: 2, staleAudioNanos: 1, mediaIsDroppable: false)
+        for n in 0 ..< 10 { _ = queue.receive(frame(.audio, UInt8(n)), at: 0) }
+        #expect(queue.readRequested() == .withhold)
+        let waiter = Waiter()
+        var got: [UInt8] = []
+        while case let .item(.message(.frame(f)), _) = queue.next(for: waiter, at: 1_000_000_000) { got.append(f.payload[0]) }
+        #expect(got == Array(0 ..< 10) && queue.statistics.mediaDropped == 0)
+    }
+
     @Test("Media and control interleave in arrival order; UDP screen frames are media, WebSocket ones control")
     func interleavingAndClasses() {
         var queue = InboundQueue<Waiter>(highWatermark: 3, lowWatermark: 1, mediaLimit: 2)

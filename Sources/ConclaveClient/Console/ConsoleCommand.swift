@@ -9,6 +9,12 @@ public enum ConsoleCommand: Sendable, Equatable {
     case who
     case code
     case help
+    /// Start (`/record on`) or stop (`/record off`) this client's end-to-end recording (3.8).
+    case record(Bool)
+    /// Answer the recording notices waiting: `/consent` or `/decline`.
+    case answerRecording(consent: Bool)
+    /// Host: give (`/grant-record N`) or take (`/revoke-record N`) the right to record.
+    case setRecorder(UInt16, Bool)
 
     /// Longest line accepted (chat is at most 4000 bytes, 2.6).
     public static let maximumLineLength = 4000
@@ -19,7 +25,8 @@ public enum ConsoleCommand: Sendable, Equatable {
 
     public static let helpText = """
     /admit N  /deny N  /lock  /unlock  /mute N  /mute-all  /unmute  /ask-unmute N
-    /remove N  /cohost N  /uncohost N  /transfer-host N  /grant-share N  /revoke-share N  /record on|off
+    /remove N  /cohost N  /uncohost N  /transfer-host N  /grant-share N  /revoke-share N
+    /record on|off  /consent  /decline  /grant-record N  /revoke-record N
     /share FILE  /msg N TEXT  /who  /code  /leave  /end  /help   (any other line is chat)
     """
 
@@ -64,7 +71,11 @@ public enum ConsoleCommand: Sendable, Equatable {
         case "ack-recording": try none(); return .relay(.acknowledgeRecording)
         case "record":
             guard args.count == 1, args[0] == "on" || args[0] == "off" else { throw ParseError(description: "/record takes on or off") }
-            return .relay(.setRecording(on: args[0] == "on"))
+            return .record(args[0] == "on")
+        case "consent": try none(); return .answerRecording(consent: true)
+        case "decline": try none(); return .answerRecording(consent: false)
+        case "grant-record": return .setRecorder(try index().rawValue, true)
+        case "revoke-record": return .setRecorder(try index().rawValue, false)
         case "share":
             guard !args.isEmpty else { throw ParseError(description: "/share takes a file path") }
             return .share(path: args.joined(separator: " "))

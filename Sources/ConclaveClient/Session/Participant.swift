@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ConclaveCrypto
 import ConclaveMedia
 import ConclaveProtocol
@@ -11,7 +14,9 @@ public struct ParticipantOptions: Sendable {
     public var autoAdmit = false
     /// Audio to send (`tone:440`, `noise`, `silence`, or a WAV path).
     public var audioSource: AudioSourceSpec?
-    /// Write the received mix here.
+    /// Record the meeting, end-to-end encrypted (protocol/RECORDING.md), to this file
+    /// (`--record`); it must not exist. Needs the recorder right (3.8); each member is
+    /// recorded only after its signed consent.
     public var recordPath: String?
     /// Chat lines to send once keys are in place.
     public var say: [String] = []
@@ -19,8 +24,18 @@ public struct ParticipantOptions: Sendable {
     public var unmuteOnJoin = false
     /// Leader: draw a fresh epoch secret this often (milliseconds; nil keeps the default).
     public var rotationIntervalMillis: UInt64?
-    /// Write one WAV per sender here (`--record-dir`).
+    /// Record as ``recordPath`` does, into a new file in this directory (`--record-dir`).
     public var recordDirectory: String?
+    /// Days after which `conclave recording purge` deletes the recording (`--retain-days`).
+    public var retainDays = 30
+    /// Besides this client's identity, who can open the recording.
+    public var recordingRecipients: [PublicIdentity] = []
+    /// A passphrase that can open the recording too (Argon2id with these limits).
+    public var recordingPassphrase: [UInt8]?
+    public var recordingPassphraseLimits = PasswordHash.Limits.interactive
+    /// How to answer other members' recording notices (`--consent-recording`,
+    /// `--decline-recording`; by default the user answers with `/consent` or `/decline`).
+    public var recordingConsent = RecordingConsentPolicy.ask
     /// A file to share as screen frames once keys are in place (`--share`).
     public var sharePath: String?
     /// Save every completed share here as `share-<sender>-<id>.bin` (`--save-shares`).
@@ -70,6 +85,9 @@ public struct AudioReceiveStats: Sendable, Equatable {
     public var lost = 0
     public var late = 0
     public var decryptFailed = 0
+    /// Decrypted, then dropped: more than 200 ms later than this sender's frames usually
+    /// arrive (``AudioAgeEstimator``).
+    public var stale = 0
 }
 
 extension ParticipantSession.Configuration {
@@ -81,6 +99,7 @@ extension ParticipantSession.Configuration {
         heartbeatIntervalMillis = options.heartbeatIntervalMillis
         leaderSilenceTimeoutMillis = options.leaderSilenceTimeoutMillis
         admissionBatchMillis = options.admissionBatchMillis
+        recordingConsent = options.recordingConsent
     }
 }
 
@@ -111,6 +130,16 @@ public actor Participant {
     public var invite: Invite? { session.invite }
     var pendingSay: [String]
     var pendingShare: String?
+    /// The encrypted recording being written (3.8), and what started it.
+    var recordingFile: RecordingWriter?
+    var recordingStartedAt = ContinuousClock.now
+    /// `--record`/`--record-dir` or `/record on` asked for a recording.
+    var recordingRequested = false
+    var recordingRefusalReported = false
+    /// A recording was asked for and refused (no right): the CLI exits non-zero.
+    public private(set) var recordingRefused = false
+    /// Recording files finished by this client.
+    public private(set) var recordingsWritten: [String] = []
     var running = true
     var toldMuted = false
     var nextWake: UInt64?
@@ -137,10 +166,11 @@ public actor Participant {
     var lastPing: UInt64 = 0
     var audio: AudioSendPipeline?
     var mixer: ReceiveMixer
-    var recorder: WAVStreamWriter?
-    var perSenderRecorders: [UInt16: WAVStreamWriter] = [:]
     var audioStats: [UInt16: AudioReceiveStats] = [:]
     var lastAudioReport: UInt64 = 0
+    /// Drops audio that waited too long before it reached this client (kernel buffers,
+    /// relay queues), which the inbound queue's own stale check cannot see.
+    var audioAge = AudioAgeEstimator()
     /// The inbound queue's counts at the last `overload` report.
     var lastInbound = InboundStatistics()
     var lastInboundReport: UInt64 = 0
@@ -165,12 +195,9 @@ public actor Participant {
         self.output = output
         self.pendingSay = options.say
         self.pendingShare = options.sharePath
+        self.recordingRequested = options.recordPath != nil || options.recordDirectory != nil
         self.mixer = try ReceiveMixer(configuration: ReceiveMixerConfiguration())
         self.chunker = try ScreenChunker()
-        if let path = options.recordPath {
-            self.recorder = try WAVStreamWriter(path: path, sampleRate: 48_000, channels: 1,
-                                                maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
-        }
         if let spec = options.audioSource {
             self.audio = try AudioSendPipeline(source: try AudioSource(spec: spec, loop: true), configuration: options.audioSendConfiguration)
         }
@@ -284,11 +311,12 @@ public actor Participant {
             await handle(item)
         }
         ticker.cancel()
+        recordingRequested = false
+        if session.isRecording { await carryOut(session.stopRecording(now: now, reason: "this client left the meeting")) }
+        finishRecordingFile()
         if running { await carryOut(session.leave(now: now)) }
         reportAudio(force: true)
         await mediaPath?.close()
-        try? recorder?.finish()
-        for writer in perSenderRecorders.values { try? writer.finish() }
         await connection.close()
     }
 
@@ -330,6 +358,7 @@ public actor Participant {
             case .wake(let at): schedule(wakeAt: at)
             case .openMediaPath(let session): media = session
             case .end: running = false
+            case .recording(let r): recordingAction(r)
             }
         }
         do { try await sendInOrder(outbound) } catch {
@@ -413,7 +442,14 @@ public actor Participant {
     func deliver(_ frame: ReceivedFrame) {
         switch frame.header.kind {
         case .audio:
+            if let header = try? AudioPacket.decode(frame.plaintext).header,
+               audioAge.isStale(sender: frame.sender, sendTimeMicros: header.sendTimeMicros, nowMicros: Self.monotonicMicros()) {
+                audioStats[frame.sender, default: AudioReceiveStats()].stale += 1
+                options.probe?.audioStale(from: frame.sender)
+                return
+            }
             audioStats[frame.sender, default: AudioReceiveStats()].frames += 1
+            if recordingFile != nil, session.isRecorded(frame.sender) { recordAudio(frame.sender, packet: frame.plaintext) }
             if let probe = options.probe {
                 if let header = try? AudioPacket.decode(frame.plaintext).header {
                     probe.audioDecrypted(from: frame.sender, sendTimeMicros: header.sendTimeMicros)
@@ -426,6 +462,9 @@ public actor Participant {
             let isPrivate = frame.header.recipient != .everyone
             let name = session.name(of: frame.sender)
             chatLog.append((frame.sender, text, isPrivate))
+            if let file = recordingFile, session.isRecorded(frame.sender) {
+                do { try file.chat(index: frame.sender, atMillis: recordingMillis, isPrivate: isPrivate, text: text) } catch { recordingFailed(error) }
+            }
             output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name)), ("text", .string(text)), ("private", .bool(isPrivate))],
                         human: "\(name) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
         case .screen:
@@ -574,21 +613,13 @@ public actor Participant {
                let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs) {
                 try? await sendFrame(frame)
                 options.probe?.audioSent()
+                if recordingFile != nil, session.isRecorded(index) { recordAudio(index, packet: packet) }
             }
         }
         if nowMs >= lastInboundReport + 1000 { await reportInbound(now: nowMs) }
+        await startRecordingIfWanted(now: nowMs)
         guard options.probe == nil else { return }
-        let mixed = mixer.tick()
-        try? recorder?.append(mixed)
-        if let dir = options.recordDirectory {
-            mixer.forEachSenderFrame { sender, frame, _ in
-                if perSenderRecorders[sender] == nil {
-                    perSenderRecorders[sender] = try? WAVStreamWriter(path: "\(dir)/participant-\(sender).wav", sampleRate: 48_000, channels: 1,
-                                                                      maximumDataBytes: WAVStreamWriter.maximumDataBytes(seconds: 3600, sampleRate: 48_000, channels: 1))
-                }
-                try? perSenderRecorders[sender]?.append(frame)
-            }
-        }
+        _ = mixer.tick()
         reportAudio(force: false)
     }
 
@@ -622,8 +653,8 @@ public actor Participant {
                 stats.late = js.jitterBuffer.late
             }
             output.emit("audio", [("from", .int(Int(s))), ("frames", .int(stats.frames)), ("lost", .int(stats.lost)),
-                                  ("late", .int(stats.late)), ("decrypt_failed", .int(stats.decryptFailed))],
-                        human: "audio from #\(s): \(stats.frames) frames, \(stats.lost) lost, \(stats.late) late, \(stats.decryptFailed) failed to decrypt")
+                                  ("late", .int(stats.late)), ("stale", .int(stats.stale)), ("decrypt_failed", .int(stats.decryptFailed))],
+                        human: "audio from #\(s): \(stats.frames) frames, \(stats.lost) lost, \(stats.late) late, \(stats.stale) stale, \(stats.decryptFailed) failed to decrypt")
         }
     }
 
@@ -688,6 +719,19 @@ extension Participant {
                 output.emit("help", human: ConsoleCommand.helpText)
             case .share(let path):
                 try await share(path: path)
+            case .record(let on):
+                if on {
+                    recordingRequested = true
+                    recordingRefusalReported = false
+                    await startRecordingIfWanted(now: now)
+                } else {
+                    recordingRequested = false
+                    await carryOut(session.stopRecording(now: now, reason: "stopped by the user"))
+                }
+            case .answerRecording(let consent):
+                await carryOut(session.answerRecording(consent ? .consent : .decline, now: now))
+            case .setRecorder(let i, let granted):
+                await carryOut(session.setRecorder(i, granted, now: now))
             }
         } catch {
             output.emit("error", [("code", .string("internal")), ("message", .string("\(error)"))], human: "\(error)")
@@ -718,5 +762,103 @@ extension Participant {
     /// play a malicious relay, which would hold such a frame in flight).
     func makeFrame(kind: FrameKind, plaintext: [UInt8], to recipient: UInt16? = nil) throws -> FrameMessage {
         try session.seal(kind, to: recipient.map { ParticipantIndex($0) } ?? .everyone, plaintext: plaintext, now: now, epoch: .newest)
+    }
+}
+
+// MARK: - Recording (3.8)
+
+extension Participant {
+    /// Milliseconds since the recording started (the records' `t_ms`).
+    var recordingMillis: UInt32 {
+        let d = ContinuousClock.now - recordingStartedAt
+        return UInt32(clamping: d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Starts the recording asked for once keys are in place; a refusal (no right) is
+    /// reported once, and the attempt repeats when the verified roster gives the right.
+    func startRecordingIfWanted(now nowMs: UInt64) async {
+        guard running, recordingRequested, !session.isRecording, session.hasKeys else { return }
+        guard session.mayRecord || !recordingRefusalReported else { return }
+        let retain = Self.unixSeconds() + UInt64(max(0, options.retainDays)) * 86_400
+        let actions = session.startRecording(retainUntil: retain, now: nowMs)
+        recordingRefused = !session.isRecording
+        if recordingRefused { recordingRefusalReported = true }
+        await carryOut(actions)
+    }
+
+    func recordingAction(_ action: RecordingAction) {
+        switch action {
+        case let .start(id, retainUntil):
+            let path: String
+            if let p = options.recordPath, !recordingsWritten.contains(p) {
+                path = p
+            } else {
+                let dir = options.recordDirectory ?? "."
+                path = "\(dir)/conclave-\(Self.fileStamp())-\(Hex.encode(id.prefix(4))).crec"
+            }
+            do {
+                var recipients = RecordingWriter.Recipients(identities: [identity.publicIdentity] + options.recordingRecipients,
+                                                            passphrase: options.recordingPassphrase, passphraseLimits: options.recordingPassphraseLimits)
+                recipients.identities = Array(recipients.identities.prefix(RecordingFormat.maximumKeySlots - (options.recordingPassphrase == nil ? 0 : 1)))
+                recordingStartedAt = ContinuousClock.now
+                recordingFile = try RecordingWriter(path: path, recordingID: id, roomID: roomID, recorder: session.index,
+                                                    recorderIdentity: identity.publicIdentity, recipients: recipients,
+                                                    createdAt: Self.unixSeconds(), retainUntil: retainUntil, startedAtMillis: Self.unixMillis())
+                output.emit("recording_file", [("path", .string(path))], human: "recording to \(path) (mode 0600, encrypted)")
+            } catch {
+                recordingFailed(error)
+            }
+        case let .member(index, identity, name, consent):
+            guard let file = recordingFile else { return }
+            do { try file.addMember(index: index, identity: identity, displayName: name, consent: consent, atMillis: recordingMillis) } catch {
+                recordingFailed(error)
+            }
+        case .stop:
+            finishRecordingFile()
+        }
+    }
+
+    func recordAudio(_ sender: UInt16, packet: [UInt8]) {
+        guard let file = recordingFile, let opus = try? AudioPacket.decode(packet).opus else { return }
+        do { try file.audio(index: sender, atMillis: recordingMillis, opus: Array(opus)) } catch { recordingFailed(error) }
+    }
+
+    func finishRecordingFile() {
+        guard let file = recordingFile else { return }
+        recordingFile = nil
+        do {
+            try file.finish(atMillis: recordingMillis, stoppedAtMillis: Self.unixMillis())
+            recordingsWritten.append(file.path)
+            output.emit("recording_saved", [("path", .string(file.path)), ("bytes", .int(file.bytesWritten)), ("members", .int(file.members.count))],
+                        human: "recording saved: \(file.path) (\(file.bytesWritten) bytes, \(file.members.count) members recorded)")
+        } catch {
+            output.emit("error", [("code", .string("recording_failed")), ("message", .string("\(error)"))], human: "recording failed: \(error)")
+        }
+    }
+
+    /// The file cannot be written: the recording stops (with a stop notice) at the next step.
+    func recordingFailed(_ error: any Error) {
+        output.emit("error", [("code", .string("recording_failed")), ("message", .string("\(error)"))], human: "recording failed: \(error)")
+        recordingFile = nil
+        recordingRequested = false
+        let actions = session.stopRecording(now: now, reason: "the recording file could not be written")
+        Task { await self.carryOut(actions.filter { if case .recording = $0 { return false }; return true }) }
+    }
+
+    static func unixSeconds() -> UInt64 { UInt64(max(0, time(nil))) }
+
+    static func unixMillis() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(max(0, ts.tv_sec)) * 1000 + UInt64(max(0, ts.tv_nsec)) / 1_000_000
+    }
+
+    /// `YYYYMMDD-HHMMSS` (UTC).
+    static func fileStamp() -> String {
+        var t = time(nil)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))-\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
     }
 }

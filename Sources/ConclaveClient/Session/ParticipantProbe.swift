@@ -21,6 +21,13 @@ public protocol ParticipantProbe: Sendable {
     func audioDropped(from sender: UInt16, reason: ReceiveDrop)
     /// Keys for `epoch` were installed.
     func epochInstalled(_ epoch: UInt64)
+    /// An audio frame decrypted but was dropped as stale: it arrived more than 200 ms later
+    /// than its sender's frames usually do (``AudioAgeEstimator``).
+    func audioStale(from sender: UInt16)
+}
+
+extension ParticipantProbe {
+    public func audioStale(from sender: UInt16) {}
 }
 
 extension Participant {

@@ -25,6 +25,8 @@ public struct ParticipantSession: Sendable {
         case openMediaPath(MediaSessionMessage)
         /// The session is over (a fatal relay error).
         case end
+        /// This client's recording file (3.8).
+        case recording(RecordingAction)
     }
 
     /// A received frame's fate (``receiveFrame(_:now:)``): the frame to deliver, if it is
@@ -47,6 +49,8 @@ public struct ParticipantSession: Sendable {
         public var heartbeatIntervalMillis: UInt64 = Heartbeat.interval
         public var leaderSilenceTimeoutMillis: UInt64 = Heartbeat.silenceTimeout
         public var admissionBatchMillis: UInt64 = 0
+        /// How this member answers recording notices (3.8): ask its user by default.
+        public var recordingConsent = RecordingConsentPolicy.ask
         /// 32 fresh random bytes per call: the leader's epoch secrets.
         public var random: @Sendable () -> SecretKey = { SecretKey.random(count: 32) }
 
@@ -128,6 +132,8 @@ public struct ParticipantSession: Sendable {
     /// The first epoch this client held, and frames sealed under older ones.
     var firstEpoch: UInt64?
     public private(set) var framesBeforeJoin = 0
+    /// Recordings: this client's own, and those others announced (3.8).
+    var recording = RecordingSessionState()
 
     public var leader: LeaderKeySchedule? { get { e2e.leader } set { e2e.leader = newValue } }
     public var member: MemberKeySchedule? { get { e2e.member } set { e2e.member = newValue } }
@@ -764,6 +770,7 @@ public struct ParticipantSession: Sendable {
             out += (try? perform(actions, now: now)) ?? []
         }
         out += watchLeader(now: now)
+        out += recordingTick(now: now)
         for (i, waiting) in awaitingApproval where now > waiting.since &+ Self.approvalWaitMillis {
             awaitingApproval[i] = nil
             out.append(.event(.alert(.notAdmitted, "the relay admitted #\(i) [\(waiting.identity.fingerprint.displayString)], and no signed request from a co-host followed")))
@@ -861,7 +868,11 @@ public struct ParticipantSession: Sendable {
                 }
             case .opened(let frame):
                 if frame.header.kind == .control {
-                    if leader != nil { out += leaderControl(frame, now: now) }
+                    if Self.isRecordingControl(frame.plaintext) {
+                        out += recordingControl(frame, now: now)
+                    } else if leader != nil {
+                        out += leaderControl(frame, now: now)
+                    }
                 } else {
                     out.append(.deliver(frame))
                 }

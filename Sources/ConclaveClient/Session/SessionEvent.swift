@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ConclaveProtocol
 
 /// Why a client raised an `alert`: what the relay claimed (or withheld) that the
@@ -62,6 +65,17 @@ public enum SessionEvent: Sendable, Equatable {
     /// A new invite: this client now holds the keys, so knocks must be sealed to it.
     case invite(String)
     case failure(String)
+    /// Another member announced (`on`) or stopped a recording, end to end (3.8).
+    case recordingNotice(recorder: UInt16, on: Bool, retainUntil: UInt64?)
+    /// This client answered a recording notice.
+    case recordingAnswered(recorder: UInt16, consent: Bool)
+    /// Recorder: a member's signed answer arrived.
+    case recordingConsent(member: UInt16, consent: Bool)
+    /// Recorder: this client started (with the retention deadline, Unix seconds) or stopped.
+    case recordingStarted(retainUntil: UInt64)
+    case recordingStopped(String)
+    /// A recording request this client cannot carry out (no right, no keys, nothing to answer).
+    case recordingRefused(String)
 
     /// The event's name, JSON fields and human line (`me` is this client's index).
     public func render(me: UInt16) -> (name: String, fields: [(String, EventOutput.Value)], human: String) {
@@ -115,7 +129,37 @@ public enum SessionEvent: Sendable, Equatable {
             return ("invite", [("invite", .string(text))], "invite (knocks now go to you): \(text)")
         case let .failure(message):
             return ("error", [("code", .string("internal")), ("message", .string(message))], message)
+        case let .recordingNotice(recorder, on, retainUntil):
+            if on {
+                return ("recording_notice", [("recorder", .int(Int(recorder))), ("on", .bool(true)), ("retain_until", .int(Int(retainUntil ?? 0)))],
+                        "#\(recorder) wants to record this meeting (kept until \(Self.utc(retainUntil ?? 0))): /consent to be recorded, /decline to stay out of it")
+            }
+            return ("recording_notice", [("recorder", .int(Int(recorder))), ("on", .bool(false))], "#\(recorder) stopped recording")
+        case let .recordingAnswered(recorder, consent):
+            return ("recording_answer", [("recorder", .int(Int(recorder))), ("consent", .bool(consent))],
+                    consent ? "you consented to #\(recorder)'s recording" : "you declined #\(recorder)'s recording: your audio and chat stay out of it")
+        case let .recordingConsent(member, consent):
+            return ("recording_consent", [("participant", .int(Int(member))), ("consent", .bool(consent))],
+                    consent ? "#\(member) consented: recording their audio and chat from now on" : "#\(member) declined: they are not recorded")
+        case let .recordingStarted(retainUntil):
+            return ("recording_started", [("retain_until", .int(Int(retainUntil)))],
+                    "recording (encrypted; retain until \(Self.utc(retainUntil))); each member is recorded only after consenting")
+        case let .recordingStopped(reason):
+            return ("recording_stopped", [("reason", .string(reason))], "recording stopped: \(reason)")
+        case let .recordingRefused(reason):
+            return ("error", [("code", .string("recording_refused")), ("message", .string(reason))], "cannot record: \(reason)")
         }
     }
 
+
+    /// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
+    public static func utcString(_ seconds: UInt64) -> String { utc(seconds) }
+
+    static func utc(_ seconds: UInt64) -> String {
+        var t = time_t(clamping: seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)) UTC"
+    }
 }

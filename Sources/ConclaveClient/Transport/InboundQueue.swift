@@ -53,6 +53,8 @@ struct InboundQueue<Waiter: AnyObject> {
     let mediaLimit: Int
     /// An audio frame older than this when taken is dropped.
     let staleAudioNanos: UInt64
+    /// False: media is control too (``InboundMediaPolicy/keepAll``).
+    let mediaIsDroppable: Bool
 
     private struct Entry {
         let item: RelayInbound
@@ -74,7 +76,7 @@ struct InboundQueue<Waiter: AnyObject> {
     /// A `read()` arrived while reading was not allowed and has not been issued since.
     private(set) var hasWithheldRead = false
 
-    init(highWatermark: Int, lowWatermark: Int, mediaLimit: Int = 1_024, staleAudioNanos: UInt64 = 200_000_000) {
+    init(highWatermark: Int, lowWatermark: Int, mediaLimit: Int = 1_024, staleAudioNanos: UInt64 = 200_000_000, mediaIsDroppable: Bool = true) {
         precondition(highWatermark >= 1 && lowWatermark >= 0 && lowWatermark < highWatermark,
                      "inbound watermarks need 0 <= low < high")
         precondition(mediaLimit >= 1, "the media limit must be positive")
@@ -82,6 +84,7 @@ struct InboundQueue<Waiter: AnyObject> {
         self.lowWatermark = lowWatermark
         self.mediaLimit = mediaLimit
         self.staleAudioNanos = staleAudioNanos
+        self.mediaIsDroppable = mediaIsDroppable
     }
 
     /// Items received and not yet taken (control and media; stale audio not yet dropped
@@ -124,7 +127,7 @@ struct InboundQueue<Waiter: AnyObject> {
         if let waiter = waiters.popFirst() {
             return .resume(waiter, item)
         }
-        let kind = Self.isMedia(item, viaMediaPath: viaMediaPath)
+        let kind = mediaIsDroppable ? Self.isMedia(item, viaMediaPath: viaMediaPath) : (media: false, audio: false)
         let entry = Entry(item: item, sequence: nextSequence, arrived: now, isAudio: kind.audio)
         nextSequence &+= 1
         if kind.media {

@@ -18,6 +18,10 @@ public final class MediaPath: Sendable {
     public struct Options: Sendable {
         public var keepaliveInterval: Duration = .seconds(2)
         public var pathTimeout: Duration = .seconds(6)
+        /// `SO_RCVBUF` of the UDP socket (the kernel doubles it). Default 128 KiB: about
+        /// 250 small datagrams, so a client that falls behind keeps at most about a second
+        /// of a busy room's audio in the kernel, where no stale check can reach it.
+        public var receiveBufferBytes = 128 * 1024
         public init() {}
     }
 
@@ -66,7 +70,7 @@ public final class MediaPath: Sendable {
         let timeoutNanos = UInt64(options.pathTimeout.components.seconds) * 1_000_000_000
             + UInt64(options.pathTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_rcvbuf), value: 1024 * 1024)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(options.receiveBufferBytes))
             .bind(host: bindHost, port: 0).get()
         let path = try await loop.submit { () -> MediaPath in
             let liveness = Liveness()

@@ -87,6 +87,10 @@ public final class RelayConnection: Sendable {
         /// instead of playing old audio. Default 200 ms.
         public var staleAudioAfter = Duration.milliseconds(200)
 
+        /// What happens to media frames the consumer has not taken. Default
+        /// ``InboundMediaPolicy/dropStale``: a conferencing client's choice.
+        public var inboundMedia = InboundMediaPolicy.dropStale
+
         /// How long ``RelayConnection/close()`` waits for the relay's Close frame before
         /// closing the socket anyway. Default 2 s.
         public var closeTimeout = Duration.seconds(2)
@@ -295,6 +299,18 @@ public final class RelayConnection: Sendable {
         eventLoop.execute { handler.value.startClose(code: RelayWebSocketHandler.normalClosureCode) }
         try? await channel.closeFuture.get()
     }
+}
+
+/// How a connection treats media frames its consumer has not taken yet.
+public enum InboundMediaPolicy: Sendable, Equatable {
+    /// Bounded by ``RelayConnection/Options/maximumQueuedMedia``, oldest dropped; audio
+    /// older than ``RelayConnection/Options/staleAudioAfter`` skipped; reading never waits
+    /// for media. For a client that plays audio in real time.
+    case dropStale
+    /// Media is treated like control: never dropped, bounded by backpressure (the relay
+    /// then sees a slow consumer). For tools that must account for every frame the relay
+    /// sends, such as tests of the relay's own drop policy.
+    case keepAll
 }
 
 // MARK: - Pipeline

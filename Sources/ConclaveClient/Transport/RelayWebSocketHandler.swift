@@ -47,7 +47,8 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
     init(options: RelayConnection.Options, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.queue = InboundQueue(highWatermark: options.inboundHighWatermark, lowWatermark: options.inboundLowWatermark,
-                                  mediaLimit: options.maximumQueuedMedia, staleAudioNanos: Self.nanoseconds(options.staleAudioAfter))
+                                  mediaLimit: options.maximumQueuedMedia, staleAudioNanos: Self.nanoseconds(options.staleAudioAfter),
+                                  mediaIsDroppable: options.inboundMedia == .dropStale)
         self.closeTimeout = TimeAmount(options.closeTimeout)
         self.logger = options.logger
     }

@@ -54,6 +54,7 @@ extension LoadReport {
         var o = JSONObjectWriter()
         o.field("stale_audio_dropped", q.staleAudioDropped)
         o.field("media_overflow_dropped", q.mediaOverflowDropped)
+        o.field("late_audio_dropped", q.lateAudioDropped)
         o.field("peak_queued_media", q.peakQueuedMedia)
         o.field("media_limit", q.mediaLimit)
         o.field("peak_queued_control", q.peakQueuedControl)

@@ -109,7 +109,8 @@ extension LoadReport {
             ("decrypt failures", ReportFormat.grouped(s.decryptFailures)),
             ("frames decrypted", ReportFormat.grouped(s.framesDecrypted)),
             ("dropped by clients", "\(ReportFormat.grouped(s.clientQueues.staleAudioDropped)) stale audio, "
-                + "\(ReportFormat.grouped(s.clientQueues.mediaOverflowDropped)) over the queue limit"),
+                + "\(ReportFormat.grouped(s.clientQueues.mediaOverflowDropped)) over the queue limit, "
+                + "\(ReportFormat.grouped(s.clientQueues.lateAudioDropped)) late"),
             ("client queue peaks", "media \(s.clientQueues.peakQueuedMedia) (limit \(s.clientQueues.mediaLimit)), "
                 + "control \(s.clientQueues.peakQueuedControl) (reads pause at \(s.clientQueues.controlHighWatermark))"),
             ("latency p50", ms(s.latency.p50Ms)),

@@ -90,13 +90,15 @@ public final class WAVStreamWriter {
     /// - Parameters:
     ///   - maximumDataBytes: limit on sample data (default ``WAVFile/maximumDataSize``,
     ///     512 MiB); ``maximumDataBytes(seconds:sampleRate:channels:)`` converts a duration.
+    ///   - mode: permissions of a newly created file (default 0644; 0600 for exports of
+    ///     recordings).
     /// - Throws: ``WAVStreamWriterError/unsupportedFormat(path:sampleRate:channels:)``,
     ///   ``WAVStreamWriterError/invalidLimit(path:bytes:)``,
     ///   ``WAVStreamWriterError/cannotCreate(path:reason:)`` or
     ///   ``WAVStreamWriterError/writeFailed(path:reason:)``.
     public init(
         path: String, sampleRate: Int = AudioFormat.productSampleRate, channels: Int = 1,
-        maximumDataBytes: Int = WAVFile.maximumDataSize
+        maximumDataBytes: Int = WAVFile.maximumDataSize, mode: mode_t = 0o644
     ) throws(WAVStreamWriterError) {
         guard AudioFormat.isSupportedSampleRate(sampleRate), AudioFormat.isSupportedChannelCount(channels) else {
             throw .unsupportedFormat(path: path, sampleRate: sampleRate, channels: channels)
@@ -110,7 +112,7 @@ public final class WAVStreamWriter {
         // Whole frames only, so a full file is still a valid WAV.
         self.maximumDataBytes = maximumDataBytes - maximumDataBytes % (2 * channels)
         self.buffer = [UInt8](repeating: 0, count: Self.bufferSize)
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .cannotCreate(path: path, reason: Self.errorText(errno)) }
         self.descriptor = fd
         let header = Self.header(sampleRate: sampleRate, channels: channels, dataBytes: 0)

@@ -41,6 +41,8 @@ public struct SignedRoster: Sendable, Hashable {
         public var muted: Bool
         /// Flag bit 1: may send screen frames (2.6).
         public var presenter: Bool
+        /// Flag bit 2: may record the meeting (3.8); the host may always.
+        public var recorder: Bool
         /// 0–64 bytes of UTF-8; empty when the leader knows no name (no knock).
         public var displayName: String
         /// The member's join nonce from its verified knock (4.2); the leader draws its own.
@@ -50,14 +52,15 @@ public struct SignedRoster: Sendable, Hashable {
         /// member's provisional leader entry): for ``MemberTable`` only, never signed.
         init(unchecked index: UInt16, identity: PublicIdentity, joinNonce: [UInt8]) {
             self.index = index; self.identity = identity; self.role = .participant
-            self.muted = false; self.presenter = false; self.displayName = ""; self.joinNonce = joinNonce
+            self.muted = false; self.presenter = false; self.recorder = false; self.displayName = ""; self.joinNonce = joinNonce
         }
 
         public init(index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
-                    presenter: Bool = false, displayName: String = "", joinNonce: [UInt8]) {
+                    presenter: Bool = false, recorder: Bool = false, displayName: String = "", joinNonce: [UInt8]) {
             precondition(joinNonce.count == Knock.joinNonceLength, "join nonces are 16 bytes")
             self.index = index; self.identity = identity; self.role = role
-            self.muted = muted; self.presenter = presenter; self.displayName = displayName; self.joinNonce = joinNonce
+            self.muted = muted; self.presenter = presenter; self.recorder = recorder
+            self.displayName = displayName; self.joinNonce = joinNonce
         }
 
         /// `85 + name_length`.
@@ -66,7 +69,10 @@ public struct SignedRoster: Sendable, Hashable {
         public static let fixedLength = 2 + 64 + 16 + 1 + 1 + 1
         public static let maximumNameLength = 64
 
-        var flags: UInt8 { (muted ? 0x01 : 0) | (presenter ? 0x02 : 0) }
+        var flags: UInt8 { (muted ? 0x01 : 0) | (presenter ? 0x02 : 0) | (recorder ? 0x04 : 0) }
+
+        /// Whether this member may record: the host, or a member the host gave the right (3.8).
+        public var mayRecord: Bool { role == .host || recorder }
         public var member: RosterMember { RosterMember(index: index, identity: identity, joinNonce: joinNonce) }
     }
 
@@ -284,13 +290,13 @@ public struct SignedRoster: Sendable, Hashable {
         let rawRole = try reader.readUInt8("entry.role")
         guard let role = Role(rawValue: rawRole) else { throw E2EControlError.malformed("entry role \(rawRole)") }
         let flags = try reader.readUInt8("entry.flags")
-        guard flags & ~0x03 == 0 else { throw E2EControlError.malformed("entry flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~0x07 == 0 else { throw E2EControlError.malformed("entry flags 0x\(String(flags, radix: 16))") }
         let nameLength = Int(try reader.readUInt8("entry.name_length"))
         guard nameLength <= Entry.maximumNameLength else { throw E2EControlError.malformed("entry name_length \(nameLength)") }
         let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
         guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
         return Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
-                     presenter: flags & 0x02 != 0, displayName: name, joinNonce: nonce)
+                     presenter: flags & 0x02 != 0, recorder: flags & 0x04 != 0, displayName: name, joinNonce: nonce)
     }
 
     /// The whole message: signed part and signature (never of a derived roster).
@@ -695,6 +701,8 @@ public enum E2EControlMessage: Sendable, Hashable {
     case heartbeat(Heartbeat)
     case moderationRequest(ModerationRequest)
     case rosterDelta(RosterDelta)
+    case recordingNotice(RecordingNotice)
+    case recordingConsent(RecordingConsent)
     /// A piece of a longer message: reassemble with ``ControlReassembly``.
     case part(ControlPart)
 
@@ -706,6 +714,8 @@ public enum E2EControlMessage: Sendable, Hashable {
         case let .heartbeat(b): return b.encoded
         case let .moderationRequest(r): return r.encoded
         case let .rosterDelta(d): return d.encoded
+        case let .recordingNotice(n): return n.encoded
+        case let .recordingConsent(c): return c.encoded
         case let .part(p): return p.encoded
         }
     }
@@ -724,6 +734,8 @@ public enum E2EControlMessage: Sendable, Hashable {
         case Heartbeat.type: return .heartbeat(try Heartbeat.decode(body: &reader, totalLength: bytes.count))
         case ModerationRequest.type: return .moderationRequest(try ModerationRequest.decode(body: &reader, totalLength: bytes.count))
         case RosterDelta.type: return .rosterDelta(try RosterDelta.decode(body: &reader, whole: bytes))
+        case RecordingNotice.type: return .recordingNotice(try RecordingNotice.decode(body: &reader, totalLength: bytes.count))
+        case RecordingConsent.type: return .recordingConsent(try RecordingConsent.decode(body: &reader, totalLength: bytes.count))
         case ControlPart.type: return .part(try ControlPart.decode(body: &reader, totalLength: bytes.count))
         default: throw .unknownType(type)
         }

@@ -119,6 +119,9 @@ public struct E2ESession: Sendable {
 
     private mutating func handleOpened(_ frame: ReceivedFrame, now: UInt64) -> [Output] {
         guard frame.header.kind == .control, var m = member else { return [.opened(frame)] }
+        // Recording notices and consents (3.8) come from any member, not the leader: the
+        // participant checks them against the verified roster.
+        if let type = frame.plaintext.first, type == RecordingNotice.type || type == RecordingConsent.type { return [.opened(frame)] }
         do {
             let actions = try m.receiveControl(frame.plaintext, from: frame.sender)
             member = m

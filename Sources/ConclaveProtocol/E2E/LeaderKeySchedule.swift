@@ -41,10 +41,13 @@ public struct MemberUpdate: Sendable, Hashable {
     public var role: Role?
     public var muted: Bool?
     public var presenter: Bool?
+    /// The right to record (3.8).
+    public var recorder: Bool?
     public var displayName: String?
 
-    public init(index: UInt16, role: Role? = nil, muted: Bool? = nil, presenter: Bool? = nil, displayName: String? = nil) {
-        self.index = index; self.role = role; self.muted = muted; self.presenter = presenter; self.displayName = displayName
+    public init(index: UInt16, role: Role? = nil, muted: Bool? = nil, presenter: Bool? = nil, recorder: Bool? = nil, displayName: String? = nil) {
+        self.index = index; self.role = role; self.muted = muted; self.presenter = presenter; self.recorder = recorder
+        self.displayName = displayName
     }
 }
 
@@ -215,6 +218,7 @@ public struct LeaderKeySchedule: Sendable {
             }
             if let muted = u.muted { entries[i].muted = muted }
             if let presenter = u.presenter { entries[i].presenter = presenter }
+            if let recorder = u.recorder { entries[i].recorder = recorder }
             if let name = u.displayName { entries[i].displayName = name }
         }
         guard entries != current.entries else { return [] }
@@ -291,6 +295,7 @@ public struct LeaderKeySchedule: Sendable {
             }
             if let muted = u.muted { entries[i].muted = muted }
             if let presenter = u.presenter { entries[i].presenter = presenter }
+            if let recorder = u.recorder { entries[i].recorder = recorder }
             if let name = u.displayName { entries[i].displayName = name }
         }
         leader.ownEntry = entries.first { $0.index == member.me }!

@@ -223,6 +223,9 @@ public struct MemberKeySchedule: Sendable {
         case .moderationRequest:
             // Only the leader acts on requests; one relayed to a member is dropped.
             throw .keyRejected(.malformed(.malformed("moderation request to a member")))
+        case .recordingNotice, .recordingConsent:
+            // Any member's; the participant checks them against the verified roster (3.8).
+            return []
         case let .heartbeat(b):
             guard b.isSigned(by: leaderKey) else { throw .keyRejected(.badSignature) }
             guard b.roomID == roomID else { throw .keyRejected(.wrongRoom) }

@@ -30,4 +30,11 @@ public enum Labels {
     public static let heartbeatSignature = "conclave/v2 heartbeat"
     public static let rosterDeltaSignature = "conclave/v2 roster-delta"
     public static let moderationRequestSignature = "conclave/v2 moderation-request"
+    /// Recording (3.8 and protocol/RECORDING.md).
+    public static let recordingNoticeSignature = "conclave/v2 recording-notice"
+    public static let recordingConsentSignature = "conclave/v2 recording-consent"
+    /// SHA-256 prefix of a recording file's room hash.
+    public static let recordingRoom = "conclave/v2 recording-room"
+    /// Additional data of a recording file's passphrase key slot.
+    public static let recordingPassphrase = "conclave/v2 recording-passphrase"
 }
