@@ -125,7 +125,9 @@ public enum SecretStream {
 
         /// Decrypts the next message. Throws ``CryptoError/authenticationFailed`` for a
         /// message that was altered, is out of order, belongs to another stream or key, or
-        /// follows the final one; nothing is returned then, and the stream is unusable.
+        /// follows the final one; nothing is returned then. A failed open leaves the state
+        /// as it was (libsodium updates it only after the MAC verified), so the same message
+        /// may be tried again with other additional data.
         public func open<Ciphertext: ContiguousBytes>(_ ciphertext: Ciphertext, additionalData: [UInt8] = []) throws -> (plaintext: SecretBytes, tag: Tag) {
             guard !isFinished else { throw CryptoError.authenticationFailed }
             let state = self.state

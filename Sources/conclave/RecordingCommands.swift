@@ -111,7 +111,7 @@ struct RecordingExportCommand: ParsableCommand {
             } else {
                 print("verified \(s.records) records (\(s.bytes) bytes, \(s.durationMillis / 1000) s of meeting) in \(String(format: "%.3f", seconds)) s")
                 for m in s.members {
-                    print("  #\(m.index) \(m.displayName.isEmpty ? "(no name)" : m.displayName) [\(m.identity.fingerprint.displayString)]: \(m.audioPackets) audio packets, \(m.chatLines) chat lines")
+                    print("  #\(m.index) \(m.displayName.isEmpty ? "(no name)" : RecordingExport.printable(m.displayName)) [\(m.identity.fingerprint.displayString)]: \(m.audioPackets) audio packets, \(m.chatLines) chat lines")
                 }
                 for f in result.files { print("wrote \(f)") }
             }

@@ -43,13 +43,13 @@ public enum RecordingExport {
                 case let .audio(index, at, opus):
                     if tracks[index] == nil {
                         let name = "participant-\(index).wav"
-                        tracks[index] = try Track(path: "\(staged)/\(name)")
+                        tracks[index] = try Track(path: "\(staged)/\(name)") { names.append(($0 as String).split(separator: "/").last.map(String.init) ?? $0) }
                         names.append(name)
                     }
                     try tracks[index]!.add(opus, atMillis: at)
                 case let .chat(index, at, isPrivate, line):
                     let who = members[index].map { $0.displayName.isEmpty ? "#\(index)" : "\($0.displayName) (#\(index))" } ?? "#\(index)"
-                    text += "[\(Self.clock(at))] \(who)\(isPrivate ? " (private)" : ""): \(line.split(whereSeparator: \.isNewline).joined(separator: " "))\n"
+                    text += "[\(Self.clock(at))] \(Self.printable(who))\(isPrivate ? " (private)" : ""): \(Self.printable(line))\n"
                     json += "{\"t_ms\":\(at),\"from\":\(index),\"name\":\(EventOutput.quote(members[index]?.displayName ?? "")),\"private\":\(isPrivate),\"text\":\(EventOutput.quote(line))}\n"
                 default:
                     break
@@ -62,13 +62,13 @@ public enum RecordingExport {
                 names += ["chat.txt", "chat.jsonl"]
             }
             for name in names {
+                // link() never replaces an existing file, unlike rename().
                 let target = "\(directory)/\(name)"
-                guard access(target, F_OK) != 0 else { throw RecordingError.io("\(target) already exists; export into an empty directory") }
-            }
-            for name in names {
-                let target = "\(directory)/\(name)"
-                guard rename("\(staged)/\(name)", target) == 0 else { throw RecordingError.io("cannot move \(name) into \(directory)") }
+                guard link("\(staged)/\(name)", target) == 0 else {
+                    throw RecordingError.io(errno == EEXIST ? "\(target) already exists; export into an empty directory" : "cannot move \(name) into \(directory)")
+                }
                 written.append(target)
+                unlink("\(staged)/\(name)")
             }
             rmdir(staged)
             return Result(summary: summary, files: written)
@@ -78,6 +78,15 @@ public enum RecordingExport {
             rmdir(staged)
             throw error
         }
+    }
+
+    /// One line of text a terminal shows as it is: line breaks become spaces, other control
+    /// characters (terminal escapes included) U+FFFD.
+    public static func printable(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map { c -> Unicode.Scalar in
+            if c == "\n" || c == "\r" || c == "\t" { return " " }
+            return c.properties.generalCategory == .control ? "\u{FFFD}" : c
+        }))
     }
 
     /// `mm:ss.mmm`.
@@ -102,18 +111,48 @@ public enum RecordingExport {
 
     /// One member's audio: Opus decoded to 48 kHz mono, silence where packets are missing,
     /// so the WAV's timeline is the recording's.
+    /// A WAV holds at most ``WAVFile/maximumDataSize`` (512 MiB, about 93 minutes here);
+    /// a longer track continues in `participant-<index>-2.wav`, `-3`, and so on.
     final class Track {
         let decoder: OpusDecoder
-        let writer: WAVStreamWriter
+        var writer: WAVStreamWriter
         var position: UInt64 = 0 // samples written
+        var inPart = 0           // samples in the current part
+        var part = 1
+        let base: String
+        let onNewPart: (String) -> Void
         static let samplesPerMilli: UInt64 = 48
+        static let samplesPerPart = WAVFile.maximumDataSize / 2
 
-        init(path: String) throws(RecordingError) {
+        init(path: String, onNewPart: @escaping (String) -> Void = { _ in }) throws(RecordingError) {
+            base = String(path.dropLast(4))
+            self.onNewPart = onNewPart
             do {
                 decoder = try OpusDecoder(channels: 1)
                 writer = try WAVStreamWriter(path: path, sampleRate: 48_000, channels: 1, mode: 0o600)
             } catch {
                 throw .io("cannot start \(path): \(error)")
+            }
+        }
+
+        /// Appends, starting a new part when this one is full.
+        private func append(_ samples: [Int16]) throws(RecordingError) {
+            var rest = samples[...]
+            while !rest.isEmpty {
+                if inPart == Self.samplesPerPart {
+                    do { try writer.finish() } catch { throw .io("cannot finish a WAV: \(error)") }
+                    part += 1
+                    let path = "\(base)-\(part).wav"
+                    do { writer = try WAVStreamWriter(path: path, sampleRate: 48_000, channels: 1, mode: 0o600) } catch {
+                        throw .io("cannot start \(path): \(error)")
+                    }
+                    onNewPart(path)
+                    inPart = 0
+                }
+                let n = min(rest.count, Self.samplesPerPart - inPart)
+                do { try writer.append(Array(rest.prefix(n))) } catch { throw .io("cannot write audio: \(error)") }
+                inPart += n
+                rest = rest.dropFirst(n)
             }
         }
 
@@ -126,7 +165,7 @@ public enum RecordingExport {
                 let chunk = [Int16](repeating: 0, count: 4_800)
                 while left > 0 {
                     let n = Int(min(left, UInt64(chunk.count)))
-                    do { try writer.append(Array(chunk[0..<n])) } catch { throw .io("cannot write audio: \(error)") }
+                    try append(Array(chunk[0..<n]))
                     left -= UInt64(n)
                 }
                 position += silence
@@ -136,7 +175,7 @@ public enum RecordingExport {
                 // A packet that verified but does not decode: conceal it.
                 pcm = (try? decoder.decode(nil)) ?? []
             }
-            do { try writer.append(pcm) } catch { throw .io("cannot write audio: \(error)") }
+            try append(pcm)
             position += UInt64(pcm.count)
         }
 

@@ -80,6 +80,8 @@ public enum RecordingReader {
             // updates it only after the MAC verified), so the second attempt is sound.
             let opened: (plaintext: SecretBytes, tag: SecretStream.Tag)
             if let o = try? pull.open(sealed) {
+                // The final record must authenticate the header (§5.3).
+                guard o.tag != .final else { throw .tampered("the final record does not authenticate the header") }
                 opened = o
             } else if let o = try? pull.open(sealed, additionalData: Array(headerBytes[0 ..< header.encodedLength])), o.tag == .final {
                 opened = o
@@ -90,14 +92,15 @@ public enum RecordingReader {
             let record = try RecordingRecord.decode(plaintext)
             summary.records += 1
             switch record {
-            case let .start(id, room, started, recorder, _):
+            case let .start(id, room, started, recorder, recorderIdentity):
                 guard summary.records == 1, opened.tag == .message else { throw .tampered("a second START record") }
-                guard id == header.recordingID, RecordingFormat.roomHash(room) == header.roomHash else {
+                guard id == header.recordingID, RecordingFormat.roomHash(room) == header.roomHash,
+                      recorderIdentity.fingerprint.bytes == header.recorder else {
                     throw .tampered("the START record does not match the header")
                 }
                 summary.recordingID = id; summary.roomID = room; summary.recorder = recorder; summary.startedAtMillis = started
             case let .member(index, _, identity, name, consent):
-                guard summary.records > 1, opened.tag == .message else { throw .tampered("a MEMBER record out of place") }
+                guard summary.records > 1, opened.tag == .message else { throw .tampered("the first record is not START") }
                 guard memberIndex[index] == nil else { throw .tampered("member #\(index) recorded twice") }
                 guard consent.decision == .consent, consent.member == index, consent.recorder == summary.recorder,
                       consent.recordingID == header.recordingID, consent.roomID == summary.roomID,
@@ -118,6 +121,7 @@ public enum RecordingReader {
                 }
                 summary.members[i].chatLines += 1
             case let .end(at, _):
+                guard summary.records > 1 else { throw .tampered("the first record is not START") }
                 guard opened.tag == .final else { throw .tampered("an END record without the final tag") }
                 guard memberOrder == header.members else { throw .tampered("the header's member list differs from the recorded members") }
                 summary.durationMillis = at

@@ -25,15 +25,19 @@ struct RecordingSessionState: Sendable {
     struct Own: Sendable {
         var id: [UInt8]
         var retainUntil: UInt64
-        /// Members told of this recording (broadcast at the start, then each joiner).
-        var announced: Set<UInt16>
-        var consented: Set<UInt16>
-        var declined: Set<UInt16>
+        /// Members told of this recording, with the identity told and when (a notice is
+        /// repeated every ``noticeRepeatMillis`` until the member answers).
+        var announced: [UInt16: (identity: PublicIdentity, at: UInt64)]
+        /// Answers, by index, with the identity that signed them. An index counts as
+        /// recorded only while the verified roster still seats that identity there.
+        var consented: [UInt16: PublicIdentity]
+        var declined: [UInt16: PublicIdentity]
     }
     var own: Own?
     var noticeSequence: UInt32 = 0
-    /// Recordings others announced and still run: recorder → (id, retain until).
-    var running: [UInt16: (id: [UInt8], retainUntil: UInt64)] = [:]
+    /// Recordings others announced and still run: recorder → (id, retain until, the
+    /// recorder's identity).
+    var running: [UInt16: (id: [UInt8], retainUntil: UInt64, recorder: PublicIdentity)] = [:]
     /// The highest notice sequence accepted from each recorder.
     var lastSequence: [UInt16: UInt32] = [:]
     /// This client's answers, by recorder, for the recording id answered.
@@ -65,13 +69,19 @@ extension ParticipantSession {
     public var isRecording: Bool { recording.own != nil }
 
     /// Whether `member`'s media may be written to this client's recording: its signed
-    /// consent arrived (this client's own media after it started recording).
+    /// consent arrived, from the identity the verified roster seats at that index now
+    /// (this client's own media after it started recording).
     public func isRecorded(_ member: UInt16) -> Bool {
-        recording.own?.consented.contains(member) ?? false
+        guard let consented = recording.own?.consented[member] else { return false }
+        return member == index || verifiedEntry(member)?.identity == consented
     }
 
     /// Recordings by others that run now (recorder → retention deadline).
     public var recordingsRunning: [UInt16: UInt64] { recording.running.mapValues(\.retainUntil) }
+
+    /// A member who has not answered is told again this often (a notice sealed under an
+    /// epoch it could not open yet is not lost).
+    static let noticeRepeatMillis: UInt64 = 5_000
 
     // MARK: Recorder
 
@@ -86,12 +96,15 @@ extension ParticipantSession {
             return [.event(.recordingRefused("only the host and members the host made recorders may record (/grant-record); ask the host"))]
         }
         let id = configuration.random().withUnsafeBytes { Array($0.prefix(RecordingNotice.recordingIDLength)) }
-        recording.own = RecordingSessionState.Own(id: id, retainUntil: retainUntil, announced: Set(verifiedIndices.filter { $0 != index }),
-                                                  consented: [], declined: [])
+        var announced: [UInt16: (identity: PublicIdentity, at: UInt64)] = [:]
+        for i in verifiedIndices where i != index {
+            if let e = verifiedEntry(i) { announced[i] = (e.identity, now) }
+        }
+        recording.own = RecordingSessionState.Own(id: id, retainUntil: retainUntil, announced: announced, consented: [:], declined: [:])
         var out: [Action] = [.recording(.start(recordingID: id, retainUntil: retainUntil))]
         // The recorder's own media: its consent is its own act of recording.
         let mine = RecordingConsent.sign(roomID: roomID, recordingID: id, member: index, recorder: index, decision: .consent, by: identity.signingKey)
-        recording.own?.consented.insert(index)
+        recording.own?.consented[index] = identity.publicIdentity
         out.append(.recording(.member(index: index, identity: identity.publicIdentity, displayName: configuration.displayName, consent: mine)))
         out += sendNotice(.recording, to: .everyone, now: now)
         out.append(.event(.recordingStarted(retainUntil: retainUntil)))
@@ -118,18 +131,28 @@ extension ParticipantSession {
         return [.send(.frame(frame))]
     }
 
-    /// On every tick: a joiner of the verified roster is told of the running recording
-    /// before any of its media is written; a recorder whose right was revoked stops.
+    /// On every tick. Recorder: a joiner of the verified roster is told of the running
+    /// recording before any of its media is written, and told again until it answers; a
+    /// recorder whose right was revoked stops. Member: a recording whose recorder left the
+    /// verified roster (or whose index now seats another identity) is over.
     mutating func recordingTick(now: UInt64) -> [Action] {
-        guard let own = recording.own else { return [] }
+        var out: [Action] = []
+        for (recorder, r) in recording.running where verifiedEntry(recorder)?.identity != r.recorder && hasKeys {
+            recording.running[recorder] = nil
+            out.append(.event(.recordingNotice(recorder: recorder, on: false, retainUntil: nil)))
+        }
+        guard let own = recording.own else { return out }
         // Only a verified roster that lists this client without the right revokes it (a
         // change of leader briefly leaves no roster at hand).
-        if let own = verifiedEntry(index), !own.mayRecord {
-            return stopRecording(now: now, reason: "the host revoked this client's right to record")
+        if let mine = verifiedEntry(index), !mine.mayRecord {
+            return out + stopRecording(now: now, reason: "the host revoked this client's right to record")
         }
-        var out: [Action] = []
-        for i in verifiedIndices where i != index && !own.announced.contains(i) {
-            recording.own?.announced.insert(i)
+        for i in verifiedIndices where i != index {
+            guard let entry = verifiedEntry(i) else { continue }
+            let answered = own.consented[i] == entry.identity || own.declined[i] == entry.identity
+            if let told = own.announced[i], told.identity == entry.identity,
+               answered || now < told.at &+ Self.noticeRepeatMillis { continue }
+            recording.own?.announced[i] = (entry.identity, now)
             out += sendNotice(.recording, to: ParticipantIndex(i), now: now)
         }
         return out
@@ -180,7 +203,7 @@ extension ParticipantSession {
                 return [.event(.alert(.requestRejected, "#\(sender) announced a recording without the right to record; it is not a recorder in the signed roster"))]
             }
             let isNew = recording.running[sender]?.id != n.recordingID
-            recording.running[sender] = (n.recordingID, n.retainUntil)
+            recording.running[sender] = (n.recordingID, n.retainUntil, entry.identity)
             guard isNew else { return [] }
             var out: [Action] = [.event(.recordingNotice(recorder: sender, on: true, retainUntil: n.retainUntil))]
             switch configuration.recordingConsent {
@@ -200,14 +223,20 @@ extension ParticipantSession {
         guard c.member == sender, c.roomID == roomID, let entry = verifiedEntry(sender), c.isSigned(by: entry.identity.signingKey) else {
             return [.event(.keyRejected("a recording consent from #\(sender) that is not signed by that member of the verified roster"))]
         }
-        guard !own.consented.contains(sender), !own.declined.contains(sender) else { return [] }
+        // The first answer per member counts. An index that once held another identity is
+        // never recorded again: the file has one MEMBER record per index, and indices are
+        // never reused (5.2), so this is a relay reseating someone.
+        if let earlier = own.consented[sender] ?? own.declined[sender] {
+            guard earlier != entry.identity else { return [] }
+            return [.event(.alert(.identityMismatch, "#\(sender) now answers with another identity than the one that answered before; it is not recorded"))]
+        }
         switch c.decision {
         case .consent:
-            recording.own?.consented.insert(sender)
+            recording.own?.consented[sender] = entry.identity
             return [.recording(.member(index: sender, identity: entry.identity, displayName: entry.displayName, consent: c)),
                     .event(.recordingConsent(member: sender, consent: true))]
         case .decline:
-            recording.own?.declined.insert(sender)
+            recording.own?.declined[sender] = entry.identity
             return [.event(.recordingConsent(member: sender, consent: false))]
         }
     }

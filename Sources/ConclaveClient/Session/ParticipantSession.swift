@@ -134,6 +134,8 @@ public struct ParticipantSession: Sendable {
     public private(set) var framesBeforeJoin = 0
     /// Recordings: this client's own, and those others announced (3.8).
     var recording = RecordingSessionState()
+    /// Leader: the identity it admitted at each index (indices are never reused, 5.2).
+    var seatedIdentities: [UInt16: PublicIdentity] = [:]
 
     public var leader: LeaderKeySchedule? { get { e2e.leader } set { e2e.leader = newValue } }
     public var member: MemberKeySchedule? { get { e2e.member } set { e2e.member = newValue } }
@@ -613,6 +615,12 @@ public struct ParticipantSession: Sendable {
         guard !l.entries.contains(where: { $0.identity == id }), !pendingAdmissions.contains(where: { $0.identity == id }) else {
             return [.event(.alert(.unauthorizedJoin, "the identity of #\(i) is already a member"))]
         }
+        // Indices are never reused (5.2): a relay that seats a new identity at an index the
+        // leader admitted before gets no key for it (members would refuse the roster too).
+        if let earlier = seatedIdentities[i], earlier != id {
+            return [.event(.alert(.identityMismatch, "the relay seated [\(id.fingerprint.displayString)] at #\(i), which belonged to [\(earlier.fingerprint.displayString)]; indices are never reused"))]
+        }
+        if seatedIdentities.count < Self.maximumKnocksPerMeeting { seatedIdentities[i] = id }
         openedKnocks[i] = nil
         approved[i] = nil
         var out: [Action] = []

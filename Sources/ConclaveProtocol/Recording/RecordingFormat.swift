@@ -237,6 +237,8 @@ public struct RecordingHeader: Sendable, Hashable {
                         return nil
                     }
                 }
+                // At most one passphrase slot: each costs an Argon2id derivation to try.
+                guard slots.filter({ if case .passphrase = $0 { return true }; return false }).count <= 1 else { return nil }
                 let stream = try r.readBytes(count: SecretStream.headerLength, field: "stream_header")
                 try r.expectEnd()
                 return RecordingHeader(createdAt: created, retainUntil: retain, roomHash: room, recordingID: id, recorder: recorder,
