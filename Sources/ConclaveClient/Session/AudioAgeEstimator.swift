@@ -7,7 +7,9 @@
 ///
 /// Windows are 30 s: long enough that a standing queue of seconds does not become the new
 /// minimum before it is noticed, short enough that clock drift (tens of parts per million)
-/// stays far below the limit. Pure value; times are microseconds.
+/// stays far below the limit. The default limit, 1 s, catches standing queues (a full
+/// kernel buffer holds seconds) without dropping what a busy machine's scheduling delays;
+/// the inbound queue's own 200 ms check handles the rest. Pure value; times are microseconds.
 struct AudioAgeEstimator: Sendable {
     let limitMicros: Int64
     let windowMicros: UInt64
@@ -20,7 +22,7 @@ struct AudioAgeEstimator: Sendable {
 
     private var senders: [UInt16: Sender] = [:]
 
-    init(limitMicros: Int64 = 200_000, windowMicros: UInt64 = 30_000_000) {
+    init(limitMicros: Int64 = 1_000_000, windowMicros: UInt64 = 30_000_000) {
         self.limitMicros = limitMicros
         self.windowMicros = windowMicros
     }

@@ -85,7 +85,7 @@ public struct AudioReceiveStats: Sendable, Equatable {
     public var lost = 0
     public var late = 0
     public var decryptFailed = 0
-    /// Decrypted, then dropped: more than 200 ms later than this sender's frames usually
+    /// Decrypted, then dropped: more than 1 s later than this sender's frames usually
     /// arrive (``AudioAgeEstimator``).
     public var stale = 0
 }

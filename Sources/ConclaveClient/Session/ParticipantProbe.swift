@@ -21,7 +21,7 @@ public protocol ParticipantProbe: Sendable {
     func audioDropped(from sender: UInt16, reason: ReceiveDrop)
     /// Keys for `epoch` were installed.
     func epochInstalled(_ epoch: UInt64)
-    /// An audio frame decrypted but was dropped as stale: it arrived more than 200 ms later
+    /// An audio frame decrypted but was dropped as stale: it arrived more than 1 s later
     /// than its sender's frames usually do (``AudioAgeEstimator``).
     func audioStale(from sender: UInt16)
 }

@@ -118,7 +118,7 @@ public struct ClientQueueSummary: Sendable, Equatable {
     public var staleAudioDropped: UInt64 = 0
     /// Media frames dropped because a queue already held its limit.
     public var mediaOverflowDropped: UInt64 = 0
-    /// Audio frames decrypted and then dropped because they arrived more than 200 ms
+    /// Audio frames decrypted and then dropped because they arrived more than 1 s
     /// later than their sender's usually do (they waited before the queue: in kernel
     /// buffers or at the relay).
     public var lateAudioDropped: UInt64 = 0
