@@ -4,6 +4,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "In-process benchmarks (no benchmark plugin needed).",
-        subcommands: [CryptoBenchCommand.self, RelayBenchCommand.self, RekeyBenchCommand.self]
+        subcommands: [CryptoBenchCommand.self, RelayBenchCommand.self, RekeyBenchCommand.self, RecordingBenchCommand.self]
     )
 }
