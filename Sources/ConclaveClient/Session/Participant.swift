@@ -442,8 +442,8 @@ public actor Participant {
     func deliver(_ frame: ReceivedFrame) {
         switch frame.header.kind {
         case .audio:
-            if let header = try? AudioPacket.decode(frame.plaintext).header,
-               audioAge.isStale(sender: frame.sender, sendTimeMicros: header.sendTimeMicros, nowMicros: Self.monotonicMicros()) {
+            let header = try? AudioPacket.decode(frame.plaintext).header
+            if let header, audioAge.isStale(sender: frame.sender, sendTimeMicros: header.sendTimeMicros, nowMicros: Self.monotonicMicros()) {
                 audioStats[frame.sender, default: AudioReceiveStats()].stale += 1
                 options.probe?.audioStale(from: frame.sender)
                 return
@@ -451,7 +451,7 @@ public actor Participant {
             audioStats[frame.sender, default: AudioReceiveStats()].frames += 1
             if recordingFile != nil, session.isRecorded(frame.sender) { recordAudio(frame.sender, packet: frame.plaintext) }
             if let probe = options.probe {
-                if let header = try? AudioPacket.decode(frame.plaintext).header {
+                if let header {
                     probe.audioDecrypted(from: frame.sender, sendTimeMicros: header.sendTimeMicros)
                 }
                 return
