@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ConclaveRelay", targets: ["ConclaveRelay"]),
         .library(name: "ConclaveRelayConfiguration", targets: ["ConclaveRelayConfiguration"]),
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
+        .library(name: "ConclaveRedis", targets: ["ConclaveRedis"]),
         .executable(name: "conclave", targets: ["conclave"]),
         .executable(name: "conclave-relay", targets: ["conclave-relay"]),
     ],
@@ -66,6 +67,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A small Redis client on SwiftNIO (RESP2/3, pipelining, pub/sub, reconnection):
+        // the store and bus of a relay cluster.
+        .target(
+            name: "ConclaveRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ConclaveClient",
             dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia"] + webSocketStack
@@ -106,6 +117,10 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
+        .testTarget(
+            name: "ConclaveRedisTests",
+            dependencies: ["ConclaveRedis", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
         .testTarget(
             name: "ConclaveClientTests",

@@ -13,7 +13,7 @@ swift build --package-path Fuzz --scratch-path "$scratch" -c release \
 bin="$(swift build --package-path Fuzz --scratch-path "$scratch" -c release --show-bin-path)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite WAV RelayConfig)
+    targets=(ClientMessage RelayMessage FrameHeader SFrameHeader ControlMessage KeyPackage KeyWrap Knock MediaDatagram Invite WAV RelayConfig RESP)
 fi
 # Seeds: every hex "encoded" value of the test vectors (and the invites) goes to every corpus.
 seeds="$scratch/seeds"
@@ -52,6 +52,11 @@ for cfg in ('{"listen": "127.0.0.1:7443", "max-rooms": 10, "allow-plaintext": fa
             '{}'):
     b = cfg.encode()
     open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb").write(b); n += 1
+# Redis replies (RESP2 and RESP3).
+for resp in (b"+OK\r\n", b"-ERR x\r\n:42\r\n", b"$3\r\nabc\r\n$-1\r\n*-1\r\n", b"*2\r\n$7\r\nmessage\r\n:1\r\n",
+             b"%1\r\n+k\r\n~2\r\n#t\r\n,1.5\r\n", b">3\r\n+message\r\n+ch\r\n=8\r\ntxt:abcd\r\n",
+             b"|1\r\n+a\r\n_\r\n(123\r\n", b"!5\r\nERR x\r\n"):
+    open(os.path.join(out, hashlib.sha1(resp).hexdigest()), "wb").write(resp); n += 1
 print(f"{n} seeds", file=sys.stderr)
 PY
 status=0
