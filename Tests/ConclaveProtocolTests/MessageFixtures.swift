@@ -152,6 +152,8 @@ enum MessageFixtures {
                                                                           port: 7443, host: ""))),
             ("media session named host", .mediaSession(MediaSessionMessage(sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: pattern(32, start: 0x90, step: 5)),
                                                                            port: 0xFFFF, host: "media.example"))),
+            ("redirect elsewhere", .redirect(RedirectMessage(reason: .elsewhere, origin: "ws://127.0.0.1:7002"))),
+            ("redirect draining IPv6", .redirect(RedirectMessage(reason: .draining, origin: "wss://[2001:db8::7]:65535"))),
             ("error maximum text", .error(ErrorMessage(code: .roomFull, requestID: 0, isFatal: true, message: maximumErrorText))),
             ("error rate limited", .error(ErrorMessage(code: .rateLimited, requestID: 77, isFatal: false, retryAfterMilliseconds: .max, message: "Slow down."))),
             ("error empty text", .error(ErrorMessage(code: .notAllowed, requestID: 0xFFFF, isFatal: false, message: ""))),

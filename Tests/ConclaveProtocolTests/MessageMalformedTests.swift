@@ -126,10 +126,25 @@ struct MessageMalformedTests {
         expectRelay([2, 0x8A, 0, 0, 0, 9] + key + [0x1D, 0x13, 0, 0], throws: .trailingBytes(count: 1))
     }
 
+    @Test("REDIRECT: unknown reason, origins that are not ws[s]://HOST:PORT in canonical form")
+    func redirectFields() {
+        func origin(_ text: String, reason: UInt8 = 1) -> [UInt8] { [2, 0x8B, reason, UInt8(text.utf8.count)] + Array(text.utf8) }
+        expectRelay(origin("ws://h:1", reason: 0), throws: .invalidValue(field: "reason", value: 0))
+        expectRelay(origin("ws://h:1", reason: 3), throws: .invalidValue(field: "reason", value: 3))
+        for bad in ["http://h:1", "ws://h", "ws://h:0", "ws://h:65536", "ws://h:01", "ws://h:+1", "ws://:1", "ws://h:1/v1",
+                    "ws://h h:1", "ws://::1:7", "ws://[::1]", "ws://[::1]7", "WS://h:1", "ws://h:1 ", "wss://[]:1", ""] {
+            expectRelay(origin(bad), throws: .invalidValue(field: "origin", value: UInt64(bad.utf8.count)))
+        }
+        expectRelay([2, 0x8B, 1, 9] + Array("ws://h:1".utf8), throws: .truncated(field: "origin"))
+        expectRelay(origin("ws://h:1") + [0], throws: .trailingBytes(count: 1))
+        #expect(RedirectMessage.parseOrigin("wss://[::1]:7001".utf8)! == (true, "::1", 7001))
+        #expect(RedirectMessage.parseOrigin("ws://relay.example:80".utf8)! == (false, "relay.example", 80))
+    }
+
     @Test("reserved types and types of the other direction are unknown")
     func unknownTypes() {
         let clientTypes: Set<UInt8> = [0x01, 0x02, 0x03, 0x04, 0x05, 0x30]
-        let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A]
+        let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8B]
         for type in UInt8.min ... UInt8.max {
             let preamble: UInt8 = type == 0x01 || type == 0x88 ? 1 : 2 // HELLO and ERROR: the handshake preamble
             let bytes: [UInt8] = [preamble, type] + [UInt8](repeating: 0, count: 40)

@@ -203,6 +203,8 @@ enum MessageVectors {
         relay("nonce", .pong(nonce: 0x0123_4567_89AB_CDEF))
         relay("same host", .mediaSession(MediaSessionMessage(sessionID: 0x0A0B_0C0D, hopKey: SecretKey(copying: F.pattern(32, start: 0x40, step: 3)), port: 7443, host: "")))
         relay("named host", .mediaSession(MediaSessionMessage(sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: F.pattern(32, start: 0x90, step: 5)), port: 0xFFFF, host: "media.example")))
+        relay("elsewhere", .redirect(RedirectMessage(reason: .elsewhere, origin: "wss://relay-2.example.org:443")))
+        relay("draining", .redirect(RedirectMessage(reason: .draining, origin: "ws://[::1]:7001")))
         client("audio broadcast", .frame(try! FrameMessage(kind: .audio, sender: 0x0203, recipient: .everyone, payload: F.pattern(24, start: 0x90, step: 7))))
         client("keys addressed", .frame(try! FrameMessage(kind: .keys, sender: 0x0203, recipient: 1, payload: F.pattern(40, start: 0x10, step: 9))))
         client("chat addressed", .frame(try! FrameMessage(kind: .chat, sender: 0x0203, recipient: 0xFFFE, payload: F.pattern(16, start: 0x01, step: 1))))
@@ -328,6 +330,9 @@ enum MessageVectors {
         case let .mediaSession(m):
             return .object([type, ("session_id", int(m.sessionID)), ("hop_key", .string(m.hopKey.unsafeHexExport())),
                             ("port", int(m.port)), ("host", .string(m.host))])
+        case let .redirect(m):
+            return .object([type, ("reason", .string(m.reason == .elsewhere ? "elsewhere" : "draining")), ("reason_value", int(m.reason.rawValue)),
+                            ("origin", .string(m.origin))])
         }
     }
 }
@@ -551,6 +556,12 @@ enum VectorBuilder {
         case "MEDIA_SESSION":
             return .mediaSession(MediaSessionMessage(sessionID: try int(json, "session_id"), hopKey: SecretKey(copying: try bytes(json, "hop_key")),
                                                      port: try int(json, "port"), host: try string(json, "host")))
+        case "REDIRECT":
+            let name = try string(json, "reason"), value: UInt8 = try int(json, "reason_value")
+            guard let reason = RedirectMessage.Reason(rawValue: value), (reason == .elsewhere ? "elsewhere" : "draining") == name else {
+                throw BadField(description: "reason \(name)=\(value)")
+            }
+            return .redirect(RedirectMessage(reason: reason, origin: try string(json, "origin")))
         case let other:
             throw BadField(description: "relay type \(other)")
         }

@@ -67,7 +67,7 @@ struct PolicyClientMirror {
             apply(event.event)
         case .commandOK, .error:
             break
-        case .welcome, .roomCreated, .pong, .frame, .mediaSession:
+        case .welcome, .roomCreated, .pong, .frame, .mediaSession, .redirect:
             problem("unexpected \(message.type) from the policy")
         }
     }

@@ -268,6 +268,10 @@ public struct ParticipantSession: Sendable {
             return [.openMediaPath(session)]
         case .commandOK, .pong, .welcome, .roomCreated, .waiting:
             return []
+        case .redirect:
+            // Where to connect is the driver's business (RelayHandshake follows a REDIRECT
+            // that answers JOIN or CREATE_ROOM); nothing in the session depends on it.
+            return []
         }
     }
 

@@ -77,7 +77,7 @@ public enum ClientMessage: Sendable, Hashable {
         case .command: decoded = .command(try CommandMessage(from: &reader))
         case .ping: decoded = .ping(nonce: try reader.readUInt64("nonce"))
         case .frame: decoded = .frame(try FrameMessage(from: &reader))
-        case .welcome, .roomCreated, .waiting, .admitted, .knock, .event, .commandOK, .error, .pong, .mediaSession:
+        case .welcome, .roomCreated, .waiting, .admitted, .knock, .event, .commandOK, .error, .pong, .mediaSession, .redirect:
             preconditionFailure("readType returned a relay → client type for .clientToRelay")
         }
         try reader.expectEnd()

@@ -74,6 +74,7 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
     case error = 0x88
     case pong = 0x89
     case mediaSession = 0x8A
+    case redirect = 0x8B
 
     /// Who sends a message type.
     public enum Direction: Sendable, Hashable {
@@ -99,6 +100,7 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
         case .error: "ERROR"
         case .pong: "PONG"
         case .mediaSession: "MEDIA_SESSION"
+        case .redirect: "REDIRECT"
         }
     }
 

@@ -19,6 +19,8 @@ public enum RelayMessage: Sendable, Hashable {
     case frame(FrameMessage)
     /// The UDP media path's session (6.2).
     case mediaSession(MediaSessionMessage)
+    /// In a cluster: the room is on another node, or this node is draining (5.10).
+    case redirect(RedirectMessage)
 
     /// The preamble's type.
     public var type: MessageType {
@@ -34,6 +36,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong: .pong
         case .frame: .frame
         case .mediaSession: .mediaSession
+        case .redirect: .redirect
         }
     }
 
@@ -51,6 +54,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong: 8
         case let .frame(message): message.bodyLength
         case let .mediaSession(message): message.bodyLength
+        case let .redirect(message): message.bodyLength
         }
         return MessageLimits.preambleLength + body
     }
@@ -75,6 +79,7 @@ public enum RelayMessage: Sendable, Hashable {
             case let .pong(nonce): writer.writeUInt64(nonce)
             case let .frame(message): message.write(to: &writer)
             case let .mediaSession(message): message.write(to: &writer)
+            case let .redirect(message): message.write(to: &writer)
             }
         }
     }
@@ -103,6 +108,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong: decoded = .pong(nonce: try reader.readUInt64("nonce"))
         case .frame: decoded = .frame(try FrameMessage(from: &reader))
         case .mediaSession: decoded = .mediaSession(try MediaSessionMessage(from: &reader))
+        case .redirect: decoded = .redirect(try RedirectMessage(from: &reader))
         case .hello, .createRoom, .join, .command, .ping:
             preconditionFailure("readType returned a client → relay type for .relayToClient")
         }
