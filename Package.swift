@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "ConclaveRelayConfiguration", dependencies: ["ConclaveProtocol", "ConclaveCrypto"]),
         .target(
             name: "ConclaveRelay",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration"] + webSocketStack + [
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration", "ConclaveRedis"] + webSocketStack + [
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -117,9 +117,15 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
+        // Helpers the test targets share (real servers to test against, waiters).
+        .target(
+            name: "ConclaveTestSupport",
+            dependencies: ["ConclaveRedis", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Tests/ConclaveTestSupport"
+        ),
         .testTarget(
             name: "ConclaveRedisTests",
-            dependencies: ["ConclaveRedis", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["ConclaveRedis", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
         .testTarget(
@@ -128,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConclaveRelayTests",
-            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "conclave-relay"] + webSocketStack
+            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "conclave-relay"] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveProtocolTests",

@@ -71,7 +71,30 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Seconds the relay waits on SIGTERM for clients to receive `shutting_down`.
     public var shutdownGraceSeconds: Int = 2
 
+    // MARK: Cluster (README "Running a cluster"; protocol 5.10)
+    /// `redis://HOST:PORT`: run as one node of a cluster sharing this Redis. Nil: a single
+    /// relay with everything in its own memory (the default).
+    public var clusterRedisURL: String?
+    /// This node's id in the cluster; nil: a random one at start.
+    public var nodeID: String?
+    /// The origin clients are redirected to for this node (`ws[s]://HOST:PORT`); nil: the
+    /// `listen` address with `wss` when TLS is configured, else `ws`.
+    public var advertise: String?
+    /// A file holding the cluster key (at least 32 bytes, the same on every node): room ids
+    /// and identities are stored in Redis only as keyed hashes under it.
+    public var clusterKeyFile: String?
+    /// Seconds after its last heartbeat that a node counts as dead, and its rooms may be re-homed.
+    public var clusterNodeTimeoutSeconds: Int = 3
+    /// On SIGTERM in a cluster: seconds a draining node waits for its rooms to move before it exits.
+    public var drainGraceSeconds: Int = 30
+
     public init() {}
+
+    /// The origin this node advertises in a cluster (``advertise`` or its default).
+    public var advertisedOrigin: String {
+        if let advertise { return advertise }
+        return "\(isTLS ? "wss" : "ws")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
 
     // MARK: - Options table
 
@@ -135,6 +158,32 @@ public struct RelayConfiguration: Sendable, Equatable {
             guard ["interactive", "moderate", "minimum"].contains(v) else { throw .invalidValue(option: "password-hashing", value: v, expected: "interactive, moderate or minimum") }
             c.passwordHashing = v
         }, current: { $0.passwordHashing }),
+        .init(name: "cluster", help: "redis://HOST:PORT of the Redis a cluster of relays shares; off (the default) runs a single relay", apply: { c, v throws(RelayConfigurationError) in
+            if v == "off" { c.clusterRedisURL = nil; return }
+            guard v.hasPrefix("redis://"), v.utf8.count <= 1024, v.count > 8, !v.contains(where: { $0.isWhitespace }) else {
+                throw .invalidValue(option: "cluster", value: v, expected: "redis://HOST:PORT or off")
+            }
+            c.clusterRedisURL = v
+        }, current: { $0.clusterRedisURL.map(redactRedisURL) ?? "off" }),
+        .init(name: "node-id", help: "this node's id in the cluster: 1-64 of A-Z a-z 0-9 . _ -; random (the default) when unset", apply: { c, v throws(RelayConfigurationError) in
+            if v == "random" { c.nodeID = nil; return }
+            guard (1...64).contains(v.utf8.count), v.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D) }) else {
+                throw .invalidValue(option: "node-id", value: v, expected: "1-64 characters from A-Z a-z 0-9 . _ -")
+            }
+            c.nodeID = v
+        }, current: { $0.nodeID ?? "random" }),
+        .init(name: "advertise", help: "ws[s]://HOST:PORT clients are redirected to for this node; default: the listen address", apply: { c, v throws(RelayConfigurationError) in
+            if v == "listen" { c.advertise = nil; return }
+            guard let parts = RedirectMessage.parseOrigin(v.utf8) else {
+                throw .invalidValue(option: "advertise", value: v, expected: "ws://HOST:PORT or wss://HOST:PORT")
+            }
+            c.advertise = Invite.relayOrigin(secure: parts.secure, host: parts.host, port: parts.port)
+        }, current: { $0.advertise ?? "listen" }),
+        .init(name: "cluster-key-file", help: "file with the cluster key (32+ bytes, the same on every node); required with --cluster", apply: { c, v in
+            c.clusterKeyFile = v == "none" ? nil : v
+        }, current: { $0.clusterKeyFile ?? "none" }),
+        int("cluster-node-timeout-seconds", "a node silent this long is dead to the others and its rooms may move", 2...60, \.clusterNodeTimeoutSeconds),
+        int("drain-grace-seconds", "in a cluster, how long SIGTERM waits for the node's rooms to move before exiting", 0...3600, \.drainGraceSeconds),
         int("idle-timeout-seconds", "close a connection that sends nothing for this long", 1...86_400, \.idleTimeoutSeconds),
         int("handshake-timeout-seconds", "close a connection that has not joined or created a room this long after TCP accept", 1...600, \.handshakeTimeoutSeconds),
         int("outbound-media-queue-bytes", "queued bytes per client above which its audio/screen frames are dropped", 1_024...1_073_741_824, \.outboundMediaQueueBytes),
@@ -187,6 +236,14 @@ public struct RelayConfiguration: Sendable, Equatable {
         if (tlsCertificatePath == nil) != (tlsKeyPath == nil) { throw .tlsIncomplete }
         if !isTLS && !isLoopbackHost && !allowPlaintext {
             throw .plaintextRefused(host: host, port: port)
+        }
+        if clusterRedisURL != nil {
+            guard clusterKeyFile != nil else {
+                throw .invalidValue(option: "cluster-key-file", value: "none", expected: "a key file: every node of a cluster needs the same one")
+            }
+            if advertise == nil, host == "0.0.0.0" || host == "::" {
+                throw .invalidValue(option: "advertise", value: "listen", expected: "an address clients can reach; \(host) is a wildcard")
+            }
         }
         if outboundMediaQueueBytes > outboundQueueBytes {
             throw .invalidValue(option: "outbound-media-queue-bytes", value: "\(outboundMediaQueueBytes)", expected: "at most outbound-queue-bytes (\(outboundQueueBytes))")
@@ -270,6 +327,12 @@ public enum RelayConfigurationError: Error, Equatable, Sendable, CustomStringCon
             return "refusing to listen in plaintext on \(h):\(p): anyone on the network could read room ids and metadata and impersonate the relay; give --tls-cert and --tls-key, or --allow-plaintext if a TLS proxy sits in front"
         }
     }
+}
+
+/// A Redis URL with its password replaced by `***`.
+func redactRedisURL(_ url: String) -> String {
+    guard let at = url.lastIndex(of: "@") else { return url }
+    return "redis://***" + url[at...]
 }
 
 extension String {

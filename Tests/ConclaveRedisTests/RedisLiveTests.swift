@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 @testable import ConclaveRedis
+import ConclaveTestSupport
 
 /// Against a real `redis-server` (installed by scripts/install-deps.sh).
 @Suite(.serialized) struct RedisLiveTests {

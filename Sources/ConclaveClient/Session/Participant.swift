@@ -214,20 +214,20 @@ public actor Participant {
     /// Creates a room as its host and leader; emits `invite`.
     public static func host(relay: RelayEndpoint, password: String?, settings: RoomSettings,
                             options: ParticipantOptions, output: EventOutput) async throws -> Participant {
-        let (connection, challenge) = try await RelayHandshake.open(relay, tls: options.tls)
         // The host proposes the room id, so the identity proof and relay_auth bind to it (4.1, 5.4).
         var proposed = RoomID.zero
         while proposed == .zero { proposed = RoomID(bytes: SecureRandom.bytes(count: MessageLimits.roomIDLength))! }
+        // The invite names the relay the host was given; relay_auth binds to that origin even
+        // when a cluster redirects the host to another node (5.10).
         let origin = Invite.relayOrigin(secure: relay.usesTLS, host: relay.host, port: relay.port)
         let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: origin) }
         let secret = Invite.randomSecret()
-        try await connection.send(.createRoom(CreateRoomMessage(
-            roomID: proposed, identity: options.identity.publicIdentity.wireIdentity,
-            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: proposed),
-            relayAuth: auth, settings: settings)))
-        let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(10)) {
-            if case .roomCreated(let c) = $0 { return c }; return nil
-        }
+        let (connection, created, _) = try await RelayHandshake.enter(relay, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
+            .createRoom(CreateRoomMessage(
+                roomID: proposed, identity: options.identity.publicIdentity.wireIdentity,
+                signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: proposed),
+                relayAuth: auth, settings: settings))
+        }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
         guard created.roomID == proposed else {
             await connection.close()
             throw SessionError.protocolViolation("the relay created room \(created.roomID.base64URL), not the proposed \(proposed.base64URL)")
@@ -247,17 +247,17 @@ public actor Participant {
     /// there is one; emits `waiting` and later `admitted`.
     public static func join(invite: Invite, options: ParticipantOptions, output: EventOutput) async throws -> Participant {
         let endpoint = RelayEndpoint(scheme: invite.secure ? .wss : .ws, host: invite.host, port: invite.port)
-        let (connection, challenge) = try await RelayHandshake.open(endpoint, tls: options.tls)
         let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
                                             host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: invite.roomID, relayOrigin: invite.relayURL) }
-        try await connection.send(.join(JoinMessage(
-            roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
-            signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
-            relayAuth: auth, knock: knock)))
-        let first = try await RelayHandshake.expect(connection, "WAITING or ADMITTED", timeout: .seconds(10)) { m -> RelayMessage? in
+        let (connection, first, _) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
+            .join(JoinMessage(
+                roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
+                signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
+                relayAuth: auth, knock: knock))
+        }, pick: { m -> RelayMessage? in
             switch m { case .waiting, .admitted: return m; default: return nil }
-        }
+        })
         let index: UInt16
         switch first {
         case .waiting(let w): index = w.index.rawValue

@@ -29,6 +29,54 @@ public enum RelayHandshake {
         }
     }
 
+    /// Most `REDIRECT`s followed for one `CREATE_ROOM` or `JOIN` (5.10).
+    public static let maximumRedirects = 3
+
+    /// Opens a connection, sends the request that `request` builds from the relay's
+    /// challenge (`CREATE_ROOM` or `JOIN`), and waits for an answer `pick` accepts. A
+    /// `REDIRECT` (5.10) closes the connection and repeats all of it at the named node, with
+    /// a new challenge and so a new signature; the request is otherwise the same. Returns
+    /// the connection, the answer, and the endpoint that gave it.
+    public static func enter<T>(_ endpoint: RelayEndpoint, tls: ClientTLS?, what: String, timeout: Duration = .seconds(10),
+                                request: ([UInt8]) throws -> ClientMessage,
+                                pick: @escaping (RelayMessage) -> T?) async throws -> (RelayConnection, T, RelayEndpoint) {
+        var current = endpoint
+        var hops = 0
+        while true {
+            let (connection, challenge) = try await open(current, tls: tls)
+            let answer: HandshakeAnswer<T>
+            do {
+                try await connection.send(request(challenge))
+                answer = try await expect(connection, what, timeout: timeout) { m -> HandshakeAnswer<T>? in
+                    if case .redirect(let r) = m { return .redirect(r) }
+                    return pick(m).map { .done($0) }
+                }
+            } catch {
+                await connection.close()
+                throw error
+            }
+            switch answer {
+            case .done(let value):
+                return (connection, value, current)
+            case .redirect(let redirect):
+                await connection.close()
+                hops += 1
+                current = try next(after: current, redirect, hops: hops)
+            }
+        }
+    }
+
+    /// Where a `REDIRECT` leads, or why it is refused: another scheme, or too many hops.
+    static func next(after current: RelayEndpoint, _ redirect: RedirectMessage, hops: Int) throws(SessionError) -> RelayEndpoint {
+        guard hops <= maximumRedirects else {
+            throw .relayUnreachable("more than \(maximumRedirects) redirects; the relay cluster is misconfigured or hostile")
+        }
+        guard let parts = RedirectMessage.parseOrigin(redirect.origin.utf8), parts.secure == current.usesTLS else {
+            throw .relayUnreachable("a redirect to \(redirect.origin) would change the connection's scheme; refused")
+        }
+        return RelayEndpoint(scheme: parts.secure ? .wss : .ws, host: parts.host, port: parts.port)
+    }
+
     /// The signature proving possession of `identity` (5.4).
     public static func proof(identity: PrivateIdentity, challenge: [UInt8], room: RoomID) throws -> [UInt8] {
         let id = identity.publicIdentity
@@ -56,4 +104,10 @@ public enum RelayHandshake {
             }
         }
     }
+}
+
+/// What answered a `CREATE_ROOM` or `JOIN`: the expected message, or a `REDIRECT`.
+enum HandshakeAnswer<T> {
+    case done(T)
+    case redirect(RedirectMessage)
 }

@@ -83,6 +83,10 @@ final class RelayCore: Sendable {
     static let refusalReserve = 16
 
     private let state: Mutex<State>
+    /// This relay's membership of a cluster (nil: a single relay).
+    private let clusterBox = Mutex<ClusterNode?>(nil)
+    var cluster: ClusterNode? { clusterBox.withLock { $0 } }
+    func attach(cluster: ClusterNode) { clusterBox.withLock { $0 = cluster } }
     /// A UDP path that has been silent this long falls back to the WebSocket (nanoseconds).
     let mediaPathTimeout: UInt64
 
@@ -213,6 +217,25 @@ final class RelayCore: Sendable {
         guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: message.roomID) else {
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
+        // In a cluster, a room not served here is placed first (5.10).
+        if let cluster, !state.withLock({ $0.rooms[message.roomID] != nil }) {
+            let loop = outbox.channel.eventLoop
+            Task {
+                let route = await cluster.routeCreate(message.roomID, owner: message.identity)
+                loop.execute {
+                    switch route {
+                    case .local: self.hashAndCreate(message, outbox: outbox)
+                    case .redirect(let origin): self.redirect(outbox, to: origin)
+                    case .refuse(let code, let text): self.fail(outbox, code, text)
+                    }
+                }
+            }
+            return
+        }
+        hashAndCreate(message, outbox: outbox)
+    }
+
+    private func hashAndCreate(_ message: CreateRoomMessage, outbox: ConnectionOutbox) {
         if let auth = message.relayAuth {
             let limits = configuration.passwordLimits
             threadPool.runIfActive(eventLoop: outbox.channel.eventLoop) {
@@ -260,6 +283,7 @@ final class RelayCore: Sendable {
         switch result {
         case .success(let (roomID, deliveries)):
             logger.info("room created", metadata: ["room": "\(LogRedaction.room(roomID))", "password": "\(passwordHash != nil)"])
+            cluster?.roomOpened(roomID, owner: message.identity)
             deliver(deliveries)
         case .failure(let refusal):
             outbox.close(with: refusal.message)
@@ -272,6 +296,7 @@ final class RelayCore: Sendable {
         let now = self.now
         // Attempts per source address, whatever the outcome.
         let exempt = configuration.exemptAddresses.contains(outbox.address)
+        let cluster = self.cluster, inCluster = cluster != nil
         let gate = state.withLock { s -> ErrorMessage? in
             if !exempt, case .limited(let retry) = s.joinAttempts.decision(for: outbox.address, now: now) {
                 metrics.limitHit("join_attempts")
@@ -279,6 +304,8 @@ final class RelayCore: Sendable {
             }
             if !exempt { s.joinAttempts.recordFailure(for: outbox.address, now: now) }
             guard let room = s.rooms[message.roomID] else {
+                // In a cluster the room may be on another node: routed after the proof.
+                if inCluster { return nil }
                 return ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")
             }
             if room.passwordHash != nil {
@@ -300,6 +327,31 @@ final class RelayCore: Sendable {
             metrics.joins["refused"]?.increment()
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
+        if let cluster, !state.withLock({ $0.rooms[message.roomID] != nil }) {
+            let loop = outbox.channel.eventLoop
+            Task {
+                let route = await cluster.routeJoin(message.roomID)
+                loop.execute {
+                    switch route {
+                    case .redirect(let origin):
+                        self.redirect(outbox, to: origin)
+                    case .local:
+                        // Not here and no live owner: the room does not exist (or is moving).
+                        if self.state.withLock({ $0.rooms[message.roomID] != nil }) { return self.checkPasswordAndJoin(message, outbox: outbox) }
+                        self.metrics.joins["refused"]?.increment()
+                        self.fail(outbox, .roomNotFound, "no such room")
+                    case .refuse(let code, let text):
+                        self.metrics.joins["refused"]?.increment()
+                        self.fail(outbox, code, text)
+                    }
+                }
+            }
+            return
+        }
+        checkPasswordAndJoin(message, outbox: outbox)
+    }
+
+    private func checkPasswordAndJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
         let hash = state.withLock { $0.rooms[message.roomID]?.passwordHash }
         guard let hash else { return finishJoin(message, outbox: outbox) }
         guard let auth = message.relayAuth else { return wrongPassword(message, outbox: outbox) }
@@ -651,6 +703,8 @@ final class RelayCore: Sendable {
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
     var roomCount: Int { state.withLock { $0.rooms.count } }
+    /// Admitted participants in every room.
+    var participantCount: Int { state.withLock { $0.rooms.values.reduce(0) { $0 + $1.policy.admittedCount } } }
 
     // MARK: - Internals
 
@@ -692,6 +746,7 @@ final class RelayCore: Sendable {
         }
         if closed {
             s.rooms[roomID] = nil
+            cluster?.roomClosed(roomID, mayMove: s.shuttingDown)
             s.passwordFailuresByRoom.forget(roomID)
             for (id, entry) in s.connections where entry.roomID == roomID {
                 s.connections[id]?.roomID = nil
@@ -728,6 +783,13 @@ final class RelayCore: Sendable {
                 d.outbox.closeNormally()
             }
         }
+    }
+
+    /// `REDIRECT elsewhere` and a normal close (5.10).
+    private func redirect(_ outbox: ConnectionOutbox, to origin: String) {
+        metrics.joins["redirected"]?.increment()
+        outbox.send(.redirect(RedirectMessage(reason: .elsewhere, origin: origin)))
+        outbox.closeNormally()
     }
 
     private func fail(_ outbox: ConnectionOutbox, _ code: ErrorCode, _ text: String) {

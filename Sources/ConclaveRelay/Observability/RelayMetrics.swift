@@ -44,17 +44,30 @@ public final class RelayMetrics: Sendable {
     /// worst case, which the slow-consumer limit bounds).
     let peakOutboundQueueBytes = Atomic<Int>(0)
     let peakOutboundGauge: CoreMetrics.Gauge
+    // Cluster (zero on a single relay).
+    let clusterNodes: CoreMetrics.Gauge
+    let clusterRoomsOwned: CoreMetrics.Gauge
+    let clusterRedirects: CoreMetrics.Counter
+    let clusterRehomes: CoreMetrics.Counter
+    let clusterRedisErrors: CoreMetrics.Counter
+    let clusterRedisLatency: CoreMetrics.Timer
 
     static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
                              "connections", "participants", "waiting", "join_attempts", "password_failures",
                              "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address", "room_creations"]
-    static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited"]
+    static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited", "redirected"]
 
     public init() {
         registry = PrometheusCollectorRegistry()
         factory = PrometheusMetricsFactory(registry: registry)
         let f = factory
         connections = CoreMetrics.Gauge(label: "conclave_relay_connections", factory: f)
+        clusterNodes = CoreMetrics.Gauge(label: "conclave_cluster_nodes", factory: f)
+        clusterRoomsOwned = CoreMetrics.Gauge(label: "conclave_cluster_rooms_owned", factory: f)
+        clusterRedirects = CoreMetrics.Counter(label: "conclave_cluster_redirects_total", factory: f)
+        clusterRehomes = CoreMetrics.Counter(label: "conclave_cluster_rehomes_total", factory: f)
+        clusterRedisErrors = CoreMetrics.Counter(label: "conclave_cluster_redis_errors_total", factory: f)
+        clusterRedisLatency = CoreMetrics.Timer(label: "conclave_cluster_redis_latency_seconds", factory: f)
         pendingConnections = CoreMetrics.Gauge(label: "conclave_relay_pending_connections", factory: f)
         rooms = CoreMetrics.Gauge(label: "conclave_relay_rooms", factory: f)
         participants = CoreMetrics.Gauge(label: "conclave_relay_participants", factory: f)

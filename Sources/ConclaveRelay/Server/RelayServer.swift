@@ -10,6 +10,8 @@ import NIOWebSocket
 import NIOSSL
 import ServiceLifecycle
 import ConclaveProtocol
+import ConclaveCrypto
+import ConclaveRedis
 
 /// The relay daemon: one port serving WebSocket upgrades on `/v1`, `GET /healthz` and
 /// `GET /metrics`, in plaintext on loopback or with TLS.
@@ -34,7 +36,65 @@ public final class RelayServer: Sendable {
         self.threadPool.start()
         self.core = RelayCore(configuration: configuration, metrics: metrics, logger: logger, threadPool: threadPool)
         self.serverChannel = NIOLockedBox(nil)
+        if let url = configuration.clusterRedisURL {
+            let endpoint: RedisEndpoint
+            do { endpoint = try RedisEndpoint(url: url) } catch { throw RelayServerError.cluster("\(error)") }
+            let key = try Self.readClusterKey(configuration.clusterKeyFile ?? "")
+            let nodeID = configuration.nodeID ?? SecureRandom.bytes(count: 8).map { b in
+                String(Array("0123456789abcdef")[Int(b >> 4)]) + String(Array("0123456789abcdef")[Int(b & 15)])
+            }.joined()
+            clusterPlan = ClusterPlan(endpoint: endpoint, key: key, nodeID: nodeID)
+        } else {
+            clusterPlan = nil
+        }
     }
+
+    /// What `--cluster` asked for, checked at init; the node starts once the port is bound.
+    private struct ClusterPlan: Sendable {
+        let endpoint: RedisEndpoint
+        let key: [UInt8]
+        let nodeID: String
+    }
+    private let clusterPlan: ClusterPlan?
+
+    private func startCluster(boundPort: Int) {
+        guard let plan = clusterPlan else { return }
+        var origin = configuration.advertisedOrigin
+        if configuration.advertise == nil {
+            origin = Invite.relayOrigin(secure: configuration.isTLS, host: configuration.host, port: boundPort)
+        }
+        let timeout = Duration.seconds(configuration.clusterNodeTimeoutSeconds)
+        let core = self.core
+        let node = ClusterNode(
+            settings: .init(nodeID: plan.nodeID, origin: origin, key: plan.key, nodeTimeout: timeout, heartbeat: timeout / 3),
+            redis: RedisClientConfiguration(endpoint: plan.endpoint, commandTimeout: .seconds(1)),
+            group: group, metrics: metrics, logger: logger, load: { (core.participantCount, core.roomCount) })
+        core.attach(cluster: node)
+        node.start()
+        logger.notice("cluster node started", metadata: ["node": "\(plan.nodeID)", "origin": "\(origin)", "redis": "\(plan.endpoint)"])
+    }
+
+    /// The cluster key: the file's bytes (at least 32, at most 4096), the same on every node.
+    static func readClusterKey(_ path: String) throws -> [UInt8] {
+        guard let f = fopen(path, "rb") else { throw RelayServerError.cluster("cannot read the cluster key file \(path)") }
+        defer { fclose(f) }
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, 4097, f) }
+        guard (32 ... 4096).contains(n) else {
+            throw RelayServerError.cluster("the cluster key file \(path) must hold 32 to 4096 bytes (it holds \(n))")
+        }
+        return Array(buffer.prefix(n))
+    }
+
+    /// This node's id in its cluster (nil: a single relay).
+    public var clusterNodeID: String? { core.cluster?.settings.nodeID }
+
+    /// The ids of the nodes this node saw at its last heartbeat (itself included); empty on
+    /// a single relay.
+    public var clusterNodeIDs: [String] { core.cluster?.peers.map(\.id) ?? [] }
+
+    /// Admitted participants in every room here.
+    public var participantCount: Int { core.participantCount }
 
     /// The bound address (useful with port 0).
     public var localAddress: SocketAddress? { serverChannel.value?.localAddress }
@@ -82,6 +142,7 @@ public final class RelayServer: Sendable {
             try await bindMedia(controlPort: channel.localAddress?.port ?? configuration.port)
         }
         // Recording-acknowledgement deadlines.
+        startCluster(boundPort: channel.localAddress?.port ?? configuration.port)
         let tick = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in core.tick() }
         channel.closeFuture.whenComplete { _ in tick.cancel() }
         logger.notice("relay listening", metadata: [
@@ -199,6 +260,7 @@ public final class RelayServer: Sendable {
     /// go, then closes the listening socket and the remaining connections.
     public func shutdown() async {
         let notified = core.shutdownAll()
+        await core.cluster?.stop()
         logger.notice("relay shutting down", metadata: ["notified": "\(notified)"])
         let deadline = ContinuousClock.now + .seconds(configuration.shutdownGraceSeconds)
         while core.connectionCount > 0, ContinuousClock.now < deadline {
@@ -220,11 +282,13 @@ public final class RelayServer: Sendable {
 public enum RelayServerError: Error, CustomStringConvertible {
     case bind(host: String, port: Int, reason: String)
     case tlsSetup(String)
+    case cluster(String)
 
     public var description: String {
         switch self {
         case let .bind(h, p, r): return "cannot listen on \(h):\(p): \(r)"
         case let .tlsSetup(r): return "cannot load the TLS certificate or key: \(r)"
+        case let .cluster(r): return "cannot join the cluster: \(r)"
         }
     }
 }

@@ -1,28 +1,28 @@
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import ConclaveRedis
+import ConclaveRedis
 
-/// A real `redis-server` on a loopback port, for the live tests: no persistence, killed
+/// A real `redis-server` on a loopback port (scripts/install-deps.sh installs it), for the live tests: no persistence, killed
 /// when the test ends, restartable on the same port.
-final class RedisServerProcess: @unchecked Sendable {
-    let port: Int
+public final class RedisServerProcess: @unchecked Sendable {
+    public let port: Int
     private let extraArguments: [String]
     private var process: Process?
 
-    init(extraArguments: [String] = []) throws {
+    public init(extraArguments: [String] = []) throws {
         self.port = try Self.freePort()
         self.extraArguments = extraArguments
         try start()
     }
 
-    var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
+    public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
 
-    static var binary: String? {
+    public static var binary: String? {
         ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    func start() throws {
+    public func start() throws {
         guard let binary = Self.binary else {
             throw RedisError.notConnected(reason: "redis-server is not installed (scripts/install-deps.sh installs it)")
         }
@@ -38,7 +38,7 @@ final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// SIGKILL: no goodbye to the clients.
-    func kill() {
+    public func kill() {
         guard let p = process else { return }
         Foundation.kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
@@ -47,7 +47,7 @@ final class RedisServerProcess: @unchecked Sendable {
 
     deinit { kill() }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let group = MultiThreadedEventLoopGroup.singleton
         let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
         let port = channel.localAddress!.port!
@@ -56,7 +56,7 @@ final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Waits until something accepts on the port (a connect attempt per 20 ms, up to the deadline).
-    static func waitForPort(_ port: Int, deadline: NIODeadline) throws {
+    public static func waitForPort(_ port: Int, deadline: NIODeadline) throws {
         let group = MultiThreadedEventLoopGroup.singleton
         while true {
             if let ch = try? ClientBootstrap(group: group).connectTimeout(.milliseconds(200)).connect(host: "127.0.0.1", port: port).wait() {
@@ -70,11 +70,16 @@ final class RedisServerProcess: @unchecked Sendable {
 }
 
 /// Polls `condition` until it holds or the deadline passes; true if it held.
-func eventually(within: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
+public func eventually(within: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let end = ContinuousClock.now + within
     while ContinuousClock.now < end {
         if try await condition() { return true }
         try? await Task.sleep(for: .milliseconds(10))
     }
     return try await condition()
+}
+
+extension RedisServerProcess {
+    /// `redis://127.0.0.1:PORT`.
+    public var url: String { "redis://127.0.0.1:\(port)" }
 }
