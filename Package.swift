@@ -107,7 +107,8 @@ let package = Package(
         .executableTarget(
             name: "conclave-relay",
             dependencies: [
-                "ConclaveProtocol", "ConclaveRelay",
+                "ConclaveProtocol", "ConclaveRelay", "ConclaveRedis",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -2,6 +2,8 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import ConclaveRelay
+import ConclaveRedis
+import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,6 +36,12 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace … critical (default info).") var logLevel: String?
     @Option(name: .customLong("set"), parsing: .singleValue, help: "NAME=VALUE for any option in the list below (repeatable).")
     var settings: [String] = []
+    @Option(help: "redis://HOST:PORT: run as a node of the cluster sharing this Redis (README \"Running a cluster\").") var cluster: String?
+    @Option(name: .customLong("node-id"), help: "This node's id in the cluster (default: random).") var nodeID: String?
+    @Option(help: "ws[s]://HOST:PORT clients are redirected to for this node (default: the listen address).") var advertise: String?
+    @Option(name: .customLong("cluster-key-file"), help: "The cluster key file (32+ bytes, the same on every node).") var clusterKeyFile: String?
+    @Option(help: "With --cluster: ask the running node with this id to drain (its clients move to other nodes, then it exits), and return.")
+    var drain: String?
 
     func run() async throws {
         var configuration = RelayConfiguration()
@@ -50,11 +58,22 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             if let tlsKey { try configuration.set("tls-key", to: tlsKey) }
             if allowPlaintext { configuration.allowPlaintext = true }
             if let logLevel { try configuration.set("log-level", to: logLevel) }
+            if let cluster { try configuration.set("cluster", to: cluster) }
+            if let nodeID { try configuration.set("node-id", to: nodeID) }
+            if let advertise { try configuration.set("advertise", to: advertise) }
+            if let clusterKeyFile { try configuration.set("cluster-key-file", to: clusterKeyFile) }
             for item in settings {
                 guard let eq = item.firstIndex(of: "=") else {
                     throw RelayConfigurationError.invalidValue(option: "set", value: item, expected: "NAME=VALUE")
                 }
                 try configuration.set(String(item[..<eq]), to: String(item[item.index(after: eq)...]))
+            }
+            if let drain {
+                guard let url = configuration.clusterRedisURL else {
+                    throw RelayConfigurationError.invalidValue(option: "drain", value: drain, expected: "--cluster redis://HOST:PORT as well")
+                }
+                try await requestDrain(of: drain, url: url)
+                return
             }
             try configuration.validate()
         } catch let error as RelayConfigurationError {
@@ -85,6 +104,30 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             printError("conclave-relay: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// Publishes a drain request for `node` on the cluster's bus.
+func requestDrain(of node: String, url: String) async throws {
+    let endpoint: RedisEndpoint
+    do { endpoint = try RedisEndpoint(url: url) } catch {
+        printError("conclave-relay: \(error)")
+        throw ExitCode(2)
+    }
+    let client = RedisClient(configuration: RedisClientConfiguration(endpoint: endpoint, commandTimeout: .seconds(3)),
+                             group: MultiThreadedEventLoopGroup.singleton)
+    client.start()
+    defer { Task { await client.shutdown() } }
+    do {
+        let listeners = try await client.send(RedisCommand("PUBLISH", ["conclave:events", "drain " + node])).integer ?? 0
+        guard listeners > 0 else {
+            printError("conclave-relay: no node is listening on \(endpoint); is the cluster up?")
+            throw ExitCode(1)
+        }
+        print("asked node \(node) to drain (\(listeners) node(s) heard it)")
+    } catch let error as RedisError {
+        printError("conclave-relay: \(error)")
+        throw ExitCode(1)
     }
 }
 

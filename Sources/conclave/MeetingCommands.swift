@@ -54,6 +54,12 @@ struct MeetingOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line instead of readable lines.")
     var json = false
 
+    @Option(name: .customLong("failover-seconds"), help: "When the relay connection drops without the meeting ending (a cluster node died or drained), rejoin through the cluster for this long; 0: end at once.")
+    var failoverSeconds: Double = 30
+
+    @Option(name: .customLong("fallback-relay"), help: "Another node of the relay's cluster to try on failover, e.g. ws://10.0.0.2:7443 (repeatable).")
+    var fallbackRelay: [String] = []
+
     func participantOptions() throws -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         if let identity {
@@ -101,6 +107,10 @@ struct MeetingOptions: ParsableArguments {
             o.saveSharesDirectory = saveShares
         }
         o.unmuteOnJoin = unmute
+        o.failoverWindow = failoverSeconds > 0 ? .milliseconds(Int64(failoverSeconds * 1000)) : nil
+        for text in fallbackRelay {
+            do { o.fallbackRelays.append(try RelayEndpoint(parsing: text)) } catch { throw CLIError("--fallback-relay \(text): \(error)") }
+        }
         return o
     }
 
@@ -110,6 +120,7 @@ struct MeetingOptions: ParsableArguments {
         guard (1...3_650).contains(retainDays) else { throw ValidationError("--retain-days must be 1 to 3650") }
         guard !(consentRecording && declineRecording) else { throw ValidationError("--consent-recording and --decline-recording exclude each other") }
         guard record == nil || recordDir == nil else { throw ValidationError("give --record or --record-dir, not both") }
+        guard (0...3_600).contains(failoverSeconds) else { throw ValidationError("--failover-seconds must be 0 to 3600") }
     }
 
     var output: EventOutput {

@@ -66,6 +66,11 @@ public struct ParticipantOptions: Sendable {
     public var probe: (any ParticipantProbe)?
     /// The audio encoder's settings (bitrate, reused packets for load runs).
     public var audioSendConfiguration = AudioSendConfiguration()
+    /// When the relay connection drops without the meeting ending (its relay node died or
+    /// drained, 5.10), reconnect and rejoin for this long; nil: end at once.
+    public var failoverWindow: Duration?
+    /// Other nodes of the relay's cluster to try on failover, after the invite's.
+    public var fallbackRelays: [RelayEndpoint] = []
 
     public init(displayName: String, identity: PrivateIdentity = .generate()) {
         self.displayName = displayName
@@ -115,10 +120,19 @@ extension ParticipantSession.Configuration {
 /// The relay sees only what section 1 of the protocol allows: the display name travels in
 /// the sealed knock and the signed, end-to-end encrypted roster; chat and audio in SFrame.
 public actor Participant {
-    public let connection: RelayConnection
+    public private(set) var connection: RelayConnection
     public nonisolated let identity: PrivateIdentity
     public nonisolated let roomID: RoomID
     let options: ParticipantOptions
+    /// The room's settings as the host created it (a host re-creates the room with them).
+    var createdSettings: RoomSettings?
+    /// Relay nodes learned from redirects: tried on failover after the invite's.
+    var knownRelays: [RelayEndpoint] = []
+    /// Identities this host removed: refused if they knock after the room moved.
+    var removedIdentities: Set<[UInt8]> = []
+    /// Failovers completed, with the time each took (ms from losing the connection to
+    /// being back in the room).
+    public private(set) var failovers: [UInt64] = []
     let output: EventOutput
     let start = ContinuousClock.now
 
@@ -222,7 +236,7 @@ public actor Participant {
         let origin = Invite.relayOrigin(secure: relay.usesTLS, host: relay.host, port: relay.port)
         let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: origin) }
         let secret = Invite.randomSecret()
-        let (connection, created, _) = try await RelayHandshake.enter(relay, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
+        let (connection, created, servedBy) = try await RelayHandshake.enter(relay, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
             .createRoom(CreateRoomMessage(
                 roomID: proposed, identity: options.identity.publicIdentity.wireIdentity,
                 signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: proposed),
@@ -239,8 +253,21 @@ public actor Participant {
                                                              invite: invite, waitingRoom: settings.waitingRoom,
                                                              configuration: .init(options), now: 0)
         let p = try Participant(connection: connection, session: session, options: options, output: output)
+        await p.learned(servedBy, settings: settings)
         await p.carryOut(actions)
         return p
+    }
+
+    /// A knock from `index` waits for this leader's decision.
+    public func hasPendingKnock(_ index: UInt16) -> Bool { session.pendingKnocks[index] != nil }
+
+    /// The relay node this participant is connected to now (after any redirect).
+    public private(set) var servedBy: RelayEndpoint?
+
+    func learned(_ endpoint: RelayEndpoint, settings: RoomSettings? = nil) {
+        if let settings { createdSettings = settings }
+        servedBy = endpoint
+        if !knownRelays.contains(endpoint) { knownRelays.append(endpoint) }
     }
 
     /// Joins with an invite: knocks (sealed to the host), waits in the waiting room if
@@ -250,7 +277,7 @@ public actor Participant {
         let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
                                             host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: invite.roomID, relayOrigin: invite.relayURL) }
-        let (connection, first, _) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
+        let (connection, first, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
             .join(JoinMessage(
                 roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
                 signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
@@ -267,6 +294,7 @@ public actor Participant {
         let session = ParticipantSession(roomID: invite.roomID, index: index, identity: options.identity, invite: invite,
                                          joinNonce: nonce, configuration: .init(options))
         let p = try Participant(connection: connection, session: session, options: options, output: output)
+        await p.learned(servedBy)
         if case .waiting = first {
             output.emit("waiting", [("participant", .int(Int(index)))], human: "waiting for the host to admit you (you are #\(index))")
         } else if case .admitted(let a) = first {
@@ -307,7 +335,18 @@ public actor Participant {
             } catch {
                 continue
             }
-            guard let item else { break }
+            guard let item else {
+                if running, await failover(preferred: nil) { continue }
+                break
+            }
+            if case .closed = item, running, await failover(preferred: nil) { continue }
+            if case .message(.redirect(let r)) = item, r.reason == .draining, running {
+                // The node is draining: move now rather than wait for it to close (5.10).
+                let preferred = try? RelayHandshake.next(after: knownRelays.last ?? entryEndpoint, r, hops: 1)
+                if await failover(preferred: preferred) { continue }
+                running = false
+                break
+            }
             await handle(item)
         }
         ticker.cancel()
@@ -331,6 +370,9 @@ public actor Participant {
     /// admission approvals, removals (a fresh epoch without the removed member), roles,
     /// presenter rights, and a transfer of the host role (a signed `HANDOVER` first).
     public func command(_ action: CommandAction) async throws {
+        if case .remove(let i) = action, let removed = session.peerIdentity(i.rawValue) {
+            removedIdentities.insert(removed.signingKey.rawRepresentation)
+        }
         await carryOut(session.command(action, now: now))
     }
 
@@ -400,6 +442,106 @@ public actor Participant {
     func wake(_ at: UInt64) async {
         if nextWake == at { nextWake = nil }
         await carryOut(session.tick(now: now))
+    }
+
+    // MARK: - Failover (5.10)
+
+    /// The relay the invite names (where joiners go first).
+    var entryEndpoint: RelayEndpoint {
+        if let invite = session.invite { return RelayEndpoint(scheme: invite.secure ? .wss : .ws, host: invite.host, port: invite.port) }
+        return knownRelays.first ?? RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: 7443)
+    }
+
+    /// This client created the room: it re-creates it after a move.
+    var isRoomOwner: Bool { session.invite?.hostIdentity == identity.publicIdentity && createdSettings != nil }
+
+    /// The connection dropped without the meeting ending (no fatal `ERROR`): its relay node
+    /// died, or drains. Reconnects through the cluster, the owner re-creating the room under
+    /// the same id and the others rejoining, with a fresh session and so a fresh epoch: no
+    /// key, roster or leadership carries over on the relay's word. True when back in the room.
+    func failover(preferred: RelayEndpoint?) async -> Bool {
+        guard let window = options.failoverWindow, session.endedBy == nil, session.invite != nil else { return false }
+        let lost = now
+        output.emit("reconnecting", [("reason", .string("the relay connection was lost"))], human: "relay connection lost; reconnecting for up to \(window)")
+        await mediaPath?.close()
+        mediaPath = nil
+        await connection.close()
+        // Who was here before the move: the owner lets them back in, and no one it removed.
+        var previous: Set<[UInt8]> = []
+        for i in session.roster.map(\.index) where i != session.index {
+            if let id = session.peerIdentity(i) { previous.insert(id.signingKey.rawRepresentation) }
+        }
+        var candidates: [RelayEndpoint] = []
+        for e in [preferred].compactMap({ $0 }) + [entryEndpoint] + knownRelays + options.fallbackRelays where !candidates.contains(e) {
+            candidates.append(e)
+        }
+        let deadline = ContinuousClock.now + window
+        var pause = Duration.milliseconds(100)
+        while ContinuousClock.now < deadline, ContinuousClock.now < deadlineOverride {
+            for endpoint in candidates where ContinuousClock.now < deadline {
+                do {
+                    try await rejoin(through: endpoint, readmit: previous)
+                    let took = now - lost
+                    failovers.append(took)
+                    output.emit("rehomed", [("ms", .int(Int(took)))], human: "back in the meeting after \(took) ms (a fresh epoch; compare the security code again)")
+                    return true
+                } catch {
+                    continue
+                }
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(1))
+        }
+        return false
+    }
+
+    /// One attempt: the owner re-creates the room, anyone else joins it again.
+    private func rejoin(through endpoint: RelayEndpoint, readmit: Set<[UInt8]>) async throws {
+        guard let invite = session.invite else { throw SessionError.protocolViolation("no invite to rejoin with") }
+        var configuration = ParticipantSession.Configuration(options)
+        let options = self.options, roomID = self.roomID
+        if isRoomOwner, let settings = createdSettings {
+            configuration.readmit = readmit
+            configuration.refuse = removedIdentities
+            let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: roomID, relayOrigin: invite.relayURL) }
+            let (connection, created, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
+                .createRoom(CreateRoomMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                                              signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                                              relayAuth: auth, settings: settings))
+            }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
+            guard created.roomID == roomID else {
+                await connection.close()
+                throw SessionError.protocolViolation("the relay re-created another room")
+            }
+            let (fresh, actions) = try ParticipantSession.host(roomID: roomID, index: created.index.rawValue, identity: options.identity,
+                                                               invite: invite, waitingRoom: settings.waitingRoom, configuration: configuration, now: now)
+            self.connection = connection
+            self.session = fresh
+            learned(servedBy)
+            await carryOut(actions)
+        } else {
+            let (knock, nonce) = try Knock.seal(roomID: roomID, displayName: options.displayName, joiner: options.identity,
+                                                host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
+            let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: roomID, relayOrigin: invite.relayURL) }
+            let (connection, first, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
+                .join(JoinMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                                  signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                                  relayAuth: auth, knock: knock))
+            }, pick: { m -> RelayMessage? in
+                switch m { case .waiting, .admitted: return m; default: return nil }
+            })
+            let index: UInt16
+            switch first {
+            case .waiting(let w): index = w.index.rawValue
+            case .admitted(let a): index = a.index.rawValue
+            default: throw SessionError.protocolViolation("unexpected answer to JOIN")
+            }
+            self.connection = connection
+            self.session = ParticipantSession(roomID: roomID, index: index, identity: options.identity, invite: invite,
+                                              joinNonce: nonce, configuration: configuration)
+            learned(servedBy)
+            if case .admitted(let a) = first { await handle(.admitted(a)) }
+        }
     }
 
     // MARK: - Inbound

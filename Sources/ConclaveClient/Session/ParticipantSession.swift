@@ -51,6 +51,11 @@ public struct ParticipantSession: Sendable {
         public var admissionBatchMillis: UInt64 = 0
         /// How this member answers recording notices (3.8): ask its user by default.
         public var recordingConsent = RecordingConsentPolicy.ask
+        /// Leader of a room moved to another relay node (5.10): identities (Ed25519 public
+        /// keys) that were members before the move and are admitted again when they knock.
+        public var readmit: Set<[UInt8]> = []
+        /// Leader of a moved room: identities removed before the move, denied when they knock.
+        public var refuse: Set<[UInt8]> = []
         /// 32 fresh random bytes per call: the leader's epoch secrets.
         public var random: @Sendable () -> SecretKey = { SecretKey.random(count: 32) }
 
@@ -336,9 +341,14 @@ public struct ParticipantSession: Sendable {
         pendingKnocks[i] = (relayIdentity, opened.displayName)
         out += knockNotices(for: [i], to: leader?.entries.filter { $0.role == .cohost }.map(\.index) ?? [], now: now)
         out.append(.event(.knock(index: i, name: opened.displayName, fingerprint: fingerprint, namedByHost: false)))
-        if admitsWithoutWaitingRoom {
+        let key = relayIdentity.signingKey.rawRepresentation
+        if configuration.refuse.contains(key) {
+            // Removed before the room moved: not let back in by the move.
+            pendingKnocks[i] = nil
+            out += command(admitsWithoutWaitingRoom ? .remove(k.index) : .deny(k.index), now: now)
+        } else if admitsWithoutWaitingRoom {
             approved[i] = opened.joinNonce // the relay admits it at once; the leader's policy keys it
-        } else if configuration.autoAdmit {
+        } else if configuration.autoAdmit || configuration.readmit.contains(key) {
             out += command(.admit(k.index), now: now)
         }
         return out

@@ -97,6 +97,8 @@ final class ClusterNode: Sendable {
         var events: Task<Void, Never>?
         var lastCPU: (wall: ContinuousClock.Instant, cpu: Double)?
         var cpu: Double = 0
+        var drainRequested = false
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
 
@@ -145,6 +147,7 @@ final class ClusterNode: Sendable {
                                        RedisCommand("PUBLISH", [settings.prefix + "events", "left " + settings.nodeID])])
         await hb?.value
         ev?.cancel()
+        releaseDrainWaiters()
         await subscriber.shutdown()
         await ev?.value
         await redis.shutdown()
@@ -252,6 +255,32 @@ final class ClusterNode: Sendable {
         }
     }
 
+    /// The least-loaded active node other than this one, for clients of a draining node.
+    func otherNodeOrigin() -> String? {
+        state.withLock { s in
+            s.peers.values.filter { !$0.draining && $0.id != settings.nodeID }
+                .min { ($0.participants, $0.rooms, $0.id) < ($1.participants, $1.rooms, $1.id) }?.origin
+        }
+    }
+
+    /// Completes when another process asked this node to drain (`conclave-relay drain`).
+    func drainRequested() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.drainRequested || Task.isCancelled { return true }
+                s.drainWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Lets every ``drainRequested()`` return (the node stops for another reason).
+    func releaseDrainWaiters() {
+        let waiters = state.withLock { s in defer { s.drainWaiters = [] }; return s.drainWaiters }
+        for w in waiters { w.resume() }
+    }
+
     private func liveOrigin(of node: String) async throws -> String? {
         if let peer = state.withLock({ $0.peers[node] }) { return peer.origin }
         let value = try await timed { try await self.redis.send(RedisCommand("GET", [self.nodeKey(node)])) }.string
@@ -325,6 +354,14 @@ final class ClusterNode: Sendable {
     private func eventLoop() async {
         for await event in subscriber.events {
             switch event {
+            case .message(_, let payload) where String(decoding: payload, as: UTF8.self) == "drain " + settings.nodeID:
+                let waiters = state.withLock { s in
+                    s.drainRequested = true
+                    defer { s.drainWaiters = [] }
+                    return s.drainWaiters
+                }
+                logger.notice("drain requested through the cluster")
+                for w in waiters { w.resume() }
             case .message, .subscribed:
                 // Another node drained or left, or the bus is back: read the registry now.
                 await heartbeat()

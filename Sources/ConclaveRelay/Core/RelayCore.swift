@@ -701,6 +701,36 @@ final class RelayCore: Sendable {
         return Set(deliveries.map { ObjectIdentifier($0.outbox) }).count
     }
 
+    /// Drains this cluster node (5.10): every room here is let go in the cluster (its claim
+    /// released, its owner record kept so that only its owner re-creates it elsewhere), and
+    /// every client is told `REDIRECT draining` to `origin` and closed. Without another
+    /// node to send them to, clients get `shutting_down` as on a single relay. Returns how
+    /// many connections were told.
+    @discardableResult
+    func drainAll(redirectTo origin: String?) -> Int {
+        guard let origin else { return shutdownAll() }
+        let outboxes = state.withLock { s -> [ConnectionOutbox] in
+            s.shuttingDown = true
+            for roomID in Array(s.rooms.keys) {
+                s.rooms[roomID] = nil
+                cluster?.roomClosed(roomID, mayMove: true)
+                metrics.clusterRehomes.increment()
+            }
+            for (id, entry) in s.connections {
+                s.connections[id]?.roomID = nil
+                if let media = entry.media { dropSession(&s, media) }
+            }
+            metrics.rooms.record(0)
+            updateGauges(s)
+            return s.connections.values.map(\.outbox)
+        }
+        for outbox in outboxes {
+            outbox.send(.redirect(RedirectMessage(reason: .draining, origin: origin)))
+            outbox.closeNormally()
+        }
+        return outboxes.count
+    }
+
     var connectionCount: Int { state.withLock { $0.connections.count } }
     var roomCount: Int { state.withLock { $0.rooms.count } }
     /// Admitted participants in every room.

@@ -258,11 +258,24 @@ public final class RelayServer: Sendable {
 
     /// Notifies every client with `shutting_down`, waits up to the grace period for them to
     /// go, then closes the listening socket and the remaining connections.
+    ///
+    /// A cluster node drains instead (5.10): it leaves placement, tells its clients to move
+    /// to another node (`REDIRECT draining`; their rooms are re-created there by their
+    /// owners), and waits up to `drain-grace-seconds` for them to go.
     public func shutdown() async {
-        let notified = core.shutdownAll()
-        await core.cluster?.stop()
+        var grace = configuration.shutdownGraceSeconds
+        let notified: Int
+        if let cluster = core.cluster {
+            await cluster.beginDraining()
+            let target = cluster.otherNodeOrigin()
+            notified = core.drainAll(redirectTo: target)
+            logger.notice("cluster node draining", metadata: ["notified": "\(notified)", "to": "\(target ?? "none")"])
+            if target != nil { grace = configuration.drainGraceSeconds }
+        } else {
+            notified = core.shutdownAll()
+        }
         logger.notice("relay shutting down", metadata: ["notified": "\(notified)"])
-        let deadline = ContinuousClock.now + .seconds(configuration.shutdownGraceSeconds)
+        let deadline = ContinuousClock.now + .seconds(grace)
         while core.connectionCount > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -272,7 +285,19 @@ public final class RelayServer: Sendable {
         for channel in mediaChannels.value {
             try? await channel.close()
         }
+        await core.cluster?.stop()
         try? await threadPool.shutdownGracefully()
+    }
+
+    /// Completes when the cluster asked this node to drain (`conclave-relay drain`), or the
+    /// task is cancelled; at once on a single relay.
+    public func drainRequested() async {
+        guard let cluster = core.cluster else { return }
+        await withTaskCancellationHandler {
+            await cluster.drainRequested()
+        } onCancel: {
+            cluster.releaseDrainWaiters()
+        }
     }
 
     public var connectionCount: Int { core.connectionCount }
@@ -302,7 +327,13 @@ public struct RelayService: Service {
 
     public func run() async throws {
         try await server.start()
-        try? await gracefulShutdown()
+        // SIGTERM/SIGINT, or in a cluster a drain request from `conclave-relay drain`.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await gracefulShutdown() }
+            if server.clusterNodeID != nil { group.addTask { await server.drainRequested() } }
+            _ = await group.next()
+            group.cancelAll()
+        }
         await server.shutdown()
     }
 }
