@@ -9,7 +9,8 @@ import ConclaveTestSupport
 @Suite(.serialized) struct RedisLiveTests {
     let group = MultiThreadedEventLoopGroup.singleton
 
-    private func client(_ server: RedisServerProcess, commandTimeout: Duration = .seconds(2),
+    /// Commands wait this long for a connection too: long enough for a loaded machine.
+    private func client(_ server: RedisServerProcess, commandTimeout: Duration = .seconds(10),
                         onEvent: @escaping @Sendable (RedisConnectionEvent) -> Void = { _ in }) -> RedisClient {
         let c = RedisClient(configuration: RedisClientConfiguration(endpoint: server.endpoint, commandTimeout: commandTimeout,
                                                                     backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
@@ -19,7 +20,7 @@ import ConclaveTestSupport
     }
 
     @Test func setGetExpireAndErrors() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let c = client(server)
         defer { Task { await c.shutdown() } }
         #expect(try await c.send(RedisCommand("SET", ["k", "v", "PX", "60000"])) == .simpleString("OK"))
@@ -37,7 +38,7 @@ import ConclaveTestSupport
     }
 
     @Test func pipelineKeepsOrderAndErrorsInPlace() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let c = client(server)
         var commands = (0 ..< 2_000).map { _ in RedisCommand("INCR", ["counter"]) }
         commands.insert(RedisCommand("HGET", ["counter", "x"]), at: 1_000)
@@ -51,7 +52,7 @@ import ConclaveTestSupport
     }
 
     @Test func aCommandThatOutlivesItsTimeoutFailsAndTheClientRecovers() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let c = client(server, commandTimeout: .milliseconds(300))
         // BLPOP blocks for 5 s on an empty list: the reply never comes within 300 ms.
         await #expect(throws: RedisError.timeout(command: "BLPOP")) { try await c.send(RedisCommand("BLPOP", ["empty", "5"])) }
@@ -61,7 +62,7 @@ import ConclaveTestSupport
     }
 
     @Test func unreachableRedisIsATypedErrorWithinTheTimeout() async throws {
-        let port = try RedisServerProcess.freePort()
+        let port = try await RedisServerProcess.freePort()
         let c = RedisClient(configuration: RedisClientConfiguration(endpoint: RedisEndpoint(host: "127.0.0.1", port: port),
                                                                     commandTimeout: .milliseconds(300)), group: group)
         c.start()
@@ -79,10 +80,10 @@ import ConclaveTestSupport
     }
 
     @Test func passwordIsSentWithAUTH() async throws {
-        let server = try RedisServerProcess(extraArguments: ["--requirepass", "correct horse"])
+        let server = try await RedisServerProcess.launch(extraArguments: ["--requirepass", "correct horse"])
         var endpoint = server.endpoint
         endpoint.password = "correct horse"
-        let good = RedisClient(configuration: RedisClientConfiguration(endpoint: endpoint), group: group)
+        let good = RedisClient(configuration: RedisClientConfiguration(endpoint: endpoint, commandTimeout: .seconds(10)), group: group)
         good.start()
         #expect(try await good.send(RedisCommand("PING")) == .simpleString("PONG"))
         await good.shutdown()
@@ -96,7 +97,7 @@ import ConclaveTestSupport
     /// Redis is killed and restarted on the same port in the middle of a stream of
     /// commands: failures in between are typed, and the stream resumes by itself.
     @Test func survivesARedisRestartMidRun() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let events = Mutex<[RedisConnectionEvent]>([])
         let c = client(server, commandTimeout: .milliseconds(500)) { e in events.withLock { $0.append(e) } }
         for i in 1 ... 50 { #expect(try await c.send(RedisCommand("INCR", ["n"])) == .integer(Int64(i))) }
@@ -111,7 +112,7 @@ import ConclaveTestSupport
                 }
             }
         }
-        try server.start()
+        try await server.start()
         // Back: the data is gone (no persistence), the client is connected again.
         let back = await eventually(within: .seconds(10)) { (try? await c.send(RedisCommand("INCR", ["n"]))) == .integer(1) }
         #expect(back)
@@ -122,7 +123,7 @@ import ConclaveTestSupport
     }
 
     @Test func pubSubDeliversAndResubscribesAfterARestart() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let publisher = client(server)
         let sub = RedisSubscriber(configuration: RedisClientConfiguration(endpoint: server.endpoint,
                                                                           backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
@@ -138,7 +139,7 @@ import ConclaveTestSupport
 
         server.kill()
         guard case .disconnected? = await it.next() else { Issue.record("no disconnected event"); return }
-        try server.start()
+        try await server.start()
         #expect(await it.next() == .subscribed)
         try await publisher.send(RedisCommand("PUBLISH", ["b", "three"]))
         #expect(await it.next() == .message(channel: "b", payload: Array("three".utf8)))
@@ -148,9 +149,9 @@ import ConclaveTestSupport
     }
 
     @Test func aSlowConsumerLosesTheOldestEventsOnly() async throws {
-        let server = try RedisServerProcess()
+        let server = try await RedisServerProcess.launch()
         let publisher = client(server)
-        let sub = RedisSubscriber(configuration: RedisClientConfiguration(endpoint: server.endpoint), channels: ["c"], group: group, bufferLimit: 8)
+        let sub = RedisSubscriber(configuration: RedisClientConfiguration(endpoint: server.endpoint, commandTimeout: .seconds(10)), channels: ["c"], group: group, bufferLimit: 8)
         sub.start()
         var it = sub.events.makeAsyncIterator()
         #expect(await it.next() == .subscribed)

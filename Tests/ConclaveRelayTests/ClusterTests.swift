@@ -20,7 +20,7 @@ struct TestCluster {
 /// Starts Redis and `nodes` relays sharing it, waits until every node sees every other,
 /// runs `body`, and always shuts everything down.
 func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) async throws -> T {
-    let redis = try RedisServerProcess()
+    let redis = try await RedisServerProcess.launch()
     let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
     FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
     defer { try? FileManager.default.removeItem(atPath: keyPath) }
@@ -165,11 +165,11 @@ final class RelayNodeProcess: @unchecked Sendable {
     let port: Int
     let process = Process()
 
-    init(nodeID: String, redis: String, keyFile: String) throws {
+    init(nodeID: String, redis: String, keyFile: String, port: Int) throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay")
         let path = FileManager.default.fileExists(atPath: binary.path) ? binary.path
             : repositoryRootForRelayTests.appendingPathComponent(".build/debug/conclave-relay").path
-        port = try RedisServerProcess.freePort()
+        self.port = port
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = ["--listen", "127.0.0.1:\(port)", "--cluster", redis, "--node-id", nodeID, "--cluster-key-file", keyFile,
                              "--log-level", "warning", "--set", "password-hashing=minimum", "--set", "cluster-node-timeout-seconds=2",
@@ -177,7 +177,6 @@ final class RelayNodeProcess: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        try RedisServerProcess.waitForPort(port, deadline: NIODeadline.now() + TimeAmount.seconds(15))
     }
 
     var endpoint: RelayEndpoint { RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port) }
@@ -209,15 +208,20 @@ final class RelayNodeProcess: @unchecked Sendable {
     /// without a new approval), audio decrypts again under a fresh epoch, and both show the
     /// same security code again. Prints the failover time.
     @Test func aNodeKilledMidMeetingIsSurvived() async throws {
-        let redis = try RedisServerProcess()
+        let redis = try await RedisServerProcess.launch()
         let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
         defer { try? FileManager.default.removeItem(atPath: keyPath) }
-        let nodes = try (1 ... 3).map { try RelayNodeProcess(nodeID: "n\($0)", redis: redis.url, keyFile: keyPath) }
+        var nodes: [RelayNodeProcess] = []
         defer { nodes.forEach { $0.kill() } }
+        for i in 1 ... 3 {
+            let node = try RelayNodeProcess(nodeID: "n\(i)", redis: redis.url, keyFile: keyPath, port: try await RedisServerProcess.freePort())
+            nodes.append(node)
+            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
+        }
         let all = nodes.map(\.endpoint)
         // Every node is in the registry.
-        let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint), group: MultiThreadedEventLoopGroup.singleton)
+        let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
         try await waitFor("three registered nodes", within: .seconds(10)) {
             let values = try await probe.send(RedisCommand("MGET", ["conclave:node:n1", "conclave:node:n2", "conclave:node:n3"])).elements ?? []

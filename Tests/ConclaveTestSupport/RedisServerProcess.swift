@@ -10,10 +10,16 @@ public final class RedisServerProcess: @unchecked Sendable {
     private let extraArguments: [String]
     private var process: Process?
 
-    public init(extraArguments: [String] = []) throws {
-        self.port = try Self.freePort()
+    private init(port: Int, extraArguments: [String]) {
+        self.port = port
         self.extraArguments = extraArguments
-        try start()
+    }
+
+    /// Starts a server on a free loopback port and waits until it accepts connections.
+    public static func launch(extraArguments: [String] = []) async throws -> RedisServerProcess {
+        let server = RedisServerProcess(port: try await freePort(), extraArguments: extraArguments)
+        try await server.start()
+        return server
     }
 
     public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
@@ -22,7 +28,8 @@ public final class RedisServerProcess: @unchecked Sendable {
         ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    public func start() throws {
+    /// Starts (or restarts, after ``kill()``) the server on its port.
+    public func start() async throws {
         guard let binary = Self.binary else {
             throw RedisError.notConnected(reason: "redis-server is not installed (scripts/install-deps.sh installs it)")
         }
@@ -34,7 +41,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         process = p
-        try Self.waitForPort(port, deadline: .now() + .seconds(10))
+        try await Self.waitForPort(port, within: .seconds(15))
     }
 
     /// SIGKILL: no goodbye to the clients.
@@ -47,24 +54,26 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     deinit { kill() }
 
-    public static func freePort() throws -> Int {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+    /// A loopback TCP port nothing listens on now (bound, read and released).
+    public static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
         let port = channel.localAddress!.port!
-        try channel.close().wait()
+        try await channel.close()
         return port
     }
 
-    /// Waits until something accepts on the port (a connect attempt per 20 ms, up to the deadline).
-    public static func waitForPort(_ port: Int, deadline: NIODeadline) throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+    /// Waits until something accepts on the port: a connect attempt every 20 ms, without
+    /// blocking a thread, up to `within`.
+    public static func waitForPort(_ port: Int, within: Duration) async throws {
+        let deadline = ContinuousClock.now + within
         while true {
-            if let ch = try? ClientBootstrap(group: group).connectTimeout(.milliseconds(200)).connect(host: "127.0.0.1", port: port).wait() {
-                try? ch.close().wait()
+            if let ch = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
+                .connect(host: "127.0.0.1", port: port).get() {
+                try? await ch.close()
                 return
             }
-            guard NIODeadline.now() < deadline else { throw RedisError.notConnected(reason: "redis-server did not open port \(port)") }
-            usleep(20_000)
+            guard ContinuousClock.now < deadline else { throw RedisError.notConnected(reason: "nothing accepted on port \(port) within \(within)") }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 }
