@@ -279,3 +279,98 @@ final class RelayNodeProcess: @unchecked Sendable {
         await guestRun.value
     }
 }
+
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ClusterDrainTests {
+    private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
+        var o = ParticipantOptions(displayName: name)
+        o.audioSource = .tone(frequency: 440)
+        o.unmuteOnJoin = true
+        o.autoAdmit = true
+        o.failoverWindow = .seconds(15)
+        o.fallbackRelays = fallbacks
+        return o
+    }
+
+    /// The meeting's node drains (what SIGTERM does in a cluster): it leaves placement,
+    /// tells its clients to move, and empties; the meeting continues on another node.
+    @Test func aDrainedNodeEmptiesAndItsMeetingContinuesElsewhere() async throws {
+        try await withCluster { cluster in
+            let quiet = EventOutput(json: true) { _ in }
+            let all = cluster.endpoints
+            let host = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
+                                                  options: options("host", fallbacks: all), output: quiet)
+            let invite = try #require(await host.invite)
+            let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: all), output: quiet)
+            let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
+            try await waitFor("keys and audio", within: .seconds(8)) {
+                let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
+                return a > 20 && b > 20
+            }
+            let served = try #require(await host.servedBy)
+            let drained = try #require(cluster.servers.first { $0.port == served.port })
+            await drained.shutdown()
+            #expect(drained.connectionCount == 0, "the drained node did not empty")
+            #expect(drained.roomCount == 0)
+            try await waitFor("the meeting on another node, audio decrypting", within: .seconds(15)) {
+                guard await host.failovers.count == 1, await guest.failovers.count == 1 else { return false }
+                let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
+                let (h, g) = (await host.securityCode, await guest.securityCode)
+                return a > 20 && b > 20 && h != nil && h == g
+            }
+            let moved = try #require(await host.servedBy)
+            #expect(moved.port != served.port)
+            let others = cluster.servers.filter { $0 !== drained }
+            #expect(others.map(\.roomCount).reduce(0, +) == 1)
+            await host.stop()
+            await guest.stop()
+            for r in runs { await r.value }
+        }
+    }
+
+    /// Redis is killed and restarted under a live meeting: frames never touch Redis, so the
+    /// meeting goes on; the nodes re-register and re-claim their rooms, and a new joiner
+    /// sent to the wrong node is redirected to the room again.
+    @Test func aRedisRestartLosesNoLiveMeeting() async throws {
+        try await withCluster { cluster in
+            let quiet = EventOutput(json: true) { _ in }
+            let all = cluster.endpoints
+            // Node 1 holds a room first, so the meeting is placed on another node.
+            let first = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
+                                                   options: ParticipantOptions(displayName: "first"), output: quiet)
+            let host = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
+                                                  options: options("host", fallbacks: all), output: quiet)
+            let invite = try #require(await host.invite)
+            let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: all), output: quiet)
+            let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
+            try await waitFor("keys and audio", within: .seconds(8)) {
+                let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
+                return a > 20 && b > 20
+            }
+            let served = try #require(await host.servedBy)
+            #expect(served.port != all[0].port)
+            let openedBefore = await guest.receiveCounters.opened
+            cluster.redis.kill()
+            try await cluster.redis.start()
+            // Every node is back in the (empty) registry, and the room's claim is back.
+            let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: cluster.redis.endpoint, commandTimeout: .seconds(10)),
+                                    group: MultiThreadedEventLoopGroup.singleton)
+            probe.start()
+            try await waitFor("the registry and the claims rebuilt", within: .seconds(10)) {
+                let nodes = try await probe.send(RedisCommand("SCARD", ["conclave:nodes"])).integer ?? 0
+                let rooms = try await probe.send(RedisCommand("KEYS", ["conclave:room:*"])).elements?.count ?? 0
+                return nodes == 3 && rooms == 2
+            }
+            await probe.shutdown()
+            try await waitFor("audio still flowing", within: .seconds(5)) { (await guest.receiveCounters.opened) > openedBefore + 50 }
+            let (hf, gf) = (await host.failovers, await guest.failovers)
+            #expect(hf.isEmpty && gf.isEmpty, "the meeting moved although no node failed")
+            // A late joiner at the wrong node is redirected to the room.
+            let late = try await Participant.join(invite: invite, options: options("late", fallbacks: all), output: quiet)
+            #expect(await late.servedBy?.port == served.port)
+            _ = first
+            await host.stop()
+            await guest.stop()
+            for r in runs { await r.value }
+        }
+    }
+}
