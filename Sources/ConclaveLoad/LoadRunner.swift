@@ -11,7 +11,14 @@ import ConclaveProtocol
 
 /// What `conclave load` runs.
 public struct LoadOptions: Sendable {
-    public var relay: RelayEndpoint
+    /// The relay (the first node when ``relays`` names several).
+    public var relay: RelayEndpoint {
+        get { relays[0] }
+        set { relays[0] = newValue }
+    }
+    /// Every node of a relay cluster to use: room `r` is created through node `r mod n`
+    /// (the cluster then places it), and relay CPU and memory are the sum over them.
+    public var relays: [RelayEndpoint]
     public var rooms: Int
     public var perRoom: Int
     public var durationSeconds: Double
@@ -41,7 +48,7 @@ public struct LoadOptions: Sendable {
     public var eventSink: (@Sendable (String) -> Void)?
 
     public init(relay: RelayEndpoint, rooms: Int, perRoom: Int, durationSeconds: Double, rampSeconds: Double) {
-        self.relay = relay
+        self.relays = [relay]
         self.rooms = rooms
         self.perRoom = perRoom
         self.durationSeconds = durationSeconds
@@ -57,7 +64,7 @@ public struct LoadOptions: Sendable {
     }
 
     var configuration: LoadConfiguration {
-        LoadConfiguration(relay: relay.description, rooms: rooms, perRoom: perRoom, durationSeconds: durationSeconds,
+        LoadConfiguration(relay: relays.map(\.description).joined(separator: ","), rooms: rooms, perRoom: perRoom, durationSeconds: durationSeconds,
                           rampSeconds: rampSeconds, transport: transport.rawValue, audioFPS: audioFPS, frameBytes: frameBytes,
                           decrypt: decryptEvery == 1 ? "all" : "sample:\(decryptEvery)", talkers: min(talkers ?? perRoom, perRoom))
     }
@@ -114,7 +121,7 @@ public struct LoadRunner: Sendable {
                 }
             }
         }
-        let relayBefore = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
+        let relayBefore = await RelayProcessSample.readAll(o.relays)
 
         func participantOptions(_ name: String, probe: VirtualProbe, talks: Bool) -> ParticipantOptions {
             var p = ParticipantOptions(displayName: name)
@@ -143,7 +150,7 @@ public struct LoadRunner: Sendable {
         for r in 0 ..< o.rooms {
             let probe = VirtualProbe(room: rooms[r], gate: gate, tickDivisor: divisor, decryptEvery: o.decryptEvery)
             do {
-                let host = try await Participant.host(relay: o.relay, password: nil, settings: settings,
+                let host = try await Participant.host(relay: o.relays[r % o.relays.count], password: nil, settings: settings,
                                                       options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: output("host \(r + 1)"))
                 let run = Task { await host.run(for: lifetime) }
                 all.append(Virtual(participant: host, probe: probe, run: run, room: r))
@@ -208,7 +215,7 @@ public struct LoadRunner: Sendable {
         for r in rooms { r.reset() }
         let queuesAtStart = await Self.clientQueues(all)
         let cpuStart = processCPUSeconds()
-        let relayStart = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
+        let relayStart = await RelayProcessSample.readAll(o.relays)
         let measureStart = ContinuousClock.now
         gate.open.store(true, ordering: .relaxed)
         var timeline: [LoadSample] = []
@@ -235,7 +242,7 @@ public struct LoadRunner: Sendable {
                                     lossPercent: dExpected > 0 ? max(0, Double(dExpected - dArrived) / Double(dExpected) * 100) : 0,
                                     p50Ms: p.p50Ms, p99Ms: p.p99Ms)
             if o.relaySampleSeconds > 0, (second - 1) % o.relaySampleSeconds == 0,
-               let relay = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port) {
+               let relay = await RelayProcessSample.readAll(o.relays) {
                 sample.relayRSSBytes = relay.residentBytes
                 sample.relayOpenFDs = relay.openDescriptors
             }
@@ -245,7 +252,7 @@ public struct LoadRunner: Sendable {
         }
         gate.open.store(false, ordering: .relaxed)
         let measured = Self.seconds(ContinuousClock.now - measureStart)
-        let relayEnd = await RelayProcessSample.read(host: o.relay.host, port: o.relay.port)
+        let relayEnd = await RelayProcessSample.readAll(o.relays)
         let cpuEnd = processCPUSeconds()
         // Drain: frames in flight when the gate closed still count.
         try? await Task.sleep(for: .seconds(1))
@@ -296,7 +303,7 @@ public struct LoadRunner: Sendable {
                 perParticipant = (b.residentBytes > base.residentBytes ? b.residentBytes - base.residentBytes : 0) / UInt64(connected)
             }
         } else {
-            errors.append("the relay's /metrics did not answer on \(o.relay.host):\(o.relay.port); relay CPU and memory not measured")
+            errors.append("a relay's /metrics did not answer (\(o.relays.map { "\($0.host):\($0.port)" }.joined(separator: ", "))); relay CPU and memory not measured")
         }
         if connected < o.rooms * o.perRoom {
             errors.insert("\(o.rooms * o.perRoom - connected) of \(o.rooms * o.perRoom) participants did not join", at: 0)

@@ -1,4 +1,5 @@
 import NIOCore
+import ConclaveClient
 import NIOPosix
 #if canImport(Glibc)
 import Glibc
@@ -11,6 +12,23 @@ struct RelayProcessSample: Sendable {
     /// `process_open_fds`, when the relay reports it.
     var openDescriptors: Int?
     var at: ContinuousClock.Instant
+
+    /// The sum over several relays (the nodes of a cluster); nil when one does not answer.
+    static func readAll(_ relays: [RelayEndpoint]) async -> RelayProcessSample? {
+        var total: RelayProcessSample?
+        for r in relays {
+            guard let s = await read(host: r.host, port: r.port) else { return nil }
+            if var t = total {
+                t.cpuSeconds += s.cpuSeconds
+                t.residentBytes += s.residentBytes
+                t.openDescriptors = t.openDescriptors.flatMap { a in s.openDescriptors.map { a + $0 } }
+                total = t
+            } else {
+                total = s
+            }
+        }
+        return total
+    }
 
     /// GET http://host:port/metrics; nil when the relay does not answer within 2 s.
     static func read(host: String, port: Int) async -> RelayProcessSample? {

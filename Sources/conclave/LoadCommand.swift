@@ -19,8 +19,8 @@ struct LoadCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "The relay's WebSocket URL.")
-    var relay: String = "ws://127.0.0.1:7443/v1"
+    @Option(help: "The relay's WebSocket URL; repeat it (or separate URLs with commas) for the nodes of a cluster, over which rooms are spread.")
+    var relay: [String] = []
     @Option(help: "Rooms.")
     var rooms: Int = 10
     @Option(name: .customLong("per-room"), help: "Participants per room, host included.")
@@ -75,10 +75,14 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let endpoint: RelayEndpoint
-        do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
+        var endpoints: [RelayEndpoint] = []
+        for text in (relay.isEmpty ? ["ws://127.0.0.1:7443/v1"] : relay).flatMap({ $0.split(separator: ",").map(String.init) }) {
+            do { endpoints.append(try RelayEndpoint(parsing: text)) } catch { throw CLIError("bad relay address \(text): \(error)") }
+        }
+        let endpoint = endpoints[0]
         signal(SIGINT) { _ in loadInterrupted.store(true, ordering: .relaxed) }
         var options = LoadOptions(relay: endpoint, rooms: rooms, perRoom: perRoom, durationSeconds: duration, rampSeconds: ramp)
+        options.relays = endpoints
         options.transport = MediaTransport(rawValue: transport)!
         options.audioFPS = audioFPS
         options.frameBytes = frameBytes
