@@ -321,8 +321,76 @@ final class RelayNodeProcess: @unchecked Sendable {
             #expect(moved.port != served.port)
             let others = cluster.servers.filter { $0 !== drained }
             #expect(others.map(\.roomCount).reduce(0, +) == 1)
+            // Counted as a re-home where the room landed.
+            let rehomes = others.map { server -> Double in
+                var bytes: [UInt8] = []
+                server.metrics.registry.emit(into: &bytes)
+                return metricValue(String(decoding: bytes, as: UTF8.self), "conclave_cluster_rehomes_total")
+            }.reduce(0, +)
+            #expect(rehomes == 1)
             await host.stop()
             await guest.stop()
+            for r in runs { await r.value }
+        }
+    }
+
+    /// After a move, the owner's client lets back in only the members of its own last
+    /// verified roster: a member it removed before the move is refused when it knocks
+    /// again, and a stranger holding the invite waits for a decision. Neither gets a key.
+    @Test func aMoveLetsBackOnlyTheOwnersMembers() async throws {
+        try await withCluster { cluster in
+            let quiet = EventOutput(json: true) { _ in }
+            let all = cluster.endpoints
+            var hostOptions = options("host", fallbacks: all)
+            hostOptions.autoAdmit = false
+            let host = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(30)) }
+            let bobIdentity = PrivateIdentity.generate()
+            var members: [Participant] = []
+            for (name, identity) in [("alice", PrivateIdentity.generate()), ("bob", bobIdentity)] {
+                var o = options(name, fallbacks: all)
+                o.identity = identity
+                let p = try await Participant.join(invite: invite, options: o, output: quiet)
+                let index = await p.index
+                try await waitFor("\(name)'s knock", within: .seconds(5)) { await host.hasPendingKnock(index) }
+                try await host.command(.admit(ParticipantIndex(index)))
+                members.append(p)
+            }
+            let (alice, bob) = (members[0], members[1])
+            let runs = [Task { await alice.run(for: .seconds(30)) }, Task { await bob.run(for: .seconds(30)) }]
+            try await waitFor("three members keyed", within: .seconds(8)) {
+                let codes = [await host.securityCode, await alice.securityCode, await bob.securityCode]
+                return codes[0] != nil && codes.allSatisfy { $0 == codes[0] }
+            }
+            try await host.command(.remove(ParticipantIndex(await bob.index)))
+            try await waitFor("bob removed", within: .seconds(5)) { await bob.endedBy == .removed }
+
+            let served = try #require(await host.servedBy)
+            await cluster.servers.first { $0.port == served.port }!.shutdown()
+            try await waitFor("host and alice back, keyed alike", within: .seconds(15)) {
+                guard await host.failovers.count == 1, await alice.failovers.count == 1 else { return false }
+                let (h, a) = (await host.securityCode, await alice.securityCode)
+                return h != nil && h == a
+            }
+            // Bob comes back with the invite after the move: denied, no key.
+            var bobAgain = options("bob", fallbacks: all)
+            bobAgain.identity = bobIdentity
+            let returning = try await Participant.join(invite: invite, options: bobAgain, output: quiet)
+            let returningRun = Task { await returning.run(for: .seconds(5)) }
+            try await waitFor("the removed member refused after the move", within: .seconds(5)) { await returning.endedBy == .denied }
+            #expect(await returning.securityCode == nil)
+            // A stranger with the invite is not let in by the move: it waits.
+            let stranger = try await Participant.join(invite: invite, options: options("stranger", fallbacks: all), output: quiet)
+            let strangerIndex = await stranger.index
+            try await waitFor("the stranger's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(strangerIndex) }
+            #expect(await stranger.securityCode == nil)
+            let roster = await host.leader?.entries.map(\.identity) ?? []
+            #expect(!roster.contains(bobIdentity.publicIdentity))
+            #expect(roster.count == 2)
+            await host.stop(); await alice.stop(); await returning.stop()
+            await hostRun.value
+            await returningRun.value
             for r in runs { await r.value }
         }
     }

@@ -218,8 +218,9 @@ final class ClusterNode: Sendable {
                 throw RedisError.unexpectedReply(command: "EVAL")
             }
             switch verdict {
-            case "ok", "owned":
-                // "ok": claimed for `node`; "owned": a live node already serves it.
+            case "ok", "owned", "moved":
+                // "ok"/"moved": claimed for `node`; "owned": a live node already serves it.
+                if verdict == "moved" { metrics.clusterRehomes.increment() }
                 if node == settings.nodeID { return .local }
                 guard let origin = try await liveOrigin(of: node) else {
                     return .refuse(.internal, "the room's node is unreachable; try again shortly")
@@ -399,7 +400,8 @@ final class ClusterNode: Sendable {
 
     /// KEYS: room, owner. ARGV: target node, owner hash, room TTL ms, owner TTL ms, node key prefix.
     /// An owner record for another identity refuses ("owner"); a room held by a live node
-    /// stays with it ("owned"); otherwise the room is claimed for the target ("ok").
+    /// stays with it ("owned"); otherwise the room is claimed for the target: "moved" when
+    /// its owner record outlived its last node (a re-home), else "ok".
     static let claimScript = """
     local o = redis.call('GET', KEYS[2])
     if o and o ~= ARGV[2] then return {'owner', ''} end
@@ -407,6 +409,7 @@ final class ClusterNode: Sendable {
     if cur and redis.call('EXISTS', ARGV[5] .. cur) == 1 then return {'owned', cur} end
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
     redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+    if o then return {'moved', ARGV[1]} end
     return {'ok', ARGV[1]}
     """
 
