@@ -277,14 +277,27 @@ public actor Participant {
         let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
                                             host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: invite.roomID, relayOrigin: invite.relayURL) }
-        let (connection, first, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
-            .join(JoinMessage(
-                roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
-                signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
-                relayAuth: auth, knock: knock))
-        }, pick: { m -> RelayMessage? in
-            switch m { case .waiting, .admitted: return m; default: return nil }
-        })
+        // The invite's relay first; when it cannot be reached, the other nodes of its
+        // cluster that the user named (5.10).
+        var result: (RelayConnection, RelayMessage, RelayEndpoint)?
+        var unreachable: Error?
+        for candidate in [endpoint] + options.fallbackRelays.filter({ $0 != endpoint }) {
+            do {
+                result = try await RelayHandshake.enter(candidate, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
+                    .join(JoinMessage(
+                        roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
+                        signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
+                        relayAuth: auth, knock: knock))
+                }, pick: { m -> RelayMessage? in
+                    switch m { case .waiting, .admitted: return m; default: return nil }
+                })
+                break
+            } catch let error as SessionError {
+                guard case .relayUnreachable = error else { throw error }
+                unreachable = error
+            }
+        }
+        guard let (connection, first, servedBy) = result else { throw unreachable ?? SessionError.relayUnreachable("no relay to try") }
         let index: UInt16
         switch first {
         case .waiting(let w): index = w.index.rawValue
