@@ -245,7 +245,9 @@ public enum RESPEncoder {
         }
         switch value {
         case .simpleString(let s): line("+", s)
-        case .error(let s): line("-", s)
+        case .error(let s):
+            // A bulk error (RESP3 `!`) may hold CR and LF; a simple error line may not.
+            if s.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) { bulk("!", Array(s.utf8)) } else { line("-", s) }
         case .integer(let i): line(":", String(i))
         case .bulkString(nil): line("$", "-1")
         case .bulkString(let b?): bulk("$", b)

@@ -31,6 +31,18 @@ import NIOCore
         }
     }
 
+    /// Found by FuzzRESP: a bulk error holding CRLF was re-encoded as a simple error line,
+    /// which cut it short.
+    @Test func aBulkErrorWithCRLFRoundTrips() throws {
+        var b = ByteBuffer(string: "!5\r\n(*0\r\n\r\n")
+        let value = try #require(try RESPParser().parse(&b))
+        #expect(value == .error("(*0\r\n"))
+        var encoded = ByteBuffer()
+        RESPEncoder.encode(value, into: &encoded)
+        #expect(try RESPParser().parse(&encoded) == value)
+        #expect(encoded.readableBytes == 0)
+    }
+
     @Test func nanRoundTrips() throws {
         guard case .double(let d)? = try parseAll(",nan\r\n") else { Issue.record("not a double"); return }
         #expect(d.isNaN)
