@@ -25,10 +25,13 @@ struct RelayBenchCommand: AsyncParsableCommand {
     var seconds: Double = 5
     @Option(name: .customLong("room-sizes"), help: "Comma-separated room sizes.")
     var roomSizes: String = "2,5,10"
+    @Option(name: .customLong("media-threads"), help: "UDP media sockets (event loops) of the relay started for the run.")
+    var mediaThreads: Int = 1
 
     func validate() throws {
         guard (1_000 ... 2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
         guard seconds >= 1, seconds <= 120 else { throw ValidationError("--seconds must be 1…120") }
+        guard (1 ... 64).contains(mediaThreads) else { throw ValidationError("--media-threads must be 1…64") }
         guard let sizes = parsedSizes, !sizes.isEmpty else { throw ValidationError("--room-sizes must be sizes from 2 to 50, e.g. 2,5,10") }
         _ = sizes
     }
@@ -53,7 +56,7 @@ struct RelayBenchCommand: AsyncParsableCommand {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = ["--listen", "127.0.0.1:\(port)", "--log-level", "warning",
-                                 "--set", "media-threads=1", "--set", "max-frames-per-second=1000000",
+                                 "--set", "media-threads=\(mediaThreads)", "--set", "max-frames-per-second=1000000",
                                  "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1"]
             process.standardOutput = FileHandle.nullDevice
             try process.run()
