@@ -1,3 +1,4 @@
+import Synchronization
 import NIOCore
 import NIOWebSocket
 import ConclaveProtocol
@@ -24,6 +25,13 @@ final class ConnectionOutbox: @unchecked Sendable {
     let id: ConnectionID
     let channel: Channel
     let address: String
+    /// The room this connection joined or created (set and cleared under the registry lock;
+    /// read by the frame path without it).
+    private let roomBox = Mutex<RoomCell?>(nil)
+    var room: RoomCell? {
+        get { roomBox.withLock { $0 } }
+        set { roomBox.withLock { $0 = newValue } }
+    }
     private let metrics: RelayMetrics
     private let mediaLimit: Int
     private let hardLimit: Int

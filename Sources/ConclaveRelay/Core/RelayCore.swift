@@ -19,12 +19,12 @@ final class RelayCore: Sendable {
     private let threadPool: NIOThreadPool
     private let startInstant = ContinuousClock.now
 
+    /// A room in the registry: its cell (policy and recipients under the room's own lock)
+    /// and its member counts as of its last change, for the gauges and the cluster's load.
     private struct RoomEntry {
-        var policy: RoomPolicy
-        let passwordHash: String?
-        /// Admitted members, rebuilt when membership changes; a frame takes a copy-on-write
-        /// snapshot of it (no allocation).
-        var recipients: [Recipient] = []
+        let cell: RoomCell
+        var admitted = 1
+        var waiting = 0
     }
 
     /// An admitted member as the frame path sees it: its WebSocket and, when the relay runs
@@ -60,7 +60,6 @@ final class RelayCore: Sendable {
         /// Rooms created per source address (every `CREATE_ROOM` counts, before any hashing).
         var roomCreations: RateLimiter<String>
         var shuttingDown = false
-        var sessions: [UInt32: MediaSession] = [:]
         var media: MediaEndpoint?
         /// TCP connections accepted and not yet upgraded to a WebSocket (or closed), in all
         /// and per source address: they count against `max-connections` from accept on.
@@ -82,7 +81,12 @@ final class RelayCore: Sendable {
     /// `ERROR at_capacity` (5.1); past these, a connection is closed at accept.
     static let refusalReserve = 16
 
+    /// The registry: rooms, connections, limiters. Not taken by the frame paths.
     private let state: Mutex<State>
+    /// Media sessions by id (sharded; the UDP path looks a session up per datagram).
+    private let sessions = SessionTable()
+    /// The bound media path, for the WebSocket frame path's UDP writes.
+    private let mediaBox = Mutex<MediaEndpoint?>(nil)
     /// This relay's membership of a cluster (nil: a single relay).
     private let clusterBox = Mutex<ClusterNode?>(nil)
     var cluster: ClusterNode? { clusterBox.withLock { $0 } }
@@ -191,6 +195,7 @@ final class RelayCore: Sendable {
         let deliveries = state.withLock { s -> [Delivery] in
             guard let entry = s.connections.removeValue(forKey: id) else { return [] }
             recordConnections(s)
+            entry.outbox.room = nil
             if let media = entry.media { dropSession(&s, media) }
             guard let roomID = entry.roomID else { return [] }
             return mutateRoom(&s, roomID) { $0.disconnected(id, reason: reason, now: now) }
@@ -269,12 +274,19 @@ final class RelayCore: Sendable {
                 return .failure(RefusalError(message: ErrorMessage(code: .roomExists, isFatal: true, message: "a room with the proposed id exists")))
             }
             let policy = RoomPolicy(roomID: roomID, owner: message.identity, ownerConnection: outbox.id, settings: settings, now: now)
+            let cell = RoomCell(id: roomID, policy: policy, passwordHash: passwordHash)
             connection.roomID = roomID
             s.connections[outbox.id] = connection
+            outbox.room = cell
             var deliveries = [Delivery(outbox: outbox, action: .message(.roomCreated(
                 RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings))))]
-            let media = openSession(&s, for: outbox.id, deliveries: &deliveries)
-            s.rooms[roomID] = RoomEntry(policy: policy, passwordHash: passwordHash, recipients: [Recipient(outbox: outbox, media: media)])
+            let media = openSession(&s, for: outbox.id, room: cell, deliveries: &deliveries)
+            let host = Recipient(outbox: outbox, media: media)
+            cell.state.withLock { r in
+                r.recipients = [host]
+                r.byConnection = [outbox.id: host]
+            }
+            s.rooms[roomID] = RoomEntry(cell: cell)
             metrics.rooms.record(s.rooms.count)
             metrics.roomsCreated.increment()
             updateGauges(s)
@@ -308,7 +320,7 @@ final class RelayCore: Sendable {
                 if inCluster { return nil }
                 return ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")
             }
-            if room.passwordHash != nil {
+            if room.cell.passwordHash != nil {
                 // Wrong passwords per address refuse that address. Per room they only slow
                 // the wrong answers (``wrongPassword(_:outbox:)``): a stranger who knows the
                 // room id must not be able to lock its invitees out (5.4).
@@ -352,7 +364,7 @@ final class RelayCore: Sendable {
     }
 
     private func checkPasswordAndJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
-        let hash = state.withLock { $0.rooms[message.roomID]?.passwordHash }
+        let hash = state.withLock { $0.rooms[message.roomID]?.cell.passwordHash }
         guard let hash else { return finishJoin(message, outbox: outbox) }
         guard let auth = message.relayAuth else { return wrongPassword(message, outbox: outbox) }
         threadPool.runIfActive(eventLoop: outbox.channel.eventLoop) {
@@ -390,11 +402,12 @@ final class RelayCore: Sendable {
     private func finishJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
         let deliveries = state.withLock { s -> [Delivery] in
             guard var connection = s.connections[outbox.id], connection.roomID == nil else { return [] }
-            guard s.rooms[message.roomID] != nil else {
+            guard let room = s.rooms[message.roomID] else {
                 return [Delivery(outbox: outbox, action: .close(ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")))]
             }
             connection.roomID = message.roomID
             s.connections[outbox.id] = connection
+            outbox.room = room.cell
             return mutateRoom(&s, message.roomID) { $0.join(connection: outbox.id, identity: message.identity, knock: message.knock, now: now) }
         }
         for d in deliveries where d.outbox === outbox {
@@ -430,13 +443,13 @@ final class RelayCore: Sendable {
         }
         var targets = MediaTargets(capacity: 0)
         let now = NIODeadline.now().uptimeNanoseconds
-        let (route, channel) = state.withLock { s -> (FrameRoute, Channel?) in
-            guard let roomID = s.connections[outbox.id]?.roomID, s.rooms[roomID] != nil else {
-                return (.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")), nil)
-            }
-            let route = routeLocked(&s, roomID: roomID, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
-            return (route, targets.udp.isEmpty ? nil : mediaChannel(s, for: outbox.channel.eventLoop))
-        }
+        let notAdmitted = FrameRoute.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants"))
+        // The room's lock only: frames of other rooms, and joins, go on meanwhile.
+        let route = outbox.room?.state.withLock { r -> FrameRoute in
+            guard !r.isClosed else { return notAdmitted }
+            return routeLocked(&r, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
+        } ?? notAdmitted
+        let channel = targets.udp.isEmpty ? nil : mediaChannel(for: outbox.channel.eventLoop)
         switch route {
         case .broadcast, .unicast:
             for recipient in targets.websocket {
@@ -470,20 +483,20 @@ final class RelayCore: Sendable {
     }
 
     /// The policy decision for one frame, and its targets filled into `targets`. Called
-    /// with the lock held, from both the WebSocket and the UDP path, so mute, sharing and
-    /// addressing rules are the same on both. Allocates nothing once `targets` has grown.
-    private func routeLocked(_ s: inout State, roomID: RoomID, header: FrameHeader, frameLength: Int,
+    /// with the room's lock held, from both the WebSocket and the UDP path, so mute, sharing
+    /// and addressing rules are the same on both. Allocates nothing once `targets` has grown.
+    private func routeLocked(_ r: inout RoomState, header: FrameHeader, frameLength: Int,
                              from connection: ConnectionID, now: UInt64, targets: inout MediaTargets) -> FrameRoute {
-        // Mutate the policy where it is stored (the dictionary's modify accessor): a copy
-        // would duplicate the room's tables on write (copy-on-write) for every frame.
-        let route = s.rooms[roomID]!.policy.routeFrame(header, from: connection)
+        // Mutate the policy in place: a copy would duplicate the room's tables on write
+        // (copy-on-write) for every frame.
+        let route = r.policy.routeFrame(header, from: connection)
         switch route {
         case .broadcast:
             metrics.framesForwarded[header.kind]?.increment()
             metrics.bytesForwarded.increment(by: Int64(frameLength))
             let byUDP = (header.kind == .audio || header.kind == .screen) && frameLength <= MediaDatagram.maximumBodyLength
             var udp = 0
-            for recipient in s.rooms[roomID]!.recipients where recipient.outbox.id != connection {
+            for recipient in r.recipients where recipient.outbox.id != connection {
                 if byUDP, let media = recipient.media, media.pathIsLive(now: now, timeout: mediaPathTimeout) {
                     targets.udp.append(media.address!)
                     udp += 1
@@ -496,7 +509,7 @@ final class RelayCore: Sendable {
         case .unicast(let to):
             metrics.framesForwarded[header.kind]?.increment()
             metrics.bytesForwarded.increment(by: Int64(frameLength))
-            if let recipient = s.connections[to]?.outbox {
+            if let recipient = r.byConnection[to]?.outbox {
                 targets.websocket.append(recipient)
                 metrics.deliveries.increment()
             }
@@ -508,8 +521,8 @@ final class RelayCore: Sendable {
 
     /// The media channel on `eventLoop` if there is one (a write without a thread hop),
     /// else the first.
-    private func mediaChannel(_ s: State, for eventLoop: EventLoop) -> Channel? {
-        guard let channels = s.media?.channels else { return nil }
+    private func mediaChannel(for eventLoop: EventLoop) -> Channel? {
+        guard let channels = mediaBox.withLock({ $0?.channels }) else { return nil }
         return channels.first { $0.eventLoop === eventLoop } ?? channels.first
     }
 
@@ -530,7 +543,7 @@ final class RelayCore: Sendable {
             return udpDrop(error.metricName)
         }
         let header = parsed.header
-        guard let session = state.withLock({ $0.sessions[header.sessionID] }) else {
+        guard let session = sessions[header.sessionID] else {
             return udpDrop("unknown_session")
         }
         // The tag first: nothing unauthenticated touches the window or the address.
@@ -549,9 +562,10 @@ final class RelayCore: Sendable {
             frameHeader = decoded.header
         }
         let millis = self.now
-        return state.withLock { s -> MediaInbound in
+        // The session's room's lock only: datagrams of other rooms go on meanwhile.
+        return session.room.state.withLock { r -> MediaInbound in
             // The session may have closed since the look-up.
-            guard s.sessions[header.sessionID] === session else { return udpDrop("unknown_session") }
+            guard session.isOpen, !r.isClosed else { return udpDrop("unknown_session") }
             guard session.window.check(header.sequence) == .fresh else { return udpDrop("replayed") }
             // Path validation (6.4): the relay sends to an address only after the client
             // proved, by echoing a random token sent there, that it receives there. A member
@@ -595,10 +609,7 @@ final class RelayCore: Sendable {
                 metrics.limitHit("frames_per_second")
                 return udpDrop("rate_limited")
             }
-            guard let roomID = s.connections[session.connection]?.roomID, s.rooms[roomID] != nil else {
-                return udpDrop("not_admitted")
-            }
-            switch routeLocked(&s, roomID: roomID, header: frameHeader, frameLength: parsed.body.count,
+            switch routeLocked(&r, header: frameHeader, frameLength: parsed.body.count,
                                from: session.connection, now: now, targets: &targets) {
             case .broadcast, .unicast:
                 return .forward(body: parsed.body)
@@ -620,14 +631,15 @@ final class RelayCore: Sendable {
 
     /// A connection's participant index in its room (harness and tests).
     func index(of id: ConnectionID) -> ParticipantIndex? {
-        state.withLock { s in s.connections[id]?.roomID.flatMap { s.rooms[$0]?.policy.index(of: id) } }
+        let cell = state.withLock { s in s.connections[id]?.roomID.flatMap { s.rooms[$0]?.cell } }
+        return cell?.state.withLock { $0.policy.index(of: id) }
     }
 
     /// A connection's media session (harness and tests).
     func mediaSession(of id: ConnectionID) -> MediaSession? { state.withLock { $0.connections[id]?.media } }
 
     /// Forgets the sequence numbers a session has seen (the harness reuses a datagram pool).
-    func resetReplayWindow(_ session: MediaSession) { state.withLock { _ in session.window = ReplayWindow() } }
+    func resetReplayWindow(_ session: MediaSession) { session.room.state.withLock { _ in session.window = ReplayWindow() } }
 
     private func udpDrop(_ reason: String) -> MediaInbound {
         metrics.udpDropped(reason)
@@ -637,31 +649,36 @@ final class RelayCore: Sendable {
     /// Records the bound media path; `MEDIA_SESSION`s name it from now on.
     func mediaPathBound(_ endpoint: MediaEndpoint) {
         state.withLock { $0.media = endpoint }
+        mediaBox.withLock { $0 = endpoint }
     }
 
     /// Opens a media session for an admitted connection and queues its `MEDIA_SESSION`.
     /// Nil when the relay runs no media path. Lock held.
-    private func openSession(_ s: inout State, for id: ConnectionID, deliveries: inout [Delivery]) -> MediaSession? {
+    private func openSession(_ s: inout State, for id: ConnectionID, room: RoomCell, deliveries: inout [Delivery]) -> MediaSession? {
         guard let media = s.media, let entry = s.connections[id] else { return nil }
         if let existing = entry.media { return existing }
-        var sessionID: UInt32
-        repeat { sessionID = UInt32.random(in: 1 ... .max) } while s.sessions[sessionID] != nil
         let key = SecretKey.random(count: HopAuthenticator.keyByteCount)
-        guard let session = try? MediaSession(id: sessionID, connection: id, outbox: entry.outbox, hopKey: key,
-                                              configuration: configuration, now: now) else { return nil }
-        s.sessions[sessionID] = session
+        var session: MediaSession
+        repeat {
+            guard let candidate = try? MediaSession(id: UInt32.random(in: 1 ... .max), connection: id, room: room, outbox: entry.outbox,
+                                                    hopKey: key, configuration: configuration, now: now) else { return nil }
+            session = candidate
+        } while !sessions.insert(session)
+        let sessionID = session.id
         s.connections[id]?.media = session
-        metrics.mediaSessions.record(s.sessions.count)
+        metrics.mediaSessions.record(sessions.count)
         deliveries.append(Delivery(outbox: entry.outbox, action: .message(.mediaSession(
             MediaSessionMessage(sessionID: sessionID, hopKey: key, port: media.port, host: media.advertisedHost)))))
         return session
     }
 
-    /// Forgets a session: its datagrams are dropped as `unknown_session` from now on. Lock held.
-    private func dropSession(_ s: inout State, _ session: MediaSession) {
-        s.sessions[session.id] = nil
+    /// Forgets a session: its datagrams are dropped as `unknown_session` from now on.
+    /// Registry lock held; `roomLocked`: its room's lock too (else it is taken here).
+    private func dropSession(_ s: inout State, _ session: MediaSession, roomLocked: Bool = false) {
+        sessions.remove(session.id)
+        if roomLocked { session.isOpen = false } else { session.room.state.withLock { _ in session.isOpen = false } }
         s.connections[session.connection]?.media = nil
-        metrics.mediaSessions.record(s.sessions.count)
+        metrics.mediaSessions.record(sessions.count)
     }
 
     /// Recording-acknowledgement deadlines for every room.
@@ -711,13 +728,19 @@ final class RelayCore: Sendable {
         guard let origin else { return shutdownAll() }
         let outboxes = state.withLock { s -> [ConnectionOutbox] in
             s.shuttingDown = true
-            for roomID in Array(s.rooms.keys) {
+            for (roomID, room) in s.rooms {
+                room.cell.state.withLock { r in
+                    r.isClosed = true
+                    r.recipients = []
+                    r.byConnection = [:]
+                }
                 s.rooms[roomID] = nil
                 cluster?.roomClosed(roomID, mayMove: true)
                 metrics.clusterRehomes.increment()
             }
             for (id, entry) in s.connections {
                 s.connections[id]?.roomID = nil
+                entry.outbox.room = nil
                 if let media = entry.media { dropSession(&s, media) }
             }
             metrics.rooms.record(0)
@@ -734,7 +757,7 @@ final class RelayCore: Sendable {
     var connectionCount: Int { state.withLock { $0.connections.count } }
     var roomCount: Int { state.withLock { $0.rooms.count } }
     /// Admitted participants in every room.
-    var participantCount: Int { state.withLock { $0.rooms.values.reduce(0) { $0 + $1.policy.admittedCount } } }
+    var participantCount: Int { state.withLock { $0.rooms.values.reduce(0) { $0 + $1.admitted } } }
 
     // MARK: - Internals
 
@@ -745,50 +768,67 @@ final class RelayCore: Sendable {
     }
 
     /// Runs `body` on a room's policy and turns its actions into deliveries. Must be called
-    /// with the lock held (it takes `inout State`).
+    /// with the registry lock held (it takes `inout State`); takes the room's lock for the
+    /// whole change, so that no frame is routed to a member list half updated.
     private func mutateRoom(_ s: inout State, _ roomID: RoomID, _ body: (inout RoomPolicy) -> [RoomAction]) -> [Delivery] {
-        guard s.rooms[roomID] != nil else { return [] }
-        // In place: a copy would duplicate the policy's tables (copy-on-write) on every action.
-        let actions = body(&s.rooms[roomID]!.policy)
+        guard let cell = s.rooms[roomID]?.cell else { return [] }
         var out: [Delivery] = []
-        out.reserveCapacity(actions.count)
         var closed = false
-        for action in actions {
-            switch action {
-            case let .send(id, message):
-                if let outbox = s.connections[id]?.outbox { out.append(Delivery(outbox: outbox, action: .message(message))) }
-                if case .admitted = message { _ = openSession(&s, for: id, deliveries: &out) }
-            case let .close(id, error):
-                if let entry = s.connections[id] {
-                    out.append(Delivery(outbox: entry.outbox, action: .close(error)))
-                    s.connections[id]?.roomID = nil
-                    if let media = entry.media { dropSession(&s, media) }
+        var counts = (admitted: 0, waiting: 0)
+        cell.state.withLock { r in
+            // In place: a copy would duplicate the policy's tables (copy-on-write).
+            let actions = body(&r.policy)
+            out.reserveCapacity(actions.count)
+            for action in actions {
+                switch action {
+                case let .send(id, message):
+                    if let outbox = s.connections[id]?.outbox { out.append(Delivery(outbox: outbox, action: .message(message))) }
+                    if case .admitted = message { _ = openSession(&s, for: id, room: cell, deliveries: &out) }
+                case let .close(id, error):
+                    if let entry = s.connections[id] {
+                        out.append(Delivery(outbox: entry.outbox, action: .close(error)))
+                        s.connections[id]?.roomID = nil
+                        entry.outbox.room = nil
+                        if let media = s.connections[id]?.media { dropSession(&s, media, roomLocked: true) }
+                    }
+                case let .release(id):
+                    if let entry = s.connections[id] {
+                        out.append(Delivery(outbox: entry.outbox, action: .release))
+                        s.connections[id]?.roomID = nil
+                        entry.outbox.room = nil
+                        if let media = s.connections[id]?.media { dropSession(&s, media, roomLocked: true) }
+                    }
+                case .roomClosed:
+                    closed = true
                 }
-            case let .release(id):
-                if let entry = s.connections[id] {
-                    out.append(Delivery(outbox: entry.outbox, action: .release))
+            }
+            if closed {
+                r.isClosed = true
+                r.recipients = []
+                r.byConnection = [:]
+                for (id, entry) in s.connections where entry.roomID == roomID {
                     s.connections[id]?.roomID = nil
-                    if let media = entry.media { dropSession(&s, media) }
+                    entry.outbox.room = nil
+                    if let media = entry.media { dropSession(&s, media, roomLocked: true) }
                 }
-            case .roomClosed:
-                closed = true
+            } else {
+                let recipients = r.policy.admittedConnections.compactMap { id in
+                    s.connections[id].map { Recipient(outbox: $0.outbox, media: $0.media) }
+                }
+                r.recipients = recipients
+                r.byConnection = Dictionary(recipients.map { ($0.outbox.id, $0) }, uniquingKeysWith: { a, _ in a })
+                counts = (r.policy.admittedCount, r.policy.waitingCount)
             }
         }
         if closed {
             s.rooms[roomID] = nil
             cluster?.roomClosed(roomID, mayMove: s.shuttingDown)
             s.passwordFailuresByRoom.forget(roomID)
-            for (id, entry) in s.connections where entry.roomID == roomID {
-                s.connections[id]?.roomID = nil
-                if let media = entry.media { dropSession(&s, media) }
-            }
             metrics.rooms.record(s.rooms.count)
             logger.info("room closed", metadata: ["room": "\(LogRedaction.room(roomID))"])
         } else {
-            let recipients = s.rooms[roomID]!.policy.admittedConnections.compactMap { id in
-                s.connections[id].map { Recipient(outbox: $0.outbox, media: $0.media) }
-            }
-            s.rooms[roomID]!.recipients = recipients
+            s.rooms[roomID]?.admitted = counts.admitted
+            s.rooms[roomID]?.waiting = counts.waiting
         }
         updateGauges(s)
         return out
@@ -796,7 +836,7 @@ final class RelayCore: Sendable {
 
     private func updateGauges(_ s: State) {
         var admitted = 0, waiting = 0
-        for room in s.rooms.values { admitted += room.policy.admittedCount; waiting += room.policy.waitingCount }
+        for room in s.rooms.values { admitted += room.admitted; waiting += room.waiting }
         metrics.participants.record(admitted)
         metrics.waiting.record(waiting)
     }

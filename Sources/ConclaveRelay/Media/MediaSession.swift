@@ -7,11 +7,15 @@ import ConclaveProtocol
 /// authenticated datagram.
 ///
 /// Created when the relay admits the connection, dropped when it leaves the room. The
-/// mutable fields are guarded by ``RelayCore``'s lock, hence `@unchecked Sendable`; the
-/// immutable ones (`id`, `connection`, `authenticator`) may be read anywhere.
+/// mutable fields are guarded by the lock of its ``room``, hence `@unchecked Sendable`;
+/// the immutable ones (`id`, `connection`, `room`, `authenticator`) may be read anywhere.
 final class MediaSession: @unchecked Sendable {
     let id: UInt32
     let connection: ConnectionID
+    /// The room its connection was admitted to (a connection joins one room in its life).
+    let room: RoomCell
+    /// False once dropped (the member left, or the room closed).
+    var isOpen = true
     let outbox: ConnectionOutbox
     let authenticator: HopAuthenticator
     let hopKey: SecretKey
@@ -30,10 +34,11 @@ final class MediaSession: @unchecked Sendable {
     var frames: TokenBucket
     var bytes: TokenBucket
 
-    init(id: UInt32, connection: ConnectionID, outbox: ConnectionOutbox, hopKey: SecretKey,
+    init(id: UInt32, connection: ConnectionID, room: RoomCell, outbox: ConnectionOutbox, hopKey: SecretKey,
          configuration: RelayConfiguration, now: RelayMillis) throws {
         self.id = id
         self.connection = connection
+        self.room = room
         self.outbox = outbox
         self.hopKey = hopKey
         self.authenticator = try HopAuthenticator(key: hopKey)
