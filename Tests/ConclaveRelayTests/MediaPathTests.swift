@@ -291,14 +291,17 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 
     /// A path that goes silent falls back to the WebSocket; an authenticated datagram from a
     /// new address (NAT rebinding) moves it.
+    /// The relay's clock is moved by hand: the timeout is crossed without waiting for it.
     @Test func silentPathFallsBackAndRebindingMovesIt() async throws {
-        try await withRelay(testRelayConfiguration { $0.mediaPathTimeoutSeconds = 2 }) { _, endpoint in
+        let clock = ManualRelayClock()
+        try await withRelay(testRelayConfiguration { $0.mediaPathTimeoutSeconds = 2 }, clock: clock) { _, endpoint in
             let (host, guest, hostUDP, guestUDP) = try await establishedPair(endpoint)
             let first = try frameBytes(.audio, from: host.index, payload: [1])
             try await hostUDP.send(hostUDP.seal(.media, body: first))
             #expect(try await guestUDP.waitForFrames(1) == [first])
             // The guest goes silent for longer than the timeout: frames come over its WebSocket.
-            _ = try await guest.drain(for: .milliseconds(2_300))
+            _ = try await guest.drain(for: .milliseconds(100))
+            clock.advance(by: .milliseconds(2_100))
             let second = try frameBytes(.audio, from: host.index, payload: [2])
             try await hostUDP.send(hostUDP.seal(.media, body: second))
             #expect(receivedFrames(try await guest.drain(for: .milliseconds(300))) == [second])

@@ -24,11 +24,11 @@ func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void = { _ in
 }
 
 /// Starts a relay, runs `body`, always shuts it down.
-func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfiguration(),
+func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfiguration(), clock: any RelayClock = MonotonicRelayClock(),
                   _ body: (RelayServer, RelayEndpoint) async throws -> T) async throws -> T {
     var logger = Logger(label: "test.relay")
     logger.logLevel = .warning
-    let server = try RelayServer(configuration: configuration, logger: logger)
+    let server = try RelayServer(configuration: configuration, logger: logger, clock: clock)
     try await server.start()
     let scheme: RelayEndpoint.Scheme = configuration.isTLS ? .wss : .ws
     let endpoint = RelayEndpoint(scheme: scheme, host: configuration.isTLS ? "localhost" : "127.0.0.1", port: server.port!)

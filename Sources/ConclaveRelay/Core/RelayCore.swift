@@ -17,7 +17,10 @@ final class RelayCore: Sendable {
     let metrics: RelayMetrics
     let logger: Logger
     private let threadPool: NIOThreadPool
-    private let startInstant = ContinuousClock.now
+    /// The relay's time (injected: tests move a ``ManualRelayClock`` by hand).
+    let clock: any RelayClock
+    /// The relay's randomness (challenges, session ids, hop keys, path tokens).
+    let random: RelayRandom
 
     /// A room in the registry: its cell (policy and recipients under the room's own lock)
     /// and its member counts as of its last change, for the gauges and the cluster's load.
@@ -91,15 +94,18 @@ final class RelayCore: Sendable {
     private let clusterBox = Mutex<ClusterNode?>(nil)
     var cluster: ClusterNode? { clusterBox.withLock { $0 } }
     func attach(cluster: ClusterNode) { clusterBox.withLock { $0 = cluster } }
-    /// A UDP path that has been silent this long falls back to the WebSocket (nanoseconds).
-    let mediaPathTimeout: UInt64
+    /// A UDP path that has been silent this long falls back to the WebSocket.
+    let mediaPathTimeout: Duration
 
-    init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool) {
+    init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool,
+         clock: any RelayClock = MonotonicRelayClock(), random: RelayRandom = .system) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
         self.threadPool = threadPool
-        self.mediaPathTimeout = UInt64(configuration.mediaPathTimeoutSeconds) * 1_000_000_000
+        self.clock = clock
+        self.random = random
+        self.mediaPathTimeout = .seconds(configuration.mediaPathTimeoutSeconds)
         self.state = Mutex(State(
             joinAttempts: RateLimiter(limit: configuration.joinAttemptsPerAddressPerMinute, window: 60_000),
             passwordFailuresByAddress: RateLimiter(limit: configuration.passwordFailuresPerAddressPerMinute, window: 60_000),
@@ -107,11 +113,8 @@ final class RelayCore: Sendable {
             roomCreations: RateLimiter(limit: configuration.roomCreationsPerAddressPerMinute, window: 60_000)))
     }
 
-    /// Milliseconds since the relay started (monotonic).
-    var now: RelayMillis {
-        let d = ContinuousClock.now - startInstant
-        return RelayMillis(d.components.seconds) * 1000 + RelayMillis(d.components.attoseconds / 1_000_000_000_000_000)
-    }
+    /// Milliseconds on the relay's clock (room policy, rate limiters).
+    var now: RelayMillis { clock.now.milliseconds }
 
     // MARK: - Connections
 
@@ -442,7 +445,7 @@ final class RelayCore: Sendable {
             return ErrorMessage(code: .tooLarge, isFatal: true, message: "\(header.kind.name) frame of \(payloadLength) bytes exceeds this relay's limit of \(configuration.payloadLimit(header.kind))")
         }
         var targets = MediaTargets(capacity: 0)
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = clock.now
         let notAdmitted = FrameRoute.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants"))
         // The room's lock only: frames of other rooms, and joins, go on meanwhile.
         let route = outbox.room?.state.withLock { r -> FrameRoute in
@@ -486,7 +489,7 @@ final class RelayCore: Sendable {
     /// with the room's lock held, from both the WebSocket and the UDP path, so mute, sharing
     /// and addressing rules are the same on both. Allocates nothing once `targets` has grown.
     private func routeLocked(_ r: inout RoomState, header: FrameHeader, frameLength: Int,
-                             from connection: ConnectionID, now: UInt64, targets: inout MediaTargets) -> FrameRoute {
+                             from connection: ConnectionID, now: RelayInstant, targets: inout MediaTargets) -> FrameRoute {
         // Mutate the policy in place: a copy would duplicate the room's tables on write
         // (copy-on-write) for every frame.
         let route = r.policy.routeFrame(header, from: connection)
@@ -528,13 +531,13 @@ final class RelayCore: Sendable {
 
     // MARK: - UDP media path
 
-    /// At most one `PATH_CHALLENGE` per session and address per this interval (ns).
-    static let pathChallengeInterval: UInt64 = 250_000_000
+    /// At most one `PATH_CHALLENGE` per session and address per this interval.
+    static let pathChallengeInterval = Duration.milliseconds(250)
 
     /// Handles one client → relay datagram (protocol 6.3): parse, hop tag, replay window,
     /// address learning, then the same routing as ``frame(_:message:from:)``. Fills
     /// `targets`; the caller writes. No allocation on the forwarding path.
-    func mediaDatagram(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress, now: UInt64,
+    func mediaDatagram(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress,
                        targets: inout MediaTargets) -> MediaInbound {
         let parsed: (header: MediaDatagram.Header, body: Range<Int>)
         do {
@@ -561,7 +564,8 @@ final class RelayCore: Sendable {
             }
             frameHeader = decoded.header
         }
-        let millis = self.now
+        let now = clock.now
+        let millis = now.milliseconds
         // The session's room's lock only: datagrams of other rooms go on meanwhile.
         return session.room.state.withLock { r -> MediaInbound in
             // The session may have closed since the look-up.
@@ -588,10 +592,10 @@ final class RelayCore: Sendable {
                 // Authenticated, but from an address not validated: challenge it (at most
                 // one challenge per interval), and use nothing of the datagram. The window
                 // is not advanced, so the same datagram from the right address still counts.
-                if let pending = session.pendingPath, pending.address == address, now &- pending.sentAt < Self.pathChallengeInterval {
+                if let pending = session.pendingPath, pending.address == address, now.since(pending.sentAt) < Self.pathChallengeInterval {
                     return udpDrop("unvalidated_address")
                 }
-                let token = SecureRandom.bytes(count: 8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                let token = random.uint64()
                 session.pendingPath = (address, token, now)
                 session.ackSequence += 1
                 metrics.udpDropped("unvalidated_address")
@@ -657,10 +661,10 @@ final class RelayCore: Sendable {
     private func openSession(_ s: inout State, for id: ConnectionID, room: RoomCell, deliveries: inout [Delivery]) -> MediaSession? {
         guard let media = s.media, let entry = s.connections[id] else { return nil }
         if let existing = entry.media { return existing }
-        let key = SecretKey.random(count: HopAuthenticator.keyByteCount)
+        let key = SecretKey(copying: random.bytes(HopAuthenticator.keyByteCount))
         var session: MediaSession
         repeat {
-            guard let candidate = try? MediaSession(id: UInt32.random(in: 1 ... .max), connection: id, room: room, outbox: entry.outbox,
+            guard let candidate = try? MediaSession(id: max(1, random.uint32()), connection: id, room: room, outbox: entry.outbox,
                                                     hopKey: key, configuration: configuration, now: now) else { return nil }
             session = candidate
         } while !sessions.insert(session)

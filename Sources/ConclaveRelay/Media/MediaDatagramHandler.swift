@@ -3,7 +3,7 @@ import ConclaveProtocol
 
 /// The relay's end of the UDP media path: one per media socket (event loop).
 ///
-/// Each datagram goes through ``RelayCore/mediaDatagram(_:from:now:targets:)`` (parse, hop
+/// Each datagram goes through ``RelayCore/mediaDatagram(_:from:targets:)`` (parse, hop
 /// tag, replay window, policy), then is written to every UDP target as a slice of the
 /// received buffer (no copy). The flush comes once per read burst, after every datagram of
 /// the burst has been fanned out, so NIO hands all of them to the kernel in one `sendmmsg`
@@ -25,9 +25,8 @@ final class MediaDatagramHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = Self.unwrapInboundIn(data)
         let buffer = envelope.data
-        let now = NIODeadline.now().uptimeNanoseconds
         let outcome = buffer.withUnsafeReadableBytes { raw in
-            core.mediaDatagram(raw, from: envelope.remoteAddress, now: now, targets: &targets)
+            core.mediaDatagram(raw, from: envelope.remoteAddress, targets: &targets)
         }
         switch outcome {
         case .forward(let body):

@@ -24,10 +24,10 @@ final class MediaSession: @unchecked Sendable {
     /// The validated address (6.4): the relay sends to it only after the client answered a
     /// `PATH_CHALLENGE` there (nil until then).
     var address: SocketAddress?
-    /// The address being validated, its token and when the challenge left (monotonic ns).
-    var pendingPath: (address: SocketAddress, token: UInt64, sentAt: UInt64)?
-    /// When the last authenticated datagram arrived (monotonic nanoseconds).
-    var lastHeard: UInt64 = 0
+    /// The address being validated, its token and when the challenge left.
+    var pendingPath: (address: SocketAddress, token: UInt64, sentAt: RelayInstant)?
+    /// When the last authenticated datagram arrived.
+    var lastHeard = RelayInstant.origin
     /// The relay's own `KEEPALIVE_ACK` sequence numbers (direction 1).
     var ackSequence: UInt64 = 0
     /// Frame and byte rates, as on the WebSocket (`max-frames-per-second`, `max-bytes-per-second`).
@@ -47,10 +47,10 @@ final class MediaSession: @unchecked Sendable {
     }
 
     /// Whether frames for this participant go by UDP: an authenticated datagram arrived
-    /// within `timeout` nanoseconds. Otherwise they fall back to its WebSocket.
+    /// within `timeout`. Otherwise they fall back to its WebSocket.
     @inline(__always)
-    func pathIsLive(now: UInt64, timeout: UInt64) -> Bool {
-        address != nil && now &- lastHeard <= timeout
+    func pathIsLive(now: RelayInstant, timeout: Duration) -> Bool {
+        address != nil && now.since(lastHeard) <= timeout
     }
 }
 

@@ -72,7 +72,7 @@ public final class RelayForwardingHarness {
                                authenticator: session.authenticator, into: &keepalive)
             let address = try SocketAddress(ipAddress: "127.0.0.1", port: 20_000 + i)
             var scratch = MediaTargets()
-            let outcome = keepalive.withUnsafeBytes { core.mediaDatagram($0, from: address, now: NIODeadline.now().uptimeNanoseconds, targets: &scratch) }
+            let outcome = keepalive.withUnsafeBytes { core.mediaDatagram($0, from: address, targets: &scratch) }
             guard case .acknowledge(let reply) = outcome,
                   let challenge = reply.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: session.id, authenticator: session.authenticator) })
             else { throw HarnessError("keepalive of member \(i): \(outcome)") }
@@ -80,7 +80,7 @@ public final class RelayForwardingHarness {
             MediaDatagram.pathResponseBody(token: challenge.token).withUnsafeBytes {
                 MediaDatagram.seal(.init(kind: .pathResponse, sessionID: session.id, sequence: 2), body: $0, authenticator: session.authenticator, into: &response)
             }
-            let validated = response.withUnsafeBytes { core.mediaDatagram($0, from: address, now: NIODeadline.now().uptimeNanoseconds, targets: &scratch) }
+            let validated = response.withUnsafeBytes { core.mediaDatagram($0, from: address, targets: &scratch) }
             guard case .acknowledge = validated else { throw HarnessError("path response of member \(i): \(validated)") }
         }
         let sender = sessions[0]
@@ -111,8 +111,7 @@ public final class RelayForwardingHarness {
         }
         let datagram = datagrams[cursor]
         cursor += 1
-        let now = NIODeadline.now().uptimeNanoseconds
-        let outcome = datagram.withUnsafeBytes { core.mediaDatagram($0, from: source, now: now, targets: &targets) }
+        let outcome = datagram.withUnsafeBytes { core.mediaDatagram($0, from: source, targets: &targets) }
         let n: Int
         if case .forward = outcome { n = targets.udp.count } else { n = -1 }
         targets.reset()

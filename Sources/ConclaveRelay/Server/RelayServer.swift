@@ -25,8 +25,9 @@ public final class RelayServer: Sendable {
     private let serverChannel: NIOLockedBox<Channel?>
     private let mediaChannels = NIOLockedBox<[Channel]>([])
 
+    /// `clock`: the relay's time, for tests where a timer is the subject (``ManualRelayClock``).
     public init(configuration: RelayConfiguration, logger: Logger = Logger(label: "conclave.relay"),
-                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: any RelayClock = MonotonicRelayClock()) throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
@@ -34,7 +35,7 @@ public final class RelayServer: Sendable {
         self.metrics = RelayMetrics()
         self.threadPool = NIOThreadPool(numberOfThreads: 2)
         self.threadPool.start()
-        self.core = RelayCore(configuration: configuration, metrics: metrics, logger: logger, threadPool: threadPool)
+        self.core = RelayCore(configuration: configuration, metrics: metrics, logger: logger, threadPool: threadPool, clock: clock)
         self.serverChannel = NIOLockedBox(nil)
         if let url = configuration.clusterRedisURL {
             let endpoint: RedisEndpoint

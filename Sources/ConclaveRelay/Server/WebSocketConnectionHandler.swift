@@ -122,7 +122,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             guard hello.minimumVersion <= ProtocolVersion.current, hello.maximumVersion >= ProtocolVersion.current else {
                 return reject(.unsupportedVersion, "this relay speaks protocol version \(ProtocolVersion.current) only")
             }
-            let challenge = SecureRandom.bytes(count: MessageLimits.challengeLength)
+            let challenge = core.random.bytes(MessageLimits.challengeLength)
             phase = .awaitingRoom(challenge: challenge)
             outbox.send(.welcome(WelcomeMessage(version: ProtocolVersion.current, challenge: challenge,
                                                 maximumMessageLength: UInt16(MessageLimits.maximumMessageLength),
