@@ -116,12 +116,12 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium"]),
+        .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium", "ConclaveTestSupport"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         // Helpers the test targets share (real servers to test against, waiters).
         .target(
             name: "ConclaveTestSupport",
-            dependencies: ["ConclaveRedis", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["ConclaveRedis", "ConclaveMedia", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/ConclaveTestSupport"
         ),
         .testTarget(
@@ -139,7 +139,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConclaveProtocolTests",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "CSodium"],
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "CSodium", "ConclaveTestSupport"],
             resources: []
         ),
     ]

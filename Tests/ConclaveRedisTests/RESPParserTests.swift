@@ -1,6 +1,7 @@
 import Testing
 import NIOCore
 @testable import ConclaveRedis
+import ConclaveTestSupport
 
 @Suite struct RESPParserTests {
     private func bytes(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
@@ -109,7 +110,7 @@ import NIOCore
 
     /// Random bytes never crash the parser: each input parses, is incomplete, or throws.
     @Test func randomBytesNeverCrash() {
-        var rng = SplitMix(seed: 0xC0FFEE)
+        var rng = SplitMix64(seed: 0xC0FFEE)
         let alphabet = Array("+-:$*%~>_#,(!=|\r\n0123456789-abc".utf8)
         for _ in 0 ..< 20_000 {
             let n = Int(rng.next() % 40)
@@ -151,17 +152,5 @@ import NIOCore
         #expect(b.delay(attempt: 3, unit: 1) == .milliseconds(400))
         #expect(b.delay(attempt: 10, unit: 1) == .seconds(2))
         #expect(b.delay(attempt: 1_000, unit: 0.5) == .milliseconds(1500))
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -291,21 +291,28 @@ final class RelayNodeProcess: @unchecked Sendable {
         return o
     }
 
+    /// A host and a guest through `entry`, both running for 20 s, keyed and hearing each other.
+    private func meeting(through entry: RelayEndpoint, fallbacks: [RelayEndpoint])
+        async throws -> (host: Participant, guest: Participant, invite: Invite, runs: [Task<Void, Never>]) {
+        let quiet = EventOutput(json: true) { _ in }
+        let host = try await Participant.host(relay: entry, password: nil, settings: .privacyDefaults,
+                                              options: options("host", fallbacks: fallbacks), output: quiet)
+        let invite = try #require(await host.invite)
+        let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: fallbacks), output: quiet)
+        let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
+        try await waitFor("keys and audio", within: .seconds(8)) {
+            let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
+            return a > 20 && b > 20
+        }
+        return (host, guest, invite, runs)
+    }
+
     /// The meeting's node drains (what SIGTERM does in a cluster): it leaves placement,
     /// tells its clients to move, and empties; the meeting continues on another node.
     @Test func aDrainedNodeEmptiesAndItsMeetingContinuesElsewhere() async throws {
         try await withCluster { cluster in
-            let quiet = EventOutput(json: true) { _ in }
             let all = cluster.endpoints
-            let host = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
-                                                  options: options("host", fallbacks: all), output: quiet)
-            let invite = try #require(await host.invite)
-            let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: all), output: quiet)
-            let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
-            try await waitFor("keys and audio", within: .seconds(8)) {
-                let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
-                return a > 20 && b > 20
-            }
+            let (host, guest, _, runs) = try await meeting(through: all[0], fallbacks: all)
             let served = try #require(await host.servedBy)
             let drained = try #require(cluster.servers.first { $0.port == served.port })
             await drained.shutdown()
@@ -405,15 +412,7 @@ final class RelayNodeProcess: @unchecked Sendable {
             // Node 1 holds a room first, so the meeting is placed on another node.
             let first = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
                                                    options: ParticipantOptions(displayName: "first"), output: quiet)
-            let host = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
-                                                  options: options("host", fallbacks: all), output: quiet)
-            let invite = try #require(await host.invite)
-            let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: all), output: quiet)
-            let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
-            try await waitFor("keys and audio", within: .seconds(8)) {
-                let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
-                return a > 20 && b > 20
-            }
+            let (host, guest, invite, runs) = try await meeting(through: all[0], fallbacks: all)
             let served = try #require(await host.servedBy)
             #expect(served.port != all[0].port)
             let openedBefore = await guest.receiveCounters.opened

@@ -2,18 +2,7 @@ import ConclaveProtocol
 import ConclaveRelay
 import Testing
 
-/// A deterministic pseudo-random generator (SplitMix64) so failures reproduce.
-struct PolicySplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import ConclaveTestSupport
 
 /// What one client would know if it applied every message the policy sent it, in order.
 /// Comparing it with the policy after each step proves the events are complete and correct.
@@ -135,7 +124,7 @@ struct PolicyRandomTests: PolicyShorthands {
     }
 
     struct Run: PolicyShorthands {
-        var rng = PolicySplitMix64(state: 0xC0C1_A7E5_2026)
+        var rng = SplitMix64(seed: 0xC0C1_A7E5_2026)
         var policy: RoomPolicy
         var now: RelayMillis = 0
         var nextConnection: UInt64 = 1
