@@ -236,12 +236,7 @@ public actor Participant {
         let origin = Invite.relayOrigin(secure: relay.usesTLS, host: relay.host, port: relay.port)
         let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: origin) }
         let secret = Invite.randomSecret()
-        let (connection, created, servedBy) = try await RelayHandshake.enter(relay, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
-            .createRoom(CreateRoomMessage(
-                roomID: proposed, identity: options.identity.publicIdentity.wireIdentity,
-                signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: proposed),
-                relayAuth: auth, settings: settings))
-        }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
+        let (connection, created, servedBy) = try await createRoom(proposed, through: relay, relayAuth: auth, settings: settings, options: options)
         guard created.roomID == proposed else {
             await connection.close()
             throw SessionError.protocolViolation("the relay created room \(created.roomID.base64URL), not the proposed \(proposed.base64URL)")
@@ -256,6 +251,30 @@ public actor Participant {
         await p.learned(servedBy, settings: settings)
         await p.carryOut(actions)
         return p
+    }
+
+    /// `CREATE_ROOM` for `roomID` through `endpoint`, following redirects: the connection,
+    /// `ROOM_CREATED` and the node that answered.
+    static func createRoom(_ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, settings: RoomSettings,
+                           options: ParticipantOptions) async throws -> (RelayConnection, RoomCreatedMessage, RelayEndpoint) {
+        try await RelayHandshake.enter(endpoint, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
+            .createRoom(CreateRoomMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                                          signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                                          relayAuth: relayAuth, settings: settings))
+        }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
+    }
+
+    /// `JOIN` for `roomID` through `endpoint`, following redirects: the connection, the
+    /// `WAITING` or `ADMITTED` that answered, and the node that sent it.
+    static func joinRoom(_ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, knock: [UInt8],
+                         options: ParticipantOptions) async throws -> (RelayConnection, RelayMessage, RelayEndpoint) {
+        try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
+            .join(JoinMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                              signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                              relayAuth: relayAuth, knock: knock))
+        }, pick: { m -> RelayMessage? in
+            switch m { case .waiting, .admitted: return m; default: return nil }
+        })
     }
 
     /// A knock from `index` waits for this leader's decision.
@@ -283,14 +302,7 @@ public actor Participant {
         var unreachable: Error?
         for candidate in [endpoint] + options.fallbackRelays.filter({ $0 != endpoint }) {
             do {
-                result = try await RelayHandshake.enter(candidate, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
-                    .join(JoinMessage(
-                        roomID: invite.roomID, identity: options.identity.publicIdentity.wireIdentity,
-                        signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: invite.roomID),
-                        relayAuth: auth, knock: knock))
-                }, pick: { m -> RelayMessage? in
-                    switch m { case .waiting, .admitted: return m; default: return nil }
-                })
+                result = try await joinRoom(invite.roomID, through: candidate, relayAuth: auth, knock: knock, options: options)
                 break
             } catch let error as SessionError {
                 guard case .relayUnreachable = error else { throw error }
@@ -517,11 +529,7 @@ public actor Participant {
             configuration.readmit = readmit
             configuration.refuse = removedIdentities
             let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: roomID, relayOrigin: invite.relayURL) }
-            let (connection, created, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
-                .createRoom(CreateRoomMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
-                                              signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
-                                              relayAuth: auth, settings: settings))
-            }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
+            let (connection, created, servedBy) = try await Self.createRoom(roomID, through: endpoint, relayAuth: auth, settings: settings, options: options)
             guard created.roomID == roomID else {
                 await connection.close()
                 throw SessionError.protocolViolation("the relay re-created another room")
@@ -536,13 +544,7 @@ public actor Participant {
             let (knock, nonce) = try Knock.seal(roomID: roomID, displayName: options.displayName, joiner: options.identity,
                                                 host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
             let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: roomID, relayOrigin: invite.relayURL) }
-            let (connection, first, servedBy) = try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
-                .join(JoinMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
-                                  signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
-                                  relayAuth: auth, knock: knock))
-            }, pick: { m -> RelayMessage? in
-                switch m { case .waiting, .admitted: return m; default: return nil }
-            })
+            let (connection, first, servedBy) = try await Self.joinRoom(roomID, through: endpoint, relayAuth: auth, knock: knock, options: options)
             let index: UInt16
             switch first {
             case .waiting(let w): index = w.index.rawValue
