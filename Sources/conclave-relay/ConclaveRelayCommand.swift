@@ -95,7 +95,9 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: RelayService(server: server))],
+            // A drain request (`--drain`, through the cluster) ends the relay's run by
+            // itself: that is a clean stop of the whole group, not a failure.
+            services: [.init(service: RelayService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

@@ -280,6 +280,52 @@ final class RelayNodeProcess: @unchecked Sendable {
     }
 }
 
+extension ClusterFailoverTests {
+    /// `conclave-relay --cluster URL --drain ID` from another process: the named node hears
+    /// it on the cluster's bus, tells its clients `REDIRECT draining` to another node, and
+    /// exits by itself with status 0; the other node keeps running.
+    @Test func drainRequestedThroughTheClusterEmptiesAndStopsTheNode() async throws {
+        let redis = try await RedisServerProcess.launch()
+        let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
+        defer { try? FileManager.default.removeItem(atPath: keyPath) }
+        var nodes: [RelayNodeProcess] = []
+        defer { nodes.forEach { $0.kill() } }
+        for i in 1 ... 2 {
+            let node = try RelayNodeProcess(nodeID: "d\(i)", redis: redis.url, keyFile: keyPath, port: try await RedisServerProcess.freePort())
+            nodes.append(node)
+            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
+        }
+        let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
+        probe.start()
+        try await waitFor("both nodes registered and subscribed", within: .seconds(10)) {
+            let values = try await probe.send(RedisCommand("MGET", ["conclave:node:d1", "conclave:node:d2"])).elements ?? []
+            let listeners = try await probe.send(RedisCommand("PUBSUB", ["NUMSUB", "conclave:events"])).elements?.last?.integer ?? 0
+            return values.count == 2 && values.allSatisfy { !$0.isNull } && listeners == 2
+        }
+        await probe.shutdown()
+        // A client of node 1, idle after its handshake: it is told where to go.
+        let client = try await TestParticipant.connect(nodes[0].endpoint)
+        let drain = Process()
+        drain.executableURL = nodes[0].process.executableURL
+        drain.arguments = ["--cluster", redis.url, "--drain", "d1"]
+        drain.standardOutput = FileHandle.nullDevice
+        drain.standardError = FileHandle.nullDevice
+        try drain.run()
+        let told = try await client.expectMessage("REDIRECT draining", timeout: .seconds(10)) {
+            if case .redirect(let r) = $0 { return r.reason == .draining }
+            return false
+        }
+        guard case .redirect(let r)? = told else { Issue.record("no REDIRECT"); return }
+        #expect(r.origin == "ws://127.0.0.1:\(nodes[1].port)")
+        try await waitFor("node 1 to exit", within: .seconds(15)) { !nodes[0].process.isRunning }
+        #expect(nodes[0].process.terminationStatus == 0)
+        #expect(nodes[1].process.isRunning)
+        try await waitFor("the drain command to finish", within: .seconds(10)) { !drain.isRunning }
+        #expect(drain.terminationStatus == 0)
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ClusterDrainTests {
     private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
