@@ -21,8 +21,7 @@ struct TestCluster {
 /// runs `body`, and always shuts everything down.
 func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) async throws -> T {
     let redis = try await RedisServerProcess.launch()
-    let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
+    let keyPath = makeClusterKeyFile()
     defer { try? FileManager.default.removeItem(atPath: keyPath) }
     var logger = Logger(label: "test.cluster")
     logger.logLevel = .warning
@@ -159,6 +158,42 @@ func waitFor(_ what: String, within: Duration, _ condition: () async throws -> B
     }
 }
 
+/// A fresh cluster key in a temporary file (the caller removes it).
+func makeClusterKeyFile() -> String {
+    let path = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
+    FileManager.default.createFile(atPath: path, contents: Data(SecureRandom.bytes(count: 32)))
+    return path
+}
+
+/// Redis and `conclave-relay` processes `PREFIX1`…`PREFIXn` on loopback, each node
+/// accepting connections; everything is killed and removed when the value goes away.
+final class ProcessCluster: @unchecked Sendable {
+    let redis: RedisServerProcess
+    let keyPath: String
+    private(set) var nodes: [RelayNodeProcess] = []
+
+    private init(redis: RedisServerProcess, keyPath: String) {
+        self.redis = redis
+        self.keyPath = keyPath
+    }
+
+    static func launch(nodes count: Int, prefix: String) async throws -> ProcessCluster {
+        let cluster = ProcessCluster(redis: try await RedisServerProcess.launch(), keyPath: makeClusterKeyFile())
+        for i in 1 ... count {
+            let node = try RelayNodeProcess(nodeID: "\(prefix)\(i)", redis: cluster.redis.url, keyFile: cluster.keyPath,
+                                            port: try await RedisServerProcess.freePort())
+            cluster.nodes.append(node)
+            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
+        }
+        return cluster
+    }
+
+    deinit {
+        nodes.forEach { $0.kill() }
+        try? FileManager.default.removeItem(atPath: keyPath)
+    }
+}
+
 /// A `conclave-relay` process as a cluster node, on a port chosen before it starts (so
 /// that its advertised origin is known), killable with SIGKILL.
 final class RelayNodeProcess: @unchecked Sendable {
@@ -208,17 +243,9 @@ final class RelayNodeProcess: @unchecked Sendable {
     /// without a new approval), audio decrypts again under a fresh epoch, and both show the
     /// same security code again. Prints the failover time.
     @Test func aNodeKilledMidMeetingIsSurvived() async throws {
-        let redis = try await RedisServerProcess.launch()
-        let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
-        defer { try? FileManager.default.removeItem(atPath: keyPath) }
-        var nodes: [RelayNodeProcess] = []
-        defer { nodes.forEach { $0.kill() } }
-        for i in 1 ... 3 {
-            let node = try RelayNodeProcess(nodeID: "n\(i)", redis: redis.url, keyFile: keyPath, port: try await RedisServerProcess.freePort())
-            nodes.append(node)
-            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
-        }
+        let cluster = try await ProcessCluster.launch(nodes: 3, prefix: "n")
+        defer { withExtendedLifetime(cluster) {} }
+        let (redis, nodes) = (cluster.redis, cluster.nodes)
         let all = nodes.map(\.endpoint)
         // Every node is in the registry.
         let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
@@ -285,17 +312,9 @@ extension ClusterFailoverTests {
     /// it on the cluster's bus, tells its clients `REDIRECT draining` to another node, and
     /// exits by itself with status 0; the other node keeps running.
     @Test func drainRequestedThroughTheClusterEmptiesAndStopsTheNode() async throws {
-        let redis = try await RedisServerProcess.launch()
-        let keyPath = NSTemporaryDirectory() + "conclave-cluster-key-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: keyPath, contents: Data(SecureRandom.bytes(count: 32)))
-        defer { try? FileManager.default.removeItem(atPath: keyPath) }
-        var nodes: [RelayNodeProcess] = []
-        defer { nodes.forEach { $0.kill() } }
-        for i in 1 ... 2 {
-            let node = try RelayNodeProcess(nodeID: "d\(i)", redis: redis.url, keyFile: keyPath, port: try await RedisServerProcess.freePort())
-            nodes.append(node)
-            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
-        }
+        let cluster = try await ProcessCluster.launch(nodes: 2, prefix: "d")
+        defer { withExtendedLifetime(cluster) {} }
+        let (redis, nodes) = (cluster.redis, cluster.nodes)
         let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
         try await waitFor("both nodes registered and subscribed", within: .seconds(10)) {
