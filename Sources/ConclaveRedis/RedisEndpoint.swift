@@ -93,8 +93,8 @@ public struct ReconnectBackoff: Sendable, Equatable {
 }
 
 extension Duration {
-    /// Whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
+    /// Whole nanoseconds (saturating). Shared with the relay's cluster code (`package`).
+    package var nanoseconds: Int64 {
         let c = components
         let (s, o) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
         return o ? .max : s &+ c.attoseconds / 1_000_000_000

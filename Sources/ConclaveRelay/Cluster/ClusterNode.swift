@@ -436,9 +436,5 @@ final class ClusterNode: Sendable {
 }
 
 extension Duration {
-    var nanoseconds: Int64 {
-        let c = components
-        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
-    }
     var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }
