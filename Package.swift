@@ -136,6 +136,7 @@ let package = Package(
         .testTarget(
             name: "ConclaveRelayTests",
             dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "conclave-relay"] + webSocketStack
+                + [.product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
             name: "ConclaveProtocolTests",

@@ -5,13 +5,15 @@ import NIOPosix
 import ConclaveCrypto
 import ConclaveProtocol
 
-/// The relay's shared state: rooms, connections and limits, behind one lock.
+/// The relay's core: the registry under its lock, the frame paths under each room's lock.
 ///
-/// Policy decisions are made by each room's ``RoomPolicy`` (a pure state machine). This
-/// type only routes inputs to it and carries its actions out. Work that is slow (Argon2id)
-/// runs on a thread pool, outside the lock; I/O happens after the lock is released.
-/// Nothing survives a room: when it closes its policy, password hash, bans and limiter
-/// entries are dropped.
+/// Rooms, connections, pending accepts, limiters and media sessions are a
+/// ``RelayRegistry``, a state machine that returns the actions of each input; this type
+/// runs it under one lock and carries the actions out (deliveries, cluster updates,
+/// metrics, logs) after releasing it. Policy decisions are made by each room's
+/// ``RoomPolicy``. Work that is slow (Argon2id) runs on a thread pool, outside the lock.
+/// Frames take only their room's lock (``RoomCell``). Nothing survives a room: when it
+/// closes its policy, password hash, bans and limiter entries are dropped.
 final class RelayCore: Sendable {
     let configuration: RelayConfiguration
     let metrics: RelayMetrics
@@ -22,25 +24,11 @@ final class RelayCore: Sendable {
     /// The relay's randomness (challenges, session ids, hop keys, path tokens).
     let random: RelayRandom
 
-    /// A room in the registry: its cell (policy and recipients under the room's own lock)
-    /// and its member counts as of its last change, for the gauges and the cluster's load.
-    private struct RoomEntry {
-        let cell: RoomCell
-        var admitted = 1
-        var waiting = 0
-    }
-
     /// An admitted member as the frame path sees it: its WebSocket and, when the relay runs
     /// a media path, its UDP session.
     struct Recipient {
         let outbox: ConnectionOutbox
         let media: MediaSession?
-    }
-
-    private struct ConnectionEntry {
-        let outbox: ConnectionOutbox
-        var roomID: RoomID?
-        var media: MediaSession?
     }
 
     /// The UDP media path, once bound.
@@ -52,26 +40,6 @@ final class RelayCore: Sendable {
         let channels: [Channel]
     }
 
-    private struct State {
-        var rooms: [RoomID: RoomEntry] = [:]
-        var connections: [ConnectionID: ConnectionEntry] = [:]
-        var nextConnection: UInt64 = 1
-        /// Join attempts per source address, whatever their outcome.
-        var joinAttempts: RateLimiter<String>
-        var passwordFailuresByAddress: RateLimiter<String>
-        var passwordFailuresByRoom: RateLimiter<RoomID>
-        /// Rooms created per source address (every `CREATE_ROOM` counts, before any hashing).
-        var roomCreations: RateLimiter<String>
-        var shuttingDown = false
-        var media: MediaEndpoint?
-        /// TCP connections accepted and not yet upgraded to a WebSocket (or closed), in all
-        /// and per source address: they count against `max-connections` from accept on.
-        var pending = 0
-        var pendingByAddress: [String: Int] = [:]
-        /// Connections over the limit that will be told `at_capacity` (``refusalReserve``).
-        var refusing = 0
-    }
-
     /// Why a TCP connection was refused at accept.
     enum AcceptRefusal: Equatable {
         /// Over the limit by more than the refusal reserve: closed at once.
@@ -80,12 +48,10 @@ final class RelayCore: Sendable {
         case refuseAfterUpgrade
     }
 
-    /// Connections past `max-connections` that may still upgrade to receive a typed
-    /// `ERROR at_capacity` (5.1); past these, a connection is closed at accept.
-    static let refusalReserve = 16
+    static var refusalReserve: Int { RelayRegistry.refusalReserve }
 
-    /// The registry: rooms, connections, limiters. Not taken by the frame paths.
-    private let state: Mutex<State>
+    /// The registry. Not taken by the frame paths.
+    private let registry: Mutex<RelayRegistry>
     /// Media sessions by id (sharded; the UDP path looks a session up per datagram).
     private let sessions = SessionTable()
     /// The bound media path, for the WebSocket frame path's UDP writes.
@@ -106,84 +72,55 @@ final class RelayCore: Sendable {
         self.clock = clock
         self.random = random
         self.mediaPathTimeout = .seconds(configuration.mediaPathTimeoutSeconds)
-        self.state = Mutex(State(
-            joinAttempts: RateLimiter(limit: configuration.joinAttemptsPerAddressPerMinute, window: 60_000),
-            passwordFailuresByAddress: RateLimiter(limit: configuration.passwordFailuresPerAddressPerMinute, window: 60_000),
-            passwordFailuresByRoom: RateLimiter(limit: configuration.passwordFailuresPerRoomPerMinute, window: 60_000),
-            roomCreations: RateLimiter(limit: configuration.roomCreationsPerAddressPerMinute, window: 60_000)))
+        self.registry = Mutex(RelayRegistry(configuration: configuration, random: random, sessions: sessions))
     }
 
-    /// Milliseconds on the relay's clock (room policy, rate limiters).
-    var now: RelayMillis { clock.now.milliseconds }
+    /// Runs one input on the registry under its lock, then carries its actions out.
+    private func update(_ input: (inout RelayRegistry) -> RelayRegistry.Actions) {
+        perform(registry.withLock { r in
+            var actions = input(&r)
+            actions.gauges = r.gauges
+            return actions
+        })
+    }
+
+    /// Runs a registry input that changes only counts, and records the gauges.
+    private func count<T>(_ input: (inout RelayRegistry) -> T) -> T {
+        let (result, gauges) = registry.withLock { r in (input(&r), r.gauges) }
+        record(gauges)
+        return result
+    }
+
+    private func read<T>(_ body: (RelayRegistry) -> T) -> T { registry.withLock { body($0) } }
 
     // MARK: - Connections
 
     /// A TCP connection was accepted (before TLS and HTTP): it holds one of
     /// `max-connections` and one of its address's `max-pending-connections-per-address`
     /// until it upgrades or closes (``pendingEnded(address:)``). Nil: it may stay.
-    func accepted(address: String) -> AcceptRefusal? {
-        state.withLock { s -> AcceptRefusal? in
-            if s.shuttingDown { return .shuttingDown }
-            guard s.connections.count + s.pending < configuration.maxConnections else {
-                guard s.refusing < Self.refusalReserve else { return .atCapacity }
-                s.refusing += 1
-                return .refuseAfterUpgrade
-            }
-            let mine = s.pendingByAddress[address, default: 0]
-            guard mine < configuration.maxPendingConnectionsPerAddress || configuration.exemptAddresses.contains(address) else { return .addressCap }
-            s.pending += 1
-            s.pendingByAddress[address] = mine + 1
-            recordConnections(s)
-            return nil
-        }
-    }
+    func accepted(address: String) -> AcceptRefusal? { count { $0.accept(address: address) } }
 
     /// A connection accepted in the refusal reserve closed.
-    func refusalEnded() {
-        state.withLock { s in s.refusing = max(0, s.refusing - 1) }
-    }
+    func refusalEnded() { count { $0.refusalEnded() } }
 
     /// A connection counted by ``accepted(address:)`` closed before its upgrade.
-    func pendingEnded(address: String) {
-        state.withLock { s in
-            releasePending(&s, address)
-            recordConnections(s)
-        }
-    }
-
-    private func releasePending(_ s: inout State, _ address: String) {
-        guard s.pending > 0, let mine = s.pendingByAddress[address] else { return }
-        s.pending -= 1
-        if mine <= 1 { s.pendingByAddress[address] = nil } else { s.pendingByAddress[address] = mine - 1 }
-    }
-
-    private func recordConnections(_ s: State) {
-        metrics.connections.record(s.connections.count + s.pending)
-        metrics.pendingConnections.record(s.pending)
-    }
+    func pendingEnded(address: String) { count { $0.pendingEnded(address: address) } }
 
     /// Connections not yet upgraded.
-    var pendingCount: Int { state.withLock { $0.pending } }
+    var pendingCount: Int { read { $0.pending } }
 
     /// Registers an upgraded connection, which held a pending slot since its accept; nil
     /// when the relay is stopping.
     func register(channel: Channel, address: String) -> ConnectionOutbox? {
-        state.withLock { s -> ConnectionOutbox? in
-            releasePending(&s, address)
-            defer { recordConnections(s) }
-            guard !s.shuttingDown, s.connections.count < configuration.maxConnections else { return nil }
-            let id = ConnectionID(s.nextConnection)
-            s.nextConnection += 1
-            let outbox = ConnectionOutbox(id: id, channel: channel, address: address, metrics: metrics,
-                                          mediaLimit: configuration.outboundMediaQueueBytes, hardLimit: configuration.outboundQueueBytes)
-            s.connections[id] = ConnectionEntry(outbox: outbox, roomID: nil)
-            return outbox
+        count { r in
+            r.register(address: address) { id in
+                ConnectionOutbox(id: id, channel: channel, address: address, metrics: metrics,
+                                 mediaLimit: configuration.outboundMediaQueueBytes, hardLimit: configuration.outboundQueueBytes)
+            }
         }
     }
 
-    func isInRoom(_ id: ConnectionID) -> Bool {
-        state.withLock { $0.connections[id]?.roomID != nil }
-    }
+    func isInRoom(_ id: ConnectionID) -> Bool { read { $0.roomID(of: id) != nil } }
 
     /// The handshake deadline (from TCP accept) passed: an upgraded connection that has
     /// not sent `JOIN` or `CREATE_ROOM` gets `handshake_timeout` and is closed.
@@ -195,29 +132,16 @@ final class RelayCore: Sendable {
 
     /// The connection went away (closed by either side). Idempotent.
     func disconnected(_ id: ConnectionID, reason: LeaveReason) {
-        let deliveries = state.withLock { s -> [Delivery] in
-            guard let entry = s.connections.removeValue(forKey: id) else { return [] }
-            recordConnections(s)
-            entry.outbox.room = nil
-            if let media = entry.media { dropSession(&s, media) }
-            guard let roomID = entry.roomID else { return [] }
-            return mutateRoom(&s, roomID) { $0.disconnected(id, reason: reason, now: now) }
-        }
-        deliver(deliveries)
+        let now = clock.now
+        update { $0.disconnect(id, reason: reason, now: now) }
     }
 
     // MARK: - Rooms
 
     func createRoom(_ message: CreateRoomMessage, challenge: [UInt8], from outbox: ConnectionOutbox) {
         // Per source address, before the signature check and any Argon2id work (5.4).
-        let now = self.now
-        let limited = state.withLock { s -> UInt32? in
-            guard !configuration.exemptAddresses.contains(outbox.address) else { return nil }
-            if case .limited(let retry) = s.roomCreations.decision(for: outbox.address, now: now) { return retry }
-            s.roomCreations.recordFailure(for: outbox.address, now: now)
-            return nil
-        }
-        if let retry = limited {
+        let now = clock.now
+        if let retry = registry.withLock({ $0.limitRoomCreation(address: outbox.address, now: now) }) {
             metrics.limitHit("room_creations")
             return outbox.close(with: ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
                                                    message: "too many rooms created from this address; wait before creating another"))
@@ -226,7 +150,7 @@ final class RelayCore: Sendable {
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
         // In a cluster, a room not served here is placed first (5.10).
-        if let cluster, !state.withLock({ $0.rooms[message.roomID] != nil }) {
+        if let cluster, !read({ $0.hasRoom(message.roomID) }) {
             let loop = outbox.channel.eventLoop
             Task {
                 let route = await cluster.routeCreate(message.roomID, owner: message.identity)
@@ -260,89 +184,23 @@ final class RelayCore: Sendable {
     }
 
     private func finishCreate(_ message: CreateRoomMessage, passwordHash: String?, outbox: ConnectionOutbox) {
-        var settings = message.settings
-        settings.maxParticipants = min(settings.maxParticipants, UInt16(configuration.maxParticipantsPerRoom))
-        settings.maxWaiting = min(settings.maxWaiting, UInt16(configuration.maxWaitingPerRoom))
-        let result = state.withLock { s -> Result<(RoomID, [Delivery]), RefusalError> in
-            guard var connection = s.connections[outbox.id], connection.roomID == nil else {
-                return .failure(RefusalError(message: ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "this connection already belongs to a room")))
-            }
-            guard s.rooms.count < configuration.maxRooms else {
-                metrics.limitHit("rooms")
-                return .failure(RefusalError(message: ErrorMessage(code: .tooManyRooms, isFatal: true, message: "the relay has reached its room limit")))
-            }
-            // The host proposes the id (5.4): its identity proof and relay_auth are bound to it.
-            let roomID = message.roomID
-            guard s.rooms[roomID] == nil else {
-                return .failure(RefusalError(message: ErrorMessage(code: .roomExists, isFatal: true, message: "a room with the proposed id exists")))
-            }
-            let policy = RoomPolicy(roomID: roomID, owner: message.identity, ownerConnection: outbox.id, settings: settings, now: now)
-            let cell = RoomCell(id: roomID, policy: policy, passwordHash: passwordHash)
-            connection.roomID = roomID
-            s.connections[outbox.id] = connection
-            outbox.room = cell
-            var deliveries = [Delivery(outbox: outbox, action: .message(.roomCreated(
-                RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings))))]
-            let media = openSession(&s, for: outbox.id, room: cell, deliveries: &deliveries)
-            let host = Recipient(outbox: outbox, media: media)
-            cell.state.withLock { r in
-                r.recipients = [host]
-                r.byConnection = [outbox.id: host]
-            }
-            s.rooms[roomID] = RoomEntry(cell: cell)
-            metrics.rooms.record(s.rooms.count)
-            metrics.roomsCreated.increment()
-            updateGauges(s)
-            return .success((roomID, deliveries))
-        }
-        switch result {
-        case .success(let (roomID, deliveries)):
-            logger.info("room created", metadata: ["room": "\(LogRedaction.room(roomID))", "password": "\(passwordHash != nil)"])
-            cluster?.roomOpened(roomID, owner: message.identity)
-            deliver(deliveries)
-        case .failure(let refusal):
-            outbox.close(with: refusal.message)
-        }
+        let now = clock.now
+        update { $0.createRoom(message, passwordHash: passwordHash, outbox: outbox, now: now) }
     }
 
-    private struct RefusalError: Error { let message: ErrorMessage }
-
     func join(_ message: JoinMessage, challenge: [UInt8], from outbox: ConnectionOutbox) {
-        let now = self.now
-        // Attempts per source address, whatever the outcome.
-        let exempt = configuration.exemptAddresses.contains(outbox.address)
-        let cluster = self.cluster, inCluster = cluster != nil
-        let gate = state.withLock { s -> ErrorMessage? in
-            if !exempt, case .limited(let retry) = s.joinAttempts.decision(for: outbox.address, now: now) {
-                metrics.limitHit("join_attempts")
-                return ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry, message: "too many join attempts from this address")
-            }
-            if !exempt { s.joinAttempts.recordFailure(for: outbox.address, now: now) }
-            guard let room = s.rooms[message.roomID] else {
-                // In a cluster the room may be on another node: routed after the proof.
-                if inCluster { return nil }
-                return ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")
-            }
-            if room.cell.passwordHash != nil {
-                // Wrong passwords per address refuse that address. Per room they only slow
-                // the wrong answers (``wrongPassword(_:outbox:)``): a stranger who knows the
-                // room id must not be able to lock its invitees out (5.4).
-                if !exempt, case .limited(let retry) = s.passwordFailuresByAddress.decision(for: outbox.address, now: now) {
-                    metrics.limitHit("password_failures")
-                    return ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry, message: "too many wrong passwords; wait before trying again")
-                }
-            }
-            return nil
-        }
-        if let gate {
-            metrics.joins[gate.code == .rateLimited ? "rate_limited" : "refused"]?.increment()
-            return outbox.close(with: gate)
+        let now = clock.now
+        let cluster = self.cluster
+        if let refusal = registry.withLock({ $0.gateJoin(room: message.roomID, address: outbox.address, inCluster: cluster != nil, now: now) }) {
+            if let limit = refusal.limit { metrics.limitHit(limit) }
+            metrics.joins[refusal.error.code == .rateLimited ? "rate_limited" : "refused"]?.increment()
+            return outbox.close(with: refusal.error)
         }
         guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: message.roomID) else {
             metrics.joins["refused"]?.increment()
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
         }
-        if let cluster, !state.withLock({ $0.rooms[message.roomID] != nil }) {
+        if let cluster, !read({ $0.hasRoom(message.roomID) }) {
             let loop = outbox.channel.eventLoop
             Task {
                 let route = await cluster.routeJoin(message.roomID)
@@ -352,7 +210,7 @@ final class RelayCore: Sendable {
                         self.redirect(outbox, to: origin)
                     case .local:
                         // Not here and no live owner: the room does not exist (or is moving).
-                        if self.state.withLock({ $0.rooms[message.roomID] != nil }) { return self.checkPasswordAndJoin(message, outbox: outbox) }
+                        if self.read({ $0.hasRoom(message.roomID) }) { return self.checkPasswordAndJoin(message, outbox: outbox) }
                         self.metrics.joins["refused"]?.increment()
                         self.fail(outbox, .roomNotFound, "no such room")
                     case .refuse(let code, let text):
@@ -367,8 +225,7 @@ final class RelayCore: Sendable {
     }
 
     private func checkPasswordAndJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
-        let hash = state.withLock { $0.rooms[message.roomID]?.cell.passwordHash }
-        guard let hash else { return finishJoin(message, outbox: outbox) }
+        guard let hash = read({ $0.passwordHash(of: message.roomID) }) ?? nil else { return finishJoin(message, outbox: outbox) }
         guard let auth = message.relayAuth else { return wrongPassword(message, outbox: outbox) }
         threadPool.runIfActive(eventLoop: outbox.channel.eventLoop) {
             PasswordHash.verify(auth, against: hash)
@@ -382,12 +239,8 @@ final class RelayCore: Sendable {
     }
 
     private func wrongPassword(_ message: JoinMessage, outbox: ConnectionOutbox) {
-        let now = self.now
-        let roomUnderAttack = state.withLock { s -> Bool in
-            s.passwordFailuresByAddress.recordFailure(for: outbox.address, now: now)
-            if case .limited = s.passwordFailuresByRoom.recordFailure(for: message.roomID, now: now) { return true }
-            return false
-        }
+        let now = clock.now
+        let roomUnderAttack = registry.withLock { $0.recordWrongPassword(address: outbox.address, room: message.roomID, now: now) }
         metrics.joins["bad_password"]?.increment()
         guard roomUnderAttack else { return fail(outbox, .badPassword, "the password is wrong or missing") }
         // Past the room's budget, a wrong password is answered after a delay: guessing
@@ -403,17 +256,13 @@ final class RelayCore: Sendable {
     static let wrongPasswordDelayMillis = 2_000
 
     private func finishJoin(_ message: JoinMessage, outbox: ConnectionOutbox) {
-        let deliveries = state.withLock { s -> [Delivery] in
-            guard var connection = s.connections[outbox.id], connection.roomID == nil else { return [] }
-            guard let room = s.rooms[message.roomID] else {
-                return [Delivery(outbox: outbox, action: .close(ErrorMessage(code: .roomNotFound, isFatal: true, message: "no such room")))]
-            }
-            connection.roomID = message.roomID
-            s.connections[outbox.id] = connection
-            outbox.room = room.cell
-            return mutateRoom(&s, message.roomID) { $0.join(connection: outbox.id, identity: message.identity, knock: message.knock, now: now) }
+        let now = clock.now
+        let actions = registry.withLock { r in
+            var actions = r.join(message, outbox: outbox, now: now)
+            actions.gauges = r.gauges
+            return actions
         }
-        for d in deliveries where d.outbox === outbox {
+        for d in actions.deliveries where d.outbox === outbox {
             switch d.action {
             case .message(.waiting): metrics.joins["waiting"]?.increment()
             case .message(.admitted): metrics.joins["admitted"]?.increment()
@@ -421,17 +270,12 @@ final class RelayCore: Sendable {
             default: break
             }
         }
-        deliver(deliveries)
+        perform(actions)
     }
 
     func command(_ message: CommandMessage, from outbox: ConnectionOutbox) {
-        let deliveries = state.withLock { s -> [Delivery] in
-            guard let roomID = s.connections[outbox.id]?.roomID else {
-                return [Delivery(outbox: outbox, action: .close(ErrorMessage(code: .unexpectedMessage, requestID: message.requestID, isFatal: true, message: "join or create a room before sending commands")))]
-            }
-            return mutateRoom(&s, roomID) { $0.command(message, from: outbox.id, now: now) }
-        }
-        deliver(deliveries)
+        let now = clock.now
+        update { $0.command(message, from: outbox, now: now) }
     }
 
     /// Routes one `FRAME` (the whole WebSocket message) and forwards it byte for byte: by
@@ -631,16 +475,15 @@ final class RelayCore: Sendable {
     }
 
     /// The room a connection belongs to (harness and tests).
-    func roomID(of id: ConnectionID) -> RoomID? { state.withLock { $0.connections[id]?.roomID } }
+    func roomID(of id: ConnectionID) -> RoomID? { read { $0.roomID(of: id) } }
 
     /// A connection's participant index in its room (harness and tests).
     func index(of id: ConnectionID) -> ParticipantIndex? {
-        let cell = state.withLock { s in s.connections[id]?.roomID.flatMap { s.rooms[$0]?.cell } }
-        return cell?.state.withLock { $0.policy.index(of: id) }
+        read { $0.room(of: id) }?.state.withLock { $0.policy.index(of: id) }
     }
 
     /// A connection's media session (harness and tests).
-    func mediaSession(of id: ConnectionID) -> MediaSession? { state.withLock { $0.connections[id]?.media } }
+    func mediaSession(of id: ConnectionID) -> MediaSession? { read { $0.mediaSession(of: id) } }
 
     /// Forgets the sequence numbers a session has seen (the harness reuses a datagram pool).
     func resetReplayWindow(_ session: MediaSession) { session.room.state.withLock { _ in session.window = ReplayWindow() } }
@@ -652,74 +495,28 @@ final class RelayCore: Sendable {
 
     /// Records the bound media path; `MEDIA_SESSION`s name it from now on.
     func mediaPathBound(_ endpoint: MediaEndpoint) {
-        state.withLock { $0.media = endpoint }
+        registry.withLock { $0.mediaPathBound(endpoint) }
         mediaBox.withLock { $0 = endpoint }
-    }
-
-    /// Opens a media session for an admitted connection and queues its `MEDIA_SESSION`.
-    /// Nil when the relay runs no media path. Lock held.
-    private func openSession(_ s: inout State, for id: ConnectionID, room: RoomCell, deliveries: inout [Delivery]) -> MediaSession? {
-        guard let media = s.media, let entry = s.connections[id] else { return nil }
-        if let existing = entry.media { return existing }
-        let key = SecretKey(copying: random.bytes(HopAuthenticator.keyByteCount))
-        var session: MediaSession
-        repeat {
-            guard let candidate = try? MediaSession(id: max(1, random.uint32()), connection: id, room: room, outbox: entry.outbox,
-                                                    hopKey: key, configuration: configuration, now: now) else { return nil }
-            session = candidate
-        } while !sessions.insert(session)
-        let sessionID = session.id
-        s.connections[id]?.media = session
-        metrics.mediaSessions.record(sessions.count)
-        deliveries.append(Delivery(outbox: entry.outbox, action: .message(.mediaSession(
-            MediaSessionMessage(sessionID: sessionID, hopKey: key, port: media.port, host: media.advertisedHost)))))
-        return session
-    }
-
-    /// Forgets a session: its datagrams are dropped as `unknown_session` from now on.
-    /// Registry lock held; `roomLocked`: its room's lock too (else it is taken here).
-    private func dropSession(_ s: inout State, _ session: MediaSession, roomLocked: Bool = false) {
-        sessions.remove(session.id)
-        if roomLocked { session.isOpen = false } else { session.room.state.withLock { _ in session.isOpen = false } }
-        s.connections[session.connection]?.media = nil
-        metrics.mediaSessions.record(sessions.count)
     }
 
     /// Recording-acknowledgement deadlines for every room.
     func tick() {
-        let now = self.now
-        let deliveries = state.withLock { s -> [Delivery] in
-            var out: [Delivery] = []
-            for roomID in Array(s.rooms.keys) {
-                out += mutateRoom(&s, roomID) { $0.tick(now: now) }
-            }
-            s.joinAttempts.removeExpired(now: now)
-            s.passwordFailuresByAddress.removeExpired(now: now)
-            s.passwordFailuresByRoom.removeExpired(now: now)
-            s.roomCreations.removeExpired(now: now)
-            return out
-        }
-        deliver(deliveries)
+        let now = clock.now
+        update { $0.tick(now: now) }
     }
 
     /// Tells every client the relay is stopping and closes every room. Returns how many
     /// connections were notified.
     @discardableResult
     func shutdownAll() -> Int {
-        let deliveries = state.withLock { s -> [Delivery] in
-            s.shuttingDown = true
-            var out: [Delivery] = []
-            for roomID in Array(s.rooms.keys) {
-                out += mutateRoom(&s, roomID) { $0.shutdown(message: "the relay is shutting down") }
-            }
-            let notified = Set(out.map { ObjectIdentifier($0.outbox) })
-            for entry in s.connections.values where !notified.contains(ObjectIdentifier(entry.outbox)) {
-                out.append(Delivery(outbox: entry.outbox, action: .close(ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is shutting down"))))
-            }
-            return out
+        let now = clock.now
+        var notified = 0
+        update { r in
+            let actions = r.shutdown(now: now)
+            notified = Set(actions.deliveries.map { ObjectIdentifier($0.outbox) }).count
+            return actions
         }
-        deliver(deliveries)
-        return Set(deliveries.map { ObjectIdentifier($0.outbox) }).count
+        return notified
     }
 
     /// Drains this cluster node (5.10): every room here is let go in the cluster (its claim
@@ -730,123 +527,37 @@ final class RelayCore: Sendable {
     @discardableResult
     func drainAll(redirectTo origin: String?) -> Int {
         guard let origin else { return shutdownAll() }
-        let outboxes = state.withLock { s -> [ConnectionOutbox] in
-            s.shuttingDown = true
-            for (roomID, room) in s.rooms {
-                room.cell.state.withLock { r in
-                    r.isClosed = true
-                    r.recipients = []
-                    r.byConnection = [:]
-                }
-                s.rooms[roomID] = nil
-                cluster?.roomClosed(roomID, mayMove: true)
-                metrics.clusterRehomes.increment()
-            }
-            for (id, entry) in s.connections {
-                s.connections[id]?.roomID = nil
-                entry.outbox.room = nil
-                if let media = entry.media { dropSession(&s, media) }
-            }
-            metrics.rooms.record(0)
-            updateGauges(s)
-            return s.connections.values.map(\.outbox)
+        var told = 0
+        update { r in
+            told = r.connectionCount
+            return r.drain(redirectTo: origin)
         }
-        for outbox in outboxes {
-            outbox.send(.redirect(RedirectMessage(reason: .draining, origin: origin)))
-            outbox.closeNormally()
-        }
-        return outboxes.count
+        return told
     }
 
-    var connectionCount: Int { state.withLock { $0.connections.count } }
-    var roomCount: Int { state.withLock { $0.rooms.count } }
+    var connectionCount: Int { read { $0.connectionCount } }
+    var roomCount: Int { read { $0.roomCount } }
     /// Admitted participants in every room.
-    var participantCount: Int { state.withLock { $0.rooms.values.reduce(0) { $0 + $1.admitted } } }
+    var participantCount: Int { read { $0.participantCount } }
 
     // MARK: - Internals
 
-    struct Delivery {
-        enum Action { case message(RelayMessage), close(ErrorMessage), release }
-        let outbox: ConnectionOutbox
-        let action: Action
-    }
-
-    /// Runs `body` on a room's policy and turns its actions into deliveries. Must be called
-    /// with the registry lock held (it takes `inout State`); takes the room's lock for the
-    /// whole change, so that no frame is routed to a member list half updated.
-    private func mutateRoom(_ s: inout State, _ roomID: RoomID, _ body: (inout RoomPolicy) -> [RoomAction]) -> [Delivery] {
-        guard let cell = s.rooms[roomID]?.cell else { return [] }
-        var out: [Delivery] = []
-        var closed = false
-        var counts = (admitted: 0, waiting: 0)
-        cell.state.withLock { r in
-            // In place: a copy would duplicate the policy's tables (copy-on-write).
-            let actions = body(&r.policy)
-            out.reserveCapacity(actions.count)
-            for action in actions {
-                switch action {
-                case let .send(id, message):
-                    if let outbox = s.connections[id]?.outbox { out.append(Delivery(outbox: outbox, action: .message(message))) }
-                    if case .admitted = message { _ = openSession(&s, for: id, room: cell, deliveries: &out) }
-                case let .close(id, error):
-                    if let entry = s.connections[id] {
-                        out.append(Delivery(outbox: entry.outbox, action: .close(error)))
-                        s.connections[id]?.roomID = nil
-                        entry.outbox.room = nil
-                        if let media = s.connections[id]?.media { dropSession(&s, media, roomLocked: true) }
-                    }
-                case let .release(id):
-                    if let entry = s.connections[id] {
-                        out.append(Delivery(outbox: entry.outbox, action: .release))
-                        s.connections[id]?.roomID = nil
-                        entry.outbox.room = nil
-                        if let media = s.connections[id]?.media { dropSession(&s, media, roomLocked: true) }
-                    }
-                case .roomClosed:
-                    closed = true
-                }
-            }
-            if closed {
-                r.isClosed = true
-                r.recipients = []
-                r.byConnection = [:]
-                for (id, entry) in s.connections where entry.roomID == roomID {
-                    s.connections[id]?.roomID = nil
-                    entry.outbox.room = nil
-                    if let media = entry.media { dropSession(&s, media, roomLocked: true) }
-                }
-            } else {
-                let recipients = r.policy.admittedConnections.compactMap { id in
-                    s.connections[id].map { Recipient(outbox: $0.outbox, media: $0.media) }
-                }
-                r.recipients = recipients
-                r.byConnection = Dictionary(recipients.map { ($0.outbox.id, $0) }, uniquingKeysWith: { a, _ in a })
-                counts = (r.policy.admittedCount, r.policy.waitingCount)
-            }
+    /// Carries out a registry input's actions: gauges and counters, the cluster's view of
+    /// the rooms, logs (room ids redacted), then the deliveries.
+    private func perform(_ actions: RelayRegistry.Actions) {
+        record(actions.gauges)
+        for limit in actions.limitHits { metrics.limitHit(limit) }
+        if let opened = actions.opened {
+            metrics.roomsCreated.increment()
+            logger.info("room created", metadata: ["room": "\(LogRedaction.room(opened.room))"])
+            cluster?.roomOpened(opened.room, owner: opened.owner)
         }
-        if closed {
-            s.rooms[roomID] = nil
-            cluster?.roomClosed(roomID, mayMove: s.shuttingDown)
-            s.passwordFailuresByRoom.forget(roomID)
-            metrics.rooms.record(s.rooms.count)
-            logger.info("room closed", metadata: ["room": "\(LogRedaction.room(roomID))"])
-        } else {
-            s.rooms[roomID]?.admitted = counts.admitted
-            s.rooms[roomID]?.waiting = counts.waiting
+        for closed in actions.closed {
+            logger.info("room closed", metadata: ["room": "\(LogRedaction.room(closed.id))"])
+            cluster?.roomClosed(closed.id, mayMove: closed.mayMove)
         }
-        updateGauges(s)
-        return out
-    }
-
-    private func updateGauges(_ s: State) {
-        var admitted = 0, waiting = 0
-        for room in s.rooms.values { admitted += room.admitted; waiting += room.waiting }
-        metrics.participants.record(admitted)
-        metrics.waiting.record(waiting)
-    }
-
-    private func deliver(_ deliveries: [Delivery]) {
-        for d in deliveries {
+        if actions.rehomes > 0 { metrics.clusterRehomes.increment(by: Int64(actions.rehomes)) }
+        for d in actions.deliveries {
             switch d.action {
             case .message(let m):
                 if case .error(let e) = m { metrics.errorSent(e.code) }
@@ -857,6 +568,15 @@ final class RelayCore: Sendable {
                 d.outbox.closeNormally()
             }
         }
+    }
+
+    private func record(_ gauges: RelayRegistry.Gauges) {
+        metrics.connections.record(gauges.connections)
+        metrics.pendingConnections.record(gauges.pending)
+        metrics.rooms.record(gauges.rooms)
+        metrics.participants.record(gauges.participants)
+        metrics.waiting.record(gauges.waiting)
+        metrics.mediaSessions.record(gauges.mediaSessions)
     }
 
     /// `REDIRECT elsewhere` and a normal close (5.10).

@@ -27,7 +27,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let c = core.configuration
         self.core = core
         self.outbox = outbox
-        let now = core.now
+        let now = core.clock.now.milliseconds
         frames = TokenBucket(ratePerSecond: UInt64(c.maxFramesPerSecond), burst: UInt64(2 * c.maxFramesPerSecond), now: now)
         bytes = TokenBucket(ratePerSecond: UInt64(c.maxBytesPerSecond), burst: UInt64(2 * c.maxBytesPerSecond), now: now)
         control = TokenBucket(ratePerSecond: UInt64(c.maxControlPerSecond), burst: UInt64(2 * c.maxControlPerSecond), now: now)
@@ -68,7 +68,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     private func handleMessage(context: ChannelHandlerContext, _ buffer: ByteBuffer) {
-        let now = core.now
+        let now = core.clock.now.milliseconds
         guard buffer.readableBytes <= MessageLimits.maximumMessageLength else {
             return reject(.tooLarge, "message of \(buffer.readableBytes) bytes exceeds the limit of \(MessageLimits.maximumMessageLength)")
         }
