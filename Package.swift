@@ -22,14 +22,13 @@ let package = Package(
         .library(name: "ConclaveRelayConfiguration", targets: ["ConclaveRelayConfiguration"]),
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .library(name: "ConclaveRedis", targets: ["ConclaveRedis"]),
+        // The crypto bench's paths and runner, for the benchmark package (Benchmarks/).
+        .library(name: "ConclaveBench", targets: ["ConclaveBench"]),
         .executable(name: "conclave", targets: ["conclave"]),
         .executable(name: "conclave-relay", targets: ["conclave-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
-        // Only the crypto bench uses swift-crypto: it is the "what a Swift developer
-        // would reach for" baseline (ChaChaPoly) that the frame cipher is compared with.
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -37,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // MARK: C libraries
@@ -55,12 +55,14 @@ let package = Package(
         .target(name: "ConclaveCrypto", dependencies: ["CSodium"]),
         .target(name: "ConclaveMedia", dependencies: ["COpus"]),
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
+        // Local files and /proc/self through swift-system (no Glibc file calls elsewhere).
+        .target(name: "ConclaveSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // The relay's options and config-file parser on their own, without the network
         // stack: the config-file fuzz target links this alone.
         .target(name: "ConclaveRelayConfiguration", dependencies: ["ConclaveProtocol", "ConclaveCrypto"]),
         .target(
             name: "ConclaveRelay",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration", "ConclaveRedis"] + webSocketStack + [
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration", "ConclaveRedis", "ConclaveSystem"] + webSocketStack + [
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -79,26 +81,24 @@ let package = Package(
         ),
         .target(
             name: "ConclaveClient",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia"] + webSocketStack
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveSystem"] + webSocketStack
         ),
         .target(
             name: "ConclaveLoad",
             dependencies: ["ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
                            .product(name: "Histogram", package: "hdrhistogram-swift")] + webSocketStack
         ),
-        .target(
-            name: "ConclaveBench",
-            dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "CSodium",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
-        ),
+        // `conclave bench crypto`'s runner and its two product paths (frame cipher,
+        // libsodium). The comparisons with swift-crypto live in Benchmarks/.
+        .target(name: "ConclaveBench", dependencies: ["ConclaveCrypto", "ConclaveProtocol", "CSodium"]),
 
         // MARK: Executables
+        // The participant. It does not link the relay: the demo and `bench relay` start
+        // `conclave-relay` as a child process.
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveRelay", "ConclaveLoad",
+                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "conclave-relay",
             dependencies: [
-                "ConclaveProtocol", "ConclaveRelay", "ConclaveRedis",
+                "ConclaveProtocol", "ConclaveRelay", "ConclaveRedis", "ConclaveSystem",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,10 +118,13 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium", "ConclaveTestSupport"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
-        // Helpers the test targets share (real servers to test against, waiters).
+        // Helpers the test targets share: the live relay starter, real servers (Redis), waiters
+// with deadlines, certificates, loopback ports, the repository's paths.
         .target(
             name: "ConclaveTestSupport",
-            dependencies: ["ConclaveRedis", "ConclaveMedia", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             path: "Tests/ConclaveTestSupport"
         ),
         .testTarget(
@@ -131,7 +134,8 @@ let package = Package(
         .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
         .testTarget(
             name: "ConclaveClientTests",
-            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "conclave-relay", "conclave"] + webSocketStack
+            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveTestSupport",
+                           "conclave-relay", "conclave"] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveRelayTests",
@@ -147,29 +151,6 @@ let package = Package(
 )
 
 // MARK: Benchmarks
-// ordo-one's package-benchmark (STYLE.md §6). Appended rather than written into the
-// literal above so that this block stays self-contained. Only the MallocInterposer
-// trait is enabled: the default "RuntimeInterposer" trait would pull in
-// ordo-one/swift-runtime-interposer, which the local package mirror does not carry.
-// Run: swift package benchmark --target CryptoHotPath
-package.dependencies += [
-    .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
-]
-package.targets += [
-    .executableTarget(
-        name: "CryptoHotPath",
-        dependencies: [
-            .product(name: "Benchmark", package: "benchmark"),
-            "ConclaveCrypto", "ConclaveProtocol", "CSodium",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ],
-        path: "Benchmarks/CryptoHotPath",
-        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-    ),
-    .executableTarget(
-        name: "RelayForwarding",
-        dependencies: [.product(name: "Benchmark", package: "benchmark"), "ConclaveRelay"],
-        path: "Benchmarks/RelayForwarding",
-        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-    ),
-]
+// The ordo-one suites and the swift-crypto comparison are a
+// package of their own in Benchmarks/ (its Package.swift), so that building the product
+// resolves neither ordo-one/benchmark nor swift-crypto.

@@ -5,12 +5,13 @@ import Glibc
 import Darwin
 #endif
 
-/// Frame-encryption throughput: Conclave's ``XChaChaFrameCipher`` against libsodium,
-/// swift-crypto and an allocating convenience wrapper, in one process.
+/// Frame-encryption throughput: Conclave's ``XChaChaFrameCipher`` against libsodium in one
+/// process; the benchmark package (`Benchmarks/`, `crypto-compare`) adds swift-crypto and
+/// an allocating convenience wrapper as further ``Contender``s.
 ///
 /// ## What is measured
 /// For each frame size (default 64, 160 and 1200 bytes: a 20 ms Opus packet at about 24
-/// and 64 kbit/s, and a full-MTU video packet) and each ``Path``, frames are sealed and then
+/// and 64 kbit/s, and a full-MTU video packet) and each ``Contender``, frames are sealed and then
 /// opened again with a 22-byte AAD (the size of Conclave's SFrame metadata). The figure
 /// reported is round trips per second: frames sealed *and* opened, per second of the time
 /// spent in seal plus open. Seal-only and open-only rates come from the same run, timed
@@ -48,25 +49,43 @@ import Darwin
 ///   the caches, slows every path that runs at that moment. The per-round `spread` in the
 ///   report shows how much that happened.
 public enum CryptoBench {
-    /// The four ways of sealing and opening a frame.
-    public enum Path: String, CaseIterable, Sendable, Codable {
+    /// The name of one way of sealing and opening a frame (a report's key).
+    public struct Path: Hashable, Sendable, Codable, CustomStringConvertible {
+        public let rawValue: String
+        public init(_ rawValue: String) { self.rawValue = rawValue }
+        public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
+        public var description: String { rawValue }
+
         /// Conclave's ``XChaChaFrameCipher``: HChaCha20 subkey cached per key, in place on
         /// preallocated buffers, counter nonce suffix. Allocates nothing.
-        case frameCipher = "frame-cipher"
+        public static let frameCipher = Path("frame-cipher")
         /// `crypto_aead_xchacha20poly1305_ietf_encrypt` / `_decrypt` called directly, in
         /// place on preallocated buffers, 24-byte counter nonce. The C baseline every ratio
         /// refers to. Derives the HChaCha20 subkey on every call.
-        case libsodium
-        /// swift-crypto's `ChaChaPoly` (IETF, 12-byte counter nonce) through its public
-        /// `seal(_:using:nonce:authenticating:)` / `open(_:using:authenticating:)`, with
-        /// `[UInt8]` plaintext and AAD. Allocates on every call: 16 mallocs per round trip
-        /// with swift-crypto 4.5.2 (BoringSSL AEAD context, ciphertext and tag, the
-        /// combined sealed box, the plaintext `Data`, ...).
-        case swiftCrypto = "swift-crypto"
-        /// A swift-sodium-style wrapper: `[UInt8]` in, new `[UInt8]` out, a random 24-byte
-        /// nonce drawn into a new array per seal (libsodium underneath). Three mallocs per
-        /// round trip: nonce, ciphertext, plaintext.
-        case allocating
+        public static let libsodium = Path("libsodium")
+    }
+
+    /// A path and how to build its runner for one frame size and batch. The product has
+    /// ``Contender/frameCipher`` and ``Contender/libsodium``; the benchmark package adds
+    /// swift-crypto's `ChaChaPoly` and an allocating wrapper as comparisons.
+    public struct Contender: Sendable, Equatable {
+        public let path: Path
+        let make: @Sendable (BenchInputs, Int) throws(CryptoBenchError) -> any RoundTripPath
+
+        public init(path: Path, make: @escaping @Sendable (BenchInputs, Int) throws(CryptoBenchError) -> any RoundTripPath) {
+            self.path = path
+            self.make = make
+        }
+
+        public func makeRunner(inputs: BenchInputs, batch: Int) throws(CryptoBenchError) -> any RoundTripPath {
+            try make(inputs, batch)
+        }
+
+        public static func == (a: Contender, b: Contender) -> Bool { a.path == b.path }
     }
 
     /// What to measure and for how long. The defaults take about 13 seconds.
@@ -85,11 +104,14 @@ public enum CryptoBench {
         public var batchSize: Int
         /// The clock rates are computed from. Default: ``TimingClock/threadCPUTime``.
         public var timingClock: TimingClock
+        /// The paths compared; must include ``Contender/libsodium`` (the baseline).
+        /// Default: ``Contender/standard``.
+        public var contenders: [Contender]
 
         public init(sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
                     measurementDuration: Duration = .milliseconds(200), rounds: Int = 5,
                     warmupDuration: Duration = .milliseconds(50), batchSize: Int = 64,
-                    timingClock: TimingClock = .threadCPUTime) {
+                    timingClock: TimingClock = .threadCPUTime, contenders: [Contender] = Contender.standard) {
             self.sizes = sizes
             self.aadLength = aadLength
             self.measurementDuration = measurementDuration
@@ -97,11 +119,12 @@ public enum CryptoBench {
             self.warmupDuration = warmupDuration
             self.batchSize = batchSize
             self.timingClock = timingClock
+            self.contenders = contenders
         }
 
         /// Approximate wall-clock time of a run with this configuration.
         public var estimatedDuration: Duration {
-            (warmupDuration + measurementDuration * rounds) * (sizes.count * Path.allCases.count)
+            (warmupDuration + measurementDuration * rounds) * (sizes.count * contenders.count)
         }
 
         func validate() throws(CryptoBenchError) {
@@ -113,6 +136,8 @@ public enum CryptoBench {
             guard measurementDuration > .zero else { throw .invalidConfiguration("measurementDuration must be positive") }
             guard warmupDuration >= .zero else { throw .invalidConfiguration("warmupDuration must not be negative") }
             guard (1 ... 4096).contains(batchSize) else { throw .invalidConfiguration("batchSize must be 1 to 4096") }
+            guard contenders.contains(.libsodium) else { throw .invalidConfiguration("the libsodium path (the baseline) must be among the contenders") }
+            guard Set(contenders.map(\.path)).count == contenders.count else { throw .invalidConfiguration("a path appears twice") }
         }
     }
 
@@ -155,17 +180,19 @@ public enum CryptoBench {
     public static func run(_ configuration: Configuration = Configuration()) throws(CryptoBenchError) -> CryptoBenchReport {
         try configuration.validate()
         Sodium.ensureInitialized()
-        let paths = Path.allCases
+        let contenders = configuration.contenders
+        let paths = contenders.map(\.path)
         let clockReadCost = configuration.timingClock.readCost()
 
         // Set up, check and warm up every (size, path) before the first timed round.
         var runners: [[any RoundTripPath]] = []
         for size in configuration.sizes {
             let inputs = BenchInputs.random(plaintextLength: size, aadLength: configuration.aadLength)
-            try checkAllPaths(inputs: inputs)
+            try checkAllPaths(contenders, inputs: inputs)
             var row: [any RoundTripPath] = []
-            for path in paths {
-                let runner = try path.makeRunner(inputs: inputs, batch: configuration.batchSize)
+            for contender in contenders {
+                let path = contender.path
+                let runner = try contender.makeRunner(inputs: inputs, batch: configuration.batchSize)
                 _ = try measure(runner, path: path, size: size, configuration: configuration,
                                 for: configuration.warmupDuration, clockReadCost: clockReadCost)
                 row.append(runner)
@@ -200,10 +227,11 @@ public enum CryptoBench {
     /// before it measures: a sealed frame is not the plaintext, opens back to it, does not
     /// open after a one-bit change, and the frame cipher's output equals libsodium's.
     /// Takes a few milliseconds; for tests. Throws ``CryptoBenchError`` on any failure.
-    public static func quickSelfCheck(sizes: [Int] = [64, 160, 1200], aadLength: Int = 22) throws(CryptoBenchError) {
-        try Configuration(sizes: sizes, aadLength: aadLength).validate()
+    public static func quickSelfCheck(sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
+                                      contenders: [Contender] = Contender.standard) throws(CryptoBenchError) {
+        try Configuration(sizes: sizes, aadLength: aadLength, contenders: contenders).validate()
         for size in sizes {
-            try checkAllPaths(inputs: BenchInputs.random(plaintextLength: size, aadLength: aadLength))
+            try checkAllPaths(contenders, inputs: BenchInputs.random(plaintextLength: size, aadLength: aadLength))
         }
     }
 
@@ -246,21 +274,21 @@ public enum CryptoBench {
     }
 
     /// Runs ``check(_:inputs:)`` on every path and compares frame-cipher with libsodium.
-    static func checkAllPaths(inputs: BenchInputs) throws(CryptoBenchError) {
+    static func checkAllPaths(_ contenders: [Contender], inputs: BenchInputs) throws(CryptoBenchError) {
         var firstFrames: [Path: [UInt8]] = [:]
-        for path in Path.allCases {
-            firstFrames[path] = try check(path, inputs: inputs)
+        for contender in contenders {
+            firstFrames[contender.path] = try check(contender, inputs: inputs)
         }
-        guard firstFrames[.frameCipher] == firstFrames[.libsodium] else {
+        guard firstFrames[.frameCipher] == nil || firstFrames[.frameCipher] == firstFrames[.libsodium] else {
             throw .roundTripFailed(path: .frameCipher, size: inputs.plaintext.count,
                                    reason: "output differs from libsodium's XChaCha20-Poly1305 for the same key and nonce")
         }
     }
 
     /// Seal, open, and a forgery attempt on a one-frame runner. Returns the first sealed frame.
-    static func check(_ path: Path, inputs: BenchInputs) throws(CryptoBenchError) -> [UInt8] {
-        let size = inputs.plaintext.count
-        let runner = try path.makeRunner(inputs: inputs, batch: 1)
+    static func check(_ contender: Contender, inputs: BenchInputs) throws(CryptoBenchError) -> [UInt8] {
+        let size = inputs.plaintext.count, path = contender.path
+        let runner = try contender.makeRunner(inputs: inputs, batch: 1)
         try runner.sealBatch()
         let sealed = runner.sealedBytes(0)
         guard sealed.count == size + FrameSlots.tagLength else {

@@ -39,7 +39,7 @@ public struct CryptoBenchReport: Sendable {
         }
     }
 
-    /// All paths at one frame size, in ``CryptoBench/Path/allCases`` order.
+    /// All paths at one frame size, in the order of the configuration's contenders.
     public struct SizeResult: Sendable {
         public let plaintextLength: Int
         public let paths: [PathResult]

@@ -32,7 +32,8 @@ struct RelayProcessSample: Sendable {
 
     /// GET http://host:port/metrics; nil when the relay does not answer within 2 s.
     static func read(host: String, port: Int) async -> RelayProcessSample? {
-        guard let text = try? await httpGet(host: host, port: port, path: "/metrics") else { return nil }
+        guard let response = try? await PlainHTTP.get(host: host, port: port, path: "/metrics"), response.status == 200 else { return nil }
+        let text = response.body
         var cpu: Double?, rss: UInt64?, fds: Int?
         for line in text.split(separator: "\n") {
             if line.hasPrefix("process_open_fds ") { fds = Int(line.split(separator: " ").last!) }
@@ -42,44 +43,7 @@ struct RelayProcessSample: Sendable {
         guard let cpu, let rss else { return nil }
         return RelayProcessSample(cpuSeconds: cpu, residentBytes: rss, openDescriptors: fds, at: .now)
     }
-
-    /// A plain HTTP/1.1 GET (`Connection: close`); the body as text, at most 4 MiB.
-    static func httpGet(host: String, port: Int, path: String) async throws -> String {
-        final class Collector: ChannelInboundHandler, @unchecked Sendable {
-            typealias InboundIn = ByteBuffer
-            var data: [UInt8] = []
-            let done: EventLoopPromise<[UInt8]>
-            init(done: EventLoopPromise<[UInt8]>) { self.done = done }
-            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-                let b = Self.unwrapInboundIn(data)
-                guard self.data.count + b.readableBytes <= 4 << 20 else { context.close(promise: nil); return }
-                self.data += b.readableBytesView
-            }
-            func channelInactive(context: ChannelHandlerContext) { done.succeed(data) }
-            func errorCaught(context: ChannelHandlerContext, error: any Error) { done.fail(error); context.close(promise: nil) }
-        }
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let promise = loop.makePromise(of: [UInt8].self)
-        let channel: Channel
-        do {
-            channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.seconds(2))
-                .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(done: promise)) } }
-                .connect(host: host, port: port).get()
-        } catch {
-            promise.fail(error)
-            throw error
-        }
-        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-        try await channel.writeAndFlush(channel.allocator.buffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
-        let bytes = try await promise.futureResult.get()
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n") else { throw RelayScrapeError() }
-        return String(text[split.upperBound...])
-    }
 }
-
-struct RelayScrapeError: Error {}
 
 /// This process's CPU time (user + system), in seconds.
 func processCPUSeconds() -> Double {

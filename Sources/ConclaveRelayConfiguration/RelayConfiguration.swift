@@ -13,7 +13,7 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
     public var allowPlaintext: Bool = false
-    public var logLevel: String = "info"
+    public var logLevel: LogLevel = .info
     /// UDP media path: nil host/port mean the `listen` host and port.
     public var mediaEnabled: Bool = true
     public var mediaHost: String?
@@ -58,8 +58,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Source addresses the per-address limits do not apply to (join attempts, room
     /// creations, wrong passwords, pending connections): a load generator's, say.
     public var exemptAddresses: Set<String> = []
-    /// Argon2id cost for stored password proofs: interactive, moderate or minimum.
-    public var passwordHashing: String = "interactive"
+    /// Argon2id cost for stored password proofs.
+    public var passwordHashing: PasswordHashing = .interactive
 
     // MARK: Timeouts and queues
     public var idleTimeoutSeconds: Int = 60
@@ -89,6 +89,30 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var drainGraceSeconds: Int = 30
 
     public init() {}
+
+    /// How much the relay logs (swift-log's levels).
+    public enum LogLevel: String, CaseIterable, Sendable {
+        case trace, debug, info, notice, warning, error, critical
+    }
+
+    /// The Argon2id cost of stored password proofs.
+    public enum PasswordHashing: String, CaseIterable, Sendable {
+        case interactive, moderate
+        /// The smallest cost libsodium allows: tests and load runs only.
+        case minimum
+    }
+
+    /// `a, b or c`: the values an enumerated option takes, for its help and its errors.
+    static func choices<E: CaseIterable & RawRepresentable>(_: E.Type) -> String where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue)
+        return names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
+    }
+
+    /// Parses an enumerated option; the error lists every valid value.
+    static func choice<E: CaseIterable & RawRepresentable>(_ value: String, _ option: String, _: E.Type) throws(RelayConfigurationError) -> E where E.RawValue == String {
+        guard let e = E(rawValue: value) else { throw .invalidValue(option: option, value: value, expected: "one of " + choices(E.self)) }
+        return e
+    }
 
     /// The origin this node advertises in a cluster (``advertise`` or its default).
     public var advertisedOrigin: String {
@@ -126,10 +150,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         .init(name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v }, current: { $0.tlsCertificatePath ?? "none" }),
         .init(name: "tls-key", help: "PEM private key for --tls-cert", apply: { c, v in c.tlsKeyPath = v }, current: { $0.tlsKeyPath ?? "none" }),
         .init(name: "allow-plaintext", help: "allow plaintext ws:// on a non-loopback address (true/false)", apply: { c, v throws(RelayConfigurationError) in c.allowPlaintext = try bool(v, "allow-plaintext") }, current: { "\($0.allowPlaintext)" }),
-        .init(name: "log-level", help: "trace, debug, info, notice, warning, error or critical", apply: { c, v throws(RelayConfigurationError) in
-            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else { throw .invalidValue(option: "log-level", value: v, expected: "a log level") }
-            c.logLevel = v
-        }, current: { $0.logLevel }),
+        .init(name: "log-level", help: choices(LogLevel.self), apply: { c, v throws(RelayConfigurationError) in
+            c.logLevel = try choice(v, "log-level", LogLevel.self)
+        }, current: { $0.logLevel.rawValue }),
         int("max-rooms", "rooms open at once", 1...100_000, \.maxRooms),
         int("max-connections", "connections at once, counted from TCP accept (before the WebSocket upgrade too)", 1...1_000_000, \.maxConnections),
         int("max-pending-connections-per-address", "connections from one address not yet upgraded to a WebSocket", 1...100_000, \.maxPendingConnectionsPerAddress),
@@ -154,10 +177,9 @@ public struct RelayConfiguration: Sendable, Equatable {
             }
             c.exemptAddresses = Set(list)
         }, current: { $0.exemptAddresses.isEmpty ? "none" : $0.exemptAddresses.sorted().joined(separator: ",") }),
-        .init(name: "password-hashing", help: "Argon2id cost: interactive, moderate or minimum (tests only)", apply: { c, v throws(RelayConfigurationError) in
-            guard ["interactive", "moderate", "minimum"].contains(v) else { throw .invalidValue(option: "password-hashing", value: v, expected: "interactive, moderate or minimum") }
-            c.passwordHashing = v
-        }, current: { $0.passwordHashing }),
+        .init(name: "password-hashing", help: "Argon2id cost: \(choices(PasswordHashing.self)) (tests only)", apply: { c, v throws(RelayConfigurationError) in
+            c.passwordHashing = try choice(v, "password-hashing", PasswordHashing.self)
+        }, current: { $0.passwordHashing.rawValue }),
         .init(name: "cluster", help: "redis://HOST:PORT of the Redis a cluster of relays shares; off (the default) runs a single relay", apply: { c, v throws(RelayConfigurationError) in
             if v == "off" { c.clusterRedisURL = nil; return }
             guard v.hasPrefix("redis://"), v.utf8.count <= 1024, v.count > 8, !v.contains(where: { $0.isWhitespace }) else {
@@ -215,9 +237,12 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The largest config file read (1 MiB).
+    public static let maximumFileBytes = 1_048_576
+
     /// Applies a JSON config file's flat object of option names to strings, numbers or booleans.
     public mutating func applyJSONFile(contents: [UInt8], path: String) throws(RelayConfigurationError) {
-        guard contents.count <= 1_048_576 else { throw .badFile(path: path, reason: "larger than 1 MiB") }
+        guard contents.count <= Self.maximumFileBytes else { throw .badFile(path: path, reason: "larger than 1 MiB") }
         let object: [(String, String)]
         do { object = try FlatJSON.parseObject(contents) } catch { throw .badFile(path: path, reason: error.description) }
         for (key, value) in object { try set(key, to: value) }
@@ -252,9 +277,9 @@ public struct RelayConfiguration: Sendable, Equatable {
 
     public var passwordLimits: PasswordHash.Limits {
         switch passwordHashing {
-        case "moderate": return .moderate
-        case "minimum": return .minimum
-        default: return .interactive
+        case .interactive: return .interactive
+        case .moderate: return .moderate
+        case .minimum: return .minimum
         }
     }
 

@@ -4,8 +4,11 @@ import ServiceLifecycle
 import ConclaveRelay
 import ConclaveRedis
 import NIOPosix
+import ConclaveSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 @main
@@ -33,7 +36,7 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for wss://.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
     @Flag(name: .customLong("allow-plaintext"), help: "Allow plaintext on a non-loopback address.") var allowPlaintext = false
-    @Option(name: .customLong("log-level"), help: "trace … critical (default info).") var logLevel: String?
+    @Option(name: .customLong("log-level"), help: "How much to log (default info).") var logLevel: RelayConfiguration.LogLevel?
     @Option(name: .customLong("set"), parsing: .singleValue, help: "NAME=VALUE for any option in the list below (repeatable).")
     var settings: [String] = []
     @Option(help: "redis://HOST:PORT: run as a node of the cluster sharing this Redis (README \"Running a cluster\").") var cluster: String?
@@ -47,8 +50,9 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
         var configuration = RelayConfiguration()
         do {
             if let config {
-                guard let bytes = readFile(config) else {
-                    throw RelayConfigurationError.badFile(path: config, reason: "cannot read it")
+                let bytes: [UInt8]
+                do { bytes = try LocalFile.read(config, limit: RelayConfiguration.maximumFileBytes) } catch {
+                    throw RelayConfigurationError.badFile(path: config, reason: error.reason)
                 }
                 try configuration.applyJSONFile(contents: bytes, path: config)
             }
@@ -57,7 +61,7 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             if let tlsCert { try configuration.set("tls-cert", to: tlsCert) }
             if let tlsKey { try configuration.set("tls-key", to: tlsKey) }
             if allowPlaintext { configuration.allowPlaintext = true }
-            if let logLevel { try configuration.set("log-level", to: logLevel) }
+            if let logLevel { configuration.logLevel = logLevel }
             if let cluster { try configuration.set("cluster", to: cluster) }
             if let nodeID { try configuration.set("node-id", to: nodeID) }
             if let advertise { try configuration.set("advertise", to: advertise) }
@@ -80,7 +84,7 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             printError("conclave-relay: \(error)")
             throw ExitCode(2)
         }
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let level = Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -138,20 +142,6 @@ func printError(_ text: String) {
     line.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
 }
 
-func readFile(_ path: String) -> [UInt8]? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, 65_536, f) }
-        if n > 0 { out += chunk[0..<n] }
-        if n < 65_536 { break }
-        if out.count > 1_048_576 { return out } // the config parser rejects it with a clear error
-    }
-    return out
-}
-
 func currentEnvironment() -> [String: String] {
     var env: [String: String] = [:]
     var p = environ
@@ -162,3 +152,6 @@ func currentEnvironment() -> [String: String] {
     }
     return env
 }
+
+/// `--log-level` takes the configuration's own values; a wrong one is refused with the list.
+extension RelayConfiguration.LogLevel: ExpressibleByArgument {}

@@ -1,13 +1,14 @@
 import ArgumentParser
 import ConclaveBench
 
-/// `conclave bench crypto [--json]`: the four AEAD paths of Benchmarks/CryptoHotPath in one
-/// process, no benchmark plugin needed. Figures are frames per second of seal+open and
+/// `conclave bench crypto [--json]`: the frame cipher against libsodium in one process, no
+/// benchmark plugin needed (Benchmarks/'s `crypto-compare` adds swift-crypto and an
+/// allocating wrapper). Figures are frames per second of seal+open and
 /// ratios to libsodium's own XChaCha20-Poly1305 measured in the same run.
 struct CryptoBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crypto",
-        abstract: "Seal+open throughput of 64, 160 and 1200-byte frames on four paths, with ratios to libsodium."
+        abstract: "Seal+open throughput of 64, 160 and 1200-byte frames: the frame cipher and libsodium, with ratios to libsodium."
     )
 
     @Flag(help: "Print one JSON object instead of a table.")

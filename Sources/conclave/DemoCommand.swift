@@ -19,6 +19,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Run the in-process crypto demo instead (no relay, no sockets).")
     var offline = false
 
+    @Option(name: .customLong("relay-binary"), help: "The conclave-relay to start (default: next to this executable).")
+    var relayBinary: String?
+
     func validate() throws {
         guard seconds >= 3, seconds <= 120 else { throw ValidationError("--seconds must be in [3, 120]") }
     }
@@ -28,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
         if offline {
             ok = try LocalDemo.run(seconds: min(seconds, 5)) { print($0) }.ok
         } else {
-            ok = try await MeetingDemo.run(seconds: seconds)
+            ok = try await MeetingDemo.run(seconds: seconds, relayBinary: relayBinary)
         }
         if !ok { throw ExitCode(1) }
     }

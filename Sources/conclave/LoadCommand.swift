@@ -29,16 +29,16 @@ struct LoadCommand: AsyncParsableCommand {
     var duration: Double = 10
     @Option(help: "Seconds over which participants join.")
     var ramp: Double = 5
-    @Option(help: "udp or ws.")
-    var transport: String = "udp"
+    @Option(help: "How audio travels: udp (with the WebSocket as fallback) or ws.")
+    var transport: MediaTransport = .udp
     @Option(name: .customLong("audio-fps"), help: "Audio frames per second per participant: 50, 25, 10, 5, 2 or 1.")
     var audioFPS: Int = 50
     @Option(name: .customLong("frame-bytes"), help: "Target audio FRAME payload size in bytes (sets the Opus bitrate).")
     var frameBytes: Int = 160
     @Option(help: "Members per room that send audio (the host first); the rest only listen. Default: all.")
     var talkers: Int?
-    @Option(help: "all, or sample:N to decrypt one frame in N.")
-    var decrypt: String = "all"
+    @Option(help: "all, or sample:N to decrypt one frame in N (N 1…1000).")
+    var decrypt: DecryptChoice = .all
     @Option(name: .customLong("relay-sample-seconds"), help: "Read the relay's RSS and open descriptors from its /metrics this often, into the timeline (0: never).")
     var relaySampleSeconds: Int = 10
     @Flag(help: "Write every participant's alert, error and leader events to standard error.")
@@ -60,19 +60,12 @@ struct LoadCommand: AsyncParsableCommand {
         if let talkers { guard (1 ... perRoom).contains(talkers) else { throw ValidationError("--talkers must be 1…--per-room") } }
         guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be more than 0 and at most 3600 s") }
         guard ramp >= 0, ramp <= 600 else { throw ValidationError("--ramp must be 0…600 s") }
-        guard MediaTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be udp or ws") }
         guard LoadOptions.supportedFPS.contains(audioFPS) else { throw ValidationError("--audio-fps must be one of 1, 2, 5, 10, 25, 50") }
         guard (40 ... 1_500).contains(frameBytes) else { throw ValidationError("--frame-bytes must be 40…1500") }
-        guard decryptEvery != nil else { throw ValidationError("--decrypt must be all or sample:N with N from 1 to 1000") }
         guard (0 ... 3_600).contains(relaySampleSeconds) else { throw ValidationError("--relay-sample-seconds must be 0…3600") }
         guard (1 ... 100).contains(stepRooms), (1 ... 50).contains(maxSteps) else { throw ValidationError("--step-rooms 1…100, --max-steps 1…50") }
     }
 
-    var decryptEvery: Int? {
-        if decrypt == "all" { return 1 }
-        guard decrypt.hasPrefix("sample:"), let n = Int(decrypt.dropFirst(7)), (1 ... 1_000).contains(n) else { return nil }
-        return n
-    }
 
     func run() async throws {
         var endpoints: [RelayEndpoint] = []
@@ -83,10 +76,10 @@ struct LoadCommand: AsyncParsableCommand {
         signal(SIGINT) { _ in loadInterrupted.store(true, ordering: .relaxed) }
         var options = LoadOptions(relay: endpoint, rooms: rooms, perRoom: perRoom, durationSeconds: duration, rampSeconds: ramp)
         options.relays = endpoints
-        options.transport = MediaTransport(rawValue: transport)!
+        options.transport = transport
         options.audioFPS = audioFPS
         options.frameBytes = frameBytes
-        options.decryptEvery = decryptEvery!
+        options.decryptEvery = decrypt.every
         options.talkers = talkers
         options.relaySampleSeconds = relaySampleSeconds
         if events {
@@ -124,6 +117,31 @@ struct LoadCommand: AsyncParsableCommand {
     func write(_ html: String, to path: String) throws {
         do { try html.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw CLIError("cannot write the report to \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+extension MediaTransport: ExpressibleByArgument {}
+
+/// `--decrypt`: every frame, or one in N (the rest are counted, not opened).
+enum DecryptChoice: ExpressibleByArgument, Equatable {
+    case all
+    case sample(Int)
+
+    init?(argument: String) {
+        if argument == "all" { self = .all; return }
+        guard argument.hasPrefix("sample:"), let n = Int(argument.dropFirst(7)), (1 ... 1_000).contains(n) else { return nil }
+        self = .sample(n)
+    }
+
+    static var allValueStrings: [String] { ["all", "sample:N"] }
+    var defaultValueDescription: String { self == .all ? "all" : "sample:\(every)" }
+
+    /// Decrypt one frame in this many.
+    var every: Int {
+        switch self {
+        case .all: 1
+        case .sample(let n): n
         }
     }
 }

@@ -4,24 +4,20 @@ import Synchronization
 import ConclaveClient
 import ConclaveMedia
 import ConclaveProtocol
-import ConclaveRelay
 
-/// The README's demo: a real relay on loopback, a host and two participants, each a full
+/// The README's demo: a real relay (`conclave-relay`, started as a child process) on loopback, a host and two participants, each a full
 /// participant session with its own identity, speaking the real protocol over WebSocket.
 /// Each sends a tone of its own. The host records (end-to-end encrypted); Alice consents
 /// and Bob declines, so the exported recording holds the host's and Alice's tones only.
 enum MeetingDemo {
     static let canary = "the eagle lands at dawn"
 
-    static func run(seconds: Double) async throws -> Bool {
-        var configuration = RelayConfiguration()
-        configuration.port = 0
-        var logger = Logger(label: "demo.relay")
-        logger.logLevel = .error
-        let relay = try RelayServer(configuration: configuration, logger: logger)
-        try await relay.start()
-        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: relay.port!)
-        print("relay    listening on ws://127.0.0.1:\(relay.port!)/v1 (loopback; it holds no content key)")
+    static func run(seconds: Double, relayBinary: String?) async throws -> Bool {
+        // The relay on its embedded defaults, as an operator would start it.
+        let relay = try await LocalRelayProcess.start(binary: relayBinary, logLevel: "error")
+        defer { relay.stop() }
+        let endpoint = relay.endpoint
+        print("relay    listening on ws://127.0.0.1:\(endpoint.port)/v1 (loopback; it holds no content key)")
 
         let dir = NSTemporaryDirectory() + "conclave-demo-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -80,7 +76,7 @@ enum MeetingDemo {
         await bobRun.value
         await aliceRun.value
         await hostRun.value
-        await relay.shutdown()
+        relay.stop()
 
         print("")
         print("summary")

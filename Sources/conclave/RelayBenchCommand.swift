@@ -43,36 +43,18 @@ struct RelayBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var child: Process?
+        var child: LocalRelayProcess?
         let endpoint: RelayEndpoint
         if let relay {
             do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
         } else {
-            let binary = relayBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay").path
-            guard FileManager.default.isExecutableFile(atPath: binary) else {
-                throw CLIError("cannot find conclave-relay at \(binary); build it (swift build -c release) or pass --relay-binary or --relay")
-            }
-            let port = try await Self.freePort()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["--listen", "127.0.0.1:\(port)", "--log-level", "warning",
-                                 "--set", "media-threads=\(mediaThreads)", "--set", "max-frames-per-second=1000000",
-                                 "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1"]
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            child = process
-            endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port)
-            // Wait for it to listen.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
-                if let c = try? await RelayConnection.connect(to: endpoint, connectTimeout: .milliseconds(200)) {
-                    await c.close()
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let started = try await LocalRelayProcess.start(binary: relayBinary, arguments: [
+                "--set", "media-threads=\(mediaThreads)", "--set", "max-frames-per-second=1000000",
+                "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1"])
+            child = started
+            endpoint = started.endpoint
         }
-        defer { child?.terminate(); child?.waitUntilExit() }
+        defer { child?.stop() }
         var options = RelayBench.Options(relay: endpoint)
         options.roomSizes = parsedSizes!
         options.offeredRate = rate
@@ -96,19 +78,5 @@ struct RelayBenchCommand: AsyncParsableCommand {
                       + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
             }
         }
-    }
-
-    /// A loopback port free for both TCP and UDP right now.
-    static func freePort() async throws -> Int {
-        for _ in 0 ..< 20 {
-            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-            let port = channel.localAddress!.port!
-            try await channel.close()
-            if let udp = try? await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get() {
-                try await udp.close()
-                return port
-            }
-        }
-        throw CLIError("no free loopback port")
     }
 }

@@ -11,7 +11,7 @@ import ConclaveProtocol
 /// - roles and presenter rights in the signed roster are the leader's decisions only;
 /// - every forged admission raised an alert;
 /// and, at the end, the honest members still agree on the security code and can talk.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct AdversarialPropertyTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct AdversarialPropertyTests {
     /// Deterministic draws from SHA-256(seed ‖ counter): a failing seed replays exactly.
     struct Draws {
         let seed: UInt64
@@ -26,7 +26,7 @@ import ConclaveProtocol
 
     @Test(arguments: [UInt64(1), 2, 3])
     func forgedRelayEventsNeverChangeWhoHoldsKeys(seed: UInt64) async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             var draws = Draws(seed: seed)
             let hostLog = EventLog(), aliceLog = EventLog(), bobLog = EventLog()
             var hostOptions = ParticipantOptions(displayName: "host")
@@ -36,10 +36,10 @@ import ConclaveProtocol
             let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "alice"), output: aliceLog.output)
             let aliceRun = Task { await alice.run(for: .seconds(60)) }
-            try await eventually("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
             let bob = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "bob"), output: bobLog.output)
             let bobRun = Task { await bob.run(for: .seconds(60)) }
-            try await eventually("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
+            try await waitUntil("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
 
             let hostIndex = await host.index, aliceIndex = await alice.index, bobIndex = await bob.index
             let honest: Set<PublicIdentity> = [await host.identity.publicIdentity, await alice.identity.publicIdentity, await bob.identity.publicIdentity]
@@ -106,7 +106,7 @@ import ConclaveProtocol
             }
             #expect(alerts.count >= forgedAdmissions, "seed \(seed): \(forgedAdmissions) forged admissions, \(alerts.count) alerts")
             // The honest room still agrees and talks.
-            try await eventually("codes to agree") {
+            try await waitUntil("codes to agree") {
                 let h = await host.securityCode, a = await alice.securityCode, b = await bob.securityCode
                 return h != nil && h == a && a == b
             }

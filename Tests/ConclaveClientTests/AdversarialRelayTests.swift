@@ -15,7 +15,7 @@ final class SentFrames: Sendable {
     let frames = Mutex<[FrameMessage]>([])
 }
 
-@Suite(.serialized, .timeLimit(.minutes(2))) struct AdversarialRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct AdversarialRelayTests {
     struct Meeting {
         let host: Participant
         /// Every frame the host sent, as the relay received it.
@@ -47,7 +47,7 @@ final class SentFrames: Sendable {
         aliceOptions.inboundTap = aliceTap
         let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
         let aliceRun = Task { await alice.run(for: .seconds(60)) }
-        try await eventually("alice's keys") {
+        try await waitUntil("alice's keys") {
             let a = await alice.securityCode, h = await host.securityCode
             return a != nil && a == h
         }
@@ -77,7 +77,7 @@ final class SentFrames: Sendable {
     /// Attack 1, ghost member: the relay announces its own identity as joined. The leader
     /// opened no knock from it and decided nothing: no roster entry, no key, an alert.
     @Test func ghostJoinIsNotKeyed() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let ghost = PrivateIdentity.generate()
             let codeBefore = await m.host.securityCode
@@ -93,7 +93,7 @@ final class SentFrames: Sendable {
     /// Attack 2, identity swap: a genuine knock from carol at index N, then the relay's
     /// `joined(N)` carries mallory's identity.
     @Test func identitySwapIsRefused() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate(), mallory = PrivateIdentity.generate()
             let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
@@ -111,7 +111,7 @@ final class SentFrames: Sendable {
 
     /// Attack 3, leader change on the relay's word while the leader is alive.
     @Test func forgedHostChangeMovesNothing() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let leaderBefore = await m.alice.member?.leaderIndex
             let codeBefore = await m.alice.securityCode
@@ -130,7 +130,7 @@ final class SentFrames: Sendable {
 
     /// Attack 5, a role copied from a relay event into the signed roster.
     @Test func forgedRoleChangesNothingSigned() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let a = await m.alice.index
             let versionBefore = await m.host.leader?.roster?.rosterVersion
@@ -147,7 +147,7 @@ final class SentFrames: Sendable {
     /// Attack 4, removal only when the relay confirms it: the leader rekeys the moment its
     /// user removes someone, before any relay event.
     @Test func removalRekeysWithoutTheRelay() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let a = await m.alice.index
             let epochBefore = await m.host.leader?.epoch ?? 0
@@ -163,7 +163,7 @@ final class SentFrames: Sendable {
     /// Attack 6, nonce reuse on rejoin: alice rejoins with the same identity; the relay
     /// gives her the same index and replays her old key package.
     @Test func replayedKeyPackageAfterRejoinIsRefused() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let packages = Mutex<[FrameMessage]>([])
             let identity = PrivateIdentity.generate()
             let m = try await meeting(endpoint, aliceIdentity: identity) { msg in
@@ -191,7 +191,7 @@ final class SentFrames: Sendable {
 
     /// Attack 7a, a replayed knock: the same sealed knock at a second index.
     @Test func replayedKnockIsRefused() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate()
             let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
@@ -206,7 +206,7 @@ final class SentFrames: Sendable {
 
     /// Attack 7b, a knock minted by someone holding only the host's public key (the relay).
     @Test func knockWithoutTheInviteSecretIsRefused() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let mallory = PrivateIdentity.generate()
             // Mallory has everything the relay has: the host's public identity, the room id;
@@ -237,7 +237,7 @@ final class SentFrames: Sendable {
     /// leader's heartbeats announce an epoch alice cannot install: she raises `stale_keys`
     /// and stops sending, and does not take the leader for lost (leadership stays put).
     @Test func withheldKeyPackageIsStaleKeysNotALostLeader() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let hostLog = EventLog(), aliceLog = EventLog()
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
@@ -256,7 +256,7 @@ final class SentFrames: Sendable {
             }
             let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
             let aliceRun = Task { await alice.run(for: .seconds(30)) }
-            try await eventually("alice's keys") { await alice.securityCode != nil }
+            try await waitUntil("alice's keys") { await alice.securityCode != nil }
             keyed.withLock { $0 = true }
             let leaderBefore = await alice.member?.leaderIndex
             _ = try await aliceLog.waitFor("alert", timeout: .seconds(10)) { $0["code"] as? String == "stale_keys" }
@@ -273,7 +273,7 @@ final class SentFrames: Sendable {
     /// ROSTER_DELTA) from alice and lets the next through. The next delta's base is the
     /// roster she never got: she raises `history_differs` and installs nothing from it.
     @Test func withheldDeltaIsReportedAtTheNextOne() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let hostLog = EventLog(), aliceLog = EventLog()
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
@@ -294,7 +294,7 @@ final class SentFrames: Sendable {
             }
             let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
             let aliceRun = Task { await alice.run(for: .seconds(30)) }
-            try await eventually("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
             let epochBefore = await alice.member?.epoch
             stage.withLock { $0 = 1 }
             _ = try await aliceLog.waitFor("alert", timeout: .seconds(10)) { $0["code"] as? String == "history_differs" }
@@ -310,7 +310,7 @@ final class SentFrames: Sendable {
     /// co-host of the signed roster. Its admission keys the joiner; its removal rekeys at
     /// once; a request signed by another key, or replayed, changes nothing.
     @Test func coHostDecisionsCountOnlyWhenSignedEndToEnd() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let hostLog = EventLog(), cohostLog = EventLog(), daveLog = EventLog()
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
                                                   options: ParticipantOptions(displayName: "host"), output: hostLog.output)
@@ -320,16 +320,16 @@ final class SentFrames: Sendable {
             let cohostRun = Task { await cohost.run(for: .seconds(60)) }
             _ = try await hostLog.waitFor("knock")
             try await host.command(.admit(ParticipantIndex(await cohost.index)))
-            try await eventually("the co-host's keys") { let c = await cohost.securityCode, h = await host.securityCode; return c != nil && c == h }
+            try await waitUntil("the co-host's keys") { let c = await cohost.securityCode, h = await host.securityCode; return c != nil && c == h }
             try await host.command(.promoteCohost(ParticipantIndex(await cohost.index)))
-            try await eventually("the co-host role in the signed roster") { await cohost.member?.roster?.entry(for: await cohost.index)?.role == .cohost }
+            try await waitUntil("the co-host role in the signed roster") { await cohost.member?.roster?.entry(for: await cohost.index)?.role == .cohost }
 
             // Dave knocks; the co-host admits him (relay command and signed request).
             let dave = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Dave"), output: daveLog.output)
             let daveRun = Task { await dave.run(for: .seconds(60)) }
             _ = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Dave" }
             try await cohost.command(.admit(ParticipantIndex(await dave.index)))
-            try await eventually("Dave's keys") { let d = await dave.securityCode, h = await host.securityCode; return d != nil && d == h }
+            try await waitUntil("Dave's keys") { let d = await dave.securityCode, h = await host.securityCode; return d != nil && d == h }
 
             // A request signed by a key that is not the co-host's: refused, nothing changes.
             let d = await dave.index
@@ -347,7 +347,7 @@ final class SentFrames: Sendable {
             // The co-host removes Dave: the leader rekeys on the signed request.
             let epochBefore = await host.leader?.epoch ?? 0
             try await cohost.command(.remove(ParticipantIndex(d)))
-            try await eventually("Dave out of the signed roster") { await host.leader?.roster?.entry(for: d) == nil }
+            try await waitUntil("Dave out of the signed roster") { await host.leader?.roster?.entry(for: d) == nil }
             let epochAfter = await host.leader?.epoch ?? 0
             #expect(epochAfter > epochBefore)
             // A replay of an old sequence number (sealed afresh, so SFrame's window passes it).
@@ -365,7 +365,7 @@ final class SentFrames: Sendable {
     /// invite holder's knock at #N and announces that identity. The decision was about the
     /// first knock (its join nonce): the second neither replaces it nor gets keys.
     @Test func aDecisionIsBoundToTheKnockNotTheIndex() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate(), bob = PrivateIdentity.generate()
             let n = ParticipantIndex(0x0230)
@@ -387,7 +387,7 @@ final class SentFrames: Sendable {
     /// Review finding: a second ADMITTED would reset the member's schedule; then a replayed
     /// key package of the current join would install an old epoch (and trap the key ring).
     @Test func aSecondAdmittedIsIgnored() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let packages = Mutex<[FrameMessage]>([])
             let m = try await meeting(endpoint, aliceTap: { msg in
                 if case .frame(let f) = msg, f.header.kind == .keys { packages.withLock { $0.append(f) } }
@@ -409,7 +409,7 @@ final class SentFrames: Sendable {
     /// tag) must not keep a dead leader alive: the successor takes over within twice the
     /// silence timeout all the same.
     @Test func forgedFramesDoNotKeepADeadLeaderAlive() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let logs = (0 ..< 3).map { _ in EventLog() }
             func options(_ name: String) -> ParticipantOptions {
                 var o = ParticipantOptions(displayName: name)
@@ -423,10 +423,10 @@ final class SentFrames: Sendable {
             let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
             let aliceRun = Task { await alice.run(for: .seconds(60)) }
-            try await eventually("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(60)) }
-            try await eventually("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
+            try await waitUntil("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
             let hostIndex = await host.index
             let epoch = await bob.member?.epoch ?? 1
             await host.connection.close() // the leader dies

@@ -5,7 +5,7 @@ import ConclaveProtocol
 import ConclaveRelay
 
 /// A `conclave` process with its JSON event lines collected as they come.
-final class CLIProcess: @unchecked Sendable {
+final class CLIProcess: JSONEventSource, @unchecked Sendable {
     // @unchecked: `process` and `stdin` are set in init and only read afterwards; output goes through `raw`.
     let process: Process
     let stdin: Pipe
@@ -14,8 +14,7 @@ final class CLIProcess: @unchecked Sendable {
     let errors = Mutex<String>("")
 
     init(_ arguments: [String]) throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave").path
-        try #require(FileManager.default.fileExists(atPath: binary), "conclave not built next to the tests; run `swift build` first")
+        let binary = try TestPaths.executable("conclave")
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -41,26 +40,13 @@ final class CLIProcess: @unchecked Sendable {
 
     func send(_ line: String) { stdin.fileHandleForWriting.write(Data((line + "\n").utf8)) }
 
-    /// Parsed JSON events named `name`, in order (complete lines only).
-    func events(_ name: String) -> [[String: Any]] {
+    /// Complete lines of standard output.
+    var jsonLines: [String] {
         let text = raw.withLock { $0 }
-        return text.split(separator: "\n").compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == name else { return nil }
-            return o
-        }
+        return text.split(separator: "\n", omittingEmptySubsequences: true).dropLast(text.hasSuffix("\n") ? 0 : 1).map(String.init)
     }
 
-    /// Waits (bounded) for an event matching `predicate`.
-    @discardableResult
-    func wait(_ name: String, timeout: Duration = .seconds(10), _ predicate: @escaping ([String: Any]) -> Bool = { _ in true }) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let e = events(name).first(where: predicate) { return e }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        Issue.record("no \(name) event; output so far:\n\(raw.withLock { $0 }.suffix(2000))\nstandard error:\n\(errors.withLock { $0 }.suffix(1000))")
-        throw CancellationError()
-    }
+    var transcript: String { raw.withLock { $0 } + "\nstandard error:\n" + errors.withLock { $0 }.suffix(1000) }
 
     func stop() {
         try? stdin.fileHandleForWriting.close()
@@ -71,9 +57,9 @@ final class CLIProcess: @unchecked Sendable {
 
 /// Issue 4, must-show 6: waiting room, lock, host-only sharing and mute on entry, end to
 /// end from the `conclave` CLI in `--json` mode against a real relay.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct CLITests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct CLITests {
     @Test func waitingRoomLockSharingAndMuteFromTheCLI() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let dir = NSTemporaryDirectory() + "conclave-cli-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -81,35 +67,43 @@ final class CLIProcess: @unchecked Sendable {
             let relay = "ws://127.0.0.1:\(endpoint.port)"
             let host = try CLIProcess(["host", "--relay", relay, "--name", "Hana", "--json", "--duration", "20", "--send-audio", "tone:440", "--unmute"])
             defer { host.stop() }
-            let invite = try await host.wait("invite")["invite"] as! String
+            let invite = try await host.waitFor("invite")["invite"] as! String
 
             // Waiting room: the joiner waits; the host sees the knock with its name; admission.
             let joiner = try CLIProcess(["join", invite, "--name", "Jun", "--json", "--duration", "15", "--send-audio", "tone:440"])
             defer { joiner.stop() }
-            try await joiner.wait("waiting")
-            let knock = try await host.wait("knock")
+            try await joiner.waitFor("waiting")
+            let knock = try await host.waitFor("knock")
             #expect(knock["name"] as? String == "Jun")
             #expect(joiner.events("admitted").isEmpty, "admitted before the host decided")
             host.send("/admit \(knock["participant"] as! Int)")
-            try await joiner.wait("admitted")
-            try await joiner.wait("epoch")
-            try await host.wait("joined")
+            try await joiner.waitFor("admitted")
+            try await joiner.waitFor("epoch")
+            try await host.waitFor("joined")
 
             // Mute on entry: the joiner starts muted; its audio reaches no one.
-            try await host.wait("muted") { $0["participant"] as? Int == knock["participant"] as? Int }
-            try await joiner.wait("audio") { $0["from"] as? Int == 1 && ($0["frames"] as? Int ?? 0) > 10 } // the host's audio arrives
-            try await Task.sleep(for: .milliseconds(1200))
+            try await host.waitFor("muted") { $0["participant"] as? Int == knock["participant"] as? Int }
+            try await joiner.waitFor("audio") { $0["from"] as? Int == 1 && ($0["frames"] as? Int ?? 0) > 10 } // the host's audio arrives
+            // The window: the joiner says it holds its audio back, two more of its once-a-second
+            // reports pass, then a chat line it sends after them reaches the host.
+            try await joiner.waitFor("muted")
+            let reports = joiner.events("audio").count
+            try await waitUntil("two more audio reports from the joiner", within: .seconds(10)) { joiner.events("audio").count >= reports + 2 }
+            joiner.send("end of the muted window")
+            try await host.waitFor("chat") { $0["text"] as? String == "end of the muted window" }
             #expect(host.events("audio").allSatisfy { ($0["frames"] as? Int ?? 0) == 0 }, "a muted joiner's audio reached the host")
 
             // Host-only sharing: the joiner's share reaches no one and it is told.
             joiner.send("/share \(dir)/slide.bin")
-            try await joiner.wait("error") { $0["code"] as? String == "not_allowed" }
-            try await Task.sleep(for: .milliseconds(500))
+            try await joiner.waitFor("error") { $0["code"] as? String == "not_allowed" }
+            // Every chunk was handled before a chat line the joiner sends after them.
+            joiner.send("after my share")
+            try await host.waitFor("chat") { $0["text"] as? String == "after my share" }
             #expect(host.events("share").isEmpty, "a non-presenter's share reached the host")
 
             // Lock: a new join is refused with room_locked, with one line and a non-zero exit.
             host.send("/lock")
-            try await host.wait("locked")
+            try await host.waitFor("locked")
             let late = try CLIProcess(["join", invite, "--name", "Late", "--json", "--duration", "5"])
             late.process.waitUntilExit()
             #expect(late.process.terminationStatus != 0)
@@ -119,13 +113,13 @@ final class CLIProcess: @unchecked Sendable {
 
             // Denied from the waiting room: an `error` event and a non-zero exit.
             host.send("/unlock")
-            try await host.wait("unlocked")
+            try await host.waitFor("unlocked")
             let denied = try CLIProcess(["join", invite, "--name", "Den", "--json", "--duration", "10"])
             defer { denied.stop() }
-            try await denied.wait("waiting")
-            let knock2 = try await host.wait("knock") { $0["name"] as? String == "Den" }
+            try await denied.waitFor("waiting")
+            let knock2 = try await host.waitFor("knock") { $0["name"] as? String == "Den" }
             host.send("/deny \(knock2["participant"] as! Int)")
-            try await denied.wait("error") { $0["code"] as? String == "denied" }
+            try await denied.waitFor("error") { $0["code"] as? String == "denied" }
             denied.process.waitUntilExit()
             #expect(denied.process.terminationStatus != 0)
         }

@@ -12,7 +12,7 @@ import ConclaveProtocol
     /// installed its epoch first, the host then refused its own first install ("an install
     /// of epoch e at epoch e + 1"), and the members ended on different keys.
     @Test func overlappingRemovalsInstallInOrder() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions,
@@ -24,10 +24,10 @@ import ConclaveProtocol
             for i in 0 ..< 9 {
                 let p = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "m\(i)"), output: EventOutput(json: true) { _ in })
                 runs.append(Task { await p.run(for: .seconds(60)) })
-                try await eventually("m\(i)'s keys", within: .seconds(10)) { await p.securityCode != nil }
+                try await waitUntil("m\(i)'s keys", within: .seconds(10)) { await p.securityCode != nil }
                 members.append(p)
             }
-            try await eventually("everyone on one code", within: .seconds(10)) {
+            try await waitUntil("everyone on one code", within: .seconds(10)) {
                 let code = await host.securityCode
                 for m in members where await m.securityCode != code { return false }
                 return true
@@ -37,7 +37,7 @@ import ConclaveProtocol
             async let b: Void = host.command(.remove(second))
             _ = try await (a, b)
             let staying = Array(members.dropFirst(2))
-            try await eventually("the seven who stay on the host's newest code", within: .seconds(10)) {
+            try await waitUntil("the seven who stay on the host's newest code", within: .seconds(10)) {
                 let code = await host.securityCode
                 for m in staying where await m.securityCode != code { return false }
                 return code != nil

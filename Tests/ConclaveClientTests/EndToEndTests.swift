@@ -8,52 +8,12 @@ import ConclaveMedia
 import ConclaveProtocol
 import ConclaveRelay
 
-/// Collects the `--json` event lines a participant emits.
-final class EventLog: Sendable {
-    let lines = Mutex<[String]>([])
-    var output: EventOutput { EventOutput(json: true) { line in self.lines.withLock { $0.append(line) } } }
-    func events(_ name: String) -> [[String: Any]] {
-        lines.withLock { $0 }.compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == name else { return nil }
-            return o
-        }
-    }
-}
-
-/// Waits until `condition` holds, or records an issue and throws at the deadline.
-func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
-    let until = ContinuousClock.now + within
-    while !(await condition()) {
-        guard ContinuousClock.now < until else {
-            Issue.record("timed out waiting for \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
-
-func withTestRelay<T>(_ body: (RelayEndpoint, RelayServer) async throws -> T) async throws -> T {
-    var c = RelayConfiguration()
-    c.port = 0
-    // Media on its own ephemeral port: the control port's number may be taken for UDP by
-    // another test's socket (it was, once: "Address already in use").
-    c.mediaPort = 0
-    c.passwordHashing = "minimum"
-    c.shutdownGraceSeconds = 1
-    var logger = Logger(label: "test.relay")
-    logger.logLevel = .warning
-    let server = try RelayServer(configuration: c, logger: logger)
-    try await server.start()
-    defer { Task { await server.shutdown() } }
-    return try await body(RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: server.port!), server)
-}
-
-@Suite(.serialized, .timeLimit(.minutes(3))) struct EndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct EndToEndTests {
     /// Issue 4, must-show 1: three participants exchange chat and a 440 Hz tone over the
     /// real relay; each hears the others, and in the host's recording (issue 11: everyone
     /// consented) each member's audio peaks within 2 % of 440 Hz.
     @Test func threeParticipantsExchangeChatAndTone() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let dir = NSTemporaryDirectory() + "conclave-e2e-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -72,13 +32,11 @@ func withTestRelay<T>(_ body: (RelayEndpoint, RelayServer) async throws -> T) as
             let hostRun = Task { await host.run(for: .seconds(6)) }
             let alice = try await Participant.join(invite: invite, options: options("alice", 1), output: logs[1].output)
             let aliceRun = Task { await alice.run(for: .seconds(5)) }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitForAgreement([host, alice])
             let bob = try await Participant.join(invite: invite, options: options("bob", 2), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(4)) }
-            // Once bob holds keys, everyone says hello.
-            let deadline = ContinuousClock.now + .seconds(3)
-            while await bob.securityCode == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(300))
+            // Once all three share keys, everyone says hello.
+            try await waitForAgreement([host, alice, bob])
             for (name, p) in [("hostess", host), ("alice", alice), ("bob", bob)] { try await p.say("hello from \(name)") }
             await bobRun.value
             await aliceRun.value
@@ -124,7 +82,7 @@ extension EndToEndTests {
     /// Issue 4, must-show 7: steady audio from everyone, three joins and two leaves: no frame
     /// that a member was entitled to read fails to decrypt.
     @Test func nothingGarblesAcrossJoinsAndLeaves() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             func options(_ name: String) -> ParticipantOptions {
                 var o = ParticipantOptions(displayName: name)
                 o.audioSource = .tone(frequency: 440)
@@ -137,12 +95,12 @@ extension EndToEndTests {
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(7)) }
             var members: [(Participant, Task<Void, Never>)] = []
-            // Three joins, 700 ms apart; the first two stay shorter, so two leaves happen
-            // while audio keeps flowing.
+            // Three joins, each once the room has rekeyed for the one before; the first two
+            // stay shorter, so two leaves happen while audio keeps flowing.
             for (i, stay) in [3.0, 3.5, 4.5].enumerated() {
-                try await Task.sleep(for: .milliseconds(700))
                 let p = try await Participant.join(invite: invite, options: options("m\(i)"), output: quiet)
                 members.append((p, Task { await p.run(for: .milliseconds(Int64(stay * 1000))) }))
+                try await waitForAgreement([host] + members.map(\.0))
             }
             for (_, t) in members { await t.value }
             await hostRun.value
@@ -160,7 +118,7 @@ extension EndToEndTests {
     /// Issue 4, must-show 3: a late joiner cannot open frames sent before its admission, and
     /// a removed participant cannot open frames sent after its removal.
     @Test func lateJoinerAndRemovedParticipantCannotOpenOtherEpochs() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let captured = Mutex<[(at: ContinuousClock.Instant, frame: FrameMessage)]>([])
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
@@ -171,15 +129,15 @@ extension EndToEndTests {
             let hostRun = Task { await host.run(for: .seconds(6)) }
             let early = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "early"), output: quiet)
             let earlyRun = Task { await early.run(for: .seconds(6)) }
-            try await Task.sleep(for: .milliseconds(700))
+            try await waitForAgreement([host, early])
             try await early.say("before the late joiner")
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitForChat(host, "before the late joiner")
             let beforeLate = captured.withLock { $0.map(\.frame) }
             try #require(!beforeLate.isEmpty, "no frame captured before the late joiner")
 
             let late = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "late"), output: quiet)
             let lateRun = Task { await late.run(for: .seconds(2)) }
-            try await Task.sleep(for: .milliseconds(800))
+            let withLate = try await waitForAgreement([host, early, late])
             for f in beforeLate {
                 // It fails for lack of the epoch's key, not because it was seen before.
                 let attempt = await late.openAttempt(f)
@@ -187,15 +145,15 @@ extension EndToEndTests {
             }
             // Sanity: the late joiner reads what is sent now.
             try await early.say("after the late joiner")
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(await late.chatLog.contains { $0.text == "after the late joiner" }, "the late joiner cannot read current chat")
+            try await waitForChat(late, "after the late joiner")
 
             // Remove the late joiner; frames sent after that must not open for it.
             try await host.command(.remove(ParticipantIndex(await late.index)))
             await lateRun.value
-            try await Task.sleep(for: .milliseconds(500))
+            // The rekey without it: host and early agree on a new code.
+            try await waitForAgreement([host, early], differentFrom: withLate)
             try await early.say("after the removal")
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitForChat(host, "after the removal")
             let afterRemoval = try #require(captured.withLock { $0.last?.frame })
             let attempt = await late.openAttempt(afterRemoval)
             #expect(attempt == .dropped(.unknownEpoch) || attempt == .buffered, "removed participant on a post-removal frame: \(attempt)")
@@ -210,7 +168,7 @@ extension EndToEndTests {
     /// Issue 4, must-show 5 (host-key substitution): an invite whose host key was swapped
     /// is detected on both sides, and the joiner never installs the room's keys.
     @Test func substitutedHostKeyIsRejected() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let hostLog = EventLog(), joinLog = EventLog()
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
@@ -220,9 +178,9 @@ extension EndToEndTests {
             let hostRun = Task { await host.run(for: .seconds(4)) }
             let joiner = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "victim"), output: joinLog.output)
             let joinRun = Task { await joiner.run(for: .seconds(3)) }
-            try await Task.sleep(for: .milliseconds(800))
-            // The host cannot open a knock sealed to the wrong key, and does not auto-admit it.
-            #expect(hostLog.events("alert").contains { $0["code"] as? String == "knock_rejected" })
+            // The host cannot open a knock sealed to the wrong key, and does not auto-admit
+            // it: the alert is the marker that the knock was handled.
+            try await waitUntil("the host's knock_rejected alert") { hostLog.events("alert").contains { $0["code"] as? String == "knock_rejected" } }
             #expect(hostLog.events("knock").isEmpty)
             // Admitted by hand anyway: the joiner sees the host is not the invite's, rejects
             // the key packages the real host signs, and never gets keys.
@@ -241,28 +199,12 @@ extension EndToEndTests {
     /// contain a canary chat text or a canary display name. The relay runs as its own
     /// process; `gcore` dumps its whole memory while the room is live.
     @Test func relayMemoryAndWireNeverHoldCanaries() async throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay").path
-        try #require(FileManager.default.fileExists(atPath: binary), "conclave-relay not built next to the tests; run `swift build` first")
         let gcore = ["/usr/bin/gcore", "/bin/gcore"].first { FileManager.default.isExecutableFile(atPath: $0) }
         try #require(gcore != nil, "gcore (package gdb) is needed; scripts/install-deps.sh installs it")
-        let relay = Process()
-        relay.executableURL = URL(fileURLWithPath: binary)
-        relay.arguments = ["--listen", "127.0.0.1:0", "--set", "password-hashing=minimum"]
-        let stderr = Pipe()
-        relay.standardError = stderr
-        relay.standardOutput = FileHandle.nullDevice
-        try relay.run()
-        defer { if relay.isRunning { relay.terminate() } }
-        var port = 0, seen = ""
-        let until = ContinuousClock.now + .seconds(10)
-        while port == 0, ContinuousClock.now < until {
-            let chunk = stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { try await Task.sleep(for: .milliseconds(20)); continue }
-            seen += String(decoding: chunk, as: UTF8.self)
-            if let r = seen.range(of: "ws://127.0.0.1:"), let p = Int(seen[r.upperBound...].prefix(while: \.isNumber)) { port = p }
-        }
-        try #require(port > 0)
-        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port)
+        let relayProcess = try await RelayProcess.launch(arguments: ["--set", "password-hashing=minimum"])
+        defer { withExtendedLifetime(relayProcess) {} }
+        let relay = relayProcess.process
+        let endpoint = relayProcess.endpoint
 
         let chatCanary = "CANARY-chat-7f3a9e1c-\(UUID().uuidString.prefix(8))"
         let nameCanaries = ["Zelda-\(UUID().uuidString.prefix(6))", "Quentin-\(UUID().uuidString.prefix(6))"]
@@ -281,14 +223,11 @@ extension EndToEndTests {
         let hostRun = Task { await host.run(for: .seconds(5)) }
         let guest = try await Participant.join(invite: invite, options: options(nameCanaries[1]), output: quiet)
         let guestRun = Task { await guest.run(for: .seconds(4)) }
-        let ready = ContinuousClock.now + .seconds(3)
-        while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitForAgreement([host, guest])
         for _ in 0..<20 { try await guest.say(chatCanary); try await host.say(chatCanary) }
-        try await Task.sleep(for: .milliseconds(500))
         // The messages did get through, decrypted, at the ends.
-        #expect(await host.chatLog.contains { $0.text == chatCanary })
-        #expect(await guest.chatLog.contains { $0.text == chatCanary })
+        try await waitForChat(host, chatCanary)
+        try await waitForChat(guest, chatCanary)
 
         // Dump the relay's memory while the room is live.
         let dir = NSTemporaryDirectory() + "conclave-core-\(UUID().uuidString)"
@@ -330,7 +269,7 @@ extension EndToEndTests {
     /// Screen sharing end to end: the host's share arrives whole with its SHA-256; a
     /// participant's share reaches no one until the host grants presenter rights.
     @Test func hostOnlySharingEndToEnd() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let dir = NSTemporaryDirectory() + "conclave-share-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -347,12 +286,10 @@ extension EndToEndTests {
             guestOptions.saveSharesDirectory = dir
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
             let guestRun = Task { await guest.run(for: .seconds(5)) }
-            let ready = ContinuousClock.now + .seconds(3)
-            while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitForAgreement([host, guest])
 
             try await host.share(path: "\(dir)/slide.bin")
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil("the host's share at the guest") { await !guest.sharesReceived.isEmpty }
             let got = await guest.sharesReceived
             #expect(got.count == 1 && got.first?.bytes == blob.count && got.first?.sha256 == expected, "guest got \(got)")
             #expect(guestLog.events("share").first?["sha256"] as? String == expected)
@@ -361,14 +298,20 @@ extension EndToEndTests {
 
             // The participant is not a presenter: its share reaches no one, and it is told.
             try await guest.share(path: "\(dir)/slide.bin")
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil("the relay's not_allowed") { guestLog.events("error").contains { $0["code"] as? String == "not_allowed" } }
+            // The marker that the relay has handled every chunk: a chat line the guest sent
+            // after them has reached the host.
+            try await guest.say("after my share")
+            try await waitForChat(host, "after my share")
             #expect(await host.sharesReceived.isEmpty, "a non-presenter's share reached the host")
-            #expect(guestLog.events("error").contains { $0["code"] as? String == "not_allowed" })
-            // Granted presenter, it may.
-            try await host.command(.grantShare(ParticipantIndex(await guest.index)))
-            try await Task.sleep(for: .milliseconds(300))
+            // Granted presenter (the relay says so to everyone), it may.
+            let guestIndex = await guest.index
+            try await host.command(.grantShare(ParticipantIndex(guestIndex)))
+            try await waitUntil("the relay granting the guest presenter rights") {
+                guestLog.events("presenter").contains { $0["participant"] as? Int == Int(guestIndex) && $0["granted"] as? Bool == true }
+            }
             try await guest.share(path: "\(dir)/slide.bin")
-            try await Task.sleep(for: .milliseconds(600))
+            try await waitUntil("the presenter's share at the host") { await !host.sharesReceived.isEmpty }
             #expect(await host.sharesReceived.first?.sha256 == expected, "the presenter's share did not arrive")
             await guestRun.value
             await hostRun.value

@@ -8,9 +8,9 @@ import ConclaveProtocol
 
 /// What a malicious relay could do to frames in flight, applied to a real participant:
 /// each attack is rejected and counted (issue 4, must-show 4 and 5).
-@Suite(.serialized, .timeLimit(.minutes(2))) struct InjectionTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct InjectionTests {
     @Test func tamperedReplayedRelabelledAndSwappedAreRejectedAndCounted() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let captured = Mutex<[FrameMessage]>([])
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
@@ -23,9 +23,7 @@ import ConclaveProtocol
             guestOptions.inboundTap = { m in if case .frame(let f) = m, f.header.kind == .screen || f.header.kind == .audio { captured.withLock { $0.append(f) } } }
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: quiet)
             let guestRun = Task { await guest.run(for: .seconds(3)) }
-            let ready = ContinuousClock.now + .seconds(3)
-            while await guest.securityCode == nil, ContinuousClock.now < ready { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(400))
+            try await waitForAgreement([host, guest])
             // A screen frame the relay holds in flight (the guest has not seen it).
             let chunk = try ScreenChunk.encode(ScreenChunkHeader(shareID: 77, chunkIndex: 0, totalChunks: 1, totalLength: 3), data: [9, 8, 7])
             let screen = try await host.makeFrame(kind: .screen, plaintext: chunk)

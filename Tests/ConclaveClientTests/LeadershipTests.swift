@@ -5,7 +5,7 @@ import ConclaveMedia
 import ConclaveProtocol
 import ConclaveRelay
 
-@Suite(.serialized, .timeLimit(.minutes(2))) struct LeadershipTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct LeadershipTests {
     func waitForKeys(_ p: Participant) async throws {
         let until = ContinuousClock.now + .seconds(3)
         while await p.securityCode == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
@@ -16,7 +16,7 @@ import ConclaveRelay
     /// `/msg` reaches one participant only, and a co-host the host made a recorder records
     /// into `--record-dir`: its export has one WAV per consenting sender.
     @Test func cleanHandoverPrivateChatAndPerParticipantRecording() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let dir = NSTemporaryDirectory() + "conclave-lead-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -43,7 +43,7 @@ import ConclaveRelay
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
-            try await eventually("everyone on the same roster") {
+            try await waitUntil("everyone on the same roster") {
                 let h = await host.securityCode, a = await alice.securityCode, b = await bob.securityCode
                 return h != nil && h == a && a == b
             }
@@ -51,16 +51,16 @@ import ConclaveRelay
             // Private chat: sealed for alice alone. Bob's copy of the room's chat afterwards
             // shows that anything sent before it reached him already (one ordered path).
             try await host.say("for alice only", to: await alice.index)
-            try await eventually("alice's private message") { await alice.chatLog.contains { $0.text == "for alice only" && $0.isPrivate } }
+            try await waitUntil("alice's private message") { await alice.chatLog.contains { $0.text == "for alice only" && $0.isPrivate } }
             try await host.say("for everyone")
-            try await eventually("bob's copy of the room's chat") { await bob.chatLog.contains { $0.text == "for everyone" } }
+            try await waitUntil("bob's copy of the room's chat") { await bob.chatLog.contains { $0.text == "for everyone" } }
             #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
 
             await hostRun.value // the host leaves cleanly at 3 s and hands the keys over
             let aliceIndex = Int(await alice.index)
             _ = try await logs[1].waitFor("leader", timeout: .seconds(10)) { $0["participant"] as? Int == aliceIndex }
             _ = try await logs[2].waitFor("leader", timeout: .seconds(10)) { $0["handover"] as? Bool == true }
-            try await eventually("alice's and bob's codes to agree", within: .seconds(10)) {
+            try await waitUntil("alice's and bob's codes to agree", within: .seconds(10)) {
                 let a = await alice.securityCode, b = await bob.securityCode
                 return a != nil && a == b
             }
@@ -93,7 +93,7 @@ import ConclaveRelay
     /// signed roster (alice, admitted first) takes the keys over. Bob is alerted, both show
     /// a new and equal security code, and talk goes on.
     @Test func abruptHostLossMovesLeadershipToTheSignedSuccessor() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let logs = (0..<3).map { _ in EventLog() }
             func options(_ name: String) -> ParticipantOptions {
                 var o = ParticipantOptions(displayName: name)
@@ -144,7 +144,7 @@ extension LeadershipTests {
     /// Co-hosts see the knocker's name "through the host": the host sends each co-host a
     /// signed, end-to-end encrypted KNOCK_NOTICE; the relay still sees only the sealed knock.
     @Test func coHostSeesKnockNamesThroughTheHost() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let hostLog = EventLog(), cohostLog = EventLog()
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = false
@@ -176,19 +176,6 @@ extension LeadershipTests {
     }
 }
 
-extension EventLog {
-    /// Waits (bounded) for an event matching `predicate`.
-    func waitFor(_ name: String, timeout: Duration = .seconds(5), _ predicate: @escaping ([String: Any]) -> Bool = { _ in true }) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let e = events(name).first(where: predicate) { return e }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("no \(name) event")
-        throw CancellationError()
-    }
-}
-
 extension LeadershipTests {
     /// A meeting over wss:// to a relay with a self-signed certificate, trusted with --ca;
     /// and periodic rotation: the leader draws fresh keys on its interval.
@@ -208,7 +195,7 @@ extension LeadershipTests {
         try #require(openssl.terminationStatus == 0, "openssl could not make a certificate")
         var c = RelayConfiguration()
         c.port = 0
-        c.passwordHashing = "minimum"
+        c.passwordHashing = .minimum
         c.tlsCertificatePath = "\(dir)/cert.pem"
         c.tlsKeyPath = "\(dir)/key.pem"
         let relay = try RelayServer(configuration: c)

@@ -6,7 +6,7 @@ import ConclaveProtocol
 import ConclaveRelay
 
 /// Participants on the UDP media path and on the WebSocket, in one room (issue 5).
-@Suite(.serialized, .timeLimit(.minutes(2))) struct MediaTransportTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct MediaTransportTests {
     func options(_ name: String, _ transport: MediaTransport = .udp) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: 440)
@@ -19,7 +19,7 @@ import ConclaveRelay
 
     /// Must show: UDP and WebSocket participants in one room all receive everything.
     @Test func udpAndWebSocketParticipantsAllReceiveEverything() async throws {
-        try await withTestRelay { endpoint, server in
+        try await withRelay { server, endpoint in
             let logs = (0 ..< 3).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
@@ -28,11 +28,11 @@ import ConclaveRelay
             let aliceRun = Task { await alice.run(for: .seconds(4.5)) }
             let bob = try await Participant.join(invite: invite, options: options("bob", .websocket), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(4)) }
-            let deadline = ContinuousClock.now + .seconds(3)
-            while await bob.securityCode == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(300))
-            let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
-            #expect(hostUp && aliceUp)
+            try await waitForAgreement([host, alice, bob])
+            try await waitUntil("the host's and alice's UDP paths") {
+                let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
+                return hostUp && aliceUp
+            }
             #expect(await bob.mediaPath == nil)
             let everyone: [(String, Participant)] = [("host", host), ("alice", alice), ("bob", bob)]
             for (name, p) in everyone { try await p.say("hello from \(name)") }
@@ -64,32 +64,19 @@ import ConclaveRelay
     /// Must show: a participant whose UDP path dies continues over the WebSocket without
     /// losing chat or keys.
     @Test func deadUDPPathFallsBackWithoutLosingChatOrKeys() async throws {
-        var configuration = RelayConfiguration()
-        configuration.port = 0
-        configuration.passwordHashing = "minimum"
-        configuration.shutdownGraceSeconds = 1
-        configuration.mediaPathTimeoutSeconds = 2
-        let server = try RelayServer(configuration: configuration)
-        try await server.start()
-        defer { Task { await server.shutdown() } }
-        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: server.port!)
-
+        try await withRelay(testRelayConfiguration { $0.mediaPathTimeoutSeconds = 2 }) { _, endpoint in
         let logs = (0 ..< 3).map { _ in EventLog() }
         let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
         let invite = try #require(await host.invite)
         let hostRun = Task { await host.run(for: .seconds(9)) }
         let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
         let aliceRun = Task { await alice.run(for: .seconds(8.5)) }
-        let deadline = ContinuousClock.now + .seconds(3)
-        while ContinuousClock.now < deadline {
-            let up = await alice.mediaPathIsUp, hostUp = await host.mediaPathIsUp
-            if up && hostUp { break }
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil("the host's and alice's UDP paths") {
+            let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
+            return hostUp && aliceUp
         }
-        try await Task.sleep(for: .seconds(1))
         let aliceIndex = await alice.index, hostIndex = await host.index
-        let beforeOutage = await alice.audioFrames(from: hostIndex)
-        #expect(beforeOutage > 20)
+        try await waitUntil("alice hearing the host by UDP") { await alice.audioFrames(from: hostIndex) > 20 }
         // The path dies both ways. The baseline is read after the outage began (the count
         // runs on the path's event loop, which sees the outage from then on), so a frame
         // in flight at that moment cannot race the comparison below.
@@ -99,16 +86,16 @@ import ConclaveRelay
         // and the host chats.
         let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)
         let carolRun = Task { await carol.run(for: .seconds(6)) }
-        try await Task.sleep(for: .milliseconds(800))
+        try await waitForAgreement([host, alice, carol])
         try await host.say("said while alice's UDP was down")
         // After the timeouts (2 s both sides), audio flows over alice's WebSocket both ways.
-        try await Task.sleep(for: .seconds(2.5))
-        #expect(await !alice.mediaPathIsUp)
+        try await waitUntil("alice's UDP path timing out") { await !alice.mediaPathIsUp }
         let hostFromAliceMid = await host.audioFrames(from: aliceIndex)
         let aliceFromHostMid = await alice.audioFrames(from: hostIndex)
-        try await Task.sleep(for: .seconds(2))
-        #expect(await alice.audioFrames(from: hostIndex) - aliceFromHostMid > 60, "alice gets the host's audio over the WebSocket")
-        #expect(await host.audioFrames(from: aliceIndex) - hostFromAliceMid > 60, "the host gets alice's audio over the WebSocket")
+        try await waitUntil("60 frames each way over alice's WebSocket") {
+            let toAlice = await alice.audioFrames(from: hostIndex), toHost = await host.audioFrames(from: aliceIndex)
+            return toAlice - aliceFromHostMid > 60 && toHost - hostFromAliceMid > 60
+        }
         #expect(try #require(await alice.mediaPathStatistics()).framesReceived == aliceUDPBefore, "nothing arrived by UDP while it was down")
         await carolRun.value
         await aliceRun.value
@@ -123,6 +110,7 @@ import ConclaveRelay
         #expect(await carol.audioFrames(from: aliceIndex) > 60, "carol hears alice")
         let c = await alice.receiveCounters
         #expect(c.decryptFailed == 0, "\(c)")
+        }
     }
 
     /// Issue 10, defect 9: a client whose consumer stalls does not later play seconds-old
@@ -130,7 +118,7 @@ import ConclaveRelay
     /// the consumer resumes, the stale frames are gone (dropped and counted), the fresh ones
     /// and every control message are there.
     @Test func stalledConsumerDoesNotReceiveStaleAudio() async throws {
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: EventLog().output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(12)) }

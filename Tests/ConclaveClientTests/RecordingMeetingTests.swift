@@ -8,7 +8,7 @@ import ConclaveRelay
 
 /// Issue 11 over the real relay: who may record, consent before anything is written, and
 /// what the exported recording holds. Each member sends a tone of its own frequency.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct RecordingMeetingTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct RecordingMeetingTests {
     func options(_ name: String, tone: Double, consent: RecordingConsentPolicy = .ask, record: String? = nil) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: tone)
@@ -43,7 +43,7 @@ import ConclaveRelay
     @Test func onlyTheHostAndThoseItGrantsMayRecord() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let logs = (0 ..< 2).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
                                                   options: options("host", tone: 440, consent: .consent, record: "\(dir)/host.crec"), output: logs[0].output)
@@ -67,7 +67,7 @@ import ConclaveRelay
             // The host hears alice's notice and (policy consent) answers it.
             let hostIndex = await host.index
             _ = try await logs[1].waitFor("recording_consent") { $0["participant"] as? Int == Int(hostIndex) }
-            try await eventually("a second of recorded audio") { await host.audioFrames(from: aliceIndex) > 100 }
+            try await waitUntil("a second of recorded audio") { await host.audioFrames(from: aliceIndex) > 100 }
             await alice.stop(); await host.stop()
             await aliceRun.value; await hostRun.value
 
@@ -87,7 +87,7 @@ import ConclaveRelay
     @Test func nothingIsWrittenBeforeConsentAndAJoinerIsAskedFirst() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let logs = (0 ..< 2).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
                                                   options: options("host", tone: 440, record: "\(dir)/host.crec"), output: logs[0].output)
@@ -101,12 +101,12 @@ import ConclaveRelay
             #expect(notice["recorder"] as? Int == Int(await host.index))
             let aliceIndex = await alice.index
             // A second of alice's audio reaches the host before she consents: none of it may be written.
-            try await eventually("alice's audio at the host") { await host.audioFrames(from: aliceIndex) > 50 }
+            try await waitUntil("alice's audio at the host") { await host.audioFrames(from: aliceIndex) > 50 }
             #expect(logs[0].events("recording_consent").isEmpty)
             await alice.perform(.answerRecording(consent: true))
             _ = try await logs[0].waitFor("recording_consent") { $0["participant"] as? Int == Int(aliceIndex) && $0["consent"] as? Bool == true }
             let heardAtConsent = await host.audioFrames(from: aliceIndex)
-            try await eventually("a second of alice's audio after consent") { await host.audioFrames(from: aliceIndex) > heardAtConsent + 50 }
+            try await waitUntil("a second of alice's audio after consent") { await host.audioFrames(from: aliceIndex) > heardAtConsent + 50 }
             await host.stop()
             await hostRun.value
             let heard = await host.audioFrames(from: aliceIndex)
@@ -130,7 +130,7 @@ import ConclaveRelay
     @Test func aDeclinerIsAbsentAndConsentersArePresentAtTheirFrequencies() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try await withTestRelay { endpoint, _ in
+        try await withRelay { _, endpoint in
             let logs = (0 ..< 3).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
                                                   options: options("host", tone: 440, record: "\(dir)/meeting.crec"), output: logs[0].output)
@@ -146,11 +146,11 @@ import ConclaveRelay
             try await alice.say("alice was here")
             try await bob.say("bob was here")
             let base = await (host.audioFrames(from: aliceIndex), host.audioFrames(from: bobIndex))
-            try await eventually("two seconds of both members' audio") {
+            try await waitUntil("two seconds of both members' audio") {
                 let (a, b) = (await host.audioFrames(from: aliceIndex), await host.audioFrames(from: bobIndex))
                 return a > base.0 + 100 && b > base.1 + 100
             }
-            try await eventually("both chat lines at the host") { await host.chatLog.count >= 2 }
+            try await waitUntil("both chat lines at the host") { await host.chatLog.count >= 2 }
             await host.stop()
             await hostRun.value
             _ = try await logs[2].waitFor("recording_notice") { $0["on"] as? Bool == false }

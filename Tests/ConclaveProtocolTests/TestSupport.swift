@@ -4,8 +4,8 @@ import ConclaveCrypto
 
 func hexBytes(_ s: String) -> [UInt8] { Hex.decode(s)! }
 
-/// The repository root, from this file's path (Tests/ConclaveProtocolTests/…).
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+/// The repository root.
+var repositoryRoot: URL { TestPaths.repositoryRoot }
 
 /// RFC 9605's published vectors, if the shared folder sits beside the repository.
 func sharedRFC9605Vectors() -> [String: Any]? {

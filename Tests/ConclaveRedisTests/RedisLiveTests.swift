@@ -6,7 +6,7 @@ import Synchronization
 import ConclaveTestSupport
 
 /// Against a real `redis-server` (installed by scripts/install-deps.sh).
-@Suite(.serialized) struct RedisLiveTests {
+@Suite(.serialized, .tags(.integration)) struct RedisLiveTests {
     let group = MultiThreadedEventLoopGroup.singleton
 
     /// Commands wait this long for a connection too: long enough for a loaded machine.
@@ -62,7 +62,7 @@ import ConclaveTestSupport
     }
 
     @Test func unreachableRedisIsATypedErrorWithinTheTimeout() async throws {
-        let port = try await RedisServerProcess.freePort()
+        let port = try await LoopbackPort.free()
         let c = RedisClient(configuration: RedisClientConfiguration(endpoint: RedisEndpoint(host: "127.0.0.1", port: port),
                                                                     commandTimeout: .milliseconds(300)), group: group)
         c.start()

@@ -40,7 +40,7 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
             servers.append(server)
         }
         let all = servers
-        try await waitFor("every node to see \(nodes) nodes", within: .seconds(10)) {
+        try await waitUntil("every node to see \(nodes) nodes", within: .seconds(10)) {
             all.allSatisfy { $0.clusterNodeIDs.count == nodes }
         }
         let result = try await body(TestCluster(redis: redis, servers: servers))
@@ -52,12 +52,7 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
     }
 }
 
-/// Waits for `condition` with a deadline; throws ``TestTimeout`` when it does not come.
-func waitFor(_ what: String, within: Duration, _ condition: () async throws -> Bool) async throws {
-    guard try await eventually(within: within, condition) else { throw TestTimeout(what: what) }
-}
-
-@Suite(.serialized, .timeLimit(.minutes(3))) struct ClusterTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterTests {
     let quiet = EventOutput(json: true) { _ in }
 
     private func options(_ name: String) -> ParticipantOptions {
@@ -80,7 +75,7 @@ func waitFor(_ what: String, within: Duration, _ condition: () async throws -> B
             #expect(counts.reduce(0, +) == 6)
             #expect(counts.allSatisfy { $0 >= 1 }, "rooms per node: \(counts)")
             // The registry reports the load: every node sees 6 participants in all.
-            try await waitFor("the registry to report the rooms", within: .seconds(5)) {
+            try await waitUntil("the registry to report the rooms", within: .seconds(5)) {
                 cluster.servers.map(\.participantCount).reduce(0, +) == 6
             }
             _ = hosts
@@ -105,8 +100,8 @@ func waitFor(_ what: String, within: Duration, _ condition: () async throws -> B
             async let g: Void = guest.run(for: .seconds(3))
             // Admitted (out of the waiting room) on the room's node.
             let server = cluster.servers[owner]
-            try await waitFor("the guest's admission on the room's node", within: .seconds(3)) { server.participantCount == 2 }
-            try await waitFor("the guest's first security code", within: .seconds(3)) { await guest.securityCodes.last != nil }
+            try await waitUntil("the guest's admission on the room's node", within: .seconds(3)) { server.participantCount == 2 }
+            try await waitUntil("the guest's first security code", within: .seconds(3)) { await guest.securityCodes.last != nil }
             try await host.say("over the redirect")
             try await guest.say("and back")
             _ = await (h, g)
@@ -170,7 +165,7 @@ func makeClusterKeyFile() -> String {
 final class ProcessCluster: @unchecked Sendable {
     let redis: RedisServerProcess
     let keyPath: String
-    private(set) var nodes: [RelayNodeProcess] = []
+    private(set) var nodes: [RelayProcess] = []
 
     private init(redis: RedisServerProcess, keyPath: String) {
         self.redis = redis
@@ -180,10 +175,9 @@ final class ProcessCluster: @unchecked Sendable {
     static func launch(nodes count: Int, prefix: String) async throws -> ProcessCluster {
         let cluster = ProcessCluster(redis: try await RedisServerProcess.launch(), keyPath: makeClusterKeyFile())
         for i in 1 ... count {
-            let node = try RelayNodeProcess(nodeID: "\(prefix)\(i)", redis: cluster.redis.url, keyFile: cluster.keyPath,
-                                            port: try await RedisServerProcess.freePort())
+            let node = try await RelayProcess.clusterNode(nodeID: "\(prefix)\(i)", redis: cluster.redis.url, keyFile: cluster.keyPath,
+                                                          port: try await LoopbackPort.free())
             cluster.nodes.append(node)
-            try await RedisServerProcess.waitForPort(node.port, within: .seconds(30))
         }
         return cluster
     }
@@ -194,38 +188,17 @@ final class ProcessCluster: @unchecked Sendable {
     }
 }
 
-/// A `conclave-relay` process as a cluster node, on a port chosen before it starts (so
-/// that its advertised origin is known), killable with SIGKILL.
-final class RelayNodeProcess: @unchecked Sendable {
-    let port: Int
-    let process = Process()
-
-    init(nodeID: String, redis: String, keyFile: String, port: Int) throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay")
-        let path = FileManager.default.fileExists(atPath: binary.path) ? binary.path
-            : repositoryRootForRelayTests.appendingPathComponent(".build/debug/conclave-relay").path
-        self.port = port
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--listen", "127.0.0.1:\(port)", "--cluster", redis, "--node-id", nodeID, "--cluster-key-file", keyFile,
-                             "--log-level", "warning", "--set", "password-hashing=minimum", "--set", "cluster-node-timeout-seconds=2",
-                             "--set", "exempt-addresses=127.0.0.1", "--set", "drain-grace-seconds=5"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+extension RelayProcess {
+    /// A cluster node on a port chosen before it starts (so that its advertised origin is
+    /// known).
+    static func clusterNode(nodeID: String, redis: String, keyFile: String, port: Int) async throws -> RelayProcess {
+        try await launch(arguments: ["--cluster", redis, "--node-id", nodeID, "--cluster-key-file", keyFile,
+                                     "--log-level", "warning", "--set", "password-hashing=minimum", "--set", "cluster-node-timeout-seconds=2",
+                                     "--set", "exempt-addresses=127.0.0.1", "--set", "drain-grace-seconds=5"], port: port)
     }
-
-    var endpoint: RelayEndpoint { RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port) }
-
-    func kill(_ signal: Int32 = SIGKILL) {
-        guard process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, signal)
-        if signal == SIGKILL { process.waitUntilExit() }
-    }
-
-    deinit { kill() }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3))) struct ClusterFailoverTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterFailoverTests {
     let quiet = EventOutput(json: true) { _ in }
 
     private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
@@ -250,7 +223,7 @@ final class RelayNodeProcess: @unchecked Sendable {
         // Every node is in the registry.
         let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
-        try await waitFor("three registered nodes", within: .seconds(10)) {
+        try await waitUntil("three registered nodes", within: .seconds(10)) {
             let values = try await probe.send(RedisCommand("MGET", ["conclave:node:n1", "conclave:node:n2", "conclave:node:n3"])).elements ?? []
             return values.count == 3 && values.allSatisfy { !$0.isNull }
         }
@@ -267,9 +240,9 @@ final class RelayNodeProcess: @unchecked Sendable {
         defer { Task { await host.stop(); await guest.stop() } }
         // The host admits the guest by hand; after the move it must not have to again.
         let guestIndex = await guest.index
-        try await waitFor("the guest's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(guestIndex) }
+        try await waitUntil("the guest's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(guestIndex) }
         try await host.command(.admit(ParticipantIndex(guestIndex)))
-        try await waitFor("the first keys and audio", within: .seconds(8)) {
+        try await waitUntil("the first keys and audio", within: .seconds(8)) {
             let code = await guest.securityCode
             let hostCode = await host.securityCode
             let opened = await guest.receiveCounters.opened
@@ -281,7 +254,7 @@ final class RelayNodeProcess: @unchecked Sendable {
         let killed = ContinuousClock.now
         nodes[victim].kill(SIGKILL)
 
-        try await waitFor("both back in the room with the same new code and audio", within: .seconds(20)) {
+        try await waitUntil("both back in the room with the same new code and audio", within: .seconds(20)) {
             guard await host.failovers.count == 1, await guest.failovers.count == 1 else { return false }
             let (h, g) = (await host.securityCode, await guest.securityCode)
             guard let h, h == g else { return false }
@@ -317,7 +290,7 @@ extension ClusterFailoverTests {
         let (redis, nodes) = (cluster.redis, cluster.nodes)
         let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
-        try await waitFor("both nodes registered and subscribed", within: .seconds(10)) {
+        try await waitUntil("both nodes registered and subscribed", within: .seconds(10)) {
             let values = try await probe.send(RedisCommand("MGET", ["conclave:node:d1", "conclave:node:d2"])).elements ?? []
             let listeners = try await probe.send(RedisCommand("PUBSUB", ["NUMSUB", "conclave:events"])).elements?.last?.integer ?? 0
             return values.count == 2 && values.allSatisfy { !$0.isNull } && listeners == 2
@@ -337,15 +310,15 @@ extension ClusterFailoverTests {
         }
         guard case .redirect(let r)? = told else { Issue.record("no REDIRECT"); return }
         #expect(r.origin == "ws://127.0.0.1:\(nodes[1].port)")
-        try await waitFor("node 1 to exit", within: .seconds(15)) { !nodes[0].process.isRunning }
+        try await waitUntil("node 1 to exit", within: .seconds(15)) { !nodes[0].process.isRunning }
         #expect(nodes[0].process.terminationStatus == 0)
         #expect(nodes[1].process.isRunning)
-        try await waitFor("the drain command to finish", within: .seconds(10)) { !drain.isRunning }
+        try await waitUntil("the drain command to finish", within: .seconds(10)) { !drain.isRunning }
         #expect(drain.terminationStatus == 0)
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3))) struct ClusterDrainTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterDrainTests {
     private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: 440)
@@ -365,7 +338,7 @@ extension ClusterFailoverTests {
         let invite = try #require(await host.invite)
         let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: fallbacks), output: quiet)
         let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
-        try await waitFor("keys and audio", within: .seconds(8)) {
+        try await waitUntil("keys and audio", within: .seconds(8)) {
             let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
             return a > 20 && b > 20
         }
@@ -383,7 +356,7 @@ extension ClusterFailoverTests {
             await drained.shutdown()
             #expect(drained.connectionCount == 0, "the drained node did not empty")
             #expect(drained.roomCount == 0)
-            try await waitFor("the meeting on another node, audio decrypting", within: .seconds(15)) {
+            try await waitUntil("the meeting on another node, audio decrypting", within: .seconds(15)) {
                 guard await host.failovers.count == 1, await guest.failovers.count == 1 else { return false }
                 let (a, b) = (await host.receiveCounters.opened, await guest.receiveCounters.opened)
                 let (h, g) = (await host.securityCode, await guest.securityCode)
@@ -425,22 +398,22 @@ extension ClusterFailoverTests {
                 o.identity = identity
                 let p = try await Participant.join(invite: invite, options: o, output: quiet)
                 let index = await p.index
-                try await waitFor("\(name)'s knock", within: .seconds(5)) { await host.hasPendingKnock(index) }
+                try await waitUntil("\(name)'s knock", within: .seconds(5)) { await host.hasPendingKnock(index) }
                 try await host.command(.admit(ParticipantIndex(index)))
                 members.append(p)
             }
             let (alice, bob) = (members[0], members[1])
             let runs = [Task { await alice.run(for: .seconds(30)) }, Task { await bob.run(for: .seconds(30)) }]
-            try await waitFor("three members keyed", within: .seconds(8)) {
+            try await waitUntil("three members keyed", within: .seconds(8)) {
                 let codes = [await host.securityCode, await alice.securityCode, await bob.securityCode]
                 return codes[0] != nil && codes.allSatisfy { $0 == codes[0] }
             }
             try await host.command(.remove(ParticipantIndex(await bob.index)))
-            try await waitFor("bob removed", within: .seconds(5)) { await bob.endedBy == .removed }
+            try await waitUntil("bob removed", within: .seconds(5)) { await bob.endedBy == .removed }
 
             let served = try #require(await host.servedBy)
             await cluster.servers.first { $0.port == served.port }!.shutdown()
-            try await waitFor("host and alice back, keyed alike", within: .seconds(15)) {
+            try await waitUntil("host and alice back, keyed alike", within: .seconds(15)) {
                 guard await host.failovers.count == 1, await alice.failovers.count == 1 else { return false }
                 let (h, a) = (await host.securityCode, await alice.securityCode)
                 return h != nil && h == a
@@ -450,12 +423,12 @@ extension ClusterFailoverTests {
             bobAgain.identity = bobIdentity
             let returning = try await Participant.join(invite: invite, options: bobAgain, output: quiet)
             let returningRun = Task { await returning.run(for: .seconds(5)) }
-            try await waitFor("the removed member refused after the move", within: .seconds(5)) { await returning.endedBy == .denied }
+            try await waitUntil("the removed member refused after the move", within: .seconds(5)) { await returning.endedBy == .denied }
             #expect(await returning.securityCode == nil)
             // A stranger with the invite is not let in by the move: it waits.
             let stranger = try await Participant.join(invite: invite, options: options("stranger", fallbacks: all), output: quiet)
             let strangerIndex = await stranger.index
-            try await waitFor("the stranger's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(strangerIndex) }
+            try await waitUntil("the stranger's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(strangerIndex) }
             #expect(await stranger.securityCode == nil)
             let roster = await host.leader?.entries.map(\.identity) ?? []
             #expect(!roster.contains(bobIdentity.publicIdentity))
@@ -487,13 +460,13 @@ extension ClusterFailoverTests {
             let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: cluster.redis.endpoint, commandTimeout: .seconds(10)),
                                     group: MultiThreadedEventLoopGroup.singleton)
             probe.start()
-            try await waitFor("the registry and the claims rebuilt", within: .seconds(10)) {
+            try await waitUntil("the registry and the claims rebuilt", within: .seconds(10)) {
                 let nodes = try await probe.send(RedisCommand("SCARD", ["conclave:nodes"])).integer ?? 0
                 let rooms = try await probe.send(RedisCommand("KEYS", ["conclave:room:*"])).elements?.count ?? 0
                 return nodes == 3 && rooms == 2
             }
             await probe.shutdown()
-            try await waitFor("audio still flowing", within: .seconds(5)) { (await guest.receiveCounters.opened) > openedBefore + 50 }
+            try await waitUntil("audio still flowing", within: .seconds(5)) { (await guest.receiveCounters.opened) > openedBefore + 50 }
             let (hf, gf) = (await host.failovers, await guest.failovers)
             #expect(hf.isEmpty && gf.isEmpty, "the meeting moved although no node failed")
             // A late joiner at the wrong node is redirected to the room.

@@ -5,7 +5,7 @@ import Testing
 import ConclaveClient
 import ConclaveCrypto
 import ConclaveProtocol
-@testable import ConclaveRelay
+@_spi(Benchmarking) @testable import ConclaveRelay
 
 /// A raw UDP client for the media path: seals datagrams with a session's hop key and
 /// collects what the relay sends back.
@@ -117,7 +117,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 }
 
 /// The UDP media path (issue 5) over real sockets on loopback.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct MediaPathTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct MediaPathTests {
     let rules = RelayRulesTests()
 
     /// Every admitted participant gets a session; a sealed keepalive is acknowledged.
@@ -228,7 +228,11 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // The guest's own session used to claim the host's index: the relay refuses the
             // sender mismatch like on the WebSocket.
             try await guestUDP.send(guestUDP.seal(.media, body: frame))
-            try await Task.sleep(for: .milliseconds(300))
+            // The marker: the relay has counted every one of them.
+            try await waitUntil("the relay counting every forged datagram") {
+                (metric(server, "conclave_relay_udp_dropped_total", "reason=\"replayed\"") ?? 0) >= 2 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"bad_tag\"") ?? 0) >= 4 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 1
+                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"malformed\"") ?? 0) >= 1 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"not_admitted\"") ?? 0) >= 1
+            }
             #expect(guestUDP.frames.count == 1, "nothing forged or replayed was forwarded")
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"replayed\"") == 2)
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"bad_tag\"") == 4)
@@ -242,9 +246,8 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             #expect(sniffer.frames.isEmpty)
             // After leaving, the session is gone: its datagrams are unknown.
             try await guest.commandOK(.leave)
-            try await Task.sleep(for: .milliseconds(100))
             try await guestUDP.send(guestUDP.seal(.keepalive))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the relay counting the left session's keepalive") { (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 2 }
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") == 2)
         }
     }
@@ -263,7 +266,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             try await guestUDP.send(guestUDP.seal(.media, body: try frameBytes(.screen, from: guest.index, payload: [4, 5, 6])))
             let notice = try await guest.expectMessage("not_allowed") { if case .error(let e) = $0 { return e.code == .notAllowed }; return false }
             #expect(notice != nil)
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the relay dropping both") { (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 1 && (metric(server, "conclave_relay_frames_dropped_total", "reason=\"not_presenter\"") ?? 0) >= 1 }
             #expect(hostUDP.frames.isEmpty)
             #expect(receivedFrames(try await host.drain(for: .milliseconds(200))).isEmpty)
             #expect(metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") == 1)
@@ -279,11 +282,11 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // Muted again by the host: dropped again.
             try await host.commandOK(.mute(guest.index))
             try await guestUDP.send(guestUDP.seal(.media, body: audio))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the relay dropping muted audio again") { (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 2 }
             #expect(hostUDP.frames.count == 2)
             // Chat never rides UDP.
             try await guestUDP.send(guestUDP.seal(.media, body: try frameBytes(.chat, from: guest.index, payload: [9])))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the relay refusing chat by UDP") { (metric(server, "conclave_relay_udp_dropped_total", "reason=\"kind\"") ?? 0) >= 1 }
             #expect(hostUDP.frames.count == 2)
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"kind\"") == 1)
         }
@@ -391,14 +394,4 @@ extension MediaPathTests {
         #expect(!c.mediaEnabled && c.summary.first { $0.name == "media-listen" }?.value == "off")
         #expect(throws: RelayConfigurationError.self) { try c.set("media-listen", to: "nonsense") }
     }
-}
-
-/// Waits (at most 5 s) until `condition` holds.
-func waitUntil(_ what: String, timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    throw TestTimeout(what: what)
 }

@@ -7,7 +7,7 @@ import Testing
         #expect(c.host == "127.0.0.1" && c.port == 7443)
         #expect(!c.allowPlaintext && !c.isTLS)
         try c.validate()
-        #expect(c.passwordHashing == "interactive")
+        #expect(c.passwordHashing == .interactive)
     }
 
     @Test func plaintextOnNonLoopbackIsRefusedWithReason() throws {
@@ -29,7 +29,7 @@ import Testing
     @Test func fileEnvironmentAndFlagsLayer() throws {
         var c = RelayConfiguration()
         try c.applyJSONFile(contents: Array(#"{"max-rooms": 12, "log-level": "debug", "allow-plaintext": false, "tls-cert": null}"#.utf8), path: "c.json")
-        #expect(c.maxRooms == 12 && c.logLevel == "debug")
+        #expect(c.maxRooms == 12 && c.logLevel == .debug)
         try c.applyEnvironment(["CONCLAVE_RELAY_MAX_ROOMS": "13", "CONCLAVE_RELAY_IDLE_TIMEOUT_SECONDS": "5", "UNRELATED": "x"])
         #expect(c.maxRooms == 13 && c.idleTimeoutSeconds == 5)
         try c.set("max-rooms", to: "14")

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
-import ConclaveClient
+@_spi(Testing) import ConclaveClient
 import ConclaveCrypto
 import ConclaveProtocol
 @testable import ConclaveRelay
 
 /// Bad input, slow consumers, TLS, observability and shutdown.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct RelayHardeningTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct RelayHardeningTests {
     struct BadInput: CustomStringConvertible {
         let name: String
         let stage: Stage
@@ -184,8 +184,9 @@ import ConclaveProtocol
     }
 
     @Test func tlsEndToEndAndUntrustedRefused() async throws {
-        let (cert, key, dir) = try makeSelfSignedCertificate()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let certificate = try TestCertificate.make()
+        defer { certificate.remove() }
+        let (cert, key) = (certificate.certPath, certificate.keyPath)
         let config = testRelayConfiguration { $0.tlsCertificatePath = cert; $0.tlsKeyPath = key }
         try await withRelay(config) { _, endpoint in
             #expect(endpoint.usesTLS)
@@ -223,30 +224,9 @@ import ConclaveProtocol
     /// SIGTERM to the real `conclave-relay` process: clients get shutting_down and the
     /// process exits within 5 s.
     @Test func sigtermShutsDownCleanlyAndNotifiesClients() async throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conclave-relay")
-        let path = FileManager.default.fileExists(atPath: binary.path) ? binary.path
-            : repositoryRootForRelayTests.appendingPathComponent(".build/debug/conclave-relay").path
-        try #require(FileManager.default.fileExists(atPath: path), "conclave-relay binary not found next to the tests; run `swift build` first")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--listen", "127.0.0.1:0", "--set", "password-hashing=minimum", "--set", "shutdown-grace-seconds=1"]
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        // The relay logs its address; read until it does.
-        var port = 0
-        var seen = ""
-        let deadline = ContinuousClock.now + .seconds(10)
-        while port == 0, ContinuousClock.now < deadline {
-            let chunk = stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { try await Task.sleep(for: .milliseconds(20)); continue }
-            seen += String(decoding: chunk, as: UTF8.self)
-            if let r = seen.range(of: "ws://127.0.0.1:"), let p = Int(seen[r.upperBound...].prefix(while: \.isNumber)) { port = p }
-        }
-        try #require(port > 0, "relay did not report its port: \(seen)")
-        let endpoint = RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port)
+        let relay = try await RelayProcess.launch(arguments: ["--set", "password-hashing=minimum", "--set", "shutdown-grace-seconds=1"])
+        let process = relay.process
+        let endpoint = relay.endpoint
         let host = try await TestParticipant.connect(endpoint)
         try await host.createRoom()
         let idle = try await TestParticipant.connect(endpoint)
@@ -254,13 +234,12 @@ import ConclaveProtocol
         kill(process.processIdentifier, SIGTERM)
         try await host.expectFatal(.shuttingDown)
         try await idle.expectFatal(.shuttingDown)
-        while process.isRunning, ContinuousClock.now - start < .seconds(5) { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(!process.isRunning, "the relay did not exit within 5 s of SIGTERM")
+        let exited = await relay.waitForExit(within: .seconds(5) - (ContinuousClock.now - start))
+        #expect(exited, "the relay did not exit within 5 s of SIGTERM")
         #expect(process.terminationStatus == 0)
     }
 }
 
-let repositoryRootForRelayTests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The value of the first sample of `name` (any labels), or the sum of all its samples.
 func metricValue(_ text: String, _ name: String) -> Double {

@@ -3,49 +3,10 @@ import Logging
 import NIOCore
 import NIOPosix
 import Testing
-import ConclaveClient
+@_spi(Testing) import ConclaveClient
 import ConclaveCrypto
 import ConclaveProtocol
 @testable import ConclaveRelay
-
-/// Test configuration: cheap Argon2id, short timeouts, loopback, ephemeral port.
-func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void = { _ in }) -> RelayConfiguration {
-    var c = RelayConfiguration()
-    c.port = 0
-    // Media on its own ephemeral port: the control port's number may be taken for UDP by
-    // another test's socket (it was, once: "Address already in use").
-    c.mediaPort = 0
-    c.passwordHashing = "minimum"
-    // Every test client comes from 127.0.0.1; the tests of per-address limits lower this.
-    c.roomCreationsPerAddressPerMinute = 100_000
-    c.shutdownGraceSeconds = 1
-    tweak(&c)
-    return c
-}
-
-/// Starts a relay, runs `body`, always shuts it down.
-func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfiguration(), clock: any RelayClock = MonotonicRelayClock(),
-                  _ body: (RelayServer, RelayEndpoint) async throws -> T) async throws -> T {
-    var logger = Logger(label: "test.relay")
-    logger.logLevel = .warning
-    let server = try RelayServer(configuration: configuration, logger: logger, clock: clock)
-    try await server.start()
-    let scheme: RelayEndpoint.Scheme = configuration.isTLS ? .wss : .ws
-    let endpoint = RelayEndpoint(scheme: scheme, host: configuration.isTLS ? "localhost" : "127.0.0.1", port: server.port!)
-    do {
-        let result = try await body(server, endpoint)
-        await server.shutdown()
-        return result
-    } catch {
-        await server.shutdown()
-        throw error
-    }
-}
-
-struct TestTimeout: Error, CustomStringConvertible {
-    let what: String
-    var description: String { "timed out waiting for \(what)" }
-}
 
 /// A participant speaking the protocol over a real WebSocket connection.
 final class TestParticipant: @unchecked Sendable {
@@ -250,28 +211,3 @@ func receivedFrames(_ items: [RelayInbound]) -> [[UInt8]] {
     }
 }
 
-/// A plain HTTP/1.1 GET over loopback; returns (status, body).
-func httpGet(port: Int, path: String) async throws -> (Int, String) {
-    final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        var data: [UInt8] = []
-        let done: EventLoopPromise<[UInt8]>
-        init(done: EventLoopPromise<[UInt8]>) { self.done = done }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            self.data += b.readBytes(length: b.readableBytes) ?? []
-        }
-        func channelInactive(context: ChannelHandlerContext) { done.succeed(data) }
-    }
-    let group = MultiThreadedEventLoopGroup.singleton
-    let promise = group.next().makePromise(of: [UInt8].self)
-    let channel = try await ClientBootstrap(group: group)
-        .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(done: promise)) } }
-        .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(channel.allocator.buffer(string: "GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-    let bytes = try await promise.futureResult.get()
-    let text = String(decoding: bytes, as: UTF8.self)
-    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
-    return (status, body)
-}

@@ -17,7 +17,7 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts a server on a free loopback port and waits until it accepts connections.
     public static func launch(extraArguments: [String] = []) async throws -> RedisServerProcess {
-        let server = RedisServerProcess(port: try await freePort(), extraArguments: extraArguments)
+        let server = RedisServerProcess(port: try await LoopbackPort.free(), extraArguments: extraArguments)
         try await server.start()
         return server
     }
@@ -41,7 +41,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         process = p
-        try await Self.waitForPort(port, within: .seconds(15))
+        try await LoopbackPort.waitUntilAccepting(port, within: .seconds(15))
     }
 
     /// SIGKILL: no goodbye to the clients.
@@ -53,39 +53,6 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     deinit { kill() }
-
-    /// A loopback TCP port nothing listens on now (bound, read and released).
-    public static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
-    }
-
-    /// Waits until something accepts on the port: a connect attempt every 20 ms, without
-    /// blocking a thread, up to `within`.
-    public static func waitForPort(_ port: Int, within: Duration) async throws {
-        let deadline = ContinuousClock.now + within
-        while true {
-            if let ch = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
-                .connect(host: "127.0.0.1", port: port).get() {
-                try? await ch.close()
-                return
-            }
-            guard ContinuousClock.now < deadline else { throw RedisError.notConnected(reason: "nothing accepted on port \(port) within \(within)") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-}
-
-/// Polls `condition` until it holds or the deadline passes; true if it held.
-public func eventually(within: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = ContinuousClock.now + within
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
 }
 
 extension RedisServerProcess {

@@ -4,6 +4,7 @@ import Glibc
 import ConclaveCrypto
 import ConclaveMedia
 import ConclaveProtocol
+import ConclaveSystem
 
 /// What a participant does besides talking to the relay.
 public struct ParticipantOptions: Sendable {
@@ -79,7 +80,7 @@ public struct ParticipantOptions: Sendable {
 }
 
 /// How a participant's audio travels to the relay.
-public enum MediaTransport: String, Sendable {
+public enum MediaTransport: String, Sendable, CaseIterable {
     case udp
     case websocket = "ws"
 }
@@ -644,7 +645,7 @@ public actor Participant {
         sharesReceived.append((frame.sender, object.byteCount, digest))
         if let dir = options.saveSharesDirectory {
             let path = "\(dir)/share-\(frame.sender)-\(object.shareID).bin"
-            if !FileManagerLite.write(object.bytes, to: path) {
+            if (try? LocalFile.write(object.bytes, to: path)) == nil {
                 output.emit("error", [("code", .string("internal")), ("message", .string("cannot save \(path)"))], human: "cannot save \(path)")
             }
         }
@@ -671,9 +672,9 @@ public actor Participant {
     /// Reads a file to share; at most 64 MiB, checked before reading it whole.
     static func readShareFile(_ path: String) throws -> [UInt8] {
         let limit = 64 * 1024 * 1024
-        guard let attributes = try? FileManagerLite.size(of: path) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
-        guard attributes > 0, attributes <= limit else { throw SessionError.refused(.notAllowed, "\(path) must be 1 byte to 64 MiB") }
-        guard let bytes = FileManagerLite.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
+        guard let size = try? LocalFile.size(of: path) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
+        guard size > 0, size <= limit else { throw SessionError.refused(.notAllowed, "\(path) must be 1 byte to 64 MiB") }
+        guard let bytes = try? LocalFile.read(path, limit: limit) else { throw SessionError.refused(.notAllowed, "cannot read \(path)") }
         return bytes
     }
 

@@ -188,12 +188,12 @@ public final class RelayConnection: Sendable {
     ///
     /// - Parameter fragmentSize: If given, the message goes out as fragments of at most this
     ///   many bytes (a binary frame and continuation frames), to exercise reassembly.
-    public func sendRaw(_ bytes: [UInt8], fragmentSize: Int? = nil) async throws {
+    @_spi(Testing) public func sendRaw(_ bytes: [UInt8], fragmentSize: Int? = nil) async throws {
         try await sendBinary(bytes, fragmentSize: fragmentSize)
     }
 
     /// Sends a text WebSocket message, which section 5.1 forbids (for tests).
-    public func sendText(_ text: String) async throws {
+    @_spi(Testing) public func sendText(_ text: String) async throws {
         let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: text))
         try await write([frame])
     }

@@ -4,8 +4,11 @@ import ConclaveRedis
 import Logging
 import NIOCore
 import Synchronization
+import ConclaveSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Another node as this one last read it from the registry.
@@ -380,20 +383,8 @@ final class ClusterNode: Sendable {
 
     /// User plus system CPU seconds of this process (Linux: /proc/self/stat).
     static func processCPUSeconds() -> Double {
-        #if canImport(Glibc)
-        guard let f = fopen("/proc/self/stat", "r") else { return 0 }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 1024)
-        guard fgets(&buffer, 1024, f) != nil else { return 0 }
-        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        guard let close = line.lastIndex(of: ")") else { return 0 }
-        let fields = line[line.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        #else
-        return 0
-        #endif
+        guard let ticks = ProcessFigures.cpuTicks() else { return 0 }
+        return Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     // MARK: - Scripts (atomic on the Redis server)

@@ -11,7 +11,7 @@ import ConclaveProtocol
 /// relay does before writing (parse, session look-up, hop tag, replay window, address,
 /// rate limits, room policy, fan-out into the reused target list) and returns the number
 /// of UDP recipients. For `Benchmarks/RelayForwarding` and tests; not for production use.
-public final class RelayForwardingHarness {
+@_spi(Benchmarking) public final class RelayForwardingHarness {
     private let core: RelayCore
     private let session: MediaSession
     private let source: SocketAddress

@@ -2,6 +2,7 @@ import CoreMetrics
 import Synchronization
 import Prometheus
 import ConclaveProtocol
+import ConclaveSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -168,18 +169,6 @@ public enum ProcessStats {
 
     /// From /proc/self/statm (pages × page size); 0 where unavailable.
     public static func residentBytes() -> Int {
-        #if os(Linux)
-        let fd = Glibc.open("/proc/self/statm", O_RDONLY)
-        guard fd >= 0 else { return 0 }
-        defer { Glibc.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 127) }
-        guard n > 0 else { return 0 }
-        let fields = String(decoding: buffer[0..<n], as: UTF8.self).split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-        #else
-        return 0
-        #endif
+        ProcessFigures.residentBytes(pageSize: Int(sysconf(Int32(_SC_PAGESIZE)))) ?? 0
     }
 }

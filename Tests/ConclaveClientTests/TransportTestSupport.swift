@@ -5,79 +5,16 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 
-// Test support for the client transport (and the relay's TLS tests): a self-signed
-// certificate from the `openssl` CLI, a tiny WebSocket echo server on 127.0.0.1 with an
-// ephemeral port, and a helper that bounds any wait.
+// Test support for the client transport: a tiny WebSocket echo server on 127.0.0.1 with
+// an ephemeral port. Certificates, waits and ports come from ConclaveTestSupport.
 
 // MARK: - Certificates
 
-/// Why a test helper gave up.
-struct TransportTestError: Error, CustomStringConvertible {
-    let description: String
-}
-
-/// Creates a self-signed P-256 certificate for `CN=localhost` with
-/// `subjectAltName=DNS:localhost,IP:127.0.0.1`, valid for one day, in a new temporary
-/// directory. The caller removes `dir` when done.
-func makeSelfSignedCertificate() throws -> (certPath: String, keyPath: String, dir: String) {
-    try makeSelfSignedCertificate(subjectAltName: "DNS:localhost,IP:127.0.0.1")
-}
-
-/// Like ``makeSelfSignedCertificate()`` with another `subjectAltName` extension value,
-/// e.g. `"DNS:localhost"` for a certificate that must not match `127.0.0.1`.
-func makeSelfSignedCertificate(subjectAltName: String) throws -> (certPath: String, keyPath: String, dir: String) {
-    let dir = FileManager.default.temporaryDirectory
-        .appendingPathComponent("conclave-tls-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let certPath = dir.appendingPathComponent("cert.pem").path
-    let keyPath = dir.appendingPathComponent("key.pem").path
-
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-        "openssl", "req", "-x509",
-        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "1", "-subj", "/CN=localhost",
-        "-addext", "subjectAltName=\(subjectAltName)",
-        "-keyout", keyPath, "-out", certPath,
-    ]
-    let errors = Pipe()
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = errors
-    try process.run()
-    let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        try? FileManager.default.removeItem(at: dir)
-        let message = String(decoding: stderr, as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
-        throw TransportTestError(description: "openssl req failed (\(process.terminationStatus)): \(message)")
-    }
-    return (certPath, keyPath, dir.path)
-}
-
-/// A server TLS context for a certificate and key made by ``makeSelfSignedCertificate()``.
+/// A server TLS context for a certificate and key made by ``TestCertificate/make(subjectAltName:)``.
 func makeServerTLSContext(certPath: String, keyPath: String) throws -> NIOSSLContext {
     let chain = try NIOSSLCertificate.fromPEMFile(certPath).map { NIOSSLCertificateSource.certificate($0) }
     let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
     return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
-}
-
-// MARK: - Bounded waiting
-
-/// Runs `body`, failing with a ``TransportTestError`` if it takes longer than `limit`.
-func withTimeout<T: Sendable>(
-    _ limit: Duration, _ what: String = "operation",
-    _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TransportTestError(description: "\(what) did not finish within \(limit)")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
 }
 
 // MARK: - WebSocket echo server
@@ -306,14 +243,4 @@ final class SilentServer: Sendable {
     func stop() async {
         try? await channel.close()
     }
-}
-
-/// A loopback port with nothing listening: bound once to get an ephemeral port, then closed.
-func closedLoopbackPort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0)
-        .get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
 }

@@ -1,4 +1,4 @@
-import ConclaveClient
+@_spi(Testing) import ConclaveClient
 import ConclaveProtocol
 import Foundation
 import NIOCore
@@ -48,7 +48,7 @@ private func withEchoConnection(
     await server.stop()
 }
 
-@Suite("Client transport over WebSocket", .timeLimit(.minutes(1)))
+@Suite("Client transport over WebSocket", .timeLimit(.minutes(1)), .tags(.integration))
 struct TransportTests {
     // MARK: Messages
 
@@ -170,9 +170,7 @@ struct TransportTests {
         try await withEchoConnection { connection, server in
             try await connection.sendText("close:4001")
             #expect(try await nextItem(connection) == .closed(code: 4001, reason: "bye"))
-            try await withTimeout(.seconds(5), "the server seeing the echoed Close") {
-                while server.log.closeCodes.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-            }
+            try await waitUntil("the server seeing the echoed Close") { !server.log.closeCodes.isEmpty }
             #expect(server.log.closeCodes == [4001])
         }
     }
@@ -245,9 +243,7 @@ struct TransportTests {
             try await connection.sendText("send:\(count):2000")
             // Let the buffer fill and reading stop: the client holds a handful of items (the
             // watermark plus one read burst from a 4 KiB socket buffer), not all 300.
-            try await withTimeout(.seconds(5), "the inbound buffer reaching its watermark") {
-                while await connection.bufferedInboundCount() < 4 { try await Task.sleep(for: .milliseconds(10)) }
-            }
+            try await waitUntil("the inbound buffer reaching its watermark") { await connection.bufferedInboundCount() >= 4 }
             try await Task.sleep(for: .milliseconds(100))
             let buffered = await connection.bufferedInboundCount()
             #expect(buffered >= 4 && buffered < 50, "reading stopped near the watermark (\(buffered) buffered)")
@@ -262,7 +258,7 @@ struct TransportTests {
 
     @Test("Connecting to a closed port fails quickly with unreachable")
     func closedPortIsUnreachable() async throws {
-        let port = try await closedLoopbackPort()
+        let port = try await LoopbackPort.free()
         let started = ContinuousClock.now
         do {
             _ = try await RelayConnection.connect(to: RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port))
@@ -328,15 +324,15 @@ struct TransportTests {
 
 // MARK: - TLS
 
-@Suite("Client transport over TLS", .timeLimit(.minutes(1)))
+@Suite("Client transport over TLS", .timeLimit(.minutes(1)), .tags(.integration))
 struct TransportTLSTests {
     /// Runs `body` with a TLS echo server using a fresh self-signed certificate.
     private func withTLSServer(
         subjectAltName: String = "DNS:localhost,IP:127.0.0.1",
         _ body: (WebSocketEchoServer, String) async throws -> Void
     ) async throws {
-        let certificate = try makeSelfSignedCertificate(subjectAltName: subjectAltName)
-        defer { try? FileManager.default.removeItem(atPath: certificate.dir) }
+        let certificate = try TestCertificate.make(subjectAltName: subjectAltName)
+        defer { certificate.remove() }
         let server = try await WebSocketEchoServer.start(tls: (certificate.certPath, certificate.keyPath))
         do {
             try await body(server, certificate.certPath)

@@ -1,6 +1,6 @@
 // The relay's UDP forwarding path in process, without sockets (issue 5).
 //
-//   swift package --scratch-path .build-bench benchmark --target RelayForwarding
+//   cd Benchmarks && swift package benchmark --target RelayForwarding
 //
 // Each iteration routes 1000 sealed MEDIA datagrams (scalingFactor .kilo) from one member
 // of a room of 2, 5 or 10 through RelayCore.mediaDatagram: parse, session look-up, hop tag
@@ -11,7 +11,7 @@
 // mallocCountTotal must be 0: the forwarding path allocates nothing per packet.
 
 import Benchmark
-import ConclaveRelay
+@_spi(Benchmarking) import ConclaveRelay
 
 let benchmarks: @Sendable () -> Void = {
     // Not `.instructions` (see Benchmarks/CryptoHotPath): it allocates inside the window.

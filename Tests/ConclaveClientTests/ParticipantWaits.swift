@@ -1,0 +1,29 @@
+import ConclaveClient
+
+// Waits on live participants: each waits for an event with a deadline (ConclaveTestSupport's
+// `waitUntil`), never for a fixed time.
+
+/// The security code every one of `participants` shows, when they all hold keys and agree
+/// (and it differs from `previous`, when given: a rekey happened); nil otherwise.
+func agreedCode(_ participants: [Participant], differentFrom previous: String? = nil) async -> String? {
+    var codes: [String?] = []
+    for p in participants { codes.append(await p.securityCode) }
+    guard let first = codes.first ?? nil, codes.allSatisfy({ $0 == first }), first != previous else { return nil }
+    return first
+}
+
+/// Waits until every one of `participants` holds keys and shows the same security code
+/// (different from `previous`, when given); returns that code.
+@discardableResult
+func waitForAgreement(_ participants: [Participant], differentFrom previous: String? = nil,
+                      within: Duration = .seconds(5)) async throws -> String {
+    try await waitUntil("\(participants.count) participants agreeing on a security code", within: within) {
+        await agreedCode(participants, differentFrom: previous) != nil
+    }
+    return await agreedCode(participants, differentFrom: previous)!
+}
+
+/// Waits until `participant` has decrypted a chat line `text`.
+func waitForChat(_ participant: Participant, _ text: String, within: Duration = .seconds(5)) async throws {
+    try await waitUntil("the chat line \"\(text)\"", within: within) { await participant.chatLog.contains { $0.text == text } }
+}
