@@ -11,7 +11,7 @@ import ConclaveProtocol
 /// - roles and presenter rights in the signed roster are the leader's decisions only;
 /// - every forged admission raised an alert;
 /// and, at the end, the honest members still agree on the security code and can talk.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct AdversarialPropertyTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct AdversarialPropertyTests {
     /// Deterministic draws from SHA-256(seed ‖ counter): a failing seed replays exactly.
     struct Draws {
         let seed: UInt64

@@ -15,7 +15,7 @@ final class SentFrames: Sendable {
     let frames = Mutex<[FrameMessage]>([])
 }
 
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct AdversarialRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct AdversarialRelayTests {
     struct Meeting {
         let host: Participant
         /// Every frame the host sent, as the relay received it.

@@ -57,7 +57,7 @@ final class CLIProcess: JSONEventSource, @unchecked Sendable {
 
 /// Issue 4, must-show 6: waiting room, lock, host-only sharing and mute on entry, end to
 /// end from the `conclave` CLI in `--json` mode against a real relay.
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct CLITests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct CLITests {
     @Test func waitingRoomLockSharingAndMuteFromTheCLI() async throws {
         try await withRelay { _, endpoint in
             let dir = NSTemporaryDirectory() + "conclave-cli-\(UUID().uuidString)"

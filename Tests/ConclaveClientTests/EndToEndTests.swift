@@ -8,7 +8,7 @@ import ConclaveMedia
 import ConclaveProtocol
 import ConclaveRelay
 
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct EndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct EndToEndTests {
     /// Issue 4, must-show 1: three participants exchange chat and a 440 Hz tone over the
     /// real relay; each hears the others, and in the host's recording (issue 11: everyone
     /// consented) each member's audio peaks within 2 % of 440 Hz.

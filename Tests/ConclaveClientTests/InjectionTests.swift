@@ -8,7 +8,7 @@ import ConclaveProtocol
 
 /// What a malicious relay could do to frames in flight, applied to a real participant:
 /// each attack is rejected and counted (issue 4, must-show 4 and 5).
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct InjectionTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct InjectionTests {
     @Test func tamperedReplayedRelabelledAndSwappedAreRejectedAndCounted() async throws {
         try await withRelay { _, endpoint in
             let captured = Mutex<[FrameMessage]>([])

@@ -5,7 +5,7 @@ import ConclaveMedia
 import ConclaveProtocol
 import ConclaveRelay
 
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct LeadershipTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct LeadershipTests {
     func waitForKeys(_ p: Participant) async throws {
         let until = ContinuousClock.now + .seconds(3)
         while await p.securityCode == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }

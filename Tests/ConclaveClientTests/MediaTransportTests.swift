@@ -6,7 +6,7 @@ import ConclaveProtocol
 import ConclaveRelay
 
 /// Participants on the UDP media path and on the WebSocket, in one room (issue 5).
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct MediaTransportTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct MediaTransportTests {
     func options(_ name: String, _ transport: MediaTransport = .udp) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: 440)

@@ -8,7 +8,7 @@ import ConclaveRelay
 
 /// Issue 11 over the real relay: who may record, consent before anything is written, and
 /// what the exported recording holds. Each member sends a tone of its own frequency.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct RecordingMeetingTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct RecordingMeetingTests {
     func options(_ name: String, tone: Double, consent: RecordingConsentPolicy = .ask, record: String? = nil) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: tone)

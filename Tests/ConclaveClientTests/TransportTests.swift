@@ -48,7 +48,7 @@ private func withEchoConnection(
     await server.stop()
 }
 
-@Suite("Client transport over WebSocket", .timeLimit(.minutes(1)), .tags(.integration))
+@Suite("Client transport over WebSocket", .timeLimit(.minutes(1)), .tags(.integration), .live)
 struct TransportTests {
     // MARK: Messages
 
@@ -324,7 +324,7 @@ struct TransportTests {
 
 // MARK: - TLS
 
-@Suite("Client transport over TLS", .timeLimit(.minutes(1)), .tags(.integration))
+@Suite("Client transport over TLS", .timeLimit(.minutes(1)), .tags(.integration), .live)
 struct TransportTLSTests {
     /// Runs `body` with a TLS echo server using a fresh self-signed certificate.
     private func withTLSServer(

@@ -6,7 +6,7 @@ import Synchronization
 import ConclaveTestSupport
 
 /// Against a real `redis-server` (installed by scripts/install-deps.sh).
-@Suite(.serialized, .tags(.integration)) struct RedisLiveTests {
+@Suite(.serialized, .tags(.integration), .live) struct RedisLiveTests {
     let group = MultiThreadedEventLoopGroup.singleton
 
     /// Commands wait this long for a connection too: long enough for a loaded machine.

@@ -52,7 +52,7 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct ClusterTests {
     let quiet = EventOutput(json: true) { _ in }
 
     private func options(_ name: String) -> ParticipantOptions {
@@ -198,7 +198,7 @@ extension RelayProcess {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterFailoverTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct ClusterFailoverTests {
     let quiet = EventOutput(json: true) { _ in }
 
     private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
@@ -318,7 +318,7 @@ extension ClusterFailoverTests {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct ClusterDrainTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct ClusterDrainTests {
     private func options(_ name: String, fallbacks: [RelayEndpoint]) -> ParticipantOptions {
         var o = ParticipantOptions(displayName: name)
         o.audioSource = .tone(frequency: 440)

@@ -117,7 +117,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 }
 
 /// The UDP media path (issue 5) over real sockets on loopback.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct MediaPathTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct MediaPathTests {
     let rules = RelayRulesTests()
 
     /// Every admitted participant gets a session; a sealed keepalive is acknowledged.

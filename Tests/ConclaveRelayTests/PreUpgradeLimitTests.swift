@@ -51,7 +51,7 @@ final class RawTCP: @unchecked Sendable {
 /// Issue 10, defect 1: connections that never upgrade to a WebSocket are counted from
 /// accept, capped per address, and closed at the handshake deadline whatever they send;
 /// the relay keeps answering meanwhile.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct PreUpgradeLimitTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct PreUpgradeLimitTests {
     /// A metric's value; nil when the relay did not answer (it refuses connections when full).
     func metric(_ port: Int, _ name: String) async throws -> Double? {
         guard let (status, body) = try? await httpGet(port: port, path: "/metrics") else { return nil }

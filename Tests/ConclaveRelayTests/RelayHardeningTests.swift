@@ -6,7 +6,7 @@ import ConclaveProtocol
 @testable import ConclaveRelay
 
 /// Bad input, slow consumers, TLS, observability and shutdown.
-@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration)) struct RelayHardeningTests {
+@Suite(.serialized, .timeLimit(.minutes(3)), .tags(.integration), .live) struct RelayHardeningTests {
     struct BadInput: CustomStringConvertible {
         let name: String
         let stage: Stage

@@ -5,7 +5,7 @@ import ConclaveProtocol
 @testable import ConclaveRelay
 
 /// The meeting rules of issue 3, over real WebSocket connections on loopback.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct RelayRulesTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct RelayRulesTests {
     /// A host and one admitted participant (waiting room on, so through admission).
     func hostAndGuest(_ endpoint: RelayEndpoint, settings: RoomSettings = .privacyDefaults) async throws -> (TestParticipant, TestParticipant, RoomID) {
         let host = try await TestParticipant.connect(endpoint)

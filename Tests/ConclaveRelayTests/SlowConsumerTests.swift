@@ -11,7 +11,7 @@ import ConclaveProtocol
 /// Issue 10, defect 3: a slow consumer is cut off with its `ERROR too_slow` and a close
 /// frame, after every whole frame queued before them; never at end of file in the middle
 /// of a frame.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct SlowConsumerTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct SlowConsumerTests {
     /// Server frames (unmasked) parsed from a byte stream: (opcode, payload), and whether
     /// bytes were left over (a frame cut short).
     static func frames(_ bytes: [UInt8]) -> (frames: [(UInt8, [UInt8])], truncated: Bool) {

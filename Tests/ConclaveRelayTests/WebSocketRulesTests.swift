@@ -43,7 +43,7 @@ extension RawTCP {
 
 /// Issue 10, defect 2: RFC 6455 to the letter. Each violation fails the connection with the
 /// close code the RFC gives; a legally fragmented message is one message.
-@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration)) struct WebSocketRulesTests {
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct WebSocketRulesTests {
     static let key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455's sample key
 
     /// One client frame: FIN, RSV bits, opcode, masked (unless `mask` is false).

@@ -43,11 +43,11 @@ let benchmarks: @Sendable () -> Void = {
     // iteration (round trip, forgery refused, frame cipher byte-identical to libsodium).
     for size in [64, 160, 1200] {
         for contender in CryptoBench.Contender.all {
-            Benchmark("seal+open \(size)B \(contender.path)") { benchmark, runner in
+            Benchmark("seal+open \(size)B \(contender.path)") { (benchmark: Benchmark, runner: any RoundTripPath) in
                 precondition(benchmark.scaledIterations.count == batch, "the batch is one scaled iteration's worth of frames")
                 try runner.sealBatch()
                 try runner.openBatch()
-            } setup: {
+            } setup: { () throws -> any RoundTripPath in
                 try CryptoBench.quickSelfCheck(sizes: [size], aadLength: aadLength, contenders: [.libsodium, contender].uniqued)
                 return try contender.makeRunner(inputs: .random(plaintextLength: size, aadLength: aadLength), batch: batch)
             }
