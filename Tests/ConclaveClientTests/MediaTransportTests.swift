@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ConclaveClient
+@testable import ConclaveClient
 import ConclaveCrypto
 import ConclaveProtocol
 import ConclaveRelay
@@ -158,4 +158,34 @@ import ConclaveRelay
             #expect(stats.mediaOverflowDropped == 0 && stats.peakQueuedMedia <= RelayConnection.Options().maximumQueuedMedia)
         }
     }
+}
+
+extension MediaTransportTests {
+    /// Defect found in a loaded run of the suite: after a redirect or failover replaced its
+    /// connection, a participant that had dropped stale audio on the old one subtracted
+    /// the old connection's counters from the new one's (which start at zero) and trapped
+    /// on UInt64 underflow. The overload report must count the new connection from zero.
+    @Test func overloadReportSurvivesAReplacedConnection() async throws {
+        try await withRelay { _, endpoint in
+            let log = EventLog()
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: log.output)
+            // What the previous connection had counted (the new one counts from zero).
+            var previous = InboundStatistics()
+            previous.staleAudioDropped = 40
+            previous.mediaOverflowDropped = 7
+            await host.setLastInboundForTesting(previous)
+            await host.reportInbound(now: 5_000)
+            // Nothing was dropped on the current connection: no overload, and no trap.
+            #expect(log.events("overload").isEmpty)
+            let now = await host.lastInboundForTesting
+            #expect(now.staleAudioDropped == 0 && now.mediaOverflowDropped == 0, "the current connection's counters are the baseline now")
+            await host.stop()
+        }
+    }
+}
+
+extension Participant {
+    /// Stands in for the counters a previous connection left behind.
+    func setLastInboundForTesting(_ statistics: InboundStatistics) { lastInbound = statistics }
+    var lastInboundForTesting: InboundStatistics { lastInbound }
 }

@@ -194,3 +194,25 @@ struct TransportInboundQueueTests {
         return false
     }
 }
+
+@Suite struct InboundDropCountTests {
+    func stats(_ stale: UInt64, _ overflow: UInt64) -> InboundStatistics {
+        var s = InboundStatistics()
+        s.staleAudioDropped = stale
+        s.mediaOverflowDropped = overflow
+        return s
+    }
+
+    @Test func dropsSinceAnEarlierSnapshotOfTheSameConnection() {
+        #expect(stats(12, 5).drops(since: stats(10, 5)) == (2, 0))
+        #expect(stats(10, 5).drops(since: stats(10, 5)) == (0, 0))
+    }
+
+    /// A replaced connection counts from zero: what it counted is all new, never an underflow.
+    @Test func aNewConnectionsCountersAreAllNew() {
+        #expect(stats(3, 0).drops(since: stats(40, 7)) == (3, 0))
+        #expect(stats(0, 9).drops(since: stats(40, 7)) == (0, 2))
+        #expect(stats(0, 0).drops(since: stats(UInt64.max, UInt64.max)) == (0, 0))
+    }
+}
+

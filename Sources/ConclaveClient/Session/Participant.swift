@@ -538,6 +538,7 @@ public actor Participant {
             let (fresh, actions) = try ParticipantSession.host(roomID: roomID, index: created.index.rawValue, identity: options.identity,
                                                                invite: invite, waitingRoom: settings.waitingRoom, configuration: configuration, now: now)
             self.connection = connection
+            lastInbound = InboundStatistics() // the new connection counts from zero
             self.session = fresh
             learned(servedBy)
             await carryOut(actions)
@@ -553,6 +554,7 @@ public actor Participant {
             default: throw SessionError.protocolViolation("unexpected answer to JOIN")
             }
             self.connection = connection
+            lastInbound = InboundStatistics() // the new connection counts from zero
             self.session = ParticipantSession(roomID: roomID, index: index, identity: options.identity, invite: invite,
                                               joinNonce: nonce, configuration: configuration)
             learned(servedBy)
@@ -787,8 +789,7 @@ public actor Participant {
     func reportInbound(now nowMs: UInt64) async {
         lastInboundReport = nowMs
         let s = await connection.inboundStatistics()
-        let stale = s.staleAudioDropped - lastInbound.staleAudioDropped
-        let overflow = s.mediaOverflowDropped - lastInbound.mediaOverflowDropped
+        let (stale, overflow) = s.drops(since: lastInbound)
         lastInbound = s
         guard stale + overflow > 0 else { return }
         output.emit("overload", [("dropped_stale", .int(Int(stale))), ("dropped_overflow", .int(Int(overflow))),

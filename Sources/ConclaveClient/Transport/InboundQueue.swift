@@ -233,3 +233,13 @@ struct InboundQueue<Waiter: AnyObject> {
         return true
     }
 }
+
+extension InboundStatistics {
+    /// Media dropped since `earlier`, a snapshot of the same counters. A counter below its
+    /// earlier value belongs to a new connection (a redirect or a failover replaced the
+    /// old one), which counts from zero: all of it is new.
+    public func drops(since earlier: InboundStatistics) -> (stale: UInt64, overflow: UInt64) {
+        (staleAudioDropped >= earlier.staleAudioDropped ? staleAudioDropped - earlier.staleAudioDropped : staleAudioDropped,
+         mediaOverflowDropped >= earlier.mediaOverflowDropped ? mediaOverflowDropped - earlier.mediaOverflowDropped : mediaOverflowDropped)
+    }
+}
