@@ -498,14 +498,15 @@ import ConclaveCrypto
         guard case let .broadcastControl(rosterPlain)? = actions.first else { Issue.record("no roster"); return }
         let rosterPayload = try room.leader.sender.seal(kind: .control, recipient: .everyone, plaintext: rosterPlain, now: room.now, epoch: .newest)
         let rosterHeader = try FrameHeader(kind: .control, sender: 1, recipient: .everyone)
-        let before = a.ring.counters.notMember
+        let before = a.ring.counters.removedMember
         a.receive(header: rosterHeader, payload: rosterPayload, now: room.now)
         #expect(a.memberActions.contains { if case .membersRemoved(let gone) = $0 { gone == [3] } else { false } })
         #expect(a.member!.epoch == room.leader.leader!.epoch - 1, "the fresh epoch must not be installed yet")
-        guard case .dropped(.notMember) = a.receive(header: header, payload: held, now: room.now) else {
+        guard case .dropped(.removedMember) = a.receive(header: header, payload: held, now: room.now) else {
             Issue.record("a frame from the removed member still opened"); return
         }
-        #expect(a.ring.counters.notMember == before + 1)
+        #expect(a.ring.counters.removedMember == before + 1)
+        #expect(a.ring.counters.notMember == 0, "a removed member is not a stranger")
     }
 
     /// The same with a ROSTER_DELTA inside Ann's key wrap: the removal verifies with the
@@ -517,14 +518,14 @@ import ConclaveCrypto
         let actions = try room.leader.leader!.remove(3, now: room.now)
         var annWrap: [UInt8] = []
         for case let .sendKeyPackage(2, payload) in actions { annWrap = payload }
-        let before = a.ring.counters.notMember
+        let before = a.ring.counters.removedMember
         a.receiveKeyPackage(annWrap, from: 1, now: room.now)
         #expect(a.memberActions.contains { if case .membersRemoved(let gone) = $0 { gone == [3] } else { false } })
         #expect(a.member!.epoch == room.leader.leader!.epoch)
-        guard case .dropped(.notMember) = a.receive(header: header, payload: held, now: room.now) else {
+        guard case .dropped(.removedMember) = a.receive(header: header, payload: held, now: room.now) else {
             Issue.record("a frame from the removed member still opened under the previous epoch"); return
         }
-        #expect(a.ring.counters.notMember == before + 1)
+        #expect(a.ring.counters.removedMember == before + 1)
     }
 
     /// Issue 9 F: the roster chain. A roster the relay withholds from one member shows up

@@ -75,10 +75,11 @@ import ConclaveCrypto
             let first = try #require(peer.firstEpoch)
             let mine = room.delivered.filter { $0.to == index }
             // Frames of a member who left that arrive after the ROSTER without it verified
-            // are dropped as not_member (removal is immediate, 3.6), and only those.
+            // are dropped as removed_member (removal is immediate, 3.6), and only those; no
+            // frame is ever from a stranger (not_member).
             let late = mine.filter { $0.afterRemoval && $0.mediaID != nil && $0.epoch >= first }
             #expect(late.allSatisfy { [4, 5].contains(room.sent[$0.mediaID!].header.sender.rawValue) }, "#\(index)")
-            #expect(c.decryptFailed == 0 && c.noKey == 0 && c.notMember == late.count && c.senderMismatch == 0, "#\(index): \(c)")
+            #expect(c.decryptFailed == 0 && c.noKey == 0 && c.removedMember == late.count && c.notMember == 0 && c.senderMismatch == 0, "#\(index): \(c)")
             #expect(c.replayed == 0 && c.tooOld == 0, "#\(index): \(c)")
             // Frames of epochs before this member's first one are not for it: unknownEpoch, nothing else.
             #expect(c.unknownEpoch == mine.filter { $0.epoch < first }.count, "#\(index)")

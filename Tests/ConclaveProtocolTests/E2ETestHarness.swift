@@ -110,7 +110,7 @@ final class E2ERoom {
         let epoch: UInt64
         let mediaID: Int?
         /// The recipient had already verified a `ROSTER` without the sender (3.6): the
-        /// frame is dropped as `notMember`, by design.
+        /// frame is dropped as `removedMember`, by design.
         var afterRemoval = false
     }
 

@@ -15,6 +15,9 @@ public func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void =
     // Every test client comes from 127.0.0.1; the tests of per-address limits lower this.
     c.roomCreationsPerAddressPerMinute = 100_000
     c.shutdownGraceSeconds = 1
+    // A test process runs dozens of suites at once on two cores: a client task may wait
+    // seconds for a thread. The tests of the handshake deadline set their own.
+    c.handshakeTimeoutSeconds = 60
     tweak(&c)
     return c
 }
@@ -44,7 +47,7 @@ public func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfigur
 }
 
 /// GET http://127.0.0.1:port/path on a relay; (status, body).
-public func httpGet(port: Int, path: String) async throws -> (Int, String) {
-    let response = try await PlainHTTP.get(port: port, path: path)
+public func httpGet(port: Int, path: String, timeout: Duration = .seconds(2)) async throws -> (Int, String) {
+    let response = try await PlainHTTP.get(port: port, path: path, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
     return (response.status, response.body)
 }

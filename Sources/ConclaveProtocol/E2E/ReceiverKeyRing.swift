@@ -20,8 +20,13 @@ public enum ReceiveDrop: Sendable, Hashable, CaseIterable, CustomStringConvertib
     case noKey
     /// The KID's sender bits differ from the `FRAME` sender.
     case senderMismatch
-    /// The sender is not in the verified roster of the frame's epoch.
+    /// The sender is not in the verified roster of the frame's epoch: a frame no member
+    /// should have sealed (a forgery, or a relay that misroutes).
     case notMember
+    /// The sender was a member of the frame's epoch until a verified `ROSTER` removed it
+    /// (3.6 "Removal is immediate"): its frames still in flight when it left or was
+    /// removed. Normal churn, counted apart from ``notMember``.
+    case removedMember
 
     public var description: String {
         switch self {
@@ -32,6 +37,7 @@ public enum ReceiveDrop: Sendable, Hashable, CaseIterable, CustomStringConvertib
         case .noKey: return "no_key"
         case .senderMismatch: return "sender_mismatch"
         case .notMember: return "not_member"
+        case .removedMember: return "removed_member"
         }
     }
 }
@@ -80,6 +86,7 @@ public struct ReceiveCounters: Sendable, Hashable {
     public var noKey = 0
     public var senderMismatch = 0
     public var notMember = 0
+    public var removedMember = 0
 
     public init() {}
 
@@ -93,6 +100,7 @@ public struct ReceiveCounters: Sendable, Hashable {
             case .noKey: noKey
             case .senderMismatch: senderMismatch
             case .notMember: notMember
+            case .removedMember: removedMember
             }
         }
         set {
@@ -104,6 +112,7 @@ public struct ReceiveCounters: Sendable, Hashable {
             case .noKey: noKey = newValue
             case .senderMismatch: senderMismatch = newValue
             case .notMember: notMember = newValue
+            case .removedMember: removedMember = newValue
             }
         }
     }
@@ -262,7 +271,7 @@ public struct ReceiverKeyRing: Sendable {
 
     /// Stops accepting frames from `senders` under every epoch held (current and previous):
     /// they were removed by a verified `ROSTER` whose fresh epoch may not be installed yet
-    /// (3.6 "Removal is immediate"). Their later frames are `notMember`; their buffered ones
+    /// (3.6 "Removal is immediate"). Their later frames are `removedMember`; their buffered ones
     /// are dropped when they expire.
     public mutating func revoke(_ senders: Set<UInt16>) {
         guard !senders.isEmpty else { return }
@@ -360,7 +369,9 @@ public struct ReceiverKeyRing: Sendable {
         guard header.kind == .chat, header.recipient.rawValue == me, let identity else { return drop(.decryptFailed) }
         guard kidSender == header.sender.rawValue else { return drop(.senderMismatch) }
         // The peer's key comes from the latest verified roster only.
-        guard let c = current, !c.provisional, let peer = c.members[kidSender] else { return drop(.notMember) }
+        guard let c = current, !c.provisional, let peer = c.members[kidSender] else {
+            return drop(current.map { $0.members.wasRevoked(kidSender) } == true ? .removedMember : .notMember)
+        }
         guard let peerNonce = joinNonces.member(kidSender)?.joinNonce, !peerNonce.isEmpty,
               let myNonce = joinNonces.member(me)?.joinNonce, !myNonce.isEmpty else { return drop(.notMember) }
         let id = PairwiseID(sender: kidSender, peer: peer, peerJoinNonce: peerNonce)
@@ -449,7 +460,9 @@ struct ReceiveEpoch: Sendable {
                        into output: UnsafeMutableRawBufferPointer, roomID: RoomID, metadata: FrameMetadata) -> SlotStatus {
         // A provisional epoch (a new member before its roster, 3.2) opens only the leader's
         // control frames; everything else waits in the buffer for the confirmation.
-        guard members.contains(sender) else { return provisional ? .awaitingRoster : .dropped(.notMember) }
+        guard members.contains(sender) else {
+            return provisional ? .awaitingRoster : .dropped(members.wasRevoked(sender) ? .removedMember : .notMember)
+        }
         if provisional && header.kind != .control { return .awaitingRoster }
         let i: Int
         if let known = slotIndex[sender] {

@@ -59,6 +59,9 @@ public struct MemberTable: Sendable {
 
     public mutating func revoke(_ index: UInt16) { revoked.insert(index) }
 
+    /// Whether `index` is in this table and was revoked (removed by a later verified roster).
+    public func wasRevoked(_ index: UInt16) -> Bool { !revoked.isEmpty && revoked.contains(index) && position(of: index) != nil }
+
 }
 
 /// The roster hash and the security code (protocol/PROTOCOL.md sections 3.5 and 4.3).
