@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
     targets: [
+        // The measurement defaults every suite shares.
+        .target(name: "BenchmarkSupport", dependencies: [.product(name: "Benchmark", package: "benchmark")]),
         .target(
             name: "ComparisonPaths",
             dependencies: [
@@ -37,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "CryptoHotPath",
             dependencies: [
-                "ComparisonPaths",
+                "ComparisonPaths", "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "ConclaveBench", package: "Conclave"),
                 .product(name: "ConclaveCrypto", package: "Conclave"),
@@ -48,7 +50,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RelayForwarding",
-            dependencies: [.product(name: "Benchmark", package: "benchmark"), .product(name: "ConclaveRelay", package: "Conclave")],
+            dependencies: ["BenchmarkSupport", .product(name: "Benchmark", package: "benchmark"), .product(name: "ConclaveRelay", package: "Conclave")],
             path: "Benchmarks/RelayForwarding",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),

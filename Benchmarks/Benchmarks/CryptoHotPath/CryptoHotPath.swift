@@ -19,23 +19,14 @@
 // from this package's ComparisonPaths. One copy of each exists.
 
 import Benchmark
+import BenchmarkSupport
 import ComparisonPaths
 import ConclaveBench
 import ConclaveCrypto
 import ConclaveProtocol
 
 let benchmarks: @Sendable () -> Void = {
-    // Not `.instructions`: in benchmark 1.38.1 it makes the harness read /proc/self/stat and
-    // /proc/self/io inside the measured window (it counts as an OS-stats metric), which adds
-    // 16 mallocs per iteration to every benchmark, an empty loop included, and would hide the
-    // 0 this suite exists to prove. (This VM also has no PMU, so it would report nothing.)
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.throughput, .wallClock, .mallocCountTotal],
-        timeUnits: .microseconds,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(1),
-        maxIterations: 10_000
-    )
+    Benchmark.defaultConfiguration = .conclave
 
     // One iteration seals a batch of 1000 frames, then opens them (scalingFactor .kilo:
     // the batch is `scaledIterations`). The runners are `CryptoBench`'s own: the same code

@@ -11,17 +11,11 @@
 // mallocCountTotal must be 0: the forwarding path allocates nothing per packet.
 
 import Benchmark
+import BenchmarkSupport
 @_spi(Benchmarking) import ConclaveRelay
 
 let benchmarks: @Sendable () -> Void = {
-    // Not `.instructions` (see Benchmarks/CryptoHotPath): it allocates inside the window.
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.throughput, .wallClock, .mallocCountTotal],
-        timeUnits: .microseconds,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(1),
-        maxIterations: 10_000
-    )
+    Benchmark.defaultConfiguration = .conclave
     for size in [2, 5, 10] {
         Benchmark("route 160B datagram, room of \(size)") { benchmark, harness in
             var delivered = 0
