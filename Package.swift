@@ -85,8 +85,10 @@ let package = Package(
         ),
         .target(
             name: "ConclaveLoad",
-            dependencies: ["ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
-                           .product(name: "Histogram", package: "hdrhistogram-swift")] + webSocketStack
+            dependencies: [
+                "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ] + webSocketStack
         ),
         // `conclave bench crypto`'s runner and its two product paths (frame cipher,
         // libsodium). The comparisons with swift-crypto live in Benchmarks/.
@@ -119,27 +121,34 @@ let package = Package(
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto", "CSodium", "ConclaveTestSupport"]),
         .testTarget(name: "ConclaveMediaTests", dependencies: ["ConclaveMedia"]),
         // Helpers the test targets share: the live relay starter, real servers (Redis), waiters
-// with deadlines, certificates, loopback ports, the repository's paths.
+        // with deadlines, certificates, loopback ports, the repository's paths.
         .target(
             name: "ConclaveTestSupport",
-            dependencies: ["ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad",
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/ConclaveTestSupport"
         ),
         .testTarget(
             name: "ConclaveRedisTests",
-            dependencies: ["ConclaveRedis", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: [
+                "ConclaveRedis", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
         .testTarget(
             name: "ConclaveClientTests",
-            dependencies: ["ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveTestSupport",
-                           "conclave-relay", "conclave"] + webSocketStack
+            dependencies: [
+                "ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveTestSupport",
+                "conclave-relay", "conclave",
+            ] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveRelayTests",
-            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "conclave-relay"] + webSocketStack
+            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "conclave-relay"]
+                + webSocketStack
                 + [.product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(

@@ -108,10 +108,12 @@ public enum CryptoBench {
         /// Default: ``Contender/standard``.
         public var contenders: [Contender]
 
-        public init(sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
-                    measurementDuration: Duration = .milliseconds(200), rounds: Int = 5,
-                    warmupDuration: Duration = .milliseconds(50), batchSize: Int = 64,
-                    timingClock: TimingClock = .threadCPUTime, contenders: [Contender] = Contender.standard) {
+        public init(
+            sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
+            measurementDuration: Duration = .milliseconds(200), rounds: Int = 5,
+            warmupDuration: Duration = .milliseconds(50), batchSize: Int = 64,
+            timingClock: TimingClock = .threadCPUTime, contenders: [Contender] = Contender.standard
+        ) {
             self.sizes = sizes
             self.aadLength = aadLength
             self.measurementDuration = measurementDuration
@@ -128,14 +130,14 @@ public enum CryptoBench {
         }
 
         func validate() throws(CryptoBenchError) {
-            guard !sizes.isEmpty, sizes.allSatisfy({ (1 ... 1 << 20).contains($0) }) else {
+            guard !sizes.isEmpty, sizes.allSatisfy({ (1...1 << 20).contains($0) }) else {
                 throw .invalidConfiguration("sizes must be 1 to 1048576 bytes, and at least one")
             }
-            guard (0 ... 4096).contains(aadLength) else { throw .invalidConfiguration("aadLength must be 0 to 4096") }
+            guard (0...4096).contains(aadLength) else { throw .invalidConfiguration("aadLength must be 0 to 4096") }
             guard rounds >= 1 else { throw .invalidConfiguration("rounds must be at least 1") }
             guard measurementDuration > .zero else { throw .invalidConfiguration("measurementDuration must be positive") }
             guard warmupDuration >= .zero else { throw .invalidConfiguration("warmupDuration must not be negative") }
-            guard (1 ... 4096).contains(batchSize) else { throw .invalidConfiguration("batchSize must be 1 to 4096") }
+            guard (1...4096).contains(batchSize) else { throw .invalidConfiguration("batchSize must be 1 to 4096") }
             guard contenders.contains(.libsodium) else { throw .invalidConfiguration("the libsodium path (the baseline) must be among the contenders") }
             guard Set(contenders.map(\.path)).count == contenders.count else { throw .invalidConfiguration("a path appears twice") }
         }
@@ -193,8 +195,9 @@ public enum CryptoBench {
             for contender in contenders {
                 let path = contender.path
                 let runner = try contender.makeRunner(inputs: inputs, batch: configuration.batchSize)
-                _ = try measure(runner, path: path, size: size, configuration: configuration,
-                                for: configuration.warmupDuration, clockReadCost: clockReadCost)
+                _ = try measure(
+                    runner, path: path, size: size, configuration: configuration,
+                    for: configuration.warmupDuration, clockReadCost: clockReadCost)
                 row.append(runner)
             }
             runners.append(row)
@@ -202,12 +205,13 @@ public enum CryptoBench {
 
         // samples[size][path][round]
         var samples = Array(repeating: Array(repeating: [Sample](), count: paths.count), count: configuration.sizes.count)
-        for round in 0 ..< configuration.rounds {
+        for round in 0..<configuration.rounds {
             for (s, size) in configuration.sizes.enumerated() {
-                for k in 0 ..< paths.count {
+                for k in 0..<paths.count {
                     let p = (k + round) % paths.count
-                    let sample = try measure(runners[s][p], path: paths[p], size: size, configuration: configuration,
-                                             for: configuration.measurementDuration, clockReadCost: clockReadCost)
+                    let sample = try measure(
+                        runners[s][p], path: paths[p], size: size, configuration: configuration,
+                        for: configuration.measurementDuration, clockReadCost: clockReadCost)
                     samples[s][p].append(sample)
                 }
             }
@@ -215,20 +219,25 @@ public enum CryptoBench {
 
         let baseline = paths.firstIndex(of: .libsodium)!
         let results = configuration.sizes.enumerated().map { s, size in
-            CryptoBenchReport.SizeResult(plaintextLength: size, paths: paths.enumerated().map { p, path in
-                CryptoBenchReport.PathResult(path: path, samples: samples[s][p], baseline: samples[s][baseline])
-            })
+            CryptoBenchReport.SizeResult(
+                plaintextLength: size,
+                paths: paths.enumerated().map { p, path in
+                    CryptoBenchReport.PathResult(path: path, samples: samples[s][p], baseline: samples[s][baseline])
+                })
         }
-        return CryptoBenchReport(configuration: configuration, machine: .current(clockReadNanoseconds: Int(clockReadCost)),
-                                 sizes: results)
+        return CryptoBenchReport(
+            configuration: configuration, machine: .current(clockReadNanoseconds: Int(clockReadCost)),
+            sizes: results)
     }
 
     /// One round trip on every path for each size, with the same checks ``run(_:)`` makes
     /// before it measures: a sealed frame is not the plaintext, opens back to it, does not
     /// open after a one-bit change, and the frame cipher's output equals libsodium's.
     /// Takes a few milliseconds; for tests. Throws ``CryptoBenchError`` on any failure.
-    public static func quickSelfCheck(sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
-                                      contenders: [Contender] = Contender.standard) throws(CryptoBenchError) {
+    public static func quickSelfCheck(
+        sizes: [Int] = [64, 160, 1200], aadLength: Int = 22,
+        contenders: [Contender] = Contender.standard
+    ) throws(CryptoBenchError) {
         try Configuration(sizes: sizes, aadLength: aadLength, contenders: contenders).validate()
         for size in sizes {
             try checkAllPaths(contenders, inputs: BenchInputs.random(plaintextLength: size, aadLength: aadLength))
@@ -251,8 +260,10 @@ public enum CryptoBench {
     /// Seals and opens batches until `duration` of wall-clock time has passed, timing seal
     /// and open with the configured clock (less `clockReadCost` per interval); then checks
     /// that every frame of the last batch opened back to the plaintext.
-    static func measure(_ runner: any RoundTripPath, path: Path, size: Int, configuration: Configuration,
-                        for duration: Duration, clockReadCost: UInt64) throws(CryptoBenchError) -> Sample {
+    static func measure(
+        _ runner: any RoundTripPath, path: Path, size: Int, configuration: Configuration,
+        for duration: Duration, clockReadCost: UInt64
+    ) throws(CryptoBenchError) -> Sample {
         let timer = configuration.timingClock
         let deadline = TimingClock.wallClock.nanoseconds() &+ UInt64(duration.seconds * 1e9)
         var sealNanoseconds: UInt64 = 0, openNanoseconds: UInt64 = 0
@@ -280,8 +291,9 @@ public enum CryptoBench {
             firstFrames[contender.path] = try check(contender, inputs: inputs)
         }
         guard firstFrames[.frameCipher] == nil || firstFrames[.frameCipher] == firstFrames[.libsodium] else {
-            throw .roundTripFailed(path: .frameCipher, size: inputs.plaintext.count,
-                                   reason: "output differs from libsodium's XChaCha20-Poly1305 for the same key and nonce")
+            throw .roundTripFailed(
+                path: .frameCipher, size: inputs.plaintext.count,
+                reason: "output differs from libsodium's XChaCha20-Poly1305 for the same key and nonce")
         }
     }
 

@@ -223,22 +223,30 @@ public struct CryptoBenchReport: Sendable {
         init(_ report: CryptoBenchReport) {
             date = report.date.formatted(.iso8601)
             let m = report.machine
-            machine = MachineJSON(build_configuration: m.buildConfiguration, clock_read_ns: m.clockReadNanoseconds,
-                                  cpu_features: m.cpuFeatures, cpu_model: m.cpuModel,
-                                  libsodium_version: m.libsodiumVersion, logical_cpus: m.logicalCPUs, os: m.operatingSystem)
+            machine = MachineJSON(
+                build_configuration: m.buildConfiguration, clock_read_ns: m.clockReadNanoseconds,
+                cpu_features: m.cpuFeatures, cpu_model: m.cpuModel,
+                libsodium_version: m.libsodiumVersion, logical_cpus: m.logicalCPUs, os: m.operatingSystem)
             let c = report.configuration
-            configuration = ConfigurationJSON(aad_bytes: c.aadLength, batch_frames: c.batchSize,
-                                              measurement_seconds: c.measurementDuration.seconds, rounds: c.rounds,
-                                              sizes: c.sizes, timing_clock: c.timingClock.rawValue,
-                                              warmup_seconds: c.warmupDuration.seconds)
+            configuration = ConfigurationJSON(
+                aad_bytes: c.aadLength, batch_frames: c.batchSize,
+                measurement_seconds: c.measurementDuration.seconds, rounds: c.rounds,
+                sizes: c.sizes, timing_clock: c.timingClock.rawValue,
+                warmup_seconds: c.warmupDuration.seconds)
             results = report.sizes.map { size in
-                SizeJSON(size_bytes: size.plaintextLength, paths: Dictionary(uniqueKeysWithValues: size.paths.map { r in
-                    (r.path.rawValue, PathJSON(
-                        frames_per_second: whole(r.framesPerSecond), ratio_to_libsodium: rounded(r.ratioToLibsodium),
-                        seal_frames_per_second: whole(r.sealFramesPerSecond), seal_ratio_to_libsodium: rounded(r.sealRatioToLibsodium),
-                        open_frames_per_second: whole(r.openFramesPerSecond), open_ratio_to_libsodium: rounded(r.openRatioToLibsodium),
-                        round_frames_per_second: r.roundFramesPerSecond.map(whole)))
-                }))
+                SizeJSON(
+                    size_bytes: size.plaintextLength,
+                    paths: Dictionary(
+                        uniqueKeysWithValues: size.paths.map { r in
+                            (
+                                r.path.rawValue,
+                                PathJSON(
+                                    frames_per_second: whole(r.framesPerSecond), ratio_to_libsodium: rounded(r.ratioToLibsodium),
+                                    seal_frames_per_second: whole(r.sealFramesPerSecond), seal_ratio_to_libsodium: rounded(r.sealRatioToLibsodium),
+                                    open_frames_per_second: whole(r.openFramesPerSecond), open_ratio_to_libsodium: rounded(r.openRatioToLibsodium),
+                                    round_frames_per_second: r.roundFramesPerSecond.map(whole))
+                            )
+                        }))
             }
         }
     }

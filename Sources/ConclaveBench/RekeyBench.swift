@@ -31,16 +31,17 @@ public enum RekeyBench {
             func row(_ name: String, _ r: PathResult) -> String {
                 let leader = String(format: "%9.2f", r.leaderMillis), total = String(format: "%9.2f", r.membersMillis)
                 let median = String(format: "%8.1f", r.memberMedianMicros), maximum = String(format: "%8.1f", r.memberMaxMicros)
-                return "\(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(leader) \(total) \(median) \(maximum) \(String(format: "%11d", r.bytesForwarded)) \(r.installed)"
+                return
+                    "\(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(leader) \(total) \(median) \(maximum) \(String(format: "%11d", r.bytesForwarded)) \(r.installed)"
             }
             let ratio = (full.leaderMillis + full.membersMillis) / max(0.001, delta.leaderMillis + delta.membersMillis)
             return """
-            Rekey after one removal, \(members) members, one process, CPU only (no network)
-            path                       leader ms members ms  med µs   max µs   bytes fwd installed
-            \(row("ROSTER + key packages", full))
-            \(row("ROSTER_DELTA + key wraps", delta))
-            full / delta CPU: \(String(format: "%.1f", ratio))×
-            """
+                Rekey after one removal, \(members) members, one process, CPU only (no network)
+                path                       leader ms members ms  med µs   max µs   bytes fwd installed
+                \(row("ROSTER + key packages", full))
+                \(row("ROSTER_DELTA + key wraps", delta))
+                full / delta CPU: \(String(format: "%.1f", ratio))×
+                """
         }
 
         public func renderJSON() -> String {
@@ -70,7 +71,8 @@ public enum RekeyBench {
         var full = try makeRoom(roomID: roomID, leaderIdentity: leaderIdentity, members: members)
         var delta = full
         full.leader.sendsDeltas = false
-        let fullResult = deltaOnly
+        let fullResult =
+            deltaOnly
             ? PathResult(leaderMillis: 0, membersMillis: 0, bytesForwarded: 0, memberMedianMicros: 0, memberMaxMicros: 0, installed: 0)
             : try measure(&full)
         let deltaResult = try measure(&delta)
@@ -87,15 +89,20 @@ public enum RekeyBench {
         _ = try leader.start(now: 0)
         var members: [Member] = []
         var entries: [SignedRoster.Entry] = []
-        for i in 2 ... n {
+        for i in 2...n {
             let id = PrivateIdentity.generate()
             let nonce = SecureRandom.bytes(count: Knock.joinNonceLength)
             let index = UInt16(i)
-            entries.append(SignedRoster.Entry(index: index, identity: id.publicIdentity, displayName: "member \(i)".padding(toLength: 24, withPad: ".", startingAt: 0), joinNonce: nonce))
-            let schedule = MemberKeySchedule(roomID: roomID, me: index, identity: id, joinNonce: nonce, leaderIndex: 1,
-                                             leaderIdentity: leaderIdentity.publicIdentity)
-            members.append(Member(index: index, identity: id, schedule: schedule, ring: ReceiverKeyRing(roomID: roomID, me: index),
-                                   sender: SenderKeyState(roomID: roomID, me: index)))
+            entries.append(
+                SignedRoster.Entry(
+                    index: index, identity: id.publicIdentity, displayName: "member \(i)".padding(toLength: 24, withPad: ".", startingAt: 0), joinNonce: nonce))
+            let schedule = MemberKeySchedule(
+                roomID: roomID, me: index, identity: id, joinNonce: nonce, leaderIndex: 1,
+                leaderIdentity: leaderIdentity.publicIdentity)
+            members.append(
+                Member(
+                    index: index, identity: id, schedule: schedule, ring: ReceiverKeyRing(roomID: roomID, me: index),
+                    sender: SenderKeyState(roomID: roomID, me: index)))
         }
         let actions = try leader.changeMembership(admit: entries, remove: [], now: 0)
         var room = Room(leader: leader, members: members)
@@ -161,8 +168,9 @@ public enum RekeyBench {
         room.members = remaining
         let sorted = timings.sorted()
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1_000 + Double(d.components.attoseconds) / 1e15 }
-        return PathResult(leaderMillis: ms(leaderTime), membersMillis: Double(timings.reduce(0, +)) / 1e6, bytesForwarded: bytes,
-                          memberMedianMicros: Double(sorted[sorted.count / 2]) / 1e3, memberMaxMicros: Double(sorted.last!) / 1e3,
-                          installed: installed)
+        return PathResult(
+            leaderMillis: ms(leaderTime), membersMillis: Double(timings.reduce(0, +)) / 1e6, bytesForwarded: bytes,
+            memberMedianMicros: Double(sorted[sorted.count / 2]) / 1e3, memberMaxMicros: Double(sorted.last!) / 1e3,
+            installed: installed)
     }
 }

@@ -69,7 +69,7 @@ private final class RawBytes {
         count = bytes.count
     }
 
-    var readOnly: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0 ..< count]) }
+    var readOnly: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0..<count]) }
 
     deinit {
         sodium_memzero(buffer.baseAddress!, buffer.count)
@@ -103,7 +103,7 @@ final class FrameCipherPath: RoundTripPath {
     func sealBatch() throws(CryptoBenchError) {
         batchBase = nextCounter
         let aad = self.aad.readOnly
-        for i in 0 ..< slots.count {
+        for i in 0..<slots.count {
             do {
                 try cipher.seal(inPlace: slots.body(i), tag: slots.tag(i), nonceSuffix: batchBase &+ UInt64(i), authenticating: aad)
             } catch {
@@ -115,10 +115,11 @@ final class FrameCipherPath: RoundTripPath {
 
     func openBatch() throws(CryptoBenchError) {
         let aad = self.aad.readOnly
-        for i in 0 ..< slots.count {
+        for i in 0..<slots.count {
             do {
-                try cipher.open(inPlace: slots.body(i), tag: UnsafeRawBufferPointer(slots.tag(i)),
-                                nonceSuffix: batchBase &+ UInt64(i), authenticating: aad)
+                try cipher.open(
+                    inPlace: slots.body(i), tag: UnsafeRawBufferPointer(slots.tag(i)),
+                    nonceSuffix: batchBase &+ UInt64(i), authenticating: aad)
             } catch {
                 throw .roundTripFailed(path: .frameCipher, size: slots.plaintextLength, reason: "open: \(error)")
             }
@@ -167,11 +168,12 @@ final class LibsodiumPath: RoundTripPath {
         batchBase = nextCounter
         let aad = self.aad.readOnly, key = self.key.readOnly.bytePointer, npub = UnsafeRawBufferPointer(nonce).bytePointer
         let length = UInt64(slots.plaintextLength)
-        for i in 0 ..< slots.count {
+        for i in 0..<slots.count {
             setCounter(batchBase &+ UInt64(i))
             let frame = slots.sealed(i).bytePointer
-            guard crypto_aead_xchacha20poly1305_ietf_encrypt(
-                frame, nil, frame, length, aad.bytePointer, UInt64(aad.count), nil, npub, key) == 0
+            guard
+                crypto_aead_xchacha20poly1305_ietf_encrypt(
+                    frame, nil, frame, length, aad.bytePointer, UInt64(aad.count), nil, npub, key) == 0
             else {
                 throw .roundTripFailed(path: .libsodium, size: slots.plaintextLength, reason: "encrypt returned an error")
             }
@@ -182,11 +184,12 @@ final class LibsodiumPath: RoundTripPath {
     func openBatch() throws(CryptoBenchError) {
         let aad = self.aad.readOnly, key = self.key.readOnly.bytePointer, npub = UnsafeRawBufferPointer(nonce).bytePointer
         let length = UInt64(slots.plaintextLength + FrameSlots.tagLength)
-        for i in 0 ..< slots.count {
+        for i in 0..<slots.count {
             setCounter(batchBase &+ UInt64(i))
             let frame = slots.sealed(i).bytePointer
-            guard crypto_aead_xchacha20poly1305_ietf_decrypt(
-                frame, nil, nil, frame, length, aad.bytePointer, UInt64(aad.count), npub, key) == 0
+            guard
+                crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    frame, nil, nil, frame, length, aad.bytePointer, UInt64(aad.count), npub, key) == 0
             else {
                 throw .roundTripFailed(path: .libsodium, size: slots.plaintextLength, reason: "decrypt: forged or corrupted frame")
             }

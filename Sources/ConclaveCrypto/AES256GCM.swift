@@ -15,22 +15,28 @@ public enum AES256GCM {
         return crypto_aead_aes256gcm_is_available() == 1
     }
 
-    public static func seal(inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
-                            key: SecretKey, nonce: UnsafeRawBufferPointer, authenticating aad: UnsafeRawBufferPointer) throws {
+    public static func seal(
+        inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
+        key: SecretKey, nonce: UnsafeRawBufferPointer, authenticating aad: UnsafeRawBufferPointer
+    ) throws {
         try check(key: key, nonceCount: nonce.count, tagCount: tag.count)
         key.withUnsafeBytes { k in
-            _ = crypto_aead_aes256gcm_encrypt_detached(buffer.u8nn, tag.u8nn, nil, buffer.u8nn, UInt64(buffer.count),
-                                                       aad.u8nn, UInt64(aad.count), nil, nonce.u8nn, k.u8nn)
+            _ = crypto_aead_aes256gcm_encrypt_detached(
+                buffer.u8nn, tag.u8nn, nil, buffer.u8nn, UInt64(buffer.count),
+                aad.u8nn, UInt64(aad.count), nil, nonce.u8nn, k.u8nn)
         }
     }
 
     /// On failure throws ``CryptoError/authenticationFailed`` and zeroes `buffer`.
-    public static func open(inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
-                            key: SecretKey, nonce: UnsafeRawBufferPointer, authenticating aad: UnsafeRawBufferPointer) throws {
+    public static func open(
+        inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
+        key: SecretKey, nonce: UnsafeRawBufferPointer, authenticating aad: UnsafeRawBufferPointer
+    ) throws {
         try check(key: key, nonceCount: nonce.count, tagCount: tag.count)
         let rc = key.withUnsafeBytes { k in
-            crypto_aead_aes256gcm_decrypt_detached(buffer.u8nn, nil, buffer.u8nn, UInt64(buffer.count), tag.u8nn,
-                                                   aad.u8nn, UInt64(aad.count), nonce.u8nn, k.u8nn)
+            crypto_aead_aes256gcm_decrypt_detached(
+                buffer.u8nn, nil, buffer.u8nn, UInt64(buffer.count), tag.u8nn,
+                aad.u8nn, UInt64(aad.count), nonce.u8nn, k.u8nn)
         }
         guard rc == 0 else {
             buffer.wipe()

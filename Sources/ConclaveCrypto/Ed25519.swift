@@ -36,8 +36,9 @@ public enum Ed25519 {
                 guard sig.count == Ed25519.signatureByteCount else { return false }
                 return rawRepresentation.withUnsafeBufferPointer { pk in
                     input.withUnsafeBufferPointer { m in
-                        crypto_sign_verify_detached(sig.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                                    m.baseAddress, UInt64(m.count), pk.baseAddress!) == 0
+                        crypto_sign_verify_detached(
+                            sig.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            m.baseAddress, UInt64(m.count), pk.baseAddress!) == 0
                     }
                 }
             }
@@ -75,8 +76,9 @@ public enum Ed25519 {
             let sk = SecretBytes(count: 64) { skBuf in
                 seed.withUnsafeBytes { s in
                     pk.withUnsafeMutableBufferPointer { pkBuf in
-                        _ = crypto_sign_seed_keypair(pkBuf.baseAddress!, skBuf.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                                     s.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                        _ = crypto_sign_seed_keypair(
+                            pkBuf.baseAddress!, skBuf.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            s.baseAddress!.assumingMemoryBound(to: UInt8.self))
                     }
                 }
             }
@@ -92,8 +94,9 @@ public enum Ed25519 {
             expanded.withUnsafeBytes { sk in
                 sig.withUnsafeMutableBufferPointer { s in
                     input.withUnsafeBufferPointer { m in
-                        _ = crypto_sign_detached(s.baseAddress!, nil, m.baseAddress, UInt64(m.count),
-                                                 sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                        _ = crypto_sign_detached(
+                            s.baseAddress!, nil, m.baseAddress, UInt64(m.count),
+                            sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
                     }
                 }
             }

@@ -22,13 +22,14 @@ public enum HKDF {
         _ hash: Hash, salt: Salt, ikm: IKM
     ) -> SecretKey {
         Sodium.ensureInitialized()
-        return SecretKey(SecretBytes(count: hash.outputByteCount) { out in
-            salt.withUnsafeBytes { s in
-                ikm.withUnsafeBytes { i in
-                    hmac(hash, key: s, parts: [i], into: out)
+        return SecretKey(
+            SecretBytes(count: hash.outputByteCount) { out in
+                salt.withUnsafeBytes { s in
+                    ikm.withUnsafeBytes { i in
+                        hmac(hash, key: s, parts: [i], into: out)
+                    }
                 }
-            }
-        })
+            })
     }
 
     /// HKDF-Expand(PRK, info, L) → OKM of `length` bytes (1 … 255 × HashLen).
@@ -40,29 +41,30 @@ public enum HKDF {
         }
         Sodium.ensureInitialized()
         let n = hash.outputByteCount
-        return SecretKey(SecretBytes(count: length) { out in
-            prk.withUnsafeBytes { key in
-                info.withUnsafeBytes { infoBytes in
-                    // T(0) = empty; T(i) = HMAC(PRK, T(i-1) | info | i)
-                    withUnsafeTemporaryAllocation(byteCount: n, alignment: 16) { t in
-                        defer { sodium_memzero(t.baseAddress!, n) }
-                        var written = 0
-                        var counter: UInt8 = 1
-                        var previous = UnsafeRawBufferPointer(start: t.baseAddress, count: 0)
-                        while written < length {
-                            withUnsafeBytes(of: counter) { c in
-                                hmac(hash, key: key, parts: [previous, infoBytes, c], into: t)
+        return SecretKey(
+            SecretBytes(count: length) { out in
+                prk.withUnsafeBytes { key in
+                    info.withUnsafeBytes { infoBytes in
+                        // T(0) = empty; T(i) = HMAC(PRK, T(i-1) | info | i)
+                        withUnsafeTemporaryAllocation(byteCount: n, alignment: 16) { t in
+                            defer { sodium_memzero(t.baseAddress!, n) }
+                            var written = 0
+                            var counter: UInt8 = 1
+                            var previous = UnsafeRawBufferPointer(start: t.baseAddress, count: 0)
+                            while written < length {
+                                withUnsafeBytes(of: counter) { c in
+                                    hmac(hash, key: key, parts: [previous, infoBytes, c], into: t)
+                                }
+                                let take = min(n, length - written)
+                                out.baseAddress!.advanced(by: written).copyMemory(from: t.baseAddress!, byteCount: take)
+                                written += take
+                                previous = UnsafeRawBufferPointer(t)
+                                counter &+= 1
                             }
-                            let take = min(n, length - written)
-                            out.baseAddress!.advanced(by: written).copyMemory(from: t.baseAddress!, byteCount: take)
-                            written += take
-                            previous = UnsafeRawBufferPointer(t)
-                            counter &+= 1
                         }
                     }
                 }
-            }
-        })
+            })
     }
 
     /// Extract then expand.
@@ -73,8 +75,10 @@ public enum HKDF {
     }
 
     /// HMAC over the concatenation of `parts`, written to `out` (HashLen bytes).
-    static func hmac(_ hash: Hash, key: UnsafeRawBufferPointer, parts: [UnsafeRawBufferPointer],
-                     into out: UnsafeMutableRawBufferPointer) {
+    static func hmac(
+        _ hash: Hash, key: UnsafeRawBufferPointer, parts: [UnsafeRawBufferPointer],
+        into out: UnsafeMutableRawBufferPointer
+    ) {
         precondition(out.count >= hash.outputByteCount)
         let keyPtr = key.u8nn
         let outPtr = out.baseAddress!.assumingMemoryBound(to: UInt8.self)

@@ -29,8 +29,10 @@ public struct HopAuthenticator: Sendable {
     }
 
     /// Writes the 16-byte tag over `authenticated` to `tag`. Does not allocate.
-    public func tag(_ authenticated: UnsafeRawBufferPointer, direction: Direction, sequence: UInt64,
-                    into tag: UnsafeMutableRawBufferPointer) {
+    public func tag(
+        _ authenticated: UnsafeRawBufferPointer, direction: Direction, sequence: UInt64,
+        into tag: UnsafeMutableRawBufferPointer
+    ) {
         precondition(tag.count == Self.tagByteCount, "a hop tag is 16 bytes")
         withNonce(direction, sequence) { nonce in
             // An empty plaintext: libsodium reads and writes no byte through `empty`.
@@ -39,16 +41,18 @@ public struct HopAuthenticator: Sendable {
             key.withUnsafeBytes { k in
                 _ = withUnsafePointer(to: input) { inputPointer in
                     crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                    &output, tag.u8nn, nil, inputPointer, 0,
-                    authenticated.u8nn, UInt64(authenticated.count), nil, nonce, k.u8nn)
+                        &output, tag.u8nn, nil, inputPointer, 0,
+                        authenticated.u8nn, UInt64(authenticated.count), nil, nonce, k.u8nn)
                 }
             }
         }
     }
 
     /// Whether `tag` is the tag of `authenticated` (constant time). Does not allocate.
-    public func verify(_ authenticated: UnsafeRawBufferPointer, direction: Direction, sequence: UInt64,
-                       tag: UnsafeRawBufferPointer) -> Bool {
+    public func verify(
+        _ authenticated: UnsafeRawBufferPointer, direction: Direction, sequence: UInt64,
+        tag: UnsafeRawBufferPointer
+    ) -> Bool {
         guard tag.count == Self.tagByteCount else { return false }
         return withNonce(direction, sequence) { nonce in
             var output: UInt8 = 0
@@ -65,8 +69,10 @@ public struct HopAuthenticator: Sendable {
 
     /// The 12-byte nonce `direction (u32 BE) || sequence (u64 BE)`; three `UInt32`s have no padding.
     private func withNonce<R>(_ direction: Direction, _ sequence: UInt64, _ body: (UnsafePointer<UInt8>) -> R) -> R {
-        var nonce = (direction.rawValue.bigEndian, UInt32(truncatingIfNeeded: sequence >> 32).bigEndian,
-                     UInt32(truncatingIfNeeded: sequence).bigEndian)
+        var nonce = (
+            direction.rawValue.bigEndian, UInt32(truncatingIfNeeded: sequence >> 32).bigEndian,
+            UInt32(truncatingIfNeeded: sequence).bigEndian
+        )
         return withUnsafeBytes(of: &nonce) { body($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
     }
 }

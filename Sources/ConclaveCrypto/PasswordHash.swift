@@ -16,14 +16,17 @@ public enum PasswordHash {
         }
 
         /// libsodium's INTERACTIVE limits (2 passes, 64 MiB): the relay's default.
-        public static let interactive = Limits(operations: UInt64(crypto_pwhash_OPSLIMIT_INTERACTIVE),
-                                               memoryBytes: Int(crypto_pwhash_MEMLIMIT_INTERACTIVE))
+        public static let interactive = Limits(
+            operations: UInt64(crypto_pwhash_OPSLIMIT_INTERACTIVE),
+            memoryBytes: Int(crypto_pwhash_MEMLIMIT_INTERACTIVE))
         /// libsodium's MODERATE limits (3 passes, 256 MiB).
-        public static let moderate = Limits(operations: UInt64(crypto_pwhash_OPSLIMIT_MODERATE),
-                                            memoryBytes: Int(crypto_pwhash_MEMLIMIT_MODERATE))
+        public static let moderate = Limits(
+            operations: UInt64(crypto_pwhash_OPSLIMIT_MODERATE),
+            memoryBytes: Int(crypto_pwhash_MEMLIMIT_MODERATE))
         /// The smallest limits libsodium allows. For tests and load runs only.
-        public static let minimum = Limits(operations: UInt64(crypto_pwhash_OPSLIMIT_MIN),
-                                           memoryBytes: Int(crypto_pwhash_MEMLIMIT_MIN))
+        public static let minimum = Limits(
+            operations: UInt64(crypto_pwhash_OPSLIMIT_MIN),
+            memoryBytes: Int(crypto_pwhash_MEMLIMIT_MIN))
     }
 
     /// Longest password accepted (bytes). Bounds hashing work on untrusted input.
@@ -34,8 +37,9 @@ public enum PasswordHash {
         var out = [CChar](repeating: 0, count: Int(crypto_pwhash_STRBYTES))
         let rc = password.withUnsafeBytes { p -> Int32 in
             guard p.count <= maximumPasswordLength else { return -2 }
-            return crypto_pwhash_str(&out, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self),
-                                     UInt64(p.count), limits.operations, limits.memoryBytes)
+            return crypto_pwhash_str(
+                &out, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self),
+                UInt64(p.count), limits.operations, limits.memoryBytes)
         }
         if rc == -2 {
             throw CryptoError.inputTooLong(length: password.withUnsafeBytes { $0.count }, limit: maximumPasswordLength)
@@ -62,7 +66,8 @@ public enum PasswordHash {
         Sodium.ensureInitialized()
         guard salt.count == saltLength else { throw CryptoError.invalidKeyLength(expected: saltLength, actual: salt.count) }
         guard limits.operations >= UInt64(crypto_pwhash_OPSLIMIT_MIN), limits.memoryBytes >= Int(crypto_pwhash_MEMLIMIT_MIN),
-              limits.operations <= maximumDerivationLimits.operations, limits.memoryBytes <= maximumDerivationLimits.memoryBytes else {
+            limits.operations <= maximumDerivationLimits.operations, limits.memoryBytes <= maximumDerivationLimits.memoryBytes
+        else {
             throw CryptoError.unsupported("Argon2id limits of \(limits.operations) passes and \(limits.memoryBytes) bytes")
         }
         return try password.withUnsafeBytes { p in
@@ -70,8 +75,9 @@ public enum PasswordHash {
             var rc: Int32 = 0
             let key = SecretBytes(count: 32) { out in
                 salt.withUnsafeBufferPointer { s in
-                    rc = crypto_pwhash(out.u8nn, 32, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self), UInt64(p.count),
-                                       s.baseAddress!, limits.operations, limits.memoryBytes, crypto_pwhash_ALG_ARGON2ID13)
+                    rc = crypto_pwhash(
+                        out.u8nn, 32, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self), UInt64(p.count),
+                        s.baseAddress!, limits.operations, limits.memoryBytes, crypto_pwhash_ALG_ARGON2ID13)
                 }
             }
             guard rc == 0 else { throw CryptoError.resourceFailure("Argon2id key derivation ran out of memory") }
@@ -88,8 +94,9 @@ public enum PasswordHash {
         for (i, c) in encoded.enumerated() { buffer[i] = c }
         return password.withUnsafeBytes { p in
             guard p.count <= maximumPasswordLength else { return false }
-            return crypto_pwhash_str_verify(&buffer, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self),
-                                            UInt64(p.count)) == 0
+            return crypto_pwhash_str_verify(
+                &buffer, UnsafeRawPointer(p.u8nn).assumingMemoryBound(to: CChar.self),
+                UInt64(p.count)) == 0
         }
     }
 }

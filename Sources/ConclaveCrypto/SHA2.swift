@@ -7,9 +7,10 @@ public enum SHA2 {
         var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
         data.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { o in
-                _ = crypto_hash_sha256(o.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                       input.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                       UInt64(input.count))
+                _ = crypto_hash_sha256(
+                    o.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    input.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    UInt64(input.count))
             }
         }
         return out
@@ -20,9 +21,10 @@ public enum SHA2 {
         var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha512_BYTES))
         data.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { o in
-                _ = crypto_hash_sha512(o.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                       input.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                       UInt64(input.count))
+                _ = crypto_hash_sha512(
+                    o.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    input.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    UInt64(input.count))
             }
         }
         return out

@@ -20,8 +20,9 @@ public enum SealedBox {
             var out = [UInt8](repeating: 0, count: m.count + overhead)
             let rc = out.withUnsafeMutableBufferPointer { o in
                 recipient.rawRepresentation.withUnsafeBufferPointer { pk in
-                    crypto_box_seal(o.baseAddress!, m.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                    UInt64(m.count), pk.baseAddress!)
+                    crypto_box_seal(
+                        o.baseAddress!, m.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                        UInt64(m.count), pk.baseAddress!)
                 }
             }
             guard rc == 0 else { throw CryptoError.invalidPublicKey }
@@ -42,9 +43,10 @@ public enum SealedBox {
             let plain = SecretBytes(count: c.count - overhead) { out in
                 recipient.secret.withUnsafeBytes { sk in
                     recipient.publicKey.rawRepresentation.withUnsafeBufferPointer { pk in
-                        rc = crypto_box_seal_open(out.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                                  c.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(c.count),
-                                                  pk.baseAddress!, sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                        rc = crypto_box_seal_open(
+                            out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            c.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(c.count),
+                            pk.baseAddress!, sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
                     }
                 }
             }

@@ -88,8 +88,9 @@ public enum SecretStream {
                 var written: UInt64 = 0
                 let rc = out.withUnsafeMutableBufferPointer { c in
                     additionalData.withUnsafeBytes { ad in
-                        crypto_secretstream_xchacha20poly1305_push(state.typed, c.baseAddress!, &written, m.u8, UInt64(m.count),
-                                                                   ad.u8, UInt64(ad.count), tag.rawValue)
+                        crypto_secretstream_xchacha20poly1305_push(
+                            state.typed, c.baseAddress!, &written, m.u8, UInt64(m.count),
+                            ad.u8, UInt64(ad.count), tag.rawValue)
                     }
                 }
                 guard rc == 0, written == UInt64(out.count) else { throw CryptoError.resourceFailure("secretstream push") }
@@ -141,8 +142,9 @@ public enum SecretStream {
                 var written: UInt64 = 0
                 let plain = SecretBytes(count: c.count - SecretStream.overhead) { m in
                     additionalData.withUnsafeBytes { ad in
-                        rc = crypto_secretstream_xchacha20poly1305_pull(state.typed, m.u8nn, &written, &rawTag, c.u8nn, UInt64(c.count),
-                                                                        ad.u8, UInt64(ad.count))
+                        rc = crypto_secretstream_xchacha20poly1305_pull(
+                            state.typed, m.u8nn, &written, &rawTag, c.u8nn, UInt64(c.count),
+                            ad.u8, UInt64(ad.count))
                     }
                 }
                 guard rc == 0, written == UInt64(plain.count) else { throw CryptoError.authenticationFailed }

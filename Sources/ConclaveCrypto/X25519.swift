@@ -78,9 +78,10 @@ public enum X25519 {
             let q = SecretBytes(count: 32) { out in
                 secret.withUnsafeBytes { sk in
                     peer.rawRepresentation.withUnsafeBufferPointer { pk in
-                        rc = crypto_scalarmult(out.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                               sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                               pk.baseAddress!)
+                        rc = crypto_scalarmult(
+                            out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            pk.baseAddress!)
                     }
                 }
             }

@@ -86,19 +86,22 @@ public final class XChaChaFrameCipher: Sendable {
             guard prefix.count == Self.noncePrefixByteCount else {
                 throw CryptoError.invalidNonceLength(expected: Self.noncePrefixByteCount, actual: prefix.count)
             }
-            return SecretKey(SecretBytes(count: 32) { out in
-                key.withUnsafeBytes { k in
-                    _ = crypto_core_hchacha20(out.u8nn, prefix.u8nn, k.u8nn, nil)
-                }
-            })
+            return SecretKey(
+                SecretBytes(count: 32) { out in
+                    key.withUnsafeBytes { k in
+                        _ = crypto_core_hchacha20(out.u8nn, prefix.u8nn, k.u8nn, nil)
+                    }
+                })
         }
     }
 
     /// Encrypts `buffer` in place; writes the tag to `tag` (16 bytes).
     /// - Parameter nonceSuffix: the nonce's last eight bytes, read as a big-endian integer.
     @inlinable
-    public func seal(inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
-                     nonceSuffix: UInt64, authenticating aad: UnsafeRawBufferPointer) throws {
+    public func seal(
+        inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
+        nonceSuffix: UInt64, authenticating aad: UnsafeRawBufferPointer
+    ) throws {
         guard tag.count == XChaCha20Poly1305.tagByteCount else {
             throw CryptoError.invalidTagLength(expected: XChaCha20Poly1305.tagByteCount, actual: tag.count)
         }
@@ -108,8 +111,10 @@ public final class XChaChaFrameCipher: Sendable {
     /// Verifies and decrypts `buffer` in place. On failure throws
     /// ``CryptoError/authenticationFailed`` and zeroes `buffer`.
     @inlinable
-    public func open(inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
-                     nonceSuffix: UInt64, authenticating aad: UnsafeRawBufferPointer) throws {
+    public func open(
+        inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
+        nonceSuffix: UInt64, authenticating aad: UnsafeRawBufferPointer
+    ) throws {
         guard tag.count == XChaCha20Poly1305.tagByteCount else {
             throw CryptoError.invalidTagLength(expected: XChaCha20Poly1305.tagByteCount, actual: tag.count)
         }
@@ -128,8 +133,10 @@ public final class XChaChaFrameCipher: Sendable {
     public static let fusedMaximumLength = 192
 
     @usableFromInline
-    func sealUnchecked(_ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
-                       nonceSuffix: UInt64, aad: UnsafeRawBufferPointer) {
+    func sealUnchecked(
+        _ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
+        nonceSuffix: UInt64, aad: UnsafeRawBufferPointer
+    ) {
         // 12-byte IETF nonce on the stack: 0x00000000 || suffix (big-endian). Three
         // UInt32s, not (UInt32, UInt64): the latter has four bytes of padding.
         var nonce = Self.ietfNonce(nonceSuffix)
@@ -147,8 +154,10 @@ public final class XChaChaFrameCipher: Sendable {
     }
 
     @usableFromInline
-    func openUnchecked(_ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
-                       nonceSuffix: UInt64, aad: UnsafeRawBufferPointer) -> Bool {
+    func openUnchecked(
+        _ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
+        nonceSuffix: UInt64, aad: UnsafeRawBufferPointer
+    ) -> Bool {
         var nonce = Self.ietfNonce(nonceSuffix)
         return withUnsafeBytes(of: &nonce) { n in
             subkey.withUnsafeBytes { k in
@@ -174,8 +183,10 @@ public final class XChaChaFrameCipher: Sendable {
     // up to four. Output is byte-identical; the equivalence test covers every length 0…1500.
 
     @usableFromInline
-    static func sealFused(_ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
-                          aad: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, key: UnsafePointer<UInt8>) {
+    static func sealFused(
+        _ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer,
+        aad: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, key: UnsafePointer<UInt8>
+    ) {
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { keystream in
             let ks = keystream.baseAddress!.assumingMemoryBound(to: UInt8.self)
             crypto_stream_chacha20_ietf(ks, 256, nonce, key)
@@ -190,8 +201,10 @@ public final class XChaChaFrameCipher: Sendable {
     }
 
     @usableFromInline
-    static func openFused(_ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
-                          aad: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, key: UnsafePointer<UInt8>) -> Bool {
+    static func openFused(
+        _ buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer,
+        aad: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, key: UnsafePointer<UInt8>
+    ) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 256 + 16, alignment: 16) { scratch in
             let ks = scratch.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let computed = ks + 256
@@ -236,8 +249,9 @@ public final class XChaChaFrameCipher: Sendable {
             i += 8
         }
         while i < count {
-            base.storeBytes(of: base.load(fromByteOffset: i, as: UInt8.self) ^ keystream.load(fromByteOffset: i, as: UInt8.self),
-                            toByteOffset: i, as: UInt8.self)
+            base.storeBytes(
+                of: base.load(fromByteOffset: i, as: UInt8.self) ^ keystream.load(fromByteOffset: i, as: UInt8.self),
+                toByteOffset: i, as: UInt8.self)
             i += 1
         }
     }

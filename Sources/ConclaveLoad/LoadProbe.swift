@@ -52,8 +52,9 @@ enum LoadLatency {
     static func percentiles(_ h: Histogram<UInt64>) -> LatencyPercentiles {
         guard h.totalCount > 0 else { return .empty }
         func ms(_ v: UInt64) -> Double { Double(v) / 1_000 }
-        return LatencyPercentiles(count: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
-                                  p99Ms: ms(h.valueAtPercentile(99)), p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max))
+        return LatencyPercentiles(
+            count: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
+            p99Ms: ms(h.valueAtPercentile(99)), p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max))
     }
 }
 

@@ -64,9 +64,10 @@ public struct LoadOptions: Sendable {
     }
 
     var configuration: LoadConfiguration {
-        LoadConfiguration(relay: relays.map(\.description).joined(separator: ","), rooms: rooms, perRoom: perRoom, durationSeconds: durationSeconds,
-                          rampSeconds: rampSeconds, transport: transport.rawValue, audioFPS: audioFPS, frameBytes: frameBytes,
-                          decrypt: decryptEvery == 1 ? "all" : "sample:\(decryptEvery)", talkers: min(talkers ?? perRoom, perRoom))
+        LoadConfiguration(
+            relay: relays.map(\.description).joined(separator: ","), rooms: rooms, perRoom: perRoom, durationSeconds: durationSeconds,
+            rampSeconds: rampSeconds, transport: transport.rawValue, audioFPS: audioFPS, frameBytes: frameBytes,
+            decrypt: decryptEvery == 1 ? "all" : "sample:\(decryptEvery)", talkers: min(talkers ?? perRoom, perRoom))
     }
 }
 
@@ -105,7 +106,7 @@ public struct LoadRunner: Sendable {
     public func run() async -> LoadSummary {
         let o = options
         let gate = LoadGate()
-        let rooms = (0 ..< o.rooms).map { _ in RoomStats() }
+        let rooms = (0..<o.rooms).map { _ in RoomStats() }
         let divisor = 50 / max(1, o.audioFPS)
         let lifetime = Duration.seconds(o.rampSeconds + o.durationSeconds + 60)
         var errors: [String] = []
@@ -147,11 +148,12 @@ public struct LoadRunner: Sendable {
         var settings = RoomSettings.privacyDefaults
         settings.maxParticipants = UInt16(clamping: o.perRoom)
         settings.maxWaiting = UInt16(clamping: max(o.perRoom, 1))
-        for r in 0 ..< o.rooms {
+        for r in 0..<o.rooms {
             let probe = VirtualProbe(room: rooms[r], gate: gate, tickDivisor: divisor, decryptEvery: o.decryptEvery)
             do {
-                let host = try await Participant.host(relay: o.relays[r % o.relays.count], password: nil, settings: settings,
-                                                      options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: output("host \(r + 1)"))
+                let host = try await Participant.host(
+                    relay: o.relays[r % o.relays.count], password: nil, settings: settings,
+                    options: participantOptions("host \(r + 1)", probe: probe, talks: true), output: output("host \(r + 1)"))
                 let run = Task { await host.run(for: lifetime) }
                 all.append(Virtual(participant: host, probe: probe, run: run, room: r))
                 invites.append(await host.invite)
@@ -160,7 +162,7 @@ public struct LoadRunner: Sendable {
                 invites.append(nil)
             }
         }
-        let members = (0 ..< o.rooms).flatMap { r in (1 ..< o.perRoom).map { (r, $0) } }
+        let members = (0..<o.rooms).flatMap { r in (1..<o.perRoom).map { (r, $0) } }
         let pace = members.isEmpty ? 0 : o.rampSeconds / Double(members.count)
         let rampStart = ContinuousClock.now
         await withTaskGroup(of: Result<(Virtual, Double), JoinFailure>.self) { group in
@@ -237,12 +239,14 @@ public struct LoadRunner: Sendable {
             let dt = max(0.001, elapsed - (timeline.last?.tSeconds ?? 0))
             let dExpected = expected - lastExpected, dArrived = arrived - lastArrived
             let p = LoadLatency.percentiles(interval)
-            var sample = LoadSample(tSeconds: elapsed, connected: connected, sentPerSecond: Double(sent - lastSent) / dt,
-                                    receivedPerSecond: Double(dArrived) / dt,
-                                    lossPercent: dExpected > 0 ? max(0, Double(dExpected - dArrived) / Double(dExpected) * 100) : 0,
-                                    p50Ms: p.p50Ms, p99Ms: p.p99Ms)
+            var sample = LoadSample(
+                tSeconds: elapsed, connected: connected, sentPerSecond: Double(sent - lastSent) / dt,
+                receivedPerSecond: Double(dArrived) / dt,
+                lossPercent: dExpected > 0 ? max(0, Double(dExpected - dArrived) / Double(dExpected) * 100) : 0,
+                p50Ms: p.p50Ms, p99Ms: p.p99Ms)
             if o.relaySampleSeconds > 0, (second - 1) % o.relaySampleSeconds == 0,
-               let relay = await RelayProcessSample.readAll(o.relays) {
+                let relay = await RelayProcessSample.readAll(o.relays)
+            {
                 sample.relayRSSBytes = relay.residentBytes
                 sample.relayOpenFDs = relay.openDescriptors
             }
@@ -303,12 +307,14 @@ public struct LoadRunner: Sendable {
                 perParticipant = (b.residentBytes > base.residentBytes ? b.residentBytes - base.residentBytes : 0) / UInt64(connected)
             }
         } else {
-            errors.append("a relay's /metrics did not answer (\(o.relays.map { "\($0.host):\($0.port)" }.joined(separator: ", "))); relay CPU and memory not measured")
+            errors.append(
+                "a relay's /metrics did not answer (\(o.relays.map { "\($0.host):\($0.port)" }.joined(separator: ", "))); relay CPU and memory not measured")
         }
         if connected < o.rooms * o.perRoom {
             errors.insert("\(o.rooms * o.perRoom - connected) of \(o.rooms * o.perRoom) participants did not join", at: 0)
         }
-        let passed = connected == o.rooms * o.perRoom && loss <= o.lossThresholdPercent && latency.p99Ms <= o.p99ThresholdMs
+        let passed =
+            connected == o.rooms * o.perRoom && loss <= o.lossThresholdPercent && latency.p99Ms <= o.p99ThresholdMs
             && latency.count > 0 && failures == 0
         var summary = LoadSummary(
             configuration: o.configuration, date: Self.isoDate(), machine: Self.machine(),

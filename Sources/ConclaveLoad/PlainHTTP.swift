@@ -20,8 +20,10 @@ public enum PlainHTTP {
     /// Responses larger than this are refused (4 MiB).
     public static let maximumResponseBytes = 4 << 20
 
-    public static func get(host: String = "127.0.0.1", port: Int, path: String,
-                           timeout: TimeAmount = .seconds(2)) async throws -> Response {
+    public static func get(
+        host: String = "127.0.0.1", port: Int, path: String,
+        timeout: TimeAmount = .seconds(2)
+    ) async throws -> Response {
         final class Collector: ChannelInboundHandler, @unchecked Sendable {
             typealias InboundIn = ByteBuffer
             var data: [UInt8] = []
@@ -67,7 +69,7 @@ public enum PlainHTTP {
         var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
         guard !lines.isEmpty else { throw Failure(description: "empty response") }
         let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]), (100 ... 599).contains(status) else {
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]), (100...599).contains(status) else {
             throw Failure(description: "bad status line")
         }
         var chunked = false
@@ -76,7 +78,9 @@ public enum PlainHTTP {
             guard let colon = line.firstIndex(of: ":") else { throw Failure(description: "bad header line") }
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t")
-            if name == "transfer-encoding", value.lowercased().split(separator: ",").last.map({ $0.trimmingCharacters(in: " ") == "chunked" }) == true { chunked = true }
+            if name == "transfer-encoding", value.lowercased().split(separator: ",").last.map({ $0.trimmingCharacters(in: " ") == "chunked" }) == true {
+                chunked = true
+            }
             if name == "content-length" {
                 guard let n = Int(value), n >= 0 else { throw Failure(description: "bad Content-Length") }
                 contentLength = n

@@ -83,12 +83,15 @@ public struct RelayBench: Sendable {
         init(stampOffset: Int) { self.stampOffset = stampOffset }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = Self.unwrapInboundIn(data).data
-            if buffer.readableBytes == MediaDatagram.keepaliveAckLength, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == MediaDatagram.Kind.pathChallenge.rawValue {
+            if buffer.readableBytes == MediaDatagram.keepaliveAckLength,
+                buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == MediaDatagram.Kind.pathChallenge.rawValue
+            {
                 challenge = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes)
                 return
             }
             guard recording, buffer.readableBytes >= stampOffset + 8,
-                  let stamp = buffer.getInteger(at: buffer.readerIndex + stampOffset, as: UInt64.self) else { return }
+                let stamp = buffer.getInteger(at: buffer.readerIndex + stampOffset, as: UInt64.self)
+            else { return }
             count += 1
             let now = NIODeadline.now().uptimeNanoseconds
             _ = histogram.record(max(1, (now &- stamp) / 1_000))
@@ -101,16 +104,26 @@ public struct RelayBench: Sendable {
         let wire = identity.publicIdentity.wireIdentity
         let roomID: RoomID, index: ParticipantIndex
         if let room {
-            try await connection.send(.join(JoinMessage(roomID: room, identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: room),
-                                                        relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32))))
-            index = try await RelayHandshake.expect(connection, "ADMITTED", timeout: .seconds(5)) { if case .admitted(let a) = $0 { return a.index }; return nil }
+            try await connection.send(
+                .join(
+                    JoinMessage(
+                        roomID: room, identity: wire, signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: room),
+                        relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32))))
+            index = try await RelayHandshake.expect(connection, "ADMITTED", timeout: .seconds(5)) {
+                if case .admitted(let a) = $0 { return a.index }; return nil
+            }
             roomID = room
         } else {
             let proposed = RoomID(bytes: SecureRandom.bytes(count: 16))!
-            try await connection.send(.createRoom(CreateRoomMessage(roomID: proposed, identity: wire,
-                                                                     signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: proposed),
-                                                                     relayAuth: nil, settings: settings)))
-            let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(5)) { if case .roomCreated(let c) = $0 { return c }; return nil }
+            try await connection.send(
+                .createRoom(
+                    CreateRoomMessage(
+                        roomID: proposed, identity: wire,
+                        signature: try RelayHandshake.proof(identity: identity, challenge: challenge, room: proposed),
+                        relayAuth: nil, settings: settings)))
+            let created = try await RelayHandshake.expect(connection, "ROOM_CREATED", timeout: .seconds(5)) {
+                if case .roomCreated(let c) = $0 { return c }; return nil
+            }
             (roomID, index) = (created.roomID, created.index)
         }
         let session = try await RelayHandshake.expect(connection, "MEDIA_SESSION (is the relay's UDP media path on?)", timeout: .seconds(5)) {
@@ -138,7 +151,7 @@ public struct RelayBench: Sendable {
         var joined: [Member] = []
         let (host, room) = try await Self.join(options.relay, room: nil, settings: settings)
         joined.append(host)
-        for _ in 1 ..< size { joined.append(try await Self.join(options.relay, room: room, settings: settings).0) }
+        for _ in 1..<size { joined.append(try await Self.join(options.relay, room: room, settings: settings).0) }
         let members = joined
         defer { for m in members { let c = m.connection; Task { await c.close() } } }
 
@@ -169,7 +182,7 @@ public struct RelayBench: Sendable {
             try await loop.submit {
                 for (i, m) in members.enumerated() where !answered.contains(i) {
                     guard let bytes = receivers[i].challenge,
-                          let c = bytes.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: m.session.sessionID, authenticator: m.authenticator) })
+                        let c = bytes.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: m.session.sessionID, authenticator: m.authenticator) })
                     else { continue }
                     try self.send(m, kind: .pathResponse, body: MediaDatagram.pathResponseBody(token: c.token), to: relayAddress)
                     answered.insert(i)
@@ -180,22 +193,27 @@ public struct RelayBench: Sendable {
         try await Task.sleep(for: .milliseconds(100))
 
         let perSender = Double(options.offeredRate) / Double(size * (size - 1))
-        let viaRelay = try await measure(members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)") { m in
+        let viaRelay = try await measure(
+            members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)"
+        ) { m in
             (relayAddress, true)
         }
         // Baseline: each sender writes straight to the next member's socket, same rate, same sizes.
         let addresses = members.map { $0.channel.localAddress! }
-        let baseline = try await measure(members: members, receivers: receivers, perSenderRate: perSender * Double(size - 1), loop: loop,
-                                         progress: progress, label: "room of \(size), direct baseline", relayCPU: false) { m in
+        let baseline = try await measure(
+            members: members, receivers: receivers, perSenderRate: perSender * Double(size - 1), loop: loop,
+            progress: progress, label: "room of \(size), direct baseline", relayCPU: false
+        ) { m in
             let i = members.firstIndex { $0 === m }!
             return (addresses[(i + 1) % members.count], false)
         }
         for m in members { try? await m.channel.close() }
-        return Result(roomSize: size, senders: size, offeredPerSecond: Double(options.offeredRate), forwardedPerSecond: viaRelay.forwarded,
-                      receivedPerSecond: viaRelay.received, lossPercent: viaRelay.loss,
-                      relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
-                      packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
-                      latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99)
+        return Result(
+            roomSize: size, senders: size, offeredPerSecond: Double(options.offeredRate), forwardedPerSecond: viaRelay.forwarded,
+            receivedPerSecond: viaRelay.received, lossPercent: viaRelay.loss,
+            relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
+            packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
+            latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99)
     }
 
     struct Measurement {
@@ -205,9 +223,11 @@ public struct RelayBench: Sendable {
     }
 
     /// Paces sends every millisecond on `loop` for warm-up + measurement; returns rates and latency.
-    func measure(members: [Member], receivers: [Receiver], perSenderRate: Double, loop: EventLoop,
-                 progress: @Sendable (String) -> Void, label: String, relayCPU: Bool = true,
-                 target: @escaping @Sendable (Member) -> (SocketAddress, Bool)) async throws -> Measurement {
+    func measure(
+        members: [Member], receivers: [Receiver], perSenderRate: Double, loop: EventLoop,
+        progress: @Sendable (String) -> Void, label: String, relayCPU: Bool = true,
+        target: @escaping @Sendable (Member) -> (SocketAddress, Bool)
+    ) async throws -> Measurement {
         let fanOut = relayCPU ? members.count - 1 : 1
         let payload = options.payloadBytes
         let started = NIODeadline.now()
@@ -217,7 +237,7 @@ public struct RelayBench: Sendable {
                 let due = Int(elapsed * perSenderRate) - Int(m.sentTotal)
                 guard due > 0 else { continue }
                 let (address, viaRelay) = target(m)
-                for _ in 0 ..< min(due, 2_000) {
+                for _ in 0..<min(due, 2_000) {
                     try? self.sendFrame(m, payloadBytes: payload, to: address, viaRelay: viaRelay, flush: false)
                     m.sentTotal += 1
                 }
@@ -245,16 +265,18 @@ public struct RelayBench: Sendable {
         let forwarded = expected / wall
         let receivedRate = Double(received) / wall
         let p = LoadLatency.percentiles(histogram)
-        var m = Measurement(forwarded: forwarded, received: receivedRate, loss: expected > 0 ? max(0, (expected - Double(received)) / expected * 100) : 0,
-                            cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms)
+        var m = Measurement(
+            forwarded: forwarded, received: receivedRate, loss: expected > 0 ? max(0, (expected - Double(received)) / expected * 100) : 0,
+            cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms)
         if let before, let after {
             let cpu = after.cpuSeconds - before.cpuSeconds
             let seconds = LoadRunner.seconds(after.at - before.at)
             m.cpuPercent = cpu / seconds * 100
             m.cpuMicrosPerPacket = received > 0 ? cpu / (Double(received) * seconds / wall) * 1e6 : nil
         }
-        progress("\(label): \(Int(receivedRate)) packets/s received, loss \(String(format: "%.3f", m.loss))%, p50 \(String(format: "%.3f", m.p50)) ms, p99 \(String(format: "%.3f", m.p99)) ms"
-                 + (m.cpuPercent.map { ", relay CPU \(String(format: "%.1f", $0))%" } ?? ""))
+        progress(
+            "\(label): \(Int(receivedRate)) packets/s received, loss \(String(format: "%.3f", m.loss))%, p50 \(String(format: "%.3f", m.p50)) ms, p99 \(String(format: "%.3f", m.p99)) ms"
+                + (m.cpuPercent.map { ", relay CPU \(String(format: "%.1f", $0))%" } ?? ""))
         return m
     }
 
@@ -279,8 +301,9 @@ public struct RelayBench: Sendable {
             let end = frame.writerIndex
             frame.writeRepeatingByte(0, count: MediaDatagram.tagLength)
             frame.withUnsafeMutableReadableBytes { raw in
-                m.authenticator.tag(UnsafeRawBufferPointer(rebasing: raw[..<end]), direction: .clientToRelay, sequence: m.sequence,
-                                    into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+                m.authenticator.tag(
+                    UnsafeRawBufferPointer(rebasing: raw[..<end]), direction: .clientToRelay, sequence: m.sequence,
+                    into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
             }
         }
         m.channel.write(AddressedEnvelope(remoteAddress: address, data: frame), promise: nil)

@@ -51,8 +51,10 @@ public struct RESPParser: Sendable {
         /// Most bytes one reply may hold while incomplete (bounds what is buffered).
         public var maximumReplyBytes: Int
 
-        public init(maximumLineLength: Int = 65_536, maximumBulkLength: Int = 1 << 20,
-                    maximumElements: Int = 65_536, maximumDepth: Int = 16, maximumReplyBytes: Int = 8 << 20) {
+        public init(
+            maximumLineLength: Int = 65_536, maximumBulkLength: Int = 1 << 20,
+            maximumElements: Int = 65_536, maximumDepth: Int = 16, maximumReplyBytes: Int = 8 << 20
+        ) {
             self.maximumLineLength = maximumLineLength
             self.maximumBulkLength = maximumBulkLength
             self.maximumElements = maximumElements
@@ -197,7 +199,7 @@ public struct RESPParser: Sendable {
         var out: [RESPValue] = []
         // Every element takes at least three bytes: reserve no more than the input can fill.
         out.reserveCapacity(min(Int(count), b.readableBytes / 3))
-        for _ in 0 ..< count {
+        for _ in 0..<count {
             guard let v = try parseValue(&b, depth: depth + 1) else { return nil }
             out.append(v)
         }
@@ -258,7 +260,11 @@ public enum RESPEncoder {
         case .double(let d): line(",", d.isNaN ? "nan" : d == .infinity ? "inf" : d == -.infinity ? "-inf" : String(d))
         case .bigNumber(let s): line("(", s)
         case .verbatim(let s): bulk("=", Array(("txt:" + s).utf8))
-        case .map(let pairs): line("%", String(pairs.count)); pairs.forEach { encode($0.key, into: &buffer); encode($0.value, into: &buffer) }
+        case .map(let pairs):
+            line("%", String(pairs.count));
+            pairs.forEach {
+                encode($0.key, into: &buffer); encode($0.value, into: &buffer)
+            }
         case .set(let a): line("~", String(a.count)); a.forEach { encode($0, into: &buffer) }
         case .push(let a): line(">", String(a.count)); a.forEach { encode($0, into: &buffer) }
         }

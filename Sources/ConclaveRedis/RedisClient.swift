@@ -15,9 +15,11 @@ public struct RedisClientConfiguration: Sendable {
     /// A random number in [0, 1) for the backoff's jitter (injected by tests).
     public var jitter: @Sendable () -> Double
 
-    public init(endpoint: RedisEndpoint, connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(1),
-                backoff: ReconnectBackoff = ReconnectBackoff(), limits: RESPParser.Limits = .default,
-                jitter: @escaping @Sendable () -> Double = { Double.random(in: 0 ..< 1) }) {
+    public init(
+        endpoint: RedisEndpoint, connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(1),
+        backoff: ReconnectBackoff = ReconnectBackoff(), limits: RESPParser.Limits = .default,
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
         self.endpoint = endpoint
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -57,8 +59,10 @@ public final class RedisClient: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(configuration: RedisClientConfiguration, group: EventLoopGroup, logger: Logger = Logger(label: "conclave.redis"),
-                onEvent: @escaping @Sendable (RedisConnectionEvent) -> Void = { _ in }) {
+    public init(
+        configuration: RedisClientConfiguration, group: EventLoopGroup, logger: Logger = Logger(label: "conclave.redis"),
+        onEvent: @escaping @Sendable (RedisConnectionEvent) -> Void = { _ in }
+    ) {
         self.configuration = configuration
         self.group = group
         self.logger = logger

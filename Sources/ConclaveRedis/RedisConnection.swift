@@ -102,10 +102,12 @@ public final class RedisConnection: Sendable {
     public var isActive: Bool { channel.isActive && !closing.load(ordering: .acquiring) }
 
     /// Connects, then authenticates and selects the database when the endpoint asks for it.
-    public static func connect(to endpoint: RedisEndpoint, on group: EventLoopGroup,
-                               connectTimeout: Duration, commandTimeout: Duration,
-                               limits: RESPParser.Limits = .default,
-                               onPush: (@Sendable (RESPValue) -> Void)? = nil) async throws -> RedisConnection {
+    public static func connect(
+        to endpoint: RedisEndpoint, on group: EventLoopGroup,
+        connectTimeout: Duration, commandTimeout: Duration,
+        limits: RESPParser.Limits = .default,
+        onPush: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws -> RedisConnection {
         let parser = RESPParser(limits: limits)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(connectTimeout.nanoseconds))

@@ -28,7 +28,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         if let slash = rest.firstIndex(of: "/") {
             let db = rest[rest.index(after: slash)...]
             if !db.isEmpty {
-                guard let n = Int(db), (0 ... 65_535).contains(n) else { throw RedisError.badURL("the database must be a number 0-65535") }
+                guard let n = Int(db), (0...65_535).contains(n) else { throw RedisError.badURL("the database must be a number 0-65535") }
                 database = n
             }
             rest = rest[..<slash]
@@ -48,14 +48,14 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         var host = String(rest), port = 6379
         if rest.hasPrefix("[") {
             guard let close = rest.firstIndex(of: "]") else { throw RedisError.badURL("unterminated [IPv6] host") }
-            host = String(rest[rest.index(after: rest.startIndex) ..< close])
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
             let tail = rest[rest.index(after: close)...]
             if !tail.isEmpty {
-                guard tail.hasPrefix(":"), let p = Int(tail.dropFirst()), (1 ... 65_535).contains(p) else { throw RedisError.badURL("bad port") }
+                guard tail.hasPrefix(":"), let p = Int(tail.dropFirst()), (1...65_535).contains(p) else { throw RedisError.badURL("bad port") }
                 port = p
             }
         } else if let colon = rest.lastIndex(of: ":") {
-            guard let p = Int(rest[rest.index(after: colon)...]), (1 ... 65_535).contains(p) else { throw RedisError.badURL("bad port") }
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(p) else { throw RedisError.badURL("bad port") }
             port = p
             host = String(rest[..<colon])
         }

@@ -30,8 +30,10 @@ public final class RedisSubscriber: Sendable {
     private let supervisor = Mutex<Task<Void, Never>?>(nil)
     private let current = Mutex<RedisConnection?>(nil)
 
-    public init(configuration: RedisClientConfiguration, channels: [String], group: EventLoopGroup,
-                bufferLimit: Int = 1024, logger: Logger = Logger(label: "conclave.redis.pubsub")) {
+    public init(
+        configuration: RedisClientConfiguration, channels: [String], group: EventLoopGroup,
+        bufferLimit: Int = 1024, logger: Logger = Logger(label: "conclave.redis.pubsub")
+    ) {
         precondition(!channels.isEmpty && bufferLimit > 0)
         self.configuration = configuration
         self.channels = channels

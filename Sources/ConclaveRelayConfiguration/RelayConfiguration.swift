@@ -109,7 +109,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     }
 
     /// Parses an enumerated option; the error lists every valid value.
-    static func choice<E: CaseIterable & RawRepresentable>(_ value: String, _ option: String, _: E.Type) throws(RelayConfigurationError) -> E where E.RawValue == String {
+    static func choice<E: CaseIterable & RawRepresentable>(_ value: String, _ option: String, _: E.Type) throws(RelayConfigurationError) -> E
+    where E.RawValue == String {
         guard let e = E(rawValue: value) else { throw .invalidValue(option: option, value: value, expected: "one of " + choices(E.self)) }
         return e
     }
@@ -130,32 +131,45 @@ public struct RelayConfiguration: Sendable, Equatable {
     }
 
     public static let options: [Option] = [
-        .init(name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics", apply: { c, v throws(RelayConfigurationError) in
-            let (h, p) = try parseHostPort(v, option: "listen"); c.host = h; c.port = p
-        }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
-        .init(name: "media-listen", help: "HOST:PORT for UDP media; same (the listen host and port, the default) or off", apply: { c, v throws(RelayConfigurationError) in
-            switch v {
-            case "off": c.mediaEnabled = false; c.mediaHost = nil; c.mediaPort = nil
-            case "same": c.mediaEnabled = true; c.mediaHost = nil; c.mediaPort = nil
-            default:
-                let (h, p) = try parseHostPort(v, option: "media-listen"); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
-            }
-        }, current: { c in
-            guard c.mediaEnabled else { return "off" }
-            guard let h = c.mediaHost, let p = c.mediaPort else { return "same" }
-            return "\(h.contains(":") ? "[\(h)]" : h):\(p)"
-        }),
+        .init(
+            name: "listen", help: "HOST:PORT to listen on for WebSocket, /healthz and /metrics",
+            apply: { c, v throws(RelayConfigurationError) in
+                let (h, p) = try parseHostPort(v, option: "listen"); c.host = h; c.port = p
+            }, current: { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }),
+        .init(
+            name: "media-listen", help: "HOST:PORT for UDP media; same (the listen host and port, the default) or off",
+            apply: { c, v throws(RelayConfigurationError) in
+                switch v {
+                case "off": c.mediaEnabled = false; c.mediaHost = nil; c.mediaPort = nil
+                case "same": c.mediaEnabled = true; c.mediaHost = nil; c.mediaPort = nil
+                default:
+                    let (h, p) = try parseHostPort(v, option: "media-listen"); c.mediaEnabled = true; c.mediaHost = h; c.mediaPort = p
+                }
+            },
+            current: { c in
+                guard c.mediaEnabled else { return "off" }
+                guard let h = c.mediaHost, let p = c.mediaPort else { return "same" }
+                return "\(h.contains(":") ? "[\(h)]" : h):\(p)"
+            }),
         int("media-threads", "UDP media sockets, one per event loop; 0 = one per core", 0...64, \.mediaThreads),
         int("media-path-timeout-seconds", "a client's UDP path silent this long falls back to its WebSocket", 2...120, \.mediaPathTimeoutSeconds),
-        .init(name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v }, current: { $0.tlsCertificatePath ?? "none" }),
+        .init(
+            name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v },
+            current: { $0.tlsCertificatePath ?? "none" }),
         .init(name: "tls-key", help: "PEM private key for --tls-cert", apply: { c, v in c.tlsKeyPath = v }, current: { $0.tlsKeyPath ?? "none" }),
-        .init(name: "allow-plaintext", help: "allow plaintext ws:// on a non-loopback address (true/false)", apply: { c, v throws(RelayConfigurationError) in c.allowPlaintext = try bool(v, "allow-plaintext") }, current: { "\($0.allowPlaintext)" }),
-        .init(name: "log-level", help: choices(LogLevel.self), apply: { c, v throws(RelayConfigurationError) in
-            c.logLevel = try choice(v, "log-level", LogLevel.self)
-        }, current: { $0.logLevel.rawValue }),
+        .init(
+            name: "allow-plaintext", help: "allow plaintext ws:// on a non-loopback address (true/false)",
+            apply: { c, v throws(RelayConfigurationError) in c.allowPlaintext = try bool(v, "allow-plaintext") }, current: { "\($0.allowPlaintext)" }),
+        .init(
+            name: "log-level", help: choices(LogLevel.self),
+            apply: { c, v throws(RelayConfigurationError) in
+                c.logLevel = try choice(v, "log-level", LogLevel.self)
+            }, current: { $0.logLevel.rawValue }),
         int("max-rooms", "rooms open at once", 1...100_000, \.maxRooms),
         int("max-connections", "connections at once, counted from TCP accept (before the WebSocket upgrade too)", 1...1_000_000, \.maxConnections),
-        int("max-pending-connections-per-address", "connections from one address not yet upgraded to a WebSocket", 1...100_000, \.maxPendingConnectionsPerAddress),
+        int(
+            "max-pending-connections-per-address", "connections from one address not yet upgraded to a WebSocket", 1...100_000,
+            \.maxPendingConnectionsPerAddress),
         int("max-participants-per-room", "cap on a room's max participants", 1...Int(MessageLimits.maximumParticipants), \.maxParticipantsPerRoom),
         int("max-waiting-per-room", "cap on a room's waiting room", 0...Int(MessageLimits.maximumWaiting), \.maxWaitingPerRoom),
         int("max-frames-per-second", "frames per second per connection", 1...1_000_000, \.maxFramesPerSecond),
@@ -167,57 +181,85 @@ public struct RelayConfiguration: Sendable, Equatable {
         int("max-control-frame-bytes", "control frame payload limit", 1...FrameKind.control.payloadLimit, \.maxControlFrameBytes),
         int("max-keys-frame-bytes", "key package frame payload limit", 1...FrameKind.keys.payloadLimit, \.maxKeysFrameBytes),
         int("join-attempts-per-address-per-minute", "join attempts per source address per minute", 1...100_000, \.joinAttemptsPerAddressPerMinute),
-        int("password-failures-per-address-per-minute", "wrong passwords per address per minute before rate_limited", 1...10_000, \.passwordFailuresPerAddressPerMinute),
-        int("password-failures-per-room-per-minute", "wrong passwords per room per minute after which wrong ones are answered 2 s late", 1...100_000, \.passwordFailuresPerRoomPerMinute),
+        int(
+            "password-failures-per-address-per-minute", "wrong passwords per address per minute before rate_limited", 1...10_000,
+            \.passwordFailuresPerAddressPerMinute),
+        int(
+            "password-failures-per-room-per-minute", "wrong passwords per room per minute after which wrong ones are answered 2 s late", 1...100_000,
+            \.passwordFailuresPerRoomPerMinute),
         int("room-creations-per-address-per-minute", "CREATE_ROOM messages per source address per minute", 1...100_000, \.roomCreationsPerAddressPerMinute),
-        .init(name: "exempt-addresses", help: "comma-separated source addresses the per-address limits skip (e.g. a load generator's 127.0.0.1); none by default", apply: { c, v throws(RelayConfigurationError) in
-            let list = v.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty && $0 != "none" }
-            for a in list where !a.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
-                throw .invalidValue(option: "exempt-addresses", value: a, expected: "IPv4 or IPv6 addresses, comma-separated")
-            }
-            c.exemptAddresses = Set(list)
-        }, current: { $0.exemptAddresses.isEmpty ? "none" : $0.exemptAddresses.sorted().joined(separator: ",") }),
-        .init(name: "password-hashing", help: "Argon2id cost: \(choices(PasswordHashing.self)) (tests only)", apply: { c, v throws(RelayConfigurationError) in
-            c.passwordHashing = try choice(v, "password-hashing", PasswordHashing.self)
-        }, current: { $0.passwordHashing.rawValue }),
-        .init(name: "cluster", help: "redis://HOST:PORT of the Redis a cluster of relays shares; off (the default) runs a single relay", apply: { c, v throws(RelayConfigurationError) in
-            if v == "off" { c.clusterRedisURL = nil; return }
-            guard v.hasPrefix("redis://"), v.utf8.count <= 1024, v.count > 8, !v.contains(where: { $0.isWhitespace }) else {
-                throw .invalidValue(option: "cluster", value: v, expected: "redis://HOST:PORT or off")
-            }
-            c.clusterRedisURL = v
-        }, current: { $0.clusterRedisURL.map(redactRedisURL) ?? "off" }),
-        .init(name: "node-id", help: "this node's id in the cluster: 1-64 of A-Z a-z 0-9 . _ -; random (the default) when unset", apply: { c, v throws(RelayConfigurationError) in
-            if v == "random" { c.nodeID = nil; return }
-            guard (1...64).contains(v.utf8.count), v.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D) }) else {
-                throw .invalidValue(option: "node-id", value: v, expected: "1-64 characters from A-Z a-z 0-9 . _ -")
-            }
-            c.nodeID = v
-        }, current: { $0.nodeID ?? "random" }),
-        .init(name: "advertise", help: "ws[s]://HOST:PORT clients are redirected to for this node; default: the listen address", apply: { c, v throws(RelayConfigurationError) in
-            if v == "listen" { c.advertise = nil; return }
-            guard let parts = RedirectMessage.parseOrigin(v.utf8) else {
-                throw .invalidValue(option: "advertise", value: v, expected: "ws://HOST:PORT or wss://HOST:PORT")
-            }
-            c.advertise = Invite.relayOrigin(secure: parts.secure, host: parts.host, port: parts.port)
-        }, current: { $0.advertise ?? "listen" }),
-        .init(name: "cluster-key-file", help: "file with the cluster key (32+ bytes, the same on every node); required with --cluster", apply: { c, v in
-            c.clusterKeyFile = v == "none" ? nil : v
-        }, current: { $0.clusterKeyFile ?? "none" }),
+        .init(
+            name: "exempt-addresses", help: "comma-separated source addresses the per-address limits skip (e.g. a load generator's 127.0.0.1); none by default",
+            apply: { c, v throws(RelayConfigurationError) in
+                let list = v.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty && $0 != "none" }
+                for a in list where !a.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
+                    throw .invalidValue(option: "exempt-addresses", value: a, expected: "IPv4 or IPv6 addresses, comma-separated")
+                }
+                c.exemptAddresses = Set(list)
+            }, current: { $0.exemptAddresses.isEmpty ? "none" : $0.exemptAddresses.sorted().joined(separator: ",") }),
+        .init(
+            name: "password-hashing", help: "Argon2id cost: \(choices(PasswordHashing.self)) (tests only)",
+            apply: { c, v throws(RelayConfigurationError) in
+                c.passwordHashing = try choice(v, "password-hashing", PasswordHashing.self)
+            }, current: { $0.passwordHashing.rawValue }),
+        .init(
+            name: "cluster", help: "redis://HOST:PORT of the Redis a cluster of relays shares; off (the default) runs a single relay",
+            apply: { c, v throws(RelayConfigurationError) in
+                if v == "off" { c.clusterRedisURL = nil; return }
+                guard v.hasPrefix("redis://"), v.utf8.count <= 1024, v.count > 8, !v.contains(where: { $0.isWhitespace }) else {
+                    throw .invalidValue(option: "cluster", value: v, expected: "redis://HOST:PORT or off")
+                }
+                c.clusterRedisURL = v
+            }, current: { $0.clusterRedisURL.map(redactRedisURL) ?? "off" }),
+        .init(
+            name: "node-id", help: "this node's id in the cluster: 1-64 of A-Z a-z 0-9 . _ -; random (the default) when unset",
+            apply: { c, v throws(RelayConfigurationError) in
+                if v == "random" { c.nodeID = nil; return }
+                guard (1...64).contains(v.utf8.count),
+                    v.utf8.allSatisfy({
+                        $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D)
+                    })
+                else {
+                    throw .invalidValue(option: "node-id", value: v, expected: "1-64 characters from A-Z a-z 0-9 . _ -")
+                }
+                c.nodeID = v
+            }, current: { $0.nodeID ?? "random" }),
+        .init(
+            name: "advertise", help: "ws[s]://HOST:PORT clients are redirected to for this node; default: the listen address",
+            apply: { c, v throws(RelayConfigurationError) in
+                if v == "listen" { c.advertise = nil; return }
+                guard let parts = RedirectMessage.parseOrigin(v.utf8) else {
+                    throw .invalidValue(option: "advertise", value: v, expected: "ws://HOST:PORT or wss://HOST:PORT")
+                }
+                c.advertise = Invite.relayOrigin(secure: parts.secure, host: parts.host, port: parts.port)
+            }, current: { $0.advertise ?? "listen" }),
+        .init(
+            name: "cluster-key-file", help: "file with the cluster key (32+ bytes, the same on every node); required with --cluster",
+            apply: { c, v in
+                c.clusterKeyFile = v == "none" ? nil : v
+            }, current: { $0.clusterKeyFile ?? "none" }),
         int("cluster-node-timeout-seconds", "a node silent this long is dead to the others and its rooms may move", 2...60, \.clusterNodeTimeoutSeconds),
         int("drain-grace-seconds", "in a cluster, how long SIGTERM waits for the node's rooms to move before exiting", 0...3600, \.drainGraceSeconds),
         int("idle-timeout-seconds", "close a connection that sends nothing for this long", 1...86_400, \.idleTimeoutSeconds),
-        int("handshake-timeout-seconds", "close a connection that has not joined or created a room this long after TCP accept", 1...600, \.handshakeTimeoutSeconds),
-        int("outbound-media-queue-bytes", "queued bytes per client above which its audio/screen frames are dropped", 1_024...1_073_741_824, \.outboundMediaQueueBytes),
+        int(
+            "handshake-timeout-seconds", "close a connection that has not joined or created a room this long after TCP accept", 1...600,
+            \.handshakeTimeoutSeconds),
+        int(
+            "outbound-media-queue-bytes", "queued bytes per client above which its audio/screen frames are dropped", 1_024...1_073_741_824,
+            \.outboundMediaQueueBytes),
         int("outbound-queue-bytes", "queued bytes per client above which it is disconnected (too_slow)", 4_096...1_073_741_824, \.outboundQueueBytes),
         int("shutdown-grace-seconds", "time clients get to receive shutting_down on SIGTERM", 0...60, \.shutdownGraceSeconds),
     ]
 
     private static func int(_ name: String, _ help: String, _ range: ClosedRange<Int>, _ path: WritableKeyPath<RelayConfiguration, Int> & Sendable) -> Option {
-        Option(name: name, help: "\(help) (\(range.lowerBound)…\(range.upperBound))", apply: { c, v throws(RelayConfigurationError) in
-            guard let n = Int(v), range.contains(n) else { throw .invalidValue(option: name, value: v, expected: "an integer in \(range.lowerBound)…\(range.upperBound)") }
-            c[keyPath: path] = n
-        }, current: { "\($0[keyPath: path])" })
+        Option(
+            name: name, help: "\(help) (\(range.lowerBound)…\(range.upperBound))",
+            apply: { c, v throws(RelayConfigurationError) in
+                guard let n = Int(v), range.contains(n) else {
+                    throw .invalidValue(option: name, value: v, expected: "an integer in \(range.lowerBound)…\(range.upperBound)")
+                }
+                c[keyPath: path] = n
+            }, current: { "\($0[keyPath: path])" })
     }
 
     /// Sets one option by name.
@@ -271,7 +313,8 @@ public struct RelayConfiguration: Sendable, Equatable {
             }
         }
         if outboundMediaQueueBytes > outboundQueueBytes {
-            throw .invalidValue(option: "outbound-media-queue-bytes", value: "\(outboundMediaQueueBytes)", expected: "at most outbound-queue-bytes (\(outboundQueueBytes))")
+            throw .invalidValue(
+                option: "outbound-media-queue-bytes", value: "\(outboundMediaQueueBytes)", expected: "at most outbound-queue-bytes (\(outboundQueueBytes))")
         }
     }
 
@@ -318,7 +361,8 @@ public struct RelayConfiguration: Sendable, Equatable {
             port = rest.dropFirst()
             let parts = host.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
             guard host.contains(":"), parts[0].allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }),
-                  parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy(isHostNameCharacter)) else { throw invalid }
+                parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy(isHostNameCharacter))
+            else { throw invalid }
         } else {
             guard let colon = v.lastIndex(of: ":") else { throw invalid }
             host = v[..<colon]; port = v[v.index(after: colon)...]
@@ -349,7 +393,8 @@ public enum RelayConfigurationError: Error, Equatable, Sendable, CustomStringCon
         case let .badFile(p, r): return "cannot use config file \(p): \(r)"
         case .tlsIncomplete: return "--tls-cert and --tls-key must be given together"
         case let .plaintextRefused(h, p):
-            return "refusing to listen in plaintext on \(h):\(p): anyone on the network could read room ids and metadata and impersonate the relay; give --tls-cert and --tls-key, or --allow-plaintext if a TLS proxy sits in front"
+            return
+                "refusing to listen in plaintext on \(h):\(p): anyone on the network could read room ids and metadata and impersonate the relay; give --tls-cert and --tls-key, or --allow-plaintext if a TLS proxy sits in front"
         }
     }
 }

@@ -31,7 +31,7 @@ public enum LocalFile {
                 while out.count <= limit {
                     let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
                     if n == 0 { break }
-                    out += chunk[0 ..< n]
+                    out += chunk[0..<n]
                 }
                 guard out.count <= limit else { throw Failure(path: path, reason: "larger than \(limit) bytes") }
                 return out

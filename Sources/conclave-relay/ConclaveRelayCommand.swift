@@ -17,17 +17,23 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
         commandName: "conclave-relay",
         abstract: "The Conclave relay: forwards end-to-end encrypted frames and enforces the meeting's rules. It holds no content key.",
         discussion: """
-        Every option can also be set in a JSON config file (--config FILE, a flat object of \
-        option names) or in the environment as CONCLAVE_RELAY_<NAME> (upper case, '-' as '_'). \
-        Precedence: defaults < file < environment < flags.
+            Every option can also be set in a JSON config file (--config FILE, a flat object of \
+            option names) or in the environment as CONCLAVE_RELAY_<NAME> (upper case, '-' as '_'). \
+            Precedence: defaults < file < environment < flags.
 
-        Options and their defaults:
-        \(RelayConfiguration.options.map { o in
-            let d = RelayConfiguration().summary.first { $0.name == o.name }?.value ?? ""
-            return "  --\(o.name) (default \(d))\n      \(o.help)"
-        }.joined(separator: "\n"))
-        """
+            Options and their defaults:
+            \(optionList)
+            """
     )
+
+    /// Every option of the table, its default and its help, for `--help`.
+    static var optionList: String {
+        let defaults = RelayConfiguration().summary
+        return RelayConfiguration.options.map { o in
+            let d = defaults.first { $0.name == o.name }?.value ?? ""
+            return "  --\(o.name) (default \(d))\n      \(o.help)"
+        }.joined(separator: "\n")
+    }
 
     @Option(help: "JSON config file with any of the options below.")
     var config: String?
@@ -98,12 +104,13 @@ struct ConclaveRelayCommand: AsyncParsableCommand {
             printError("conclave-relay: \(error)")
             throw ExitCode(2)
         }
-        let group = ServiceGroup(configuration: .init(
-            // A drain request (`--drain`, through the cluster) ends the relay's run by
-            // itself: that is a clean stop of the whole group, not a failure.
-            services: [.init(service: RelayService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                // A drain request (`--drain`, through the cluster) ends the relay's run by
+                // itself: that is a clean stop of the whole group, not a failure.
+                services: [.init(service: RelayService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch let error as RelayServerError {
@@ -120,8 +127,9 @@ func requestDrain(of node: String, url: String) async throws {
         printError("conclave-relay: \(error)")
         throw ExitCode(2)
     }
-    let client = RedisClient(configuration: RedisClientConfiguration(endpoint: endpoint, commandTimeout: .seconds(3)),
-                             group: MultiThreadedEventLoopGroup.singleton)
+    let client = RedisClient(
+        configuration: RedisClientConfiguration(endpoint: endpoint, commandTimeout: .seconds(3)),
+        group: MultiThreadedEventLoopGroup.singleton)
     client.start()
     defer { Task { await client.shutdown() } }
     do {

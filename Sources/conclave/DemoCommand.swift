@@ -53,15 +53,19 @@ enum LocalDemo {
         let epochSecret = SecretKey.random()
         var secrets: [SecretKey] = []
         for (i, id) in identities.enumerated() {
-            let nonce = SecureRandom.bytes(count: Knock.joinNonceLength) // from each member's knock (4.2)
-            let kp = try KeyPackage.create(roomID: room, recipient: UInt16(i + 1), recipientIdentity: id.publicIdentity, joinNonce: nonce, epoch: 1,
-                                           rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
-            let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: UInt16(i + 1), myIdentity: id, joinNonce: nonce,
-                                                                  leader: leader.signingKey.publicKey)
+            let nonce = SecureRandom.bytes(count: Knock.joinNonceLength)  // from each member's knock (4.2)
+            let kp = try KeyPackage.create(
+                roomID: room, recipient: UInt16(i + 1), recipientIdentity: id.publicIdentity, joinNonce: nonce, epoch: 1,
+                rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
+            let opened = try KeyPackage(encoded: kp.encoded).open(
+                expectedRoom: room, me: UInt16(i + 1), myIdentity: id, joinNonce: nonce,
+                leader: leader.signingKey.publicKey)
             secrets.append(opened.epochSecret)
             log("  \(names[i]): key package of \(kp.encoded.count) bytes verified, epoch \(opened.epoch)")
         }
-        let codes = names.indices.map { _ in SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: rosterHash, chainHead: SignedRoster.chainStart) }
+        let codes = names.indices.map { _ in
+            SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: rosterHash, chainHead: SignedRoster.chainStart)
+        }
         log("security codes: " + zip(names, codes).map { "\($0)=\($1)" }.joined(separator: "  "))
         let codesMatch = Set(codes).count == 1
         log(codesMatch ? "security codes match" : "SECURITY CODES DIFFER")
@@ -83,7 +87,8 @@ enum LocalDemo {
         for ctr in 0..<UInt64(frames) {
             pcm.withUnsafeMutableBufferPointer { tone.fill($0) }
             // The audio plaintext of section 2.6: sequence, timestamp, send time, Opus packet.
-            let header = AudioPacketHeader(sequence: UInt16(truncatingIfNeeded: ctr), timestamp: UInt32(truncatingIfNeeded: ctr * 960), sendTimeMicros: ctr * 20_000)
+            let header = AudioPacketHeader(
+                sequence: UInt16(truncatingIfNeeded: ctr), timestamp: UInt32(truncatingIfNeeded: ctr * 960), sendTimeMicros: ctr * 20_000)
             let packet = try AudioPacket.encode(header, opus: try encoder.encode(pcm))
             let frame = try sendKey.seal(counter: ctr, metadata: md, plaintext: packet)
             wire.append(frame)

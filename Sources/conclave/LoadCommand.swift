@@ -13,10 +13,10 @@ struct LoadCommand: AsyncParsableCommand {
         commandName: "load",
         abstract: "Load-test a relay with real, end-to-end encrypted participants.",
         discussion: """
-        Start a relay that admits many joins from one address, e.g.
-          conclave-relay --set exempt-addresses=127.0.0.1
-        then: conclave load --relay ws://127.0.0.1:7443/v1 --rooms 60 --per-room 5 --duration 20
-        """
+            Start a relay that admits many joins from one address, e.g.
+              conclave-relay --set exempt-addresses=127.0.0.1
+            then: conclave load --relay ws://127.0.0.1:7443/v1 --rooms 60 --per-room 5 --duration 20
+            """
     )
 
     @Option(help: "The relay's WebSocket URL; repeat it (or separate URLs with commas) for the nodes of a cluster, over which rooms are spread.")
@@ -39,7 +39,9 @@ struct LoadCommand: AsyncParsableCommand {
     var talkers: Int?
     @Option(help: "all, or sample:N to decrypt one frame in N (N 1…1000).")
     var decrypt: DecryptChoice = .all
-    @Option(name: .customLong("relay-sample-seconds"), help: "Read the relay's RSS and open descriptors from its /metrics this often, into the timeline (0: never).")
+    @Option(
+        name: .customLong("relay-sample-seconds"), help: "Read the relay's RSS and open descriptors from its /metrics this often, into the timeline (0: never)."
+    )
     var relaySampleSeconds: Int = 10
     @Flag(help: "Write every participant's alert, error and leader events to standard error.")
     var events = false
@@ -55,17 +57,16 @@ struct LoadCommand: AsyncParsableCommand {
     var maxSteps: Int = 12
 
     func validate() throws {
-        guard (1 ... 1_000).contains(rooms) else { throw ValidationError("--rooms must be 1…1000") }
-        guard (2 ... 500).contains(perRoom) else { throw ValidationError("--per-room must be 2…500 (the most members a signed roster lists)") }
-        if let talkers { guard (1 ... perRoom).contains(talkers) else { throw ValidationError("--talkers must be 1…--per-room") } }
+        guard (1...1_000).contains(rooms) else { throw ValidationError("--rooms must be 1…1000") }
+        guard (2...500).contains(perRoom) else { throw ValidationError("--per-room must be 2…500 (the most members a signed roster lists)") }
+        if let talkers { guard (1...perRoom).contains(talkers) else { throw ValidationError("--talkers must be 1…--per-room") } }
         guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be more than 0 and at most 3600 s") }
         guard ramp >= 0, ramp <= 600 else { throw ValidationError("--ramp must be 0…600 s") }
         guard LoadOptions.supportedFPS.contains(audioFPS) else { throw ValidationError("--audio-fps must be one of 1, 2, 5, 10, 25, 50") }
-        guard (40 ... 1_500).contains(frameBytes) else { throw ValidationError("--frame-bytes must be 40…1500") }
-        guard (0 ... 3_600).contains(relaySampleSeconds) else { throw ValidationError("--relay-sample-seconds must be 0…3600") }
-        guard (1 ... 100).contains(stepRooms), (1 ... 50).contains(maxSteps) else { throw ValidationError("--step-rooms 1…100, --max-steps 1…50") }
+        guard (40...1_500).contains(frameBytes) else { throw ValidationError("--frame-bytes must be 40…1500") }
+        guard (0...3_600).contains(relaySampleSeconds) else { throw ValidationError("--relay-sample-seconds must be 0…3600") }
+        guard (1...100).contains(stepRooms), (1...50).contains(maxSteps) else { throw ValidationError("--step-rooms 1…100, --max-steps 1…50") }
     }
-
 
     func run() async throws {
         var endpoints: [RelayEndpoint] = []
@@ -93,7 +94,7 @@ struct LoadCommand: AsyncParsableCommand {
             var steps: [LoadSummary] = []
             var best: LoadSummary?
             var r = rooms
-            for step in 1 ... maxSteps {
+            for step in 1...maxSteps {
                 options.rooms = r
                 progress("step \(step): \(r) rooms × \(perRoom) = \(r * perRoom) participants")
                 let summary = await LoadRunner(options: options, progress: progress).run()
@@ -102,7 +103,7 @@ struct LoadCommand: AsyncParsableCommand {
                 if summary.passed { best = summary } else { break }
                 if loadInterrupted.load(ordering: .relaxed) { break }
                 r += stepRooms
-                try? await Task.sleep(for: .seconds(2)) // let the relay settle
+                try? await Task.sleep(for: .seconds(2))  // let the relay settle
             }
             let result = CapacityResult(steps: steps, best: best, lossThresholdPercent: options.lossThresholdPercent, p99ThresholdMs: options.p99ThresholdMs)
             print(json ? LoadReport.json(result) : LoadReport.capacityTable(result))
@@ -130,7 +131,7 @@ enum DecryptChoice: ExpressibleByArgument, Equatable {
 
     init?(argument: String) {
         if argument == "all" { self = .all; return }
-        guard argument.hasPrefix("sample:"), let n = Int(argument.dropFirst(7)), (1 ... 1_000).contains(n) else { return nil }
+        guard argument.hasPrefix("sample:"), let n = Int(argument.dropFirst(7)), (1...1_000).contains(n) else { return nil }
         self = .sample(n)
     }
 

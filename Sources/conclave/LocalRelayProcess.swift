@@ -25,8 +25,10 @@ final class LocalRelayProcess {
 
     /// Starts `binary` (default ``siblingBinary``) listening on a free loopback port, with
     /// `arguments` added, and waits up to `deadline` for it to accept connections.
-    static func start(binary: String?, arguments: [String] = [], logLevel: String = "warning",
-                      deadline: Duration = .seconds(15)) async throws -> LocalRelayProcess {
+    static func start(
+        binary: String?, arguments: [String] = [], logLevel: String = "warning",
+        deadline: Duration = .seconds(15)
+    ) async throws -> LocalRelayProcess {
         let binary = binary ?? siblingBinary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("cannot find conclave-relay at \(binary); build it (swift build) or pass --relay-binary")
@@ -61,7 +63,7 @@ final class LocalRelayProcess {
 
     /// A loopback port free for both TCP and UDP right now.
     static func freePort() async throws -> Int {
-        for _ in 0 ..< 20 {
+        for _ in 0..<20 {
             let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
             let port = channel.localAddress!.port!
             try await channel.close()

@@ -54,7 +54,11 @@ struct MeetingOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line instead of readable lines.")
     var json = false
 
-    @Option(name: .customLong("failover-seconds"), help: "When the relay connection drops without the meeting ending (a cluster node died or drained), rejoin through the cluster for this long; 0: end at once.")
+    @Option(
+        name: .customLong("failover-seconds"),
+        help:
+            "When the relay connection drops without the meeting ending (a cluster node died or drained), rejoin through the cluster for this long; 0: end at once."
+    )
     var failoverSeconds: Double = 30
 
     @Option(name: .customLong("fallback-relay"), help: "Another node of the relay's cluster to try on failover, e.g. ws://10.0.0.2:7443 (repeatable).")
@@ -72,7 +76,7 @@ struct MeetingOptions: ParsableArguments {
         if let sendAudio {
             do {
                 let spec = try AudioSourceSpec(parsing: sendAudio)
-                _ = try AudioSource(spec: spec, loop: true) // fail now, with a clear line, on an unreadable WAV
+                _ = try AudioSource(spec: spec, loop: true)  // fail now, with a clear line, on an unreadable WAV
                 o.audioSource = spec
             } catch {
                 throw CLIError("cannot use audio source \(sendAudio): \(error)")
@@ -166,7 +170,7 @@ struct HostCommand: AsyncParsableCommand {
         }
         var settings = RoomSettings.privacyDefaults
         settings.waitingRoom = !noWaitingRoom
-        settings.maxParticipants = UInt16(SignedRoster.maximumMembers) // what a signed ROSTER lists (3.6)
+        settings.maxParticipants = UInt16(SignedRoster.maximumMembers)  // what a signed ROSTER lists (3.6)
         let pw: String? = noPassword ? nil : (password ?? Self.randomPassword())
         let output = meeting.output
         let participant: Participant

@@ -29,8 +29,12 @@ enum MeetingDemo {
         let forwarded = Mutex<(frames: Int, bytes: Int, leaks: Int)>((0, 0, 0))
         let tap: @Sendable (RelayMessage) -> Void = { message in
             guard case .frame(let f) = message else { return }
-            let leaked = secrets.contains { s in f.payload.count >= s.count && (0...(f.payload.count - s.count)).contains { f.payload[$0..<($0 + s.count)].elementsEqual(s) } }
-            forwarded.withLock { $0.frames += 1; $0.bytes += f.payload.count + 8; if leaked { $0.leaks += 1 } }
+            let leaked = secrets.contains { s in
+                f.payload.count >= s.count && (0...(f.payload.count - s.count)).contains { f.payload[$0..<($0 + s.count)].elementsEqual(s) }
+            }
+            forwarded.withLock {
+                $0.frames += 1; $0.bytes += f.payload.count + 8; if leaked { $0.leaks += 1 }
+            }
         }
         let tones = ["Hostess": 440.0, "Alice": 550.0, "Bob": 660.0]
         let recordingPath = "\(dir)/meeting.crec"
@@ -50,14 +54,15 @@ enum MeetingDemo {
         func output(_ name: String) -> EventOutput {
             let label = name.padding(toLength: 8, withPad: " ", startingAt: 0)
             return EventOutput(json: false) { line in
-                if line.hasPrefix("audio from") { return } // per-second stats: summarised at the end
+                if line.hasPrefix("audio from") { return }  // per-second stats: summarised at the end
                 print("\(label) \(line)")
             }
         }
 
         let password = HostCommand.randomPassword()
-        let host = try await Participant.host(relay: endpoint, password: password, settings: .privacyDefaults,
-                                              options: options("Hostess"), output: output("Hostess"))
+        let host = try await Participant.host(
+            relay: endpoint, password: password, settings: .privacyDefaults,
+            options: options("Hostess"), output: output("Hostess"))
         let invite = await host.invite!
         let total = Duration.milliseconds(Int64(seconds * 1000))
         let hostRun = Task { await host.run(for: total + .seconds(1)) }
@@ -85,7 +90,9 @@ enum MeetingDemo {
         for (name, p) in [("Hostess", host), ("Alice", alice), ("Bob", bob)] {
             let c = await p.receiveCounters
             let chats = await p.chatLog.count
-            print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(c.opened + c.openedFromBuffer) frames decrypted, \(c.decryptFailed) failed; \(chats) chat lines")
+            print(
+                "  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(c.opened + c.openedFromBuffer) frames decrypted, \(c.decryptFailed) failed; \(chats) chat lines"
+            )
         }
         // The host's recording: verified and exported with the host's identity.
         var tonesOK = false
@@ -98,13 +105,17 @@ enum MeetingDemo {
             let indices = [await host.index, await alice.index, await bob.index]
             let recorded = Set(result.summary.members.map(\.index))
             tonesOK = recorded == [indices[0], indices[1]]
-            print("  recording: \(result.summary.records) records verified; members recorded: \(result.summary.members.map { "\($0.displayName) (#\($0.index))" }.joined(separator: ", ")); Bob declined and is absent: \(!recorded.contains(indices[2]) ? "yes" : "NO")")
+            print(
+                "  recording: \(result.summary.records) records verified; members recorded: \(result.summary.members.map { "\($0.displayName) (#\($0.index))" }.joined(separator: ", ")); Bob declined and is absent: \(!recorded.contains(indices[2]) ? "yes" : "NO")"
+            )
             for (name, i) in [("Hostess", indices[0]), ("Alice", indices[1])] {
                 let audio = try? WAVFile.read(path: "\(exportDir)/participant-\(i).wav")
                 let f = audio.flatMap { DominantFrequency.estimate(samples: Array($0.samples.dropFirst(48_000)), sampleRate: 48_000, channels: 1) } ?? 0
                 let ok = abs(f - tones[name]!) / tones[name]! < 0.02
                 tonesOK = tonesOK && ok
-                print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) in the recording peaks at \(Int(f.rounded())) Hz (sent \(Int(tones[name]!)) Hz) \(ok ? "(ok)" : "(WRONG)")")
+                print(
+                    "  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) in the recording peaks at \(Int(f.rounded())) Hz (sent \(Int(tones[name]!)) Hz) \(ok ? "(ok)" : "(WRONG)")"
+                )
             }
         } catch {
             print("  recording: \(error)")

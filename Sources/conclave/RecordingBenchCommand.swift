@@ -38,18 +38,21 @@ struct RecordingBenchCommand: ParsableCommand {
         let recorder = PrivateIdentity.generate()
         let room = RoomID(bytes: SecureRandom.bytes(count: 16))!
         let id = SecureRandom.bytes(count: 16)
-        let writer = try RecordingWriter(path: path, recordingID: id, roomID: room, recorder: 1, recorderIdentity: recorder.publicIdentity,
-                                         recipients: .init(identities: [recorder.publicIdentity]), createdAt: 0, retainUntil: 1, startedAtMillis: 0)
+        let writer = try RecordingWriter(
+            path: path, recordingID: id, roomID: room, recorder: 1, recorderIdentity: recorder.publicIdentity,
+            recipients: .init(identities: [recorder.publicIdentity]), createdAt: 0, retainUntil: 1, startedAtMillis: 0)
         var pipelines: [AudioSendPipeline] = []
-        for m in 0 ..< members {
+        for m in 0..<members {
             let who = m == 0 ? recorder : PrivateIdentity.generate()
             let index = UInt16(m + 1)
             let consent = RecordingConsent.sign(roomID: room, recordingID: id, member: index, recorder: 1, decision: .consent, by: who.signingKey)
             try writer.addMember(index: index, identity: who.publicIdentity, displayName: "member \(index)", consent: consent, atMillis: 0)
-            pipelines.append(try AudioSendPipeline(source: try AudioSource(spec: .tone(frequency: 300 + 50 * Double(m)), loop: true),
-                                                   configuration: AudioSendConfiguration(reusedPacketCount: 50)))
+            pipelines.append(
+                try AudioSendPipeline(
+                    source: try AudioSource(spec: .tone(frequency: 300 + 50 * Double(m)), loop: true),
+                    configuration: AudioSendConfiguration(reusedPacketCount: 50)))
         }
-        for tick in 0 ..< seconds * 50 {
+        for tick in 0..<seconds * 50 {
             let at = UInt32(tick * 20)
             for (m, p) in pipelines.enumerated() {
                 guard let packet = try p.nextPacket(nowMicros: UInt64(at) * 1_000) else { continue }
@@ -63,7 +66,7 @@ struct RecordingBenchCommand: ParsableCommand {
 
         func best(_ body: (Int) throws -> Void) rethrows -> Double {
             var times: [Double] = []
-            for round in 0 ..< rounds {
+            for round in 0..<rounds {
                 let start = ContinuousClock.now
                 try body(round)
                 let d = ContinuousClock.now - start

@@ -96,7 +96,9 @@ struct RecordingExportCommand: ParsableCommand {
             let key = try RecordingReader.unlock(header, identity: id, passphrase: passphrase)
             let now = UInt64(max(0, time(nil)))
             if header.retainUntil <= now {
-                FileHandle.standardError.write(Data("warning: this recording's retention deadline (\(SessionEvent.utcString(header.retainUntil))) has passed; it should be deleted\n".utf8))
+                FileHandle.standardError.write(
+                    Data("warning: this recording's retention deadline (\(SessionEvent.utcString(header.retainUntil))) has passed; it should be deleted\n".utf8)
+                )
             }
             let result = try RecordingExport.export(path: file, key: key, to: out)
             let elapsed = ContinuousClock.now - started
@@ -106,12 +108,15 @@ struct RecordingExportCommand: ParsableCommand {
                 let members = s.members.map {
                     "{\"participant\":\($0.index),\"name\":\(EventOutput.quote($0.displayName)),\"fingerprint\":\(EventOutput.quote($0.identity.fingerprint.displayString)),\"audio_packets\":\($0.audioPackets),\"chat_lines\":\($0.chatLines)}"
                 }
-                print("{\"verified\":true,\"bytes\":\(s.bytes),\"records\":\(s.records),\"duration_ms\":\(s.durationMillis),\"seconds\":\(seconds),"
-                      + "\"members\":[\(members.joined(separator: ","))],\"files\":[\(result.files.map(EventOutput.quote).joined(separator: ","))]}")
+                print(
+                    "{\"verified\":true,\"bytes\":\(s.bytes),\"records\":\(s.records),\"duration_ms\":\(s.durationMillis),\"seconds\":\(seconds),"
+                        + "\"members\":[\(members.joined(separator: ","))],\"files\":[\(result.files.map(EventOutput.quote).joined(separator: ","))]}")
             } else {
                 print("verified \(s.records) records (\(s.bytes) bytes, \(s.durationMillis / 1000) s of meeting) in \(String(format: "%.3f", seconds)) s")
                 for m in s.members {
-                    print("  #\(m.index) \(m.displayName.isEmpty ? "(no name)" : RecordingExport.printable(m.displayName)) [\(m.identity.fingerprint.displayString)]: \(m.audioPackets) audio packets, \(m.chatLines) chat lines")
+                    print(
+                        "  #\(m.index) \(m.displayName.isEmpty ? "(no name)" : RecordingExport.printable(m.displayName)) [\(m.identity.fingerprint.displayString)]: \(m.audioPackets) audio packets, \(m.chatLines) chat lines"
+                    )
                 }
                 for f in result.files { print("wrote \(f)") }
             }
@@ -127,7 +132,8 @@ struct RecordingPurgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "purge",
         abstract: "Delete the recordings in a directory whose retention deadline has passed.",
-        discussion: "Deletion is the filesystem's unlink: the blocks are not overwritten, but they hold only ciphertext whose key was sealed in the deleted file. The deadline is read from the unauthenticated header."
+        discussion:
+            "Deletion is the filesystem's unlink: the blocks are not overwritten, but they hold only ciphertext whose key was sealed in the deleted file. The deadline is read from the unauthenticated header."
     )
 
     @Argument(help: "A directory of recordings (not searched recursively).")

@@ -28,7 +28,7 @@ struct RekeyBenchCommand: ParsableCommand {
 
     func run() throws {
         var reports: [RekeyBench.Report] = []
-        for _ in 0 ..< rounds { reports.append(try RekeyBench.run(members: members, deltaOnly: deltaOnly)) }
+        for _ in 0..<rounds { reports.append(try RekeyBench.run(members: members, deltaOnly: deltaOnly)) }
         reports.sort { $0.delta.leaderMillis + $0.delta.membersMillis < $1.delta.leaderMillis + $1.delta.membersMillis }
         let report = reports[reports.count / 2]
         print(json ? report.renderJSON() : report.renderText())

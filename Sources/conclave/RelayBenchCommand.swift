@@ -29,16 +29,16 @@ struct RelayBenchCommand: AsyncParsableCommand {
     var mediaThreads: Int = 1
 
     func validate() throws {
-        guard (1_000 ... 2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
+        guard (1_000...2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
         guard seconds >= 1, seconds <= 120 else { throw ValidationError("--seconds must be 1…120") }
-        guard (1 ... 64).contains(mediaThreads) else { throw ValidationError("--media-threads must be 1…64") }
+        guard (1...64).contains(mediaThreads) else { throw ValidationError("--media-threads must be 1…64") }
         guard let sizes = parsedSizes, !sizes.isEmpty else { throw ValidationError("--room-sizes must be sizes from 2 to 50, e.g. 2,5,10") }
         _ = sizes
     }
 
     var parsedSizes: [Int]? {
         let sizes = roomSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard sizes.allSatisfy({ $0.map { (2 ... 50).contains($0) } ?? false }) else { return nil }
+        guard sizes.allSatisfy({ $0.map { (2...50).contains($0) } ?? false }) else { return nil }
         return sizes.compactMap { $0 }
     }
 
@@ -48,9 +48,12 @@ struct RelayBenchCommand: AsyncParsableCommand {
         if let relay {
             do { endpoint = try RelayEndpoint(parsing: relay) } catch { throw CLIError("bad relay address \(relay): \(error)") }
         } else {
-            let started = try await LocalRelayProcess.start(binary: relayBinary, arguments: [
-                "--set", "media-threads=\(mediaThreads)", "--set", "max-frames-per-second=1000000",
-                "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1"])
+            let started = try await LocalRelayProcess.start(
+                binary: relayBinary,
+                arguments: [
+                    "--set", "media-threads=\(mediaThreads)", "--set", "max-frames-per-second=1000000",
+                    "--set", "max-bytes-per-second=1000000000", "--set", "exempt-addresses=127.0.0.1",
+                ])
             child = started
             endpoint = started.endpoint
         }
@@ -64,18 +67,22 @@ struct RelayBenchCommand: AsyncParsableCommand {
             if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
         }
         if json {
-            print("{\"benchmark\":\"relay\",\"relay_media_threads\":\(relay == nil ? "1" : "null"),\"offered_per_second\":\(rate),\"results\":[" + results.map(\.json).joined(separator: ",") + "]}")
+            print(
+                "{\"benchmark\":\"relay\",\"relay_media_threads\":\(relay == nil ? "1" : "null"),\"offered_per_second\":\(rate),\"results\":["
+                    + results.map(\.json).joined(separator: ",") + "]}")
         } else {
             print("")
             func f(_ v: Double?, _ digits: Int = 1) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
             func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-            print(pad("room", 6) + pad("forwarded/s", 13) + pad("loss", 9) + pad("relay CPU", 11) + pad("µs/packet", 11)
-                  + pad("packets/s/core", 16) + pad("p50 (direct)", 18) + pad("p99 (direct)", 18) + "relay-added p50/p99")
+            print(
+                pad("room", 6) + pad("forwarded/s", 13) + pad("loss", 9) + pad("relay CPU", 11) + pad("µs/packet", 11)
+                    + pad("packets/s/core", 16) + pad("p50 (direct)", 18) + pad("p99 (direct)", 18) + "relay-added p50/p99")
             for r in results {
-                print(pad("\(r.roomSize)", 6) + pad(f(r.forwardedPerSecond, 0), 13) + pad(f(r.lossPercent, 3) + "%", 9)
-                      + pad(f(r.relayCPUPercent) + "%", 11) + pad(f(r.relayCPUMicrosPerPacket, 2), 11) + pad(f(r.packetsPerSecondPerCore, 0), 16)
-                      + pad("\(f(r.latencyP50Ms, 3)) (\(f(r.baselineP50Ms, 3)))", 18) + pad("\(f(r.latencyP99Ms, 3)) (\(f(r.baselineP99Ms, 3)))", 18)
-                      + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
+                print(
+                    pad("\(r.roomSize)", 6) + pad(f(r.forwardedPerSecond, 0), 13) + pad(f(r.lossPercent, 3) + "%", 9)
+                        + pad(f(r.relayCPUPercent) + "%", 11) + pad(f(r.relayCPUMicrosPerPacket, 2), 11) + pad(f(r.packetsPerSecondPerCore, 0), 16)
+                        + pad("\(f(r.latencyP50Ms, 3)) (\(f(r.baselineP50Ms, 3)))", 18) + pad("\(f(r.latencyP99Ms, 3)) (\(f(r.baselineP99Ms, 3)))", 18)
+                        + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
             }
         }
     }

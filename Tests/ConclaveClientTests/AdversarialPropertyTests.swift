@@ -36,10 +36,14 @@ import ConclaveProtocol
             let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "alice"), output: aliceLog.output)
             let aliceRun = Task { await alice.run(for: .seconds(60)) }
-            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") {
+                let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h
+            }
             let bob = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "bob"), output: bobLog.output)
             let bobRun = Task { await bob.run(for: .seconds(60)) }
-            try await waitUntil("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
+            try await waitUntil("bob's keys") {
+                let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h
+            }
 
             let hostIndex = await host.index, aliceIndex = await alice.index, bobIndex = await bob.index
             let honest: Set<PublicIdentity> = [await host.identity.publicIdentity, await alice.identity.publicIdentity, await bob.identity.publicIdentity]
@@ -49,42 +53,44 @@ import ConclaveProtocol
             func freshIndex() -> ParticipantIndex { nextIndex += 1; return ParticipantIndex(nextIndex) }
             func event(_ e: RoomEvent) -> RelayMessage { .event(EventMessage(actor: .none, event: e)) }
 
-            for step in 0 ..< 40 {
+            for step in 0..<40 {
                 let members = [aliceIndex, bobIndex]
                 let someone = ParticipantIndex(members[draws.next(2)])
                 switch draws.next(8) {
-                case 0: // a ghost `joined`
+                case 0:  // a ghost `joined`
                     forgedAdmissions += 1
                     await host.handle(event(.joined(freshIndex(), identity: PrivateIdentity.generate().publicIdentity.wireIdentity, role: .participant)))
-                case 1: // a genuine knock, then `joined` with another identity
+                case 1:  // a genuine knock, then `joined` with another identity
                     let carol = PrivateIdentity.generate(), n = freshIndex()
-                    let (k, _) = try Knock.seal(roomID: invite.roomID, displayName: "carol", joiner: carol, host: invite.hostIdentity.agreementKey,
-                                                inviteSecret: invite.secret)
+                    let (k, _) = try Knock.seal(
+                        roomID: invite.roomID, displayName: "carol", joiner: carol, host: invite.hostIdentity.agreementKey,
+                        inviteSecret: invite.secret)
                     knocks.append(k)
                     await host.handle(.knock(KnockMessage(index: n, identity: carol.publicIdentity.wireIdentity, knock: k)))
                     forgedAdmissions += 1
                     await host.handle(event(.joined(n, identity: PrivateIdentity.generate().publicIdentity.wireIdentity, role: .participant)))
-                case 2: // a replayed knock at a new index, then `joined` for it
+                case 2:  // a replayed knock at a new index, then `joined` for it
                     guard let k = knocks.last else { continue }
                     let n = freshIndex()
                     await host.handle(.knock(KnockMessage(index: n, identity: PrivateIdentity.generate().publicIdentity.wireIdentity, knock: k)))
                     forgedAdmissions += 1
                     await host.handle(event(.joined(n, identity: PrivateIdentity.generate().publicIdentity.wireIdentity, role: .participant)))
-                case 3: // a knock minted without the invite secret, then `joined`
+                case 3:  // a knock minted without the invite secret, then `joined`
                     let mallory = PrivateIdentity.generate(), n = freshIndex()
-                    let (k, _) = try Knock.seal(roomID: invite.roomID, displayName: "alice", joiner: mallory, host: invite.hostIdentity.agreementKey,
-                                                inviteSecret: Invite.randomSecret())
+                    let (k, _) = try Knock.seal(
+                        roomID: invite.roomID, displayName: "alice", joiner: mallory, host: invite.hostIdentity.agreementKey,
+                        inviteSecret: Invite.randomSecret())
                     await host.handle(.knock(KnockMessage(index: n, identity: mallory.publicIdentity.wireIdentity, knock: k)))
                     forgedAdmissions += 1
                     await host.handle(event(.joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant)))
-                case 4: // a forged role to the leader
+                case 4:  // a forged role to the leader
                     await host.handle(event(.roleChanged(someone, role: [Role.cohost, .participant][draws.next(2)])))
-                case 5: // forged presenter rights to the leader
+                case 5:  // forged presenter rights to the leader
                     await host.handle(event(.presenterChanged(someone, granted: draws.next(2) == 0)))
-                case 6: // a forged host change to a member
+                case 6:  // a forged host change to a member
                     let target = [alice, bob][draws.next(2)]
                     await target.handle(event(.roleChanged(ParticipantIndex([aliceIndex, bobIndex, 0x0300][draws.next(3)]), role: .host)))
-                default: // honest traffic
+                default:  // honest traffic
                     try await alice.say("step \(step)")
                 }
                 // Invariants after every step.

@@ -32,8 +32,10 @@ final class SentFrames: Sendable {
     }
 
     /// A host (auto-admitting) and alice, both keyed, over the real relay.
-    func meeting(_ endpoint: RelayEndpoint, hostTap: (@Sendable (RelayMessage) -> Void)? = nil,
-                 aliceIdentity: PrivateIdentity = .generate(), aliceTap: (@Sendable (RelayMessage) -> Void)? = nil) async throws -> Meeting {
+    func meeting(
+        _ endpoint: RelayEndpoint, hostTap: (@Sendable (RelayMessage) -> Void)? = nil,
+        aliceIdentity: PrivateIdentity = .generate(), aliceTap: (@Sendable (RelayMessage) -> Void)? = nil
+    ) async throws -> Meeting {
         let hostLog = EventLog(), aliceLog = EventLog()
         var hostOptions = ParticipantOptions(displayName: "host")
         hostOptions.autoAdmit = true
@@ -67,8 +69,9 @@ final class SentFrames: Sendable {
         for p in packages {
             guard let kp = try? KeyPackage(encoded: p.payload) else { continue }
             #expect(throws: (any Error).self) {
-                try kp.open(expectedRoom: m.invite.roomID, me: kp.recipient, myIdentity: attacker, joinNonce: [UInt8](repeating: 0, count: 16),
-                            leader: m.invite.hostIdentity.signingKey)
+                try kp.open(
+                    expectedRoom: m.invite.roomID, me: kp.recipient, myIdentity: attacker, joinNonce: [UInt8](repeating: 0, count: 16),
+                    leader: m.invite.hostIdentity.signingKey)
             }
             #expect((try? SealedBox.open(kp.sealed, recipient: attacker.agreementKey)) == nil, "the attacker opened a sealed epoch secret")
         }
@@ -81,7 +84,8 @@ final class SentFrames: Sendable {
             let m = try await meeting(endpoint)
             let ghost = PrivateIdentity.generate()
             let codeBefore = await m.host.securityCode
-            await m.host.handle(.event(EventMessage(actor: .none, event: .joined(ParticipantIndex(0x0200), identity: ghost.publicIdentity.wireIdentity, role: .participant))))
+            await m.host.handle(
+                .event(EventMessage(actor: .none, event: .joined(ParticipantIndex(0x0200), identity: ghost.publicIdentity.wireIdentity, role: .participant))))
             #expect(await !rosterIdentities(m.host).contains(ghost.publicIdentity), "the leader put the relay's ghost in the signed roster")
             #expect(await m.host.securityCode == codeBefore)
             #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "unauthorized_join" }, "no alert for the ghost")
@@ -96,8 +100,9 @@ final class SentFrames: Sendable {
         try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate(), mallory = PrivateIdentity.generate()
-            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
-                                            inviteSecret: m.invite.secret)
+            let (knock, _) = try Knock.seal(
+                roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                inviteSecret: m.invite.secret)
             let n = ParticipantIndex(0x0201)
             await m.host.handle(.knock(KnockMessage(index: n, identity: carol.publicIdentity.wireIdentity, knock: knock)))
             await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant))))
@@ -173,15 +178,20 @@ final class SentFrames: Sendable {
             let a = await m.alice.index
             // A second session of the same identity at the same index, as a lying relay would seat it.
             let log = EventLog()
-            let session = ParticipantSession(roomID: m.invite.roomID, index: a, identity: identity, invite: m.invite,
-                                             joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength), // a new join, a new knock
-                                             configuration: .init(displayName: "alice"))
-            let again = try Participant(connection: await m.alice.connection, session: session,
-                                        options: ParticipantOptions(displayName: "alice", identity: identity), output: log.output)
+            let session = ParticipantSession(
+                roomID: m.invite.roomID, index: a, identity: identity, invite: m.invite,
+                joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength),  // a new join, a new knock
+                configuration: .init(displayName: "alice"))
+            let again = try Participant(
+                connection: await m.alice.connection, session: session,
+                options: ParticipantOptions(displayName: "alice", identity: identity), output: log.output)
             let hostEntry = RosterEntry(index: ParticipantIndex(await m.host.index), identity: m.invite.hostIdentity.wireIdentity, role: .host, state: [])
             let aliceEntry = RosterEntry(index: ParticipantIndex(a), identity: identity.publicIdentity.wireIdentity, role: .participant, state: [.muted])
-            await again.handle(.admitted(AdmittedMessage(index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
-                                                         roster: [hostEntry, aliceEntry])))
+            await again.handle(
+                .admitted(
+                    AdmittedMessage(
+                        index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
+                        roster: [hostEntry, aliceEntry])))
             await again.handle(.frame(old))
             #expect(await again.member?.epoch == nil, "the replayed key package was installed")
             #expect(await !again.rejections.isEmpty)
@@ -194,8 +204,9 @@ final class SentFrames: Sendable {
         try await withRelay { _, endpoint in
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate()
-            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
-                                            inviteSecret: m.invite.secret)
+            let (knock, _) = try Knock.seal(
+                roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                inviteSecret: m.invite.secret)
             await m.host.handle(.knock(KnockMessage(index: ParticipantIndex(0x0210), identity: carol.publicIdentity.wireIdentity, knock: knock)))
             await m.host.handle(.knock(KnockMessage(index: ParticipantIndex(0x0211), identity: carol.publicIdentity.wireIdentity, knock: knock)))
             #expect(m.hostLog.events("alert").contains { $0["code"] as? String == "knock_replayed" }, "the replayed knock was accepted")
@@ -211,8 +222,9 @@ final class SentFrames: Sendable {
             let mallory = PrivateIdentity.generate()
             // Mallory has everything the relay has: the host's public identity, the room id;
             // not the invite secret, which travels only in the invite's fragment.
-            let (knock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "Alice Real", joiner: mallory, host: m.invite.hostIdentity.agreementKey,
-                                            inviteSecret: Invite.randomSecret())
+            let (knock, _) = try Knock.seal(
+                roomID: m.invite.roomID, displayName: "Alice Real", joiner: mallory, host: m.invite.hostIdentity.agreementKey,
+                inviteSecret: Invite.randomSecret())
             let n = ParticipantIndex(0x0220)
             await m.host.handle(.knock(KnockMessage(index: n, identity: mallory.publicIdentity.wireIdentity, knock: knock)))
             await m.host.handle(.event(EventMessage(actor: .none, event: .joined(n, identity: mallory.publicIdentity.wireIdentity, role: .participant))))
@@ -294,7 +306,9 @@ final class SentFrames: Sendable {
             }
             let alice = try await Participant.join(invite: invite, options: aliceOptions, output: aliceLog.output)
             let aliceRun = Task { await alice.run(for: .seconds(30)) }
-            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") {
+                let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h
+            }
             let epochBefore = await alice.member?.epoch
             stage.withLock { $0 = 1 }
             _ = try await aliceLog.waitFor("alert", timeout: .seconds(10)) { $0["code"] as? String == "history_differs" }
@@ -312,15 +326,18 @@ final class SentFrames: Sendable {
     @Test func coHostDecisionsCountOnlyWhenSignedEndToEnd() async throws {
         try await withRelay { _, endpoint in
             let hostLog = EventLog(), cohostLog = EventLog(), daveLog = EventLog()
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
-                                                  options: ParticipantOptions(displayName: "host"), output: hostLog.output)
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults,
+                options: ParticipantOptions(displayName: "host"), output: hostLog.output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(60)) }
             let cohost = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "cohost"), output: cohostLog.output)
             let cohostRun = Task { await cohost.run(for: .seconds(60)) }
             _ = try await hostLog.waitFor("knock")
             try await host.command(.admit(ParticipantIndex(await cohost.index)))
-            try await waitUntil("the co-host's keys") { let c = await cohost.securityCode, h = await host.securityCode; return c != nil && c == h }
+            try await waitUntil("the co-host's keys") {
+                let c = await cohost.securityCode, h = await host.securityCode; return c != nil && c == h
+            }
             try await host.command(.promoteCohost(ParticipantIndex(await cohost.index)))
             try await waitUntil("the co-host role in the signed roster") { await cohost.member?.roster?.entry(for: await cohost.index)?.role == .cohost }
 
@@ -329,14 +346,17 @@ final class SentFrames: Sendable {
             let daveRun = Task { await dave.run(for: .seconds(60)) }
             _ = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Dave" }
             try await cohost.command(.admit(ParticipantIndex(await dave.index)))
-            try await waitUntil("Dave's keys") { let d = await dave.securityCode, h = await host.securityCode; return d != nil && d == h }
+            try await waitUntil("Dave's keys") {
+                let d = await dave.securityCode, h = await host.securityCode; return d != nil && d == h
+            }
 
             // A request signed by a key that is not the co-host's: refused, nothing changes.
             let d = await dave.index
             let daveIdentity = await dave.identity.publicIdentity
             let versionBefore = await host.leader?.roster?.rosterVersion
-            let forged = ModerationRequest.sign(roomID: invite.roomID, requester: await cohost.index, sequence: 1_000, action: .remove,
-                                                target: d, targetIdentity: daveIdentity, by: PrivateIdentity.generate().signingKey)
+            let forged = ModerationRequest.sign(
+                roomID: invite.roomID, requester: await cohost.index, sequence: 1_000, action: .remove,
+                target: d, targetIdentity: daveIdentity, by: PrivateIdentity.generate().signingKey)
             let forgedFrame = try await cohost.makeFrame(kind: .control, plaintext: forged.encoded, to: await host.index)
             await host.handle(.frame(forgedFrame))
             let stillIn = await host.leader?.roster?.entry(for: d) != nil
@@ -351,9 +371,10 @@ final class SentFrames: Sendable {
             let epochAfter = await host.leader?.epoch ?? 0
             #expect(epochAfter > epochBefore)
             // A replay of an old sequence number (sealed afresh, so SFrame's window passes it).
-            let replay = ModerationRequest.sign(roomID: invite.roomID, requester: await cohost.index, sequence: 1, action: .grantShare,
-                                                target: await cohost.index, targetIdentity: await cohost.identity.publicIdentity,
-                                                by: await cohost.identity.signingKey)
+            let replay = ModerationRequest.sign(
+                roomID: invite.roomID, requester: await cohost.index, sequence: 1, action: .grantShare,
+                target: await cohost.index, targetIdentity: await cohost.identity.publicIdentity,
+                by: await cohost.identity.signingKey)
             await host.handle(.frame(try await cohost.makeFrame(kind: .control, plaintext: replay.encoded, to: await host.index)))
             #expect(hostLog.events("alert").filter { ($0["message"] as? String)?.contains("replayed") == true }.count == 1)
             await host.stop(); await cohost.stop(); await dave.stop()
@@ -369,10 +390,12 @@ final class SentFrames: Sendable {
             let m = try await meeting(endpoint)
             let carol = PrivateIdentity.generate(), bob = PrivateIdentity.generate()
             let n = ParticipantIndex(0x0230)
-            let (carolKnock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
-                                                 inviteSecret: m.invite.secret)
-            let (bobKnock, _) = try Knock.seal(roomID: m.invite.roomID, displayName: "bob", joiner: bob, host: m.invite.hostIdentity.agreementKey,
-                                               inviteSecret: m.invite.secret)
+            let (carolKnock, _) = try Knock.seal(
+                roomID: m.invite.roomID, displayName: "carol", joiner: carol, host: m.invite.hostIdentity.agreementKey,
+                inviteSecret: m.invite.secret)
+            let (bobKnock, _) = try Knock.seal(
+                roomID: m.invite.roomID, displayName: "bob", joiner: bob, host: m.invite.hostIdentity.agreementKey,
+                inviteSecret: m.invite.secret)
             // The meeting's host auto-admits: carol's knock is admitted as it arrives.
             await m.host.handle(.knock(KnockMessage(index: n, identity: carol.publicIdentity.wireIdentity, knock: carolKnock)))
             await m.host.handle(.knock(KnockMessage(index: n, identity: bob.publicIdentity.wireIdentity, knock: bobKnock)))
@@ -389,14 +412,19 @@ final class SentFrames: Sendable {
     @Test func aSecondAdmittedIsIgnored() async throws {
         try await withRelay { _, endpoint in
             let packages = Mutex<[FrameMessage]>([])
-            let m = try await meeting(endpoint, aliceTap: { msg in
-                if case .frame(let f) = msg, f.header.kind == .keys { packages.withLock { $0.append(f) } }
-            })
+            let m = try await meeting(
+                endpoint,
+                aliceTap: { msg in
+                    if case .frame(let f) = msg, f.header.kind == .keys { packages.withLock { $0.append(f) } }
+                })
             let a = await m.alice.index
             let epochBefore = await m.alice.member?.epoch
             let hostEntry = RosterEntry(index: ParticipantIndex(await m.host.index), identity: m.invite.hostIdentity.wireIdentity, role: .host, state: [])
-            await m.alice.handle(.admitted(AdmittedMessage(index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
-                                                           roster: [hostEntry])))
+            await m.alice.handle(
+                .admitted(
+                    AdmittedMessage(
+                        index: ParticipantIndex(a), role: .participant, settings: .privacyDefaults, recording: false,
+                        roster: [hostEntry])))
             #expect(m.aliceLog.events("alert").contains { $0["code"] as? String == "unexpected_admission" })
             for p in packages.withLock({ $0 }) { await m.alice.handle(.frame(p)) }
             #expect(await m.alice.member?.epoch == epochBefore, "a replayed key package moved the epoch")
@@ -410,7 +438,7 @@ final class SentFrames: Sendable {
     /// silence timeout all the same.
     @Test func forgedFramesDoNotKeepADeadLeaderAlive() async throws {
         try await withRelay { _, endpoint in
-            let logs = (0 ..< 3).map { _ in EventLog() }
+            let logs = (0..<3).map { _ in EventLog() }
             func options(_ name: String) -> ParticipantOptions {
                 var o = ParticipantOptions(displayName: name)
                 o.autoAdmit = true
@@ -423,20 +451,26 @@ final class SentFrames: Sendable {
             let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
             let aliceRun = Task { await alice.run(for: .seconds(60)) }
-            try await waitUntil("alice's keys") { let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h }
+            try await waitUntil("alice's keys") {
+                let a = await alice.securityCode, h = await host.securityCode; return a != nil && a == h
+            }
             let bob = try await Participant.join(invite: invite, options: options("bob"), output: logs[2].output)
             let bobRun = Task { await bob.run(for: .seconds(60)) }
-            try await waitUntil("bob's keys") { let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h }
+            try await waitUntil("bob's keys") {
+                let b = await bob.securityCode, h = await host.securityCode; return b != nil && b == h
+            }
             let hostIndex = await host.index
             let epoch = await bob.member?.epoch ?? 1
-            await host.connection.close() // the leader dies
+            await host.connection.close()  // the leader dies
             await hostRun.value
             // The relay keeps "the leader" talking to bob under a future epoch.
             let forger = Task {
                 let header = SFrameHeader(keyID: EpochKeys.keyID(epoch: epoch + 1, sender: hostIndex), counter: 1)
                 let payload = header.encoded + [UInt8](repeating: 0xEE, count: 40)
-                for _ in 0 ..< 40 {
-                    guard !Task.isCancelled, let f = try? FrameMessage(kind: .control, sender: ParticipantIndex(hostIndex), recipient: .everyone, payload: payload) else { return }
+                for _ in 0..<40 {
+                    guard !Task.isCancelled,
+                        let f = try? FrameMessage(kind: .control, sender: ParticipantIndex(hostIndex), recipient: .everyone, payload: payload)
+                    else { return }
                     await bob.handle(.frame(f))
                     try? await Task.sleep(for: .milliseconds(150))
                 }

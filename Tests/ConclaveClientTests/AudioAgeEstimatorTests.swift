@@ -9,7 +9,7 @@ import Testing
         // The sender's clock is 1 h behind ours; its frames usually take 5 ms.
         let offset: UInt64 = 3_600_000_000
         var stale: [Bool] = []
-        for n in 0 ..< 50 {
+        for n in 0..<50 {
             let send = UInt64(n) * 20_000
             stale.append(estimator.isStale(sender: 7, sendTimeMicros: send, nowMicros: send + offset + 5_000))
         }
@@ -27,11 +27,11 @@ import Testing
     @Test func aStandingQueueStaysStaleForAtLeastAWindow() {
         var estimator = AudioAgeEstimator(limitMicros: 200_000, windowMicros: 30_000_000)
         var now: UInt64 = 10_000_000
-        for _ in 0 ..< 100 { now += 20_000; _ = estimator.isStale(sender: 1, sendTimeMicros: now - 1_000, nowMicros: now) }
+        for _ in 0..<100 { now += 20_000; _ = estimator.isStale(sender: 1, sendTimeMicros: now - 1_000, nowMicros: now) }
         // From here every frame is 5 s old (a full kernel buffer): stale for the whole next
         // window, since the minimum of the previous one still holds.
         var staleCount = 0
-        for _ in 0 ..< 1_500 { // 30 s
+        for _ in 0..<1_500 {  // 30 s
             now += 20_000
             if estimator.isStale(sender: 1, sendTimeMicros: now - 5_000_000, nowMicros: now) { staleCount += 1 }
         }

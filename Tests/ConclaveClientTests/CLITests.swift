@@ -83,7 +83,7 @@ final class CLIProcess: JSONEventSource, @unchecked Sendable {
 
             // Mute on entry: the joiner starts muted; its audio reaches no one.
             try await host.waitFor("muted") { $0["participant"] as? Int == knock["participant"] as? Int }
-            try await joiner.waitFor("audio") { $0["from"] as? Int == 1 && ($0["frames"] as? Int ?? 0) > 10 } // the host's audio arrives
+            try await joiner.waitFor("audio") { $0["from"] as? Int == 1 && ($0["frames"] as? Int ?? 0) > 10 }  // the host's audio arrives
             // The window: the joiner says it holds its audio back, two more of its once-a-second
             // reports pass, then a chat line it sends after them reaches the host.
             try await joiner.waitFor("muted")

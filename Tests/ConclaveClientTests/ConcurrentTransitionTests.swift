@@ -15,13 +15,14 @@ import ConclaveProtocol
         try await withRelay { _, endpoint in
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions,
-                                                  output: EventOutput(json: true) { _ in })
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions,
+                output: EventOutput(json: true) { _ in })
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(60)) }
             var members: [Participant] = []
             var runs: [Task<Void, Never>] = []
-            for i in 0 ..< 9 {
+            for i in 0..<9 {
                 let p = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "m\(i)"), output: EventOutput(json: true) { _ in })
                 runs.append(Task { await p.run(for: .seconds(60)) })
                 try await waitUntil("m\(i)'s keys", within: .seconds(10)) { await p.securityCode != nil }

@@ -21,7 +21,10 @@ import ConclaveProtocol
     }
 
     @Test func mistakesAreClearErrors() {
-        for bad in ["/admit", "/admit x", "/admit 0", "/admit 65535", "/lock now", "/record maybe", "/consent now", "/grant-record", "/revoke-record 0", "/msg 3", "/msg x hi", "/frobnicate", "/share"] {
+        for bad in [
+            "/admit", "/admit x", "/admit 0", "/admit 65535", "/lock now", "/record maybe", "/consent now", "/grant-record", "/revoke-record 0", "/msg 3",
+            "/msg x hi", "/frobnicate", "/share",
+        ] {
             #expect(throws: ConsoleCommand.ParseError.self, "\(bad)") { try ConsoleCommand.parse(bad) }
         }
         #expect(throws: ConsoleCommand.ParseError.self) { try ConsoleCommand.parse(String(repeating: "a", count: 4001)) }

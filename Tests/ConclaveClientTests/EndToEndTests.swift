@@ -26,8 +26,9 @@ import ConclaveRelay
                 o.autoAdmit = true
                 return o
             }
-            let host = try await Participant.host(relay: endpoint, password: "correct horse", settings: .privacyDefaults,
-                                                  options: options("hostess", 0), output: logs[0].output)
+            let host = try await Participant.host(
+                relay: endpoint, password: "correct horse", settings: .privacyDefaults,
+                options: options("hostess", 0), output: logs[0].output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(6)) }
             let alice = try await Participant.join(invite: invite, options: options("alice", 1), output: logs[1].output)
@@ -109,8 +110,9 @@ extension EndToEndTests {
                 #expect(c.opened + c.openedFromBuffer > 100, "participant \(i) decrypted only \(c.opened) frames")
                 // Frames of a member who left that were still in flight when the roster without
                 // it verified are `removedMember` (3.6), not a failure; nothing is from a stranger.
-                #expect(c.decryptFailed == 0 && c.noKey == 0 && c.senderMismatch == 0 && c.notMember == 0 && c.replayed == 0,
-                        "participant \(i): \(c)")
+                #expect(
+                    c.decryptFailed == 0 && c.noKey == 0 && c.senderMismatch == 0 && c.notMember == 0 && c.replayed == 0,
+                    "participant \(i): \(c)")
                 let rejections = await p.rejections
                 #expect(rejections.isEmpty, "participant \(i) rejected: \(rejections)")
             }
@@ -176,7 +178,7 @@ extension EndToEndTests {
             hostOptions.autoAdmit = true
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
             var invite = try #require(await host.invite)
-            invite.hostIdentity = PrivateIdentity.generate().publicIdentity // the attacker's key
+            invite.hostIdentity = PrivateIdentity.generate().publicIdentity  // the attacker's key
             let hostRun = Task { await host.run(for: .seconds(4)) }
             let joiner = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "victim"), output: joinLog.output)
             let joinRun = Task { await joiner.run(for: .seconds(3)) }
@@ -219,8 +221,9 @@ extension EndToEndTests {
             return o
         }
         let quiet = EventOutput(json: true) { _ in }
-        let host = try await Participant.host(relay: endpoint, password: "pw-\(UUID().uuidString)", settings: .privacyDefaults,
-                                              options: options(nameCanaries[0]), output: quiet)
+        let host = try await Participant.host(
+            relay: endpoint, password: "pw-\(UUID().uuidString)", settings: .privacyDefaults,
+            options: options(nameCanaries[0]), output: quiet)
         let invite = try #require(await host.invite)
         let hostRun = Task { await host.run(for: .seconds(5)) }
         let guest = try await Participant.join(invite: invite, options: options(nameCanaries[1]), output: quiet)

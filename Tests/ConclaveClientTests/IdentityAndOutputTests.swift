@@ -21,10 +21,12 @@ import ConclaveProtocol
     }
 
     @Test func malformedFilesAreClearErrors() throws {
-        let cases = ["", "conclave-identity-v1\n", "something else\ned25519-seed 00\n",
-                     "conclave-identity-v1\ned25519-seed zz\nx25519-secret 00\n",
-                     "conclave-identity-v1\ned25519-seed \(String(repeating: "00", count: 32))\n",
-                     String(repeating: "x", count: 2000)]
+        let cases = [
+            "", "conclave-identity-v1\n", "something else\ned25519-seed 00\n",
+            "conclave-identity-v1\ned25519-seed zz\nx25519-secret 00\n",
+            "conclave-identity-v1\ned25519-seed \(String(repeating: "00", count: 32))\n",
+            String(repeating: "x", count: 2000),
+        ]
         for text in cases {
             let path = tempPath()
             defer { try? FileManager.default.removeItem(atPath: path) }

@@ -20,7 +20,9 @@ import ConclaveProtocol
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(4)) }
             var guestOptions = ParticipantOptions(displayName: "guest")
-            guestOptions.inboundTap = { m in if case .frame(let f) = m, f.header.kind == .screen || f.header.kind == .audio { captured.withLock { $0.append(f) } } }
+            guestOptions.inboundTap = { m in
+                if case .frame(let f) = m, f.header.kind == .screen || f.header.kind == .audio { captured.withLock { $0.append(f) } }
+            }
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: quiet)
             let guestRun = Task { await guest.run(for: .seconds(3)) }
             try await waitForAgreement([host, guest])
@@ -56,11 +58,16 @@ import ConclaveProtocol
             // 5. A key package swapped in by the relay: signed by a key the guest did not pin.
             let mallory = PrivateIdentity.generate()
             let guestIdentity = await guest.identity.publicIdentity
-            let forged = try KeyPackage.create(roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength),
-                                               epoch: 99, rosterHash: [UInt8](repeating: 0, count: 32), reason: .fresh,
-                                               epochSecret: .random(), leader: mallory.signingKey)
+            let forged = try KeyPackage.create(
+                roomID: await guest.roomID, recipient: await guest.index, recipientIdentity: guestIdentity,
+                joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength),
+                epoch: 99, rosterHash: [UInt8](repeating: 0, count: 32), reason: .fresh,
+                epochSecret: .random(), leader: mallory.signingKey)
             let codeBefore = await guest.securityCode
-            await guest.handle(.frame(try FrameMessage(kind: .keys, sender: ParticipantIndex(await host.index), recipient: ParticipantIndex(await guest.index), payload: forged.encoded)))
+            await guest.handle(
+                .frame(
+                    try FrameMessage(
+                        kind: .keys, sender: ParticipantIndex(await host.index), recipient: ParticipantIndex(await guest.index), payload: forged.encoded)))
             let rejections = await guest.rejections
             #expect(rejections.contains { $0.contains("key package") }, "swapped key package not rejected: \(rejections)")
             #expect(await guest.securityCode == codeBefore, "a forged key package changed the keys")

@@ -23,10 +23,18 @@ extension JSONEventSource {
     /// Waits, up to `timeout`, for an event named `name` that matches `predicate`; throws
     /// ``TestTimeout`` with the output so far when none comes.
     @discardableResult
-    func waitFor(_ name: String, timeout: Duration = .seconds(10),
-                 _ predicate: @escaping ([String: Any]) -> Bool = { _ in true }) async throws -> [String: Any] {
+    func waitFor(
+        _ name: String, timeout: Duration = .seconds(10),
+        _ predicate: @escaping ([String: Any]) -> Bool = { _ in true }
+    ) async throws -> [String: Any] {
         var found: [String: Any]?
-        guard await eventually(within: timeout, { found = events(name).first(where: predicate); return found != nil }), let found else {
+        guard
+            await eventually(
+                within: timeout,
+                {
+                    found = events(name).first(where: predicate); return found != nil
+                }), let found
+        else {
             throw TestTimeout(what: "a \(name) event; output so far:\n\(transcript.suffix(2000))")
         }
         return found

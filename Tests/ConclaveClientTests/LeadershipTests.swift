@@ -56,7 +56,7 @@ import ConclaveRelay
             try await waitUntil("bob's copy of the room's chat") { await bob.chatLog.contains { $0.text == "for everyone" } }
             #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
 
-            await hostRun.value // the host leaves cleanly at 3 s and hands the keys over
+            await hostRun.value  // the host leaves cleanly at 3 s and hands the keys over
             let aliceIndex = Int(await alice.index)
             _ = try await logs[1].waitFor("leader", timeout: .seconds(10)) { $0["participant"] as? Int == aliceIndex }
             _ = try await logs[2].waitFor("leader", timeout: .seconds(10)) { $0["handover"] as? Bool == true }
@@ -112,7 +112,7 @@ import ConclaveRelay
             let bobRun = Task { await bob.run(for: .seconds(30)) }
             try await waitForKeys(bob)
             let codeBefore = try await settledCode(bob, equalTo: host)
-            await host.connection.close() // gone, no handover
+            await host.connection.close()  // gone, no handover
             await hostRun.value
             // Within the silence timeout (twice it for a member that is behind), with room
             // for a loaded machine.
@@ -157,11 +157,13 @@ extension LeadershipTests {
             try await host.command(.admit(ParticipantIndex(await cohost.index)))
             try await waitForKeys(cohost)
             // A knock that is already waiting when the co-host is promoted…
-            let early = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Early Bird"), output: EventOutput(json: true) { _ in })
+            let early = try await Participant.join(
+                invite: invite, options: ParticipantOptions(displayName: "Early Bird"), output: EventOutput(json: true) { _ in })
             _ = try await hostLog.waitFor("knock") { $0["name"] as? String == "Early Bird" }
             try await host.command(.promoteCohost(ParticipantIndex(await cohost.index)))
             // …and one that arrives afterwards.
-            let late = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "Late Comer"), output: EventOutput(json: true) { _ in })
+            let late = try await Participant.join(
+                invite: invite, options: ParticipantOptions(displayName: "Late Comer"), output: EventOutput(json: true) { _ in })
             let a = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Early Bird" }
             let b = try await cohostLog.waitFor("knock") { $0["name"] as? String == "Late Comer" }
             let earlyIndex = Int(await early.index), lateIndex = Int(await late.index)
@@ -185,9 +187,11 @@ extension LeadershipTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let openssl = Process()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                             "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"]
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem",
+        ]
         openssl.standardOutput = FileHandle.nullDevice
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()

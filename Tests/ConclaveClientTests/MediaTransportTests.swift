@@ -20,7 +20,7 @@ import ConclaveRelay
     /// Must show: UDP and WebSocket participants in one room all receive everything.
     @Test func udpAndWebSocketParticipantsAllReceiveEverything() async throws {
         try await withRelay { server, endpoint in
-            let logs = (0 ..< 3).map { _ in EventLog() }
+            let logs = (0..<3).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(5)) }
@@ -65,51 +65,51 @@ import ConclaveRelay
     /// losing chat or keys.
     @Test func deadUDPPathFallsBackWithoutLosingChatOrKeys() async throws {
         try await withRelay(testRelayConfiguration { $0.mediaPathTimeoutSeconds = 2 }) { _, endpoint in
-        let logs = (0 ..< 3).map { _ in EventLog() }
-        let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
-        let invite = try #require(await host.invite)
-        let hostRun = Task { await host.run(for: .seconds(9)) }
-        let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
-        let aliceRun = Task { await alice.run(for: .seconds(8.5)) }
-        try await waitUntil("the host's and alice's UDP paths") {
-            let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
-            return hostUp && aliceUp
-        }
-        let aliceIndex = await alice.index, hostIndex = await host.index
-        try await waitUntil("alice hearing the host by UDP") { await alice.audioFrames(from: hostIndex) > 20 }
-        // The path dies both ways. The baseline is read after the outage began (the count
-        // runs on the path's event loop, which sees the outage from then on), so a frame
-        // in flight at that moment cannot race the comparison below.
-        await alice.mediaPath?.simulateOutage()
-        let aliceUDPBefore = try #require(await alice.mediaPathStatistics()).framesReceived
-        // While it is dead: a new member joins (a new epoch, whose key package alice needs)
-        // and the host chats.
-        let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)
-        let carolRun = Task { await carol.run(for: .seconds(6)) }
-        try await waitForAgreement([host, alice, carol])
-        try await host.say("said while alice's UDP was down")
-        // After the timeouts (2 s both sides), audio flows over alice's WebSocket both ways.
-        try await waitUntil("alice's UDP path timing out") { await !alice.mediaPathIsUp }
-        let hostFromAliceMid = await host.audioFrames(from: aliceIndex)
-        let aliceFromHostMid = await alice.audioFrames(from: hostIndex)
-        try await waitUntil("60 frames each way over alice's WebSocket") {
-            let toAlice = await alice.audioFrames(from: hostIndex), toHost = await host.audioFrames(from: aliceIndex)
-            return toAlice - aliceFromHostMid > 60 && toHost - hostFromAliceMid > 60
-        }
-        #expect(try #require(await alice.mediaPathStatistics()).framesReceived == aliceUDPBefore, "nothing arrived by UDP while it was down")
-        await carolRun.value
-        await aliceRun.value
-        await hostRun.value
+            let logs = (0..<3).map { _ in EventLog() }
+            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
+            let invite = try #require(await host.invite)
+            let hostRun = Task { await host.run(for: .seconds(9)) }
+            let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
+            let aliceRun = Task { await alice.run(for: .seconds(8.5)) }
+            try await waitUntil("the host's and alice's UDP paths") {
+                let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
+                return hostUp && aliceUp
+            }
+            let aliceIndex = await alice.index, hostIndex = await host.index
+            try await waitUntil("alice hearing the host by UDP") { await alice.audioFrames(from: hostIndex) > 20 }
+            // The path dies both ways. The baseline is read after the outage began (the count
+            // runs on the path's event loop, which sees the outage from then on), so a frame
+            // in flight at that moment cannot race the comparison below.
+            await alice.mediaPath?.simulateOutage()
+            let aliceUDPBefore = try #require(await alice.mediaPathStatistics()).framesReceived
+            // While it is dead: a new member joins (a new epoch, whose key package alice needs)
+            // and the host chats.
+            let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)
+            let carolRun = Task { await carol.run(for: .seconds(6)) }
+            try await waitForAgreement([host, alice, carol])
+            try await host.say("said while alice's UDP was down")
+            // After the timeouts (2 s both sides), audio flows over alice's WebSocket both ways.
+            try await waitUntil("alice's UDP path timing out") { await !alice.mediaPathIsUp }
+            let hostFromAliceMid = await host.audioFrames(from: aliceIndex)
+            let aliceFromHostMid = await alice.audioFrames(from: hostIndex)
+            try await waitUntil("60 frames each way over alice's WebSocket") {
+                let toAlice = await alice.audioFrames(from: hostIndex), toHost = await host.audioFrames(from: aliceIndex)
+                return toAlice - aliceFromHostMid > 60 && toHost - hostFromAliceMid > 60
+            }
+            #expect(try #require(await alice.mediaPathStatistics()).framesReceived == aliceUDPBefore, "nothing arrived by UDP while it was down")
+            await carolRun.value
+            await aliceRun.value
+            await hostRun.value
 
-        // Nothing reliable was lost: the chat arrived and alice holds the epoch carol's join started.
-        let chats = logs[1].events("chat").compactMap { $0["text"] as? String }
-        #expect(chats.contains("said while alice's UDP was down"))
-        let carolEpoch = logs[2].events("epoch").first?["epoch"] as? Int
-        let aliceEpochs = logs[1].events("epoch").compactMap { $0["epoch"] as? Int }
-        #expect(carolEpoch != nil && aliceEpochs.contains(carolEpoch!), "alice never installed epoch \(String(describing: carolEpoch)): \(aliceEpochs)")
-        #expect(await carol.audioFrames(from: aliceIndex) > 60, "carol hears alice")
-        let c = await alice.receiveCounters
-        #expect(c.decryptFailed == 0, "\(c)")
+            // Nothing reliable was lost: the chat arrived and alice holds the epoch carol's join started.
+            let chats = logs[1].events("chat").compactMap { $0["text"] as? String }
+            #expect(chats.contains("said while alice's UDP was down"))
+            let carolEpoch = logs[2].events("epoch").first?["epoch"] as? Int
+            let aliceEpochs = logs[1].events("epoch").compactMap { $0["epoch"] as? Int }
+            #expect(carolEpoch != nil && aliceEpochs.contains(carolEpoch!), "alice never installed epoch \(String(describing: carolEpoch)): \(aliceEpochs)")
+            #expect(await carol.audioFrames(from: aliceIndex) > 60, "carol hears alice")
+            let c = await alice.receiveCounters
+            #expect(c.decryptFailed == 0, "\(c)")
         }
     }
 
@@ -119,7 +119,8 @@ import ConclaveRelay
     /// and every control message are there.
     @Test func stalledConsumerDoesNotReceiveStaleAudio() async throws {
         try await withRelay { _, endpoint in
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: EventLog().output)
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: EventLog().output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(12)) }
             defer { hostRun.cancel() }

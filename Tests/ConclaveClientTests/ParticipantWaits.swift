@@ -15,8 +15,10 @@ func agreedCode(_ participants: [Participant], differentFrom previous: String? =
 /// Waits until every one of `participants` holds keys and shows the same security code
 /// (different from `previous`, when given); returns that code.
 @discardableResult
-func waitForAgreement(_ participants: [Participant], differentFrom previous: String? = nil,
-                      within: Duration = .seconds(5)) async throws -> String {
+func waitForAgreement(
+    _ participants: [Participant], differentFrom previous: String? = nil,
+    within: Duration = .seconds(5)
+) async throws -> String {
     try await waitUntil("\(participants.count) participants agreeing on a security code", within: within) {
         await agreedCode(participants, differentFrom: previous) != nil
     }

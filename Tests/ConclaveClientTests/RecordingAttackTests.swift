@@ -29,14 +29,17 @@ import ConclaveProtocol
         m.advance(300)
         startRecording(m)
         m.advance(200)
-        #expect(m.clients[alice]!.events.contains { if case .recordingNotice(_, true, _) = $0 { return true }; return false })
+        #expect(
+            m.clients[alice]!.events.contains {
+                if case .recordingNotice(_, true, _) = $0 { return true }; return false
+            })
         answer(m, alice, .consent)
         #expect(m.host.isRecorded(alice))
         m.command(.leave, at: alice)
         m.advance(500)
         #expect(!m.host.isRecorded(alice), "a departed member's index is not recorded")
         let before = m.clients[m.hostIndex]!.events.count
-        m.nextIndex = alice // a hostile relay reuses the index
+        m.nextIndex = alice  // a hostile relay reuses the index
         let mallory = try m.join("mallory")
         m.advance(1_000)
         #expect(mallory == alice)
@@ -56,15 +59,20 @@ import ConclaveProtocol
         var withheld: [FrameMessage] = []
         m.withhold = { to, message in
             guard to == alice, case let .frame(f) = message, f.header.kind == .control, f.header.sender.rawValue == m.hostIndex,
-                  withheld.isEmpty, f.payload.count > 100 else { return false }
+                withheld.isEmpty, f.payload.count > 100
+            else { return false }
             withheld.append(f)
             return true
         }
         startRecording(m)
         m.withhold = { _, _ in false }
-        let noticesBefore = m.clients[alice]!.events.filter { if case .recordingNotice(_, true, _) = $0 { return true }; return false }.count
+        let noticesBefore = m.clients[alice]!.events.filter {
+            if case .recordingNotice(_, true, _) = $0 { return true }; return false
+        }.count
         m.advance(6_000)
-        let notices = m.clients[alice]!.events.filter { if case .recordingNotice(_, true, _) = $0 { return true }; return false }.count
+        let notices = m.clients[alice]!.events.filter {
+            if case .recordingNotice(_, true, _) = $0 { return true }; return false
+        }.count
         #expect(notices > noticesBefore, "the notice came again after being withheld")
         answer(m, alice, .decline)
         #expect(!m.host.isRecorded(alice))
@@ -73,7 +81,10 @@ import ConclaveProtocol
             let count = m.clients[alice]!.events.count
             m.deliver(.frame(old), to: alice)
             m.pump()
-            #expect(!m.clients[alice]!.events.dropFirst(count).contains { if case .recordingNotice(_, true, _) = $0 { return true }; return false })
+            #expect(
+                !m.clients[alice]!.events.dropFirst(count).contains {
+                    if case .recordingNotice(_, true, _) = $0 { return true }; return false
+                })
         }
         // A member without the right announces a recording: refused by everyone.
         let bob = try m.join("bob")
@@ -81,7 +92,10 @@ import ConclaveProtocol
         var b = m.clients[bob]!.session
         let refused = b.startRecording(retainUntil: 1, now: m.now)
         m.clients[bob]!.session = b
-        #expect(refused.contains { if case .event(.recordingRefused) = $0 { return true }; return false })
+        #expect(
+            refused.contains {
+                if case .event(.recordingRefused) = $0 { return true }; return false
+            })
         #expect(!b.isRecording)
     }
 }

@@ -13,7 +13,8 @@ import ConclaveProtocol
     static func identity(_ label: String) -> PrivateIdentity {
         let seed = SHA2.sha256(Array("conclave vector recording \(label) ed25519".utf8))
         let x = SHA2.sha256(Array("conclave vector recording \(label) x25519".utf8))
-        return PrivateIdentity(signingKey: try! Ed25519.PrivateKey(seed: SecretKey(copying: seed)), agreementKey: try! X25519.PrivateKey(secret: SecretKey(copying: x)))
+        return PrivateIdentity(
+            signingKey: try! Ed25519.PrivateKey(seed: SecretKey(copying: seed)), agreementKey: try! X25519.PrivateKey(secret: SecretKey(copying: x)))
     }
 
     static func temporaryDirectory() throws -> String {
@@ -22,17 +23,20 @@ import ConclaveProtocol
         return dir
     }
 
-    static func consent(_ who: PrivateIdentity, member: UInt16, recorder: UInt16 = 1, id: [UInt8] = recordingID,
-                        decision: RecordingConsent.Decision = .consent) -> RecordingConsent {
+    static func consent(
+        _ who: PrivateIdentity, member: UInt16, recorder: UInt16 = 1, id: [UInt8] = recordingID,
+        decision: RecordingConsent.Decision = .consent
+    ) -> RecordingConsent {
         RecordingConsent.sign(roomID: roomID, recordingID: id, member: member, recorder: recorder, decision: decision, by: who.signingKey)
     }
 
     /// A small recording: the recorder (#1) and #2 consented; audio from both, a chat line.
     static func writeSample(at path: String, capacity: Int = 4, passphrase: [UInt8]? = nil, retainUntil: UInt64 = 1_900_000_000) throws -> PrivateIdentity {
         let recorder = identity("recorder"), member = identity("member")
-        let w = try RecordingWriter(path: path, recordingID: recordingID, roomID: roomID, recorder: 1, recorderIdentity: recorder.publicIdentity,
-                                    recipients: .init(identities: [recorder.publicIdentity], passphrase: passphrase, passphraseLimits: .minimum),
-                                    createdAt: 1_700_000_000, retainUntil: retainUntil, startedAtMillis: 1_700_000_000_000, memberCapacity: capacity)
+        let w = try RecordingWriter(
+            path: path, recordingID: recordingID, roomID: roomID, recorder: 1, recorderIdentity: recorder.publicIdentity,
+            recipients: .init(identities: [recorder.publicIdentity], passphrase: passphrase, passphraseLimits: .minimum),
+            createdAt: 1_700_000_000, retainUntil: retainUntil, startedAtMillis: 1_700_000_000_000, memberCapacity: capacity)
         try w.addMember(index: 1, identity: recorder.publicIdentity, displayName: "Rec", consent: consent(recorder, member: 1), atMillis: 0)
         try w.audio(index: 1, atMillis: 0, opus: [0xF8, 0xFF, 0xFE])
         try w.addMember(index: 2, identity: member.publicIdentity, displayName: "Zoë", consent: consent(member, member: 2), atMillis: 15)
@@ -94,7 +98,10 @@ import ConclaveProtocol
             // With the key of the intact file, or with whatever the damaged header's slots give.
             if (try? RecordingReader.read(path: damaged, key: key)) != nil { return true }
             if let h = try? RecordingReader.header(path: damaged), let k = try? RecordingReader.unlock(h, identity: recorder, passphrase: nil),
-               (try? RecordingReader.read(path: damaged, key: k)) != nil { return true }
+                (try? RecordingReader.read(path: damaged, key: k)) != nil
+            {
+                return true
+            }
             return false
         }
         #expect(reads(original))
@@ -106,7 +113,7 @@ import ConclaveProtocol
         }
         #expect(undetected.isEmpty, "single-byte changes at offsets \(undetected.prefix(10)) of \(original.count) went undetected")
         var truncations: [Int] = []
-        for n in 0 ..< original.count where reads(Array(original[0 ..< n])) { truncations.append(n) }
+        for n in 0..<original.count where reads(Array(original[0..<n])) { truncations.append(n) }
         #expect(truncations.isEmpty, "truncations to \(truncations.prefix(10)) bytes went undetected")
         #expect(!reads(original + [0]), "trailing bytes are detected")
         // Reorder: swap the second and third records.
@@ -115,13 +122,13 @@ import ConclaveProtocol
         var at = header.encodedLength
         while at < original.count {
             offsets.append(at)
-            at += 4 + Int(original[at ..< at + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            at += 4 + Int(original[at..<at + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         }
-        let r1 = Array(original[offsets[1] ..< offsets[2]]), r2 = Array(original[offsets[2] ..< offsets[3]])
-        let swapped = Array(original[0 ..< offsets[1]]) + r2 + r1 + Array(original[offsets[3]...])
+        let r1 = Array(original[offsets[1]..<offsets[2]]), r2 = Array(original[offsets[2]..<offsets[3]])
+        let swapped = Array(original[0..<offsets[1]]) + r2 + r1 + Array(original[offsets[3]...])
         #expect(!reads(swapped), "a reorder is detected")
         // A dropped record.
-        #expect(!reads(Array(original[0 ..< offsets[2]]) + Array(original[offsets[3]...])), "a dropped record is detected")
+        #expect(!reads(Array(original[0..<offsets[2]]) + Array(original[offsets[3]...])), "a dropped record is detected")
         // Wrong key.
         #expect(throws: RecordingError.wrongKey) { try RecordingReader.read(path: path, key: SecretKey.random(count: 32)) }
         // An export of a damaged file writes nothing.
@@ -158,13 +165,14 @@ import ConclaveProtocol
         let path = "\(dir)/e.crec"
         // Real Opus: 1 s of 440 Hz from #1 and 660 Hz from #2.
         let recorder = Self.identity("recorder"), member = Self.identity("member")
-        let w = try RecordingWriter(path: path, recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1, recorderIdentity: recorder.publicIdentity,
-                                    recipients: .init(identities: [recorder.publicIdentity]), createdAt: 1, retainUntil: 2, startedAtMillis: 0)
+        let w = try RecordingWriter(
+            path: path, recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1, recorderIdentity: recorder.publicIdentity,
+            recipients: .init(identities: [recorder.publicIdentity]), createdAt: 1, retainUntil: 2, startedAtMillis: 0)
         try w.addMember(index: 1, identity: recorder.publicIdentity, displayName: "Rec", consent: Self.consent(recorder, member: 1), atMillis: 0)
         try w.addMember(index: 2, identity: member.publicIdentity, displayName: "Zoë", consent: Self.consent(member, member: 2), atMillis: 0)
         for (index, frequency) in [(UInt16(1), 440.0), (2, 660.0)] {
             let pipeline = try AudioSendPipeline(source: try AudioSource(spec: .tone(frequency: frequency), loop: true))
-            for n in 0 ..< 100 {
+            for n in 0..<100 {
                 let packet = try #require(try pipeline.nextPacket(nowMicros: UInt64(n) * 20_000))
                 try w.audio(index: index, atMillis: UInt32(n * 20), opus: Array(try AudioPacket.decode(packet).opus))
             }
@@ -206,18 +214,24 @@ import ConclaveProtocol
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let recorder = Self.identity("recorder"), member = Self.identity("member")
-        let w = try RecordingWriter(path: "\(dir)/c.crec", recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1,
-                                    recorderIdentity: recorder.publicIdentity, recipients: .init(identities: [recorder.publicIdentity]),
-                                    createdAt: 1, retainUntil: 2, startedAtMillis: 0)
+        let w = try RecordingWriter(
+            path: "\(dir)/c.crec", recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1,
+            recorderIdentity: recorder.publicIdentity, recipients: .init(identities: [recorder.publicIdentity]),
+            createdAt: 1, retainUntil: 2, startedAtMillis: 0)
         #expect(throws: RecordingError.self) { try w.audio(index: 2, atMillis: 0, opus: [1]) }
         #expect(throws: RecordingError.self) { try w.chat(index: 2, atMillis: 0, isPrivate: false, text: "x") }
         // A decline, a consent for another recording or signed by someone else does not count.
-        for bad in [Self.consent(member, member: 2, decision: .decline), Self.consent(member, member: 2, id: [UInt8](repeating: 1, count: 16)),
-                    Self.consent(recorder, member: 2)] {
+        for bad in [
+            Self.consent(member, member: 2, decision: .decline), Self.consent(member, member: 2, id: [UInt8](repeating: 1, count: 16)),
+            Self.consent(recorder, member: 2),
+        ] {
             #expect(throws: RecordingError.self) { try w.addMember(index: 2, identity: member.publicIdentity, displayName: "", consent: bad, atMillis: 0) }
         }
-        #expect(throws: RecordingError.self) { try RecordingWriter(path: "\(dir)/c.crec", recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1,
-                                                                   recorderIdentity: recorder.publicIdentity, recipients: .init(identities: [recorder.publicIdentity]),
-                                                                   createdAt: 1, retainUntil: 2, startedAtMillis: 0) }
+        #expect(throws: RecordingError.self) {
+            try RecordingWriter(
+                path: "\(dir)/c.crec", recordingID: Self.recordingID, roomID: Self.roomID, recorder: 1,
+                recorderIdentity: recorder.publicIdentity, recipients: .init(identities: [recorder.publicIdentity]),
+                createdAt: 1, retainUntil: 2, startedAtMillis: 0)
+        }
     }
 }

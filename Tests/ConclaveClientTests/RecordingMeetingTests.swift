@@ -44,13 +44,15 @@ import ConclaveRelay
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await withRelay { _, endpoint in
-            let logs = (0 ..< 2).map { _ in EventLog() }
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
-                                                  options: options("host", tone: 440, consent: .consent, record: "\(dir)/host.crec"), output: logs[0].output)
+            let logs = (0..<2).map { _ in EventLog() }
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults,
+                options: options("host", tone: 440, consent: .consent, record: "\(dir)/host.crec"), output: logs[0].output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(30)) }
-            let alice = try await Participant.join(invite: invite, options: options("alice", tone: 550, consent: .consent, record: "\(dir)/alice.crec"),
-                                                   output: logs[1].output)
+            let alice = try await Participant.join(
+                invite: invite, options: options("alice", tone: 550, consent: .consent, record: "\(dir)/alice.crec"),
+                output: logs[1].output)
             let aliceRun = Task { await alice.run(for: .seconds(30)) }
             _ = try await logs[0].waitFor("recording_started")
             _ = try await logs[1].waitFor("error") { $0["code"] as? String == "recording_refused" }
@@ -88,9 +90,10 @@ import ConclaveRelay
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await withRelay { _, endpoint in
-            let logs = (0 ..< 2).map { _ in EventLog() }
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
-                                                  options: options("host", tone: 440, record: "\(dir)/host.crec"), output: logs[0].output)
+            let logs = (0..<2).map { _ in EventLog() }
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults,
+                options: options("host", tone: 440, record: "\(dir)/host.crec"), output: logs[0].output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(30)) }
             _ = try await logs[0].waitFor("recording_started")
@@ -116,8 +119,9 @@ import ConclaveRelay
             let (result, out) = try export("\(dir)/host.crec", identity: host.identity, dir: dir)
             let recorded = try #require(result.summary.members.first { $0.index == aliceIndex })
             #expect(recorded.audioPackets > 30, "alice's audio after her consent is recorded")
-            #expect(recorded.audioPackets <= heard - heardAtConsent + 2,
-                    "\(recorded.audioPackets) of alice's packets recorded, but only \(heard - heardAtConsent) arrived after her consent")
+            #expect(
+                recorded.audioPackets <= heard - heardAtConsent + 2,
+                "\(recorded.audioPackets) of alice's packets recorded, but only \(heard - heardAtConsent) arrived after her consent")
             #expect(abs(try peak("\(out)/participant-\(aliceIndex).wav") - 550) / 550 < 0.02)
             // Alice's answer: an event of hers, and the consent she signed is in the file.
             _ = try await logs[1].waitFor("recording_answer") { $0["consent"] as? Bool == true }
@@ -131,9 +135,10 @@ import ConclaveRelay
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await withRelay { _, endpoint in
-            let logs = (0 ..< 3).map { _ in EventLog() }
-            let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults,
-                                                  options: options("host", tone: 440, record: "\(dir)/meeting.crec"), output: logs[0].output)
+            let logs = (0..<3).map { _ in EventLog() }
+            let host = try await Participant.host(
+                relay: endpoint, password: nil, settings: .privacyDefaults,
+                options: options("host", tone: 440, record: "\(dir)/meeting.crec"), output: logs[0].output)
             let invite = try #require(await host.invite)
             let hostRun = Task { await host.run(for: .seconds(30)) }
             let alice = try await Participant.join(invite: invite, options: options("alice", tone: 550, consent: .consent), output: logs[1].output)

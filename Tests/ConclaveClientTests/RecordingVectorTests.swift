@@ -37,7 +37,8 @@ import ConclaveProtocol
         guard case let .passphrase(salt, passes, memory, _, _) = header.slots[1] else { throw RecordingError.malformed("slot") }
         let kek = try PasswordHash.deriveKey(Array(passphrase.utf8), salt: salt, limits: .init(operations: UInt64(passes), memoryBytes: Int(memory) * 1024))
         return [
-            "description": "A recording (RECORDING.md) by #1 of room 16 × 0x42, recording id 16 × 0x5a: #1 and #2 consented; three Opus packets (F8 FF FE), one chat line, the END. Identities: SHA-256('conclave vector recording <who> ed25519' | 'x25519') as the Ed25519 seed and X25519 secret. Slot 1 seals the file key to the recorder; slot 2 wraps it under Argon2id(passphrase, salt, passes, memory_kib) with libsodium's minimum limits.",
+            "description":
+                "A recording (RECORDING.md) by #1 of room 16 × 0x42, recording id 16 × 0x5a: #1 and #2 consented; three Opus packets (F8 FF FE), one chat line, the END. Identities: SHA-256('conclave vector recording <who> ed25519' | 'x25519') as the Ed25519 seed and X25519 secret. Slot 1 seals the file key to the recorder; slot 2 wraps it under Argon2id(passphrase, salt, passes, memory_kib) with libsodium's minimum limits.",
             "recorder_ed25519_seed": Hex.encode(SHA2.sha256(Array("conclave vector recording recorder ed25519".utf8))),
             "recorder_x25519_secret": Hex.encode(SHA2.sha256(Array("conclave vector recording recorder x25519".utf8))),
             "passphrase": passphrase,
@@ -69,14 +70,16 @@ import ConclaveProtocol
         #expect(Int(header.retainUntil) == v["retain_until"] as? Int && Hex.encode(header.roomHash) == v["room_hash"] as? String)
         #expect(header.roomHash == RecordingFormat.roomHash(RecordingFileTests.roomID))
         #expect(header.members.map(Hex.encode) == v["members"] as? [String])
-        let recorder = PrivateIdentity(signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: hex("recorder_ed25519_seed"))),
-                                       agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: hex("recorder_x25519_secret"))))
+        let recorder = PrivateIdentity(
+            signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: hex("recorder_ed25519_seed"))),
+            agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: hex("recorder_x25519_secret"))))
         let byIdentity = try RecordingReader.unlock(header, identity: recorder, passphrase: nil)
         let byPassphrase = try RecordingReader.unlock(header, identity: nil, passphrase: Array((v["passphrase"] as! String).utf8))
         #expect(byIdentity.unsafeHexExport() == v["file_key"] as? String && byPassphrase == byIdentity)
         guard case let .passphrase(salt, passes, memory, _, _) = header.slots[1] else { Issue.record("no passphrase slot"); return }
-        let kek = try PasswordHash.deriveKey(Array((v["passphrase"] as! String).utf8), salt: salt,
-                                             limits: .init(operations: UInt64(passes), memoryBytes: Int(memory) * 1024))
+        let kek = try PasswordHash.deriveKey(
+            Array((v["passphrase"] as! String).utf8), salt: salt,
+            limits: .init(operations: UInt64(passes), memoryBytes: Int(memory) * 1024))
         #expect(kek.unsafeHexExport() == v["passphrase_kek"] as? String)
         var records: [String] = []
         try RecordingReader.read(path: path, key: byIdentity) { records.append(Hex.encode($0.encoded)) }

@@ -23,7 +23,7 @@ import ConclaveProtocol
         #expect(sim.host.leader?.roster?.entry(for: carol) == nil)
         #expect(try #require(sim.host.leader?.epoch) > epochBefore)
         let before = sim.clients.mapValues(\.delivered.count)
-        for _ in 0 ..< 3 { try sim.talk(carol); try sim.talk(carol, text: "still here?") }
+        for _ in 0..<3 { try sim.talk(carol); try sim.talk(carol, text: "still here?") }
         for i in [sim.hostIndex, alice, bob] {
             let late = sim.clients[i]!.delivered.dropFirst(before[i]!).filter { $0.sender == carol }
             #expect(late.isEmpty, "#\(i) opened \(late.count) frames from removed carol")
@@ -33,7 +33,10 @@ import ConclaveProtocol
         try sim.talk(sim.hostIndex)
         #expect(sim.clients[carol]!.delivered.dropFirst(before[carol]!).isEmpty)
         // The relay hid the removal; the leader's signed roster told carol herself.
-        #expect(sim.clients[carol]!.events.contains { if case .removed = $0 { return true }; return false })
+        #expect(
+            sim.clients[carol]!.events.contains {
+                if case .removed = $0 { return true }; return false
+            })
         #expect(sim.clients[carol]!.session.removedEndToEnd && !sim.clients[carol]!.session.canSeal(now: sim.now))
         #expect(try sim.repeatedNonce() == nil)
     }
@@ -67,7 +70,10 @@ import ConclaveProtocol
         sim.advance(300)
         sim.command(.transferHost(ParticipantIndex(alice)), at: sim.hostIndex)
         sim.advance(300)
-        let text = try #require(sim.clients[alice]!.events.compactMap { if case let .invite(t) = $0 { return t }; return nil }.last)
+        let text = try #require(
+            sim.clients[alice]!.events.compactMap {
+                if case let .invite(t) = $0 { return t }; return nil
+            }.last)
         let fresh = try Invite(parsing: text)
         #expect(fresh.hostIdentity == sim.clients[alice]!.session.identity.publicIdentity)
         #expect(fresh.roomID == sim.roomID && fresh.secret == sim.invite.secret)

@@ -45,17 +45,17 @@ import ConclaveProtocol
             expectedAlerts += 1
         }
 
-        for step in 0 ..< 150 {
+        for step in 0..<150 {
             let present = honest.filter { removed[$0] == nil && sim.clients[$0]!.connected }
             let someone = present.isEmpty ? nil : present[draws.next(present.count)]
             switch draws.next(13) {
-            case 0: // a ghost `joined`: an identity that never knocked
+            case 0:  // a ghost `joined`: an identity that never knocked
                 let mallory = PrivateIdentity.generate(), n = freshIndex()
                 sim.attackerListens(mallory, at: n, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength))
                 forged(at: sim.hostIndex, [.unauthorizedJoin], "a ghost join") {
                     sim.send(event(.joined(ParticipantIndex(n), identity: mallory.publicIdentity.wireIdentity, role: .participant)), to: sim.hostIndex)
                 }
-            case 1: // identity swap: carol knocks and is admitted; the relay says mallory joined
+            case 1:  // identity swap: carol knocks and is admitted; the relay says mallory joined
                 guard present.count < 8 else { continue }
                 let mallory = PrivateIdentity.generate(), n = sim.nextIndex
                 sim.withhold = { to, m in
@@ -73,7 +73,7 @@ import ConclaveProtocol
                 sim.send(event(.joined(ParticipantIndex(n), identity: carol, role: .participant)), to: sim.hostIndex)
                 sim.pump()
                 honest.append(n)
-            case 2: // a replayed knock at a new index, then `joined` for the attacker there
+            case 2:  // a replayed knock at a new index, then `joined` for the attacker there
                 guard let old = sim.knocks.last else { continue }
                 let mallory = PrivateIdentity.generate(), n = freshIndex()
                 forged(at: sim.hostIndex, [.knockReplayed], "a replayed knock") {
@@ -83,10 +83,11 @@ import ConclaveProtocol
                 forged(at: sim.hostIndex, [.unauthorizedJoin], "a join after a replayed knock") {
                     sim.send(event(.joined(ParticipantIndex(n), identity: mallory.publicIdentity.wireIdentity, role: .participant)), to: sim.hostIndex)
                 }
-            case 3: // a knock minted without the invite secret, then `joined`
+            case 3:  // a knock minted without the invite secret, then `joined`
                 let mallory = PrivateIdentity.generate(), n = freshIndex()
-                let (k, nonce) = try Knock.seal(roomID: sim.roomID, displayName: "alice", joiner: mallory,
-                                                host: sim.invite.hostIdentity.agreementKey, inviteSecret: Invite.randomSecret())
+                let (k, nonce) = try Knock.seal(
+                    roomID: sim.roomID, displayName: "alice", joiner: mallory,
+                    host: sim.invite.hostIdentity.agreementKey, inviteSecret: Invite.randomSecret())
                 sim.attackerListens(mallory, at: n, joinNonce: nonce)
                 forged(at: sim.hostIndex, [.knockRejected], "a knock without the invite secret") {
                     sim.send(.knock(KnockMessage(index: ParticipantIndex(n), identity: mallory.publicIdentity.wireIdentity, knock: k)), to: sim.hostIndex)
@@ -94,7 +95,7 @@ import ConclaveProtocol
                 forged(at: sim.hostIndex, [.unauthorizedJoin], "a join after a bad knock") {
                     sim.send(event(.joined(ParticipantIndex(n), identity: mallory.publicIdentity.wireIdentity, role: .participant)), to: sim.hostIndex)
                 }
-            case 4: // a forged role or presenter right, told to the leader
+            case 4:  // a forged role or presenter right, told to the leader
                 guard let someone, keyed(someone) else { continue }
                 forged(at: sim.hostIndex, [.relayRoleMismatch], "a forged role") {
                     if draws.next(2) == 0 {
@@ -103,7 +104,7 @@ import ConclaveProtocol
                         sim.send(event(.presenterChanged(ParticipantIndex(someone), granted: true)), to: sim.hostIndex)
                     }
                 }
-            case 5: // a forged host change, told to a member while the leader is alive
+            case 5:  // a forged host change, told to a member while the leader is alive
                 guard let someone, keyed(someone) else { continue }
                 let claimed = [someone, sim.hostIndex &+ 0x0300, present[draws.next(present.count)]][draws.next(3)]
                 // Naming the signed successor is what the relay does when the leader leaves:
@@ -111,13 +112,16 @@ import ConclaveProtocol
                 forged(at: someone, [.relayRoleMismatch], "a forged host change", within: Heartbeat.interval + 100) {
                     sim.send(event(.roleChanged(ParticipantIndex(claimed), role: .host)), to: someone)
                 }
-            case 6: // a second ADMITTED
+            case 6:  // a second ADMITTED
                 guard let someone else { continue }
                 forged(at: someone, [.unexpectedAdmission], "a second ADMITTED") {
-                    sim.send(.admitted(AdmittedMessage(index: ParticipantIndex(someone), role: .participant, settings: .privacyDefaults,
-                                                       recording: false, roster: sim.relayRoster)), to: someone)
+                    sim.send(
+                        .admitted(
+                            AdmittedMessage(
+                                index: ParticipantIndex(someone), role: .participant, settings: .privacyDefaults,
+                                recording: false, roster: sim.relayRoster)), to: someone)
                 }
-            case 7: // a replayed frame (any that crossed the relay) to a member: nothing opens twice
+            case 7:  // a replayed frame (any that crossed the relay) to a member: nothing opens twice
                 guard let someone, !sim.crossed.isEmpty else { continue }
                 let old = sim.crossed[draws.next(sim.crossed.count)]
                 let before = sim.clients[someone]!.delivered
@@ -127,20 +131,20 @@ import ConclaveProtocol
                 // opened never opens again.
                 let again = sim.clients[someone]!.delivered.dropFirst(before.count).filter { before.contains($0) }
                 #expect(again.isEmpty, "seed \(seed) step \(step): a replayed frame opened again")
-            case 8, 9: // an honest join
+            case 8, 9:  // an honest join
                 guard present.count < 8 else { continue }
                 honest.append(try sim.join(["carol", "dave", "erin", "frank"][draws.next(4)]))
-            case 10: // a removal the relay hides: it keeps the member connected and says nothing
+            case 10:  // a removal the relay hides: it keeps the member connected and says nothing
                 guard let someone, present.count > 2 else { continue }
                 sim.keptConnected.insert(someone)
                 sim.command(.remove(ParticipantIndex(someone)), at: sim.hostIndex)
                 #expect(sim.host.leader?.roster?.entry(for: someone) == nil, "seed \(seed): the removal waited for the relay")
                 removed[someone] = (sim.host.leader?.epoch ?? 0, sim.clients.mapValues(\.delivered.count))
-                try sim.talk(someone) // the removed member still talks; no one may open it
-            case 11: // honest traffic: everyone talks, someone chats
+                try sim.talk(someone)  // the removed member still talks; no one may open it
+            case 11:  // honest traffic: everyone talks, someone chats
                 for i in present + [sim.hostIndex] { try sim.talk(i) }
                 if let someone { try sim.talk(someone, text: "step \(step)") }
-            default: // time passes: heartbeats, rotations, wipes
+            default:  // time passes: heartbeats, rotations, wipes
                 sim.advance(UInt64(100 + 100 * draws.next(30)))
             }
 

@@ -63,13 +63,15 @@ final class SimulatedMeeting {
         var id = RoomID.zero
         while id == .zero { id = RoomID(bytes: SecureRandom.bytes(count: MessageLimits.roomIDLength))! }
         roomID = id
-        invite = Invite(secure: false, host: "127.0.0.1", port: 1, roomID: id, hostIdentity: hostIdentity.publicIdentity,
-                        secret: Invite.randomSecret(), password: nil)
+        invite = Invite(
+            secure: false, host: "127.0.0.1", port: 1, roomID: id, hostIdentity: hostIdentity.publicIdentity,
+            secret: Invite.randomSecret(), password: nil)
         var c = ParticipantSession.Configuration(displayName: "host")
         c.autoAdmit = autoAdmit
         configuration = c
-        let (host, actions) = try ParticipantSession.host(roomID: id, index: hostIndex, identity: hostIdentity, invite: invite,
-                                                          waitingRoom: true, configuration: c, now: now)
+        let (host, actions) = try ParticipantSession.host(
+            roomID: id, index: hostIndex, identity: hostIdentity, invite: invite,
+            waitingRoom: true, configuration: c, now: now)
         clients[hostIndex] = Client(session: host, admitted: true)
         carryOut(actions, from: hostIndex)
         pump()
@@ -84,12 +86,15 @@ final class SimulatedMeeting {
     @discardableResult
     func join(_ name: String, identity: PrivateIdentity = .generate(), invite given: Invite? = nil) throws -> UInt16 {
         let invite = given ?? self.invite
-        let (knock, nonce) = try Knock.seal(roomID: roomID, displayName: name, joiner: identity,
-                                            host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
+        let (knock, nonce) = try Knock.seal(
+            roomID: roomID, displayName: name, joiner: identity,
+            host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let i = nextIndex
         nextIndex += 1
-        clients[i] = Client(session: ParticipantSession(roomID: roomID, index: i, identity: identity, invite: invite, joinNonce: nonce,
-                                                        configuration: .init(displayName: name)))
+        clients[i] = Client(
+            session: ParticipantSession(
+                roomID: roomID, index: i, identity: identity, invite: invite, joinNonce: nonce,
+                configuration: .init(displayName: name)))
         knocks.append((i, identity.publicIdentity, knock))
         send(.knock(KnockMessage(index: ParticipantIndex(i), identity: identity.publicIdentity.wireIdentity, knock: knock)), to: relayHost)
         pump()
@@ -99,8 +104,9 @@ final class SimulatedMeeting {
     /// The relay's roster as ADMITTED carries it.
     var relayRoster: [RosterEntry] {
         clients.filter { $0.value.admitted && $0.value.connected }.sorted { $0.key < $1.key }.map {
-            RosterEntry(index: ParticipantIndex($0.key), identity: $0.value.session.identity.publicIdentity.wireIdentity,
-                        role: $0.key == relayHost ? .host : .participant, state: $0.key == hostIndex ? [] : [.muted])
+            RosterEntry(
+                index: ParticipantIndex($0.key), identity: $0.value.session.identity.publicIdentity.wireIdentity,
+                role: $0.key == relayHost ? .host : .participant, state: $0.key == hostIndex ? [] : [.muted])
         }
     }
 
@@ -112,10 +118,13 @@ final class SimulatedMeeting {
             c.admitted = true
             clients[i.rawValue] = c
             send(.admitted(AdmittedMessage(index: i, role: .participant, settings: .privacyDefaults, recording: false, roster: relayRoster)), to: i.rawValue)
-            broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .joined(i, identity: c.session.identity.publicIdentity.wireIdentity, role: .participant))),
-                      except: i.rawValue)
+            broadcast(
+                .event(
+                    EventMessage(
+                        actor: ParticipantIndex(sender), event: .joined(i, identity: c.session.identity.publicIdentity.wireIdentity, role: .participant))),
+                except: i.rawValue)
         case .remove(let i):
-            guard !keptConnected.contains(i.rawValue) else { return } // the relay suppresses it
+            guard !keptConnected.contains(i.rawValue) else { return }  // the relay suppresses it
             clients[i.rawValue]?.connected = false
             broadcast(.event(EventMessage(actor: ParticipantIndex(sender), event: .removed(i))), except: i.rawValue)
         case .transferHost(let i):
@@ -155,7 +164,8 @@ final class SimulatedMeeting {
         // Whatever the leader's checks, a key package sealed to a key the attacker holds
         // opens with that key alone: try it, ignoring every binding an honest client checks.
         if frame.header.kind == .keys, let package = try? KeyPackage(encoded: frame.payload),
-           (try? SealedBox.open(package.sealed, recipient: a.session.identity.agreementKey)) != nil {
+            (try? SealedBox.open(package.sealed, recipient: a.session.identity.agreementKey)) != nil
+        {
             openedKeyPackages += 1
         }
         let outcome = a.session.receiveFrame(frame, now: now)
@@ -277,12 +287,16 @@ final class SimulatedMeeting {
     /// A session of an identity the attacker holds, seated at `index` as a relay would
     /// seat it (ADMITTED with the real host), hearing every frame from now on.
     func attackerListens(_ identity: PrivateIdentity, at index: UInt16, joinNonce: [UInt8]) {
-        var s = ParticipantSession(roomID: roomID, index: index, identity: identity, invite: invite, joinNonce: joinNonce,
-                                   configuration: .init(displayName: "mallory"))
+        var s = ParticipantSession(
+            roomID: roomID, index: index, identity: identity, invite: invite, joinNonce: joinNonce,
+            configuration: .init(displayName: "mallory"))
         let hostEntry = RosterEntry(index: ParticipantIndex(hostIndex), identity: hostIdentity.publicIdentity.wireIdentity, role: .host)
         let me = RosterEntry(index: ParticipantIndex(index), identity: identity.publicIdentity.wireIdentity, role: .participant, state: [.muted])
-        _ = s.receive(.admitted(AdmittedMessage(index: ParticipantIndex(index), role: .participant, settings: .privacyDefaults, recording: false,
-                                                roster: [hostEntry, me])), now: now)
+        _ = s.receive(
+            .admitted(
+                AdmittedMessage(
+                    index: ParticipantIndex(index), role: .participant, settings: .privacyDefaults, recording: false,
+                    roster: [hostEntry, me])), now: now)
         attacker[index] = Client(session: s, admitted: true)
         // It also gets every frame that crossed the relay so far.
         for f in crossed { hearByAttacker(f, at: index) }
@@ -290,7 +304,9 @@ final class SimulatedMeeting {
 
     /// Alerts raised by client `i` (codes), from event number `since` on.
     func alerts(_ i: UInt16, since: Int = 0) -> [AlertCode] {
-        clients[i]!.events.dropFirst(since).compactMap { if case let .alert(code, _) = $0 { return code }; return nil }
+        clients[i]!.events.dropFirst(since).compactMap {
+            if case let .alert(code, _) = $0 { return code }; return nil
+        }
     }
 
     // MARK: Invariants

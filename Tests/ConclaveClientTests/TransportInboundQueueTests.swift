@@ -15,9 +15,9 @@ struct TransportInboundQueueTests {
     func ordering() {
         var queue = InboundQueue<Waiter>(highWatermark: 10, lowWatermark: 2)
         let waiter = Waiter()
-        for byte in 0 ..< 3 { #expect(isBuffered(queue.receive(item(byte), at: 0))) }
+        for byte in 0..<3 { #expect(isBuffered(queue.receive(item(byte), at: 0))) }
         #expect(queue.finish(.closed(code: 1000, reason: nil)).isEmpty)
-        for byte in 0 ..< 3 { #expect(queue.next(for: waiter, at: 0) == .item(item(byte), resumeReading: false)) }
+        for byte in 0..<3 { #expect(queue.next(for: waiter, at: 0) == .item(item(byte), resumeReading: false)) }
         #expect(queue.next(for: waiter, at: 0) == .item(.closed(code: 1000, reason: nil), resumeReading: false))
         #expect(queue.next(for: waiter, at: 0) == .end)
         #expect(queue.next(for: waiter, at: 0) == .end)
@@ -67,12 +67,12 @@ struct TransportInboundQueueTests {
         var queue = InboundQueue<Waiter>(highWatermark: 4, lowWatermark: 1)
         let waiter = Waiter()
         #expect(queue.readRequested() == .forward)
-        for byte in 0 ..< 4 { _ = queue.receive(item(byte), at: 0) }
+        for byte in 0..<4 { _ = queue.receive(item(byte), at: 0) }
         #expect(queue.readRequested() == .withhold)
         // Items beyond the watermark (the rest of a read burst) are still kept.
-        for byte in 4 ..< 6 { #expect(isBuffered(queue.receive(item(byte), at: 0))) }
+        for byte in 4..<6 { #expect(isBuffered(queue.receive(item(byte), at: 0))) }
         #expect(queue.bufferedCount == 6)
-        for byte in 0 ..< 4 { #expect(queue.next(for: waiter, at: 0) == .item(item(byte), resumeReading: false)) }
+        for byte in 0..<4 { #expect(queue.next(for: waiter, at: 0) == .item(item(byte), resumeReading: false)) }
         #expect(queue.readRequested() == .withhold, "still above the low watermark")
         #expect(queue.next(for: waiter, at: 0) == .item(item(4), resumeReading: true), "drained to 1: the withheld read goes out")
         #expect(queue.readRequested() == .forward)
@@ -92,11 +92,11 @@ struct TransportInboundQueueTests {
         #expect(queue.readRequested() == .forward)
 
         // Paused and over the watermark: draining alone does not resume reading.
-        for byte in 0 ..< 4 { _ = queue.receive(item(byte), at: 0) }
+        for byte in 0..<4 { _ = queue.receive(item(byte), at: 0) }
         _ = queue.setPausedByUser(true)
         #expect(queue.readRequested() == .withhold)
         let waiter = Waiter()
-        for _ in 0 ..< 4 {
+        for _ in 0..<4 {
             guard case .item(_, false) = queue.next(for: waiter, at: 0) else {
                 Issue.record("reading resumed while paused")
                 return
@@ -107,14 +107,15 @@ struct TransportInboundQueueTests {
     }
 
     private func frame(_ kind: FrameKind, _ byte: UInt8) -> RelayInbound {
-        .message(.frame(try! FrameMessage(kind: kind, sender: ParticipantIndex(2), recipient: kind == .keys ? ParticipantIndex(3) : .everyone, payload: [byte])))
+        .message(
+            .frame(try! FrameMessage(kind: kind, sender: ParticipantIndex(2), recipient: kind == .keys ? ParticipantIndex(3) : .everyone, payload: [byte])))
     }
 
     @Test("Issue 10, defect 9: a flood of audio nobody takes stays within the media bound; control is kept")
     func audioFloodIsBounded() {
         var queue = InboundQueue<Waiter>(highWatermark: 10, lowWatermark: 2, mediaLimit: 1_000)
         _ = queue.receive(frame(.keys, 1), at: 0)
-        for n in 0 ..< 10_000 { _ = queue.receive(frame(.audio, UInt8(truncatingIfNeeded: n)), at: 0) }
+        for n in 0..<10_000 { _ = queue.receive(frame(.audio, UInt8(truncatingIfNeeded: n)), at: 0) }
         _ = queue.receive(frame(.chat, 2), at: 0)
         #expect(queue.bufferedCount <= 1_100, "\(queue.bufferedCount) items buffered")
         #expect(queue.statistics.mediaOverflowDropped == 9_000 && queue.statistics.peakQueuedMedia == 1_000)
@@ -156,12 +157,12 @@ struct TransportInboundQueueTests {
     @Test("keepAll: media is kept like control, and reads stop at the watermark instead")
     func keepAllMedia() {
         var queue = InboundQueue<Waiter>(highWatermark: 4, lowWatermark: 1, mediaLimit: 2, staleAudioNanos: 1, mediaIsDroppable: false)
-        for n in 0 ..< 10 { _ = queue.receive(frame(.audio, UInt8(n)), at: 0) }
+        for n in 0..<10 { _ = queue.receive(frame(.audio, UInt8(n)), at: 0) }
         #expect(queue.readRequested() == .withhold)
         let waiter = Waiter()
         var got: [UInt8] = []
         while case let .item(.message(.frame(f)), _) = queue.next(for: waiter, at: 1_000_000_000) { got.append(f.payload[0]) }
-        #expect(got == Array(0 ..< 10) && queue.statistics.mediaDropped == 0)
+        #expect(got == Array(0..<10) && queue.statistics.mediaDropped == 0)
     }
 
     @Test("Media and control interleave in arrival order; UDP screen frames are media, WebSocket ones control")
@@ -169,12 +170,12 @@ struct TransportInboundQueueTests {
         var queue = InboundQueue<Waiter>(highWatermark: 3, lowWatermark: 1, mediaLimit: 2)
         let waiter = Waiter()
         _ = queue.receive(frame(.audio, 1), at: 0)
-        _ = queue.receive(frame(.screen, 2), at: 0)                        // WebSocket: control
-        _ = queue.receive(frame(.screen, 3), at: 0, viaMediaPath: true)    // UDP: media
+        _ = queue.receive(frame(.screen, 2), at: 0)  // WebSocket: control
+        _ = queue.receive(frame(.screen, 3), at: 0, viaMediaPath: true)  // UDP: media
         _ = queue.receive(frame(.chat, 4), at: 0)
         #expect(queue.statistics.peakQueuedMedia == 2 && queue.statistics.peakQueuedControl == 2)
-        _ = queue.receive(frame(.audio, 5), at: 0)                          // media over its limit: frame 1 goes
-        _ = queue.receive(item(6), at: 0)                                   // third control item: reads withheld
+        _ = queue.receive(frame(.audio, 5), at: 0)  // media over its limit: frame 1 goes
+        _ = queue.receive(item(6), at: 0)  // third control item: reads withheld
         #expect(queue.readRequested() == .withhold)
         var got: [UInt8] = []
         while case let .item(i, _) = queue.next(for: waiter, at: 0) {
@@ -215,4 +216,3 @@ struct TransportInboundQueueTests {
         #expect(stats(0, 0).drops(since: stats(UInt64.max, UInt64.max)) == (0, 0))
     }
 }
-

@@ -86,22 +86,26 @@ final class WebSocketEchoServer: Sendable {
                         },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(
-                                    minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1_000, maxAccumulatedFrameSize: 1 << 20
-                                ))
+                                try channel.pipeline.syncOperations.addHandler(
+                                    NIOWebSocketFrameAggregator(
+                                        minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1_000, maxAccumulatedFrameSize: 1 << 20
+                                    ))
                                 try channel.pipeline.syncOperations.addHandler(EchoWebSocketHandler(log: log))
                                 return true
                             }
                         }
                     )
-                    _ = try pipeline.configureUpgradableHTTPServerPipeline(configuration: .init(
-                        upgradeConfiguration: .init(upgraders: [upgrader], notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(NotFoundHandler())
-                                return false
-                            }
-                        })
-                    ))
+                    _ = try pipeline.configureUpgradableHTTPServerPipeline(
+                        configuration: .init(
+                            upgradeConfiguration: .init(
+                                upgraders: [upgrader],
+                                notUpgradingCompletionHandler: { channel in
+                                    channel.eventLoop.makeCompletedFuture {
+                                        try channel.pipeline.syncOperations.addHandler(NotFoundHandler())
+                                        return false
+                                    }
+                                })
+                        ))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -208,7 +212,7 @@ private final class EchoWebSocketHandler: ChannelInboundHandler {
         } else if text.hasPrefix("send:") {
             let parts = text.split(separator: ":")
             guard parts.count == 3, let count = Int(parts[1]), let size = Int(parts[2]) else { return }
-            for index in 0 ..< count {
+            for index in 0..<count {
                 let byte = UInt8(truncatingIfNeeded: index)
                 send(.binary, ByteBuffer(repeating: byte, count: size), context: context)
             }

@@ -92,7 +92,7 @@ struct TransportTests {
     @Test("A message sent in fragments is reassembled by the server and echoed whole")
     func fragmentedSendIsReassembled() async throws {
         try await withEchoConnection { connection, _ in
-            let bytes = (0 ..< 3_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let bytes = (0..<3_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
             try await connection.sendRaw(bytes, fragmentSize: 1_000)
             #expect(try await nextItem(connection).undecodableBytes == bytes)
         }
@@ -101,8 +101,8 @@ struct TransportTests {
     @Test("Items arrive in order and raw sends keep their bytes")
     func rawSendsArriveInOrder() async throws {
         try await withEchoConnection { connection, _ in
-            for index in 0 ..< 20 { try await connection.sendRaw([0xEE, UInt8(index)]) }
-            for index in 0 ..< 20 {
+            for index in 0..<20 { try await connection.sendRaw([0xEE, UInt8(index)]) }
+            for index in 0..<20 {
                 #expect(try await nextItem(connection).undecodableBytes == [0xEE, UInt8(index)])
             }
         }
@@ -161,7 +161,7 @@ struct TransportTests {
         #expect(try await connection.next(timeout: .seconds(1)) == nil)
         await #expect(throws: RelayConnectionError.closed) { try await connection.send(.ping(nonce: 1)) }
         #expect(server.log.closeCodes == [1000])
-        await connection.close() // idempotent
+        await connection.close()  // idempotent
         await server.stop()
     }
 
@@ -178,7 +178,7 @@ struct TransportTests {
     @Test("The inbound AsyncSequence yields every item then .closed, and ends")
     func inboundSequenceEndsAfterClosed() async throws {
         try await withEchoConnection { connection, _ in
-            for index in 0 ..< 3 { try await connection.sendRaw([UInt8(index)]) }
+            for index in 0..<3 { try await connection.sendRaw([UInt8(index)]) }
             // Wait for the echoes before starting the handshake, so they are queued first.
             try await withTimeout(.seconds(5)) {
                 for await item in connection.inbound {
@@ -247,7 +247,7 @@ struct TransportTests {
             try await Task.sleep(for: .milliseconds(100))
             let buffered = await connection.bufferedInboundCount()
             #expect(buffered >= 4 && buffered < 50, "reading stopped near the watermark (\(buffered) buffered)")
-            for index in 0 ..< count {
+            for index in 0..<count {
                 let bytes = try #require(try await nextItem(connection).undecodableBytes)
                 #expect(bytes.count == 2_000 && bytes.first == UInt8(truncatingIfNeeded: index))
             }

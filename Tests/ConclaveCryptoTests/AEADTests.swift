@@ -13,8 +13,9 @@ import ConclaveCrypto
             let plaintext = rng.bytes(length)
             var expected = [UInt8](repeating: 0, count: length + 16)
             var expectedLength: UInt64 = 0
-            _ = crypto_aead_xchacha20poly1305_ietf_encrypt(&expected, &expectedLength, plaintext, UInt64(length),
-                                                           aad, UInt64(aad.count), nil, nonce, key)
+            _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                &expected, &expectedLength, plaintext, UInt64(length),
+                aad, UInt64(aad.count), nil, nonce, key)
             #expect(Int(expectedLength) == length + 16)
 
             let cipher = try XChaChaFrameCipher(key: SecretKey(copying: key), noncePrefix: Array(nonce[0..<16]))
@@ -22,9 +23,10 @@ import ConclaveCrypto
             var buffer = plaintext + [UInt8](repeating: 0, count: 16)
             try buffer.withUnsafeMutableBytes { b in
                 try aad.withUnsafeBytes { a in
-                    try cipher.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<length]),
-                                    tag: UnsafeMutableRawBufferPointer(rebasing: b[length...]),
-                                    nonceSuffix: suffix, authenticating: a)
+                    try cipher.seal(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<length]),
+                        tag: UnsafeMutableRawBufferPointer(rebasing: b[length...]),
+                        nonceSuffix: suffix, authenticating: a)
                 }
             }
             #expect(buffer == expected, "length \(length)")
@@ -32,8 +34,9 @@ import ConclaveCrypto
             // And it opens what libsodium sealed.
             try buffer.withUnsafeMutableBytes { b in
                 try aad.withUnsafeBytes { a in
-                    try cipher.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<length]),
-                                    tag: UnsafeRawBufferPointer(rebasing: b[length...]), nonceSuffix: suffix, authenticating: a)
+                    try cipher.open(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<length]),
+                        tag: UnsafeRawBufferPointer(rebasing: b[length...]), nonceSuffix: suffix, authenticating: a)
                 }
             }
             #expect(Array(buffer[0..<length]) == plaintext)
@@ -67,16 +70,18 @@ import ConclaveCrypto
         var sealed = plaintext + [UInt8](repeating: 0, count: 16)
         try sealed.withUnsafeMutableBytes { b in
             try aad.withUnsafeBytes { a in
-                try cipher.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<40]),
-                                tag: UnsafeMutableRawBufferPointer(rebasing: b[40...]), nonceSuffix: 99, authenticating: a)
+                try cipher.seal(
+                    inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<40]),
+                    tag: UnsafeMutableRawBufferPointer(rebasing: b[40...]), nonceSuffix: 99, authenticating: a)
             }
         }
         func attempt(_ frame: [UInt8], _ aad: [UInt8], suffix: UInt64 = 99) -> (ok: Bool, body: [UInt8]) {
             var f = frame
             let ok = f.withUnsafeMutableBytes { b in
                 aad.withUnsafeBytes { a in
-                    (try? cipher.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<40]),
-                                      tag: UnsafeRawBufferPointer(rebasing: b[40...]), nonceSuffix: suffix, authenticating: a)) != nil
+                    (try? cipher.open(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<40]),
+                        tag: UnsafeRawBufferPointer(rebasing: b[40...]), nonceSuffix: suffix, authenticating: a)) != nil
                 }
             }
             return (ok, Array(f[0..<40]))
@@ -110,19 +115,31 @@ import ConclaveCrypto
         let key = SecretKey.random()
         let nonce = [UInt8](repeating: 3, count: 12)
         var body = Array("frame".utf8), tag = [UInt8](repeating: 0, count: 16)
-        try body.withUnsafeMutableBytes { b in try tag.withUnsafeMutableBytes { t in try nonce.withUnsafeBytes { n in
-            try AES256GCM.seal(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
-        } } }
+        try body.withUnsafeMutableBytes { b in
+            try tag.withUnsafeMutableBytes { t in
+                try nonce.withUnsafeBytes { n in
+                    try AES256GCM.seal(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
+        }
         #expect(body != Array("frame".utf8))
         var tampered = body; tampered[0] ^= 1
         #expect(throws: CryptoError.authenticationFailed) {
-            try tampered.withUnsafeMutableBytes { b in try tag.withUnsafeBytes { t in try nonce.withUnsafeBytes { n in
-                try AES256GCM.open(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
-            } } }
+            try tampered.withUnsafeMutableBytes { b in
+                try tag.withUnsafeBytes { t in
+                    try nonce.withUnsafeBytes { n in
+                        try AES256GCM.open(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                }
+            }
         }
-        try body.withUnsafeMutableBytes { b in try tag.withUnsafeBytes { t in try nonce.withUnsafeBytes { n in
-            try AES256GCM.open(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
-        } } }
+        try body.withUnsafeMutableBytes { b in
+            try tag.withUnsafeBytes { t in
+                try nonce.withUnsafeBytes { n in
+                    try AES256GCM.open(inPlace: b, tag: t, key: key, nonce: n, authenticating: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
+        }
         #expect(body == Array("frame".utf8))
     }
 }

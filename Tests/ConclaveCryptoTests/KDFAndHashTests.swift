@@ -12,10 +12,14 @@ import ConclaveCrypto
 
     // RFC 5869 Appendix A.2 (long inputs, multi-block output)
     @Test func rfc5869Case2() throws {
-        let okm = try HKDF.deriveKey(.sha256, salt: Array(0x60...0xaf).map { UInt8($0) },
-                                     ikm: Array(0x00...0x4f).map { UInt8($0) },
-                                     info: Array(0xb0...0xff).map { UInt8($0) }, length: 82)
-        #expect(okm.unsafeHexExport() == "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87")
+        let okm = try HKDF.deriveKey(
+            .sha256, salt: Array(0x60...0xaf).map { UInt8($0) },
+            ikm: Array(0x00...0x4f).map { UInt8($0) },
+            info: Array(0xb0...0xff).map { UInt8($0) }, length: 82)
+        #expect(
+            okm.unsafeHexExport()
+                == "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87"
+        )
     }
 
     // RFC 5869 Appendix A.3 (empty salt and info)
@@ -41,7 +45,8 @@ import ConclaveCrypto
         #expect(Hex.encode(SHA2.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.encode(SHA2.sha512(Array("abc".utf8))).hasPrefix("ddaf35a193617abacc417349ae204131"))
         // RFC 4231 test case 2 for HMAC-SHA256
-        #expect(Hex.encode(HMAC.authenticate(.sha256, key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
+        #expect(
+            Hex.encode(HMAC.authenticate(.sha256, key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 }

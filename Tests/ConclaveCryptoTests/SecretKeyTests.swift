@@ -8,11 +8,13 @@ import ConclaveCrypto
         let hexText = Hex.encode(raw)
         var dumped = ""
         dump(key, to: &dumped)
-        let renderings = [key.description, key.debugDescription, "\(key)", String(describing: key),
-                          String(reflecting: key), dumped, "\(key.bytes)", String(reflecting: key.bytes)]
+        let renderings = [
+            key.description, key.debugDescription, "\(key)", String(describing: key),
+            String(reflecting: key), dumped, "\(key.bytes)", String(reflecting: key.bytes),
+        ]
         for text in renderings {
             #expect(!text.contains(hexText.prefix(8)), "leaked: \(text)")
-            #expect(!text.contains("160"), "decimal bytes leaked: \(text)") // 0xA0
+            #expect(!text.contains("160"), "decimal bytes leaked: \(text)")  // 0xA0
             #expect(text.contains("redacted") || text.contains("SecretKey"), "unexpected rendering: \(text)")
         }
     }

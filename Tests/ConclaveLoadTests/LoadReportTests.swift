@@ -17,11 +17,12 @@ struct LoadReportTests {
         var samples: [LoadSample] = []
         for i in 0..<count {
             let d = Double(i)
-            samples.append(LoadSample(
-                tSeconds: d + 1, connected: 300, sentPerSecond: 15_000 + d,
-                receivedPerSecond: 435_000 - d, lossPercent: 0.01,
-                p50Ms: 1.5 + d / 10, p99Ms: 4.2 + d / 10
-            ))
+            samples.append(
+                LoadSample(
+                    tSeconds: d + 1, connected: 300, sentPerSecond: 15_000 + d,
+                    receivedPerSecond: 435_000 - d, lossPercent: 0.01,
+                    p50Ms: 1.5 + d / 10, p99Ms: 4.2 + d / 10
+                ))
         }
         return samples
     }
@@ -144,8 +145,9 @@ struct LoadReportTests {
         // Values start where the value "0.050%" / "ws://" starts.
         let lossColumn = try #require(lossLine.range(of: "0.050%")).lowerBound
         let relayColumn = try #require(relayLine.range(of: "ws://")).lowerBound
-        #expect(lossLine.distance(from: lossLine.startIndex, to: lossColumn)
-            == relayLine.distance(from: relayLine.startIndex, to: relayColumn))
+        #expect(
+            lossLine.distance(from: lossLine.startIndex, to: lossColumn)
+                == relayLine.distance(from: relayLine.startIndex, to: relayColumn))
     }
 
     @Test func tableShowsMeasuredRekeyAndFailure() {
@@ -224,9 +226,11 @@ struct LoadReportTests {
 
     @Test func jsonKeyOrderIsStable() {
         let json = LoadReport.json(Self.summary())
-        let keys = ["\"date\"", "\"machine\"", "\"passed\"", "\"configuration\"", "\"participants_target\"",
-                    "\"frames_sent\"", "\"loss_percent\"", "\"latency_ms\"", "\"rekey_after_removal_ms\"",
-                    "\"relay_rss_per_participant_bytes\"", "\"errors\"", "\"timeline\""]
+        let keys = [
+            "\"date\"", "\"machine\"", "\"passed\"", "\"configuration\"", "\"participants_target\"",
+            "\"frames_sent\"", "\"loss_percent\"", "\"latency_ms\"", "\"rekey_after_removal_ms\"",
+            "\"relay_rss_per_participant_bytes\"", "\"errors\"", "\"timeline\"",
+        ]
         let positions = keys.compactMap { json.range(of: $0)?.lowerBound }
         #expect(positions.count == keys.count)
         #expect(positions == positions.sorted())
@@ -360,8 +364,9 @@ struct LoadReportTests {
         #expect(Self.svgNumbersAreFinite(single))
 
         let flat = (0..<4).map {
-            LoadSample(tSeconds: Double($0), connected: 0, sentPerSecond: 0, receivedPerSecond: 0,
-                       lossPercent: 0, p50Ms: 0, p99Ms: 0)
+            LoadSample(
+                tSeconds: Double($0), connected: 0, sentPerSecond: 0, receivedPerSecond: 0,
+                lossPercent: 0, p50Ms: 0, p99Ms: 0)
         }
         let html = LoadReport.html(Self.summary(timeline: flat))
         #expect(try Self.polylinePoints(html, series: "sent/s").count == 4)

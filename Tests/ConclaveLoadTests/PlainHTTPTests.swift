@@ -26,6 +26,8 @@ import Testing
         #expect(throws: PlainHTTP.Failure(description: "bad status line")) { try parse("SSH-2.0-OpenSSH\r\n\r\n") }
         #expect(throws: PlainHTTP.Failure(description: "truncated chunk")) { try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nshort\r\n") }
         #expect(throws: PlainHTTP.Failure(description: "bad chunk size")) { try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") }
-        #expect(throws: PlainHTTP.Failure(description: "body shorter than its Content-Length")) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nabc") }
+        #expect(throws: PlainHTTP.Failure(description: "body shorter than its Content-Length")) {
+            try parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nabc")
+        }
     }
 }

@@ -3,8 +3,9 @@ import Testing
 
 @Suite("Analysis")
 struct AnalysisTests {
-    @Test("dominant frequency of pure tones is accurate well under 1%",
-          arguments: [(440.0, 48_000), (300.0, 48_000), (1_000.0, 48_000), (3_000.0, 8_000), (5_512.5, 24_000), (97.0, 16_000)])
+    @Test(
+        "dominant frequency of pure tones is accurate well under 1%",
+        arguments: [(440.0, 48_000), (300.0, 48_000), (1_000.0, 48_000), (3_000.0, 8_000), (5_512.5, 24_000), (97.0, 16_000)])
     func pureTones(case: (frequency: Double, sampleRate: Int)) throws {
         var tone = ToneGenerator(frequency: `case`.frequency, amplitude: 0.3, sampleRate: `case`.sampleRate)
         let samples = tone.generate(frameCount: `case`.sampleRate / 2)  // 0.5 s
@@ -17,8 +18,10 @@ struct AnalysisTests {
         var loud = ToneGenerator(frequency: 700, amplitude: 0.4)
         var quiet = ToneGenerator(frequency: 2_500, amplitude: 0.1)
         var noise = NoiseGenerator(seed: 3, amplitude: 0.05)
-        let mix = AudioMixer.mix([loud.generate(frameCount: 24_000), quiet.generate(frameCount: 24_000),
-                                  noise.generate(frameCount: 24_000), [Int16](repeating: 3_000, count: 24_000)])
+        let mix = AudioMixer.mix([
+            loud.generate(frameCount: 24_000), quiet.generate(frameCount: 24_000),
+            noise.generate(frameCount: 24_000), [Int16](repeating: 3_000, count: 24_000),
+        ])
         let estimate = try #require(DominantFrequency.estimate(samples: mix, sampleRate: 48_000))
         #expect(abs(estimate - 700) < 2, "estimated \(estimate) Hz")
     }

@@ -16,8 +16,9 @@ struct OpusCodecTests {
     @Test("440 Hz tone survives encode+decode", arguments: layouts)
     func toneRoundTrip(layout: (channels: Int, duration: OpusFrameDuration)) throws {
         let (channels, duration) = layout
-        let encoder = try OpusEncoder(configuration: OpusEncoderConfiguration(
-            channels: channels, frameDuration: duration, bitrate: .bitsPerSecond(32_000 * channels)))
+        let encoder = try OpusEncoder(
+            configuration: OpusEncoderConfiguration(
+                channels: channels, frameDuration: duration, bitrate: .bitsPerSecond(32_000 * channels)))
         let decoder = try OpusDecoder(channels: channels)
         var tone = ToneGenerator(frequency: 440, amplitude: 0.5, channels: channels)
         // 1.2 s of audio, whole frames.
@@ -56,8 +57,9 @@ struct OpusCodecTests {
         #expect(abs(AudioLevel.rms(settled) - inputRMS) / inputRMS < 0.3)
     }
 
-    @Test("the encoder accepts every Opus rate and encodes a frame of the right size",
-          arguments: AudioFormat.supportedSampleRates)
+    @Test(
+        "the encoder accepts every Opus rate and encodes a frame of the right size",
+        arguments: AudioFormat.supportedSampleRates)
     func otherSampleRates(sampleRate: Int) throws {
         let encoder = try OpusEncoder(sampleRate: sampleRate, channels: 1)
         #expect(encoder.samplesPerChannelPerFrame == sampleRate / 50)
@@ -72,9 +74,10 @@ struct OpusCodecTests {
 
     @Test("settings are applied at creation and read back")
     func settingsReadBack() throws {
-        let encoder = try OpusEncoder(configuration: OpusEncoderConfiguration(
-            channels: 2, frameDuration: .ms40, application: .audio, bitrate: .bitsPerSecond(24_000),
-            inbandFEC: true, packetLossPercentage: 15, dtx: true, complexity: 5))
+        let encoder = try OpusEncoder(
+            configuration: OpusEncoderConfiguration(
+                channels: 2, frameDuration: .ms40, application: .audio, bitrate: .bitsPerSecond(24_000),
+                inbandFEC: true, packetLossPercentage: 15, dtx: true, complexity: 5))
         #expect(try encoder.bitrate == 24_000)
         #expect(try encoder.isInbandFECEnabled)
         #expect(try encoder.packetLossPercentage == 15)
@@ -148,8 +151,9 @@ struct OpusCodecTests {
 
     @Test("the documented maximum packet size holds maximum-bitrate 40 ms stereo packets")
     func maximumPacketSize() throws {
-        let encoder = try OpusEncoder(configuration: OpusEncoderConfiguration(
-            channels: 2, frameDuration: .ms40, application: .audio, bitrate: .maximum))
+        let encoder = try OpusEncoder(
+            configuration: OpusEncoderConfiguration(
+                channels: 2, frameDuration: .ms40, application: .audio, bitrate: .maximum))
         var noise = NoiseGenerator(seed: 7, amplitude: 0.9, channels: 2)
         var largest = 0
         for _ in 0..<10 {
@@ -182,8 +186,9 @@ struct OpusCodecTests {
 
     @Test("a lost packet is rebuilt from the next packet's in-band FEC")
     func forwardErrorCorrection() throws {
-        let encoder = try OpusEncoder(configuration: OpusEncoderConfiguration(
-            bitrate: .bitsPerSecond(24_000), inbandFEC: true, packetLossPercentage: 20))
+        let encoder = try OpusEncoder(
+            configuration: OpusEncoderConfiguration(
+                bitrate: .bitsPerSecond(24_000), inbandFEC: true, packetLossPercentage: 20))
         let decoder = try OpusDecoder(channels: 1)
         var tone = ToneGenerator(frequency: 440, amplitude: 0.5)
         let packets = try (0..<30).map { _ in try encoder.encode(tone.generate(frameCount: 960)) }
@@ -221,8 +226,9 @@ struct OpusCodecTests {
 
         #expect(throws: OpusError.unsupportedChannelCount(3)) { try OpusDecoder(channels: 3) }
         #expect(throws: OpusError.unsupportedSampleRate(44_100)) { try OpusDecoder(sampleRate: 44_100, channels: 1) }
-        #expect(OpusError.unsupportedSampleRate(44_100).description
-            == "Opus sample rate 44100 Hz is not supported; use 8000, 12000, 16000, 24000 or 48000 Hz")
+        #expect(
+            OpusError.unsupportedSampleRate(44_100).description
+                == "Opus sample rate 44100 Hz is not supported; use 8000, 12000, 16000, 24000 or 48000 Hz")
     }
 
     @Test("encoding anything but exactly one frame throws")

@@ -17,9 +17,11 @@ struct PipelineAudioPacketTests {
     @Test("round trip at the length extremes and field maxima", arguments: [1, 2, 160, 1_453])
     func roundTrip(opusLength: Int) throws {
         let opus = (0..<opusLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        for header in [Self.header,
-                       AudioPacketHeader(sequence: .max, timestamp: .max, sendTimeMicros: .max),
-                       AudioPacketHeader(sequence: 0, timestamp: 0, sendTimeMicros: 0)] {
+        for header in [
+            Self.header,
+            AudioPacketHeader(sequence: .max, timestamp: .max, sendTimeMicros: .max),
+            AudioPacketHeader(sequence: 0, timestamp: 0, sendTimeMicros: 0),
+        ] {
             let bytes = try AudioPacket.encode(header, opus: opus)
             #expect(bytes.count == 14 + opusLength)
             let decoded = try AudioPacket.decode(bytes)
@@ -71,8 +73,10 @@ struct PipelineAudioPacketTests {
 
     @Test("errors describe themselves in one line")
     func descriptions() {
-        let errors: [AudioPacketError] = [.truncatedHeader(length: 3), .emptyOpusPacket, .tooLong(length: 2_000, limit: 1_467),
-                                          .outputBufferTooSmall(required: 20, available: 10)]
+        let errors: [AudioPacketError] = [
+            .truncatedHeader(length: 3), .emptyOpusPacket, .tooLong(length: 2_000, limit: 1_467),
+            .outputBufferTooSmall(required: 20, available: 10),
+        ]
         for error in errors {
             #expect(!error.description.isEmpty && !error.description.contains("\n"))
         }

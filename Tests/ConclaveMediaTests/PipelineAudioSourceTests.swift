@@ -24,7 +24,8 @@ struct PipelineAudioSourceTests {
         #expect(try AudioSourceSpec(parsing: "./noise") == .wav(path: "./noise"))
     }
 
-    @Test("rejects bad specs with one clear line", arguments: ["", "tone", "tone:", "tone:abc", "tone:19.9", "tone:20001", "tone:nan", "tone:inf", "tone:-440"])
+    @Test(
+        "rejects bad specs with one clear line", arguments: ["", "tone", "tone:", "tone:abc", "tone:19.9", "tone:20001", "tone:nan", "tone:inf", "tone:-440"])
     func badSpecs(text: String) {
         do {
             _ = try AudioSourceSpec(parsing: text)

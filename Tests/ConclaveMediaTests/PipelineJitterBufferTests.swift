@@ -217,8 +217,10 @@ struct PipelineJitterBufferTests {
             try [UInt8]().withUnsafeBytes { try buffer.insert(AudioPacketHeader(sequence: 0, timestamp: 0, sendTimeMicros: 0), opus: $0) }
         }
         #expect(buffer.statistics == JitterBuffer.Statistics())
-        for bad in [JitterBuffer.Configuration(targetDelayPackets: 0), .init(targetDelayPackets: 11), .init(maximumPackets: 65),
-                    .init(targetDelayPackets: 1, maximumPackets: 0), .init(catchUpAfterPops: 0)] {
+        for bad in [
+            JitterBuffer.Configuration(targetDelayPackets: 0), .init(targetDelayPackets: 11), .init(maximumPackets: 65),
+            .init(targetDelayPackets: 1, maximumPackets: 0), .init(catchUpAfterPops: 0),
+        ] {
             #expect(throws: JitterBufferError.self) { try JitterBuffer(configuration: bad) }
         }
     }
@@ -227,7 +229,8 @@ struct PipelineJitterBufferTests {
     func fuzz() throws {
         var random = SplitMix64(seed: 2_024)
         for round in 0..<20 {
-            var buffer = try JitterBuffer(configuration: .init(targetDelayPackets: 1 + round % 4, maximumPackets: 4 + round % 8, catchUpAfterPops: 1 + round % 10))
+            var buffer = try JitterBuffer(
+                configuration: .init(targetDelayPackets: 1 + round % 4, maximumPackets: 4 + round % 8, catchUpAfterPops: 1 + round % 10))
             var base = UInt16.random(in: 0...UInt16.max, using: &random)
             for _ in 0..<3_000 {
                 switch UInt64.random(in: 0..<10, using: &random) {

@@ -51,10 +51,10 @@ struct PipelineReceiveTests {
         let packetCount = 150  // 3 s
         let packets = try Self.sendPackets(source: "tone:440", count: packetCount)
         let dropped: Set<Int> = [20, 45, 46, 90, 120]
-        let late: Set<Int> = [30, 70, 100]          // delivered 6 ticks after sending: after their slot
+        let late: Set<Int> = [30, 70, 100]  // delivered 6 ticks after sending: after their slot
         let duplicatedSameTick: Set<Int> = [10, 80]  // second copy right after the first
-        let duplicatedLater: Set<Int> = [50]         // second copy 10 ticks later, after playout
-        let swapped: Set<Int> = [60, 110, 135]       // delivered one tick late, after the next packet
+        let duplicatedLater: Set<Int> = [50]  // second copy 10 ticks later, after playout
+        let swapped: Set<Int> = [60, 110, 135]  // delivered one tick late, after the next packet
 
         var deliveries: [Delivery] = []
         for k in 0..<packetCount where !dropped.contains(k) {

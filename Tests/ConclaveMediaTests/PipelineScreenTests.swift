@@ -157,9 +157,11 @@ struct PipelineScreenTests {
         #expect(try reassembler.receive(valid) == .completed(.init(shareID: 0, bytes: [1, 2, 3])))
     }
 
-    @Test("each consistency violation discards the object", arguments: [
-        "inconsistent total_chunks", "inconsistent total_length", "conflicting duplicate", "overrun", "length mismatch",
-    ])
+    @Test(
+        "each consistency violation discards the object",
+        arguments: [
+            "inconsistent total_chunks", "inconsistent total_length", "conflicting duplicate", "overrun", "length mismatch",
+        ])
     func violations(rule: String) throws {
         var reassembler = try ScreenReassembler()
         let first = Self.chunk(share: 4, index: 0, total: 3, length: 6, data: [1, 2])
@@ -181,7 +183,9 @@ struct PipelineScreenTests {
             bad = Self.chunk(share: 4, index: 1, total: 3, length: 6, data: [3, 4, 5, 6, 7])
             error = .overrun(shareID: 4, receivedBytes: 7, totalLength: 6)
         default:
-            #expect(try reassembler.receive(Self.chunk(share: 4, index: 1, total: 3, length: 6, data: [3])) == .incomplete(shareID: 4, receivedChunks: 2, totalChunks: 3))
+            #expect(
+                try reassembler.receive(Self.chunk(share: 4, index: 1, total: 3, length: 6, data: [3]))
+                    == .incomplete(shareID: 4, receivedChunks: 2, totalChunks: 3))
             bad = Self.chunk(share: 4, index: 2, total: 3, length: 6, data: [4])
             error = .lengthMismatch(shareID: 4, receivedBytes: 4, totalLength: 6)
         }
@@ -207,7 +211,9 @@ struct PipelineScreenTests {
             try reassembler.receive(Self.chunk(share: 1, index: 0, total: 5, length: 1_000, data: [1]))
         }
         #expect(reassembler.objectsInProgress == 0)
-        #expect(try reassembler.receive(Self.chunk(share: 2, index: 0, total: 4, length: 1_000, data: [1])) == .incomplete(shareID: 2, receivedChunks: 1, totalChunks: 4))
+        #expect(
+            try reassembler.receive(Self.chunk(share: 2, index: 0, total: 4, length: 1_000, data: [1]))
+                == .incomplete(shareID: 2, receivedChunks: 1, totalChunks: 4))
         #expect(throws: ScreenChunkError.self) { try ScreenReassembler(configuration: .init(maximumConcurrentObjects: 0)) }
     }
 
@@ -216,12 +222,16 @@ struct PipelineScreenTests {
         var reassembler = try ScreenReassembler(configuration: .init(maximumObjectSize: 10_000))
         let big = [UInt8](repeating: 1, count: 5_000)
         for share: UInt32 in [0, 1] {
-            #expect(try reassembler.receive(Self.chunk(share: share, index: 0, total: 2, length: 10_000, data: big)) == .incomplete(shareID: share, receivedChunks: 1, totalChunks: 2))
+            #expect(
+                try reassembler.receive(Self.chunk(share: share, index: 0, total: 2, length: 10_000, data: big))
+                    == .incomplete(shareID: share, receivedChunks: 1, totalChunks: 2))
         }
         #expect(reassembler.objectsInProgress == 2)
         #expect(reassembler.bufferedBytes == 10_000)
         // Share 2 arrives: share 0 falls out of the window.
-        #expect(try reassembler.receive(Self.chunk(share: 2, index: 0, total: 2, length: 10_000, data: big)) == .incomplete(shareID: 2, receivedChunks: 1, totalChunks: 2))
+        #expect(
+            try reassembler.receive(Self.chunk(share: 2, index: 0, total: 2, length: 10_000, data: big))
+                == .incomplete(shareID: 2, receivedChunks: 1, totalChunks: 2))
         #expect(reassembler.objectsInProgress == 2)
         #expect(reassembler.bufferedBytes == 10_000)
         #expect(reassembler.statistics.objectsSuperseded == 1)
@@ -231,7 +241,9 @@ struct PipelineScreenTests {
         #expect(done == .completed(.init(shareID: 1, bytes: big + big)))
         #expect(try reassembler.receive(Self.chunk(share: 1, index: 1, total: 2, length: 10_000, data: big)) == .stale(shareID: 1))
         // A jump far ahead supersedes everything older.
-        #expect(try reassembler.receive(Self.chunk(share: 100, index: 0, total: 2, length: 2, data: [1])) == .incomplete(shareID: 100, receivedChunks: 1, totalChunks: 2))
+        #expect(
+            try reassembler.receive(Self.chunk(share: 100, index: 0, total: 2, length: 2, data: [1]))
+                == .incomplete(shareID: 100, receivedChunks: 1, totalChunks: 2))
         #expect(reassembler.objectsInProgress == 1)
         #expect(reassembler.statistics.objectsSuperseded == 2)
         // Memory never exceeded two objects' worth.

@@ -9,8 +9,9 @@ struct WAVFileTests {
     @Test("PCM round-trips through bytes", arguments: [(1, 16_000), (2, 48_000), (1, 8_000), (2, 24_000)])
     func roundTripBytes(format: (channels: Int, sampleRate: Int)) throws {
         var noise = NoiseGenerator(seed: 42, amplitude: 1, channels: format.channels)
-        let audio = PCMAudio(sampleRate: format.sampleRate, channels: format.channels,
-                             samples: noise.generate(frameCount: 1_001))
+        let audio = PCMAudio(
+            sampleRate: format.sampleRate, channels: format.channels,
+            samples: noise.generate(frameCount: 1_001))
         let bytes = try WAVFile.write(audio)
         #expect(bytes.count == WAVFile.canonicalHeaderSize + audio.samples.count * 2)
         #expect(Array(bytes[0..<4]) == Array("RIFF".utf8))
@@ -52,18 +53,19 @@ struct WAVFileTests {
         let samples: [Int16] = [7, 8, 9]
         let bytes = WAVBytes.riff(
             WAVBytes.chunk("LIST", Array("INFOabc".utf8))  // 7 bytes + pad
-            + WAVBytes.chunk("fmt ", WAVBytes.formatBody())
-            + WAVBytes.chunk("junk", [1, 2, 3, 4, 5])  // 5 bytes + pad
-            + WAVBytes.chunk("data", WAVBytes.sampleBytes(samples))
-            + WAVBytes.chunk("id3 ", [0xFF])  // trailing odd chunk + pad
+                + WAVBytes.chunk("fmt ", WAVBytes.formatBody())
+                + WAVBytes.chunk("junk", [1, 2, 3, 4, 5])  // 5 bytes + pad
+                + WAVBytes.chunk("data", WAVBytes.sampleBytes(samples))
+                + WAVBytes.chunk("id3 ", [0xFF])  // trailing odd chunk + pad
         )
         #expect(try WAVFile.read(bytes: bytes) == PCMAudio(sampleRate: 16_000, channels: 1, samples: samples))
     }
 
     @Test("a RIFF size larger than the file is tolerated; trailing bytes ignored")
     func lenientRIFFSize() throws {
-        var bytes = WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + WAVBytes.chunk("data", WAVBytes.sampleBytes([5, 6])),
-                                  declaredSize: 0xFFFF_FFFF)
+        var bytes = WAVBytes.riff(
+            WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + WAVBytes.chunk("data", WAVBytes.sampleBytes([5, 6])),
+            declaredSize: 0xFFFF_FFFF)
         bytes += [0, 0, 0]  // fewer than a chunk header
         #expect(try WAVFile.read(bytes: bytes).samples == [5, 6])
     }
@@ -92,59 +94,85 @@ struct WAVFileTests {
         return [
             BadFile(name: "empty", bytes: [], error: .notRIFF, mentions: "RIFF"),
             BadFile(name: "not RIFF", bytes: Array("RIFX".utf8) + valid[4...], error: .notRIFF, mentions: "RIFF"),
-            BadFile(name: "short RIFF header", bytes: Array(valid[0..<10]),
-                    error: .truncatedChunk(id: "RIFF", declaredSize: Int(valid.count - 8), available: 2), mentions: "truncated"),
+            BadFile(
+                name: "short RIFF header", bytes: Array(valid[0..<10]),
+                error: .truncatedChunk(id: "RIFF", declaredSize: Int(valid.count - 8), available: 2), mentions: "truncated"),
             BadFile(name: "not WAVE", bytes: WAVBytes.riff([], form: "AVI "), error: .notWAVE, mentions: "WAVE"),
             BadFile(name: "missing fmt", bytes: WAVBytes.riff(data), error: .missingFormatChunk, mentions: "'fmt '"),
-            BadFile(name: "missing data", bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())),
-                    error: .missingDataChunk, mentions: "'data'"),
-            BadFile(name: "short fmt", bytes: withFormat(Array(WAVBytes.formatBody()[0..<14])),
-                    error: .formatChunkTooShort(size: 14, required: 16), mentions: "fmt "),
-            BadFile(name: "IEEE float", bytes: withFormat(WAVBytes.formatBody(tag: 3, bits: 32)),
-                    error: .unsupportedFormat(tag: 3), mentions: "IEEE float"),
-            BadFile(name: "A-law", bytes: withFormat(WAVBytes.formatBody(tag: 6, bits: 8)),
-                    error: .unsupportedFormat(tag: 6), mentions: "A-law"),
-            BadFile(name: "extensible float", bytes: withFormat(WAVBytes.extensibleFormatBody(subformatTag: 3)),
-                    error: .unsupportedFormat(tag: 3), mentions: "IEEE float"),
-            BadFile(name: "extensible non-standard GUID",
-                    bytes: withFormat(WAVBytes.extensibleFormatBody(guidTail: [UInt8](repeating: 0xAB, count: 14))),
-                    error: .unsupportedSubformat(guid: "ABAB0001-ABAB-ABAB-ABAB-ABABABABABAB"), mentions: "sub-format"),
-            BadFile(name: "short extensible fmt", bytes: withFormat(Array(WAVBytes.extensibleFormatBody()[0..<24])),
-                    error: .formatChunkTooShort(size: 24, required: 40), mentions: "40"),
-            BadFile(name: "24-bit", bytes: withFormat(WAVBytes.formatBody(bits: 24)),
-                    error: .unsupportedBitsPerSample(24), mentions: "24 bits"),
-            BadFile(name: "8-bit", bytes: withFormat(WAVBytes.formatBody(bits: 8)),
-                    error: .unsupportedBitsPerSample(8), mentions: "8 bits"),
-            BadFile(name: "3 channels", bytes: withFormat(WAVBytes.formatBody(channels: 3)),
-                    error: .unsupportedChannelCount(3), mentions: "channel count 3"),
-            BadFile(name: "0 channels", bytes: withFormat(WAVBytes.formatBody(channels: 0)),
-                    error: .unsupportedChannelCount(0), mentions: "channel count 0"),
-            BadFile(name: "44.1 kHz", bytes: withFormat(WAVBytes.formatBody(sampleRate: 44_100)),
-                    error: .unsupportedSampleRate(44_100), mentions: "44100 Hz"),
-            BadFile(name: "bad block align", bytes: withFormat(WAVBytes.formatBody(channels: 2, blockAlign: 2)),
-                    error: .inconsistentBlockAlign(declared: 2, expected: 4), mentions: "block align"),
-            BadFile(name: "bad byte rate", bytes: withFormat(WAVBytes.formatBody(byteRate: 12_345)),
-                    error: .inconsistentByteRate(declared: 12_345, expected: 32_000), mentions: "byte rate"),
-            BadFile(name: "truncated data",
-                    bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())
+            BadFile(
+                name: "missing data", bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())),
+                error: .missingDataChunk, mentions: "'data'"),
+            BadFile(
+                name: "short fmt", bytes: withFormat(Array(WAVBytes.formatBody()[0..<14])),
+                error: .formatChunkTooShort(size: 14, required: 16), mentions: "fmt "),
+            BadFile(
+                name: "IEEE float", bytes: withFormat(WAVBytes.formatBody(tag: 3, bits: 32)),
+                error: .unsupportedFormat(tag: 3), mentions: "IEEE float"),
+            BadFile(
+                name: "A-law", bytes: withFormat(WAVBytes.formatBody(tag: 6, bits: 8)),
+                error: .unsupportedFormat(tag: 6), mentions: "A-law"),
+            BadFile(
+                name: "extensible float", bytes: withFormat(WAVBytes.extensibleFormatBody(subformatTag: 3)),
+                error: .unsupportedFormat(tag: 3), mentions: "IEEE float"),
+            BadFile(
+                name: "extensible non-standard GUID",
+                bytes: withFormat(WAVBytes.extensibleFormatBody(guidTail: [UInt8](repeating: 0xAB, count: 14))),
+                error: .unsupportedSubformat(guid: "ABAB0001-ABAB-ABAB-ABAB-ABABABABABAB"), mentions: "sub-format"),
+            BadFile(
+                name: "short extensible fmt", bytes: withFormat(Array(WAVBytes.extensibleFormatBody()[0..<24])),
+                error: .formatChunkTooShort(size: 24, required: 40), mentions: "40"),
+            BadFile(
+                name: "24-bit", bytes: withFormat(WAVBytes.formatBody(bits: 24)),
+                error: .unsupportedBitsPerSample(24), mentions: "24 bits"),
+            BadFile(
+                name: "8-bit", bytes: withFormat(WAVBytes.formatBody(bits: 8)),
+                error: .unsupportedBitsPerSample(8), mentions: "8 bits"),
+            BadFile(
+                name: "3 channels", bytes: withFormat(WAVBytes.formatBody(channels: 3)),
+                error: .unsupportedChannelCount(3), mentions: "channel count 3"),
+            BadFile(
+                name: "0 channels", bytes: withFormat(WAVBytes.formatBody(channels: 0)),
+                error: .unsupportedChannelCount(0), mentions: "channel count 0"),
+            BadFile(
+                name: "44.1 kHz", bytes: withFormat(WAVBytes.formatBody(sampleRate: 44_100)),
+                error: .unsupportedSampleRate(44_100), mentions: "44100 Hz"),
+            BadFile(
+                name: "bad block align", bytes: withFormat(WAVBytes.formatBody(channels: 2, blockAlign: 2)),
+                error: .inconsistentBlockAlign(declared: 2, expected: 4), mentions: "block align"),
+            BadFile(
+                name: "bad byte rate", bytes: withFormat(WAVBytes.formatBody(byteRate: 12_345)),
+                error: .inconsistentByteRate(declared: 12_345, expected: 32_000), mentions: "byte rate"),
+            BadFile(
+                name: "truncated data",
+                bytes: WAVBytes.riff(
+                    WAVBytes.chunk("fmt ", WAVBytes.formatBody())
                         + WAVBytes.chunk("data", WAVBytes.sampleBytes([1, 2]), declaredSize: 100)),
-                    error: .truncatedChunk(id: "data", declaredSize: 100, available: 4), mentions: "'data'"),
-            BadFile(name: "truncated LIST",
-                    bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + data
+                error: .truncatedChunk(id: "data", declaredSize: 100, available: 4), mentions: "'data'"),
+            BadFile(
+                name: "truncated LIST",
+                bytes: WAVBytes.riff(
+                    WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + data
                         + WAVBytes.chunk("LIST", [1, 2], declaredSize: 50)),
-                    error: .truncatedChunk(id: "LIST", declaredSize: 50, available: 2), mentions: "'LIST'"),
-            BadFile(name: "truncated fmt", bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", Array(WAVBytes.formatBody()[0..<8]), declaredSize: 16)),
-                    error: .truncatedChunk(id: "fmt ", declaredSize: 16, available: 8), mentions: "truncated"),
-            BadFile(name: "odd data size for 16-bit",
-                    bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + WAVBytes.chunk("data", [1, 2, 3])),
-                    error: .dataSizeNotFrameMultiple(bytes: 3, frameSize: 2), mentions: "multiple"),
-            BadFile(name: "half a stereo frame",
-                    bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody(channels: 2))
+                error: .truncatedChunk(id: "LIST", declaredSize: 50, available: 2), mentions: "'LIST'"),
+            BadFile(
+                name: "truncated fmt", bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", Array(WAVBytes.formatBody()[0..<8]), declaredSize: 16)),
+                error: .truncatedChunk(id: "fmt ", declaredSize: 16, available: 8), mentions: "truncated"),
+            BadFile(
+                name: "odd data size for 16-bit",
+                bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody()) + WAVBytes.chunk("data", [1, 2, 3])),
+                error: .dataSizeNotFrameMultiple(bytes: 3, frameSize: 2), mentions: "multiple"),
+            BadFile(
+                name: "half a stereo frame",
+                bytes: WAVBytes.riff(
+                    WAVBytes.chunk("fmt ", WAVBytes.formatBody(channels: 2))
                         + WAVBytes.chunk("data", WAVBytes.sampleBytes([1, 2, 3]))),
-                    error: .dataSizeNotFrameMultiple(bytes: 6, frameSize: 4), mentions: "4-byte frame"),
-            BadFile(name: "huge data size", bytes: WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())
+                error: .dataSizeNotFrameMultiple(bytes: 6, frameSize: 4), mentions: "4-byte frame"),
+            BadFile(
+                name: "huge data size",
+                bytes: WAVBytes.riff(
+                    WAVBytes.chunk("fmt ", WAVBytes.formatBody())
                         + WAVBytes.chunk("data", [], declaredSize: 0xFFFF_FFF0)),
-                    error: .dataTooLarge(bytes: 0xFFFF_FFF0, limit: WAVFile.maximumDataSize), mentions: "limit"),
+                error: .dataTooLarge(bytes: 0xFFFF_FFF0, limit: WAVFile.maximumDataSize), mentions: "limit"),
         ]
     }()
 
@@ -157,19 +185,22 @@ struct WAVFileTests {
 
     @Test("the unsupported-rate message says what to use")
     func sampleRateMessage() {
-        #expect(WAVError.unsupportedSampleRate(44_100).description
-            == "WAV sample rate 44100 Hz is not supported; use 8000, 12000, 16000, 24000 or 48000 Hz")
+        #expect(
+            WAVError.unsupportedSampleRate(44_100).description
+                == "WAV sample rate 44100 Hz is not supported; use 8000, 12000, 16000, 24000 or 48000 Hz")
     }
 
     @Test("a data size just over the limit is rejected before allocation, even if present")
     func dataLimitBoundary() throws {
         let limit = WAVFile.maximumDataSize
-        let bytes = WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())
-            + WAVBytes.chunk("data", [], declaredSize: UInt32(limit + 2)))
+        let bytes = WAVBytes.riff(
+            WAVBytes.chunk("fmt ", WAVBytes.formatBody())
+                + WAVBytes.chunk("data", [], declaredSize: UInt32(limit + 2)))
         #expect(throws: WAVError.dataTooLarge(bytes: limit + 2, limit: limit)) { try WAVFile.read(bytes: bytes) }
         // At the limit the size is acceptable, so the (absent) bytes are what is reported.
-        let atLimit = WAVBytes.riff(WAVBytes.chunk("fmt ", WAVBytes.formatBody())
-            + WAVBytes.chunk("data", [], declaredSize: UInt32(limit)))
+        let atLimit = WAVBytes.riff(
+            WAVBytes.chunk("fmt ", WAVBytes.formatBody())
+                + WAVBytes.chunk("data", [], declaredSize: UInt32(limit)))
         #expect(throws: WAVError.truncatedChunk(id: "data", declaredSize: limit, available: 0)) {
             try WAVFile.read(bytes: atLimit)
         }

@@ -54,14 +54,18 @@ import ConclaveCrypto
         var s = secret0
         for e: UInt64 in 0..<4 {
             let senders: [[String: Any]] = try [1, 2, 300].map { (i: UInt16) in
-                ["sender": Int(i), "kid": EpochKeys.keyID(epoch: e, sender: i),
-                 "base_key": try EpochKeys.senderBaseKey(epochSecret: s, roomID: roomID, epoch: e, sender: i).unsafeHexExport()]
+                [
+                    "sender": Int(i), "kid": EpochKeys.keyID(epoch: e, sender: i),
+                    "base_key": try EpochKeys.senderBaseKey(epochSecret: s, roomID: roomID, epoch: e, sender: i).unsafeHexExport(),
+                ]
             }
             ratchets.append(["epoch": e, "epoch_secret": s.unsafeHexExport(), "senders": senders])
             s = try EpochKeys.ratchet(epochSecret: s, roomID: roomID, epoch: e)
         }
-        return ["room_id": Hex.encode(roomID.bytes), "epochs": ratchets,
-                "description": "epoch_secret(e+1) = ratchet(epoch_secret(e)); base_key per sender; kid = epoch << 16 | sender"]
+        return [
+            "room_id": Hex.encode(roomID.bytes), "epochs": ratchets,
+            "description": "epoch_secret(e+1) = ratchet(epoch_secret(e)); base_key per sender; kid = epoch << 16 | sender",
+        ]
     }
 
     // MARK: (c) key package and knock
@@ -86,10 +90,12 @@ import ConclaveCrypto
         let epochSecret = SecretKey(copying: SHA2.sha256(Array("conclave vector package secret".utf8)))
         let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: recipient.publicIdentity)]
         let rosterHash = RosterHash.compute(roomID: roomID, members: members)
-        let package = try KeyPackage.create(roomID: roomID, recipient: 2, recipientIdentity: recipient.publicIdentity, joinNonce: joinNonce, epoch: 5,
-                                            rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
-        let (knock, _) = try Knock.seal(roomID: roomID, displayName: "Zoë Example", joiner: recipient, host: leader.agreementKey.publicKey,
-                                        inviteSecret: inviteSecret, joinNonce: joinNonce)
+        let package = try KeyPackage.create(
+            roomID: roomID, recipient: 2, recipientIdentity: recipient.publicIdentity, joinNonce: joinNonce, epoch: 5,
+            rosterHash: rosterHash, reason: .join, epochSecret: epochSecret, leader: leader.signingKey)
+        let (knock, _) = try Knock.seal(
+            roomID: roomID, displayName: "Zoë Example", joiner: recipient, host: leader.agreementKey.publicKey,
+            inviteSecret: inviteSecret, joinNonce: joinNonce)
         let proof = try Knock.inviteProof(inviteSecret: inviteSecret, roomID: roomID, identity: recipient.publicIdentity, joinNonce: joinNonce)
         return [
             "room_id": Hex.encode(roomID.bytes),
@@ -109,8 +115,10 @@ import ConclaveCrypto
                 "signed_part": Hex.encode(Array(package.encoded.dropLast(64))),
                 "encoded": Hex.encode(package.encoded),
             ],
-            "knock": ["display_name": "Zoë Example", "invite_secret": Hex.encode(inviteSecret), "join_nonce": Hex.encode(joinNonce),
-                      "invite_proof": Hex.encode(proof), "sealed": Hex.encode(knock)],
+            "knock": [
+                "display_name": "Zoë Example", "invite_secret": Hex.encode(inviteSecret), "join_nonce": Hex.encode(joinNonce),
+                "invite_proof": Hex.encode(proof), "sealed": Hex.encode(knock),
+            ],
         ]
     }
 
@@ -118,13 +126,16 @@ import ConclaveCrypto
 
     static func securityCodeVectors() throws -> [String: Any] {
         let (leader, recipient) = try identities()
-        let third = PrivateIdentity(signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: [UInt8](repeating: 3, count: 32))),
-                                    agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: [UInt8](repeating: 4, count: 32))))
+        let third = PrivateIdentity(
+            signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: [UInt8](repeating: 3, count: 32))),
+            agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: [UInt8](repeating: 4, count: 32))))
         let rosters: [[RosterMember]] = [
             [RosterMember(index: 1, identity: leader.publicIdentity)],
             [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: recipient.publicIdentity)],
-            [RosterMember(index: 2, identity: recipient.publicIdentity), RosterMember(index: 1, identity: leader.publicIdentity),
-             RosterMember(index: 7, identity: third.publicIdentity)],
+            [
+                RosterMember(index: 2, identity: recipient.publicIdentity), RosterMember(index: 1, identity: leader.publicIdentity),
+                RosterMember(index: 7, identity: third.publicIdentity),
+            ],
         ]
         // Each case's chain head: fixed bytes standing for a history (3.6); the code covers it.
         let chainHead = SHA2.sha256(Array("conclave vector chain head".utf8))
@@ -144,9 +155,13 @@ import ConclaveCrypto
 
     @Test func writeVectorsWhenAsked() throws {
         guard shouldWriteVectors else { return }
-        try writeVectorFile("sframe-conclave.json", [
-            "description": "Media frames in Conclave's private SFrame suite 0xF0C1 (XChaCha20-Poly1305, HKDF-SHA256, Nk 32, Nn 24, Nt 16). Same shape as RFC 9605's sframe vectors; metadata = room_id || kind || flags || sender || recipient.",
-            "sframe": try Self.frameVectors()])
+        try writeVectorFile(
+            "sframe-conclave.json",
+            [
+                "description":
+                    "Media frames in Conclave's private SFrame suite 0xF0C1 (XChaCha20-Poly1305, HKDF-SHA256, Nk 32, Nn 24, Nt 16). Same shape as RFC 9605's sframe vectors; metadata = room_id || kind || flags || sender || recipient.",
+                "sframe": try Self.frameVectors(),
+            ])
         try writeVectorFile("key-schedule.json", try Self.keyScheduleVectors())
         try writeVectorFile("key-package.json", try Self.packageVectors())
         try writeVectorFile("security-code.json", try Self.securityCodeVectors())
@@ -158,7 +173,9 @@ import ConclaveCrypto
         #expect(committed.count == fresh.count)
         #expect(Set(committed.map { $0["stream_kind"] as! String }) == ["audio", "screen", "chat", "control"])
         for (c, f) in zip(committed, fresh) {
-            for key in ["base_key", "sframe_key_label", "sframe_salt_label", "sframe_secret", "sframe_key", "sframe_salt", "metadata", "nonce", "aad", "pt", "ct"] {
+            for key in [
+                "base_key", "sframe_key_label", "sframe_salt_label", "sframe_secret", "sframe_key", "sframe_salt", "metadata", "nonce", "aad", "pt", "ct",
+            ] {
                 #expect(c[key] as? String == f[key] as? String, "\(key)")
             }
             // Independent of the generator: open the committed ct with the committed key.
@@ -193,15 +210,19 @@ import ConclaveCrypto
         #expect(opened.epochSecret.unsafeHexExport() == kp["epoch_secret"] as? String)
         #expect(Hex.encode(opened.rosterHash) == kp["roster_hash"] as? String)
         // The signed part is exactly the encoding minus the signature.
-        #expect(leader.signingKey.publicKey.isValidSignature(Array(encoded.suffix(64)), for: hexBytes(kp["signed_part"] as! String), context: "conclave/v1 key-package"))
+        #expect(
+            leader.signingKey.publicKey.isValidSignature(
+                Array(encoded.suffix(64)), for: hexBytes(kp["signed_part"] as! String), context: "conclave/v1 key-package"))
 
         let knock = v["knock"] as! [String: Any]
         let secret = hexBytes(knock["invite_secret"] as! String)
-        let k = try Knock.open(hexBytes(knock["sealed"] as! String), host: leader, expectedRoom: Self.roomID, relayIdentity: recipient.publicIdentity,
-                               inviteSecret: secret)
+        let k = try Knock.open(
+            hexBytes(knock["sealed"] as! String), host: leader, expectedRoom: Self.roomID, relayIdentity: recipient.publicIdentity,
+            inviteSecret: secret)
         #expect(k.displayName == knock["display_name"] as? String)
         #expect(Hex.encode(k.joinNonce) == knock["join_nonce"] as? String)
-        #expect(Hex.encode(try Knock.inviteProof(inviteSecret: secret, roomID: Self.roomID, identity: recipient.publicIdentity, joinNonce: k.joinNonce))
+        #expect(
+            Hex.encode(try Knock.inviteProof(inviteSecret: secret, roomID: Self.roomID, identity: recipient.publicIdentity, joinNonce: k.joinNonce))
                 == knock["invite_proof"] as? String)
     }
 

@@ -9,12 +9,14 @@ import Testing
 
     static func largestRoster(members: Int = SignedRoster.maximumMembers) throws -> (SignedRoster, PrivateIdentity) {
         let leader = try E2EControlMessageTests.identity("leader")
-        let entries = (1 ... members).map { i in
-            SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, role: i == 1 ? .host : .participant,
-                               displayName: name64, joinNonce: E2EControlMessageTests.nonce(UInt16(i)))
+        let entries = (1...members).map { i in
+            SignedRoster.Entry(
+                index: UInt16(i), identity: leader.publicIdentity, role: i == 1 ? .host : .participant,
+                displayName: name64, joinNonce: E2EControlMessageTests.nonce(UInt16(i)))
         }
-        let roster = try SignedRoster.sign(roomID: E2EControlMessageTests.roomID, epoch: 3, rosterVersion: 9, epochChange: .freshSecret,
-                                           entries: entries, leader: leader.signingKey)
+        let roster = try SignedRoster.sign(
+            roomID: E2EControlMessageTests.roomID, epoch: 3, rosterVersion: 9, epochChange: .freshSecret,
+            entries: entries, leader: leader.signingKey)
         return (roster, leader)
     }
 
@@ -28,10 +30,11 @@ import Testing
         #expect(largest.encoded.count == 74_631)
         #expect(largest.isSigned(by: leader.signingKey.publicKey))
         #expect(throws: E2EControlError.invalidRoster("501 entries")) {
-            try SignedRoster.sign(roomID: E2EControlMessageTests.roomID, epoch: 3, rosterVersion: 9, epochChange: .freshSecret,
-                                  entries: (1 ... 501).map { i in
-                                      SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, joinNonce: E2EControlMessageTests.nonce(1))
-                                  }, leader: leader.signingKey)
+            try SignedRoster.sign(
+                roomID: E2EControlMessageTests.roomID, epoch: 3, rosterVersion: 9, epochChange: .freshSecret,
+                entries: (1...501).map { i in
+                    SignedRoster.Entry(index: UInt16(i), identity: leader.publicIdentity, joinNonce: E2EControlMessageTests.nonce(1))
+                }, leader: leader.signingKey)
         }
     }
 
@@ -67,7 +70,7 @@ import Testing
         let parts = try ControlPart.split(roster.encoded, messageNumber: 5)
         #expect(parts.count == 2)
         func mutated(_ i: Int, _ change: (inout [UInt8]) -> Void) -> [UInt8] { var b = parts[i]; change(&b); return b }
-        func setU32(_ b: inout [UInt8], at o: Int, _ v: UInt32) { for k in 0 ..< 4 { b[o + k] = UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32(k))) } }
+        func setU32(_ b: inout [UInt8], at o: Int, _ v: UInt32) { for k in 0..<4 { b[o + k] = UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32(k))) } }
         let bad: [(String, [UInt8])] = [
             ("version", mutated(0) { $0[1] = 1 }),
             ("total over the largest roster", mutated(0) { setU32(&$0, at: 8, 0xFFFF_FFFF) }),
@@ -93,9 +96,9 @@ import Testing
         #expect(a.count == 3)
         var r = ControlReassembly()
         #expect(r.add(a[0]) == nil)
-        #expect(r.add(a[0]) == nil) // a repeat: the message starts over with it
+        #expect(r.add(a[0]) == nil)  // a repeat: the message starts over with it
         #expect(r.abandoned == 1)
-        #expect(r.add(b[1]) == nil) // another message: the first is dropped
+        #expect(r.add(b[1]) == nil)  // another message: the first is dropped
         #expect(r.abandoned == 2)
         #expect(r.add(a[1]) == nil)
         #expect(r.add(a[2]) == nil)
@@ -131,15 +134,17 @@ import Testing
         let room = E2ERoom()
         try room.createLeader(name: Self.name64)
         var joiners: [E2EPeer] = []
-        for i in 2 ... 500 {
-            joiners.append(try room.join(index: UInt16(i), name: String("member \(i) ".padding(toLength: 64, withPad: "x", startingAt: 0)),
-                                         leaderReacts: false))
+        for i in 2...500 {
+            joiners.append(
+                try room.join(
+                    index: UInt16(i), name: String("member \(i) ".padding(toLength: 64, withPad: "x", startingAt: 0)),
+                    leaderReacts: false))
         }
         try room.leaderHandles(admit: joiners, remove: [])
         room.flush()
         let leaderEpoch = room.leader.leader!.epoch
         #expect(room.leader.leader!.entries.count == 500)
-        #expect(room.controlFramesSealed >= 10) // the broadcast and the addressed ROSTER, 5 parts each
+        #expect(room.controlFramesSealed >= 10)  // the broadcast and the addressed ROSTER, 5 parts each
         for p in joiners {
             #expect(p.rejections.isEmpty, "#\(p.index): \(p.rejections)")
             #expect(p.member!.epoch == leaderEpoch && !p.member!.awaitingRoster, "#\(p.index)")

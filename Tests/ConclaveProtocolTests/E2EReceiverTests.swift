@@ -5,15 +5,17 @@ import ConclaveCrypto
 /// ``ReceiverKeyRing`` and ``SenderKeyState`` on their own (sections 2.5, 2.7, 2.8, 3.3, 3.7).
 @Suite struct E2EReceiverTests {
     let room = RoomID(bytes: [UInt8](repeating: 0x5A, count: 16))!
-    let alice = PrivateIdentity.generate() // index 1
-    let bob = PrivateIdentity.generate()   // index 2
-    let carol = PrivateIdentity.generate() // index 3
+    let alice = PrivateIdentity.generate()  // index 1
+    let bob = PrivateIdentity.generate()  // index 2
+    let carol = PrivateIdentity.generate()  // index 3
 
     /// Join nonces of the tests' members (4.2): 16 bytes of the index.
     static func nonce(_ i: UInt16) -> [UInt8] { [UInt8](repeating: UInt8(i), count: Knock.joinNonceLength) }
     var members: [RosterMember] {
-        [RosterMember(index: 1, identity: alice.publicIdentity, joinNonce: Self.nonce(1)),
-         RosterMember(index: 2, identity: bob.publicIdentity, joinNonce: Self.nonce(2))]
+        [
+            RosterMember(index: 1, identity: alice.publicIdentity, joinNonce: Self.nonce(1)),
+            RosterMember(index: 2, identity: bob.publicIdentity, joinNonce: Self.nonce(2)),
+        ]
     }
 
     func header(_ kind: FrameKind, from sender: UInt16, to recipient: ParticipantIndex = .everyone) throws -> FrameHeader {
@@ -137,7 +139,7 @@ import ConclaveCrypto
         #expect(ring.open(header: try header(.audio, from: 1), payload: e2after, now: 12_001) == .dropped(.unknownEpoch))
         #expect(ring.retainedPreviousEpochs == [3] && epoch2Key == nil)
         // At most `maximumPreviousEpochs` are kept: one more install erases the oldest at once.
-        for e in UInt64(5) ... UInt64(5 + ReceiverKeyRing.maximumPreviousEpochs) {
+        for e in UInt64(5)...UInt64(5 + ReceiverKeyRing.maximumPreviousEpochs) {
             ring.install(epoch: e, secret: .random(), members: members, now: 12_002)
         }
         #expect(ring.retainedPreviousEpochs.count == ReceiverKeyRing.maximumPreviousEpochs)
@@ -150,11 +152,11 @@ import ConclaveCrypto
         var ring = ReceiverKeyRing(roomID: room, me: 2)
         ring.install(epoch: 1, secret: s1, members: members, now: 0)
         var a = sender(1, alice, epoch: 2, secret: s2)
-        let frames = try (0 ..< 5).map { i in try a.seal(kind: .audio, recipient: .everyone, plaintext: [UInt8(i)], now: 100) }
+        let frames = try (0..<5).map { i in try a.seal(kind: .audio, recipient: .everyone, plaintext: [UInt8(i)], now: 100) }
         for f in frames.reversed() { #expect(ring.open(header: try header(.audio, from: 1), payload: f, now: 100) == .buffered) }
         #expect(ring.bufferedFrameCount == 5 && ring.counters.buffered == 5)
         let released = ring.install(epoch: 2, secret: s2, members: members, now: 900)
-        #expect(released.map(\.plaintext) == [[4], [3], [2], [1], [0]]) // arrival order
+        #expect(released.map(\.plaintext) == [[4], [3], [2], [1], [0]])  // arrival order
         #expect(ring.counters.opened == 5 && ring.counters.openedFromBuffer == 5 && ring.counters.noKey == 0)
         #expect(ring.bufferedFrameCount == 0)
     }
@@ -165,7 +167,7 @@ import ConclaveCrypto
         let s2 = SecretKey.random()
         var a = sender(1, alice, epoch: 2, secret: s2)
         // 65 frames from one sender: the 65th pushes out the oldest.
-        for i in 0 ..< 65 {
+        for i in 0..<65 {
             let f = try a.seal(kind: .audio, recipient: .everyone, plaintext: [UInt8(i)], now: 0)
             #expect(ring.open(header: try header(.audio, from: 1), payload: f, now: UInt64(i)) == .buffered)
         }
@@ -187,8 +189,11 @@ import ConclaveCrypto
         let fromOther = try other.seal(kind: .audio, recipient: .everyone, plaintext: [2], now: 0)
         // Before any key: buffered.
         #expect(ring.open(header: try header(.audio, from: 2), payload: fromOther, now: 0) == .buffered)
-        #expect(ring.install(epoch: 1, secret: secret, members: [RosterMember(index: 1, identity: alice.publicIdentity)],
-                             provisional: true, now: 10).isEmpty)
+        #expect(
+            ring.install(
+                epoch: 1, secret: secret, members: [RosterMember(index: 1, identity: alice.publicIdentity)],
+                provisional: true, now: 10
+            ).isEmpty)
         let fromLeader = try leader.seal(kind: .control, recipient: 3, plaintext: [1], now: 10)
         if case .opened = ring.open(header: try header(.control, from: 1, to: 3), payload: fromLeader, now: 11) {} else { Issue.record("leader") }
         let again = try other.seal(kind: .audio, recipient: .everyone, plaintext: [3], now: 12)
@@ -210,7 +215,7 @@ import ConclaveCrypto
         #expect(throws: SendError.noEpoch) { try s.seal(kind: .audio, recipient: .everyone, plaintext: [1], now: 0) }
         s.install(epoch: 1, secret: s1, now: 0)
         #expect(s.sendingEpoch(at: 0) == 1)
-        for i in 0 ..< 3 {
+        for i in 0..<3 {
             let f = try s.seal(kind: .audio, recipient: .everyone, plaintext: [1], now: 10)
             let h = try SFrameHeader.decode(f).header
             #expect(h.keyID == EpochKeys.keyID(epoch: 1, sender: 1) && h.counter == UInt64(i))
@@ -261,7 +266,7 @@ import ConclaveCrypto
         carolRing.install(epoch: 1, secret: secret, members: all, now: 0)
 
         let toBob = try a.seal(kind: .chat, recipient: 2, plaintext: Array("just for you".utf8), now: 0)
-        #expect(try SFrameHeader.decode(toBob).header.keyID == 1) // KID = sender index, epoch bits zero
+        #expect(try SFrameHeader.decode(toBob).header.keyID == 1)  // KID = sender index, epoch bits zero
         guard case let .opened(f) = bobRing.open(header: try header(.chat, from: 1, to: 2), payload: toBob, now: 1) else {
             Issue.record("bob"); return
         }

@@ -35,9 +35,9 @@ import ConclaveCrypto
         let a = try room.join(index: 2, name: "Ann")
         let b = try room.join(index: 3, name: "Bob")
         room.flush()
-        room.run(until: 1_000) // every sender past its 250 ms switch
+        room.run(until: 1_000)  // every sender past its 250 ms switch
         expectConsistent(room)
-        #expect(room.leader.leader!.epoch == 3) // start, two join ratchets
+        #expect(room.leader.leader!.epoch == 3)  // start, two join ratchets
         #expect(a.member!.displayName(of: 3) == "Bob" && b.member!.displayName(of: 1) == "Host")
         #expect(a.member!.securityCode != nil)
 
@@ -86,8 +86,9 @@ import ConclaveCrypto
         #expect(removed.received.allSatisfy { !Set(afterRemoval.map { room.sent[$0].plaintext }).contains($0.plaintext) })
         // Ratcheting its last secret does not give A the fresh epoch.
         var ratcheted = ReceiverKeyRing(roomID: room.roomID, me: 2)
-        ratcheted.install(epoch: 5, secret: try EpochKeys.ratchet(epochSecret: oldSecretOfA, roomID: room.roomID, epoch: 4),
-                          members: room.leader.leader!.roster!.members, now: 0)
+        ratcheted.install(
+            epoch: 5, secret: try EpochKeys.ratchet(epochSecret: oldSecretOfA, roomID: room.roomID, epoch: 4),
+            members: room.leader.leader!.roster!.members, now: 0)
         let f1 = room.sent[afterRemoval[0]]
         #expect(ratcheted.open(header: f1.header, payload: f1.payload, now: 0) == .dropped(.decryptFailed))
         // The security code changed with the membership.
@@ -152,15 +153,17 @@ import ConclaveCrypto
         let next = leader.epoch + 1
 
         // A key package signed by another key (the relay's).
-        let forged = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: next,
-                                           rosterHash: leader.roster!.rosterHash, reason: .fresh, epochSecret: .random(),
-                                           leader: mallory.signingKey)
+        let forged = try KeyPackage.create(
+            roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: next,
+            rosterHash: leader.roster!.rosterHash, reason: .fresh, epochSecret: .random(),
+            leader: mallory.signingKey)
         #expect(throws: E2EError.keyRejected(.keyPackage(.badSignature("key package")))) {
             try a.member!.receiveKeyPackage(forged.encoded, from: 1)
         }
         // A ROSTER signed by another key.
-        let forgedRoster = try SignedRoster.sign(roomID: room.roomID, epoch: next, rosterVersion: 99, epochChange: .freshSecret,
-                                                 entries: leader.roster!.entries, leader: mallory.signingKey)
+        let forgedRoster = try SignedRoster.sign(
+            roomID: room.roomID, epoch: next, rosterVersion: 99, epochChange: .freshSecret,
+            entries: leader.roster!.entries, leader: mallory.signingKey)
         #expect(throws: E2EError.keyRejected(.badSignature)) { try a.member!.receiveControl(forgedRoster.encoded, from: 1) }
 
         // Bob's genuine key wrap delivered to Ann.
@@ -175,8 +178,9 @@ import ConclaveCrypto
         rewritten[18] = 2
         #expect(throws: E2EError.keyRejected(.keyPackage(.sealOpenFailed))) { try a.member!.receiveKeyPackage(rewritten, from: 1) }
         // ... nor one sealed by the relay under a key of its choosing.
-        let relayWrap = try KeyWrap.seal(roomID: room.roomID, recipient: 2, epoch: next, rosterHash: KeyWrap(encoded: packages[2]!).rosterHash,
-                                         reason: .rotation, epochSecret: .random(), key: .random())
+        let relayWrap = try KeyWrap.seal(
+            roomID: room.roomID, recipient: 2, epoch: next, rosterHash: KeyWrap(encoded: packages[2]!).rosterHash,
+            reason: .rotation, epochSecret: .random(), key: .random())
         #expect(throws: E2EError.keyRejected(.keyPackage(.sealOpenFailed))) { try a.member!.receiveKeyPackage(relayWrap.encoded, from: 1) }
         // ... nor Ann's own wrap sent as if from Bob.
         #expect(throws: E2EError.keyRejected(.notFromLeader(sender: 3))) { try a.member!.receiveKeyPackage(packages[2]!, from: 3) }
@@ -213,8 +217,9 @@ import ConclaveCrypto
         room.flush()
         // The relay gives the host Mallory's identity for index 3 instead of Bob's.
         let bob = E2EPeer(roomID: room.roomID, index: 3, name: "Bob")
-        bob.member = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
-                                       leaderIdentity: room.leader.identity.publicIdentity)
+        bob.member = MemberKeySchedule(
+            roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
+            leaderIdentity: room.leader.identity.publicIdentity)
         room.peers[3] = bob
         let mallory = PrivateIdentity.generate()
         let substituted = SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, displayName: "Bob", joinNonce: bob.joinNonce)
@@ -226,21 +231,26 @@ import ConclaveCrypto
         #expect(bob.rejections.contains { if case .keyPackage = $0 { true } else { false } })
         #expect(bob.member!.epoch == nil)
         // The code Ann reads aloud differs from the one an honest roster gives.
-        let honest = RosterHash.compute(roomID: room.roomID, members: [
-            RosterMember(index: 1, identity: room.leader.identity.publicIdentity),
-            RosterMember(index: 2, identity: a.identity.publicIdentity),
-            RosterMember(index: 3, identity: bob.identity.publicIdentity),
-        ])
-        let honestCode = SecurityCode(roomID: room.roomID, leader: room.leader.leader!.leaderKey, rosterHash: honest,
-                                      chainHead: a.member!.roster!.chainHead)
+        let honest = RosterHash.compute(
+            roomID: room.roomID,
+            members: [
+                RosterMember(index: 1, identity: room.leader.identity.publicIdentity),
+                RosterMember(index: 2, identity: a.identity.publicIdentity),
+                RosterMember(index: 3, identity: bob.identity.publicIdentity),
+            ])
+        let honestCode = SecurityCode(
+            roomID: room.roomID, leader: room.leader.leader!.leaderKey, rosterHash: honest,
+            chainHead: a.member!.roster!.chainHead)
         #expect(a.member!.securityCode != nil && a.member!.securityCode != honestCode)
         #expect(a.member!.securityCode == room.leader.currentSecurityCode)
         // A roster listing #3 with Mallory's identity is rejected by the real #3 (check 6).
-        var bobLikeMember = MemberKeySchedule(roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
-                                              leaderIdentity: room.leader.identity.publicIdentity)
+        var bobLikeMember = MemberKeySchedule(
+            roomID: room.roomID, me: 3, identity: bob.identity, joinNonce: bob.joinNonce, leaderIndex: 1,
+            leaderIdentity: room.leader.identity.publicIdentity)
         let roster = room.leader.leader!.roster!
-        let fresh = try SignedRoster.sign(roomID: room.roomID, epoch: roster.epoch + 1, rosterVersion: roster.rosterVersion + 1,
-                                          epochChange: .freshSecret, entries: roster.entries, leader: room.leader.identity.signingKey)
+        let fresh = try SignedRoster.sign(
+            roomID: room.roomID, epoch: roster.epoch + 1, rosterVersion: roster.rosterVersion + 1,
+            epochChange: .freshSecret, entries: roster.entries, leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.selfMissing)) { try bobLikeMember.receiveControl(fresh.encoded, from: 1) }
     }
 
@@ -257,15 +267,21 @@ import ConclaveCrypto
         let epoch = a.member!.epoch!
         let v = verified.rosterVersion
         let entries = verified.entries
-        func roster(epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry] = entries,
-                    room roomID: RoomID? = nil) throws -> [UInt8] {
-            try SignedRoster.sign(roomID: roomID ?? room.roomID, epoch: epoch, rosterVersion: version, epochChange: change,
-                                  chainPrevious: SignedRoster.chainPrevious(after: a.member!.roster, roomID: room.roomID, entries: entries),
-                                  entries: entries, leader: key).encoded
+        func roster(
+            epoch: UInt64, version: UInt32, change: EpochChange, entries: [SignedRoster.Entry] = entries,
+            room roomID: RoomID? = nil
+        ) throws -> [UInt8] {
+            try SignedRoster.sign(
+                roomID: roomID ?? room.roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                chainPrevious: SignedRoster.chainPrevious(after: a.member!.roster, roomID: room.roomID, entries: entries),
+                entries: entries, leader: key
+            ).encoded
         }
         var m = a.member!
-        func rejects(_ bytes: [UInt8], from sender: UInt16 = 1, _ reason: KeyRejectionReason,
-                     sourceLocation: SourceLocation = #_sourceLocation) {
+        func rejects(
+            _ bytes: [UInt8], from sender: UInt16 = 1, _ reason: KeyRejectionReason,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) {
             #expect(throws: E2EError.keyRejected(reason), sourceLocation: sourceLocation) { try m.receiveControl(bytes, from: sender) }
         }
         // roster_version must increase.
@@ -288,8 +304,10 @@ import ConclaveCrypto
         // A verified roster without this member is its removal, end to end (3.6): reported,
         // and nothing more is accepted (on a copy; the checks below go on with `m`).
         var removedCopy = m
-        let removal = try removedCopy.receiveControl(try roster(epoch: epoch + 1, version: v + 1, change: .freshSecret,
-                                                                entries: entries.filter { $0.index != 2 }), from: 1)
+        let removal = try removedCopy.receiveControl(
+            try roster(
+                epoch: epoch + 1, version: v + 1, change: .freshSecret,
+                entries: entries.filter { $0.index != 2 }), from: 1)
         guard case .removedFromRoster(v + 1)? = removal.first, removal.count == 1 else {
             Issue.record("a roster without this member: \(removal)"); return
         }
@@ -319,10 +337,14 @@ import ConclaveCrypto
         let leader = room.leader.leader!
         let hash = leader.roster!.rosterHash
         func package(epoch: UInt64, reason: KeyPackageReason, hash: [UInt8] = hash) throws -> [UInt8] {
-            try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: epoch,
-                                  rosterHash: hash, reason: reason, epochSecret: .random(), leader: key).encoded
+            try KeyPackage.create(
+                roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: a.joinNonce, epoch: epoch,
+                rosterHash: hash, reason: reason, epochSecret: .random(), leader: key
+            ).encoded
         }
-        #expect(throws: E2EError.keyRejected(.staleEpoch(current: epoch, received: epoch))) { try m.receiveKeyPackage(try package(epoch: epoch, reason: .fresh), from: 1) }
+        #expect(throws: E2EError.keyRejected(.staleEpoch(current: epoch, received: epoch))) {
+            try m.receiveKeyPackage(try package(epoch: epoch, reason: .fresh), from: 1)
+        }
         #expect(throws: E2EError.keyRejected(.unexpectedReason(.join))) { try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .join), from: 1) }
         // Before its ROSTER, a leader-signed package for a later epoch is kept, not installed.
         #expect(try m.receiveKeyPackage(try package(epoch: epoch + 1, reason: .fresh, hash: [UInt8](repeating: 7, count: 32)), from: 1).isEmpty)
@@ -346,30 +368,36 @@ import ConclaveCrypto
         let leader = room.leader.leader!
         let c = PrivateIdentity.generate()
         let cNonce = SecureRandom.bytes(count: Knock.joinNonceLength)
-        var m = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        var m = MemberKeySchedule(
+            roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
         #expect(m.securityCode == nil)
         let entries = leader.roster!.entries + [SignedRoster.Entry(index: 4, identity: c.publicIdentity, displayName: "Cy", joinNonce: cNonce)]
         let hash = RosterHash.compute(roomID: room.roomID, members: entries.map(\.member))
         let secret = SecretKey.random()
-        let kp = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
-                                       reason: .join, epochSecret: secret, leader: room.leader.identity.signingKey)
+        let kp = try KeyPackage.create(
+            roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
+            reason: .join, epochSecret: secret, leader: room.leader.identity.signingKey)
         let first = try m.receiveKeyPackage(kp.encoded, from: 1)
         guard case let .install(provisional) = first.first else { Issue.record("install"); return }
         #expect(provisional.mode == .provisional && provisional.members.map(\.index) == [1] && m.awaitingRoster)
         // An addressed roster whose members differ from the package's roster hash: rejected (and the client leaves).
-        let wrong = try SignedRoster.sign(roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none,
-                                          entries: entries.filter { $0.index != 2 }, leader: room.leader.identity.signingKey)
+        let wrong = try SignedRoster.sign(
+            roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none,
+            entries: entries.filter { $0.index != 2 }, leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.rosterHashMismatch)) { try m.receiveControl(wrong.encoded, from: 1) }
         #expect(m.awaitingRoster)
-        let right = try SignedRoster.sign(roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none, entries: entries,
-                                          leader: room.leader.identity.signingKey)
+        let right = try SignedRoster.sign(
+            roomID: room.roomID, epoch: 9, rosterVersion: 50, epochChange: .none, entries: entries,
+            leader: room.leader.identity.signingKey)
         let confirmed = try m.receiveControl(right.encoded, from: 1)
         guard case let .install(confirm) = confirmed.first else { Issue.record("confirm"); return }
         #expect(confirm.mode == .confirm && confirm.secret == secret && !m.awaitingRoster && m.displayName(of: 4) == "Cy")
         // A new member accepts reasons 1 and 2 only.
-        var n = MemberKeySchedule(roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
-        let rotation = try KeyPackage.create(roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
-                                             reason: .rotation, epochSecret: secret, leader: room.leader.identity.signingKey)
+        var n = MemberKeySchedule(
+            roomID: room.roomID, me: 4, identity: c, joinNonce: cNonce, leaderIndex: 1, leaderIdentity: room.leader.identity.publicIdentity)
+        let rotation = try KeyPackage.create(
+            roomID: room.roomID, recipient: 4, recipientIdentity: c.publicIdentity, joinNonce: cNonce, epoch: 9, rosterHash: hash,
+            reason: .rotation, epochSecret: secret, leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.unexpectedReason(.rotation))) { try n.receiveKeyPackage(rotation.encoded, from: 1) }
     }
 
@@ -384,17 +412,21 @@ import ConclaveCrypto
         let epoch = b.member!.epoch!
         let mallory = PrivateIdentity.generate()
         var probe = b.member!
-        let forged = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
-                                   oldLeader: mallory.signingKey)
+        let forged = Handover.sign(
+            roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
+            oldLeader: mallory.signingKey)
         #expect(throws: E2EError.keyRejected(.badSignature)) { try probe.receiveControl(forged.encoded, from: 1) }
-        let stranger = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 9, newLeaderKey: mallory.signingKey.publicKey,
-                                     oldLeader: host.identity.signingKey)
+        let stranger = Handover.sign(
+            roomID: room.roomID, epoch: epoch, newLeaderIndex: 9, newLeaderKey: mallory.signingKey.publicKey,
+            oldLeader: host.identity.signingKey)
         #expect(throws: E2EError.self) { try probe.receiveControl(stranger.encoded, from: 1) }
-        let wrongKey = Handover.sign(roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: mallory.signingKey.publicKey,
-                                     oldLeader: host.identity.signingKey)
+        let wrongKey = Handover.sign(
+            roomID: room.roomID, epoch: epoch, newLeaderIndex: 2, newLeaderKey: mallory.signingKey.publicKey,
+            oldLeader: host.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.invalidHandover("key differs from the roster's"))) { try probe.receiveControl(wrongKey.encoded, from: 1) }
-        let stale = Handover.sign(roomID: room.roomID, epoch: epoch - 1, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
-                                  oldLeader: host.identity.signingKey)
+        let stale = Handover.sign(
+            roomID: room.roomID, epoch: epoch - 1, newLeaderIndex: 2, newLeaderKey: a.identity.signingKey.publicKey,
+            oldLeader: host.identity.signingKey)
         #expect(throws: E2EError.self) { try probe.receiveControl(stale.encoded, from: 1) }
         #expect(probe.leaderIndex == 1)
 
@@ -429,8 +461,9 @@ import ConclaveCrypto
         #expect(b.member!.roster!.entry(for: 2)?.role == .host && b.member!.roster!.entry(for: 1)?.role == .participant)
         #expect(b.currentSecurityCode != oldCode && host.currentSecurityCode == a.currentSecurityCode)
         // The old leader's signatures no longer count.
-        let old = try SignedRoster.sign(roomID: room.roomID, epoch: b.member!.epoch!, rosterVersion: 1_000, epochChange: .none,
-                                        entries: b.member!.roster!.entries, leader: host.identity.signingKey)
+        let old = try SignedRoster.sign(
+            roomID: room.roomID, epoch: b.member!.epoch!, rosterVersion: 1_000, epochChange: .none,
+            entries: b.member!.roster!.entries, leader: host.identity.signingKey)
         // From #1, the new roster's successor, it is held unapplied (it would count only if
         // leadership moved to #1).
         let versionBefore = b.member!.roster!.rosterVersion
@@ -577,9 +610,10 @@ import ConclaveCrypto
         // A member told of the same membership under another history shows another code.
         let forkedPrevious = SHA2.sha256(Array("another history".utf8))
         let current = try #require(a.member!.roster)
-        let forked = try SignedRoster.sign(roomID: room.roomID, epoch: current.epoch, rosterVersion: current.rosterVersion + 50, epochChange: .none,
-                                           successor: current.successor, chainPrevious: forkedPrevious, entries: current.entries,
-                                           leader: leader.identity.signingKey)
+        let forked = try SignedRoster.sign(
+            roomID: room.roomID, epoch: current.epoch, rosterVersion: current.rosterVersion + 50, epochChange: .none,
+            successor: current.successor, chainPrevious: forkedPrevious, entries: current.entries,
+            leader: leader.identity.signingKey)
         var split = a.member!
         let splitActions = try split.receiveControl(forked.encoded, from: 1)
         #expect(splitActions.contains { if case .historyDiffers = $0 { true } else { false } })
@@ -595,21 +629,24 @@ import ConclaveCrypto
         room.flush()
         let leader = room.leader.leader!
         let earlier = SecureRandom.bytes(count: Knock.joinNonceLength)
-        let replay = try KeyPackage.create(roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: earlier,
-                                           epoch: leader.epoch + 1, rosterHash: leader.roster!.rosterHash, reason: .fresh,
-                                           epochSecret: .random(), leader: room.leader.identity.signingKey)
+        let replay = try KeyPackage.create(
+            roomID: room.roomID, recipient: 2, recipientIdentity: a.identity.publicIdentity, joinNonce: earlier,
+            epoch: leader.epoch + 1, rosterHash: leader.roster!.rosterHash, reason: .fresh,
+            epochSecret: .random(), leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.keyPackage(.bindingMismatch("key package join nonce (made for another join)")))) {
             try a.member!.receiveKeyPackage(replay.encoded, from: 1)
         }
         let mallory = PrivateIdentity.generate()
         var entries = leader.roster!.entries
         entries.append(SignedRoster.Entry(index: 3, identity: mallory.publicIdentity, joinNonce: earlier))
-        let first = try SignedRoster.sign(roomID: room.roomID, epoch: leader.epoch + 1, rosterVersion: leader.roster!.rosterVersion + 1,
-                                          epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
+        let first = try SignedRoster.sign(
+            roomID: room.roomID, epoch: leader.epoch + 1, rosterVersion: leader.roster!.rosterVersion + 1,
+            epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
         _ = try a.member!.receiveControl(first.encoded, from: 1)
         entries[entries.count - 1] = SignedRoster.Entry(index: 3, identity: PrivateIdentity.generate().publicIdentity, joinNonce: earlier)
-        let second = try SignedRoster.sign(roomID: room.roomID, epoch: leader.epoch + 5, rosterVersion: leader.roster!.rosterVersion + 2,
-                                           epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
+        let second = try SignedRoster.sign(
+            roomID: room.roomID, epoch: leader.epoch + 5, rosterVersion: leader.roster!.rosterVersion + 2,
+            epochChange: .freshSecret, entries: entries, leader: room.leader.identity.signingKey)
         #expect(throws: E2EError.keyRejected(.indexReused(3))) { try a.member!.receiveControl(second.encoded, from: 1) }
     }
 
@@ -646,7 +683,9 @@ extension Array where Element == UInt8 {
     /// This `HEARTBEAT`'s content with another sequence number, re-signed by `leader`.
     func withSequence(_ sequence: UInt64, leader: PrivateIdentity) throws -> [UInt8] {
         guard case let .heartbeat(b) = try E2EControlMessage.decode(self) else { throw E2EControlError.malformed("not a heartbeat") }
-        return Heartbeat.sign(roomID: b.roomID, epoch: b.epoch, rosterVersion: b.rosterVersion, chainHead: b.chainHead,
-                              sequence: sequence, leader: leader.signingKey).encoded
+        return Heartbeat.sign(
+            roomID: b.roomID, epoch: b.epoch, rosterVersion: b.rosterVersion, chainHead: b.chainHead,
+            sequence: sequence, leader: leader.signingKey
+        ).encoded
     }
 }

@@ -8,7 +8,7 @@ import ConclaveCrypto
     final class Random: @unchecked Sendable {
         var generator: SplitMix64
         init(seed: UInt64) { generator = SplitMix64(seed: seed) }
-        func upTo(_ n: UInt64) -> UInt64 { UInt64.random(in: 0 ... n, using: &generator) }
+        func upTo(_ n: UInt64) -> UInt64 { UInt64.random(in: 0...n, using: &generator) }
     }
 
     /// Leader #1 with #2 and #3 from the start (the three steady senders), then #4 joins
@@ -38,7 +38,9 @@ import ConclaveCrypto
             0: { leaderTodo.append((20, [try join(2, at: 0), try join(3, at: 0)], [])) },
             1_500: { leaderTodo.append((1_520, [try join(4, at: 1_500)], [])) },
             3_000: { leaderTodo.append((3_020, [try join(5, at: 3_000)], [])) },
-            4_500: { try room.leave(index: 4, leaderReacts: false); leaderTodo.append((4_520, [], [4])) },
+            4_500: {
+                try room.leave(index: 4, leaderReacts: false); leaderTodo.append((4_520, [], [4]))
+            },
             6_000: {
                 let six = try join(6, at: 6_000)
                 try room.leave(index: 5, leaderReacts: false)
@@ -46,7 +48,7 @@ import ConclaveCrypto
             },
         ]
         var sequence: [UInt16: Int] = [:]
-        for t in UInt64(0) ..< 9_500 {
+        for t in UInt64(0)..<9_500 {
             room.run(until: t)
             try script[t]?()
             while let next = leaderTodo.first, next.at <= t {
@@ -115,13 +117,13 @@ import ConclaveCrypto
         let firstEpoch = room.leader.leader!.epoch
         let before = Dictionary(uniqueKeysWithValues: steady.map { ($0, room.peers[$0]!.ring.counters) })
         var n = 0
-        for t in UInt64(1_000) ..< 3_000 {
+        for t in UInt64(1_000)..<3_000 {
             room.run(until: t)
             // The churn: #10… joins, then leaves 5 ms later; four times, 10 ms apart.
-            if (1_200 ..< 1_240).contains(t), (t - 1_200) % 10 == 0 {
+            if (1_200..<1_240).contains(t), (t - 1_200) % 10 == 0 {
                 try room.join(index: UInt16(10 + (t - 1_200) / 10), name: "Churn")
             }
-            if (1_205 ..< 1_245).contains(t), (t - 1_205) % 10 == 0 {
+            if (1_205..<1_245).contains(t), (t - 1_205) % 10 == 0 {
                 try room.leave(index: UInt16(10 + (t - 1_205) / 10))
             }
             if t < 2_500, t % 5 == 0 {
@@ -138,8 +140,9 @@ import ConclaveCrypto
             let peer = room.peers[i]!
             // What the burst added to the counters (setup frames before it are not its doing).
             let c = peer.ring.counters, b = before[i]!
-            #expect(c.decryptFailed == b.decryptFailed && c.noKey == b.noKey && c.unknownEpoch == b.unknownEpoch && c.tooOld == b.tooOld,
-                    "#\(i): \(c), before the burst \(b)")
+            #expect(
+                c.decryptFailed == b.decryptFailed && c.noKey == b.noKey && c.unknownEpoch == b.unknownEpoch && c.tooOld == b.tooOld,
+                "#\(i): \(c), before the burst \(b)")
             let expected = room.sent.filter { $0.header.sender.rawValue != i && steady.contains($0.header.sender.rawValue) }.count
             let got = peer.received.filter { steady.contains($0.sender) }.count
             #expect(got == expected, "#\(i) opened \(got) of \(expected) frames from the steady members")

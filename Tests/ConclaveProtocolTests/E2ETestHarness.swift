@@ -10,10 +10,22 @@ final class E2EPeer {
     /// The join nonce of this peer's knock (4.2).
     let joinNonce = SecureRandom.bytes(count: Knock.joinNonceLength)
     var session: E2ESession
-    var ring: ReceiverKeyRing { get { session.ring } set { session.ring = newValue } }
-    var sender: SenderKeyState { get { session.sender } set { session.sender = newValue } }
-    var member: MemberKeySchedule? { get { session.member } set { session.member = newValue } }
-    var leader: LeaderKeySchedule? { get { session.leader } set { session.leader = newValue } }
+    var ring: ReceiverKeyRing {
+        get { session.ring }
+        set { session.ring = newValue }
+    }
+    var sender: SenderKeyState {
+        get { session.sender }
+        set { session.sender = newValue }
+    }
+    var member: MemberKeySchedule? {
+        get { session.member }
+        set { session.member = newValue }
+    }
+    var leader: LeaderKeySchedule? {
+        get { session.leader }
+        set { session.leader = newValue }
+    }
     /// Opened frames other than control frames, in delivery order.
     var received: [ReceivedFrame] = []
     var rejections: [KeyRejectionReason] = []
@@ -138,7 +150,7 @@ final class E2ERoom {
     /// Every frame (kinds 1–4) delivered to a connected peer, in delivery order.
     var delivered: [Delivery] = []
 
-    init(roomID: RoomID = RoomID(bytes: (0 ..< 16).map { UInt8(truncatingIfNeeded: $0 * 17 + 3) })!) {
+    init(roomID: RoomID = RoomID(bytes: (0..<16).map { UInt8(truncatingIfNeeded: $0 * 17 + 3) })!) {
         self.roomID = roomID
     }
 
@@ -163,8 +175,9 @@ final class E2ERoom {
     @discardableResult
     func join(index: UInt16, name: String, leaderReacts: Bool = true) throws -> E2EPeer {
         let peer = E2EPeer(roomID: roomID, index: index, name: name)
-        peer.member = MemberKeySchedule(roomID: roomID, me: index, identity: peer.identity, joinNonce: peer.joinNonce, leaderIndex: leaderIndex,
-                                        leaderIdentity: leader.identity.publicIdentity)
+        peer.member = MemberKeySchedule(
+            roomID: roomID, me: index, identity: peer.identity, joinNonce: peer.joinNonce, leaderIndex: leaderIndex,
+            leaderIdentity: leader.identity.publicIdentity)
         peers[index] = peer
         if leaderReacts { try leaderHandles(admit: [peer], remove: []) }
         return peer
@@ -256,12 +269,14 @@ final class E2ERoom {
             guard let next = queue.last, next.at <= time else { break }
             let item = queue.removeLast()
             now = max(now, item.at)
-            guard let peer = peers[item.to] else { continue } // left meanwhile
+            guard let peer = peers[item.to] else { continue }  // left meanwhile
             switch item.message {
             case let .frame(header, payload):
                 let kid = (try? SFrameHeader.decode(payload).header.keyID) ?? 0
-                delivered.append(Delivery(to: item.to, epoch: EpochKeys.split(keyID: kid).epoch, mediaID: item.mediaID,
-                                          afterRemoval: peer.revokedSenders.contains(header.sender.rawValue)))
+                delivered.append(
+                    Delivery(
+                        to: item.to, epoch: EpochKeys.split(keyID: kid).epoch, mediaID: item.mediaID,
+                        afterRemoval: peer.revokedSenders.contains(header.sender.rawValue)))
                 peer.receive(header: header, payload: payload, now: now)
             case let .keyPackage(from, payload): peer.receiveKeyPackage(payload, from: from, now: now)
             }

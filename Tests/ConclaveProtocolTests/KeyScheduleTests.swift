@@ -22,16 +22,18 @@ import ConclaveCrypto
         let md = FrameMetadata(roomID: room).bytes(kind: 1, sender: 1, recipient: 0xFFFF)
         let frame = try senderKey0.seal(counter: 1, metadata: md, plaintext: Array("before you came".utf8))
         // The joiner tries its own secret under epoch 0's KID.
-        let guess = try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256,
-                                  baseKey: try EpochKeys.senderBaseKey(epochSecret: s1, roomID: room, epoch: 0, sender: 1),
-                                  keyID: EpochKeys.keyID(epoch: 0, sender: 1))
+        let guess = try SFrameKey(
+            suite: .conclaveXChaCha20Poly1305SHA256,
+            baseKey: try EpochKeys.senderBaseKey(epochSecret: s1, roomID: room, epoch: 0, sender: 1),
+            keyID: EpochKeys.keyID(epoch: 0, sender: 1))
         #expect(throws: SFrameError.authenticationFailed) { try guess.open(frame: frame, metadata: md) }
         // Existing members ratchet in step and agree.
         #expect(try EpochKeys.ratchet(epochSecret: s0, roomID: room, epoch: 0) == s1)
         // Different rooms, epochs and senders give different keys.
         let other = RoomID(bytes: [UInt8](repeating: 0x43, count: 16))!
         #expect(try EpochKeys.ratchet(epochSecret: s0, roomID: other, epoch: 0) != s1)
-        #expect(try EpochKeys.senderBaseKey(epochSecret: s0, roomID: room, epoch: 0, sender: 1)
+        #expect(
+            try EpochKeys.senderBaseKey(epochSecret: s0, roomID: room, epoch: 0, sender: 1)
                 != EpochKeys.senderBaseKey(epochSecret: s0, roomID: room, epoch: 0, sender: 2))
         #expect(throws: KeyScheduleError.epochOutOfRange(EpochKeys.maximumEpoch + 1)) {
             try EpochKeys.ratchet(epochSecret: s0, roomID: room, epoch: EpochKeys.maximumEpoch)
@@ -46,8 +48,9 @@ import ConclaveCrypto
         let rh = RosterHash.compute(roomID: room, members: members)
         let secret = SecretKey.random()
         let nonce = SecureRandom.bytes(count: Knock.joinNonceLength)
-        let kp = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
-                                       reason: .fresh, epochSecret: secret, leader: leader.signingKey)
+        let kp = try KeyPackage.create(
+            roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
+            reason: .fresh, epochSecret: secret, leader: leader.signingKey)
         let opened = try KeyPackage(encoded: kp.encoded).open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
         #expect(opened.epochSecret == secret && opened.epoch == 9 && opened.reason == .fresh)
 
@@ -60,8 +63,9 @@ import ConclaveCrypto
             }
         }
         // Substituted: Mallory (e.g. the relay) signs a package for Bob with her own key.
-        let forged = try KeyPackage.create(roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
-                                           reason: .fresh, epochSecret: .random(), leader: mallory.signingKey)
+        let forged = try KeyPackage.create(
+            roomID: room, recipient: 2, recipientIdentity: bob.publicIdentity, joinNonce: nonce, epoch: 9, rosterHash: rh,
+            reason: .fresh, epochSecret: .random(), leader: mallory.signingKey)
         #expect(throws: KeyScheduleError.badSignature("key package")) {
             try forged.open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
         }
@@ -74,11 +78,13 @@ import ConclaveCrypto
         }
         // Replayed into another room.
         #expect(throws: KeyScheduleError.bindingMismatch("key package room")) {
-            try kp.open(expectedRoom: RoomID(bytes: [UInt8](repeating: 1, count: 16))!, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
+            try kp.open(
+                expectedRoom: RoomID(bytes: [UInt8](repeating: 1, count: 16))!, me: 2, myIdentity: bob, joinNonce: nonce, leader: leader.signingKey.publicKey)
         }
         // Made for an earlier join of the same identity (another join nonce): refused.
         #expect(throws: KeyScheduleError.bindingMismatch("key package join nonce (made for another join)")) {
-            try kp.open(expectedRoom: room, me: 2, myIdentity: bob, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength), leader: leader.signingKey.publicKey)
+            try kp.open(
+                expectedRoom: room, me: 2, myIdentity: bob, joinNonce: SecureRandom.bytes(count: Knock.joinNonceLength), leader: leader.signingKey.publicKey)
         }
         // Truncated / extended.
         #expect(throws: KeyScheduleError.self) { try KeyPackage(encoded: bytes.dropLast()) }
@@ -99,16 +105,24 @@ import ConclaveCrypto
             try Knock.open(sealed, host: host, expectedRoom: room, relayIdentity: other.publicIdentity, inviteSecret: secret)
         }
         // Minted by someone without the invite secret (the relay knows the host's public key).
-        let (minted, _) = try Knock.seal(roomID: room, displayName: "Alice", joiner: other, host: host.agreementKey.publicKey, inviteSecret: Invite.randomSecret())
+        let (minted, _) = try Knock.seal(
+            roomID: room, displayName: "Alice", joiner: other, host: host.agreementKey.publicKey, inviteSecret: Invite.randomSecret())
         #expect(throws: KeyScheduleError.bindingMismatch("knock invite proof")) {
             try Knock.open(minted, host: host, expectedRoom: room, relayIdentity: other.publicIdentity, inviteSecret: secret)
         }
-        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(sealed, host: other, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret) }
+        #expect(throws: KeyScheduleError.sealOpenFailed) {
+            try Knock.open(sealed, host: other, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret)
+        }
         var t = sealed; t[t.count - 1] ^= 1
-        #expect(throws: KeyScheduleError.sealOpenFailed) { try Knock.open(t, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret) }
-        #expect(throws: KeyScheduleError.invalidDisplayName) { try Knock.seal(roomID: room, displayName: "", joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret) }
+        #expect(throws: KeyScheduleError.sealOpenFailed) {
+            try Knock.open(t, host: host, expectedRoom: room, relayIdentity: joiner.publicIdentity, inviteSecret: secret)
+        }
         #expect(throws: KeyScheduleError.invalidDisplayName) {
-            try Knock.seal(roomID: room, displayName: String(repeating: "x", count: 65), joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret)
+            try Knock.seal(roomID: room, displayName: "", joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret)
+        }
+        #expect(throws: KeyScheduleError.invalidDisplayName) {
+            try Knock.seal(
+                roomID: room, displayName: String(repeating: "x", count: 65), joiner: joiner, host: host.agreementKey.publicKey, inviteSecret: secret)
         }
         // The canary name is not visible in the sealed bytes.
         #expect(!Hex.encode(sealed).contains(Hex.encode(Array("Alice".utf8))))
@@ -116,27 +130,48 @@ import ConclaveCrypto
 
     @Test func securityCodeChangesWithAnySubstitution() throws {
         let leader = identity(), a = identity(), b = identity(), evil = identity()
-        let members = [RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: a.publicIdentity),
-                       RosterMember(index: 3, identity: b.publicIdentity)]
+        let members = [
+            RosterMember(index: 1, identity: leader.publicIdentity), RosterMember(index: 2, identity: a.publicIdentity),
+            RosterMember(index: 3, identity: b.publicIdentity),
+        ]
         let head = SignedRoster.chainStart
-        let code = SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head)
+        let code = SecurityCode(
+            roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head)
         #expect(code.groups.count == 6 && code.groups.allSatisfy { $0.count == 5 && $0.allSatisfy(\.isNumber) })
         // Order of listing does not matter; content does.
-        #expect(try code == SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members.reversed()), chainHead: head))
+        #expect(
+            try code
+                == SecurityCode(
+                    roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members.reversed()),
+                    chainHead: head))
         let swapped = [members[0], members[1], RosterMember(index: 3, identity: evil.publicIdentity)]
-        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: swapped), chainHead: head))
-        #expect(try code != SecurityCode(roomID: room, leader: evil.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head))
+        #expect(
+            try code
+                != SecurityCode(
+                    roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: swapped), chainHead: head))
+        #expect(
+            try code
+                != SecurityCode(
+                    roomID: room, leader: evil.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members), chainHead: head))
         let halfSwapped = PublicIdentity(signingKey: b.signingKey.publicKey, agreementKey: evil.agreementKey.publicKey)
-        #expect(try code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey,
-                                     rosterHash: RosterHash.compute(roomID: room, members: [members[0], members[1], RosterMember(index: 3, identity: halfSwapped)]), chainHead: head))
+        #expect(
+            try code
+                != SecurityCode(
+                    roomID: room, leader: leader.signingKey.publicKey,
+                    rosterHash: RosterHash.compute(roomID: room, members: [members[0], members[1], RosterMember(index: 3, identity: halfSwapped)]),
+                    chainHead: head))
         // The same members under another roster history: another code (3.6, 4.3).
-        #expect(code != SecurityCode(roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members),
-                                     chainHead: SHA2.sha256(Array("another history".utf8))))
+        #expect(
+            code
+                != SecurityCode(
+                    roomID: room, leader: leader.signingKey.publicKey, rosterHash: RosterHash.compute(roomID: room, members: members),
+                    chainHead: SHA2.sha256(Array("another history".utf8))))
     }
 
     @Test func inviteRoundTripAndErrors() throws {
         let host = identity().publicIdentity
-        let invite = Invite(secure: false, host: "127.0.0.1", port: 7443, roomID: room, hostIdentity: host, secret: Invite.randomSecret(), password: "p@ss wörd&x")
+        let invite = Invite(
+            secure: false, host: "127.0.0.1", port: 7443, roomID: room, hostIdentity: host, secret: Invite.randomSecret(), password: "p@ss wörd&x")
         let parsed = try Invite(parsing: invite.text)
         #expect(parsed == invite)
         #expect(!invite.description.contains("p%40ss") && !invite.description.contains("k=") && !invite.description.contains("s="))
@@ -161,7 +196,7 @@ import ConclaveCrypto
         #expect(throws: Invite.ParseError.unknownParameter("z")) { try Invite(parsing: good + "&z=1") }
         #expect(throws: Invite.ParseError.tooLong(2000)) { try Invite(parsing: String(repeating: "a", count: 2000)) }
         // relay_auth never contains the password and depends on it, the room and the relay.
-        let room = RoomID(bytes: (0 ..< 16).map { UInt8($0) })!, otherRoom = RoomID(bytes: (0 ..< 16).map { UInt8($0 + 1) })!
+        let room = RoomID(bytes: (0..<16).map { UInt8($0) })!, otherRoom = RoomID(bytes: (0..<16).map { UInt8($0 + 1) })!
         let auth = try Invite.relayAuth(password: "hunter2", roomID: room, relayOrigin: "wss://relay.example.org:443")
         #expect(auth.count == 32)
         #expect(auth != (try Invite.relayAuth(password: "hunter3", roomID: room, relayOrigin: "wss://relay.example.org:443")))
@@ -179,6 +214,6 @@ import ConclaveCrypto
         #expect(Base64URL.decode("A") == nil)
         #expect(Base64URL.decode("AB=") == nil)
         #expect(Base64URL.decode("AA") == [0])
-        #expect(Base64URL.decode("AB") == nil) // non-zero trailing bits
+        #expect(Base64URL.decode("AB") == nil)  // non-zero trailing bits
     }
 }

@@ -8,7 +8,7 @@ enum MessageFixtures {
 
     /// `count` bytes `start, start+step, …` (wrapping).
     static func pattern(_ count: Int, start: UInt8, step: UInt8 = 1) -> [UInt8] {
-        (0 ..< count).map { start &+ UInt8(truncatingIfNeeded: $0) &* step }
+        (0..<count).map { start &+ UInt8(truncatingIfNeeded: $0) &* step }
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
@@ -27,9 +27,9 @@ enum MessageFixtures {
         precondition(clean.count % 2 == 0, "odd hex length")
         func nibble(_ c: UInt8) -> UInt8 {
             switch c {
-            case UInt8(ascii: "0") ... UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a") ... UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A") ... UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
             default: preconditionFailure("bad hex digit")
             }
         }
@@ -66,9 +66,10 @@ enum MessageFixtures {
         RosterEntry(index: 0xFFFE, identity: identityC, role: .participant, state: [.muted, .presenter, .handRaised, .recordingAcknowledged]),
     ]
 
-    static let maximumRoster: [RosterEntry] = (1 ... 900).map {
-        RosterEntry(index: ParticipantIndex(UInt16($0)), identity: identity(UInt8(truncatingIfNeeded: $0)),
-                    role: $0 == 1 ? .host : .participant, state: ParticipantState(rawValue: UInt8($0 % 16)))
+    static let maximumRoster: [RosterEntry] = (1...900).map {
+        RosterEntry(
+            index: ParticipantIndex(UInt16($0)), identity: identity(UInt8(truncatingIfNeeded: $0)),
+            role: $0 == 1 ? .host : .participant, state: ParticipantState(rawValue: UInt8($0 % 16)))
     }
 
     /// At least one action per op, and every setting at both ends of its range.
@@ -99,13 +100,15 @@ enum MessageFixtures {
 
     static func frame(_ kind: FrameKind, payloadLength: Int, recipient: ParticipantIndex? = nil) -> FrameMessage {
         let to = recipient ?? (kind.addressing == .addressedOnly ? 0x0777 : .everyone)
-        return try! FrameMessage(kind: kind, sender: 0x0123, recipient: to,
-                                 payload: pattern(payloadLength, start: UInt8(payloadLength & 0xFF), step: 31))
+        return try! FrameMessage(
+            kind: kind, sender: 0x0123, recipient: to,
+            payload: pattern(payloadLength, start: UInt8(payloadLength & 0xFF), step: 31))
     }
 
-    static let frames: [FrameMessage] = FrameKind.allCases.flatMap {
-        [frame($0, payloadLength: 1), frame($0, payloadLength: $0.payloadLimit)]
-    } + [frame(.chat, payloadLength: 100, recipient: 0xFFFE), frame(.control, payloadLength: 33, recipient: 1)]
+    static let frames: [FrameMessage] =
+        FrameKind.allCases.flatMap {
+            [frame($0, payloadLength: 1), frame($0, payloadLength: $0.payloadLimit)]
+        } + [frame(.chat, payloadLength: 100, recipient: 0xFFFE), frame(.control, payloadLength: 33, recipient: 1)]
 
     /// A 200-byte message mixing 1-, 2-, 3- and 4-byte UTF-8 sequences.
     static let maximumErrorText: String = {
@@ -120,9 +123,18 @@ enum MessageFixtures {
         var all: [(String, ClientMessage)] = [
             ("hello 1-1", .hello(HelloMessage())),
             ("hello 1-255", .hello(HelloMessage(minimumVersion: 1, maximumVersion: 255))),
-            ("create room with password", .createRoom(CreateRoomMessage(roomID: roomID, identity: identityA, signature: signature, relayAuth: relayAuth, settings: edgeSettings))),
-            ("create room without password", .createRoom(CreateRoomMessage(roomID: roomID, identity: identityB, signature: signature.reversed(), relayAuth: nil, settings: .privacyDefaults))),
-            ("join with password and maximum knock", .join(JoinMessage(roomID: roomID, identity: identityC, signature: signature, relayAuth: relayAuth, knock: pattern(2048, start: 9, step: 7)))),
+            (
+                "create room with password",
+                .createRoom(CreateRoomMessage(roomID: roomID, identity: identityA, signature: signature, relayAuth: relayAuth, settings: edgeSettings))
+            ),
+            (
+                "create room without password",
+                .createRoom(CreateRoomMessage(roomID: roomID, identity: identityB, signature: signature.reversed(), relayAuth: nil, settings: .privacyDefaults))
+            ),
+            (
+                "join with password and maximum knock",
+                .join(JoinMessage(roomID: roomID, identity: identityC, signature: signature, relayAuth: relayAuth, knock: pattern(2048, start: 9, step: 7)))
+            ),
             ("join without password, empty knock", .join(JoinMessage(roomID: roomID, identity: identityA, signature: signature, relayAuth: nil, knock: []))),
             ("ping", .ping(nonce: 0xFEDC_BA98_7654_3210)),
             ("ping max", .ping(nonce: .max)),
@@ -143,19 +155,35 @@ enum MessageFixtures {
             ("room created", .roomCreated(RoomCreatedMessage(roomID: roomID, index: 1, settings: edgeSettings))),
             ("waiting", .waiting(WaitingMessage(roomID: roomID, index: 0xFFFE, position: 0xFFFF))),
             ("admitted roster of 3", .admitted(AdmittedMessage(index: 0x0203, role: .cohost, settings: smallSettings, recording: true, roster: roster))),
-            ("admitted maximum roster", .admitted(AdmittedMessage(index: 900, role: .participant, settings: .privacyDefaults, recording: false, roster: maximumRoster))),
+            (
+                "admitted maximum roster",
+                .admitted(AdmittedMessage(index: 900, role: .participant, settings: .privacyDefaults, recording: false, roster: maximumRoster))
+            ),
             ("knock maximum", .knock(KnockMessage(index: 0x0999, identity: identityB, knock: pattern(2048, start: 1, step: 1)))),
             ("knock empty", .knock(KnockMessage(index: 2, identity: identityC, knock: []))),
             ("command ok", .commandOK(requestID: 0xABCD)),
             ("pong", .pong(nonce: 0x0102_0304_0506_0708)),
-            ("media session same host", .mediaSession(MediaSessionMessage(sessionID: 0x0A0B_0C0D, hopKey: SecretKey(copying: pattern(32, start: 0x40, step: 3)),
-                                                                          port: 7443, host: ""))),
-            ("media session named host", .mediaSession(MediaSessionMessage(sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: pattern(32, start: 0x90, step: 5)),
-                                                                           port: 0xFFFF, host: "media.example"))),
+            (
+                "media session same host",
+                .mediaSession(
+                    MediaSessionMessage(
+                        sessionID: 0x0A0B_0C0D, hopKey: SecretKey(copying: pattern(32, start: 0x40, step: 3)),
+                        port: 7443, host: ""))
+            ),
+            (
+                "media session named host",
+                .mediaSession(
+                    MediaSessionMessage(
+                        sessionID: 0xFFFF_FFFF, hopKey: SecretKey(copying: pattern(32, start: 0x90, step: 5)),
+                        port: 0xFFFF, host: "media.example"))
+            ),
             ("redirect elsewhere", .redirect(RedirectMessage(reason: .elsewhere, origin: "ws://127.0.0.1:7002"))),
             ("redirect draining IPv6", .redirect(RedirectMessage(reason: .draining, origin: "wss://[2001:db8::7]:65535"))),
             ("error maximum text", .error(ErrorMessage(code: .roomFull, requestID: 0, isFatal: true, message: maximumErrorText))),
-            ("error rate limited", .error(ErrorMessage(code: .rateLimited, requestID: 77, isFatal: false, retryAfterMilliseconds: .max, message: "Slow down."))),
+            (
+                "error rate limited",
+                .error(ErrorMessage(code: .rateLimited, requestID: 77, isFatal: false, retryAfterMilliseconds: .max, message: "Slow down."))
+            ),
             ("error empty text", .error(ErrorMessage(code: .notAllowed, requestID: 0xFFFF, isFatal: false, message: ""))),
         ]
         for (offset, event) in events.enumerated() {
@@ -163,7 +191,9 @@ enum MessageFixtures {
             all.append(("event \(event.kind.name) #\(offset)", .event(EventMessage(actor: actor, event: event))))
         }
         for code in ErrorCode.wireCodes {
-            all.append(("error \(code.name)", .error(ErrorMessage(code: code, requestID: code.rawValue, isFatal: code != .notAllowed, message: "Error \(code.name)."))))
+            all.append(
+                ("error \(code.name)", .error(ErrorMessage(code: code, requestID: code.rawValue, isFatal: code != .notAllowed, message: "Error \(code.name).")))
+            )
         }
         for frame in frames {
             all.append(("frame \(frame.header.kind.name) \(frame.payload.count)", .frame(frame)))

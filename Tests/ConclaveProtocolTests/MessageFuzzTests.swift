@@ -31,7 +31,7 @@ struct MessageFuzzTests {
         // The relay's zero-copy view accepts exactly the frames the full decoders accept.
         let view = try? FrameHeader.decode(message: bytes)
         if view?.header != frameHeaderSeen { Issue.record("FrameHeader.decode disagrees with ClientMessage.decode") }
-        if let view, view.payloadRange != 8 ..< bytes.count { Issue.record("bad payload range") }
+        if let view, view.payloadRange != 8..<bytes.count { Issue.record("bad payload range") }
         // peek agrees with the decoders on size, version and type.
         if let type = try? bytes.withUnsafeBytes({ try MessageType.peek($0) }), type.rawValue != bytes[1] {
             Issue.record("peek returned the wrong type")
@@ -42,14 +42,14 @@ struct MessageFuzzTests {
     func randomInputs() {
         var random = MessageFuzzRandom(seed: 0x5EED_C0DE_0000_0005)
         var tally = Tally()
-        for _ in 0 ..< 20_000 {
-            let length = Int.random(in: 0 ... 120, using: &random)
-            var bytes = (0 ..< length).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...120, using: &random)
+            var bytes = (0..<length).map { _ in UInt8.random(in: .min ... .max, using: &random) }
             if length >= 1, random.next() % 8 != 0 { bytes[0] = 1 }
             if length >= 2, random.next() % 8 != 0 { bytes[1] = Self.types.randomElement(using: &random)! }
             // Make some bodies plausible: zero the fields most often required to be small.
             if length >= 4, random.next() % 2 == 0 {
-                for index in 2 ..< length where random.next() % 3 == 0 { bytes[index] = UInt8(random.next() % 3) }
+                for index in 2..<length where random.next() % 3 == 0 { bytes[index] = UInt8(random.next() % 3) }
             }
             Self.check(bytes, &tally)
         }
@@ -59,24 +59,25 @@ struct MessageFuzzTests {
     @Test("20 000 mutations of valid encodings")
     func mutations() {
         var random = MessageFuzzRandom(seed: 0x5EED_C0DE_0000_0006)
-        let samples: [[UInt8]] = MessageFixtures.clientMessages.map { $0.message.encoded() }
+        let samples: [[UInt8]] =
+            MessageFixtures.clientMessages.map { $0.message.encoded() }
             + MessageFixtures.relayMessages.map { $0.message.encoded() }
         var tally = Tally()
-        for iteration in 0 ..< 20_000 {
+        for iteration in 0..<20_000 {
             var bytes = samples.randomElement(using: &random)!
             switch iteration % 5 {
-            case 0, 1: // replace one byte
-                if !bytes.isEmpty { bytes[Int.random(in: 0 ..< bytes.count, using: &random)] = UInt8.random(in: .min ... .max, using: &random) }
-            case 2: // flip one bit
-                if !bytes.isEmpty { bytes[Int.random(in: 0 ..< bytes.count, using: &random)] ^= 1 << UInt8.random(in: 0 ... 7, using: &random) }
-            case 3: // truncate or extend
+            case 0, 1:  // replace one byte
+                if !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: .min ... .max, using: &random) }
+            case 2:  // flip one bit
+                if !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &random)] ^= 1 << UInt8.random(in: 0...7, using: &random) }
+            case 3:  // truncate or extend
                 if random.next() % 2 == 0 {
-                    bytes.removeLast(Int.random(in: 0 ... bytes.count, using: &random))
+                    bytes.removeLast(Int.random(in: 0...bytes.count, using: &random))
                 } else {
-                    bytes += (0 ..< Int.random(in: 1 ... 4, using: &random)).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+                    bytes += (0..<Int.random(in: 1...4, using: &random)).map { _ in UInt8.random(in: .min ... .max, using: &random) }
                 }
-            default: // insert or delete one byte
-                let index = Int.random(in: 0 ..< bytes.count, using: &random)
+            default:  // insert or delete one byte
+                let index = Int.random(in: 0..<bytes.count, using: &random)
                 if random.next() % 2 == 0 { bytes.remove(at: index) } else { bytes.insert(UInt8.random(in: .min ... .max, using: &random), at: index) }
             }
             Self.check(bytes, &tally)
@@ -98,7 +99,7 @@ struct MessageFuzzTests {
         var tally = Tally()
         for sample in samples {
             for offset in sample.indices {
-                for value in UInt8.min ... UInt8.max {
+                for value in UInt8.min...UInt8.max {
                     var bytes = sample
                     bytes[offset] = value
                     Self.check(bytes, &tally)

@@ -26,7 +26,7 @@ struct MessageMalformedTests {
     /// `bytes` with `replacement` written at `offset`.
     private func patch(_ bytes: [UInt8], at offset: Int, _ replacement: [UInt8]) -> [UInt8] {
         var copy = bytes
-        copy.replaceSubrange(offset ..< offset + replacement.count, with: replacement)
+        copy.replaceSubrange(offset..<offset + replacement.count, with: replacement)
         return copy
     }
 
@@ -46,8 +46,8 @@ struct MessageMalformedTests {
     func clientPrefixes() {
         for (name, message) in F.clientMessages {
             let bytes = message.encoded()
-            for length in 0 ..< bytes.count {
-                let prefix = Array(bytes[0 ..< length])
+            for length in 0..<bytes.count {
+                let prefix = Array(bytes[0..<length])
                 switch (message, clientResult(prefix)) {
                 case let (.frame(frame), .success(.frame(decoded))) where length > 8:
                     #expect(decoded.header == frame.header && decoded.payload == Array(frame.payload.prefix(length - 8)), "\(name) prefix \(length)")
@@ -65,9 +65,9 @@ struct MessageMalformedTests {
         for (name, message) in F.relayMessages {
             let bytes = message.encoded()
             // Frames were covered in both directions by the client test; sample the long ones.
-            let lengths = message.type == .frame ? Array(0 ... 9) : Array(0 ..< bytes.count)
+            let lengths = message.type == .frame ? Array(0...9) : Array(0..<bytes.count)
             for length in lengths where length < bytes.count {
-                switch relayResult(Array(bytes[0 ..< length])) {
+                switch relayResult(Array(bytes[0..<length])) {
                 case let .failure(error): #expect(isTruncated(error) || length > 8, "\(name) prefix \(length): \(error)")
                 case .success: #expect(message.type == .frame && length > 8, "\(name): prefix of \(length) bytes decoded")
                 }
@@ -131,8 +131,10 @@ struct MessageMalformedTests {
         func origin(_ text: String, reason: UInt8 = 1) -> [UInt8] { [2, 0x8B, reason, UInt8(text.utf8.count)] + Array(text.utf8) }
         expectRelay(origin("ws://h:1", reason: 0), throws: .invalidValue(field: "reason", value: 0))
         expectRelay(origin("ws://h:1", reason: 3), throws: .invalidValue(field: "reason", value: 3))
-        for bad in ["http://h:1", "ws://h", "ws://h:0", "ws://h:65536", "ws://h:01", "ws://h:+1", "ws://:1", "ws://h:1/v1",
-                    "ws://h h:1", "ws://::1:7", "ws://[::1]", "ws://[::1]7", "WS://h:1", "ws://h:1 ", "wss://[]:1", ""] {
+        for bad in [
+            "http://h:1", "ws://h", "ws://h:0", "ws://h:65536", "ws://h:01", "ws://h:+1", "ws://:1", "ws://h:1/v1",
+            "ws://h h:1", "ws://::1:7", "ws://[::1]", "ws://[::1]7", "WS://h:1", "ws://h:1 ", "wss://[]:1", "",
+        ] {
             expectRelay(origin(bad), throws: .invalidValue(field: "origin", value: UInt64(bad.utf8.count)))
         }
         expectRelay([2, 0x8B, 1, 9] + Array("ws://h:1".utf8), throws: .truncated(field: "origin"))
@@ -145,8 +147,8 @@ struct MessageMalformedTests {
     func unknownTypes() {
         let clientTypes: Set<UInt8> = [0x01, 0x02, 0x03, 0x04, 0x05, 0x30]
         let relayTypes: Set<UInt8> = [0x30, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8B]
-        for type in UInt8.min ... UInt8.max {
-            let preamble: UInt8 = type == 0x01 || type == 0x88 ? 1 : 2 // HELLO and ERROR: the handshake preamble
+        for type in UInt8.min...UInt8.max {
+            let preamble: UInt8 = type == 0x01 || type == 0x88 ? 1 : 2  // HELLO and ERROR: the handshake preamble
             let bytes: [UInt8] = [preamble, type] + [UInt8](repeating: 0, count: 40)
             if !clientTypes.contains(type) { expectClient(bytes, throws: .unknownType(type)) }
             if !relayTypes.contains(type) { expectRelay(bytes, throws: .unknownType(type)) }
@@ -189,21 +191,24 @@ struct MessageMalformedTests {
         // JOIN: knock length at offset 2+16+64+64+1 = 147 (no relay_auth)
         let join = client("join without password, empty knock")
         #expect(join.count == 149)
-        expectClient(patch(join, at: 147, u16(2049)) + [UInt8](repeating: 1, count: 2049),
-                     throws: .lengthOverLimit(field: "knock", length: 2049, limit: 2048))
+        expectClient(
+            patch(join, at: 147, u16(2049)) + [UInt8](repeating: 1, count: 2049),
+            throws: .lengthOverLimit(field: "knock", length: 2049, limit: 2048))
         expectClient(patch(join, at: 147, u16(0xFFFF)), throws: .lengthOverLimit(field: "knock", length: 65535, limit: 2048))
         expectClient(patch(join, at: 147, u16(10)) + [1, 2, 3, 4, 5], throws: .truncated(field: "knock"))
         // KNOCK: knock length at offset 2+2+64 = 68
         let knock = relay("knock empty")
         #expect(knock.count == 70)
-        expectRelay(patch(knock, at: 68, u16(2049)) + [UInt8](repeating: 1, count: 2049),
-                    throws: .lengthOverLimit(field: "knock", length: 2049, limit: 2048))
+        expectRelay(
+            patch(knock, at: 68, u16(2049)) + [UInt8](repeating: 1, count: 2049),
+            throws: .lengthOverLimit(field: "knock", length: 2049, limit: 2048))
         expectRelay(patch(knock, at: 68, u16(1)), throws: .truncated(field: "knock"))
         // ERROR: text length at offset 11
         let error = relay("error empty text")
         #expect(error.count == 12)
-        expectRelay(patch(error, at: 11, [201]) + [UInt8](repeating: 0x61, count: 201),
-                    throws: .lengthOverLimit(field: "message", length: 201, limit: 200))
+        expectRelay(
+            patch(error, at: 11, [201]) + [UInt8](repeating: 0x61, count: 201),
+            throws: .lengthOverLimit(field: "message", length: 201, limit: 200))
         expectRelay(patch(error, at: 11, [0xFF]), throws: .lengthOverLimit(field: "message", length: 255, limit: 200))
         expectRelay(patch(error, at: 11, [3]) + [0x61], throws: .truncated(field: "message"))
         // ADMITTED: count at offset 15
@@ -276,7 +281,9 @@ struct MessageMalformedTests {
     func invalidCommands() throws {
         func command(_ op: UInt8, target: UInt16, value: UInt32) -> [UInt8] { [2, 4, op, 0x12, 0x34] + u16(target) + u32(value) }
         // Valid shapes decode.
-        #expect(try ClientMessage.decode(command(0x13, target: 5, value: 900)) == .command(CommandMessage(requestID: 0x1234, action: .setSetting(.maxParticipants(900)))))
+        #expect(
+            try ClientMessage.decode(command(0x13, target: 5, value: 900))
+                == .command(CommandMessage(requestID: 0x1234, action: .setSetting(.maxParticipants(900)))))
         #expect(try ClientMessage.decode(command(0x11, target: 0, value: 0)) == .command(CommandMessage(requestID: 0x1234, action: .setRecording(on: false))))
         for op: UInt8 in [0x00, 0x17, 0x30, 0xFF] {
             expectClient(command(op, target: 0, value: 0), throws: .invalidValue(field: "op", value: UInt64(op)))
@@ -299,7 +306,7 @@ struct MessageMalformedTests {
         // set_setting: unknown ids and out-of-range values
         expectClient(command(0x13, target: 0, value: 1), throws: .invalidValue(field: "target", value: 0))
         expectClient(command(0x13, target: 8, value: 1), throws: .invalidValue(field: "target", value: 8))
-        for id: UInt16 in 1 ... 4 {
+        for id: UInt16 in 1...4 {
             expectClient(command(0x13, target: id, value: 2), throws: .invalidValue(field: "value", value: 2))
         }
         expectClient(command(0x13, target: 5, value: 0), throws: .invalidValue(field: "value", value: 0))
@@ -316,7 +323,9 @@ struct MessageMalformedTests {
             [2, 0x86, kind] + u16(subject) + u16(actor) + u32(value) + [hasIdentity ?? (identity == nil ? 0 : 1)] + (identity?.bytes ?? [])
         }
         let id = F.identityA
-        #expect(try RelayMessage.decode(event(1, subject: 3, value: 2, identity: id)) == .event(EventMessage(actor: .none, event: .joined(3, identity: id, role: .host))))
+        #expect(
+            try RelayMessage.decode(event(1, subject: 3, value: 2, identity: id))
+                == .event(EventMessage(actor: .none, event: .joined(3, identity: id, role: .host))))
         for kind: UInt8 in [0x00, 0x13, 0xFF] {
             expectRelay(event(kind, subject: 1, value: 0), throws: .invalidValue(field: "event", value: UInt64(kind)))
         }
@@ -419,8 +428,12 @@ struct MessageMalformedTests {
             let over = MessageDecodingError.payloadTooLarge(kind: kind, length: kind.payloadLimit + 1, limit: kind.payloadLimit)
             expectClient(frame(kind: kind.rawValue, recipient: recipient, payload: kind.payloadLimit + 1), throws: over)
             #expect(throws: over) { try FrameHeader.decode(message: frame(kind: kind.rawValue, recipient: recipient, payload: kind.payloadLimit + 1)) }
-            #expect(throws: over) { try FrameMessage(kind: kind, sender: 1, recipient: .init(recipient), payload: [UInt8](repeating: 0, count: kind.payloadLimit + 1)) }
-            #expect(throws: MessageDecodingError.truncated(field: "payload")) { try FrameMessage(kind: kind, sender: 1, recipient: .init(recipient), payload: []) }
+            #expect(throws: over) {
+                try FrameMessage(kind: kind, sender: 1, recipient: .init(recipient), payload: [UInt8](repeating: 0, count: kind.payloadLimit + 1))
+            }
+            #expect(throws: MessageDecodingError.truncated(field: "payload")) {
+                try FrameMessage(kind: kind, sender: 1, recipient: .init(recipient), payload: [])
+            }
             #expect(over.wireCode == .tooLarge)
             // sender must be a member
             expectClient(frame(kind: kind.rawValue, sender: 0, recipient: recipient, payload: 1), throws: .invalidValue(field: "sender", value: 0))

@@ -70,8 +70,8 @@ struct MessageRoundTripTests {
         let message = ClientMessage.command(CommandMessage(requestID: 3, action: .mute(4)))
         let bytes = message.encoded()
         let padded: [UInt8] = [0xFF] + bytes + [0xFF]
-        #expect(try ClientMessage.decode(padded[1 ..< padded.count - 1]) == message) // ArraySlice, startIndex 1
-        #expect(try ClientMessage.decode(bytes.reversed().reversed()) == message) // ReversedCollection (copied)
+        #expect(try ClientMessage.decode(padded[1..<padded.count - 1]) == message)  // ArraySlice, startIndex 1
+        #expect(try ClientMessage.decode(bytes.reversed().reversed()) == message)  // ReversedCollection (copied)
         #expect(try ClientMessage.decode(bytes.withUnsafeBytes { raw in try ClientMessage.decode(raw).encoded() }) == message)
     }
 
@@ -81,11 +81,11 @@ struct MessageRoundTripTests {
             let bytes = ClientMessage.frame(frame).encoded()
             let (header, range) = try FrameHeader.decode(message: bytes)
             #expect(header == frame.header)
-            #expect(range == 8 ..< bytes.count)
+            #expect(range == 8..<bytes.count)
             #expect(Array(bytes[range]) == frame.payload)
             var headerBytes: [UInt8] = []
             header.encode(into: &headerBytes)
-            #expect(headerBytes == Array(bytes[0 ..< 8]))
+            #expect(headerBytes == Array(bytes[0..<8]))
             // The relay forwards the same bytes; clients decode them as a relay message.
             #expect(try RelayMessage.decode(bytes) == .frame(frame))
         }
@@ -95,7 +95,10 @@ struct MessageRoundTripTests {
     func settingChangesApply() {
         var settings = RoomSettings.privacyDefaults
         for case let .setSetting(change) in MessageFixtures.commandActions { change.apply(to: &settings) }
-        #expect(settings == RoomSettings(waitingRoom: false, muteOnEntry: true, selfUnmuteAllowed: false, hostsOnlySharing: true,
-                                         locked: false, maxParticipants: 900, maxWaiting: 1000, recordingAcknowledgementTimeoutSeconds: 3600))
+        #expect(
+            settings
+                == RoomSettings(
+                    waitingRoom: false, muteOnEntry: true, selfUnmuteAllowed: false, hostsOnlySharing: true,
+                    locked: false, maxParticipants: 900, maxWaiting: 1000, recordingAcknowledgementTimeoutSeconds: 3600))
     }
 }

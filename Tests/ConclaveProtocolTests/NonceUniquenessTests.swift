@@ -25,24 +25,28 @@ import ConclaveCrypto
 
         func admit(_ index: UInt16, _ name: String, identity: PrivateIdentity = .generate()) throws -> E2EPeer {
             let peer = E2EPeer(roomID: room.roomID, index: index, identity: identity, name: name)
-            peer.member = MemberKeySchedule(roomID: room.roomID, me: index, identity: identity, joinNonce: peer.joinNonce,
-                                            leaderIndex: room.leaderIndex, leaderIdentity: room.leader.identity.publicIdentity)
+            peer.member = MemberKeySchedule(
+                roomID: room.roomID, me: index, identity: identity, joinNonce: peer.joinNonce,
+                leaderIndex: room.leaderIndex, leaderIdentity: room.leader.identity.publicIdentity)
             room.peers[index] = peer
             return peer
         }
         func talk(_ rounds: Int) throws {
-            for _ in 0 ..< rounds {
+            for _ in 0..<rounds {
                 room.run(until: room.now + 20)
                 for peer in room.peers.values.sorted(by: { $0.index < $1.index }) {
                     guard peer.sender.sendingEpoch(at: room.now) != nil, peer.member?.awaitingRoster != true else { continue }
                     let audio = try peer.sender.seal(kind: .audio, recipient: .everyone, plaintext: [1, 2, 3], now: room.now)
-                    sealed.append(Sealed(by: peer, header: try FrameHeader(kind: .audio, sender: ParticipantIndex(peer.index), recipient: .everyone), payload: audio))
+                    sealed.append(
+                        Sealed(by: peer, header: try FrameHeader(kind: .audio, sender: ParticipantIndex(peer.index), recipient: .everyone), payload: audio))
                     // Private chat to every other member (pairwise keys, 2.7).
                     for other in room.peers.keys where other != peer.index {
                         guard let chat = try? peer.sender.seal(kind: .chat, recipient: ParticipantIndex(other), plaintext: [9], now: room.now) else { continue }
                         let roster = peer.member?.roster ?? peer.leader?.roster
-                        sealed.append(Sealed(by: peer, header: try FrameHeader(kind: .chat, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(other)),
-                                             payload: chat, mine: roster?.entry(for: peer.index), peer: roster?.entry(for: other)))
+                        sealed.append(
+                            Sealed(
+                                by: peer, header: try FrameHeader(kind: .chat, sender: ParticipantIndex(peer.index), recipient: ParticipantIndex(other)),
+                                payload: chat, mine: roster?.entry(for: peer.index), peer: roster?.entry(for: other)))
                     }
                 }
             }
@@ -83,7 +87,8 @@ import ConclaveCrypto
                 let recipient = s.header.recipient.rawValue
                 let peerEntry = try #require(s.peer)
                 let myNonce = try #require(s.mine?.joinNonce)
-                let context = Labels.privateChat + " " + Hex.encode(room.roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes + myNonce + peerEntry.joinNonce)
+                let context =
+                    Labels.privateChat + " " + Hex.encode(room.roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes + myNonce + peerEntry.joinNonce)
                 base = try s.by.identity.agreementKey.sharedKey(with: peerEntry.identity.agreementKey, context: context)
             } else {
                 let secret = try #require(s.by.epochSecrets[epoch])

@@ -51,10 +51,17 @@ import ConclaveCrypto
 
     /// The full suite 0x0005 vector, as literals.
     @Test(.enabled(if: AES256GCM.isAvailable)) func suite5FullVector() throws {
-        let material = try SFrameKeyMaterial(suite: .aes256GCMSHA512_128, baseKey: SecretKey(copying: hexBytes("000102030405060708090a0b0c0d0e0f")), keyID: 0x123)
-        #expect(Hex.encode(SFrameKeyMaterial.keyLabel(keyID: 0x123, suite: .aes256GCMSHA512_128)) == "534672616d6520312e3020536563726574206b65792000000000000001230005")
-        #expect(Hex.encode(SFrameKeyMaterial.saltLabel(keyID: 0x123, suite: .aes256GCMSHA512_128)) == "534672616d6520312e30205365637265742073616c742000000000000001230005")
-        #expect(material.secret.unsafeHexExport() == "0fc3ea6de6aac97a35f194cf9bed94d4b5230f1cb45a785c9fe5dce9c188938ab6ba005bc4c0a19181599e9d1bcf7b74aca48b60bf5e254e546d809313e083a3")
+        let material = try SFrameKeyMaterial(
+            suite: .aes256GCMSHA512_128, baseKey: SecretKey(copying: hexBytes("000102030405060708090a0b0c0d0e0f")), keyID: 0x123)
+        #expect(
+            Hex.encode(SFrameKeyMaterial.keyLabel(keyID: 0x123, suite: .aes256GCMSHA512_128))
+                == "534672616d6520312e3020536563726574206b65792000000000000001230005")
+        #expect(
+            Hex.encode(SFrameKeyMaterial.saltLabel(keyID: 0x123, suite: .aes256GCMSHA512_128))
+                == "534672616d6520312e30205365637265742073616c742000000000000001230005")
+        #expect(
+            material.secret.unsafeHexExport()
+                == "0fc3ea6de6aac97a35f194cf9bed94d4b5230f1cb45a785c9fe5dce9c188938ab6ba005bc4c0a19181599e9d1bcf7b74aca48b60bf5e254e546d809313e083a3")
         #expect(material.key.unsafeHexExport() == "d3e27b0d4a5ae9e55df01a70e6d4d28d969b246e2936f4b7a5d9b494da6b9633")
         #expect(material.salt.unsafeHexExport() == "84991c167b8cd23c93708ec7")
         #expect(Hex.encode(material.nonce(counter: 0x4567)) == "84991c167b8cd23c9370cba0")

@@ -8,7 +8,7 @@ import Testing
         var w = ReplayWindow()
         w.accept(UInt64.max - 5)
         #expect(w.check(UInt64.max) == .fresh)
-        w.accept(UInt64.max) // an earlier version looped forever here
+        w.accept(UInt64.max)  // an earlier version looped forever here
         #expect(w.highestAccepted == UInt64.max)
         #expect(w.check(UInt64.max) == .duplicate)
         #expect(w.check(UInt64.max - 5) == .duplicate)
@@ -25,7 +25,7 @@ import Testing
             w.accept(start)
             w.accept(UInt64.max)
             #expect(w.check(start) == .duplicate, "shift \(shift)")
-            for c in (start + 1) ..< UInt64.max { #expect(w.check(c) == .fresh, "shift \(shift) counter \(c)") }
+            for c in (start + 1)..<UInt64.max { #expect(w.check(c) == .fresh, "shift \(shift) counter \(c)") }
         }
     }
 }

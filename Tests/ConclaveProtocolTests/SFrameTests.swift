@@ -6,8 +6,9 @@ import ConclaveCrypto
     let room = RoomID(bytes: Array(0..<16).map { UInt8($0) })!
 
     func key(epoch: UInt64 = 3, sender: UInt16 = 2) throws -> SFrameKey {
-        try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256, baseKey: SecretKey(copying: [UInt8](repeating: 7, count: 32)),
-                      keyID: EpochKeys.keyID(epoch: epoch, sender: sender))
+        try SFrameKey(
+            suite: .conclaveXChaCha20Poly1305SHA256, baseKey: SecretKey(copying: [UInt8](repeating: 7, count: 32)),
+            keyID: EpochKeys.keyID(epoch: epoch, sender: sender))
     }
 
     @Test func roundTripAllSizes() throws {
@@ -32,7 +33,9 @@ import ConclaveCrypto
         let h = SFrameHeader(keyID: k.keyID, counter: 99).encodedLength
         var buffer = [UInt8](repeating: 0, count: h + pt.count + 16)
         buffer.replaceSubrange(h..<(h + pt.count), with: pt)
-        let n = try buffer.withUnsafeMutableBytes { b in try md.withUnsafeBytes { m in try k.sealInPlace(counter: 99, metadata: m, frame: b, plaintextLength: pt.count) } }
+        let n = try buffer.withUnsafeMutableBytes { b in
+            try md.withUnsafeBytes { m in try k.sealInPlace(counter: 99, metadata: m, frame: b, plaintextLength: pt.count) }
+        }
         #expect(n == buffer.count)
         #expect(buffer == (try k.seal(counter: 99, metadata: md, plaintext: pt)))
         let r = try buffer.withUnsafeMutableBytes { b in try md.withUnsafeBytes { m in try k.openInPlace(frame: b, metadata: m) } }
@@ -48,7 +51,7 @@ import ConclaveCrypto
         let frame = try k.seal(counter: 0x1234, metadata: md, plaintext: pt)
         for bit in 0..<(frame.count * 8) {
             var t = frame; t[bit / 8] ^= 1 << (bit % 8)
-            var out = pt + [UInt8](repeating: 0, count: 64) // a reused buffer that held plaintext
+            var out = pt + [UInt8](repeating: 0, count: 64)  // a reused buffer that held plaintext
             let result = out.withUnsafeMutableBytes { o in
                 t.withUnsafeBytes { f in md.withUnsafeBytes { m in Result { try k.open(frame: f, metadata: m, into: o) } } }
             }
@@ -56,7 +59,11 @@ import ConclaveCrypto
             case .success: Issue.record("bit \(bit) flip opened")
             case .failure(let e as SFrameError):
                 // Header bits may change the KID or the header length; the rest must fail authentication.
-                #expect([.authenticationFailed, .truncatedHeader].contains(e) || { if case .keyIDMismatch = e { return true }; if case .frameTooShort = e { return true }; return false }(), "bit \(bit): \(e)")
+                #expect(
+                    [.authenticationFailed, .truncatedHeader].contains(e)
+                        || {
+                            if case .keyIDMismatch = e { return true }; if case .frameTooShort = e { return true }; return false
+                        }(), "bit \(bit): \(e)")
             case .failure(let e): Issue.record("bit \(bit): unexpected \(e)")
             }
             #expect(!out.starts(with: pt.prefix(8)), "plaintext left in output after bit \(bit)")
@@ -90,11 +97,19 @@ import ConclaveCrypto
         #expect(throws: SFrameError.truncatedHeader) { try k.open(frame: Array(frame.prefix(2)), metadata: md) }
         let h = SFrameHeader(keyID: k.keyID, counter: 5).encodedLength
         #expect(throws: SFrameError.frameTooShort(length: h + 15, minimum: h + 16)) { try k.open(frame: Array(frame.prefix(h + 15)), metadata: md) }
-        #expect(throws: SFrameError.metadataTooLong(length: 65, limit: 64)) { try k.seal(counter: 1, metadata: [UInt8](repeating: 0, count: 65), plaintext: []) }
-        #expect(throws: SFrameError.plaintextTooLong(length: 16_385, limit: 16_384)) { try k.seal(counter: 1, metadata: md, plaintext: [UInt8](repeating: 0, count: 16_385)) }
+        #expect(throws: SFrameError.metadataTooLong(length: 65, limit: 64)) {
+            try k.seal(counter: 1, metadata: [UInt8](repeating: 0, count: 65), plaintext: [])
+        }
+        #expect(throws: SFrameError.plaintextTooLong(length: 16_385, limit: 16_384)) {
+            try k.seal(counter: 1, metadata: md, plaintext: [UInt8](repeating: 0, count: 16_385))
+        }
         var small = [UInt8](repeating: 0, count: 10)
         #expect(throws: SFrameError.bufferTooSmall(required: h + 2 + 16, available: 10)) {
-            try small.withUnsafeMutableBytes { o in try md.withUnsafeBytes { m in try [UInt8](arrayLiteral: 9, 9).withUnsafeBytes { p in try k.seal(counter: 5, metadata: m, plaintext: p, into: o) } } }
+            try small.withUnsafeMutableBytes { o in
+                try md.withUnsafeBytes { m in
+                    try [UInt8](arrayLiteral: 9, 9).withUnsafeBytes { p in try k.seal(counter: 5, metadata: m, plaintext: p, into: o) }
+                }
+            }
         }
         #expect(throws: SFrameError.unsupportedCipherSuite(0x0001)) {
             try SFrameKey(suite: .aes128CTRHMACSHA256_80, baseKey: .random(), keyID: 1)

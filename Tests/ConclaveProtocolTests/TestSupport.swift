@@ -9,8 +9,10 @@ var repositoryRoot: URL { TestPaths.repositoryRoot }
 
 /// RFC 9605's published vectors, if the shared folder sits beside the repository.
 func sharedRFC9605Vectors() -> [String: Any]? {
-    let candidates = [repositoryRoot.appendingPathComponent("../shared/vectors/sframe-rfc9605.json"),
-                      repositoryRoot.appendingPathComponent("shared/vectors/sframe-rfc9605.json")]
+    let candidates = [
+        repositoryRoot.appendingPathComponent("../shared/vectors/sframe-rfc9605.json"),
+        repositoryRoot.appendingPathComponent("shared/vectors/sframe-rfc9605.json"),
+    ]
     for url in candidates {
         if let data = try? Data(contentsOf: url), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             return json

@@ -54,7 +54,7 @@ import ConclaveTestSupport
         for value in Self.samples {
             var whole = ByteBuffer()
             RESPEncoder.encode(value, into: &whole)
-            for n in 0 ..< whole.readableBytes {
+            for n in 0..<whole.readableBytes {
                 var prefix = whole.getSlice(at: 0, length: n)!
                 #expect(try RESPParser().parse(&prefix) == nil)
                 #expect(prefix.readerIndex == 0 && prefix.readableBytes == n)
@@ -90,7 +90,11 @@ import ConclaveTestSupport
         #expect(throws: RESPParseError.tooDeep(limit: 3)) { try parseAll("*1\r\n*1\r\n*1\r\n*1\r\n", limits: small) }
         #expect(throws: RESPParseError.lineTooLong(limit: 16)) { try parseAll("+" + String(repeating: "a", count: 20), limits: small) }
         // An incomplete reply may not grow past the reply limit.
-        #expect(throws: RESPParseError.replyTooLarge(limit: 64)) { try parseAll("*5\r\n" + String(repeating: "+aaaaaaaaaaaa\r\n", count: 4) + "+aa", limits: RESPParser.Limits(maximumLineLength: 16, maximumElements: 8, maximumReplyBytes: 64)) }
+        #expect(throws: RESPParseError.replyTooLarge(limit: 64)) {
+            try parseAll(
+                "*5\r\n" + String(repeating: "+aaaaaaaaaaaa\r\n", count: 4) + "+aa",
+                limits: RESPParser.Limits(maximumLineLength: 16, maximumElements: 8, maximumReplyBytes: 64))
+        }
     }
 
     @Test func malformedInputIsATypedError() {
@@ -112,9 +116,9 @@ import ConclaveTestSupport
     @Test func randomBytesNeverCrash() {
         var rng = SplitMix64(seed: 0xC0FFEE)
         let alphabet = Array("+-:$*%~>_#,(!=|\r\n0123456789-abc".utf8)
-        for _ in 0 ..< 20_000 {
+        for _ in 0..<20_000 {
             let n = Int(rng.next() % 40)
-            var b = ByteBuffer(bytes: (0 ..< n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+            var b = ByteBuffer(bytes: (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
             let before = b
             do {
                 if try RESPParser().parse(&b) == nil { #expect(b == before) }
@@ -134,7 +138,8 @@ import ConclaveTestSupport
     }
 
     @Test func rejectsBadURLs() {
-        for bad in ["http://h:1", "rediss://h:1", "redis://", "redis://h:0", "redis://h:70000", "redis://h:x", "redis://h/db", "redis://[::1", "redis://h h:1"] {
+        for bad in ["http://h:1", "rediss://h:1", "redis://", "redis://h:0", "redis://h:70000", "redis://h:x", "redis://h/db", "redis://[::1", "redis://h h:1"]
+        {
             #expect(throws: RedisError.self, "\(bad)") { try RedisEndpoint(url: bad) }
         }
     }

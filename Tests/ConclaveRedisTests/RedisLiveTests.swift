@@ -10,11 +10,15 @@ import ConclaveTestSupport
     let group = MultiThreadedEventLoopGroup.singleton
 
     /// Commands wait this long for a connection too: long enough for a loaded machine.
-    private func client(_ server: RedisServerProcess, commandTimeout: Duration = .seconds(10),
-                        onEvent: @escaping @Sendable (RedisConnectionEvent) -> Void = { _ in }) -> RedisClient {
-        let c = RedisClient(configuration: RedisClientConfiguration(endpoint: server.endpoint, commandTimeout: commandTimeout,
-                                                                    backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
-                            group: group, onEvent: onEvent)
+    private func client(
+        _ server: RedisServerProcess, commandTimeout: Duration = .seconds(10),
+        onEvent: @escaping @Sendable (RedisConnectionEvent) -> Void = { _ in }
+    ) -> RedisClient {
+        let c = RedisClient(
+            configuration: RedisClientConfiguration(
+                endpoint: server.endpoint, commandTimeout: commandTimeout,
+                backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
+            group: group, onEvent: onEvent)
         c.start()
         return c
     }
@@ -31,7 +35,7 @@ import ConclaveTestSupport
         #expect(ttl > 50_000 && ttl <= 60_000)
         await #expect(throws: RedisError.self) { try await c.send(RedisCommand("INCR", ["k"])) }
         // A binary value survives unchanged.
-        let blob: [UInt8] = (0 ... 255).map { UInt8($0) }
+        let blob: [UInt8] = (0...255).map { UInt8($0) }
         try await c.send(RedisCommand("SET", bytes: [Array("b".utf8), blob]))
         #expect(try await c.send(RedisCommand("GET", ["b"])).bytes == blob)
         await c.shutdown()
@@ -40,7 +44,7 @@ import ConclaveTestSupport
     @Test func pipelineKeepsOrderAndErrorsInPlace() async throws {
         let server = try await RedisServerProcess.launch()
         let c = client(server)
-        var commands = (0 ..< 2_000).map { _ in RedisCommand("INCR", ["counter"]) }
+        var commands = (0..<2_000).map { _ in RedisCommand("INCR", ["counter"]) }
         commands.insert(RedisCommand("HGET", ["counter", "x"]), at: 1_000)
         let replies = try await c.pipeline(commands)
         #expect(replies.count == 2_001)
@@ -63,8 +67,10 @@ import ConclaveTestSupport
 
     @Test func unreachableRedisIsATypedErrorWithinTheTimeout() async throws {
         let port = try await LoopbackPort.free()
-        let c = RedisClient(configuration: RedisClientConfiguration(endpoint: RedisEndpoint(host: "127.0.0.1", port: port),
-                                                                    commandTimeout: .milliseconds(300)), group: group)
+        let c = RedisClient(
+            configuration: RedisClientConfiguration(
+                endpoint: RedisEndpoint(host: "127.0.0.1", port: port),
+                commandTimeout: .milliseconds(300)), group: group)
         c.start()
         let start = ContinuousClock.now
         do {
@@ -100,12 +106,11 @@ import ConclaveTestSupport
         let server = try await RedisServerProcess.launch()
         let events = Mutex<[RedisConnectionEvent]>([])
         let c = client(server, commandTimeout: .milliseconds(500)) { e in events.withLock { $0.append(e) } }
-        for i in 1 ... 50 { #expect(try await c.send(RedisCommand("INCR", ["n"])) == .integer(Int64(i))) }
+        for i in 1...50 { #expect(try await c.send(RedisCommand("INCR", ["n"])) == .integer(Int64(i))) }
         server.kill()
         // While it is down: typed errors, no hang past the timeout, no crash.
-        for _ in 0 ..< 3 {
-            do { try await c.send(RedisCommand("INCR", ["n"])); Issue.record("INCR succeeded with Redis down") }
-            catch let e as RedisError {
+        for _ in 0..<3 {
+            do { try await c.send(RedisCommand("INCR", ["n"])); Issue.record("INCR succeeded with Redis down") } catch let e as RedisError {
                 switch e {
                 case .notConnected, .connectionClosed, .timeout: break
                 default: Issue.record("unexpected \(e)")
@@ -125,9 +130,11 @@ import ConclaveTestSupport
     @Test func pubSubDeliversAndResubscribesAfterARestart() async throws {
         let server = try await RedisServerProcess.launch()
         let publisher = client(server)
-        let sub = RedisSubscriber(configuration: RedisClientConfiguration(endpoint: server.endpoint,
-                                                                          backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
-                                  channels: ["a", "b"], group: group)
+        let sub = RedisSubscriber(
+            configuration: RedisClientConfiguration(
+                endpoint: server.endpoint,
+                backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))),
+            channels: ["a", "b"], group: group)
         sub.start()
         var it = sub.events.makeAsyncIterator()
         #expect(await it.next() == .subscribed)
@@ -151,16 +158,17 @@ import ConclaveTestSupport
     @Test func aSlowConsumerLosesTheOldestEventsOnly() async throws {
         let server = try await RedisServerProcess.launch()
         let publisher = client(server)
-        let sub = RedisSubscriber(configuration: RedisClientConfiguration(endpoint: server.endpoint, commandTimeout: .seconds(10)), channels: ["c"], group: group, bufferLimit: 8)
+        let sub = RedisSubscriber(
+            configuration: RedisClientConfiguration(endpoint: server.endpoint, commandTimeout: .seconds(10)), channels: ["c"], group: group, bufferLimit: 8)
         sub.start()
         var it = sub.events.makeAsyncIterator()
         #expect(await it.next() == .subscribed)
-        _ = try await publisher.pipeline((0 ..< 100).map { RedisCommand("PUBLISH", ["c", String($0)]) })
+        _ = try await publisher.pipeline((0..<100).map { RedisCommand("PUBLISH", ["c", String($0)]) })
         // The last message is in the buffer once 92 have been dropped.
         #expect(await eventually(within: .seconds(5)) { sub.droppedEvents == 92 })
         var got: [String] = []
-        for _ in 0 ..< 8 { if case .message(_, let p)? = await it.next() { got.append(String(decoding: p, as: UTF8.self)) } }
-        #expect(got == (92 ..< 100).map(String.init))
+        for _ in 0..<8 { if case .message(_, let p)? = await it.next() { got.append(String(decoding: p, as: UTF8.self)) } }
+        #expect(got == (92..<100).map(String.init))
         await sub.shutdown()
         await publisher.shutdown()
     }

@@ -28,7 +28,7 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
     var servers: [RelayServer] = []
     func stopAll() async { for s in servers { await s.shutdown() } }
     do {
-        for i in 1 ... nodes {
+        for i in 1...nodes {
             let c = testRelayConfiguration { c in
                 c.clusterRedisURL = redis.url
                 c.nodeID = "n\(i)"
@@ -67,9 +67,11 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
         try await withCluster { cluster in
             // Six hosts, all given node 1: placement sends them over the three nodes.
             var hosts: [Participant] = []
-            for i in 0 ..< 6 {
-                hosts.append(try await Participant.host(relay: cluster.endpoints[0], password: nil, settings: .privacyDefaults,
-                                                        options: ParticipantOptions(displayName: "h\(i)"), output: quiet))
+            for i in 0..<6 {
+                hosts.append(
+                    try await Participant.host(
+                        relay: cluster.endpoints[0], password: nil, settings: .privacyDefaults,
+                        options: ParticipantOptions(displayName: "h\(i)"), output: quiet))
             }
             let counts = cluster.servers.map(\.roomCount)
             #expect(counts.reduce(0, +) == 6)
@@ -89,7 +91,8 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
         try await withCluster { cluster in
             let entry = cluster.endpoints[0]
             // The first room takes node 1 (the least-loaded, lowest id); the next goes elsewhere.
-            let first = try await Participant.host(relay: entry, password: nil, settings: .privacyDefaults, options: ParticipantOptions(displayName: "first"), output: quiet)
+            let first = try await Participant.host(
+                relay: entry, password: nil, settings: .privacyDefaults, options: ParticipantOptions(displayName: "first"), output: quiet)
             #expect(cluster.servers[0].roomCount == 1)
             let host = try await Participant.host(relay: entry, password: "correct horse", settings: .privacyDefaults, options: options("host"), output: quiet)
             let invite = try #require(await host.invite)
@@ -104,6 +107,12 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
             try await waitUntil("the guest's first security code", within: .seconds(3)) { await guest.securityCodes.last != nil }
             try await host.say("over the redirect")
             try await guest.say("and back")
+            // Both in the room show the same code (compared while both are in it: whoever
+            // leaves first makes the other rekey).
+            try await waitUntil("the same security code on both", within: .seconds(3)) {
+                let hostCode = await host.securityCode, guestCode = await guest.securityCode
+                return hostCode != nil && hostCode == guestCode
+            }
             _ = await (h, g)
             for p in [host, guest] {
                 let c = await p.receiveCounters
@@ -112,8 +121,6 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
             }
             #expect(await guest.chatLog.contains { $0.text == "over the redirect" })
             #expect(await host.chatLog.contains { $0.text == "and back" })
-            let codes = (await host.securityCodes.last, await guest.securityCodes.last)
-            #expect(codes.0 != nil && codes.0 == codes.1)
             var bytes: [UInt8] = []
             cluster.servers[0].metrics.registry.emit(into: &bytes)
             let text = String(decoding: bytes, as: UTF8.self)
@@ -127,15 +134,18 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
     /// refused (`room_exists`): the owner record is checked before any placement.
     @Test func anotherIdentityCannotClaimAnExistingRoomIDAtAnotherNode() async throws {
         try await withCluster { cluster in
-            let host = try await Participant.host(relay: cluster.endpoints[0], password: nil, settings: .privacyDefaults,
-                                                  options: ParticipantOptions(displayName: "host"), output: quiet)
+            let host = try await Participant.host(
+                relay: cluster.endpoints[0], password: nil, settings: .privacyDefaults,
+                options: ParticipantOptions(displayName: "host"), output: quiet)
             let roomID = try #require(await host.invite?.roomID)
             let servedBy = try #require(cluster.servers.firstIndex { $0.roomCount == 1 })
             let other = (servedBy + 1) % 3
             let stranger = try await TestParticipant.connect(cluster.endpoints[other])
-            try await stranger.connection.send(.createRoom(CreateRoomMessage(
-                roomID: roomID, identity: stranger.identity.publicIdentity.wireIdentity,
-                signature: try stranger.proof(room: roomID), relayAuth: nil, settings: .privacyDefaults)))
+            try await stranger.connection.send(
+                .createRoom(
+                    CreateRoomMessage(
+                        roomID: roomID, identity: stranger.identity.publicIdentity.wireIdentity,
+                        signature: try stranger.proof(room: roomID), relayAuth: nil, settings: .privacyDefaults)))
             try await stranger.expectFatal(.roomExists)
             #expect(cluster.servers.map(\.roomCount).reduce(0, +) == 1)
             _ = host
@@ -174,9 +184,10 @@ final class ProcessCluster: @unchecked Sendable {
 
     static func launch(nodes count: Int, prefix: String) async throws -> ProcessCluster {
         let cluster = ProcessCluster(redis: try await RedisServerProcess.launch(), keyPath: makeClusterKeyFile())
-        for i in 1 ... count {
-            let node = try await RelayProcess.clusterNode(nodeID: "\(prefix)\(i)", redis: cluster.redis.url, keyFile: cluster.keyPath,
-                                                          port: try await LoopbackPort.free())
+        for i in 1...count {
+            let node = try await RelayProcess.clusterNode(
+                nodeID: "\(prefix)\(i)", redis: cluster.redis.url, keyFile: cluster.keyPath,
+                port: try await LoopbackPort.free())
             cluster.nodes.append(node)
         }
         return cluster
@@ -192,9 +203,12 @@ extension RelayProcess {
     /// A cluster node on a port chosen before it starts (so that its advertised origin is
     /// known).
     static func clusterNode(nodeID: String, redis: String, keyFile: String, port: Int) async throws -> RelayProcess {
-        try await launch(arguments: ["--cluster", redis, "--node-id", nodeID, "--cluster-key-file", keyFile,
-                                     "--log-level", "warning", "--set", "password-hashing=minimum", "--set", "cluster-node-timeout-seconds=2",
-                                     "--set", "exempt-addresses=127.0.0.1", "--set", "drain-grace-seconds=5"], port: port)
+        try await launch(
+            arguments: [
+                "--cluster", redis, "--node-id", nodeID, "--cluster-key-file", keyFile,
+                "--log-level", "warning", "--set", "password-hashing=minimum", "--set", "cluster-node-timeout-seconds=2",
+                "--set", "exempt-addresses=127.0.0.1", "--set", "drain-grace-seconds=5",
+            ], port: port)
     }
 }
 
@@ -221,7 +235,8 @@ extension RelayProcess {
         let (redis, nodes) = (cluster.redis, cluster.nodes)
         let all = nodes.map(\.endpoint)
         // Every node is in the registry.
-        let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
+        let probe = RedisClient(
+            configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
         try await waitUntil("three registered nodes", within: .seconds(10)) {
             let values = try await probe.send(RedisCommand("MGET", ["conclave:node:n1", "conclave:node:n2", "conclave:node:n3"])).elements ?? []
@@ -231,13 +246,18 @@ extension RelayProcess {
 
         let debug = ProcessInfo.processInfo.environment["CONCLAVE_TEST_DEBUG"] != nil
         func out(_ who: String) -> EventOutput { EventOutput(json: true) { line in if debug { print(who, line) } } }
-        let host = try await Participant.host(relay: all[0], password: "pw", settings: .privacyDefaults,
-                                              options: options("host", fallbacks: all), output: out("host"))
+        let host = try await Participant.host(
+            relay: all[0], password: "pw", settings: .privacyDefaults,
+            options: options("host", fallbacks: all), output: out("host"))
         let invite = try #require(await host.invite)
         let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: all), output: out("guest"))
         let hostRun = Task { await host.run(for: .seconds(25)) }
         let guestRun = Task { await guest.run(for: .seconds(25)) }
-        defer { Task { await host.stop(); await guest.stop() } }
+        defer {
+            Task {
+                await host.stop(); await guest.stop()
+            }
+        }
         // The host admits the guest by hand; after the move it must not have to again.
         let guestIndex = await guest.index
         try await waitUntil("the guest's knock at the host", within: .seconds(5)) { await host.hasPendingKnock(guestIndex) }
@@ -271,7 +291,9 @@ extension RelayProcess {
         let counters = [await host.receiveCounters, await guest.receiveCounters]
         #expect(counters.allSatisfy { $0.decryptFailed == 0 })
         let (hf, gf) = (await host.failovers, await guest.failovers)
-        print("failover: node killed → audio decrypting and codes matching again in \(total); participants' own measure (connection lost → back in the room): host \(hf) ms, guest \(gf) ms")
+        print(
+            "failover: node killed → audio decrypting and codes matching again in \(total); participants' own measure (connection lost → back in the room): host \(hf) ms, guest \(gf) ms"
+        )
         #expect(total < .seconds(15))
         await host.stop()
         await guest.stop()
@@ -288,7 +310,8 @@ extension ClusterFailoverTests {
         let cluster = try await ProcessCluster.launch(nodes: 2, prefix: "d")
         defer { withExtendedLifetime(cluster) {} }
         let (redis, nodes) = (cluster.redis, cluster.nodes)
-        let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
+        let probe = RedisClient(
+            configuration: RedisClientConfiguration(endpoint: redis.endpoint, commandTimeout: .seconds(10)), group: MultiThreadedEventLoopGroup.singleton)
         probe.start()
         try await waitUntil("both nodes registered and subscribed", within: .seconds(10)) {
             let values = try await probe.send(RedisCommand("MGET", ["conclave:node:d1", "conclave:node:d2"])).elements ?? []
@@ -330,11 +353,15 @@ extension ClusterFailoverTests {
     }
 
     /// A host and a guest through `entry`, both running for 20 s, keyed and hearing each other.
-    private func meeting(through entry: RelayEndpoint, fallbacks: [RelayEndpoint])
-        async throws -> (host: Participant, guest: Participant, invite: Invite, runs: [Task<Void, Never>]) {
+    private func meeting(
+        through entry: RelayEndpoint, fallbacks: [RelayEndpoint]
+    )
+        async throws -> (host: Participant, guest: Participant, invite: Invite, runs: [Task<Void, Never>])
+    {
         let quiet = EventOutput(json: true) { _ in }
-        let host = try await Participant.host(relay: entry, password: nil, settings: .privacyDefaults,
-                                              options: options("host", fallbacks: fallbacks), output: quiet)
+        let host = try await Participant.host(
+            relay: entry, password: nil, settings: .privacyDefaults,
+            options: options("host", fallbacks: fallbacks), output: quiet)
         let invite = try #require(await host.invite)
         let guest = try await Participant.join(invite: invite, options: options("guest", fallbacks: fallbacks), output: quiet)
         let runs = [Task { await host.run(for: .seconds(20)) }, Task { await guest.run(for: .seconds(20)) }]
@@ -448,8 +475,9 @@ extension ClusterFailoverTests {
             let quiet = EventOutput(json: true) { _ in }
             let all = cluster.endpoints
             // Node 1 holds a room first, so the meeting is placed on another node.
-            let first = try await Participant.host(relay: all[0], password: nil, settings: .privacyDefaults,
-                                                   options: ParticipantOptions(displayName: "first"), output: quiet)
+            let first = try await Participant.host(
+                relay: all[0], password: nil, settings: .privacyDefaults,
+                options: ParticipantOptions(displayName: "first"), output: quiet)
             let (host, guest, invite, runs) = try await meeting(through: all[0], fallbacks: all)
             let served = try #require(await host.servedBy)
             #expect(served.port != all[0].port)
@@ -457,8 +485,9 @@ extension ClusterFailoverTests {
             cluster.redis.kill()
             try await cluster.redis.start()
             // Every node is back in the (empty) registry, and the room's claim is back.
-            let probe = RedisClient(configuration: RedisClientConfiguration(endpoint: cluster.redis.endpoint, commandTimeout: .seconds(10)),
-                                    group: MultiThreadedEventLoopGroup.singleton)
+            let probe = RedisClient(
+                configuration: RedisClientConfiguration(endpoint: cluster.redis.endpoint, commandTimeout: .seconds(10)),
+                group: MultiThreadedEventLoopGroup.singleton)
             probe.start()
             try await waitUntil("the registry and the claims rebuilt", within: .seconds(10)) {
                 let nodes = try await probe.send(RedisCommand("SCARD", ["conclave:nodes"])).integer ?? 0

@@ -39,18 +39,22 @@ final class UDPTestClient: Sendable {
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
             .bind(host: "127.0.0.1", port: 0).get()
-        return try UDPTestClient(channel: channel, collector: collector,
-                                 relay: try SocketAddress(ipAddress: "127.0.0.1", port: Int(session.port)), session: session)
+        return try UDPTestClient(
+            channel: channel, collector: collector,
+            relay: try SocketAddress(ipAddress: "127.0.0.1", port: Int(session.port)), session: session)
     }
 
     /// A datagram sealed with the next sequence number (or `sequence`), under `key` (default: the session's).
-    func seal(_ kind: MediaDatagram.Kind, body: [UInt8] = [], sequence explicit: UInt64? = nil,
-              sessionID: UInt32? = nil, key: HopAuthenticator? = nil) -> [UInt8] {
+    func seal(
+        _ kind: MediaDatagram.Kind, body: [UInt8] = [], sequence explicit: UInt64? = nil,
+        sessionID: UInt32? = nil, key: HopAuthenticator? = nil
+    ) -> [UInt8] {
         let n = explicit ?? sequence.wrappingAdd(1, ordering: .relaxed).newValue
         var out: [UInt8] = []
         body.withUnsafeBytes {
-            MediaDatagram.seal(.init(kind: kind, sessionID: sessionID ?? session.sessionID, sequence: n), body: $0,
-                               authenticator: key ?? authenticator, into: &out)
+            MediaDatagram.seal(
+                .init(kind: kind, sessionID: sessionID ?? session.sessionID, sequence: n), body: $0,
+                authenticator: key ?? authenticator, into: &out)
         }
         return out
     }
@@ -62,7 +66,8 @@ final class UDPTestClient: Sendable {
     /// The tokens of the `PATH_CHALLENGE`s received so far (6.4).
     var challengeTokens: [UInt64] {
         collector.datagrams.withLock { list in
-            list.compactMap { d in d.withUnsafeBytes { MediaDatagram.openPathChallenge($0, sessionID: session.sessionID, authenticator: authenticator)?.token } }
+            list.compactMap { d in d.withUnsafeBytes { MediaDatagram.openPathChallenge($0, sessionID: session.sessionID, authenticator: authenticator)?.token }
+            }
         }
     }
 
@@ -75,12 +80,13 @@ final class UDPTestClient: Sendable {
     /// Sends a keepalive, answers the relay's path challenge, and waits for an
     /// authenticated acknowledgement (the path is validated, 6.4).
     func establish() async throws {
-        for _ in 0 ..< 40 {
+        for _ in 0..<40 {
             try await send(seal(.keepalive))
             try await Task.sleep(for: .milliseconds(25))
             if !challengeTokens.isEmpty { try await answerChallenge() }
             let acked = collector.datagrams.withLock { list in
-                list.contains { d in d.withUnsafeBytes { MediaDatagram.openKeepaliveAck($0, sessionID: session.sessionID, authenticator: authenticator) != nil } }
+                list.contains { d in d.withUnsafeBytes { MediaDatagram.openKeepaliveAck($0, sessionID: session.sessionID, authenticator: authenticator) != nil }
+                }
             }
             if acked { return }
         }
@@ -166,9 +172,13 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // A third participant that never opens its UDP path.
             let wsOnly = try await TestParticipant.connect(endpoint)
             _ = try await wsOnly.join(room)
-            _ = try await host.expectMessage("KNOCK") { if case .knock = $0 { return true }; return false }
+            _ = try await host.expectMessage("KNOCK") {
+                if case .knock = $0 { return true }; return false
+            }
             try await host.commandOK(.admit(wsOnly.index))
-            _ = try await wsOnly.expectMessage("ADMITTED") { if case .admitted = $0 { return true }; return false }
+            _ = try await wsOnly.expectMessage("ADMITTED") {
+                if case .admitted = $0 { return true }; return false
+            }
             let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
             let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
             try await hostUDP.establish()
@@ -176,7 +186,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 
             // Host → UDP: the guest gets it by UDP, the WebSocket-only participant over its WebSocket, byte for byte.
             var sent: [[UInt8]] = []
-            for i in 0 ..< 20 {
+            for i in 0..<20 {
                 let frame = try frameBytes(.audio, from: host.index, payload: [UInt8](repeating: UInt8(i), count: 160))
                 sent.append(frame)
                 try await hostUDP.send(hostUDP.seal(.media, body: frame))
@@ -217,7 +227,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             try await sniffer.send(sniffer.seal(.media, body: frame, sequence: 1_000, key: wrongKey))
             // A flipped bit in the tag, the header and the body of a fresh datagram.
             let fresh = hostUDP.seal(.media, body: frame)
-            for position in [fresh.count - 1, 7, 20] { // tag, sequence, body
+            for position in [fresh.count - 1, 7, 20] {  // tag, sequence, body
                 var tampered = fresh
                 tampered[position] ^= 0x01
                 try await sniffer.send(tampered)
@@ -230,8 +240,11 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             try await guestUDP.send(guestUDP.seal(.media, body: frame))
             // The marker: the relay has counted every one of them.
             try await waitUntil("the relay counting every forged datagram") {
-                (metric(server, "conclave_relay_udp_dropped_total", "reason=\"replayed\"") ?? 0) >= 2 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"bad_tag\"") ?? 0) >= 4 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 1
-                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"malformed\"") ?? 0) >= 1 && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"not_admitted\"") ?? 0) >= 1
+                (metric(server, "conclave_relay_udp_dropped_total", "reason=\"replayed\"") ?? 0) >= 2
+                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"bad_tag\"") ?? 0) >= 4
+                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 1
+                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"malformed\"") ?? 0) >= 1
+                    && (metric(server, "conclave_relay_udp_dropped_total", "reason=\"not_admitted\"") ?? 0) >= 1
             }
             #expect(guestUDP.frames.count == 1, "nothing forged or replayed was forwarded")
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"replayed\"") == 2)
@@ -247,7 +260,9 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // After leaving, the session is gone: its datagrams are unknown.
             try await guest.commandOK(.leave)
             try await guestUDP.send(guestUDP.seal(.keepalive))
-            try await waitUntil("the relay counting the left session's keepalive") { (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 2 }
+            try await waitUntil("the relay counting the left session's keepalive") {
+                (metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") ?? 0) >= 2
+            }
             #expect(metric(server, "conclave_relay_udp_dropped_total", "reason=\"unknown_session\"") == 2)
         }
     }
@@ -255,7 +270,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
     /// Must show: mute and sharing are enforced on UDP.
     @Test func muteAndSharingAreEnforcedOnUDP() async throws {
         try await withRelay { server, endpoint in
-            let (host, guest, _) = try await rules.hostAndGuest(endpoint) // mute on entry, hosts-only sharing
+            let (host, guest, _) = try await rules.hostAndGuest(endpoint)  // mute on entry, hosts-only sharing
             let hostUDP = try await UDPTestClient.open(try await host.awaitMediaSession())
             let guestUDP = try await UDPTestClient.open(try await guest.awaitMediaSession())
             try await hostUDP.establish()
@@ -264,9 +279,14 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             try await guestUDP.send(guestUDP.seal(.media, body: try frameBytes(.audio, from: guest.index, payload: [1, 2, 3])))
             // Not a presenter: screen by UDP is dropped, with one not_allowed notice on the WebSocket.
             try await guestUDP.send(guestUDP.seal(.media, body: try frameBytes(.screen, from: guest.index, payload: [4, 5, 6])))
-            let notice = try await guest.expectMessage("not_allowed") { if case .error(let e) = $0 { return e.code == .notAllowed }; return false }
+            let notice = try await guest.expectMessage("not_allowed") {
+                if case .error(let e) = $0 { return e.code == .notAllowed }; return false
+            }
             #expect(notice != nil)
-            try await waitUntil("the relay dropping both") { (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 1 && (metric(server, "conclave_relay_frames_dropped_total", "reason=\"not_presenter\"") ?? 0) >= 1 }
+            try await waitUntil("the relay dropping both") {
+                (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 1
+                    && (metric(server, "conclave_relay_frames_dropped_total", "reason=\"not_presenter\"") ?? 0) >= 1
+            }
             #expect(hostUDP.frames.isEmpty)
             #expect(receivedFrames(try await host.drain(for: .milliseconds(200))).isEmpty)
             #expect(metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") == 1)
@@ -282,7 +302,9 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // Muted again by the host: dropped again.
             try await host.commandOK(.mute(guest.index))
             try await guestUDP.send(guestUDP.seal(.media, body: audio))
-            try await waitUntil("the relay dropping muted audio again") { (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 2 }
+            try await waitUntil("the relay dropping muted audio again") {
+                (metric(server, "conclave_relay_frames_dropped_total", "reason=\"muted\"") ?? 0) >= 2
+            }
             #expect(hostUDP.frames.count == 2)
             // Chat never rides UDP.
             try await guestUDP.send(guestUDP.seal(.media, body: try frameBytes(.chat, from: guest.index, payload: [9])))
@@ -312,7 +334,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             // The guest comes back from a new port with the same session: UDP again, to the new address.
             let rebound = try await UDPTestClient.open(guestUDP.session)
             rebound.sequence.store(10_000, ordering: .relaxed)
-            try await rebound.establish() // the new address answers the relay's challenge (6.4)
+            try await rebound.establish()  // the new address answers the relay's challenge (6.4)
             let third = try frameBytes(.audio, from: host.index, payload: [3])
             try await hostUDP.send(hostUDP.seal(.media, body: third))
             #expect(try await rebound.waitForFrames(1) == [third])
@@ -323,7 +345,9 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 
 extension MediaPathTests {
     /// A host and a guest (mute on entry off), each with a validated UDP path.
-    func establishedPair(_ endpoint: RelayEndpoint) async throws -> (host: TestParticipant, guest: TestParticipant, hostUDP: UDPTestClient, guestUDP: UDPTestClient) {
+    func establishedPair(
+        _ endpoint: RelayEndpoint
+    ) async throws -> (host: TestParticipant, guest: TestParticipant, hostUDP: UDPTestClient, guestUDP: UDPTestClient) {
         var settings = RoomSettings.privacyDefaults
         settings.muteOnEntry = false
         let (host, guest, _) = try await rules.hostAndGuest(endpoint, settings: settings)
@@ -345,7 +369,7 @@ extension MediaPathTests {
             let victim = try await UDPTestClient.open(guestUDP.session)
             victim.sequence.store(50_000, ordering: .relaxed)
             let burstStart = ContinuousClock.now
-            for _ in 0 ..< 20 { try await victim.send(victim.seal(.keepalive)) }
+            for _ in 0..<20 { try await victim.send(victim.seal(.keepalive)) }
             // All 20 reached the relay (each counted), and the challenge reached the address.
             try await waitUntil("20 unvalidated datagrams counted") {
                 metric(server, "conclave_relay_udp_dropped_total", "reason=\"unvalidated_address\"") ?? 0 >= 20
@@ -360,8 +384,9 @@ extension MediaPathTests {
             // machine took to send it), each a 37-byte keepalive-ack.
             let challenges = victim.collector.datagrams.withLock { $0 }
             let allowed = 1 + Int(window / .milliseconds(250)) + 1
-            #expect(challenges.count >= 1 && challenges.count <= allowed && challenges.allSatisfy { $0.count == MediaDatagram.keepaliveAckLength },
-                    "\(challenges.count) datagrams to the spoofed address in \(window)")
+            #expect(
+                challenges.count >= 1 && challenges.count <= allowed && challenges.allSatisfy { $0.count == MediaDatagram.keepaliveAckLength },
+                "\(challenges.count) datagrams to the spoofed address in \(window)")
             // A wrong token from the new address moves nothing either.
             let staleBefore = metric(server, "conclave_relay_udp_dropped_total", "reason=\"path_response\"") ?? 0
             try await victim.send(victim.seal(.pathResponse, body: [UInt8](repeating: 0, count: 8)))
@@ -372,7 +397,7 @@ extension MediaPathTests {
             #expect(try await guestUDP.waitForFrames(2).count == 2)
             #expect(victim.frames.isEmpty)
             await hostUDP.close(); await guestUDP.close(); await victim.close()
-            withExtendedLifetime(guest) {} // the guest's WebSocket (and so its session) stays open until here
+            withExtendedLifetime(guest) {}  // the guest's WebSocket (and so its session) stays open until here
         }
     }
 }
@@ -382,7 +407,7 @@ extension MediaPathTests {
     @Test func routesEveryPooledDatagramToEveryOtherMember() throws {
         let harness = try RelayForwardingHarness(roomSize: 5, datagramCount: 10)
         // 25 routes wrap the pool twice: the replay window is reset, not tripped.
-        for _ in 0 ..< 25 { #expect(harness.route() == 4) }
+        for _ in 0..<25 { #expect(harness.route() == 4) }
     }
 
     @Test func mediaListenOption() throws {

@@ -19,20 +19,25 @@ struct PolicyCommandTests: PolicyShorthands {
         return room
     }
 
-    func expectRefusal(_ room: inout PolicyRoom, _ sender: UInt64, _ action: CommandAction, _ code: ErrorCode,
-                       sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectRefusal(
+        _ room: inout PolicyRoom, _ sender: UInt64, _ action: CommandAction, _ code: ErrorCode,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let roster = room.policy.roster
         let actions = room.command(sender, action)
         #expect(actions.count == 1, "\(action): \(actions)", sourceLocation: sourceLocation)
-        #expect(actions.errors(to: C(sender)).first?.isCommandError(code, requestID: room.lastRequestID) == true,
-                "\(action) should be \(code): \(actions)", sourceLocation: sourceLocation)
+        #expect(
+            actions.errors(to: C(sender)).first?.isCommandError(code, requestID: room.lastRequestID) == true,
+            "\(action) should be \(code): \(actions)", sourceLocation: sourceLocation)
         #expect(room.policy.roster == roster, sourceLocation: sourceLocation)
     }
 
     @Test func unknownTargetsAreUnknownParticipant() {
         var room = makeRoom()
-        for action: CommandAction in [.admit(I(77)), .deny(I(77)), .mute(I(77)), .askUnmute(I(77)), .lowerHand(I(77)),
-                                      .remove(I(77)), .grantShare(I(77)), .revokeShare(I(77))] {
+        for action: CommandAction in [
+            .admit(I(77)), .deny(I(77)), .mute(I(77)), .askUnmute(I(77)), .lowerHand(I(77)),
+            .remove(I(77)), .grantShare(I(77)), .revokeShare(I(77)),
+        ] {
             expectRefusal(&room, 2, action, .unknownParticipant)
         }
         for action: CommandAction in [.promoteCohost(I(77)), .demoteCohost(I(77)), .transferHost(I(77))] {
@@ -45,18 +50,18 @@ struct PolicyCommandTests: PolicyShorthands {
 
     @Test func commandsThatDoNotFitAreInvalidCommand() {
         var room = makeRoom()
-        expectRefusal(&room, 1, .admit(I(3)), .invalidCommand)          // admitted, not waiting
-        expectRefusal(&room, 1, .deny(I(3)), .invalidCommand)           // deny an admitted member
-        expectRefusal(&room, 1, .mute(I(5)), .invalidCommand)           // waiting, not admitted
+        expectRefusal(&room, 1, .admit(I(3)), .invalidCommand)  // admitted, not waiting
+        expectRefusal(&room, 1, .deny(I(3)), .invalidCommand)  // deny an admitted member
+        expectRefusal(&room, 1, .mute(I(5)), .invalidCommand)  // waiting, not admitted
         expectRefusal(&room, 1, .remove(I(5)), .invalidCommand)
         expectRefusal(&room, 1, .transferHost(I(5)), .invalidCommand)
-        expectRefusal(&room, 2, .remove(I(2)), .invalidCommand)         // remove self
-        expectRefusal(&room, 1, .remove(I(1)), .invalidCommand)         // the host removing itself
-        expectRefusal(&room, 2, .remove(I(1)), .invalidCommand)         // a co-host removing the host
+        expectRefusal(&room, 2, .remove(I(2)), .invalidCommand)  // remove self
+        expectRefusal(&room, 1, .remove(I(1)), .invalidCommand)  // the host removing itself
+        expectRefusal(&room, 2, .remove(I(1)), .invalidCommand)  // a co-host removing the host
         expectRefusal(&room, 1, .promoteCohost(I(1)), .invalidCommand)  // promote the host
-        expectRefusal(&room, 1, .demoteCohost(I(1)), .invalidCommand)   // demote the host
-        expectRefusal(&room, 1, .transferHost(I(1)), .invalidCommand)   // to self
-        expectRefusal(&room, 3, .acknowledgeRecording, .invalidCommand) // nothing to acknowledge
+        expectRefusal(&room, 1, .demoteCohost(I(1)), .invalidCommand)  // demote the host
+        expectRefusal(&room, 1, .transferHost(I(1)), .invalidCommand)  // to self
+        expectRefusal(&room, 3, .acknowledgeRecording, .invalidCommand)  // nothing to acknowledge
         #expect(room.policy.hostConnection() == C(1))
         #expect(room.policy.isWaiting(C(5)))
     }
@@ -105,7 +110,7 @@ struct PolicyCommandTests: PolicyShorthands {
         #expect(room.policy.roster.last?.state.contains(.muted) == true)
         let audio = PolicyFixtures.header(.audio, from: bobIndex)
         #expect(room.policy.routeFrame(audio, from: C(3)) == .drop(.muted))
-        #expect(room.policy.routeFrame(audio, from: C(3)) == .drop(.muted))   // silently, every time
+        #expect(room.policy.routeFrame(audio, from: C(3)) == .drop(.muted))  // silently, every time
         let unmute = room.command(3, .unmuteSelf)
         #expect(unmute.first == .send(C(3), .commandOK(requestID: room.lastRequestID)))
         #expect(unmute.eventMessages(to: C(1)) == [EventMessage(actor: bobIndex, event: .unmuted(bobIndex))])
@@ -125,10 +130,11 @@ struct PolicyCommandTests: PolicyShorthands {
         #expect(refused.errors(to: C(3)).first?.isCommandError(.notAllowed, requestID: room.lastRequestID) == true)
         // ask_unmute: the event goes to the target only.
         let ask = room.command(2, .askUnmute(I(3)))
-        #expect(ask == [
-            .send(C(2), .commandOK(requestID: room.lastRequestID)),
-            .send(C(3), .event(EventMessage(actor: I(2), event: .unmuteRequested(I(3))))),
-        ])
+        #expect(
+            ask == [
+                .send(C(2), .commandOK(requestID: room.lastRequestID)),
+                .send(C(3), .event(EventMessage(actor: I(2), event: .unmuteRequested(I(3))))),
+            ])
         // Carol was not asked.
         #expect(room.command(4, .unmuteSelf).errors(to: C(4)).first?.code == .notAllowed)
         // Bob may now, once.
@@ -153,7 +159,7 @@ struct PolicyCommandTests: PolicyShorthands {
 
     @Test func aRemovedParticipantCannotRejoin() {
         var room = makeRoom()
-        _ = room.join(6, carol)                                   // carol waits on another device too
+        _ = room.join(6, carol)  // carol waits on another device too
         let actions = room.command(2, .remove(I(4)))
         #expect(actions.first == .send(C(2), .commandOK(requestID: room.lastRequestID)))
         #expect(actions.closeError(of: C(4)) == ErrorMessage(code: .removed, isFatal: true, message: "you were removed from the room"))
@@ -224,17 +230,21 @@ struct PolicyCommandTests: PolicyShorthands {
             }
             #expect(!actions.recipients.contains(C(5)))
         }
-        #expect(room.policy.settings == RoomSettings(
-            waitingRoom: false, muteOnEntry: false, selfUnmuteAllowed: false, hostsOnlySharing: false, locked: false,
-            maxParticipants: 7, maxWaiting: 3, recordingAcknowledgementTimeoutSeconds: 90
-        ))
+        #expect(
+            room.policy.settings
+                == RoomSettings(
+                    waitingRoom: false, muteOnEntry: false, selfUnmuteAllowed: false, hostsOnlySharing: false, locked: false,
+                    maxParticipants: 7, maxWaiting: 3, recordingAcknowledgementTimeoutSeconds: 90
+                ))
         // Turning the waiting room off leaves those already waiting to be decided.
         #expect(room.policy.isWaiting(C(5)))
         // New settings apply to the next joiner: admitted at once, not muted.
         let join = room.join(6, PolicyFixtures.identity(6))
-        guard let admitted = join.lazy.compactMap({ action -> AdmittedMessage? in
-            if case let .send(_, .admitted(a)) = action { return a }; return nil
-        }).first else {
+        guard
+            let admitted = join.lazy.compactMap({ action -> AdmittedMessage? in
+                if case let .send(_, .admitted(a)) = action { return a }; return nil
+            }).first
+        else {
             Issue.record("expected direct admission: \(join)")
             return
         }

@@ -27,8 +27,10 @@ struct PolicyFrameTests: PolicyShorthands {
 
     @Test func unknownAndWaitingConnectionsAreRejected() {
         var room = makeRoom()
-        #expect(room.policy.routeFrame(F.header(.chat, from: I(5)), from: C(5)) == .reject(
-            ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")))
+        #expect(
+            room.policy.routeFrame(F.header(.chat, from: I(5)), from: C(5))
+                == .reject(
+                    ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants")))
         guard case let .reject(error) = room.policy.routeFrame(F.header(.chat, from: I(9)), from: C(99)) else {
             Issue.record("unknown connection must be rejected")
             return
@@ -41,7 +43,7 @@ struct PolicyFrameTests: PolicyShorthands {
         let screen = F.header(.screen, from: I(3))
         let notice = ErrorMessage(code: .notAllowed, isFatal: false, message: "only the host, co-hosts and presenters may share the screen")
         #expect(room.policy.routeFrame(screen, from: C(3)) == .dropAndNotify(.notPresenter, notice))
-        for _ in 0 ..< 50 { #expect(room.policy.routeFrame(screen, from: C(3)) == .drop(.notPresenter)) }
+        for _ in 0..<50 { #expect(room.policy.routeFrame(screen, from: C(3)) == .drop(.notPresenter)) }
         // Another participant has its own episode.
         #expect(room.policy.routeFrame(F.header(.screen, from: I(4)), from: C(4)) == .dropAndNotify(.notPresenter, notice))
         // Granted presenter: forwarded. Revoked: a new episode, one notice again.

@@ -62,7 +62,7 @@ struct PolicyJoinTests: PolicyShorthands {
         everything += room.command(1, .transferHost(aliceIndex))
         room.now += 60_000
         everything += room.policy.tick(now: room.now)
-        everything += room.join(5, dave)                        // another knock
+        everything += room.join(5, dave)  // another knock
         everything += room.policy.disconnected(C(3), reason: .disconnected, now: room.now)
         #expect(!everything.recipients.contains(waiter))
         #expect(!everything.closed.contains(waiter))
@@ -196,7 +196,7 @@ struct PolicyJoinTests: PolicyShorthands {
     @Test func exhaustingIndicesIsRoomFull() {
         var room = PolicyRoom(settings: PolicyFixtures.settings(waitingRoom: false, muteOnEntry: false))
         // Indices 2 … 0xFFFE: join and leave again.
-        for raw in UInt64(2) ... 0xFFFE {
+        for raw in UInt64(2)...0xFFFE {
             let actions = room.join(raw, alice)
             guard actions.contains(where: { if case .send(_, .admitted) = $0 { true } else { false } }) else {
                 Issue.record("join \(raw) failed: \(actions)")
@@ -232,10 +232,11 @@ struct PolicyJoinTests: PolicyShorthands {
         room.admit(3, bob)
         _ = room.join(4, carol)
         let actions = room.policy.disconnected(C(4), reason: .disconnected, now: room.now)
-        #expect(actions == [
-            .send(C(1), .event(EventMessage(actor: .none, event: .waitingLeft(I(4))))),
-            .send(C(2), .event(EventMessage(actor: .none, event: .waitingLeft(I(4))))),
-        ])
+        #expect(
+            actions == [
+                .send(C(1), .event(EventMessage(actor: .none, event: .waitingLeft(I(4))))),
+                .send(C(2), .event(EventMessage(actor: .none, event: .waitingLeft(I(4))))),
+            ])
         #expect(room.policy.connection(forIndex: I(4)) == nil)
     }
 
@@ -245,11 +246,12 @@ struct PolicyJoinTests: PolicyShorthands {
         _ = room.join(3, bob, knock: [1])
         _ = room.join(4, carol, knock: [2, 2])
         let actions = room.command(1, .promoteCohost(aliceIndex))
-        #expect(actions.messages(to: C(2)) == [
-            .event(EventMessage(actor: I(1), event: .roleChanged(aliceIndex, role: .cohost))),
-            .knock(KnockMessage(index: I(3), identity: bob, knock: [1])),
-            .knock(KnockMessage(index: I(4), identity: carol, knock: [2, 2])),
-        ])
+        #expect(
+            actions.messages(to: C(2)) == [
+                .event(EventMessage(actor: I(1), event: .roleChanged(aliceIndex, role: .cohost))),
+                .knock(KnockMessage(index: I(3), identity: bob, knock: [1])),
+                .knock(KnockMessage(index: I(4), identity: carol, knock: [2, 2])),
+            ])
     }
 
     @Test func aLockedRoomRefusesNewJoinsButKeepsThoseWaiting() {
@@ -257,7 +259,7 @@ struct PolicyJoinTests: PolicyShorthands {
         room.admitCohost(2, alice)
         room.admit(3, bob)
         _ = room.join(4, carol)
-        let lock = room.command(2, .lock)                       // co-hosts may lock
+        let lock = room.command(2, .lock)  // co-hosts may lock
         #expect(lock.first == .send(C(2), .commandOK(requestID: room.lastRequestID)))
         for member in [C(1), C(2), C(3)] { #expect(lock.events(to: member) == [.locked]) }
         #expect(room.policy.settings.locked)

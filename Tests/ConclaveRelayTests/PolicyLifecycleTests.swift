@@ -8,16 +8,17 @@ struct PolicyLifecycleTests: PolicyShorthands {
 
     @Test func theHostLeavingPassesHostToTheLongestAdmittedCohost() {
         var room = PolicyRoom()
-        room.admit(2, F.identity(2))                 // participant, admitted first
+        room.admit(2, F.identity(2))  // participant, admitted first
         room.admit(3, F.identity(3))
         room.admit(4, F.identity(4))
-        _ = room.command(1, .promoteCohost(I(4)))    // promoted first, admitted later
+        _ = room.command(1, .promoteCohost(I(4)))  // promoted first, admitted later
         _ = room.command(1, .promoteCohost(I(3)))
         let actions = room.policy.disconnected(C(1), reason: .disconnected, now: room.now)
-        #expect(actions.eventMessages(to: C(2)) == [
-            EventMessage(actor: .none, event: .left(I(1), reason: .disconnected)),
-            EventMessage(actor: .none, event: .roleChanged(I(3), role: .host)),
-        ])
+        #expect(
+            actions.eventMessages(to: C(2)) == [
+                EventMessage(actor: .none, event: .left(I(1), reason: .disconnected)),
+                EventMessage(actor: .none, event: .roleChanged(I(3), role: .host)),
+            ])
         #expect(room.policy.hostConnection() == C(3))
         #expect(room.policy.role(of: C(4)) == .cohost)
         #expect(!actions.closesRoom)
@@ -64,11 +65,12 @@ struct PolicyLifecycleTests: PolicyShorthands {
         #expect(room.command(2, .endMeeting).errors(to: C(2)).first?.code == .notAllowed)
         let actions = room.command(1, .endMeeting)
         let ended = ErrorMessage(code: .ended, isFatal: true, message: "the meeting has ended")
-        #expect(actions == [
-            .send(C(1), .commandOK(requestID: room.lastRequestID)),
-            .close(C(1), ended), .close(C(2), ended), .close(C(3), ended), .close(C(4), ended),
-            .roomClosed,
-        ])
+        #expect(
+            actions == [
+                .send(C(1), .commandOK(requestID: room.lastRequestID)),
+                .close(C(1), ended), .close(C(2), ended), .close(C(3), ended), .close(C(4), ended),
+                .roomClosed,
+            ])
         #expect(room.policy.isClosed)
     }
 
@@ -85,17 +87,19 @@ struct PolicyLifecycleTests: PolicyShorthands {
         // The owner comes back (the caller verified its signature): host again, lock and
         // waiting room notwithstanding; the acting host becomes co-host first.
         let actions = room.join(9, F.owner, knock: [])
-        guard case let .send(target, .admitted(admitted))? = actions.first(where: {
-            if case .send(_, .admitted) = $0 { return true } else { return false }
-        }) else {
+        guard
+            case let .send(target, .admitted(admitted))? = actions.first(where: {
+                if case .send(_, .admitted) = $0 { return true } else { return false }
+            })
+        else {
             Issue.record("owner not admitted: \(actions)")
             return
         }
         #expect(target == C(9))
-        #expect(admitted.index == I(5))                          // a new index, never reused
+        #expect(admitted.index == I(5))  // a new index, never reused
         #expect(admitted.role == .host)
         #expect(admitted.roster.first { $0.index == I(3) }?.role == .cohost)
-        #expect(admitted.roster.first { $0.index == I(5) }?.state == [])   // not muted on entry
+        #expect(admitted.roster.first { $0.index == I(5) }?.state == [])  // not muted on entry
         #expect(actions.events(to: C(2)) == [.roleChanged(I(3), role: .cohost), .joined(I(5), identity: F.owner, role: .host)])
         #expect(actions.messages(to: C(9)).contains(.knock(KnockMessage(index: I(4), identity: F.identity(4), knock: [4]))))
         #expect(room.policy.hostConnection() == C(9))
@@ -124,7 +128,7 @@ struct PolicyLifecycleTests: PolicyShorthands {
         var room = PolicyRoom()
         room.admit(2, F.identity(2))
         _ = room.join(3, F.identity(3))
-        let long = String(repeating: "é", count: 150)           // 300 UTF-8 bytes
+        let long = String(repeating: "é", count: 150)  // 300 UTF-8 bytes
         let actions = room.policy.shutdown(message: long)
         #expect(actions.closed == [C(1), C(2), C(3)])
         #expect(actions.last == .roomClosed)
@@ -177,10 +181,11 @@ struct PolicyRecordingTests: PolicyShorthands {
         let second = room.policy.tick(now: room.now + 30_000)
         #expect(second.count == 3)
         #expect(second.recipients == [C(1)])
-        #expect(second.events(to: C(1)) == [
-            .recordingUnacknowledged(I(2), seconds: 30), .recordingUnacknowledged(I(3), seconds: 30),
-            .recordingUnacknowledged(I(4), seconds: 30),
-        ])
+        #expect(
+            second.events(to: C(1)) == [
+                .recordingUnacknowledged(I(2), seconds: 30), .recordingUnacknowledged(I(3), seconds: 30),
+                .recordingUnacknowledged(I(4), seconds: 30),
+            ])
     }
 
     @Test func membersAdmittedWhileRecordingGetTheirOwnDeadline() {
@@ -192,10 +197,11 @@ struct PolicyRecordingTests: PolicyShorthands {
         let index = room.admit(2, F.identity(2))
         let admitted = room.policy.roster.first { $0.index == index }
         #expect(admitted?.state.contains(.recordingAcknowledged) == false)
-        #expect(room.policy.tick(now: start + 12_000).isEmpty)      // the room's deadline is not its own
-        #expect(room.policy.tick(now: start + 18_000) == [
-            .send(C(1), .event(EventMessage(actor: .none, event: .recordingUnacknowledged(index, seconds: 10)))),
-        ])
+        #expect(room.policy.tick(now: start + 12_000).isEmpty)  // the room's deadline is not its own
+        #expect(
+            room.policy.tick(now: start + 18_000) == [
+                .send(C(1), .event(EventMessage(actor: .none, event: .recordingUnacknowledged(index, seconds: 10))))
+            ])
     }
 
     @Test func onlyTheHostSetsRecording() {

@@ -135,28 +135,30 @@ struct PolicyRandomTests: PolicyShorthands {
         var highestIndex: UInt16 = 1
         var rooms = 1
         var stats: [String: Int] = [:]
-        let identities: [Identity] = (1 ... 12).map { PolicyFixtures.identity(UInt8($0)) }
+        let identities: [Identity] = (1...12).map { PolicyFixtures.identity(UInt8($0)) }
 
         init() {
-            policy = RoomPolicy(roomID: PolicyFixtures.roomID, owner: PolicyFixtures.owner, ownerConnection: ConnectionID(0),
-                                settings: PolicyFixtures.settings(), now: 0)
+            policy = RoomPolicy(
+                roomID: PolicyFixtures.roomID, owner: PolicyFixtures.owner, ownerConnection: ConnectionID(0),
+                settings: PolicyFixtures.settings(), now: 0)
             newRoom()
         }
 
         mutating func randomSettings() -> RoomSettings {
             RoomSettings(
-                waitingRoom: Int.random(in: 0 ..< 4, using: &rng) != 0, muteOnEntry: Bool.random(using: &rng),
+                waitingRoom: Int.random(in: 0..<4, using: &rng) != 0, muteOnEntry: Bool.random(using: &rng),
                 selfUnmuteAllowed: Bool.random(using: &rng), hostsOnlySharing: Bool.random(using: &rng),
-                locked: Int.random(in: 0 ..< 8, using: &rng) == 0,
-                maxParticipants: UInt16.random(in: 2 ... 8, using: &rng), maxWaiting: UInt16.random(in: 0 ... 4, using: &rng),
-                recordingAcknowledgementTimeoutSeconds: UInt16.random(in: 1 ... 5, using: &rng)
+                locked: Int.random(in: 0..<8, using: &rng) == 0,
+                maxParticipants: UInt16.random(in: 2...8, using: &rng), maxWaiting: UInt16.random(in: 0...4, using: &rng),
+                recordingAcknowledgementTimeoutSeconds: UInt16.random(in: 1...5, using: &rng)
             )
         }
 
         mutating func newRoom() {
             let owner = freshConnection()
-            policy = RoomPolicy(roomID: PolicyFixtures.roomID, owner: identities[0], ownerConnection: owner,
-                                settings: randomSettings(), now: now)
+            policy = RoomPolicy(
+                roomID: PolicyFixtures.roomID, owner: identities[0], ownerConnection: owner,
+                settings: randomSettings(), now: now)
             present = [owner: identities[0]]
             mirrors = [owner: PolicyClientMirror.creator(of: policy)]
             highestIndex = 1
@@ -170,48 +172,48 @@ struct PolicyRandomTests: PolicyShorthands {
         /// Indices worth targeting: members, waiters, and a few that are not in the room.
         mutating func randomTarget() -> ParticipantIndex {
             let known = policy.roster.map(\.index) + policy.waitingIndices
-            if known.isEmpty || Int.random(in: 0 ..< 10, using: &rng) == 0 {
-                return ParticipantIndex(UInt16.random(in: 1 ... highestIndex &+ 2, using: &rng))
+            if known.isEmpty || Int.random(in: 0..<10, using: &rng) == 0 {
+                return ParticipantIndex(UInt16.random(in: 1...highestIndex &+ 2, using: &rng))
             }
             return known.randomElement(using: &rng)!
         }
 
         mutating func randomSettingChange() -> SettingChange {
-            switch Int.random(in: 0 ..< 7, using: &rng) {
+            switch Int.random(in: 0..<7, using: &rng) {
             case 0: .waitingRoom(Bool.random(using: &rng))
             case 1: .muteOnEntry(Bool.random(using: &rng))
             case 2: .selfUnmuteAllowed(Bool.random(using: &rng))
             case 3: .hostsOnlySharing(Bool.random(using: &rng))
-            case 4: .maxParticipants(UInt16.random(in: 1 ... 8, using: &rng))
-            case 5: .maxWaiting(UInt16.random(in: 0 ... 4, using: &rng))
-            default: .recordingAcknowledgementTimeout(seconds: UInt16.random(in: 1 ... 5, using: &rng))
+            case 4: .maxParticipants(UInt16.random(in: 1...8, using: &rng))
+            case 5: .maxWaiting(UInt16.random(in: 0...4, using: &rng))
+            default: .recordingAcknowledgementTimeout(seconds: UInt16.random(in: 1...5, using: &rng))
             }
         }
 
         mutating func randomAction() -> CommandAction {
             let target = randomTarget()
-            return switch Int.random(in: 0 ..< 100, using: &rng) {
-            case 0 ..< 10: .admit(target)
-            case 10 ..< 13: .deny(target)
-            case 13 ..< 16: .lock
-            case 16 ..< 20: .unlock
-            case 20 ..< 25: .mute(target)
-            case 25 ..< 27: .muteAll
-            case 27 ..< 34: .unmuteSelf
-            case 34 ..< 38: .askUnmute(target)
-            case 38 ..< 42: .raiseHand
-            case 42 ..< 45: .lowerHand(target)
-            case 45 ..< 49: .remove(target)
-            case 49 ..< 54: .promoteCohost(target)
-            case 54 ..< 57: .demoteCohost(target)
-            case 57 ..< 60: .transferHost(target)
-            case 60 ..< 64: .grantShare(target)
-            case 64 ..< 67: .revokeShare(target)
-            case 67 ..< 71: .setRecording(on: Bool.random(using: &rng))
-            case 71 ..< 76: .acknowledgeRecording
-            case 76 ..< 84: .setSetting(randomSettingChange())
+            return switch Int.random(in: 0..<100, using: &rng) {
+            case 0..<10: .admit(target)
+            case 10..<13: .deny(target)
+            case 13..<16: .lock
+            case 16..<20: .unlock
+            case 20..<25: .mute(target)
+            case 25..<27: .muteAll
+            case 27..<34: .unmuteSelf
+            case 34..<38: .askUnmute(target)
+            case 38..<42: .raiseHand
+            case 42..<45: .lowerHand(target)
+            case 45..<49: .remove(target)
+            case 49..<54: .promoteCohost(target)
+            case 54..<57: .demoteCohost(target)
+            case 57..<60: .transferHost(target)
+            case 60..<64: .grantShare(target)
+            case 64..<67: .revokeShare(target)
+            case 67..<71: .setRecording(on: Bool.random(using: &rng))
+            case 71..<76: .acknowledgeRecording
+            case 76..<84: .setSetting(randomSettingChange())
             case 84: .endMeeting
-            case 85 ..< 88: .leave
+            case 85..<88: .leave
             default: .muteSelf
             }
         }
@@ -222,31 +224,32 @@ struct PolicyRandomTests: PolicyShorthands {
         }
 
         mutating func randomStep() -> Step {
-            switch Int.random(in: 0 ..< 100, using: &rng) {
-            case 0 ..< 22:
-                let identity = Int.random(in: 0 ..< 25, using: &rng) == 0
-                    ? identities[0] : identities[Int.random(in: 1 ..< identities.count, using: &rng)]
+            switch Int.random(in: 0..<100, using: &rng) {
+            case 0..<22:
+                let identity =
+                    Int.random(in: 0..<25, using: &rng) == 0
+                    ? identities[0] : identities[Int.random(in: 1..<identities.count, using: &rng)]
                 return .join(freshConnection(), identity)
-            case 22 ..< 64:
-                let roll = Int.random(in: 0 ..< 20, using: &rng)
+            case 22..<64:
+                let roll = Int.random(in: 0..<20, using: &rng)
                 let sender: ConnectionID
                 if roll == 0 {
-                    sender = ConnectionID(UInt64.random(in: 0 ..< nextConnection, using: &rng))   // maybe gone
+                    sender = ConnectionID(UInt64.random(in: 0..<nextConnection, using: &rng))  // maybe gone
                 } else if roll < 3, let waiting = randomPresent(admittedOnly: false) {
                     sender = waiting
                 } else {
                     sender = randomPresent(admittedOnly: true) ?? ConnectionID(0)
                 }
                 return .command(sender, randomAction())
-            case 64 ..< 72:
+            case 64..<72:
                 guard var connection = randomPresent(admittedOnly: false) else { return .tick }
                 // Mostly spare the host, so that rooms live long enough to grow.
-                if connection == policy.hostConnection(), Int.random(in: 0 ..< 4, using: &rng) != 0 {
+                if connection == policy.hostConnection(), Int.random(in: 0..<4, using: &rng) != 0 {
                     connection = randomPresent(admittedOnly: false)!
                 }
                 return .disconnect(connection)
-            case 72 ..< 92:
-                guard let connection = randomPresent(admittedOnly: Int.random(in: 0 ..< 8, using: &rng) != 0) else { return .tick }
+            case 72..<92:
+                guard let connection = randomPresent(admittedOnly: Int.random(in: 0..<8, using: &rng) != 0) else { return .tick }
                 return .frame(connection, FrameKind.allCases.randomElement(using: &rng)!)
             default:
                 return .tick
@@ -260,7 +263,7 @@ struct PolicyRandomTests: PolicyShorthands {
             let reasons: [LeaveReason] = [.disconnected, .timedOut, .tooSlow]
             switch step {
             case let .join(connection, identity):
-                let knock: [UInt8] = Int.random(in: 0 ..< 15, using: &rng) == 0 ? [] : [UInt8.random(in: 0 ... 255, using: &rng)]
+                let knock: [UInt8] = Int.random(in: 0..<15, using: &rng) == 0 ? [] : [UInt8.random(in: 0...255, using: &rng)]
                 mirrors[connection] = PolicyClientMirror()
                 present[connection] = identity
                 return (policy.join(connection: connection, identity: identity, knock: knock, now: now), issues)
@@ -273,7 +276,7 @@ struct PolicyRandomTests: PolicyShorthands {
                 return (policy.tick(now: now), issues)
             case let .frame(connection, kind):
                 let ownIndex = policy.index(of: connection) ?? I(1)
-                let sender = Int.random(in: 0 ..< 30, using: &rng) == 0 ? ParticipantIndex(ownIndex.rawValue % 0xFFFE + 1) : ownIndex
+                let sender = Int.random(in: 0..<30, using: &rng) == 0 ? ParticipantIndex(ownIndex.rawValue % 0xFFFE + 1) : ownIndex
                 var recipient = ParticipantIndex.everyone
                 if kind == .keys || (kind.addressing == .broadcastOrAddressed && Bool.random(using: &rng)) {
                     recipient = randomTarget()
@@ -283,13 +286,14 @@ struct PolicyRandomTests: PolicyShorthands {
                 let wasMember = policy.isMember(connection)
                 let member = policy.roster.first { $0.index == ownIndex }
                 let route = policy.routeFrame(header, from: connection)
-                let label = switch route {
-                case .broadcast: "broadcast"
-                case .unicast: "unicast"
-                case let .drop(reason): "drop \(reason.rawValue)"
-                case let .dropAndNotify(reason, _): "notify \(reason.rawValue)"
-                case .reject: "reject"
-                }
+                let label =
+                    switch route {
+                    case .broadcast: "broadcast"
+                    case .unicast: "unicast"
+                    case let .drop(reason): "drop \(reason.rawValue)"
+                    case let .dropAndNotify(reason, _): "notify \(reason.rawValue)"
+                    case .reject: "reject"
+                    }
                 stats["route " + label, default: 0] += 1
                 switch route {
                 case .broadcast:
@@ -297,7 +301,10 @@ struct PolicyRandomTests: PolicyShorthands {
                     if kind == .audio, member?.state.contains(.muted) == true { issues.append("muted audio forwarded") }
                     if kind == .keys { issues.append("keys broadcast") }
                     if kind == .screen, policy.settings.hostsOnlySharing, member?.role == .participant,
-                       member?.state.contains(.presenter) == false { issues.append("non-presenter screen forwarded") }
+                        member?.state.contains(.presenter) == false
+                    {
+                        issues.append("non-presenter screen forwarded")
+                    }
                 case let .unicast(target):
                     if !policy.isMember(target) { issues.append("unicast to a non-member \(target)") }
                     if target == connection { issues.append("unicast to the sender") }
@@ -317,8 +324,10 @@ struct PolicyRandomTests: PolicyShorthands {
         }
 
         /// Checks a step's actions against what was present before and after it.
-        mutating func check(step: Step, actions: [RoomAction], beforeAdmitted: Set<ConnectionID>,
-                            beforeWaiting: Set<ConnectionID>) -> [String] {
+        mutating func check(
+            step: Step, actions: [RoomAction], beforeAdmitted: Set<ConnectionID>,
+            beforeWaiting: Set<ConnectionID>
+        ) -> [String] {
             var issues: [String] = []
             let afterAdmitted = Set(policy.admittedConnections)
             var admittedInStep: Set<ConnectionID> = []
@@ -420,7 +429,8 @@ struct PolicyRandomTests: PolicyShorthands {
                 if mirror.settings != policy.settings { issues.append("\(connection) settings view differs") }
                 if mirror.recording != policy.isRecording { issues.append("\(connection) recording view differs") }
                 if let role = policy.role(of: connection), role != .participant,
-                   mirror.knownWaiting != Set(policy.waitingIndices) {
+                    mirror.knownWaiting != Set(policy.waitingIndices)
+                {
                     issues.append("\(connection) (\(role)) waiting view \(mirror.knownWaiting.sorted()) != \(policy.waitingIndices)")
                 }
             }
@@ -432,8 +442,8 @@ struct PolicyRandomTests: PolicyShorthands {
         var run = Run()
         var totalIssues = 0
         var steps: [String: Int] = [:]
-        for number in 0 ..< 5_000 {
-            run.now += RelayMillis.random(in: 0 ... 1_500, using: &run.rng)
+        for number in 0..<5_000 {
+            run.now += RelayMillis.random(in: 0...1_500, using: &run.rng)
             let step = run.randomStep()
             let beforeAdmitted = Set(run.policy.admittedConnections)
             let beforeWaiting = Set(run.present.keys.filter { run.policy.isWaiting($0) })
@@ -465,12 +475,16 @@ struct PolicyRandomTests: PolicyShorthands {
         for code: ErrorCode in [.notAllowed, .unknownParticipant, .invalidCommand, .roomFull] {
             #expect(run.stats["error \(code.name)", default: 0] > 0, "no \(code.name) answer in the run")
         }
-        for code: ErrorCode in [.banned, .roomLocked, .roomFull, .waitingRoomFull, .denied, .removed, .ended,
-                                .unexpectedMessage, .malformed] {
+        for code: ErrorCode in [
+            .banned, .roomLocked, .roomFull, .waitingRoomFull, .denied, .removed, .ended,
+            .unexpectedMessage, .malformed,
+        ] {
             #expect(run.stats["close \(code.name)", default: 0] > 0, "no \(code.name) close in the run")
         }
-        for route in ["broadcast", "unicast", "drop muted", "drop notPresenter", "notify notPresenter", "notify notLeader",
-                      "drop unknownRecipient", "reject"] {
+        for route in [
+            "broadcast", "unicast", "drop muted", "drop notPresenter", "notify notPresenter", "notify notLeader",
+            "drop unknownRecipient", "reject",
+        ] {
             #expect(run.stats["route " + route, default: 0] > 0, "no \(route) route in the run")
         }
     }

@@ -35,7 +35,7 @@ struct PolicyRateLimitTests: PolicyShorthands {
 
     @Test func rateLimiterMemoryIsBounded() {
         var limiter = RateLimiter<Int>(limit: 2, window: 1_000, maximumKeys: 4)
-        for key in 0 ..< 4 { limiter.recordFailure(for: key, now: RelayMillis(key)) }
+        for key in 0..<4 { limiter.recordFailure(for: key, now: RelayMillis(key)) }
         #expect(limiter.trackedKeyCount == 4)
         // Full: the key whose newest failure is oldest (0) makes room.
         limiter.recordFailure(for: 99, now: 10)
@@ -51,7 +51,7 @@ struct PolicyRateLimitTests: PolicyShorthands {
     @Test func tokenBucketAllowsABurstThenTheRate() {
         var bucket = TokenBucket(ratePerSecond: 10, burst: 5, now: 0)
         var results: [Bool] = []
-        for _ in 0 ..< 6 { results.append(bucket.consume(now: 0)) }
+        for _ in 0..<6 { results.append(bucket.consume(now: 0)) }
         #expect(results == [true, true, true, true, true, false])
         #expect(bucket.retryAfterMilliseconds(for: 1, now: 0) == 100)
         let early = bucket.consume(now: 99)
@@ -69,7 +69,7 @@ struct PolicyRateLimitTests: PolicyShorthands {
     @Test func tokenBucketCostsAndEdgeCases() {
         var bytes = TokenBucket(ratePerSecond: 1_000, burst: 1_500, now: 0)
         let big = bytes.consume(1_200, now: 0)
-        let tooMuch = bytes.consume(400, now: 0)          // nothing is taken on refusal
+        let tooMuch = bytes.consume(400, now: 0)  // nothing is taken on refusal
         let rest = bytes.consume(300, now: 0)
         #expect([big, tooMuch, rest] == [true, false, true])
         #expect(bytes.retryAfterMilliseconds(for: 1_500, now: 0) == 1_500)

@@ -20,7 +20,7 @@ extension PolicyShorthands {
 enum PolicyFixtures {
     /// A distinct identity per non-zero seed byte.
     static func identity(_ seed: UInt8) -> Identity {
-        Identity(bytes: (0 ..< 64).map { UInt8(truncatingIfNeeded: Int(seed) &* 31 &+ $0) })!
+        Identity(bytes: (0..<64).map { UInt8(truncatingIfNeeded: Int(seed) &* 31 &+ $0) })!
     }
 
     static let owner = identity(1)

@@ -22,9 +22,13 @@ final class RawTCP: @unchecked Sendable {
         remote.sin_family = sa_family_t(AF_INET)
         remote.sin_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr)
-        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard bound == 0 else { close(fd); throw TestTimeout(what: "bind to \(source) (errno \(errno))") }
-        let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard connected == 0 else { close(fd); throw TestTimeout(what: "connect from \(source) (errno \(errno))") }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
@@ -63,12 +67,14 @@ final class RawTCP: @unchecked Sendable {
     }
 
     @Test func hundredsOfIdleHalfAndTricklingConnectionsAreCountedAndClosedOnTime() async throws {
-        let config = testRelayConfiguration { $0.handshakeTimeoutSeconds = 2; $0.maxPendingConnectionsPerAddress = 128 }
+        let config = testRelayConfiguration {
+            $0.handshakeTimeoutSeconds = 2; $0.maxPendingConnectionsPerAddress = 128
+        }
         try await withRelay(config) { server, _ in
             let port = server.port!
             let opened = ContinuousClock.now
             var silent: [RawTCP] = [], half: [RawTCP] = [], trickle: [RawTCP] = []
-            for _ in 0 ..< 100 {
+            for _ in 0..<100 {
                 silent.append(try RawTCP(from: "127.0.0.2", toPort: port))
                 let h = try RawTCP(from: "127.0.0.3", toPort: port)
                 h.send("GET /v1 HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n")
@@ -96,7 +102,7 @@ final class RawTCP: @unchecked Sendable {
                 let (status, _) = try await httpGet(port: port, path: "/healthz", timeout: .seconds(10))
                 #expect(status == 200)
                 if all.allSatisfy({ !$0.isClosed }) { answeredWhileAllOpen = true }
-                for t in trickle { t.send(byte % 2 == 0 ? "a" : "b") } // the header value never ends
+                for t in trickle { t.send(byte % 2 == 0 ? "a" : "b") }  // the header value never ends
                 byte += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -113,11 +119,13 @@ final class RawTCP: @unchecked Sendable {
     }
 
     @Test func pendingConnectionsAreCappedPerAddressAndCountAgainstTheLimit() async throws {
-        let config = testRelayConfiguration { $0.maxPendingConnectionsPerAddress = 40; $0.maxConnections = 100; $0.handshakeTimeoutSeconds = 30 }
+        let config = testRelayConfiguration {
+            $0.maxPendingConnectionsPerAddress = 40; $0.maxConnections = 100; $0.handshakeTimeoutSeconds = 30
+        }
         try await withRelay(config) { server, endpoint in
             let port = server.port!
             var one: [RawTCP] = []
-            for _ in 0 ..< 60 { one.append(try RawTCP(from: "127.0.0.5", toPort: port)) }
+            for _ in 0..<60 { one.append(try RawTCP(from: "127.0.0.5", toPort: port)) }
             // 40 stay, 20 are refused at once.
             let deadline = ContinuousClock.now + .seconds(3)
             while ContinuousClock.now < deadline, one.filter(\.isClosed).count < 20 { try await Task.sleep(for: .milliseconds(20)) }
@@ -125,7 +133,7 @@ final class RawTCP: @unchecked Sendable {
             // Other addresses fill max-connections (100, counted before the upgrade); then a
             // real client is refused too, until the pending ones go.
             var others: [RawTCP] = []
-            for i in 0 ..< 80 { others.append(try RawTCP(from: "127.0.0.\(6 + i % 3)", toPort: port)) }
+            for i in 0..<80 { others.append(try RawTCP(from: "127.0.0.\(6 + i % 3)", toPort: port)) }
             let late = ContinuousClock.now + .seconds(3)
             // (The first `refusalReserve` over the limit stay, to be told `at_capacity` if they upgrade.)
             let closedAtAccept = 20 - RelayCore.refusalReserve
@@ -162,7 +170,7 @@ final class RawTCP: @unchecked Sendable {
     @Test func theConnectionLimitIsReportedAsAtCapacity() async throws {
         let config = testRelayConfiguration { $0.maxConnections = 3 }
         try await withRelay(config) { server, endpoint in
-            let held = try (0 ..< 3).map { _ in try RawTCP(from: "127.0.0.9", toPort: server.port!) }
+            let held = try (0..<3).map { _ in try RawTCP(from: "127.0.0.9", toPort: server.port!) }
             try await waitUntil("three pending connections") { server.core.pendingCount == 3 }
             do {
                 _ = try await RelayHandshake.open(endpoint, tls: nil)
@@ -171,7 +179,7 @@ final class RawTCP: @unchecked Sendable {
                 #expect((error as? SessionError)?.code == .atCapacity, "refused with \(error)")
             }
             // Past the reserve of refusals, connections close at accept.
-            let flood = try (0 ..< RelayCore.refusalReserve + 8).map { _ in try RawTCP(from: "127.0.0.10", toPort: server.port!) }
+            let flood = try (0..<RelayCore.refusalReserve + 8).map { _ in try RawTCP(from: "127.0.0.10", toPort: server.port!) }
             try await waitUntil("the flood past the reserve closed") { flood.filter(\.isClosed).count >= 8 }
             withExtendedLifetime(held) {}
         }

@@ -70,7 +70,11 @@ import Testing
             #expect(throws: RelayConfigurationError.self, "\(bad.debugDescription)") { try c.set("media-listen", to: bad) }
             #expect(throws: RelayConfigurationError.self, "\(bad.debugDescription)") { try c.set("listen", to: bad) }
         }
-        #expect(throws: RelayConfigurationError.invalidValue(option: "media-listen", value: "a b:1", expected: "HOST:PORT: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 0 to 65535")) {
+        #expect(
+            throws: RelayConfigurationError.invalidValue(
+                option: "media-listen", value: "a b:1",
+                expected: "HOST:PORT: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 0 to 65535")
+        ) {
             try c.set("media-listen", to: "a b:1")
         }
         for good in ["127.0.0.1:0", "[::1]:7443", "relay.example.org:443", "localhost:65535", "[fe80::1%eth0]:1"] {

@@ -11,18 +11,23 @@ import ConclaveProtocol
         let name: String
         let stage: Stage
         let bytes: [UInt8]
-        let expected: ErrorCode?   // nil: the WebSocket layer closes without a typed error
+        let expected: ErrorCode?  // nil: the WebSocket layer closes without a typed error
         enum Stage { case fresh, afterHello, inRoom }
         var description: String { name }
     }
 
     static func badInputs(room: RoomID) -> [BadInput] {
         let identity = PrivateIdentity.generate().publicIdentity.wireIdentity.bytes
-        let settings = ClientMessage.createRoom(CreateRoomMessage(roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 1, count: 64), relayAuth: nil, settings: .privacyDefaults)).encoded()
-        let join = ClientMessage.join(JoinMessage(roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 2, count: 64), relayAuth: nil, knock: [1, 2, 3])).encoded()
+        let settings = ClientMessage.createRoom(
+            CreateRoomMessage(
+                roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 1, count: 64), relayAuth: nil, settings: .privacyDefaults)
+        ).encoded()
+        let join = ClientMessage.join(
+            JoinMessage(roomID: room, identity: Identity(bytes: identity)!, signature: [UInt8](repeating: 2, count: 64), relayAuth: nil, knock: [1, 2, 3])
+        ).encoded()
         let command = ClientMessage.command(CommandMessage(requestID: 1, action: .lock)).encoded()
         var oversizedKnock = join
-        oversizedKnock.replaceSubrange((join.count - 5)..<(join.count - 3), with: [0x08, 0x01]) // knock length 2049 > 2048
+        oversizedKnock.replaceSubrange((join.count - 5)..<(join.count - 3), with: [0x08, 0x01])  // knock length 2049 > 2048
         return [
             BadInput(name: "HELLO truncated", stage: .fresh, bytes: [0x01, 0x01, 0x01], expected: .malformed),
             BadInput(name: "HELLO trailing byte", stage: .fresh, bytes: [0x01, 0x01, 0x01, 0x01, 0x00], expected: .malformed),
@@ -30,7 +35,8 @@ import ConclaveProtocol
             BadInput(name: "HELLO no common version", stage: .fresh, bytes: [0x01, 0x01, 0x03, 0x04], expected: .unsupportedVersion),
             BadInput(name: "HELLO of version 1 only", stage: .fresh, bytes: [0x01, 0x01, 0x01, 0x01], expected: .unsupportedVersion),
             BadInput(name: "unknown type", stage: .fresh, bytes: [0x02, 0x77, 0x00], expected: .malformed),
-            BadInput(name: "relay-to-client type from a client", stage: .afterHello, bytes: [0x02, 0x89] + [UInt8](repeating: 0, count: 8), expected: .malformed),
+            BadInput(
+                name: "relay-to-client type from a client", stage: .afterHello, bytes: [0x02, 0x89] + [UInt8](repeating: 0, count: 8), expected: .malformed),
             BadInput(name: "empty message", stage: .fresh, bytes: [], expected: .malformed),
             BadInput(name: "message over 65535 bytes", stage: .afterHello, bytes: [0x02, 0x30] + [UInt8](repeating: 0, count: 65_600), expected: .tooLarge),
             BadInput(name: "WebSocket frame far over the limit", stage: .afterHello, bytes: [UInt8](repeating: 0, count: 300_000), expected: nil),
@@ -46,17 +52,25 @@ import ConclaveProtocol
             BadInput(name: "COMMAND unknown op", stage: .inRoom, bytes: [0x02, 0x04, 0xEE, 0, 1, 0, 0, 0, 0, 0, 0], expected: .malformed),
             BadInput(name: "COMMAND value on an op without one", stage: .inRoom, bytes: [0x02, 0x04, 0x03, 0, 1, 0, 0, 0, 0, 0, 9], expected: .malformed),
             BadInput(name: "PING truncated", stage: .afterHello, bytes: [0x02, 0x05, 0, 0, 0], expected: .malformed),
-            BadInput(name: "FRAME before joining", stage: .afterHello, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .unexpectedMessage),
+            BadInput(
+                name: "FRAME before joining", stage: .afterHello, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .unexpectedMessage),
             // Decoded before the state check, like every other message (issue 10, defect 7).
-            BadInput(name: "FRAME before joining, version 7", stage: .afterHello, bytes: [0x07, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .unsupportedVersion),
+            BadInput(
+                name: "FRAME before joining, version 7", stage: .afterHello, bytes: [0x07, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA],
+                expected: .unsupportedVersion),
             BadInput(name: "FRAME before joining, truncated header", stage: .afterHello, bytes: [0x02, 0x30, 0x03, 0x00], expected: .malformed),
-            BadInput(name: "FRAME before joining, unknown kind", stage: .fresh, bytes: [0x02, 0x30, 0x09, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
-            BadInput(name: "FRAME before joining, audio over its limit", stage: .afterHello, bytes: [0x02, 0x30, 0x01, 0x00, 0x00, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 1_501), expected: .tooLarge),
+            BadInput(
+                name: "FRAME before joining, unknown kind", stage: .fresh, bytes: [0x02, 0x30, 0x09, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
+            BadInput(
+                name: "FRAME before joining, audio over its limit", stage: .afterHello,
+                bytes: [0x02, 0x30, 0x01, 0x00, 0x00, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 1_501), expected: .tooLarge),
             BadInput(name: "FRAME truncated header", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x00, 0x00], expected: .malformed),
             BadInput(name: "FRAME empty payload", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x01, 0xFF, 0xFF], expected: .malformed),
             BadInput(name: "FRAME unknown kind", stage: .inRoom, bytes: [0x02, 0x30, 0x09, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
             BadInput(name: "FRAME nonzero flags", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x80, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
-            BadInput(name: "FRAME audio over its payload limit", stage: .inRoom, bytes: [0x02, 0x30, 0x01, 0x00, 0x00, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 1_501), expected: .tooLarge),
+            BadInput(
+                name: "FRAME audio over its payload limit", stage: .inRoom,
+                bytes: [0x02, 0x30, 0x01, 0x00, 0x00, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 1_501), expected: .tooLarge),
             BadInput(name: "FRAME keys broadcast", stage: .inRoom, bytes: [0x02, 0x30, 0x05, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xAA], expected: .malformed),
             BadInput(name: "FRAME wrong sender", stage: .inRoom, bytes: [0x02, 0x30, 0x03, 0x00, 0x00, 0x09, 0xFF, 0xFF, 0xAA], expected: .malformed),
         ]
@@ -90,7 +104,9 @@ import ConclaveProtocol
                 }
                 try await p.connection.sendRaw(input.bytes)
                 if let code = input.expected {
-                    let m = try await p.expectMessage("ERROR for \(input.name)") { if case .error = $0 { return true }; return false }
+                    let m = try await p.expectMessage("ERROR for \(input.name)") {
+                        if case .error = $0 { return true }; return false
+                    }
                     guard case .error(let e)? = m else { continue }
                     #expect(e.code == code, "\(input.name): got \(e.code.name) (\(e.message))")
                     #expect(e.isFatal, "\(input.name) must be fatal")
@@ -106,7 +122,9 @@ import ConclaveProtocol
             // The other room still works.
             let payload = Array("still here".utf8)
             try await a.sendFrame(.chat, payload: payload)
-            _ = try await b.expectMessage("chat in the unaffected room") { if case .frame(let f) = $0 { return f.payload == payload }; return false }
+            _ = try await b.expectMessage("chat in the unaffected room") {
+                if case .frame(let f) = $0 { return f.payload == payload }; return false
+            }
             #expect(server.roomCount >= 1)
             let (status, _) = try await httpGet(port: server.port!, path: "/healthz")
             #expect(status == 200)
@@ -130,11 +148,13 @@ import ConclaveProtocol
             let room = try await sender.createRoom(settings: open)
             var slowOptions = RelayConnection.Options()
             slowOptions.receiveBufferSize = 4096
-            slowOptions.inboundMedia = .keepAll // a slow consumer that reads every frame: the relay's policy is the subject
+            slowOptions.inboundMedia = .keepAll  // a slow consumer that reads every frame: the relay's policy is the subject
             let slowConnection = try await RelayConnection.connect(to: endpoint, options: slowOptions)
             let slow = TestParticipant(connection: slowConnection)
             try await slowConnection.send(.hello(HelloMessage()))
-            _ = try await slow.expectMessage("WELCOME") { if case .welcome(let w) = $0 { slow.challenge = w.challenge; return true }; return false }
+            _ = try await slow.expectMessage("WELCOME") {
+                if case .welcome(let w) = $0 { slow.challenge = w.challenge; return true }; return false
+            }
             try await slow.join(room)
             let fast = try await TestParticipant.connect(endpoint)
             try await fast.join(room)
@@ -178,7 +198,10 @@ import ConclaveProtocol
             // The slow reader, once it reads again, finds too_slow and the close.
             await slowConnection.resumeReading()
             let tail = try await slow.drain(for: .seconds(3))
-            #expect(tail.contains { if case .message(.error(let e)) = $0 { return e.code == .tooSlow }; return false })
+            #expect(
+                tail.contains {
+                    if case .message(.error(let e)) = $0 { return e.code == .tooSlow }; return false
+                })
             #expect(tail.contains { $0.isClosed })
         }
     }
@@ -187,7 +210,9 @@ import ConclaveProtocol
         let certificate = try TestCertificate.make()
         defer { certificate.remove() }
         let (cert, key) = (certificate.certPath, certificate.keyPath)
-        let config = testRelayConfiguration { $0.tlsCertificatePath = cert; $0.tlsKeyPath = key }
+        let config = testRelayConfiguration {
+            $0.tlsCertificatePath = cert; $0.tlsKeyPath = key
+        }
         try await withRelay(config) { _, endpoint in
             #expect(endpoint.usesTLS)
             let trusted = try await TestParticipant.connect(endpoint, tls: .trusting(pemFile: cert))
@@ -207,9 +232,11 @@ import ConclaveProtocol
             #expect(h == 200 && body == "ok\n")
             let (m, text) = try await httpGet(port: server.port!, path: "/metrics")
             #expect(m == 200)
-            for name in ["conclave_relay_connections", "conclave_relay_rooms", "conclave_relay_frames_received_total",
-                         "conclave_relay_frames_dropped_total", "conclave_relay_limit_hits_total", "process_resident_memory_bytes",
-                         "process_cpu_seconds_total", "process_open_fds"] {
+            for name in [
+                "conclave_relay_connections", "conclave_relay_rooms", "conclave_relay_frames_received_total",
+                "conclave_relay_frames_dropped_total", "conclave_relay_limit_hits_total", "process_resident_memory_bytes",
+                "process_cpu_seconds_total", "process_open_fds",
+            ] {
                 #expect(text.contains(name), "missing metric \(name)")
             }
             // At least the listening socket, the host's connection and this scrape's.
@@ -239,7 +266,6 @@ import ConclaveProtocol
         #expect(process.terminationStatus == 0)
     }
 }
-
 
 /// The value of the first sample of `name` (any labels), or the sum of all its samples.
 func metricValue(_ text: String, _ name: String) -> Double {

@@ -36,21 +36,29 @@ import ConclaveTestSupport
         mutating func connect(_ address: String = RelayRegistryTests.hostAddress) throws -> ConnectionOutbox {
             #expect(registry.accept(address: address) == nil)
             let metrics = self.metrics, c = configuration
-            return try #require(registry.register(address: address) { id in
-                ConnectionOutbox(id: id, channel: EmbeddedChannel(), address: address, metrics: metrics,
-                                 mediaLimit: c.outboundMediaQueueBytes, hardLimit: c.outboundQueueBytes)
-            })
+            return try #require(
+                registry.register(address: address) { id in
+                    ConnectionOutbox(
+                        id: id, channel: EmbeddedChannel(), address: address, metrics: metrics,
+                        mediaLimit: c.outboundMediaQueueBytes, hardLimit: c.outboundQueueBytes)
+                })
         }
 
-        mutating func create(_ room: RoomID = PolicyFixtures.roomID, by outbox: ConnectionOutbox,
-                             settings: RoomSettings = PolicyFixtures.settings(waitingRoom: false)) -> RelayRegistry.Actions {
-            registry.createRoom(CreateRoomMessage(roomID: room, identity: PolicyFixtures.owner, signature: [UInt8](repeating: 0, count: 64),
-                                                  relayAuth: nil, settings: settings), passwordHash: nil, outbox: outbox, now: now)
+        mutating func create(
+            _ room: RoomID = PolicyFixtures.roomID, by outbox: ConnectionOutbox,
+            settings: RoomSettings = PolicyFixtures.settings(waitingRoom: false)
+        ) -> RelayRegistry.Actions {
+            registry.createRoom(
+                CreateRoomMessage(
+                    roomID: room, identity: PolicyFixtures.owner, signature: [UInt8](repeating: 0, count: 64),
+                    relayAuth: nil, settings: settings), passwordHash: nil, outbox: outbox, now: now)
         }
 
         mutating func join(_ outbox: ConnectionOutbox, room: RoomID = PolicyFixtures.roomID, seed: UInt8) -> RelayRegistry.Actions {
-            registry.join(JoinMessage(roomID: room, identity: PolicyFixtures.identity(seed), signature: [UInt8](repeating: 0, count: 64),
-                                      relayAuth: nil, knock: PolicyFixtures.knock), outbox: outbox, now: now)
+            registry.join(
+                JoinMessage(
+                    roomID: room, identity: PolicyFixtures.identity(seed), signature: [UInt8](repeating: 0, count: 64),
+                    relayAuth: nil, knock: PolicyFixtures.knock), outbox: outbox, now: now)
         }
     }
 
@@ -66,7 +74,9 @@ import ConclaveTestSupport
     }
 
     @Test func acceptCountsPendingThenTheReserveThenRefuses() throws {
-        var f = Fixture { $0.maxConnections = 2; $0.maxPendingConnectionsPerAddress = 1; $0.exemptAddresses = ["127.0.0.1"] }
+        var f = Fixture {
+            $0.maxConnections = 2; $0.maxPendingConnectionsPerAddress = 1; $0.exemptAddresses = ["127.0.0.1"]
+        }
         #expect(f.registry.accept(address: "10.0.0.1") == nil)
         // One pending per address: a second from it is refused, another address is not.
         #expect(f.registry.accept(address: "10.0.0.1") == .addressCap)
@@ -74,7 +84,7 @@ import ConclaveTestSupport
         #expect(f.registry.accept(address: "127.0.0.1") == nil)
         #expect(f.registry.gauges.pending == 2)
         // Full: the next ones may upgrade to hear `at_capacity`, up to the reserve.
-        for _ in 0 ..< RelayRegistry.refusalReserve { #expect(f.registry.accept(address: "10.0.0.9") == .refuseAfterUpgrade) }
+        for _ in 0..<RelayRegistry.refusalReserve { #expect(f.registry.accept(address: "10.0.0.9") == .refuseAfterUpgrade) }
         #expect(f.registry.accept(address: "10.0.0.9") == .atCapacity)
         f.registry.refusalEnded()
         #expect(f.registry.accept(address: "10.0.0.9") == .refuseAfterUpgrade)
@@ -146,7 +156,9 @@ import ConclaveTestSupport
     }
 
     @Test func roomSettingsAreClampedToTheRelaysLimits() throws {
-        var f = Fixture { $0.maxParticipantsPerRoom = 7; $0.maxWaitingPerRoom = 3 }
+        var f = Fixture {
+            $0.maxParticipantsPerRoom = 7; $0.maxWaitingPerRoom = 3
+        }
         let host = try f.connect()
         let created = f.create(by: host, settings: PolicyFixtures.settings(maxParticipants: 400, maxWaiting: 100))
         guard case .message(.roomCreated(let message)) = try #require(created.deliveries.first).action else {
@@ -183,7 +195,9 @@ import ConclaveTestSupport
     }
 
     @Test func wrongPasswordsPastTheRoomsBudgetAreFlaggedAndForgottenWithTheRoom() throws {
-        var f = Fixture { $0.passwordFailuresPerRoomPerMinute = 2; $0.passwordFailuresPerAddressPerMinute = 100 }
+        var f = Fixture {
+            $0.passwordFailuresPerRoomPerMinute = 2; $0.passwordFailuresPerAddressPerMinute = 100
+        }
         let host = try f.connect()
         _ = f.create(by: host)
         let room = PolicyFixtures.roomID
@@ -238,7 +252,9 @@ import ConclaveTestSupport
         // reuse the first one's id.
         let draws = Mutex(0)
         let repeating = RelayRandom { n in
-            let k = draws.withLock { d -> Int in d += 1; return d }
+            let k = draws.withLock { d -> Int in
+                d += 1; return d
+            }
             if n == 4 { return k <= 4 ? [0, 0, 0, 42] : [0, 0, 0, UInt8(k)] }
             return [UInt8](repeating: UInt8(truncatingIfNeeded: k), count: n)
         }

@@ -34,7 +34,13 @@ final class TestParticipant: @unchecked Sendable {
         let c = try await RelayConnection.connect(to: endpoint, tls: tls, options: options)
         let p = TestParticipant(connection: c, identity: identity)
         try await c.send(.hello(HelloMessage()))
-        guard case .welcome(let w)? = try await p.expectMessage("WELCOME", { if case .welcome = $0 { return true }; return false }) else {
+        guard
+            case .welcome(let w)? = try await p.expectMessage(
+                "WELCOME",
+                {
+                    if case .welcome = $0 { return true }; return false
+                })
+        else {
             throw TestTimeout(what: "WELCOME")
         }
         p.challenge = w.challenge
@@ -46,8 +52,9 @@ final class TestParticipant: @unchecked Sendable {
 
     func proof(room: RoomID) throws -> [UInt8] {
         let id = identity.publicIdentity
-        return try identity.signingKey.signature(for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
-                                                 context: "conclave/v1 relay-auth")
+        return try identity.signingKey.signature(
+            for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
+            context: "conclave/v1 relay-auth")
     }
 
     /// Creates a room; returns its id.
@@ -55,9 +62,18 @@ final class TestParticipant: @unchecked Sendable {
     func createRoom(password: String? = nil, settings: RoomSettings = .privacyDefaults) async throws -> RoomID {
         let proposed = RoomID(bytes: SecureRandom.bytes(count: 16))!
         let auth = try password.map { try Invite.relayAuth(password: $0, roomID: proposed, relayOrigin: Self.relayOrigin) }
-        try await connection.send(.createRoom(CreateRoomMessage(roomID: proposed, identity: identity.publicIdentity.wireIdentity,
-                                                                 signature: try proof(room: proposed), relayAuth: auth, settings: settings)))
-        guard case .roomCreated(let created)? = try await expectMessage("ROOM_CREATED", { if case .roomCreated = $0 { return true }; return false }) else {
+        try await connection.send(
+            .createRoom(
+                CreateRoomMessage(
+                    roomID: proposed, identity: identity.publicIdentity.wireIdentity,
+                    signature: try proof(room: proposed), relayAuth: auth, settings: settings)))
+        guard
+            case .roomCreated(let created)? = try await expectMessage(
+                "ROOM_CREATED",
+                {
+                    if case .roomCreated = $0 { return true }; return false
+                })
+        else {
             throw TestTimeout(what: "ROOM_CREATED")
         }
         roomID = created.roomID
@@ -69,8 +85,11 @@ final class TestParticipant: @unchecked Sendable {
     func sendJoin(_ room: RoomID, password: String? = nil, knock: [UInt8] = Array("sealed-knock-bytes".utf8)) async throws {
         roomID = room
         let auth = try password.map { try Invite.relayAuth(password: $0, roomID: room, relayOrigin: Self.relayOrigin) }
-        try await connection.send(.join(JoinMessage(roomID: room, identity: identity.publicIdentity.wireIdentity, signature: try proof(room: room),
-                                                     relayAuth: auth, knock: knock)))
+        try await connection.send(
+            .join(
+                JoinMessage(
+                    roomID: room, identity: identity.publicIdentity.wireIdentity, signature: try proof(room: room),
+                    relayAuth: auth, knock: knock)))
     }
 
     /// Joins and waits for WAITING or ADMITTED.
@@ -78,7 +97,10 @@ final class TestParticipant: @unchecked Sendable {
     func join(_ room: RoomID, password: String? = nil, knock: [UInt8] = Array("sealed-knock-bytes".utf8)) async throws -> RelayMessage {
         try await sendJoin(room, password: password, knock: knock)
         let m = try await expectMessage("WAITING or ADMITTED") {
-            switch $0 { case .waiting, .admitted: return true; default: return false }
+            switch $0 {
+            case .waiting, .admitted: return true;
+            default: return false
+            }
         }
         switch m {
         case .waiting(let w)?: index = w.index
@@ -137,13 +159,17 @@ final class TestParticipant: @unchecked Sendable {
 
     /// Waits for a fatal ERROR with this code followed by the close.
     func expectFatal(_ code: ErrorCode, timeout: Duration = .seconds(5)) async throws {
-        let m = try await expectMessage("ERROR \(code.name)", timeout: timeout) { if case .error(let e) = $0 { return e.code == code }; return false }
+        let m = try await expectMessage("ERROR \(code.name)", timeout: timeout) {
+            if case .error(let e) = $0 { return e.code == code }; return false
+        }
         if case .error(let e)? = m { #expect(e.isFatal, "\(code.name) should be fatal") }
         _ = try await expect("close after \(code.name)", timeout: timeout) { $0.isClosed }
     }
 
     func expectEvent(_ what: String, _ predicate: @escaping (RoomEvent) -> Bool) async throws -> EventMessage {
-        let m = try await expectMessage(what) { if case .event(let e) = $0 { return predicate(e.event) }; return false }
+        let m = try await expectMessage(what) {
+            if case .event(let e) = $0 { return predicate(e.event) }; return false
+        }
         guard case .event(let e)? = m else { throw TestTimeout(what: what) }
         return e
     }
@@ -210,4 +236,3 @@ func receivedFrames(_ items: [RelayInbound]) -> [[UInt8]] {
         return nil
     }
 }
-

@@ -26,10 +26,10 @@ import ConclaveProtocol
                 length = Int(bytes[at]) << 8 | Int(bytes[at + 1]); at += 2
             } else if length == 127 {
                 guard at + 8 <= bytes.count else { return (out, true) }
-                length = bytes[at ..< at + 8].reduce(0) { $0 << 8 | Int($1) }; at += 8
+                length = bytes[at..<at + 8].reduce(0) { $0 << 8 | Int($1) }; at += 8
             }
             guard at + length <= bytes.count else { return (out, true) }
-            out.append((opcode, Array(bytes[at ..< at + length])))
+            out.append((opcode, Array(bytes[at..<at + length])))
             i = at + length
         }
         return (out, false)
@@ -73,9 +73,12 @@ import ConclaveProtocol
             slow.sendBytes(WebSocketRulesTests.frame(opcode: 0x2, payload: ClientMessage.hello(HelloMessage()).encoded()))
             guard case .welcome(let welcome) = try await Self.nextMessage(slow, &pending) else { Issue.record("no WELCOME"); return }
             let identity = PrivateIdentity.generate()
-            let join = ClientMessage.join(JoinMessage(roomID: room, identity: identity.publicIdentity.wireIdentity,
-                                                      signature: try RelayHandshake.proof(identity: identity, challenge: welcome.challenge, room: room),
-                                                      relayAuth: nil, knock: [1, 2, 3])).encoded()
+            let join = ClientMessage.join(
+                JoinMessage(
+                    roomID: room, identity: identity.publicIdentity.wireIdentity,
+                    signature: try RelayHandshake.proof(identity: identity, challenge: welcome.challenge, room: room),
+                    relayAuth: nil, knock: [1, 2, 3])
+            ).encoded()
             slow.sendBytes(WebSocketRulesTests.frame(opcode: 0x2, payload: join))
             var slowIndex: ParticipantIndex?
             while slowIndex == nil {
@@ -84,7 +87,7 @@ import ConclaveProtocol
 
             // The host floods it with chat addressed to it (reliable: never dropped).
             let flood = Task {
-                for _ in 0 ..< 4_000 {
+                for _ in 0..<4_000 {
                     guard (try? await host.sendFrame(.chat, to: slowIndex!, payload: [UInt8](repeating: 0x5A, count: 4_000))) != nil else { return }
                     if Task.isCancelled { return }
                 }
@@ -99,7 +102,7 @@ import ConclaveProtocol
             let deadline = ContinuousClock.now + .seconds(60)
             while !closed, ContinuousClock.now < deadline {
                 let n = buffer.withUnsafeMutableBytes { recv(slow.fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 { received += buffer[0 ..< n] } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { closed = true }
+                if n > 0 { received += buffer[0..<n] } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { closed = true }
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(closed, "the relay never closed the slow consumer")

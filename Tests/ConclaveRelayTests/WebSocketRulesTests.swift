@@ -14,7 +14,7 @@ extension RawTCP {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { out += buffer[0 ..< n]; continue }
+            if n > 0 { out += buffer[0..<n]; continue }
             if n == 0 { return (out, true) }
             if errno != EAGAIN && errno != EWOULDBLOCK { return (out, true) }
             try await Task.sleep(for: .milliseconds(10))
@@ -29,7 +29,7 @@ extension RawTCP {
         let deadline = ContinuousClock.now + timeout
         while out.count < count, ContinuousClock.now < deadline {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { out += buffer[0 ..< n]; continue }
+            if n > 0 { out += buffer[0..<n]; continue }
             if n == 0 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -44,7 +44,7 @@ extension RawTCP {
 /// Issue 10, defect 2: RFC 6455 to the letter. Each violation fails the connection with the
 /// close code the RFC gives; a legally fragmented message is one message.
 @Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct WebSocketRulesTests {
-    static let key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455's sample key
+    static let key = "dGhlIHNhbXBsZSBub25jZQ=="  // RFC 6455's sample key
 
     /// One client frame: FIN, RSV bits, opcode, masked (unless `mask` is false).
     static func frame(fin: Bool = true, rsv: UInt8 = 0, opcode: UInt8, payload: [UInt8], mask: Bool = true) -> [UInt8] {
@@ -65,7 +65,9 @@ extension RawTCP {
 
     func upgraded(_ port: Int) async throws -> RawTCP {
         let c = try RawTCP(from: "127.0.0.1", toPort: port)
-        c.send("GET /v1 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        c.send(
+            "GET /v1 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         let head = try await c.read(atLeast: 12)
         try #require(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101"), "no upgrade: \(String(decoding: head, as: UTF8.self))")
         // Drain the rest of the 101 response.
@@ -104,7 +106,8 @@ extension RawTCP {
                 c.sendBytes(bytes)
                 let (reply, closed) = try await c.readToClose()
                 #expect(closed, "\(name): the connection stayed open")
-                #expect(Self.closeCode(in: reply) == expected, "\(name): close code \(String(describing: Self.closeCode(in: reply))), bytes \(reply.prefix(16))")
+                #expect(
+                    Self.closeCode(in: reply) == expected, "\(name): close code \(String(describing: Self.closeCode(in: reply))), bytes \(reply.prefix(16))")
             }
         }
     }
@@ -114,10 +117,11 @@ extension RawTCP {
             let c = try await upgraded(server.port!)
             let hello = ClientMessage.hello(HelloMessage()).encoded()
             // HELLO in three fragments, a ping between two of them (control frames may interleave).
-            c.sendBytes(Self.frame(fin: false, opcode: 0x2, payload: Array(hello[0 ..< 1]))
-                        + Self.frame(fin: false, opcode: 0x0, payload: Array(hello[1 ..< 2]))
-                        + Self.frame(opcode: 0x9, payload: [7])
-                        + Self.frame(opcode: 0x0, payload: Array(hello[2...])))
+            c.sendBytes(
+                Self.frame(fin: false, opcode: 0x2, payload: Array(hello[0..<1]))
+                    + Self.frame(fin: false, opcode: 0x0, payload: Array(hello[1..<2]))
+                    + Self.frame(opcode: 0x9, payload: [7])
+                    + Self.frame(opcode: 0x0, payload: Array(hello[2...])))
             let reply = try await c.read(atLeast: 8)
             // A pong, then WELCOME (a binary message of type 0x81).
             var i = 0, sawWelcome = false, sawPong = false
@@ -136,9 +140,18 @@ extension RawTCP {
         try await withRelay { server, _ in
             let port = server.port!
             let requests = [
-                ("a key that is not 16 bytes in base64", "GET /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: !!\r\nSec-WebSocket-Version: 13\r\n\r\n"),
-                ("POST with upgrade headers", "POST /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"),
-                ("two keys", "GET /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+                (
+                    "a key that is not 16 bytes in base64",
+                    "GET /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: !!\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ),
+                (
+                    "POST with upgrade headers",
+                    "POST /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
+                ),
+                (
+                    "two keys",
+                    "GET /v1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ),
             ]
             for (name, request) in requests {
                 let c = try RawTCP(from: "127.0.0.1", toPort: port)

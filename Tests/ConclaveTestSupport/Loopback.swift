@@ -15,8 +15,10 @@ public enum LoopbackPort {
     /// blocking a thread, up to `within`; throws ``TestTimeout`` after.
     public static func waitUntilAccepting(_ port: Int, within: Duration) async throws {
         let accepted = await eventually(within: within) {
-            guard let ch = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
-                .connect(host: "127.0.0.1", port: port).get() else { return false }
+            guard
+                let ch = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
+                    .connect(host: "127.0.0.1", port: port).get()
+            else { return false }
             try? await ch.close()
             return true
         }

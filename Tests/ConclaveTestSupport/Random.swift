@@ -6,5 +6,5 @@ public typealias SplitMix64 = ConclaveMedia.SplitMix64
 
 extension ConclaveMedia.SplitMix64 {
     /// `n` bytes from the generator.
-    public mutating func bytes(_ n: Int) -> [UInt8] { (0 ..< n).map { _ in UInt8.random(in: 0 ... 255, using: &self) } }
+    public mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
 }

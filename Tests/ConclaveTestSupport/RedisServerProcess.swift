@@ -35,8 +35,11 @@ public final class RedisServerProcess: @unchecked Sendable {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                       "--daemonize", "no", "--loglevel", "warning", "--dir", NSTemporaryDirectory()] + extraArguments
+        p.arguments =
+            [
+                "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--loglevel", "warning", "--dir", NSTemporaryDirectory(),
+            ] + extraArguments
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

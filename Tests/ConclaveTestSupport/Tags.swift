@@ -12,7 +12,8 @@ extension Trait where Self == ConditionTrait {
     /// it (Swift 6.3's `swift test` cannot yet filter by tag; with a toolchain whose Swift
     /// Testing has ST-0025, `swift test --skip tag:integration` does the same).
     public static var live: Self {
-        .enabled(if: ProcessInfo.processInfo.environment["CONCLAVE_TEST_QUICK"] == nil,
-                 "CONCLAVE_TEST_QUICK is set: the quick loop skips the live suites")
+        .enabled(
+            if: ProcessInfo.processInfo.environment["CONCLAVE_TEST_QUICK"] == nil,
+            "CONCLAVE_TEST_QUICK is set: the quick loop skips the live suites")
     }
 }

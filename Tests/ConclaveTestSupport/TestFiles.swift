@@ -36,9 +36,11 @@ public struct TestCertificate: Sendable {
         let keyPath = dir.appendingPathComponent("key.pem").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                             "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=\(subjectAltName)",
-                             "-keyout", keyPath, "-out", certPath]
+        process.arguments = [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=\(subjectAltName)",
+            "-keyout", keyPath, "-out", certPath,
+        ]
         let errors = Pipe()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = errors

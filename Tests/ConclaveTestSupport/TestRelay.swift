@@ -25,8 +25,10 @@ public func testRelayConfiguration(_ tweak: (inout RelayConfiguration) -> Void =
 /// Runs `body` against a live relay in this process, in the manner of Hummingbird's
 /// `LiveTestFramework`: the relay is started and listening (its port bound) before
 /// `body` runs, and is shut down gracefully, and awaited, whether `body` returns or throws.
-public func withRelay<T>(_ configuration: RelayConfiguration = testRelayConfiguration(), clock: any RelayClock = MonotonicRelayClock(),
-                         _ body: (RelayServer, RelayEndpoint) async throws -> T) async throws -> T {
+public func withRelay<T>(
+    _ configuration: RelayConfiguration = testRelayConfiguration(), clock: any RelayClock = MonotonicRelayClock(),
+    _ body: (RelayServer, RelayEndpoint) async throws -> T
+) async throws -> T {
     var logger = Logger(label: "test.relay")
     logger.logLevel = .warning
     let server = try RelayServer(configuration: configuration, logger: logger, clock: clock)

@@ -26,8 +26,10 @@ public func waitUntil(_ what: String, within: Duration = .seconds(5), _ conditio
 
 /// Runs `body`, throwing ``TestTimeout`` if it takes longer than `limit` (the body is
 /// cancelled then).
-public func withTimeout<T: Sendable>(_ limit: Duration, _ what: String = "operation",
-                                     _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+public func withTimeout<T: Sendable>(
+    _ limit: Duration, _ what: String = "operation",
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {

@@ -105,7 +105,7 @@ final class Buffer {
 
     var readOnly: UnsafeRawBufferPointer { UnsafeRawBufferPointer(bytes) }
     var u8: UnsafeMutablePointer<UInt8> { bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) }
-    func prefix(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: bytes[0 ..< n]) }
+    func prefix(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: bytes[0..<n]) }
 }
 
 // MARK: - SFrameKey: header encoding, AAD assembly, nonce, seal/open into caller buffers

@@ -9,7 +9,8 @@ extension Benchmark.Configuration {
     /// 16 mallocs per iteration to every benchmark, an empty loop included, and would hide the
     /// 0 these suites exist to prove. (This VM also has no PMU, so it would report nothing.)
     public static var conclave: Benchmark.Configuration {
-        .init(metrics: [.throughput, .wallClock, .mallocCountTotal], timeUnits: .microseconds,
-              scalingFactor: .kilo, maxDuration: .seconds(1), maxIterations: 10_000)
+        .init(
+            metrics: [.throughput, .wallClock, .mallocCountTotal], timeUnits: .microseconds,
+            scalingFactor: .kilo, maxDuration: .seconds(1), maxIterations: 10_000)
     }
 }

@@ -57,7 +57,7 @@ final class SwiftCryptoPath: RoundTripPath {
         key = SymmetricKey(data: inputs.key)
         plaintext = inputs.plaintext
         aad = inputs.aad
-        nonceBytes = Array(inputs.noncePrefix[0 ..< 4]) + [UInt8](repeating: 0, count: 8)
+        nonceBytes = Array(inputs.noncePrefix[0..<4]) + [UInt8](repeating: 0, count: 8)
         do {
             let placeholder = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonceBytes), authenticating: aad)
             boxes = Array(repeating: placeholder, count: batch)
@@ -69,7 +69,7 @@ final class SwiftCryptoPath: RoundTripPath {
     }
 
     func sealBatch() throws(CryptoBenchError) {
-        for i in 0 ..< boxes.count {
+        for i in 0..<boxes.count {
             let counter = nextCounter
             nextCounter &+= 1
             nonceBytes.withUnsafeMutableBytes { $0.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self) }
@@ -82,7 +82,7 @@ final class SwiftCryptoPath: RoundTripPath {
     }
 
     func openBatch() throws(CryptoBenchError) {
-        for i in 0 ..< boxes.count {
+        for i in 0..<boxes.count {
             do {
                 opened[i] = try ChaChaPoly.open(boxes[i], using: key, authenticating: aad)
             } catch {
@@ -129,7 +129,8 @@ struct AllocatingXChaCha20Poly1305 {
     /// Verifies and decrypts; returns a new array with the plaintext, or nil.
     func decrypt(authenticatedCipherText: [UInt8], secretKey: [UInt8], nonce: [UInt8], additionalData: [UInt8]?) -> [UInt8]? {
         guard secretKey.count == 32, nonce.count == Self.nonceLength,
-              authenticatedCipherText.count >= Self.tagLength else { return nil }
+            authenticatedCipherText.count >= Self.tagLength
+        else { return nil }
         var message = [UInt8](repeating: 0, count: authenticatedCipherText.count - Self.tagLength)
         var length: UInt64 = 0
         let rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
@@ -160,7 +161,7 @@ final class AllocatingPath: RoundTripPath {
     }
 
     func sealBatch() throws(CryptoBenchError) {
-        for i in 0 ..< sealed.count {
+        for i in 0..<sealed.count {
             guard let box = api.encrypt(message: plaintext, secretKey: key, additionalData: aad) else {
                 throw .roundTripFailed(path: .allocating, size: plaintext.count, reason: "encrypt returned nil")
             }
@@ -169,9 +170,12 @@ final class AllocatingPath: RoundTripPath {
     }
 
     func openBatch() throws(CryptoBenchError) {
-        for i in 0 ..< sealed.count {
-            guard let message = api.decrypt(authenticatedCipherText: sealed[i].authenticatedCipherText, secretKey: key,
-                                            nonce: sealed[i].nonce, additionalData: aad) else {
+        for i in 0..<sealed.count {
+            guard
+                let message = api.decrypt(
+                    authenticatedCipherText: sealed[i].authenticatedCipherText, secretKey: key,
+                    nonce: sealed[i].nonce, additionalData: aad)
+            else {
                 throw .roundTripFailed(path: .allocating, size: plaintext.count, reason: "decrypt returned nil")
             }
             opened[i] = message

@@ -19,10 +19,10 @@ while let argument = arguments.popFirst() {
     switch argument {
     case "--json": json = true
     case "--rounds":
-        guard let n = arguments.popFirst().flatMap(Int.init), (1 ... 50).contains(n) else { usage("--rounds takes 1…50") }
+        guard let n = arguments.popFirst().flatMap(Int.init), (1...50).contains(n) else { usage("--rounds takes 1…50") }
         configuration.rounds = n
     case "--milliseconds":
-        guard let n = arguments.popFirst().flatMap(Int.init), (10 ... 5000).contains(n) else { usage("--milliseconds takes 10…5000") }
+        guard let n = arguments.popFirst().flatMap(Int.init), (10...5000).contains(n) else { usage("--milliseconds takes 10…5000") }
         configuration.measurementDuration = .milliseconds(n)
     default: usage("unknown argument \(argument)")
     }

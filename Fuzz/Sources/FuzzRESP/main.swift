@@ -10,9 +10,11 @@ import NIOCore
 func fuzz(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data = input else { return 0 }
     var buffer = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
-    let parser = RESPParser(limits: RESPParser.Limits(maximumLineLength: 256, maximumBulkLength: 4096,
-                                                      maximumElements: 64, maximumDepth: 8, maximumReplyBytes: 16_384))
-    for _ in 0 ..< 64 {
+    let parser = RESPParser(
+        limits: RESPParser.Limits(
+            maximumLineLength: 256, maximumBulkLength: 4096,
+            maximumElements: 64, maximumDepth: 8, maximumReplyBytes: 16_384))
+    for _ in 0..<64 {
         let before = buffer
         let value: RESPValue?
         do { value = try parser.parse(&buffer) } catch { precondition(!"\(error)".isEmpty); return 0 }

@@ -13,8 +13,9 @@ func fuzz(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let shortest = header.encoded
         let again = try? SFrameHeader.decode(shortest)
         precondition(length <= bytes.count && shortest.count <= length, "SFrameHeader length")
-        precondition(again?.header.keyID == header.keyID && again?.header.counter == header.counter && again?.length == shortest.count,
-                     "SFrameHeader did not round-trip")
+        precondition(
+            again?.header.keyID == header.keyID && again?.header.counter == header.counter && again?.length == shortest.count,
+            "SFrameHeader did not round-trip")
     }
     return 0
 }

@@ -24,11 +24,11 @@ public enum ConsoleCommand: Sendable, Equatable {
     }
 
     public static let helpText = """
-    /admit N  /deny N  /lock  /unlock  /mute N  /mute-all  /unmute  /ask-unmute N
-    /remove N  /cohost N  /uncohost N  /transfer-host N  /grant-share N  /revoke-share N
-    /record on|off  /consent  /decline  /grant-record N  /revoke-record N
-    /share FILE  /msg N TEXT  /who  /code  /leave  /end  /help   (any other line is chat)
-    """
+        /admit N  /deny N  /lock  /unlock  /mute N  /mute-all  /unmute  /ask-unmute N
+        /remove N  /cohost N  /uncohost N  /transfer-host N  /grant-share N  /revoke-share N
+        /record on|off  /consent  /decline  /grant-record N  /revoke-record N
+        /share FILE  /msg N TEXT  /who  /code  /leave  /end  /help   (any other line is chat)
+        """
 
     /// Parses one line (without its newline). Returns nil for an empty line.
     public static func parse(_ line: String) throws(ParseError) -> ConsoleCommand? {

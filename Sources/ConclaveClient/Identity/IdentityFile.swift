@@ -71,7 +71,9 @@ public enum IdentityFile {
         for line in lines.dropFirst() {
             let parts = line.split(separator: " ")
             guard parts.count == 2 else { throw .malformed(path: path, reason: "unexpected line") }
-            guard let bytes = Hex.decode(String(parts[1])), bytes.count == 32 else { throw .malformed(path: path, reason: "\(parts[0]) is not 32 bytes of hex") }
+            guard let bytes = Hex.decode(String(parts[1])), bytes.count == 32 else {
+                throw .malformed(path: path, reason: "\(parts[0]) is not 32 bytes of hex")
+            }
             switch parts[0] {
             case "ed25519-seed": seed = bytes
             case "x25519-secret": secret = bytes
@@ -80,8 +82,9 @@ public enum IdentityFile {
         }
         guard let seed, let secret else { throw .malformed(path: path, reason: "missing a key") }
         do {
-            return PrivateIdentity(signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: seed)),
-                                   agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: secret)))
+            return PrivateIdentity(
+                signingKey: try Ed25519.PrivateKey(seed: SecretKey(copying: seed)),
+                agreementKey: try X25519.PrivateKey(secret: SecretKey(copying: secret)))
         } catch {
             throw .malformed(path: path, reason: "invalid key")
         }

@@ -50,7 +50,8 @@ public enum RecordingExport {
                 case let .chat(index, at, isPrivate, line):
                     let who = members[index].map { $0.displayName.isEmpty ? "#\(index)" : "\($0.displayName) (#\(index))" } ?? "#\(index)"
                     text += "[\(Self.clock(at))] \(Self.printable(who))\(isPrivate ? " (private)" : ""): \(Self.printable(line))\n"
-                    json += "{\"t_ms\":\(at),\"from\":\(index),\"name\":\(EventOutput.quote(members[index]?.displayName ?? "")),\"private\":\(isPrivate),\"text\":\(EventOutput.quote(line))}\n"
+                    json +=
+                        "{\"t_ms\":\(at),\"from\":\(index),\"name\":\(EventOutput.quote(members[index]?.displayName ?? "")),\"private\":\(isPrivate),\"text\":\(EventOutput.quote(line))}\n"
                 default:
                     break
                 }
@@ -65,7 +66,8 @@ public enum RecordingExport {
                 // link() never replaces an existing file, unlike rename().
                 let target = "\(directory)/\(name)"
                 guard link("\(staged)/\(name)", target) == 0 else {
-                    throw RecordingError.io(errno == EEXIST ? "\(target) already exists; export into an empty directory" : "cannot move \(name) into \(directory)")
+                    throw RecordingError.io(
+                        errno == EEXIST ? "\(target) already exists; export into an empty directory" : "cannot move \(name) into \(directory)")
                 }
                 written.append(target)
                 unlink("\(staged)/\(name)")
@@ -83,10 +85,12 @@ public enum RecordingExport {
     /// One line of text a terminal shows as it is: line breaks become spaces, other control
     /// characters (terminal escapes included) U+FFFD.
     public static func printable(_ s: String) -> String {
-        String(String.UnicodeScalarView(s.unicodeScalars.map { c -> Unicode.Scalar in
-            if c == "\n" || c == "\r" || c == "\t" { return " " }
-            return c.properties.generalCategory == .control ? "\u{FFFD}" : c
-        }))
+        String(
+            String.UnicodeScalarView(
+                s.unicodeScalars.map { c -> Unicode.Scalar in
+                    if c == "\n" || c == "\r" || c == "\t" { return " " }
+                    return c.properties.generalCategory == .control ? "\u{FFFD}" : c
+                }))
     }
 
     /// `mm:ss.mmm`.
@@ -116,8 +120,8 @@ public enum RecordingExport {
     final class Track {
         let decoder: OpusDecoder
         var writer: WAVStreamWriter
-        var position: UInt64 = 0 // samples written
-        var inPart = 0           // samples in the current part
+        var position: UInt64 = 0  // samples written
+        var inPart = 0  // samples in the current part
         var part = 1
         let base: String
         let onNewPart: (String) -> Void

@@ -56,7 +56,9 @@ public enum RecordingReader {
     /// verified. `body` sees records of a file that may still fail later: to act only on a
     /// wholly verified file, call this twice (``RecordingExport`` does).
     @discardableResult
-    public static func read(path: String, key: SecretKey, _ body: (RecordingRecord) throws(RecordingError) -> Void = { _ throws(RecordingError) in }) throws(RecordingError) -> Summary {
+    public static func read(
+        path: String, key: SecretKey, _ body: (RecordingRecord) throws(RecordingError) -> Void = { _ throws(RecordingError) in }
+    ) throws(RecordingError) -> Summary {
         let file = try RecordingInput(path: path)
         let headerBytes = try file.read(upTo: RecordingFormat.maximumHeaderLength)
         let header = try RecordingHeader.decode(headerBytes)
@@ -83,10 +85,11 @@ public enum RecordingReader {
                 // The final record must authenticate the header (§5.3).
                 guard o.tag != .final else { throw .tampered("the final record does not authenticate the header") }
                 opened = o
-            } else if let o = try? pull.open(sealed, additionalData: Array(headerBytes[0 ..< header.encodedLength])), o.tag == .final {
+            } else if let o = try? pull.open(sealed, additionalData: Array(headerBytes[0..<header.encodedLength])), o.tag == .final {
                 opened = o
             } else {
-                throw summary.records == 0 ? .wrongKey : .tampered("record \(summary.records + 1) does not authenticate (altered, reordered or from another recording)")
+                throw summary.records == 0
+                    ? .wrongKey : .tampered("record \(summary.records + 1) does not authenticate (altered, reordered or from another recording)")
             }
             let plaintext = opened.plaintext.withUnsafeBytes { Array($0) }
             let record = try RecordingRecord.decode(plaintext)
@@ -95,7 +98,8 @@ public enum RecordingReader {
             case let .start(id, room, started, recorder, recorderIdentity):
                 guard summary.records == 1, opened.tag == .message else { throw .tampered("a second START record") }
                 guard id == header.recordingID, RecordingFormat.roomHash(room) == header.roomHash,
-                      recorderIdentity.fingerprint.bytes == header.recorder else {
+                    recorderIdentity.fingerprint.bytes == header.recorder
+                else {
                     throw .tampered("the START record does not match the header")
                 }
                 summary.recordingID = id; summary.roomID = room; summary.recorder = recorder; summary.startedAtMillis = started
@@ -103,8 +107,9 @@ public enum RecordingReader {
                 guard summary.records > 1, opened.tag == .message else { throw .tampered("the first record is not START") }
                 guard memberIndex[index] == nil else { throw .tampered("member #\(index) recorded twice") }
                 guard consent.decision == .consent, consent.member == index, consent.recorder == summary.recorder,
-                      consent.recordingID == header.recordingID, consent.roomID == summary.roomID,
-                      consent.isSigned(by: identity.signingKey) else {
+                    consent.recordingID == header.recordingID, consent.roomID == summary.roomID,
+                    consent.isSigned(by: identity.signingKey)
+                else {
                     throw .tampered("member #\(index) has no valid signed consent")
                 }
                 memberIndex[index] = summary.members.count
@@ -126,7 +131,8 @@ public enum RecordingReader {
                 guard memberOrder == header.members else { throw .tampered("the header's member list differs from the recorded members") }
                 summary.durationMillis = at
             }
-            if opened.tag == .final, case .end = record {} else if opened.tag != .message {
+            if opened.tag == .final, case .end = record {
+            } else if opened.tag != .message {
                 throw .tampered("record \(summary.records) carries the wrong tag")
             }
             try body(record)

@@ -44,9 +44,11 @@ public final class RecordingWriter {
     ///   - recipients: the recorder's own identity first; at most 8 slots in all.
     ///   - createdAt, retainUntil: Unix seconds.
     ///   - startedAtMillis: Unix milliseconds, the origin of every record's `t_ms`.
-    public init(path: String, recordingID: [UInt8], roomID: RoomID, recorder: UInt16, recorderIdentity: PublicIdentity,
-                recipients: Recipients, createdAt: UInt64, retainUntil: UInt64, startedAtMillis: UInt64,
-                memberCapacity: Int = RecordingFormat.maximumMembers) throws(RecordingError) {
+    public init(
+        path: String, recordingID: [UInt8], roomID: RoomID, recorder: UInt16, recorderIdentity: PublicIdentity,
+        recipients: Recipients, createdAt: UInt64, retainUntil: UInt64, startedAtMillis: UInt64,
+        memberCapacity: Int = RecordingFormat.maximumMembers
+    ) throws(RecordingError) {
         precondition(recordingID.count == RecordingNotice.recordingIDLength)
         let slotCount = recipients.identities.count + (recipients.passphrase == nil ? 0 : 1)
         guard (1...RecordingFormat.maximumKeySlots).contains(slotCount) else {
@@ -63,9 +65,10 @@ public final class RecordingWriter {
         } catch {
             throw .refused("cannot seal the recording's key: \(error)")
         }
-        header = RecordingHeader(createdAt: createdAt, retainUntil: retainUntil, roomHash: RecordingFormat.roomHash(roomID),
-                                 recordingID: recordingID, recorder: recorderIdentity.fingerprint.bytes,
-                                 memberCapacity: memberCapacity, slots: slots, streamHeader: push.header)
+        header = RecordingHeader(
+            createdAt: createdAt, retainUntil: retainUntil, roomHash: RecordingFormat.roomHash(roomID),
+            recordingID: recordingID, recorder: recorderIdentity.fingerprint.bytes,
+            memberCapacity: memberCapacity, slots: slots, streamHeader: push.header)
         self.path = path
         self.recordingID = recordingID
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -73,8 +76,10 @@ public final class RecordingWriter {
         descriptor = fd
         do throws(RecordingError) {
             try writeAll(header.encoded)
-            try append(.start(recordingID: recordingID, roomID: roomID, startedAtMillis: startedAtMillis, recorder: recorder,
-                              recorderIdentity: recorderIdentity), tag: .message)
+            try append(
+                .start(
+                    recordingID: recordingID, roomID: roomID, startedAtMillis: startedAtMillis, recorder: recorder,
+                    recorderIdentity: recorderIdentity), tag: .message)
         } catch {
             close(fd)
             descriptor = -1
@@ -93,7 +98,8 @@ public final class RecordingWriter {
     public func addMember(index: UInt16, identity: PublicIdentity, displayName: String, consent: RecordingConsent, atMillis: UInt32) throws(RecordingError) {
         guard members[index] == nil else { return }
         guard consent.decision == .consent, consent.member == index, consent.recordingID == recordingID,
-              consent.isSigned(by: identity.signingKey) else { throw .refused("no valid consent from #\(index)") }
+            consent.isSigned(by: identity.signingKey)
+        else { throw .refused("no valid consent from #\(index)") }
         guard header.members.count < header.memberCapacity else { throw .refused("the recording's \(header.memberCapacity) member slots are full") }
         try append(.member(index: index, atMillis: atMillis, identity: identity, displayName: displayName, consent: consent), tag: .message)
         let slot = header.members.count

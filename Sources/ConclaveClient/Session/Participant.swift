@@ -227,8 +227,10 @@ public actor Participant {
     // MARK: - Starting
 
     /// Creates a room as its host and leader; emits `invite`.
-    public static func host(relay: RelayEndpoint, password: String?, settings: RoomSettings,
-                            options: ParticipantOptions, output: EventOutput) async throws -> Participant {
+    public static func host(
+        relay: RelayEndpoint, password: String?, settings: RoomSettings,
+        options: ParticipantOptions, output: EventOutput
+    ) async throws -> Participant {
         // The host proposes the room id, so the identity proof and relay_auth bind to it (4.1, 5.4).
         var proposed = RoomID.zero
         while proposed == .zero { proposed = RoomID(bytes: SecureRandom.bytes(count: MessageLimits.roomIDLength))! }
@@ -242,12 +244,14 @@ public actor Participant {
             await connection.close()
             throw SessionError.protocolViolation("the relay created room \(created.roomID.base64URL), not the proposed \(proposed.base64URL)")
         }
-        let invite = Invite(secure: relay.usesTLS, host: relay.host, port: relay.port, roomID: created.roomID,
-                            hostIdentity: options.identity.publicIdentity, secret: secret, password: password)
+        let invite = Invite(
+            secure: relay.usesTLS, host: relay.host, port: relay.port, roomID: created.roomID,
+            hostIdentity: options.identity.publicIdentity, secret: secret, password: password)
         output.emit("invite", [("invite", .string(invite.text))], human: "invite: \(invite.text)")
-        let (session, actions) = try ParticipantSession.host(roomID: created.roomID, index: created.index.rawValue, identity: options.identity,
-                                                             invite: invite, waitingRoom: settings.waitingRoom,
-                                                             configuration: .init(options), now: 0)
+        let (session, actions) = try ParticipantSession.host(
+            roomID: created.roomID, index: created.index.rawValue, identity: options.identity,
+            invite: invite, waitingRoom: settings.waitingRoom,
+            configuration: .init(options), now: 0)
         let p = try Participant(connection: connection, session: session, options: options, output: output)
         await p.learned(servedBy, settings: settings)
         await p.carryOut(actions)
@@ -256,26 +260,45 @@ public actor Participant {
 
     /// `CREATE_ROOM` for `roomID` through `endpoint`, following redirects: the connection,
     /// `ROOM_CREATED` and the node that answered.
-    static func createRoom(_ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, settings: RoomSettings,
-                           options: ParticipantOptions) async throws -> (RelayConnection, RoomCreatedMessage, RelayEndpoint) {
-        try await RelayHandshake.enter(endpoint, tls: options.tls, what: "ROOM_CREATED", request: { challenge in
-            .createRoom(CreateRoomMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
-                                          signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
-                                          relayAuth: relayAuth, settings: settings))
-        }, pick: { if case .roomCreated(let c) = $0 { return c }; return nil })
+    static func createRoom(
+        _ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, settings: RoomSettings,
+        options: ParticipantOptions
+    ) async throws -> (RelayConnection, RoomCreatedMessage, RelayEndpoint) {
+        try await RelayHandshake.enter(
+            endpoint, tls: options.tls, what: "ROOM_CREATED",
+            request: { challenge in
+                .createRoom(
+                    CreateRoomMessage(
+                        roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                        signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                        relayAuth: relayAuth, settings: settings))
+            },
+            pick: {
+                if case .roomCreated(let c) = $0 { return c }; return nil
+            })
     }
 
     /// `JOIN` for `roomID` through `endpoint`, following redirects: the connection, the
     /// `WAITING` or `ADMITTED` that answered, and the node that sent it.
-    static func joinRoom(_ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, knock: [UInt8],
-                         options: ParticipantOptions) async throws -> (RelayConnection, RelayMessage, RelayEndpoint) {
-        try await RelayHandshake.enter(endpoint, tls: options.tls, what: "WAITING or ADMITTED", request: { challenge in
-            .join(JoinMessage(roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
-                              signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
-                              relayAuth: relayAuth, knock: knock))
-        }, pick: { m -> RelayMessage? in
-            switch m { case .waiting, .admitted: return m; default: return nil }
-        })
+    static func joinRoom(
+        _ roomID: RoomID, through endpoint: RelayEndpoint, relayAuth: [UInt8]?, knock: [UInt8],
+        options: ParticipantOptions
+    ) async throws -> (RelayConnection, RelayMessage, RelayEndpoint) {
+        try await RelayHandshake.enter(
+            endpoint, tls: options.tls, what: "WAITING or ADMITTED",
+            request: { challenge in
+                .join(
+                    JoinMessage(
+                        roomID: roomID, identity: options.identity.publicIdentity.wireIdentity,
+                        signature: try RelayHandshake.proof(identity: options.identity, challenge: challenge, room: roomID),
+                        relayAuth: relayAuth, knock: knock))
+            },
+            pick: { m -> RelayMessage? in
+                switch m {
+                case .waiting, .admitted: return m;
+                default: return nil
+                }
+            })
     }
 
     /// A knock from `index` waits for this leader's decision.
@@ -294,8 +317,9 @@ public actor Participant {
     /// there is one; emits `waiting` and later `admitted`.
     public static func join(invite: Invite, options: ParticipantOptions, output: EventOutput) async throws -> Participant {
         let endpoint = RelayEndpoint(scheme: invite.secure ? .wss : .ws, host: invite.host, port: invite.port)
-        let (knock, nonce) = try Knock.seal(roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
-                                            host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
+        let (knock, nonce) = try Knock.seal(
+            roomID: invite.roomID, displayName: options.displayName, joiner: options.identity,
+            host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
         let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: invite.roomID, relayOrigin: invite.relayURL) }
         // The invite's relay first; when it cannot be reached, the other nodes of its
         // cluster that the user named (5.10).
@@ -317,8 +341,9 @@ public actor Participant {
         case .admitted(let a): index = a.index.rawValue
         default: throw SessionError.protocolViolation("unexpected answer to JOIN")
         }
-        let session = ParticipantSession(roomID: invite.roomID, index: index, identity: options.identity, invite: invite,
-                                         joinNonce: nonce, configuration: .init(options))
+        let session = ParticipantSession(
+            roomID: invite.roomID, index: index, identity: options.identity, invite: invite,
+            joinNonce: nonce, configuration: .init(options))
         let p = try Participant(connection: connection, session: session, options: options, output: output)
         await p.learned(servedBy)
         if case .waiting = first {
@@ -509,7 +534,8 @@ public actor Participant {
                     try await rejoin(through: endpoint, readmit: previous)
                     let took = now - lost
                     failovers.append(took)
-                    output.emit("rehomed", [("ms", .int(Int(took)))], human: "back in the meeting after \(took) ms (a fresh epoch; compare the security code again)")
+                    output.emit(
+                        "rehomed", [("ms", .int(Int(took)))], human: "back in the meeting after \(took) ms (a fresh epoch; compare the security code again)")
                     return true
                 } catch {
                     continue
@@ -535,16 +561,18 @@ public actor Participant {
                 await connection.close()
                 throw SessionError.protocolViolation("the relay re-created another room")
             }
-            let (fresh, actions) = try ParticipantSession.host(roomID: roomID, index: created.index.rawValue, identity: options.identity,
-                                                               invite: invite, waitingRoom: settings.waitingRoom, configuration: configuration, now: now)
+            let (fresh, actions) = try ParticipantSession.host(
+                roomID: roomID, index: created.index.rawValue, identity: options.identity,
+                invite: invite, waitingRoom: settings.waitingRoom, configuration: configuration, now: now)
             self.connection = connection
-            lastInbound = InboundStatistics() // the new connection counts from zero
+            lastInbound = InboundStatistics()  // the new connection counts from zero
             self.session = fresh
             learned(servedBy)
             await carryOut(actions)
         } else {
-            let (knock, nonce) = try Knock.seal(roomID: roomID, displayName: options.displayName, joiner: options.identity,
-                                                host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
+            let (knock, nonce) = try Knock.seal(
+                roomID: roomID, displayName: options.displayName, joiner: options.identity,
+                host: invite.hostIdentity.agreementKey, inviteSecret: invite.secret)
             let auth = try invite.password.map { try Invite.relayAuth(password: $0, roomID: roomID, relayOrigin: invite.relayURL) }
             let (connection, first, servedBy) = try await Self.joinRoom(roomID, through: endpoint, relayAuth: auth, knock: knock, options: options)
             let index: UInt16
@@ -554,9 +582,10 @@ public actor Participant {
             default: throw SessionError.protocolViolation("unexpected answer to JOIN")
             }
             self.connection = connection
-            lastInbound = InboundStatistics() // the new connection counts from zero
-            self.session = ParticipantSession(roomID: roomID, index: index, identity: options.identity, invite: invite,
-                                              joinNonce: nonce, configuration: configuration)
+            lastInbound = InboundStatistics()  // the new connection counts from zero
+            self.session = ParticipantSession(
+                roomID: roomID, index: index, identity: options.identity, invite: invite,
+                joinNonce: nonce, configuration: configuration)
             learned(servedBy)
             if case .admitted(let a) = first { await handle(.admitted(a)) }
         }
@@ -625,8 +654,9 @@ public actor Participant {
             if let file = recordingFile, session.isRecorded(frame.sender) {
                 do { try file.chat(index: frame.sender, atMillis: recordingMillis, isPrivate: isPrivate, text: text) } catch { recordingFailed(error) }
             }
-            output.emit("chat", [("from", .int(Int(frame.sender))), ("name", .string(name)), ("text", .string(text)), ("private", .bool(isPrivate))],
-                        human: "\(name) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
+            output.emit(
+                "chat", [("from", .int(Int(frame.sender))), ("name", .string(name)), ("text", .string(text)), ("private", .bool(isPrivate))],
+                human: "\(name) (#\(frame.sender)\(isPrivate ? ", private" : "")): \(text)")
         case .screen:
             receiveScreen(frame)
         case .control, .keys:
@@ -652,8 +682,9 @@ public actor Participant {
             }
         }
         let name = session.name(of: frame.sender)
-        output.emit("share", [("from", .int(Int(frame.sender))), ("bytes", .int(object.byteCount)), ("sha256", .string(digest))],
-                    human: "\(name) shared \(object.byteCount) bytes, sha256 \(digest)")
+        output.emit(
+            "share", [("from", .int(Int(frame.sender))), ("bytes", .int(object.byteCount)), ("sha256", .string(digest))],
+            human: "\(name) shared \(object.byteCount) bytes, sha256 \(digest)")
     }
 
     /// Sends a file as screen frames (needs presenter rights at the relay and in the roster).
@@ -664,11 +695,12 @@ public actor Participant {
         for (i, chunk) in chunks.enumerated() {
             let frame = try session.seal(.screen, to: .everyone, plaintext: chunk, now: now, epoch: .newest)
             try await sendFrame(frame)
-            if i % 32 == 31 { try await Task.sleep(for: .milliseconds(50)) } // stay inside the relay's frame rate
+            if i % 32 == 31 { try await Task.sleep(for: .milliseconds(50)) }  // stay inside the relay's frame rate
         }
         let digest = Hex.encode(SHA2.sha256(bytes))
-        output.emit("share_sent", [("bytes", .int(bytes.count)), ("sha256", .string(digest)), ("frames", .int(chunks.count))],
-                    human: "shared \(path): \(bytes.count) bytes in \(chunks.count) frames, sha256 \(digest)")
+        output.emit(
+            "share_sent", [("bytes", .int(bytes.count)), ("sha256", .string(digest)), ("frames", .int(chunks.count))],
+            human: "shared \(path): \(bytes.count) bytes in \(chunks.count) frames, sha256 \(digest)")
     }
 
     /// Reads a file to share; at most 64 MiB, checked before reading it whole.
@@ -770,7 +802,8 @@ public actor Participant {
         if !session.mutedSelf { toldMuted = false }
         if let audio, session.maySendAudio(now: nowMs), options.probe?.mayTalk ?? true {
             if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
-               let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs) {
+                let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs)
+            {
                 try? await sendFrame(frame)
                 options.probe?.audioSent()
                 if recordingFile != nil, session.isRecorded(index) { recordAudio(index, packet: packet) }
@@ -792,9 +825,13 @@ public actor Participant {
         let (stale, overflow) = s.drops(since: lastInbound)
         lastInbound = s
         guard stale + overflow > 0 else { return }
-        output.emit("overload", [("dropped_stale", .int(Int(stale))), ("dropped_overflow", .int(Int(overflow))),
-                                 ("peak_queued", .int(s.peakQueuedMedia))],
-                    human: "falling behind: dropped \(stale) stale audio frames and \(overflow) over the queue limit in the last second")
+        output.emit(
+            "overload",
+            [
+                ("dropped_stale", .int(Int(stale))), ("dropped_overflow", .int(Int(overflow))),
+                ("peak_queued", .int(s.peakQueuedMedia)),
+            ],
+            human: "falling behind: dropped \(stale) stale audio frames and \(overflow) over the queue limit in the last second")
     }
 
     /// The inbound queue's drops and peak depths so far.
@@ -811,9 +848,15 @@ public actor Participant {
                 stats.lost = js.jitterBuffer.lost
                 stats.late = js.jitterBuffer.late
             }
-            output.emit("audio", [("from", .int(Int(s))), ("frames", .int(stats.frames)), ("lost", .int(stats.lost)),
-                                  ("late", .int(stats.late)), ("stale", .int(stats.stale)), ("decrypt_failed", .int(stats.decryptFailed))],
-                        human: "audio from #\(s): \(stats.frames) frames, \(stats.lost) lost, \(stats.late) late, \(stats.stale) stale, \(stats.decryptFailed) failed to decrypt")
+            output.emit(
+                "audio",
+                [
+                    ("from", .int(Int(s))), ("frames", .int(stats.frames)), ("lost", .int(stats.lost)),
+                    ("late", .int(stats.late)), ("stale", .int(stats.stale)), ("decrypt_failed", .int(stats.decryptFailed)),
+                ],
+                human:
+                    "audio from #\(s): \(stats.frames) frames, \(stats.lost) lost, \(stats.late) late, \(stats.stale) stale, \(stats.decryptFailed) failed to decrypt"
+            )
         }
     }
 
@@ -832,11 +875,13 @@ public actor Participant {
         guard options.mediaTransport == .udp, mediaPath == nil else { return }
         do {
             mediaPath = try await MediaPath.open(session, connection: connection, options: options.mediaPathOptions)
-            output.emit("media_path", [("transport", .string("udp")), ("port", .int(Int(session.port)))],
-                        human: "media path: UDP to port \(session.port) (WebSocket while it does not answer)")
+            output.emit(
+                "media_path", [("transport", .string("udp")), ("port", .int(Int(session.port)))],
+                human: "media path: UDP to port \(session.port) (WebSocket while it does not answer)")
         } catch {
-            output.emit("media_path", [("transport", .string("ws")), ("message", .string("\(error)"))],
-                        human: "media path: UDP unavailable (\(error)); audio stays on the WebSocket")
+            output.emit(
+                "media_path", [("transport", .string("ws")), ("message", .string("\(error)"))],
+                human: "media path: UDP unavailable (\(error)); audio stays on the WebSocket")
         }
     }
 
@@ -868,8 +913,9 @@ extension Participant {
                 if action == .leave { running = false }
             case .who:
                 for (i, n, role) in session.roster {
-                    output.emit("member", [("participant", .int(Int(i))), ("name", .string(n)), ("role", .string(role))],
-                                human: "#\(i) \(n.isEmpty ? "(no name)" : n) \(role)\(i == index ? " (you)" : "")")
+                    output.emit(
+                        "member", [("participant", .int(Int(i))), ("name", .string(n)), ("role", .string(role))],
+                        human: "#\(i) \(n.isEmpty ? "(no name)" : n) \(role)\(i == index ? " (you)" : "")")
                 }
             case .code:
                 let code = securityCode ?? "(no keys yet)"
@@ -956,13 +1002,15 @@ extension Participant {
                 path = "\(dir)/conclave-\(Self.fileStamp())-\(Hex.encode(id.prefix(4))).crec"
             }
             do {
-                var recipients = RecordingWriter.Recipients(identities: [identity.publicIdentity] + options.recordingRecipients,
-                                                            passphrase: options.recordingPassphrase, passphraseLimits: options.recordingPassphraseLimits)
+                var recipients = RecordingWriter.Recipients(
+                    identities: [identity.publicIdentity] + options.recordingRecipients,
+                    passphrase: options.recordingPassphrase, passphraseLimits: options.recordingPassphraseLimits)
                 recipients.identities = Array(recipients.identities.prefix(RecordingFormat.maximumKeySlots - (options.recordingPassphrase == nil ? 0 : 1)))
                 recordingStartedAt = ContinuousClock.now
-                recordingFile = try RecordingWriter(path: path, recordingID: id, roomID: roomID, recorder: session.index,
-                                                    recorderIdentity: identity.publicIdentity, recipients: recipients,
-                                                    createdAt: Self.unixSeconds(), retainUntil: retainUntil, startedAtMillis: Self.unixMillis())
+                recordingFile = try RecordingWriter(
+                    path: path, recordingID: id, roomID: roomID, recorder: session.index,
+                    recorderIdentity: identity.publicIdentity, recipients: recipients,
+                    createdAt: Self.unixSeconds(), retainUntil: retainUntil, startedAtMillis: Self.unixMillis())
                 output.emit("recording_file", [("path", .string(path))], human: "recording to \(path) (mode 0600, encrypted)")
             } catch {
                 recordingFailed(error)
@@ -988,8 +1036,9 @@ extension Participant {
         do {
             try file.finish(atMillis: recordingMillis, stoppedAtMillis: Self.unixMillis())
             recordingsWritten.append(file.path)
-            output.emit("recording_saved", [("path", .string(file.path)), ("bytes", .int(file.bytesWritten)), ("members", .int(file.members.count))],
-                        human: "recording saved: \(file.path) (\(file.bytesWritten) bytes, \(file.members.count) members recorded)")
+            output.emit(
+                "recording_saved", [("path", .string(file.path)), ("bytes", .int(file.bytesWritten)), ("members", .int(file.members.count))],
+                human: "recording saved: \(file.path) (\(file.bytesWritten) bytes, \(file.members.count) members recorded)")
         } catch {
             output.emit("error", [("code", .string("recording_failed")), ("message", .string("\(error)"))], human: "recording failed: \(error)")
         }
@@ -1001,7 +1050,12 @@ extension Participant {
         recordingFile = nil
         recordingRequested = false
         let actions = session.stopRecording(now: now, reason: "the recording file could not be written")
-        Task { await self.carryOut(actions.filter { if case .recording = $0 { return false }; return true }) }
+        Task {
+            await self.carryOut(
+                actions.filter {
+                    if case .recording = $0 { return false }; return true
+                })
+        }
     }
 
     static func unixSeconds() -> UInt64 { UInt64(max(0, time(nil))) }

@@ -124,9 +124,10 @@ extension ParticipantSession {
     private mutating func sendNotice(_ state: RecordingNotice.State, to recipient: ParticipantIndex, now: UInt64) -> [Action] {
         guard let own = recording.own else { return [] }
         recording.noticeSequence &+= 1
-        let notice = RecordingNotice.sign(roomID: roomID, recordingID: own.id, recorder: index, state: state,
-                                          retainUntil: state == .recording ? own.retainUntil : 0,
-                                          sequence: recording.noticeSequence, by: identity.signingKey)
+        let notice = RecordingNotice.sign(
+            roomID: roomID, recordingID: own.id, recorder: index, state: state,
+            retainUntil: state == .recording ? own.retainUntil : 0,
+            sequence: recording.noticeSequence, by: identity.signingKey)
         guard let frame = try? seal(.control, to: recipient, plaintext: notice.encoded, now: now, epoch: .newest) else { return [] }
         return [.send(.frame(frame))]
     }
@@ -151,7 +152,10 @@ extension ParticipantSession {
             guard let entry = verifiedEntry(i) else { continue }
             let answered = own.consented[i] == entry.identity || own.declined[i] == entry.identity
             if let told = own.announced[i], told.identity == entry.identity,
-               answered || now < told.at &+ Self.noticeRepeatMillis { continue }
+                answered || now < told.at &+ Self.noticeRepeatMillis
+            {
+                continue
+            }
             recording.own?.announced[i] = (entry.identity, now)
             out += sendNotice(.recording, to: ParticipantIndex(i), now: now)
         }
@@ -165,7 +169,8 @@ extension ParticipantSession {
         var out: [Action] = []
         for (recorder, r) in recording.running.sorted(by: { $0.key < $1.key }) where recording.answered[recorder] != r.id {
             recording.answered[recorder] = r.id
-            let answer = RecordingConsent.sign(roomID: roomID, recordingID: r.id, member: index, recorder: recorder, decision: decision, by: identity.signingKey)
+            let answer = RecordingConsent.sign(
+                roomID: roomID, recordingID: r.id, member: index, recorder: recorder, decision: decision, by: identity.signingKey)
             if let frame = try? seal(.control, to: ParticipantIndex(recorder), plaintext: answer.encoded, now: now, epoch: .newest) {
                 out.append(.send(.frame(frame)))
             }
@@ -190,7 +195,8 @@ extension ParticipantSession {
 
     mutating func recordingNotice(_ n: RecordingNotice, from sender: UInt16, now: UInt64) -> [Action] {
         guard n.recorder == sender, sender != index, n.roomID == roomID, let entry = verifiedEntry(sender),
-              n.isSigned(by: entry.identity.signingKey) else {
+            n.isSigned(by: entry.identity.signingKey)
+        else {
             return [.event(.keyRejected("a recording notice from #\(sender) that is not signed by that member of the verified roster"))]
         }
         guard n.sequence > recording.lastSequence[sender, default: 0] else {
@@ -200,7 +206,9 @@ extension ParticipantSession {
         switch n.state {
         case .recording:
             guard entry.mayRecord else {
-                return [.event(.alert(.requestRejected, "#\(sender) announced a recording without the right to record; it is not a recorder in the signed roster"))]
+                return [
+                    .event(.alert(.requestRejected, "#\(sender) announced a recording without the right to record; it is not a recorder in the signed roster"))
+                ]
             }
             let isNew = recording.running[sender]?.id != n.recordingID
             recording.running[sender] = (n.recordingID, n.retainUntil, entry.identity)
@@ -233,8 +241,10 @@ extension ParticipantSession {
         switch c.decision {
         case .consent:
             recording.own?.consented[sender] = entry.identity
-            return [.recording(.member(index: sender, identity: entry.identity, displayName: entry.displayName, consent: c)),
-                    .event(.recordingConsent(member: sender, consent: true))]
+            return [
+                .recording(.member(index: sender, identity: entry.identity, displayName: entry.displayName, consent: c)),
+                .event(.recordingConsent(member: sender, consent: true)),
+            ]
         case .decline:
             recording.own?.declined[sender] = entry.identity
             return [.event(.recordingConsent(member: sender, consent: false))]

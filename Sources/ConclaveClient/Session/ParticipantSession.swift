@@ -142,14 +142,22 @@ public struct ParticipantSession: Sendable {
     /// Leader: the identity it admitted at each index (indices are never reused, 5.2).
     var seatedIdentities: [UInt16: PublicIdentity] = [:]
 
-    public var leader: LeaderKeySchedule? { get { e2e.leader } set { e2e.leader = newValue } }
-    public var member: MemberKeySchedule? { get { e2e.member } set { e2e.member = newValue } }
+    public var leader: LeaderKeySchedule? {
+        get { e2e.leader }
+        set { e2e.leader = newValue }
+    }
+    public var member: MemberKeySchedule? {
+        get { e2e.member }
+        set { e2e.member = newValue }
+    }
 
     // MARK: - Starting
 
     /// A joiner, right after its `JOIN` (its knock carried `joinNonce`).
-    public init(roomID: RoomID, index: UInt16, identity: PrivateIdentity, invite: Invite?, joinNonce: [UInt8],
-                configuration: Configuration) {
+    public init(
+        roomID: RoomID, index: UInt16, identity: PrivateIdentity, invite: Invite?, joinNonce: [UInt8],
+        configuration: Configuration
+    ) {
         self.roomID = roomID
         self.index = index
         self.identity = identity
@@ -162,21 +170,24 @@ public struct ParticipantSession: Sendable {
     }
 
     /// The host of a room it created: the leader of epoch 1 (3.2), presenter (5.5).
-    public static func host(roomID: RoomID, index: UInt16, identity: PrivateIdentity, invite: Invite, waitingRoom: Bool,
-                            configuration: Configuration, now: UInt64) throws -> (ParticipantSession, [Action]) {
+    public static func host(
+        roomID: RoomID, index: UInt16, identity: PrivateIdentity, invite: Invite, waitingRoom: Bool,
+        configuration: Configuration, now: UInt64
+    ) throws -> (ParticipantSession, [Action]) {
         var s = ParticipantSession(roomID: roomID, index: index, identity: identity, invite: invite, joinNonce: [], configuration: configuration)
         s.admitted = true
         s.admitsWithoutWaitingRoom = !waitingRoom
         s.relayIdentities[index] = identity.publicIdentity
-        var l = LeaderKeySchedule(roomID: roomID, me: index, identity: identity, displayName: configuration.displayName,
-                                  random: configuration.random)
+        var l = LeaderKeySchedule(
+            roomID: roomID, me: index, identity: identity, displayName: configuration.displayName,
+            random: configuration.random)
         if let interval = configuration.rotationIntervalMillis { l.rotationInterval = interval }
         l.heartbeatInterval = configuration.heartbeatIntervalMillis
         var actions = try l.start(now: now)
         actions += try l.updateRoster([MemberUpdate(index: index, presenter: true)])
         s.leader = l
         let out = try s.perform(actions, now: now)
-        s.mutedSelf = false // the room's creator enters unmuted (relay policy, 5.5)
+        s.mutedSelf = false  // the room's creator enters unmuted (relay policy, 5.5)
         return (s, out)
     }
 
@@ -222,8 +233,10 @@ public struct ParticipantSession: Sendable {
     }
 
     /// Seals a frame of this client's own (audio, chat, screen) as it goes to the relay.
-    public mutating func seal(_ kind: FrameKind, to recipient: ParticipantIndex, plaintext: [UInt8], now: UInt64,
-                              epoch: SenderKeyState.EpochChoice = .scheduled) throws -> FrameMessage {
+    public mutating func seal(
+        _ kind: FrameKind, to recipient: ParticipantIndex, plaintext: [UInt8], now: UInt64,
+        epoch: SenderKeyState.EpochChoice = .scheduled
+    ) throws -> FrameMessage {
         let payload = try e2e.sender.seal(kind: kind, recipient: recipient, plaintext: plaintext, now: now, epoch: epoch)
         return try FrameMessage(kind: kind, sender: ParticipantIndex(index), recipient: recipient, payload: payload)
     }
@@ -298,8 +311,9 @@ public struct ParticipantSession: Sendable {
             if hostIdentity != invite.hostIdentity {
                 out.append(.event(.keyRejected("the room's host is not the one the invite names; key packages will be rejected")))
             }
-            member = MemberKeySchedule(roomID: roomID, me: index, identity: identity, joinNonce: joinNonce,
-                                       leaderIndex: host.index.rawValue, leaderIdentity: invite.hostIdentity)
+            member = MemberKeySchedule(
+                roomID: roomID, me: index, identity: identity, joinNonce: joinNonce,
+                leaderIndex: host.index.rawValue, leaderIdentity: invite.hostIdentity)
             lastLeaderSignOfLife = now
         }
         mutedSelf = a.roster.first { $0.index == a.index }?.state.contains(.muted) ?? true
@@ -320,10 +334,13 @@ public struct ParticipantSession: Sendable {
         do {
             opened = try Knock.open(k.knock, host: identity, expectedRoom: roomID, relayIdentity: relayIdentity, inviteSecret: inviteSecret)
         } catch {
-            let hint = (error as? KeyScheduleError) == .sealOpenFailed
+            let hint =
+                (error as? KeyScheduleError) == .sealOpenFailed
                 ? " (not sealed to this leader's key: an invite from before the keys moved, or a forgery)" : ""
-            return [.event(.keyRejected("knock: \(error)")),
-                    .event(.alert(.knockRejected, "a knock for #\(i) [\(fingerprint)] did not verify: \(error)\(hint)"))]
+            return [
+                .event(.keyRejected("knock: \(error)")),
+                .event(.alert(.knockRejected, "a knock for #\(i) [\(fingerprint)] did not verify: \(error)\(hint)")),
+            ]
         }
         guard !seenKnockNonces.contains(opened.joinNonce) else {
             return [.event(.alert(.knockReplayed, "the relay replayed a knock from \(fingerprint) as #\(i)"))]
@@ -347,7 +364,7 @@ public struct ParticipantSession: Sendable {
             pendingKnocks[i] = nil
             out += command(admitsWithoutWaitingRoom ? .remove(k.index) : .deny(k.index), now: now)
         } else if admitsWithoutWaitingRoom {
-            approved[i] = opened.joinNonce // the relay admits it at once; the leader's policy keys it
+            approved[i] = opened.joinNonce  // the relay admits it at once; the leader's policy keys it
         } else if configuration.autoAdmit || configuration.readmit.contains(key) {
             out += command(.admit(k.index), now: now)
         }
@@ -383,7 +400,8 @@ public struct ParticipantSession: Sendable {
             // The relay's roles steer its own rules; the signed roster changes only by the
             // leader's decisions (3.6). A disagreement is shown, never signed.
             if let l = leader, let entry = l.entries.first(where: { $0.index == i.rawValue }), entry.role != role,
-               !(i.rawValue == index && role == .host) {
+                !(i.rawValue == index && role == .host)
+            {
                 out.append(.event(.alert(.relayRoleMismatch, "the relay says #\(i.rawValue) is \(role.name); the signed roster says \(entry.role.name)")))
             } else if leader == nil, role == .host, var m = member {
                 let actions = m.relayReportedHost(i.rawValue)
@@ -399,7 +417,8 @@ public struct ParticipantSession: Sendable {
             out.append(.event(.role(i.rawValue, role)))
         case .presenterChanged(let i, let granted):
             if let l = leader, let entry = l.entries.first(where: { $0.index == i.rawValue }), entry.presenter != granted {
-                out.append(.event(.alert(.relayRoleMismatch, "the relay says #\(i.rawValue) \(granted ? "may" : "may not") share; the signed roster disagrees")))
+                out.append(
+                    .event(.alert(.relayRoleMismatch, "the relay says #\(i.rawValue) \(granted ? "may" : "may not") share; the signed roster disagrees")))
             }
             out.append(.event(.presenter(i.rawValue, granted: granted)))
         case .waitingLeft(let i), .waitingDecided(let i, false):
@@ -439,7 +458,8 @@ public struct ParticipantSession: Sendable {
             // The leader sends under an epoch we do not hold: we are behind (a withheld key
             // package). Unauthenticated: it may mark us behind, never prove the leader alive.
             if leader == nil, let m = member, header.sender.rawValue == m.leaderIndex,
-               let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0) {
+                let e = Self.epoch(of: f.payload), e > (m.epoch ?? 0)
+            {
                 epochSeenOnFrames = max(epochSeenOnFrames, e)
                 if behindSince == nil { behindSince = now }
             }
@@ -466,7 +486,7 @@ public struct ParticipantSession: Sendable {
         case .success(.moderationRequest(let r)):
             return leaderHandles(r, from: frame.sender, now: now)
         case .failure(.unknownType):
-            return [] // reserved types are dropped silently (3.6)
+            return []  // reserved types are dropped silently (3.6)
         case .failure(let error):
             return [.event(.alert(.requestRejected, "a control message from #\(frame.sender) did not parse: \(error)"))]
         case .success:
@@ -541,8 +561,9 @@ public struct ParticipantSession: Sendable {
         let target = request.0 == .admit ? relayKnocks[request.1] : m.roster?.entry(for: request.1)?.identity
         guard let target else { return [] }
         ownRequestSequence &+= 1
-        let signed = ModerationRequest.sign(roomID: roomID, requester: index, sequence: ownRequestSequence, action: request.0,
-                                            target: request.1, targetIdentity: target, by: identity.signingKey)
+        let signed = ModerationRequest.sign(
+            roomID: roomID, requester: index, sequence: ownRequestSequence, action: request.0,
+            target: request.1, targetIdentity: target, by: identity.signingKey)
         guard let frame = try? seal(.control, to: ParticipantIndex(m.leaderIndex), plaintext: signed.encoded, now: now, epoch: .newest) else { return [] }
         return [.send(.frame(frame))]
     }
@@ -553,7 +574,8 @@ public struct ParticipantSession: Sendable {
     mutating func leaderHandles(_ r: ModerationRequest, from sender: UInt16, now: UInt64) -> [Action] {
         guard let l = leader else { return [] }
         guard r.requester == sender, let requester = l.entries.first(where: { $0.index == sender }), requester.role == .cohost,
-              r.roomID == roomID, r.isSigned(by: requester.identity.signingKey) else {
+            r.roomID == roomID, r.isSigned(by: requester.identity.signingKey)
+        else {
             return [.event(.alert(.requestRejected, "a moderation request from #\(sender) is not signed by a co-host of the signed roster"))]
         }
         guard r.sequence > (requestSequences[sender] ?? 0) else {
@@ -572,7 +594,10 @@ public struct ParticipantSession: Sendable {
             return []
         case .remove, .grantShare, .revokeShare:
             guard let entry = l.entries.first(where: { $0.index == r.target }), entry.identity == r.targetIdentity, entry.role != .host else {
-                return [.event(.alert(.requestRejected, "#\(sender) asked to \(r.action.name) #\(r.target), which the signed roster does not hold with that identity"))]
+                return [
+                    .event(
+                        .alert(.requestRejected, "#\(sender) asked to \(r.action.name) #\(r.target), which the signed roster does not hold with that identity"))
+                ]
             }
             switch r.action {
             case .remove:
@@ -590,8 +615,10 @@ public struct ParticipantSession: Sendable {
         var out: [Action] = []
         for i in indices {
             guard let knock = pendingKnocks[i],
-                  let notice = try? KnockNotice.sign(roomID: roomID, waitingIndex: i, identity: knock.identity, displayName: knock.name,
-                                                     leader: identity.signingKey) else { continue }
+                let notice = try? KnockNotice.sign(
+                    roomID: roomID, waitingIndex: i, identity: knock.identity, displayName: knock.name,
+                    leader: identity.signingKey)
+            else { continue }
             for cohost in cohosts {
                 if let frame = try? seal(.control, to: ParticipantIndex(cohost), plaintext: notice.encoded, now: now, epoch: .newest) {
                     out.append(.send(.frame(frame)))
@@ -615,7 +642,13 @@ public struct ParticipantSession: Sendable {
             return [.event(.alert(.unauthorizedJoin, "the relay announced #\(i) [\(id.fingerprint.displayString)] joined without a knock the leader opened"))]
         }
         guard knock.identity == id else {
-            return [.event(.alert(.identityMismatch, "the relay announced #\(i) with identity [\(id.fingerprint.displayString)], but its knock was from [\(knock.identity.fingerprint.displayString)]"))]
+            return [
+                .event(
+                    .alert(
+                        .identityMismatch,
+                        "the relay announced #\(i) with identity [\(id.fingerprint.displayString)], but its knock was from [\(knock.identity.fingerprint.displayString)]"
+                    ))
+            ]
         }
         guard let decided = approved[i], decided == knock.joinNonce else {
             // A co-host's admission reaches the relay and, signed end to end, the leader:
@@ -632,7 +665,13 @@ public struct ParticipantSession: Sendable {
         // Indices are never reused (5.2): a relay that seats a new identity at an index the
         // leader admitted before gets no key for it (members would refuse the roster too).
         if let earlier = seatedIdentities[i], earlier != id {
-            return [.event(.alert(.identityMismatch, "the relay seated [\(id.fingerprint.displayString)] at #\(i), which belonged to [\(earlier.fingerprint.displayString)]; indices are never reused"))]
+            return [
+                .event(
+                    .alert(
+                        .identityMismatch,
+                        "the relay seated [\(id.fingerprint.displayString)] at #\(i), which belonged to [\(earlier.fingerprint.displayString)]; indices are never reused"
+                    ))
+            ]
         }
         if seatedIdentities.count < Self.maximumKnocksPerMeeting { seatedIdentities[i] = id }
         openedKnocks[i] = nil
@@ -645,8 +684,10 @@ public struct ParticipantSession: Sendable {
         // together share one epoch change and one ROSTER (a large room's ramp). A large
         // room waits longer (half a millisecond per member, up to 250 ms): each change
         // sends every member a ROSTER that grows with the room.
-        pendingAdmissions.append(SignedRoster.Entry(index: i, identity: id, role: .participant, muted: true, presenter: false,
-                                                    displayName: knock.displayName, joinNonce: knock.joinNonce))
+        pendingAdmissions.append(
+            SignedRoster.Entry(
+                index: i, identity: id, role: .participant, muted: true, presenter: false,
+                displayName: knock.displayName, joinNonce: knock.joinNonce))
         if admissionFlushAt == nil {
             let at = now &+ min(max(configuration.admissionBatchMillis, UInt64(l.entries.count / 2)), 250)
             admissionFlushAt = at
@@ -751,9 +792,10 @@ public struct ParticipantSession: Sendable {
         let present = Set(m.members.map(\.index))
         let gone = present.filter { $0 != index && relayIdentities[$0] == nil }.sorted()
         do {
-            var (l, actions) = try LeaderKeySchedule.takeOver(from: m, displayName: configuration.displayName,
-                                                              removing: gone + (handover ? [] : [m.leaderIndex]), now: now,
-                                                              random: configuration.random)
+            var (l, actions) = try LeaderKeySchedule.takeOver(
+                from: m, displayName: configuration.displayName,
+                removing: gone + (handover ? [] : [m.leaderIndex]), now: now,
+                random: configuration.random)
             l.heartbeatInterval = configuration.heartbeatIntervalMillis
             if let interval = configuration.rotationIntervalMillis { l.rotationInterval = interval }
             leader = l
@@ -761,8 +803,9 @@ public struct ParticipantSession: Sendable {
             var out: [Action] = [.event(.leader(index, handover: handover))]
             // Knocks are sealed to the key the invite names: from now on, this client's.
             if let old = invite {
-                let fresh = Invite(secure: old.secure, host: old.host, port: old.port, roomID: roomID,
-                                   hostIdentity: identity.publicIdentity, secret: old.secret, password: old.password)
+                let fresh = Invite(
+                    secure: old.secure, host: old.host, port: old.port, roomID: roomID,
+                    hostIdentity: identity.publicIdentity, secret: old.secret, password: old.password)
                 invite = fresh
                 out.append(.event(.invite(fresh.text)))
             }
@@ -795,7 +838,11 @@ public struct ParticipantSession: Sendable {
         out += recordingTick(now: now)
         for (i, waiting) in awaitingApproval where now > waiting.since &+ Self.approvalWaitMillis {
             awaitingApproval[i] = nil
-            out.append(.event(.alert(.notAdmitted, "the relay admitted #\(i) [\(waiting.identity.fingerprint.displayString)], and no signed request from a co-host followed")))
+            out.append(
+                .event(
+                    .alert(
+                        .notAdmitted, "the relay admitted #\(i) [\(waiting.identity.fingerprint.displayString)], and no signed request from a co-host followed")
+                ))
         }
         e2e.ring.advance(to: now)
         return out
@@ -814,7 +861,8 @@ public struct ParticipantSession: Sendable {
         }
         if leader == nil, let since = behindSince, !staleReported, now > since &+ timeout {
             staleReported = true
-            out.append(.event(.alert(.staleKeys, "the leader announced keys or a roster that did not reach us in \(timeout) ms; not sending under the old epoch")))
+            out.append(
+                .event(.alert(.staleKeys, "the leader announced keys or a roster that did not reach us in \(timeout) ms; not sending under the old epoch")))
         }
         // A member that is behind may be cut off from a live leader (its heartbeats are
         // sealed under an epoch it lacks): it waits one more timeout before it treats the
@@ -837,7 +885,8 @@ public struct ParticipantSession: Sendable {
                 }
                 return out
             }
-            out.append(.event(.alert(.leaderLost, "the leader fell silent for \(timeout) ms; this client is the signed roster's successor and takes the keys over")))
+            out.append(
+                .event(.alert(.leaderLost, "the leader fell silent for \(timeout) ms; this client is the signed roster's successor and takes the keys over")))
             out += takeOverLeadership(handover: false, now: now)
             lastLeaderSignOfLife = now
             return out
@@ -928,7 +977,9 @@ public struct ParticipantSession: Sendable {
             epochSeenOnFrames = 0
             var out: [Action] = []
             if !handover {
-                out.append(.event(.alert(.leaderLost, "the leader fell silent; #\(i), the signed roster's successor, took the keys over; compare the new security code")))
+                out.append(
+                    .event(
+                        .alert(.leaderLost, "the leader fell silent; #\(i), the signed roster's successor, took the keys over; compare the new security code")))
             }
             if i == index { return out + takeOverLeadership(handover: handover, now: now) }
             return out + [.event(.leader(i, handover: handover))]
@@ -954,7 +1005,13 @@ public struct ParticipantSession: Sendable {
             }
             return out
         case .historyDiffers(let version):
-            return [.event(.alert(.historyDiffers, "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes"))]
+            return [
+                .event(
+                    .alert(
+                        .historyDiffers,
+                        "the leader's roster history differs from ours at roster version \(version): a roster was withheld or the room is split; compare security codes"
+                    ))
+            ]
         case .heldMessageRejected(let reason):
             return [.event(.keyRejected("\(reason)"))]
         case .removedFromRoster(let version):
@@ -962,7 +1019,13 @@ public struct ParticipantSession: Sendable {
             if endedBy == nil { endedBy = .removed }
             return [.event(.removed(rosterVersion: version)), .end]
         case .successorClaimsKeys(let s):
-            return [.event(.alert(.historyDiffers, "#\(s), the signed roster's successor, acts as leader while the leader #\(member?.leaderIndex ?? 0) still signs heartbeats: the room is split; compare security codes"))]
+            return [
+                .event(
+                    .alert(
+                        .historyDiffers,
+                        "#\(s), the signed roster's successor, acts as leader while the leader #\(member?.leaderIndex ?? 0) still signs heartbeats: the room is split; compare security codes"
+                    ))
+            ]
         case .knockNotice(let i, let id, let name):
             guard relayKnocks[i] == id else {
                 return [.event(.keyRejected("knock notice for #\(i) names an identity the relay did not report"))]

@@ -5,7 +5,9 @@ import ConclaveProtocol
 /// identity proof over the relay's challenge (section 5.4).
 public enum RelayHandshake {
     /// Connects and completes HELLO/WELCOME; returns the connection and the challenge.
-    public static func open(_ endpoint: RelayEndpoint, tls: ClientTLS?, timeout: Duration = .seconds(5)) async throws(SessionError) -> (RelayConnection, [UInt8]) {
+    public static func open(
+        _ endpoint: RelayEndpoint, tls: ClientTLS?, timeout: Duration = .seconds(5)
+    ) async throws(SessionError) -> (RelayConnection, [UInt8]) {
         let connection: RelayConnection
         do {
             connection = try await RelayConnection.connect(to: endpoint, tls: endpoint.usesTLS ? (tls ?? .system) : nil, connectTimeout: timeout)
@@ -18,7 +20,9 @@ public enum RelayHandshake {
             // A relay at its connection limit answers the upgrade with ERROR at_capacity and
             // closes at once, so the HELLO may fail to send: what arrived is read either way.
             try? await connection.send(.hello(HelloMessage()))
-            let welcome = try await expect(connection, "WELCOME", timeout: timeout) { if case .welcome(let w) = $0 { return w }; return nil }
+            let welcome = try await expect(connection, "WELCOME", timeout: timeout) {
+                if case .welcome(let w) = $0 { return w }; return nil
+            }
             return (connection, welcome.challenge)
         } catch let error as SessionError {
             await connection.close()
@@ -37,9 +41,11 @@ public enum RelayHandshake {
     /// `REDIRECT` (5.10) closes the connection and repeats all of it at the named node, with
     /// a new challenge and so a new signature; the request is otherwise the same. Returns
     /// the connection, the answer, and the endpoint that gave it.
-    public static func enter<T>(_ endpoint: RelayEndpoint, tls: ClientTLS?, what: String, timeout: Duration = .seconds(10),
-                                request: ([UInt8]) throws -> ClientMessage,
-                                pick: @escaping (RelayMessage) -> T?) async throws -> (RelayConnection, T, RelayEndpoint) {
+    public static func enter<T>(
+        _ endpoint: RelayEndpoint, tls: ClientTLS?, what: String, timeout: Duration = .seconds(10),
+        request: ([UInt8]) throws -> ClientMessage,
+        pick: @escaping (RelayMessage) -> T?
+    ) async throws -> (RelayConnection, T, RelayEndpoint) {
         var current = endpoint
         var hops = 0
         while true {
@@ -80,13 +86,16 @@ public enum RelayHandshake {
     /// The signature proving possession of `identity` (5.4).
     public static func proof(identity: PrivateIdentity, challenge: [UInt8], room: RoomID) throws -> [UInt8] {
         let id = identity.publicIdentity
-        return try identity.signingKey.signature(for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
-                                                 context: Labels.relayAuthSignature)
+        return try identity.signingKey.signature(
+            for: challenge + room.bytes + id.signingKey.rawRepresentation + id.agreementKey.rawRepresentation,
+            context: Labels.relayAuthSignature)
     }
 
     /// Waits for a message `pick` accepts; a fatal ERROR or a close first ends with `refused`.
-    public static func expect<T>(_ connection: RelayConnection, _ what: String, timeout: Duration,
-                                 _ pick: (RelayMessage) -> T?) async throws -> T {
+    public static func expect<T>(
+        _ connection: RelayConnection, _ what: String, timeout: Duration,
+        _ pick: (RelayMessage) -> T?
+    ) async throws -> T {
         let deadline = ContinuousClock.now + timeout
         while true {
             let remaining = deadline - ContinuousClock.now

@@ -88,8 +88,10 @@ public enum SessionEvent: Sendable, Equatable {
             return ("admitted", [("participant", .int(Int(i)))], "admitted as #\(i)")
         case let .knock(i, name, fingerprint, namedByHost):
             let shown = name ?? "(sealed to the host; name follows from the host)"
-            return ("knock", [("participant", .int(Int(i))), ("name", .string(shown)), ("fingerprint", .string(fingerprint))],
-                    "knock\(namedByHost ? " (named by the host)" : ""): #\(i) \(shown) [\(fingerprint)]  (/admit \(i) or /deny \(i))")
+            return (
+                "knock", [("participant", .int(Int(i))), ("name", .string(shown)), ("fingerprint", .string(fingerprint))],
+                "knock\(namedByHost ? " (named by the host)" : ""): #\(i) \(shown) [\(fingerprint)]  (/admit \(i) or /deny \(i))"
+            )
         case let .joined(i, fingerprint):
             return ("joined", [("participant", .int(Int(i))), ("fingerprint", .string(fingerprint))], "#\(i) joined [\(fingerprint)]")
         case let .left(i, reason):
@@ -105,8 +107,10 @@ public enum SessionEvent: Sendable, Equatable {
         case let .role(i, role):
             return ("role", [("participant", .int(Int(i))), ("role", .string(role.name))], "#\(i) is now \(role.name) (relay)")
         case let .presenter(i, granted):
-            return ("presenter", [("participant", .int(Int(i))), ("granted", .bool(granted))],
-                    "#\(i) \(granted ? "may" : "may no longer") share the screen (relay)")
+            return (
+                "presenter", [("participant", .int(Int(i))), ("granted", .bool(granted))],
+                "#\(i) \(granted ? "may" : "may no longer") share the screen (relay)"
+            )
         case .unmuteRequested:
             return ("unmute_requested", [], "the host asks you to unmute (/unmute)")
         case let .ended(why): return ("ended", [], why)
@@ -118,39 +122,50 @@ public enum SessionEvent: Sendable, Equatable {
         case let .handedOver(to):
             return ("leader", [("participant", .int(Int(to))), ("handover", .bool(true))], "handed the keys over to #\(to)")
         case let .leader(i, handover):
-            return ("leader", [("participant", .int(Int(i))), ("handover", .bool(handover))],
-                    i == me ? "you now hold the room's keys" : "#\(i) now holds the keys")
+            return (
+                "leader", [("participant", .int(Int(i))), ("handover", .bool(handover))],
+                i == me ? "you now hold the room's keys" : "#\(i) now holds the keys"
+            )
         case let .unknownParticipant(i):
             return ("error", [("code", .string("unknown_participant")), ("message", .string("no such participant #\(i)"))], "no such participant #\(i)")
         case let .removed(version):
-            return ("removed", [("roster_version", .int(Int(version)))],
-                    "the leader removed you from the signed roster (version \(version)); leaving")
+            return (
+                "removed", [("roster_version", .int(Int(version)))],
+                "the leader removed you from the signed roster (version \(version)); leaving"
+            )
         case let .invite(text):
             return ("invite", [("invite", .string(text))], "invite (knocks now go to you): \(text)")
         case let .failure(message):
             return ("error", [("code", .string("internal")), ("message", .string(message))], message)
         case let .recordingNotice(recorder, on, retainUntil):
             if on {
-                return ("recording_notice", [("recorder", .int(Int(recorder))), ("on", .bool(true)), ("retain_until", .int(Int(retainUntil ?? 0)))],
-                        "#\(recorder) wants to record this meeting (kept until \(Self.utc(retainUntil ?? 0))): /consent to be recorded, /decline to stay out of it")
+                return (
+                    "recording_notice", [("recorder", .int(Int(recorder))), ("on", .bool(true)), ("retain_until", .int(Int(retainUntil ?? 0)))],
+                    "#\(recorder) wants to record this meeting (kept until \(Self.utc(retainUntil ?? 0))): /consent to be recorded, /decline to stay out of it"
+                )
             }
             return ("recording_notice", [("recorder", .int(Int(recorder))), ("on", .bool(false))], "#\(recorder) stopped recording")
         case let .recordingAnswered(recorder, consent):
-            return ("recording_answer", [("recorder", .int(Int(recorder))), ("consent", .bool(consent))],
-                    consent ? "you consented to #\(recorder)'s recording" : "you declined #\(recorder)'s recording: your audio and chat stay out of it")
+            return (
+                "recording_answer", [("recorder", .int(Int(recorder))), ("consent", .bool(consent))],
+                consent ? "you consented to #\(recorder)'s recording" : "you declined #\(recorder)'s recording: your audio and chat stay out of it"
+            )
         case let .recordingConsent(member, consent):
-            return ("recording_consent", [("participant", .int(Int(member))), ("consent", .bool(consent))],
-                    consent ? "#\(member) consented: recording their audio and chat from now on" : "#\(member) declined: they are not recorded")
+            return (
+                "recording_consent", [("participant", .int(Int(member))), ("consent", .bool(consent))],
+                consent ? "#\(member) consented: recording their audio and chat from now on" : "#\(member) declined: they are not recorded"
+            )
         case let .recordingStarted(retainUntil):
-            return ("recording_started", [("retain_until", .int(Int(retainUntil)))],
-                    "recording (encrypted; retain until \(Self.utc(retainUntil))); each member is recorded only after consenting")
+            return (
+                "recording_started", [("retain_until", .int(Int(retainUntil)))],
+                "recording (encrypted; retain until \(Self.utc(retainUntil))); each member is recorded only after consenting"
+            )
         case let .recordingStopped(reason):
             return ("recording_stopped", [("reason", .string(reason))], "recording stopped: \(reason)")
         case let .recordingRefused(reason):
             return ("error", [("code", .string("recording_refused")), ("message", .string(reason))], "cannot record: \(reason)")
         }
     }
-
 
     /// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
     public static func utcString(_ seconds: UInt64) -> String { utc(seconds) }

@@ -77,8 +77,9 @@ struct InboundQueue<Waiter: AnyObject> {
     private(set) var hasWithheldRead = false
 
     init(highWatermark: Int, lowWatermark: Int, mediaLimit: Int = 1_024, staleAudioNanos: UInt64 = 200_000_000, mediaIsDroppable: Bool = true) {
-        precondition(highWatermark >= 1 && lowWatermark >= 0 && lowWatermark < highWatermark,
-                     "inbound watermarks need 0 <= low < high")
+        precondition(
+            highWatermark >= 1 && lowWatermark >= 0 && lowWatermark < highWatermark,
+            "inbound watermarks need 0 <= low < high")
         precondition(mediaLimit >= 1, "the media limit must be positive")
         self.highWatermark = highWatermark
         self.lowWatermark = lowWatermark
@@ -239,7 +240,9 @@ extension InboundStatistics {
     /// earlier value belongs to a new connection (a redirect or a failover replaced the
     /// old one), which counts from zero: all of it is new.
     public func drops(since earlier: InboundStatistics) -> (stale: UInt64, overflow: UInt64) {
-        (staleAudioDropped >= earlier.staleAudioDropped ? staleAudioDropped - earlier.staleAudioDropped : staleAudioDropped,
-         mediaOverflowDropped >= earlier.mediaOverflowDropped ? mediaOverflowDropped - earlier.mediaOverflowDropped : mediaOverflowDropped)
+        (
+            staleAudioDropped >= earlier.staleAudioDropped ? staleAudioDropped - earlier.staleAudioDropped : staleAudioDropped,
+            mediaOverflowDropped >= earlier.mediaOverflowDropped ? mediaOverflowDropped - earlier.mediaOverflowDropped : mediaOverflowDropped
+        )
     }
 }

@@ -67,15 +67,17 @@ public final class MediaPath: Sendable {
         let authenticator = try HopAuthenticator(key: session.hopKey)
         let inbound = connection.handler
         let bindHost = relay.protocol == .inet6 ? "::" : "0.0.0.0"
-        let timeoutNanos = UInt64(options.pathTimeout.components.seconds) * 1_000_000_000
+        let timeoutNanos =
+            UInt64(options.pathTimeout.components.seconds) * 1_000_000_000
             + UInt64(options.pathTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(options.receiveBufferBytes))
             .bind(host: bindHost, port: 0).get()
         let path = try await loop.submit { () -> MediaPath in
             let liveness = Liveness()
-            let handler = MediaPathHandler(sessionID: session.sessionID, authenticator: authenticator, relay: relay,
-                                           liveness: liveness, deliver: { inbound.value.deliverFromMediaPath($0) })
+            let handler = MediaPathHandler(
+                sessionID: session.sessionID, authenticator: authenticator, relay: relay,
+                liveness: liveness, deliver: { inbound.value.deliverFromMediaPath($0) })
             try channel.pipeline.syncOperations.addHandler(handler)
             let bound = NIOLoopBound(handler, eventLoop: loop)
             let path = MediaPath(channel: channel, handler: bound, liveness: liveness, timeoutNanos: timeoutNanos)
@@ -151,8 +153,10 @@ final class MediaPathHandler: ChannelInboundHandler {
     private(set) var statistics = MediaPath.Statistics()
     private var scratch: [UInt8] = []
 
-    init(sessionID: UInt32, authenticator: HopAuthenticator, relay: SocketAddress, liveness: MediaPath.Liveness,
-         deliver: @escaping (RelayInbound) -> Void) {
+    init(
+        sessionID: UInt32, authenticator: HopAuthenticator, relay: SocketAddress, liveness: MediaPath.Liveness,
+        deliver: @escaping (RelayInbound) -> Void
+    ) {
         self.liveness = liveness
         self.sessionID = sessionID
         self.authenticator = authenticator
@@ -182,14 +186,18 @@ final class MediaPathHandler: ChannelInboundHandler {
             }
             statistics.framesReceived += 1
             deliver(.message(message))
-        } else if let challenge = envelope.data.withUnsafeReadableBytes({ MediaDatagram.openPathChallenge($0, sessionID: sessionID, authenticator: authenticator) }),
-                  challenge.sequence > highestAck {
+        } else if let challenge = envelope.data.withUnsafeReadableBytes({
+            MediaDatagram.openPathChallenge($0, sessionID: sessionID, authenticator: authenticator)
+        }),
+            challenge.sequence > highestAck
+        {
             // The relay validates our address before it sends us anything (6.4): echo the token.
             highestAck = challenge.sequence
             statistics.challengesAnswered += 1
             seal(.pathResponse, body: MediaDatagram.pathResponseBody(token: challenge.token))
         } else if let ack = envelope.data.withUnsafeReadableBytes({ MediaDatagram.openKeepaliveAck($0, sessionID: sessionID, authenticator: authenticator) }),
-                  ack.sequence > highestAck, ack.echo <= sequence {
+            ack.sequence > highestAck, ack.echo <= sequence
+        {
             // A fresh ack answering something we sent: a replayed ack cannot keep a dead path up.
             highestAck = ack.sequence
             statistics.acksReceived += 1
@@ -219,8 +227,11 @@ final class MediaPathHandler: ChannelInboundHandler {
         guard let context else { return }
         sequence += 1
         scratch.removeAll(keepingCapacity: true)
-        body.withUnsafeBytes { MediaDatagram.seal(.init(kind: kind, sessionID: sessionID, sequence: sequence), body: $0,
-                                                  authenticator: authenticator, into: &scratch) }
+        body.withUnsafeBytes {
+            MediaDatagram.seal(
+                .init(kind: kind, sessionID: sessionID, sequence: sequence), body: $0,
+                authenticator: authenticator, into: &scratch)
+        }
         let buffer = context.channel.allocator.buffer(bytes: scratch)
         context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: relay, data: buffer)), promise: nil)
     }

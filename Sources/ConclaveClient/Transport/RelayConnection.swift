@@ -155,9 +155,11 @@ public final class RelayConnection: Sendable {
             }
         } catch {
             // Anything that stops the TCP connection itself means the relay was not reached.
-            throw RelayConnectionError.classify(error, endpoint: endpoint, otherwise: .unreachable(
-                host: endpoint.host, port: endpoint.port, underlying: RelayConnectionError.oneLine(error)
-            ))
+            throw RelayConnectionError.classify(
+                error, endpoint: endpoint,
+                otherwise: .unreachable(
+                    host: endpoint.host, port: endpoint.port, underlying: RelayConnectionError.oneLine(error)
+                ))
         }
         do {
             return RelayConnection(endpoint: endpoint, upgraded: try await upgrade.get())
@@ -212,12 +214,13 @@ public final class RelayConnection: Sendable {
         var offset = 0
         while offset < bytes.count {
             let length = min(fragmentSize, bytes.count - offset)
-            frames.append(WebSocketFrame(
-                fin: offset + length == bytes.count,
-                opcode: offset == 0 ? .binary : .continuation,
-                maskKey: .random(),
-                data: data.getSlice(at: offset, length: length)!
-            ))
+            frames.append(
+                WebSocketFrame(
+                    fin: offset + length == bytes.count,
+                    opcode: offset == 0 ? .binary : .continuation,
+                    maskKey: .random(),
+                    data: data.getSlice(at: offset, length: length)!
+                ))
             offset += length
         }
         try await write(frames)

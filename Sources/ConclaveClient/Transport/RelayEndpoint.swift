@@ -81,7 +81,7 @@ public struct RelayEndpoint: Sendable, Hashable, CustomStringConvertible {
         let portText: Substring?
         if authority.first == "[" {
             guard let close = authority.firstIndex(of: "]") else { throw .invalidHost(String(authority)) }
-            host = String(authority[authority.index(after: authority.startIndex) ..< close])
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
             let afterBracket = authority[authority.index(after: close)...]
             if afterBracket.isEmpty {
                 portText = nil
@@ -108,7 +108,7 @@ public struct RelayEndpoint: Sendable, Hashable, CustomStringConvertible {
         var port = scheme.defaultPort
         if let portText {
             guard !portText.isEmpty, portText.count <= 5, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  let value = Int(portText), (1 ... 65_535).contains(value)
+                let value = Int(portText), (1...65_535).contains(value)
             else { throw .invalidPort(String(portText)) }
             port = value
         }
@@ -118,8 +118,8 @@ public struct RelayEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// Letters, digits, `-`, `.` and `_`: enough for DNS names and dotted IPv4 addresses.
     private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a") ... UInt8(ascii: "z"), UInt8(ascii: "A") ... UInt8(ascii: "Z"),
-             UInt8(ascii: "0") ... UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
             true
         default:
             false

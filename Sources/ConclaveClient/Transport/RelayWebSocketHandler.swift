@@ -46,9 +46,10 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
 
     init(options: RelayConnection.Options, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-        self.queue = InboundQueue(highWatermark: options.inboundHighWatermark, lowWatermark: options.inboundLowWatermark,
-                                  mediaLimit: options.maximumQueuedMedia, staleAudioNanos: Self.nanoseconds(options.staleAudioAfter),
-                                  mediaIsDroppable: options.inboundMedia == .dropStale)
+        self.queue = InboundQueue(
+            highWatermark: options.inboundHighWatermark, lowWatermark: options.inboundLowWatermark,
+            mediaLimit: options.maximumQueuedMedia, staleAudioNanos: Self.nanoseconds(options.staleAudioAfter),
+            mediaIsDroppable: options.inboundMedia == .dropStale)
         self.closeTimeout = TimeAmount(options.closeTimeout)
         self.logger = options.logger
     }
@@ -188,7 +189,7 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
     /// or anything outside 1000–4999 and not yet registered below 3000.
     private static func isSendableCloseCode(_ code: UInt16) -> Bool {
         switch code {
-        case 1000 ... 1003, 1007 ... 1014, 3000 ... 4999: true
+        case 1000...1003, 1007...1014, 3000...4999: true
         default: false
         }
     }

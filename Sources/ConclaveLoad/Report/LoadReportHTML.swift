@@ -24,36 +24,40 @@ extension LoadReport {
         if let first = r.steps.first {
             body += "<p class=\"meta\">\(escapeHTML(first.date)) · \(escapeHTML(first.machine))</p>\n"
             let c = first.configuration
-            body += "<section>\n<h2>Configuration</h2>\n" + keyValueTable([
-                ("relay", c.relay),
-                ("transport", c.transport),
-                ("duration per step", "\(ReportFormat.fixed(c.durationSeconds, 1)) s (ramp \(ReportFormat.fixed(c.rampSeconds, 1)) s)"),
-                ("audio", "\(c.audioFPS) frames/s × \(c.frameBytes) B"),
-                ("decrypt", c.decrypt),
-                ("pass when", "loss <= \(ReportFormat.trimmed(r.lossThresholdPercent))% and p99 <= \(ReportFormat.trimmed(r.p99ThresholdMs)) ms"),
-            ]) + "</section>\n"
+            body +=
+                "<section>\n<h2>Configuration</h2>\n"
+                + keyValueTable([
+                    ("relay", c.relay),
+                    ("transport", c.transport),
+                    ("duration per step", "\(ReportFormat.fixed(c.durationSeconds, 1)) s (ramp \(ReportFormat.fixed(c.rampSeconds, 1)) s)"),
+                    ("audio", "\(c.audioFPS) frames/s × \(c.frameBytes) B"),
+                    ("decrypt", c.decrypt),
+                    ("pass when", "loss <= \(ReportFormat.trimmed(r.lossThresholdPercent))% and p99 <= \(ReportFormat.trimmed(r.p99ThresholdMs)) ms"),
+                ]) + "</section>\n"
         }
         body += "<section>\n<h2>Steps</h2>\n" + stepsTable(r) + "</section>\n"
 
         let x = r.steps.map { Double($0.participantsTarget) }
         body += "<section>\n<h2>p99 latency per step</h2>\n"
-        body += SVGLineChart(
-            title: "p99 latency per step",
-            xLabel: "participants",
-            yLabel: "ms",
-            series: [.init(name: "p99", color: ChartColor.p99, x: x, y: r.steps.map(\.latency.p99Ms))],
-            threshold: .init(label: "limit \(ReportFormat.trimmed(r.p99ThresholdMs)) ms", value: r.p99ThresholdMs),
-            markers: true
-        ).render() + "\n</section>\n"
+        body +=
+            SVGLineChart(
+                title: "p99 latency per step",
+                xLabel: "participants",
+                yLabel: "ms",
+                series: [.init(name: "p99", color: ChartColor.p99, x: x, y: r.steps.map(\.latency.p99Ms))],
+                threshold: .init(label: "limit \(ReportFormat.trimmed(r.p99ThresholdMs)) ms", value: r.p99ThresholdMs),
+                markers: true
+            ).render() + "\n</section>\n"
         body += "<section>\n<h2>Loss per step</h2>\n"
-        body += SVGLineChart(
-            title: "loss per step",
-            xLabel: "participants",
-            yLabel: "loss %",
-            series: [.init(name: "loss %", color: ChartColor.loss, x: x, y: r.steps.map(\.lossPercent))],
-            threshold: .init(label: "limit \(ReportFormat.trimmed(r.lossThresholdPercent))%", value: r.lossThresholdPercent),
-            markers: true
-        ).render() + "\n</section>\n"
+        body +=
+            SVGLineChart(
+                title: "loss per step",
+                xLabel: "participants",
+                yLabel: "loss %",
+                series: [.init(name: "loss %", color: ChartColor.loss, x: x, y: r.steps.map(\.lossPercent))],
+                threshold: .init(label: "limit \(ReportFormat.trimmed(r.lossThresholdPercent))%", value: r.lossThresholdPercent),
+                markers: true
+            ).render() + "\n</section>\n"
 
         if let best = r.best {
             let step = r.bestStepNumber.map { "step \($0), " } ?? ""
@@ -137,41 +141,45 @@ extension LoadReport {
 
         let t = s.timeline.map(\.tSeconds)
         out += "<section>\n<h2>Throughput</h2>\n"
-        out += SVGLineChart(
-            title: "throughput over time",
-            xLabel: "time (s)",
-            yLabel: "frames/s",
-            series: [
-                .init(name: "sent/s", color: ChartColor.sent, x: t, y: s.timeline.map(\.sentPerSecond)),
-                .init(name: "received/s", color: ChartColor.received, x: t, y: s.timeline.map(\.receivedPerSecond)),
-            ]
-        ).render() + "\n</section>\n"
+        out +=
+            SVGLineChart(
+                title: "throughput over time",
+                xLabel: "time (s)",
+                yLabel: "frames/s",
+                series: [
+                    .init(name: "sent/s", color: ChartColor.sent, x: t, y: s.timeline.map(\.sentPerSecond)),
+                    .init(name: "received/s", color: ChartColor.received, x: t, y: s.timeline.map(\.receivedPerSecond)),
+                ]
+            ).render() + "\n</section>\n"
         out += "<section>\n<h2>Latency</h2>\n"
-        out += SVGLineChart(
-            title: "end-to-end latency over time",
-            xLabel: "time (s)",
-            yLabel: "ms",
-            series: [
-                .init(name: "p50", color: ChartColor.p50, x: t, y: s.timeline.map(\.p50Ms)),
-                .init(name: "p99", color: ChartColor.p99, x: t, y: s.timeline.map(\.p99Ms)),
-            ]
-        ).render() + "\n</section>\n"
+        out +=
+            SVGLineChart(
+                title: "end-to-end latency over time",
+                xLabel: "time (s)",
+                yLabel: "ms",
+                series: [
+                    .init(name: "p50", color: ChartColor.p50, x: t, y: s.timeline.map(\.p50Ms)),
+                    .init(name: "p99", color: ChartColor.p99, x: t, y: s.timeline.map(\.p99Ms)),
+                ]
+            ).render() + "\n</section>\n"
         let sampled = s.timeline.filter { $0.relayRSSBytes != nil }
         if !sampled.isEmpty {
             let ts = sampled.map(\.tSeconds)
             out += "<section>\n<h2>Relay memory and descriptors</h2>\n"
-            out += SVGLineChart(
-                title: "relay resident memory over time",
-                xLabel: "time (s)",
-                yLabel: "MiB",
-                series: [.init(name: "RSS", color: ChartColor.sent, x: ts, y: sampled.map { Double($0.relayRSSBytes ?? 0) / 1_048_576 })]
-            ).render() + "\n"
-            out += SVGLineChart(
-                title: "relay open file descriptors over time",
-                xLabel: "time (s)",
-                yLabel: "descriptors",
-                series: [.init(name: "open fds", color: ChartColor.received, x: ts, y: sampled.map { $0.relayOpenFDs.map(Double.init) ?? .nan })]
-            ).render() + "\n</section>\n"
+            out +=
+                SVGLineChart(
+                    title: "relay resident memory over time",
+                    xLabel: "time (s)",
+                    yLabel: "MiB",
+                    series: [.init(name: "RSS", color: ChartColor.sent, x: ts, y: sampled.map { Double($0.relayRSSBytes ?? 0) / 1_048_576 })]
+                ).render() + "\n"
+            out +=
+                SVGLineChart(
+                    title: "relay open file descriptors over time",
+                    xLabel: "time (s)",
+                    yLabel: "descriptors",
+                    series: [.init(name: "open fds", color: ChartColor.received, x: ts, y: sampled.map { $0.relayOpenFDs.map(Double.init) ?? .nan })]
+                ).render() + "\n</section>\n"
         }
         return out
     }
@@ -299,15 +307,18 @@ struct SVGLineChart {
         let w = Self.width, h = Self.height
         let plotW = w - Self.left - Self.right
         let plotH = h - Self.top - Self.bottom
-        var out = "<svg class=\"chart\" viewBox=\"0 0 \(n(w)) \(n(h))\" width=\"\(n(w))\" height=\"\(n(h))\""
+        var out =
+            "<svg class=\"chart\" viewBox=\"0 0 \(n(w)) \(n(h))\" width=\"\(n(w))\" height=\"\(n(h))\""
             + " role=\"img\" aria-label=\"\(LoadReport.escapeHTML(title))\">\n"
         out += "<text class=\"title\" x=\"\(n(Self.left))\" y=\"16\">\(LoadReport.escapeHTML(title))</text>\n"
 
         let all = series.flatMap(\.points)
         guard !all.isEmpty else {
-            out += "<rect x=\"\(n(Self.left))\" y=\"\(n(Self.top))\" width=\"\(n(plotW))\" height=\"\(n(plotH))\""
+            out +=
+                "<rect x=\"\(n(Self.left))\" y=\"\(n(Self.top))\" width=\"\(n(plotW))\" height=\"\(n(plotH))\""
                 + " fill=\"none\" stroke=\"#cbd5e1\"/>\n"
-            out += "<text class=\"nodata\" x=\"\(n(Self.left + plotW / 2))\" y=\"\(n(Self.top + plotH / 2))\""
+            out +=
+                "<text class=\"nodata\" x=\"\(n(Self.left + plotW / 2))\" y=\"\(n(Self.top + plotH / 2))\""
                 + " text-anchor=\"middle\" dominant-baseline=\"middle\">no data</text>\n"
             return out + "</svg>"
         }
@@ -342,7 +353,8 @@ struct SVGLineChart {
             let py = sy(y)
             grid += "<line x1=\"\(n(x0))\" y1=\"\(n(py))\" x2=\"\(n(x1))\" y2=\"\(n(py))\"/>\n"
             axis += "<line x1=\"\(n(x0 - 4))\" y1=\"\(n(py))\" x2=\"\(n(x0))\" y2=\"\(n(py))\"/>"
-            axis += "<text x=\"\(n(x0 - 7))\" y=\"\(n(py))\" text-anchor=\"end\" dominant-baseline=\"middle\">"
+            axis +=
+                "<text x=\"\(n(x0 - 7))\" y=\"\(n(py))\" text-anchor=\"end\" dominant-baseline=\"middle\">"
                 + "\(Self.tickLabel(y, step: yStep))</text>\n"
         }
         for x in Self.ticks(from: xMin, to: xMax, step: xStep) {
@@ -353,9 +365,11 @@ struct SVGLineChart {
         }
         axis += "<line x1=\"\(n(x0))\" y1=\"\(n(y0))\" x2=\"\(n(x1))\" y2=\"\(n(y0))\"/>\n"
         axis += "<line x1=\"\(n(x0))\" y1=\"\(n(y0))\" x2=\"\(n(x0))\" y2=\"\(n(y1))\"/>\n"
-        axis += "<text x=\"\(n(x0 + plotW / 2))\" y=\"\(n(h - 8))\" text-anchor=\"middle\">"
+        axis +=
+            "<text x=\"\(n(x0 + plotW / 2))\" y=\"\(n(h - 8))\" text-anchor=\"middle\">"
             + "\(LoadReport.escapeHTML(xLabel))</text>\n"
-        axis += "<text transform=\"translate(14 \(n(y1 + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">"
+        axis +=
+            "<text transform=\"translate(14 \(n(y1 + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">"
             + "\(LoadReport.escapeHTML(yLabel))</text>\n"
         out += grid + "</g>\n" + axis + "</g>\n"
 
@@ -368,7 +382,8 @@ struct SVGLineChart {
         // Series.
         for s in series where !s.points.isEmpty {
             let coords = s.points.map { "\(n(sx($0.x))),\(n(sy($0.y)))" }.joined(separator: " ")
-            out += "<polyline class=\"series\" data-series=\"\(LoadReport.escapeHTML(s.name))\" fill=\"none\""
+            out +=
+                "<polyline class=\"series\" data-series=\"\(LoadReport.escapeHTML(s.name))\" fill=\"none\""
                 + " stroke=\"\(s.color)\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"\(coords)\"/>\n"
             if markers || s.points.count == 1 {
                 for p in s.points {

@@ -99,8 +99,11 @@ extension LoadReport {
         func ms(_ v: Double) -> String { ReportFormat.fixed(v, 2) + " ms" }
         let notMeasured = "not measured"
         return [
-            ("participants", "\(s.participantsConnected)/\(s.participantsTarget) connected"
-                + " (udp \(s.udpParticipants), ws \(s.wsParticipants))"),
+            (
+                "participants",
+                "\(s.participantsConnected)/\(s.participantsTarget) connected"
+                    + " (udp \(s.udpParticipants), ws \(s.wsParticipants))"
+            ),
             ("frames sent", ReportFormat.grouped(s.framesSent)),
             ("frames expected", ReportFormat.grouped(s.framesExpected)),
             ("frames received", ReportFormat.grouped(s.framesReceived)),
@@ -108,11 +111,17 @@ extension LoadReport {
             ("duplicates", ReportFormat.grouped(s.duplicates)),
             ("decrypt failures", ReportFormat.grouped(s.decryptFailures)),
             ("frames decrypted", ReportFormat.grouped(s.framesDecrypted)),
-            ("dropped by clients", "\(ReportFormat.grouped(s.clientQueues.staleAudioDropped)) stale audio, "
-                + "\(ReportFormat.grouped(s.clientQueues.mediaOverflowDropped)) over the queue limit, "
-                + "\(ReportFormat.grouped(s.clientQueues.lateAudioDropped)) late"),
-            ("client queue peaks", "media \(s.clientQueues.peakQueuedMedia) (limit \(s.clientQueues.mediaLimit)), "
-                + "control \(s.clientQueues.peakQueuedControl) (reads pause at \(s.clientQueues.controlHighWatermark))"),
+            (
+                "dropped by clients",
+                "\(ReportFormat.grouped(s.clientQueues.staleAudioDropped)) stale audio, "
+                    + "\(ReportFormat.grouped(s.clientQueues.mediaOverflowDropped)) over the queue limit, "
+                    + "\(ReportFormat.grouped(s.clientQueues.lateAudioDropped)) late"
+            ),
+            (
+                "client queue peaks",
+                "media \(s.clientQueues.peakQueuedMedia) (limit \(s.clientQueues.mediaLimit)), "
+                    + "control \(s.clientQueues.peakQueuedControl) (reads pause at \(s.clientQueues.controlHighWatermark))"
+            ),
             ("latency p50", ms(s.latency.p50Ms)),
             ("latency p90", ms(s.latency.p90Ms)),
             ("latency p99", ms(s.latency.p99Ms)),

@@ -57,10 +57,12 @@ public final class OpusEncoder {
     public init(configuration: OpusEncoderConfiguration = OpusEncoderConfiguration()) throws(OpusError) {
         try configuration.validate()
         var status: Int32 = OPUS_OK
-        guard let handle = opus_encoder_create(
-            Int32(configuration.sampleRate), Int32(configuration.channels),
-            configuration.application.opusValue, &status
-        ), status == OPUS_OK else {
+        guard
+            let handle = opus_encoder_create(
+                Int32(configuration.sampleRate), Int32(configuration.channels),
+                configuration.application.opusValue, &status
+            ), status == OPUS_OK
+        else {
             throw OpusError(operation: "opus_encoder_create", code: status == OPUS_OK ? OPUS_ALLOC_FAIL : status)
         }
         self.handle = handle
@@ -84,9 +86,10 @@ public final class OpusEncoder {
         frameDuration: OpusFrameDuration = .ms20,
         application: OpusApplication = .voip
     ) throws(OpusError) {
-        try self.init(configuration: OpusEncoderConfiguration(
-            sampleRate: sampleRate, channels: channels,
-            frameDuration: frameDuration, application: application))
+        try self.init(
+            configuration: OpusEncoderConfiguration(
+                sampleRate: sampleRate, channels: channels,
+                frameDuration: frameDuration, application: application))
     }
 
     deinit {

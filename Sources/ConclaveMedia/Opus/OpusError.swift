@@ -56,7 +56,8 @@ public enum OpusError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedChannelCount(let count):
             return "Opus channel count \(count) is not supported; use 1 (mono) or 2 (stereo)"
         case .bitrateOutOfRange(let bps):
-            return "Opus bitrate \(bps) bit/s is out of range; use \(OpusBitrate.supportedRange.lowerBound)...\(OpusBitrate.supportedRange.upperBound) bit/s, .auto or .maximum"
+            return
+                "Opus bitrate \(bps) bit/s is out of range; use \(OpusBitrate.supportedRange.lowerBound)...\(OpusBitrate.supportedRange.upperBound) bit/s, .auto or .maximum"
         case .complexityOutOfRange(let value):
             return "Opus complexity \(value) is out of range; use 0...10"
         case .packetLossPercentageOutOfRange(let value):

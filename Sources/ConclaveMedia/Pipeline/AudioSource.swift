@@ -33,7 +33,8 @@ public enum AudioSourceSpec: Sendable, Equatable, CustomStringConvertible {
         } else if text == "tone" || text.hasPrefix("tone:") {
             let number = text.dropFirst(5)
             guard let frequency = Double(number), frequency.isFinite,
-                  Self.toneFrequencyRange.contains(frequency) else {
+                Self.toneFrequencyRange.contains(frequency)
+            else {
                 throw .invalidSpec(text, reason: "the tone frequency must be a number from 20 to 20000 Hz, as in tone:440")
             }
             self = .tone(frequency: frequency)
@@ -235,7 +236,8 @@ private struct FileReader: Sendable {
             throw .unreadableWAV(path: name, .unsupportedChannelCount(audio.channels))
         }
         guard AudioFormat.isSupportedSampleRate(audio.sampleRate),
-              AudioFormat.productSampleRate % audio.sampleRate == 0 else {
+            AudioFormat.productSampleRate % audio.sampleRate == 0
+        else {
             throw .unreadableWAV(path: name, .unsupportedSampleRate(audio.sampleRate))
         }
         guard audio.frameCount > 0 else { throw .emptyWAV(path: name) }
@@ -280,7 +282,8 @@ private struct FileReader: Sendable {
                     // Round to nearest, halves away from zero; a convex
                     // combination of two Int16 values stays in range.
                     let numerator = current * (factor - fraction) + following * fraction
-                    value = numerator >= 0
+                    value =
+                        numerator >= 0
                         ? (numerator + factor / 2) / factor
                         : -((-numerator + factor / 2) / factor)
                 }

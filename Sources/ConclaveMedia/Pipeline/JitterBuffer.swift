@@ -344,8 +344,10 @@ public struct JitterBuffer: Sendable {
                 bufferingPops = 0
                 return .buffering
             }
-            guard bufferedCount >= configuration.targetDelayPackets
-                    || bufferingPops >= configuration.targetDelayPackets else {
+            guard
+                bufferedCount >= configuration.targetDelayPackets
+                    || bufferingPops >= configuration.targetDelayPackets
+            else {
                 bufferingPops += 1
                 return .buffering
             }

@@ -121,8 +121,9 @@ public final class ReceiveMixer {
             throw .invalidConfiguration(error)
         }
         guard (1...ReceiveMixerConfiguration.senderLimit).contains(configuration.maximumSenders) else {
-            throw .invalidConfiguration(.invalidConfiguration(
-                "maximumSenders \(configuration.maximumSenders) is not in 1...\(ReceiveMixerConfiguration.senderLimit)"))
+            throw .invalidConfiguration(
+                .invalidConfiguration(
+                    "maximumSenders \(configuration.maximumSenders) is not in 1...\(ReceiveMixerConfiguration.senderLimit)"))
         }
         self.configuration = configuration
         senderStates.reserveCapacity(min(configuration.maximumSenders, 1_024))

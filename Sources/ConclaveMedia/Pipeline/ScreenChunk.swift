@@ -105,7 +105,8 @@ public enum ScreenChunkError: Error, Sendable, Equatable, CustomStringConvertibl
         case .tooManyChunks(let shareID, let chunks, let limit):
             return "screen share \(shareID) of \(chunks) chunks is over the \(limit)-chunk limit"
         case .inconsistentChunk(let shareID, let expected, let received):
-            return "screen share \(shareID) discarded: a chunk declares \(received.totalChunks) chunks / \(received.totalLength) bytes, earlier ones \(expected.totalChunks) / \(expected.totalLength)"
+            return
+                "screen share \(shareID) discarded: a chunk declares \(received.totalChunks) chunks / \(received.totalLength) bytes, earlier ones \(expected.totalChunks) / \(expected.totalLength)"
         case .conflictingDuplicate(let shareID, let index):
             return "screen share \(shareID) discarded: chunk \(index) arrived again with different data"
         case .overrun(let shareID, let received, let total):

@@ -27,7 +27,8 @@ public enum WAVStreamWriterError: Error, Sendable, Equatable, CustomStringConver
     public var description: String {
         switch self {
         case .unsupportedFormat(let path, let rate, let channels):
-            return "WAV recording \(path): \(channels) channels at \(rate) Hz is not supported; use 1 or 2 channels at \(AudioFormat.supportedSampleRatesText) Hz"
+            return
+                "WAV recording \(path): \(channels) channels at \(rate) Hz is not supported; use 1 or 2 channels at \(AudioFormat.supportedSampleRatesText) Hz"
         case .invalidLimit(let path, let bytes):
             return "WAV recording \(path): a limit of \(bytes) bytes is not in 0...\(WAVFile.maximumDataSize)"
         case .cannotCreate(let path, let reason):

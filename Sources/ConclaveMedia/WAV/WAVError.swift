@@ -87,17 +87,18 @@ public enum WAVError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// A readable name for common WAVE format tags.
     static func formatName(_ tag: UInt16) -> String {
-        let name: String? = switch tag {
-        case 0x0001: "PCM"
-        case 0x0002: "Microsoft ADPCM"
-        case 0x0003: "IEEE float"
-        case 0x0006: "A-law"
-        case 0x0007: "µ-law"
-        case 0x0011: "IMA ADPCM"
-        case 0x0055: "MPEG layer 3"
-        case 0xFFFE: "extensible"
-        default: nil
-        }
+        let name: String? =
+            switch tag {
+            case 0x0001: "PCM"
+            case 0x0002: "Microsoft ADPCM"
+            case 0x0003: "IEEE float"
+            case 0x0006: "A-law"
+            case 0x0007: "µ-law"
+            case 0x0011: "IMA ADPCM"
+            case 0x0055: "MPEG layer 3"
+            case 0xFFFE: "extensible"
+            default: nil
+            }
         var digits = String(tag, radix: 16, uppercase: true)
         while digits.count < 4 { digits = "0" + digits }
         let hex = "0x" + digits

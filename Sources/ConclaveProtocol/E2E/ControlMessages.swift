@@ -55,8 +55,10 @@ public struct SignedRoster: Sendable, Hashable {
             self.muted = false; self.presenter = false; self.recorder = false; self.displayName = ""; self.joinNonce = joinNonce
         }
 
-        public init(index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
-                    presenter: Bool = false, recorder: Bool = false, displayName: String = "", joinNonce: [UInt8]) {
+        public init(
+            index: UInt16, identity: PublicIdentity, role: Role = .participant, muted: Bool = false,
+            presenter: Bool = false, recorder: Bool = false, displayName: String = "", joinNonce: [UInt8]
+        ) {
             precondition(joinNonce.count == Knock.joinNonceLength, "join nonces are 16 bytes")
             self.index = index; self.identity = identity; self.role = role
             self.muted = muted; self.presenter = presenter; self.recorder = recorder
@@ -87,7 +89,8 @@ public struct SignedRoster: Sendable, Hashable {
     /// (17) and the tag (16). A longer `ROSTER` travels as ``ControlPart``s.
     public static let maximumSingleFrameLength = 16_384 - 17 - 16
     /// Members that fit one control frame whatever their names: (16 351 − 131) / 149 = 108.
-    public static let maximumMembersWithLongestNames = (maximumSingleFrameLength - fixedLength)
+    public static let maximumMembersWithLongestNames =
+        (maximumSingleFrameLength - fixedLength)
         / (Entry.fixedLength + Entry.maximumNameLength)
     /// The most members a `ROSTER` lists (a room's size limit end to end).
     public static let maximumMembers = 500
@@ -114,20 +117,24 @@ public struct SignedRoster: Sendable, Hashable {
     /// Signs a roster. Throws ``E2EControlError/invalidRoster(_:)`` or ``E2EControlError/tooLong(length:limit:)``
     /// when the entries break a rule receivers check structurally: none, out of order,
     /// an index outside `0x0001`–`0xFFFE`, a name over 64 bytes, or over the length limit.
-    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16 = 0,
-                            chainPrevious: [UInt8] = SignedRoster.chainStart,
-                            entries: [Entry], leader: Ed25519.PrivateKey, rosterHash: [UInt8]? = nil) throws(E2EControlError) -> SignedRoster {
+    public static func sign(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16 = 0,
+        chainPrevious: [UInt8] = SignedRoster.chainStart,
+        entries: [Entry], leader: Ed25519.PrivateKey, rosterHash: [UInt8]? = nil
+    ) throws(E2EControlError) -> SignedRoster {
         precondition(chainPrevious.count == 32, "chain heads are 32 bytes")
         try validate(entries: entries, successor: successor)
-        let unsigned = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                                  chainPrevious: chainPrevious, entries: entries)
+        let unsigned = signedPart(
+            roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+            chainPrevious: chainPrevious, entries: entries)
         let signature: [UInt8]
         do { signature = try leader.signature(for: unsigned, context: Labels.rosterSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
-        return SignedRoster(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature, signedPart: unsigned,
-                            rosterHash: rosterHash)
+        return SignedRoster(
+            roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
+            successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature, signedPart: unsigned,
+            rosterHash: rosterHash)
     }
 
     /// The structural rules of a roster's entries (3.6), which ``sign(roomID:epoch:rosterVersion:epochChange:successor:chainPrevious:entries:leader:rosterHash:)`` and a leader's
@@ -149,13 +156,18 @@ public struct SignedRoster: Sendable, Hashable {
         guard length <= maximumEncodedLength else { throw .tooLong(length: length, limit: maximumEncodedLength) }
     }
 
-    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
-         entries: [Entry], signature: [UInt8], signedPart: [UInt8]? = nil, rosterHash: [UInt8]? = nil) {
+    init(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
+        entries: [Entry], signature: [UInt8], signedPart: [UInt8]? = nil, rosterHash: [UInt8]? = nil
+    ) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion
         self.epochChange = epochChange; self.successor = successor; self.chainPrevious = chainPrevious
         self.entries = entries; self.signature = signature
-        self.signedPart = signedPart ?? Self.signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
-                                                        successor: successor, chainPrevious: chainPrevious, entries: entries)
+        self.signedPart =
+            signedPart
+            ?? Self.signedPart(
+                roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange,
+                successor: successor, chainPrevious: chainPrevious, entries: entries)
         self.rosterHash = rosterHash ?? RosterHash.compute(roomID: roomID, members: entries.map(\.member))
         self.chainHead = SHA2.sha256(Array(Labels.rosterChain.utf8) + chainPrevious + self.rosterHash)
         self.isDerived = false
@@ -219,12 +231,16 @@ public struct SignedRoster: Sendable, Hashable {
     /// roster does not encode it again).
     public let signedPart: [UInt8]
 
-    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
-                           chainPrevious: [UInt8], entries: [Entry]) -> [UInt8] {
+    static func signedPart(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
+        chainPrevious: [UInt8], entries: [Entry]
+    ) -> [UInt8] {
         var w = ByteWriter(capacity: encodedLength(entries: entries))
         w.writeUInt8(type)
-        Header(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-               chainPrevious: chainPrevious).write(to: &w)
+        Header(
+            roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+            chainPrevious: chainPrevious
+        ).write(to: &w)
         w.writeUInt16(UInt16(entries.count))
         for e in entries { write(e, to: &w) }
         return w.bytes
@@ -272,8 +288,9 @@ public struct SignedRoster: Sendable, Hashable {
             guard let change = EpochChange(rawValue: rawChange) else { throw E2EControlError.malformed("epoch_change \(rawChange)") }
             let successor = try reader.readUInt16("successor")
             let chainPrevious = try reader.readBytes(count: 32, field: "chain_prev")
-            return Header(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change, successor: successor,
-                          chainPrevious: chainPrevious)
+            return Header(
+                roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change, successor: successor,
+                chainPrevious: chainPrevious)
         }
     }
 
@@ -295,8 +312,9 @@ public struct SignedRoster: Sendable, Hashable {
         guard nameLength <= Entry.maximumNameLength else { throw E2EControlError.malformed("entry name_length \(nameLength)") }
         let nameBytes = try reader.readSlice(count: nameLength, field: "entry.name")
         guard let name = String(validating: nameBytes, as: UTF8.self) else { throw E2EControlError.malformed("entry name is not UTF-8") }
-        return Entry(index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
-                     presenter: flags & 0x02 != 0, recorder: flags & 0x04 != 0, displayName: name, joinNonce: nonce)
+        return Entry(
+            index: index, identity: identity, role: role, muted: flags & 0x01 != 0,
+            presenter: flags & 0x02 != 0, recorder: flags & 0x04 != 0, displayName: name, joinNonce: nonce)
     }
 
     /// The whole message: signed part and signature (never of a derived roster).
@@ -316,7 +334,6 @@ public struct SignedRoster: Sendable, Hashable {
     /// The members for the key ring and send state: the entries themselves, not copied.
     public var memberTable: MemberTable { MemberTable(entries: entries) }
 
-
     /// The entry with this index, if any (binary search; entries are sorted).
     public func entry(for index: UInt16) -> Entry? {
         var lo = 0, hi = entries.count
@@ -333,7 +350,9 @@ public struct SignedRoster: Sendable, Hashable {
         guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
         do {
             let h = try Header.read(&reader)
-            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious)
+            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (
+                h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious
+            )
             let count = Int(try reader.readUInt16("count"))
             guard count >= 1, count <= maximumMembers else { throw E2EControlError.malformed("count \(count)") }
             // Each entry needs at least 85 bytes, and the signature 64 more: checked before
@@ -344,7 +363,7 @@ public struct SignedRoster: Sendable, Hashable {
             var entries: [Entry] = []
             entries.reserveCapacity(count)
             var previous: UInt16 = 0
-            for _ in 0 ..< count {
+            for _ in 0..<count {
                 let entry = try readEntry(&reader, after: previous)
                 previous = entry.index
                 entries.append(entry)
@@ -356,9 +375,10 @@ public struct SignedRoster: Sendable, Hashable {
                     throw E2EControlError.malformed("successor #\(successor) is not a non-host entry")
                 }
             }
-            return SignedRoster(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
-                                successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature,
-                                signedPart: Array(whole.prefix(totalLength - signatureLength)))
+            return SignedRoster(
+                roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change,
+                successor: successor, chainPrevious: chainPrevious, entries: entries, signature: signature,
+                signedPart: Array(whole.prefix(totalLength - signatureLength)))
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {
@@ -394,8 +414,10 @@ public struct Handover: Sendable, Hashable {
     public let newLeaderKey: Ed25519.PublicKey
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, epoch: UInt64, newLeaderIndex: UInt16, newLeaderKey: Ed25519.PublicKey,
-                            oldLeader: Ed25519.PrivateKey) -> Handover {
+    public static func sign(
+        roomID: RoomID, epoch: UInt64, newLeaderIndex: UInt16, newLeaderKey: Ed25519.PublicKey,
+        oldLeader: Ed25519.PrivateKey
+    ) -> Handover {
         let unsigned = signedPart(roomID: roomID, epoch: epoch, newLeaderIndex: newLeaderIndex, newLeaderKey: newLeaderKey)
         let signature: [UInt8]
         do { signature = try oldLeader.signature(for: unsigned, context: Labels.handoverSignature) } catch {
@@ -466,8 +488,10 @@ public struct KnockNotice: Sendable, Hashable {
     public let displayName: String
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, waitingIndex: UInt16, identity: PublicIdentity, displayName: String,
-                            leader: Ed25519.PrivateKey) throws(E2EControlError) -> KnockNotice {
+    public static func sign(
+        roomID: RoomID, waitingIndex: UInt16, identity: PublicIdentity, displayName: String,
+        leader: Ed25519.PrivateKey
+    ) throws(E2EControlError) -> KnockNotice {
         let name = Array(displayName.utf8)
         guard (1...Knock.maximumNameLength).contains(name.count) else { throw .malformed("knock notice name") }
         let part = signedPart(roomID: roomID, waitingIndex: waitingIndex, identity: identity, name: name)
@@ -545,8 +569,10 @@ public struct Heartbeat: Sendable, Hashable {
     public let sequence: UInt64
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, chainHead: [UInt8], sequence: UInt64,
-                            leader: Ed25519.PrivateKey) -> Heartbeat {
+    public static func sign(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, chainHead: [UInt8], sequence: UInt64,
+        leader: Ed25519.PrivateKey
+    ) -> Heartbeat {
         precondition(chainHead.count == 32)
         let part = signedPart(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, chainHead: chainHead, sequence: sequence)
         let signature: [UInt8]
@@ -635,15 +661,18 @@ public struct ModerationRequest: Sendable, Hashable {
     public let targetIdentity: PublicIdentity
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16,
-                            targetIdentity: PublicIdentity, by key: Ed25519.PrivateKey) -> ModerationRequest {
+    public static func sign(
+        roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16,
+        targetIdentity: PublicIdentity, by key: Ed25519.PrivateKey
+    ) -> ModerationRequest {
         let part = signedPart(roomID: roomID, requester: requester, sequence: sequence, action: action, target: target, targetIdentity: targetIdentity)
         let signature: [UInt8]
         do { signature = try key.signature(for: part, context: Labels.moderationRequestSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
-        return ModerationRequest(roomID: roomID, requester: requester, sequence: sequence, action: action, target: target,
-                                 targetIdentity: targetIdentity, signature: signature)
+        return ModerationRequest(
+            roomID: roomID, requester: requester, sequence: sequence, action: action, target: target,
+            targetIdentity: targetIdentity, signature: signature)
     }
 
     init(roomID: RoomID, requester: UInt16, sequence: UInt32, action: Action, target: UInt16, targetIdentity: PublicIdentity, signature: [UInt8]) {
@@ -679,8 +708,9 @@ public struct ModerationRequest: Sendable, Hashable {
             }
             let identity = try PublicIdentity(encoded: reader.readSlice(count: 64, field: "target_identity"))
             let signature = try reader.readBytes(count: 64, field: "signature")
-            return ModerationRequest(roomID: room, requester: requester, sequence: sequence, action: action, target: target,
-                                     targetIdentity: identity, signature: signature)
+            return ModerationRequest(
+                roomID: room, requester: requester, sequence: sequence, action: action, target: target,
+                targetIdentity: identity, signature: signature)
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {

@@ -48,11 +48,13 @@ public struct ControlPart: Sendable, Hashable {
         guard message.count > SignedRoster.maximumSingleFrameLength else { return [message] }
         guard message.count <= maximumTotalLength else { throw .tooLong(length: message.count, limit: maximumTotalLength) }
         let count = (message.count + maximumDataLength - 1) / maximumDataLength
-        return (0 ..< count).map { i in
+        return (0..<count).map { i in
             let start = i * maximumDataLength
             let end = min(message.count, start + maximumDataLength)
-            return ControlPart(messageNumber: messageNumber, partIndex: UInt8(i), partCount: UInt8(count),
-                               totalLength: UInt32(message.count), data: Array(message[start ..< end])).encoded
+            return ControlPart(
+                messageNumber: messageNumber, partIndex: UInt8(i), partCount: UInt8(count),
+                totalLength: UInt32(message.count), data: Array(message[start..<end])
+            ).encoded
         }
     }
 
@@ -119,16 +121,17 @@ public struct ControlReassembly: Sendable {
     /// Adds a part; returns the whole message when this part completes it.
     public mutating func add(_ part: ControlPart) -> [UInt8]? {
         if messageNumber != part.messageNumber || totalLength != Int(part.totalLength) || partCount != Int(part.partCount)
-            || received[Int(part.partIndex)] {
+            || received[Int(part.partIndex)]
+        {
             if messageNumber != nil { abandoned += 1 }
             messageNumber = part.messageNumber
             totalLength = Int(part.totalLength)
             partCount = Int(part.partCount)
             received = [Bool](repeating: false, count: partCount)
-            buffer = [UInt8](repeating: 0, count: totalLength) // ≤ maximumTotalLength: checked by decode
+            buffer = [UInt8](repeating: 0, count: totalLength)  // ≤ maximumTotalLength: checked by decode
         }
         let start = Int(part.partIndex) * ControlPart.maximumDataLength
-        buffer.replaceSubrange(start ..< start + part.data.count, with: part.data)
+        buffer.replaceSubrange(start..<start + part.data.count, with: part.data)
         received[Int(part.partIndex)] = true
         guard received.allSatisfy({ $0 }) else { return nil }
         let whole = buffer

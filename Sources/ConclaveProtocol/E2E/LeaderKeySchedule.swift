@@ -98,9 +98,11 @@ public struct LeaderKeySchedule: Sendable {
 
     /// A leader for a room it created. `random` must return 32 fresh random bytes per call;
     /// `joinNonce` is the leader's own (16 random bytes by default).
-    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, displayName: String = "",
-                joinNonce: [UInt8] = SecureRandom.bytes(count: Knock.joinNonceLength),
-                random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) }) {
+    public init(
+        roomID: RoomID, me: UInt16, identity: PrivateIdentity, displayName: String = "",
+        joinNonce: [UInt8] = SecureRandom.bytes(count: Knock.joinNonceLength),
+        random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) }
+    ) {
         self.roomID = roomID
         self.me = me
         self.identity = identity
@@ -124,8 +126,9 @@ public struct LeaderKeySchedule: Sendable {
         if let last = lastHeartbeatAt, now < last &+ heartbeatInterval { return [] }
         lastHeartbeatAt = now
         heartbeatSequence += 1
-        let beat = Heartbeat.sign(roomID: roomID, epoch: epoch, rosterVersion: current.rosterVersion, chainHead: current.chainHead,
-                                  sequence: heartbeatSequence, leader: identity.signingKey)
+        let beat = Heartbeat.sign(
+            roomID: roomID, epoch: epoch, rosterVersion: current.rosterVersion, chainHead: current.chainHead,
+            sequence: heartbeatSequence, leader: identity.signingKey)
         return [.broadcastControl(beat.encoded)]
     }
 
@@ -226,16 +229,19 @@ public struct LeaderKeySchedule: Sendable {
         let successor = Self.successor(in: entries, order: admissionOrder, leader: me)
         if sendsDeltas {
             do { try SignedRoster.validate(entries: entries, successor: successor) } catch { throw .roster(error) }
-            if let delta = RosterDelta.make(base: current, epoch: epoch, rosterVersion: version, epochChange: .none, successor: successor,
-                                            chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash,
-                                            secretCommit: RosterDelta.noCommitment, leader: identity.signingKey) {
+            if let delta = RosterDelta.make(
+                base: current, epoch: epoch, rosterVersion: version, epochChange: .none, successor: successor,
+                chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash,
+                secretCommit: RosterDelta.noCommitment, leader: identity.signingKey)
+            {
                 roster = SignedRoster(derivedFrom: delta, entries: entries, hashVerified: true)
                 if let mine = entries.first(where: { $0.index == me }) { ownEntry = mine }
                 return [.broadcastControl(delta.encoded)]
             }
         }
-        let signed = try sign(epoch: epoch, version: version, change: .none,
-                              chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash)
+        let signed = try sign(
+            epoch: epoch, version: version, change: .none,
+            chainPrevious: current.chainPrevious, entries: entries, rosterHash: current.rosterHash)
         roster = signed
         if let mine = signed.entry(for: me) { ownEntry = mine }
         return [.broadcastControl(signed.encoded)]
@@ -247,11 +253,13 @@ public struct LeaderKeySchedule: Sendable {
     public mutating func handover(to index: UInt16) throws(LeaderError) -> (actions: [LeaderAction], member: MemberKeySchedule) {
         let current = try requireLeading()
         guard index != me, let successor = current.entry(for: index) else { throw .unknownMember(index) }
-        let message = Handover.sign(roomID: roomID, epoch: epoch, newLeaderIndex: index, newLeaderKey: successor.identity.signingKey,
-                                    oldLeader: identity.signingKey)
+        let message = Handover.sign(
+            roomID: roomID, epoch: epoch, newLeaderIndex: index, newLeaderKey: successor.identity.signingKey,
+            oldLeader: identity.signingKey)
         handedOver = true
-        let member = MemberKeySchedule(formerLeader: roomID, me: me, identity: identity, newLeaderIndex: index,
-                                       newLeaderIdentity: successor.identity, epoch: epoch, epochSecret: epochSecret!, roster: current)
+        let member = MemberKeySchedule(
+            formerLeader: roomID, me: me, identity: identity, newLeaderIndex: index,
+            newLeaderIdentity: successor.identity, epoch: epoch, epochSecret: epochSecret!, roster: current)
         return ([.broadcastControl(message.encoded)], member)
     }
 
@@ -259,19 +267,24 @@ public struct LeaderKeySchedule: Sendable {
     /// made it host): it continues the roster version, makes itself the host (any other
     /// host entry becomes a participant unless `updates` say otherwise), drops `removing`,
     /// and starts a fresh epoch at once (reason 4 `handover`).
-    public static func takeOver(from member: MemberKeySchedule, displayName: String? = nil, removing: [UInt16] = [],
-                                updates: [MemberUpdate] = [], now: UInt64,
-                                random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) })
-        throws(LeaderError) -> (leader: LeaderKeySchedule, actions: [LeaderAction]) {
+    public static func takeOver(
+        from member: MemberKeySchedule, displayName: String? = nil, removing: [UInt16] = [],
+        updates: [MemberUpdate] = [], now: UInt64,
+        random: @escaping @Sendable () -> SecretKey = { SecretKey.random(count: 32) }
+    )
+        throws(LeaderError) -> (leader: LeaderKeySchedule, actions: [LeaderAction])
+    {
         guard var verified = member.roster, let epoch = member.epoch, let secret = member.epochSecret, !member.awaitingRoster,
-              let mine = verified.entry(for: member.me) else { throw .notStarted }
+            let mine = verified.entry(for: member.me)
+        else { throw .notStarted }
         // A roster made from a delta is led from only once its hash is recomputed.
         guard verified.verifyHash() else { throw .roster(.invalidRoster("the roster hash differs from the delta's")) }
         guard member.deferredSignaturesValid, !member.rosterUntrusted else {
             throw .roster(.invalidRoster("the roster rests on a delta that failed its late check"))
         }
-        var leader = LeaderKeySchedule(roomID: member.roomID, me: member.me, identity: member.identity,
-                                       displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
+        var leader = LeaderKeySchedule(
+            roomID: member.roomID, me: member.me, identity: member.identity,
+            displayName: displayName ?? mine.displayName, joinNonce: mine.joinNonce, random: random)
         leader.epoch = epoch
         leader.epochSecret = secret
         leader.roster = verified
@@ -318,13 +331,16 @@ public struct LeaderKeySchedule: Sendable {
         return r.rosterVersion + 1
     }
 
-    private func sign(epoch: UInt64, version: UInt32, change: EpochChange, chainPrevious: [UInt8],
-                      entries: [SignedRoster.Entry], rosterHash: [UInt8]? = nil) throws(LeaderError) -> SignedRoster {
+    private func sign(
+        epoch: UInt64, version: UInt32, change: EpochChange, chainPrevious: [UInt8],
+        entries: [SignedRoster.Entry], rosterHash: [UInt8]? = nil
+    ) throws(LeaderError) -> SignedRoster {
         do {
-            return try SignedRoster.sign(roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
-                                         successor: Self.successor(in: entries, order: admissionOrder, leader: me),
-                                         chainPrevious: chainPrevious,
-                                         entries: entries, leader: identity.signingKey, rosterHash: rosterHash)
+            return try SignedRoster.sign(
+                roomID: roomID, epoch: epoch, rosterVersion: version, epochChange: change,
+                successor: Self.successor(in: entries, order: admissionOrder, leader: me),
+                chainPrevious: chainPrevious,
+                entries: entries, leader: identity.signingKey, rosterHash: rosterHash)
         } catch {
             throw .roster(error)
         }
@@ -343,8 +359,10 @@ public struct LeaderKeySchedule: Sendable {
     /// `ROSTER_DELTA` and, for a fresh secret, a `KEY_WRAP` each; new members (and everyone,
     /// when the delta would not fit one control frame or `allowDelta` is false) a full
     /// `ROSTER` and key packages.
-    private mutating func changeEpoch(entries: [SignedRoster.Entry], fresh: Bool, reason: KeyPackageReason,
-                                      newMembers: Set<UInt16>, now: UInt64, allowDelta: Bool = true) throws(LeaderError) -> [LeaderAction] {
+    private mutating func changeEpoch(
+        entries: [SignedRoster.Entry], fresh: Bool, reason: KeyPackageReason,
+        newMembers: Set<UInt16>, now: UInt64, allowDelta: Bool = true
+    ) throws(LeaderError) -> [LeaderAction] {
         let current = try requireLeading()
         guard epoch < EpochKeys.maximumEpoch else { throw .exhausted }
         let next = epoch + 1
@@ -363,10 +381,12 @@ public struct LeaderKeySchedule: Sendable {
         let hash = RosterHash.compute(roomID: roomID, members: entries.map(\.member))
         // The broadcast and the addressed ROSTER of one change continue the same chain head.
         let chainPrevious = hash == current.rosterHash ? current.chainPrevious : current.chainHead
-        let delta = sendsDeltas && allowDelta
-            ? RosterDelta.make(base: current, epoch: next, rosterVersion: broadcastVersion, epochChange: change, successor: successor,
-                               chainPrevious: chainPrevious, entries: entries, rosterHash: hash,
-                               secretCommit: RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret), leader: identity.signingKey)
+        let delta =
+            sendsDeltas && allowDelta
+            ? RosterDelta.make(
+                base: current, epoch: next, rosterVersion: broadcastVersion, epochChange: change, successor: successor,
+                chainPrevious: chainPrevious, entries: entries, rosterHash: hash,
+                secretCommit: RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret), leader: identity.signingKey)
             : nil
         var latest: SignedRoster
         var actions: [LeaderAction]
@@ -385,8 +405,9 @@ public struct LeaderKeySchedule: Sendable {
             if delta != nil, !newMembers.contains(e.index), let pairwise = wrapKey(for: e) {
                 do {
                     let key = try KeyWrap.epochKey(pairwise: pairwise, previousSecret: epochSecret!, epoch: next)
-                    let wrap = try KeyWrap.seal(roomID: roomID, recipient: e.index, epoch: next, rosterHash: hash,
-                                                reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, delta: deltaBytes, key: key)
+                    let wrap = try KeyWrap.seal(
+                        roomID: roomID, recipient: e.index, epoch: next, rosterHash: hash,
+                        reason: reason == .rotation ? .rotation : .fresh, epochSecret: secret, delta: deltaBytes, key: key)
                     actions.append(.sendKeyPackage(recipient: e.index, payload: wrap.encoded))
                     continue
                 } catch {
@@ -399,8 +420,9 @@ public struct LeaderKeySchedule: Sendable {
             }
             let package: KeyPackage
             do {
-                package = try KeyPackage.create(roomID: roomID, recipient: e.index, recipientIdentity: e.identity, joinNonce: e.joinNonce, epoch: next,
-                                                rosterHash: hash, reason: reason, epochSecret: secret, leader: identity.signingKey)
+                package = try KeyPackage.create(
+                    roomID: roomID, recipient: e.index, recipientIdentity: e.identity, joinNonce: e.joinNonce, epoch: next,
+                    rosterHash: hash, reason: reason, epochSecret: secret, leader: identity.signingKey)
             } catch let error as KeyScheduleError {
                 throw .keyPackage(error)
             } catch {

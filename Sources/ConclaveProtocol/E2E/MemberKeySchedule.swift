@@ -82,8 +82,10 @@ public struct MemberKeySchedule: Sendable {
     /// relay's, pass the relay's host only with the user's consent and
     /// `leaderConfirmedWithoutPin: true` (4.1): the schedule then reports
     /// ``leaderChangedWithoutHandover``.
-    public init(roomID: RoomID, me: UInt16, identity: PrivateIdentity, joinNonce: [UInt8], leaderIndex: UInt16, leaderIdentity: PublicIdentity,
-                leaderConfirmedWithoutPin: Bool = false) {
+    public init(
+        roomID: RoomID, me: UInt16, identity: PrivateIdentity, joinNonce: [UInt8], leaderIndex: UInt16, leaderIdentity: PublicIdentity,
+        leaderConfirmedWithoutPin: Bool = false
+    ) {
         self.roomID = roomID
         self.me = me
         self.identity = identity
@@ -94,10 +96,13 @@ public struct MemberKeySchedule: Sendable {
     }
 
     /// The old leader after a handover (``LeaderKeySchedule/handover(to:)``).
-    init(formerLeader roomID: RoomID, me: UInt16, identity: PrivateIdentity, newLeaderIndex: UInt16, newLeaderIdentity: PublicIdentity,
-         epoch: UInt64, epochSecret: SecretKey, roster: SignedRoster) {
-        self.init(roomID: roomID, me: me, identity: identity, joinNonce: roster.entry(for: me)?.joinNonce ?? [UInt8](repeating: 0, count: Knock.joinNonceLength),
-                  leaderIndex: newLeaderIndex, leaderIdentity: newLeaderIdentity)
+    init(
+        formerLeader roomID: RoomID, me: UInt16, identity: PrivateIdentity, newLeaderIndex: UInt16, newLeaderIdentity: PublicIdentity,
+        epoch: UInt64, epochSecret: SecretKey, roster: SignedRoster
+    ) {
+        self.init(
+            roomID: roomID, me: me, identity: identity, joinNonce: roster.entry(for: me)?.joinNonce ?? [UInt8](repeating: 0, count: Knock.joinNonceLength),
+            leaderIndex: newLeaderIndex, leaderIdentity: newLeaderIdentity)
         for e in roster.entries { seenIdentities[e.index] = e.identity }
         self.epoch = epoch
         self.epochSecret = epochSecret
@@ -146,7 +151,7 @@ public struct MemberKeySchedule: Sendable {
             // Held only if the successor signed it: forged packages cannot push the real
             // takeover out of the bounded queue.
             guard let key = roster?.entry(for: s)?.identity.signingKey, let package = try? KeyPackage(encoded: payload),
-                  key.isValidSignature(package.signature, for: Array(payload.dropLast(64)), context: Labels.keyPackageSignature)
+                key.isValidSignature(package.signature, for: Array(payload.dropLast(64)), context: Labels.keyPackageSignature)
             else { throw .keyRejected(.notFromLeader(sender: sender)) }
             hold(sender, .keyPackage(payload))
             return []
@@ -241,7 +246,9 @@ public struct MemberKeySchedule: Sendable {
             // A roster made from a ROSTER_DELTA carries the delta's signed roster hash:
             // recomputed here, at most once per roster and off the rekey's path (3.6).
             if var r = roster, !r.hashVerified, !rosterUntrusted {
-                if r.verifyHash() { roster = r } else {
+                if r.verifyHash() {
+                    roster = r
+                } else {
                     rosterUntrusted = true
                     actions.append(.historyDiffers(rosterVersion: r.rosterVersion))
                 }
@@ -366,8 +373,10 @@ public struct MemberKeySchedule: Sendable {
 
     /// Installs a fresh epoch whose secret came in a key package or a key wrap, once it
     /// matches the verified roster that announced it (and the delta's commitment, if any).
-    private mutating func installFresh(epoch next: UInt64, secret: SecretKey, rosterHash: [UInt8],
-                                       announced: (roster: SignedRoster, commit: [UInt8]?, removed: Set<UInt16>)) throws(E2EError) -> [MemberAction] {
+    private mutating func installFresh(
+        epoch next: UInt64, secret: SecretKey, rosterHash: [UInt8],
+        announced: (roster: SignedRoster, commit: [UInt8]?, removed: Set<UInt16>)
+    ) throws(E2EError) -> [MemberAction] {
         guard announced.roster.rosterHash == rosterHash else { throw .keyRejected(.noMatchingRoster(epoch: next)) }
         if let commit = announced.commit, RosterDelta.commitment(roomID: roomID, epoch: next, secret: secret) != commit {
             throw .keyRejected(.secretCommitMismatch(epoch: next))

@@ -218,15 +218,19 @@ public struct ReceiverKeyRing: Sendable {
     /// Returns the buffered frames that now open, in arrival order, for the caller to
     /// deliver: nothing garbles across an epoch change.
     @discardableResult
-    public mutating func install(epoch: UInt64, secret: SecretKey, members: [RosterMember], provisional: Bool = false,
-                                 now: UInt64) -> [ReceivedFrame] {
+    public mutating func install(
+        epoch: UInt64, secret: SecretKey, members: [RosterMember], provisional: Bool = false,
+        now: UInt64
+    ) -> [ReceivedFrame] {
         install(epoch: epoch, secret: secret, table: MemberTable(members), provisional: provisional, now: now)
     }
 
     /// ``install(epoch:secret:members:provisional:now:)`` with a roster's member table.
     @discardableResult
-    public mutating func install(epoch: UInt64, secret: SecretKey, table: MemberTable, provisional: Bool = false,
-                                 removing: Set<UInt16> = [], now: UInt64) -> [ReceivedFrame] {
+    public mutating func install(
+        epoch: UInt64, secret: SecretKey, table: MemberTable, provisional: Bool = false,
+        removing: Set<UInt16> = [], now: UInt64
+    ) -> [ReceivedFrame] {
         precondition(epoch >= 1 && epoch <= EpochKeys.maximumEpoch, "epoch out of range")
         precondition(secret.count == 32, "epoch secrets are 32 bytes")
         advance(to: now)
@@ -242,7 +246,7 @@ public struct ReceiverKeyRing: Sendable {
             }
             previous.insert(old, at: 0)
             previousDeadlines.insert(now &+ Self.previousEpochRetention, at: 0)
-            if previous.count > Self.maximumPreviousEpochs { // the oldest is released (wiped) here
+            if previous.count > Self.maximumPreviousEpochs {  // the oldest is released (wiped) here
                 previous.removeLast()
                 previousDeadlines.removeLast()
             }
@@ -293,15 +297,16 @@ public struct ReceiverKeyRing: Sendable {
         counters.noKey += buffer.expire(now: now, lifetime: Self.bufferLifetime)
     }
 
-
     // MARK: Opening
 
     /// Authenticates and decrypts the payload of a `FRAME` of kind 1–4 into `output`
     /// (which must hold at least `payload.count` bytes), following section 2.8. Builds
     /// the metadata from the room and `header` as received. On any outcome other than
     /// `.opened` the output holds no plaintext. See the type's note on allocation.
-    public mutating func open(header: FrameHeader, payload: UnsafeRawBufferPointer,
-                              into output: UnsafeMutableRawBufferPointer, now: UInt64) -> ReceiveOutcome {
+    public mutating func open(
+        header: FrameHeader, payload: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer, now: UInt64
+    ) -> ReceiveOutcome {
         precondition(output.count >= payload.count, "output must hold the payload's length")
         advance(to: now)
         return process(header: header, payload: payload, into: output, arrival: now, firstSeen: true)
@@ -315,18 +320,20 @@ public struct ReceiverKeyRing: Sendable {
         }
         switch outcome {
         case let .opened(_, epoch, counter, length):
-            return .opened(ReceivedFrame(header: header, epoch: epoch, counter: counter, plaintext: Array(out[0 ..< length])))
+            return .opened(ReceivedFrame(header: header, epoch: epoch, counter: counter, plaintext: Array(out[0..<length])))
         case .buffered: return .buffered
         case let .dropped(d): return .dropped(d)
         }
     }
 
-    private mutating func process(header: FrameHeader, payload: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
-                                  arrival: UInt64, firstSeen: Bool) -> ReceiveOutcome {
+    private mutating func process(
+        header: FrameHeader, payload: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+        arrival: UInt64, firstSeen: Bool
+    ) -> ReceiveOutcome {
         guard header.kind != .keys else { return drop(.decryptFailed) }
         // 1. SFrame header and minimum length.
         guard let (sframe, headerLength) = try? SFrameHeader.decode(payload),
-              payload.count >= headerLength + SFrameCipherSuite.conclaveXChaCha20Poly1305SHA256.tagLength
+            payload.count >= headerLength + SFrameCipherSuite.conclaveXChaCha20Poly1305SHA256.tagLength
         else { return drop(.decryptFailed) }
         // 2. Key selection.
         let (epoch, kidSender) = EpochKeys.split(keyID: sframe.keyID)
@@ -341,15 +348,21 @@ public struct ReceiverKeyRing: Sendable {
         guard let currentEpoch = current?.epoch else {
             return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen)
         }
-        if epoch == currentEpoch { which = .current }
-        else if let i = previous.firstIndex(where: { $0.epoch == epoch }) { which = .previous(i) }
-        else if epoch < currentEpoch { return drop(.unknownEpoch) }
-        else { return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen) }
+        if epoch == currentEpoch {
+            which = .current
+        } else if let i = previous.firstIndex(where: { $0.epoch == epoch }) {
+            which = .previous(i)
+        } else if epoch < currentEpoch {
+            return drop(.unknownEpoch)
+        } else {
+            return bufferFrame(header: header, payload: payload, arrival: arrival, firstSeen: firstSeen)
+        }
         // 3–5. Membership, replay window, decryption, accept.
         let roomID = self.roomID, metadata = self.metadata
         let status = withEpoch(which) { slot in
-            slot.open(sender: kidSender, counter: sframe.counter, header: header, payload: payload, into: output,
-                      roomID: roomID, metadata: metadata)
+            slot.open(
+                sender: kidSender, counter: sframe.counter, header: header, payload: payload, into: output,
+                roomID: roomID, metadata: metadata)
         }
         switch status {
         case let .opened(length):
@@ -363,8 +376,10 @@ public struct ReceiverKeyRing: Sendable {
         }
     }
 
-    private mutating func openPairwise(header: FrameHeader, kidSender: UInt16, counter: UInt64, payload: UnsafeRawBufferPointer,
-                                       into output: UnsafeMutableRawBufferPointer) -> ReceiveOutcome {
+    private mutating func openPairwise(
+        header: FrameHeader, kidSender: UInt16, counter: UInt64, payload: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) -> ReceiveOutcome {
         // Only an addressed chat frame to us may use a pairwise key.
         guard header.kind == .chat, header.recipient.rawValue == me, let identity else { return drop(.decryptFailed) }
         guard kidSender == header.sender.rawValue else { return drop(.senderMismatch) }
@@ -373,14 +388,17 @@ public struct ReceiverKeyRing: Sendable {
             return drop(current.map { $0.members.wasRevoked(kidSender) } == true ? .removedMember : .notMember)
         }
         guard let peerNonce = joinNonces.member(kidSender)?.joinNonce, !peerNonce.isEmpty,
-              let myNonce = joinNonces.member(me)?.joinNonce, !myNonce.isEmpty else { return drop(.notMember) }
+            let myNonce = joinNonces.member(me)?.joinNonce, !myNonce.isEmpty
+        else { return drop(.notMember) }
         let id = PairwiseID(sender: kidSender, peer: peer, peerJoinNonce: peerNonce)
         let i: Int
         if let known = pairwiseIndex[id] {
             i = known
         } else {
-            guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer, roomID: roomID, sender: kidSender, recipient: me,
-                                                          senderJoinNonce: peerNonce, recipientJoinNonce: myNonce)
+            guard
+                let key = try? PrivateChatKeys.frameKey(
+                    me: identity, peer: peer, roomID: roomID, sender: kidSender, recipient: me,
+                    senderJoinNonce: peerNonce, recipientJoinNonce: myNonce)
             else { return drop(.decryptFailed) }
             i = pairwiseSlots.count
             pairwiseSlots.append(SenderSlot(key: key))
@@ -404,9 +422,10 @@ public struct ReceiverKeyRing: Sendable {
 
     private mutating func bufferFrame(header: FrameHeader, payload: UnsafeRawBufferPointer, arrival: UInt64, firstSeen: Bool) -> ReceiveOutcome {
         if firstSeen { counters.buffered += 1 }
-        counters.noKey += buffer.add(FutureFrameBuffer.Frame(header: header, payload: Array(payload), arrival: arrival),
-                                     perSender: Self.bufferedFramesPerSender, totalFrames: Self.bufferedFramesTotal,
-                                     totalBytes: Self.bufferedBytesTotal)
+        counters.noKey += buffer.add(
+            FutureFrameBuffer.Frame(header: header, payload: Array(payload), arrival: arrival),
+            perSender: Self.bufferedFramesPerSender, totalFrames: Self.bufferedFramesTotal,
+            totalBytes: Self.bufferedBytesTotal)
         return .buffered
     }
 
@@ -422,7 +441,7 @@ public struct ReceiverKeyRing: Sendable {
                 }
             }
             if case let .opened(_, epoch, counter, length) = outcome {
-                released.append(ReceivedFrame(header: frame.header, epoch: epoch, counter: counter, plaintext: Array(out[0 ..< length])))
+                released.append(ReceivedFrame(header: frame.header, epoch: epoch, counter: counter, plaintext: Array(out[0..<length])))
             }
         }
         return released
@@ -456,8 +475,10 @@ struct ReceiveEpoch: Sendable {
         self.epoch = epoch; self.secret = secret; self.members = members; self.provisional = provisional
     }
 
-    mutating func open(sender: UInt16, counter: UInt64, header: FrameHeader, payload: UnsafeRawBufferPointer,
-                       into output: UnsafeMutableRawBufferPointer, roomID: RoomID, metadata: FrameMetadata) -> SlotStatus {
+    mutating func open(
+        sender: UInt16, counter: UInt64, header: FrameHeader, payload: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer, roomID: RoomID, metadata: FrameMetadata
+    ) -> SlotStatus {
         // A provisional epoch (a new member before its roster, 3.2) opens only the leader's
         // control frames; everything else waits in the buffer for the confirmation.
         guard members.contains(sender) else {
@@ -492,16 +513,19 @@ struct SenderSlot: Sendable {
     init(key: SFrameKey) { self.key = key }
 
     /// Replay check before decryption, accept only after it authenticated (3.7).
-    mutating func open(counter: UInt64, header: FrameHeader, payload: UnsafeRawBufferPointer,
-                       into output: UnsafeMutableRawBufferPointer, metadata: FrameMetadata) -> SlotStatus {
+    mutating func open(
+        counter: UInt64, header: FrameHeader, payload: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer, metadata: FrameMetadata
+    ) -> SlotStatus {
         switch window.check(counter) {
         case .duplicate: return .dropped(.replayed)
         case .tooOld: return .dropped(.tooOld)
         case .fresh: break
         }
         let length: Int? = withUnsafeTemporaryAllocation(byteCount: FrameMetadata.length, alignment: 1) { md in
-            metadata.write(kind: header.kind.rawValue, flags: 0, sender: header.sender.rawValue,
-                           recipient: header.recipient.rawValue, into: md)
+            metadata.write(
+                kind: header.kind.rawValue, flags: 0, sender: header.sender.rawValue,
+                recipient: header.recipient.rawValue, into: md)
             return try? key.open(frame: payload, metadata: UnsafeRawBufferPointer(md), into: output).plaintextLength
         }
         guard let length else { return .dropped(.decryptFailed) }

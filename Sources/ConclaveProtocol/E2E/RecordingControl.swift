@@ -33,16 +33,19 @@ public struct RecordingNotice: Sendable, Hashable {
     public let sequence: UInt32
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, recordingID: [UInt8], recorder: UInt16, state: State, retainUntil: UInt64,
-                            sequence: UInt32, by key: Ed25519.PrivateKey) -> RecordingNotice {
+    public static func sign(
+        roomID: RoomID, recordingID: [UInt8], recorder: UInt16, state: State, retainUntil: UInt64,
+        sequence: UInt32, by key: Ed25519.PrivateKey
+    ) -> RecordingNotice {
         precondition(recordingID.count == recordingIDLength, "recording ids are 16 bytes")
         let part = signedPart(roomID: roomID, recordingID: recordingID, recorder: recorder, state: state, retainUntil: retainUntil, sequence: sequence)
         let signature: [UInt8]
         do { signature = try key.signature(for: part, context: Labels.recordingNoticeSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
-        return RecordingNotice(roomID: roomID, recordingID: recordingID, recorder: recorder, state: state,
-                               retainUntil: retainUntil, sequence: sequence, signature: signature)
+        return RecordingNotice(
+            roomID: roomID, recordingID: recordingID, recorder: recorder, state: state,
+            retainUntil: retainUntil, sequence: sequence, signature: signature)
     }
 
     init(roomID: RoomID, recordingID: [UInt8], recorder: UInt16, state: State, retainUntil: UInt64, sequence: UInt32, signature: [UInt8]) {
@@ -77,8 +80,9 @@ public struct RecordingNotice: Sendable, Hashable {
             guard ParticipantIndex.memberRange.contains(recorder) else { throw E2EControlError.malformed("recorder out of range") }
             guard state == .recording || retain == 0 else { throw E2EControlError.malformed("a stop notice with a retention time") }
             let signature = try reader.readBytes(count: 64, field: "signature")
-            return RecordingNotice(roomID: room, recordingID: id, recorder: recorder, state: state, retainUntil: retain,
-                                   sequence: sequence, signature: signature)
+            return RecordingNotice(
+                roomID: room, recordingID: id, recorder: recorder, state: state, retainUntil: retain,
+                sequence: sequence, signature: signature)
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {
@@ -118,8 +122,10 @@ public struct RecordingConsent: Sendable, Hashable {
     public let decision: Decision
     public let signature: [UInt8]
 
-    public static func sign(roomID: RoomID, recordingID: [UInt8], member: UInt16, recorder: UInt16, decision: Decision,
-                            by key: Ed25519.PrivateKey) -> RecordingConsent {
+    public static func sign(
+        roomID: RoomID, recordingID: [UInt8], member: UInt16, recorder: UInt16, decision: Decision,
+        by key: Ed25519.PrivateKey
+    ) -> RecordingConsent {
         precondition(recordingID.count == RecordingNotice.recordingIDLength, "recording ids are 16 bytes")
         let part = signedPart(roomID: roomID, recordingID: recordingID, member: member, recorder: recorder, decision: decision)
         let signature: [UInt8]

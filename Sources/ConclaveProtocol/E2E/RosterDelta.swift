@@ -65,9 +65,11 @@ public struct RosterDelta: Sendable, Hashable {
 
     /// The delta from `base` to `entries` (sorted, each satisfying the `ROSTER` rules),
     /// signed; nil when it would not fit one control frame (send a full `ROSTER`).
-    public static func make(base: SignedRoster, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
-                            chainPrevious: [UInt8], entries: [SignedRoster.Entry], rosterHash: [UInt8], secretCommit: [UInt8],
-                            leader: Ed25519.PrivateKey) -> RosterDelta? {
+    public static func make(
+        base: SignedRoster, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
+        chainPrevious: [UInt8], entries: [SignedRoster.Entry], rosterHash: [UInt8], secretCommit: [UInt8],
+        leader: Ed25519.PrivateKey
+    ) -> RosterDelta? {
         var removed: [UInt16] = [], changed: [SignedRoster.Entry] = []
         var b = base.entries.startIndex
         for e in entries {
@@ -82,34 +84,42 @@ public struct RosterDelta: Sendable, Hashable {
         while b < base.entries.endIndex { removed.append(base.entries[b].index); b += 1 }
         let length = fixedLength + 2 * removed.count + changed.reduce(0) { $0 + $1.encodedLength }
         guard length <= maximumEncodedLength else { return nil }
-        let part = signedPart(roomID: base.roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                              chainPrevious: chainPrevious, baseVersion: base.rosterVersion, baseHash: base.rosterHash,
-                              rosterHash: rosterHash, secretCommit: secretCommit, removed: removed, changed: changed, capacity: length)
+        let part = signedPart(
+            roomID: base.roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+            chainPrevious: chainPrevious, baseVersion: base.rosterVersion, baseHash: base.rosterHash,
+            rosterHash: rosterHash, secretCommit: secretCommit, removed: removed, changed: changed, capacity: length)
         let signature: [UInt8]
         do { signature = try leader.signature(for: part, context: Labels.rosterDeltaSignature) } catch {
             preconditionFailure("fixed Ed25519 context is valid")
         }
-        return RosterDelta(roomID: base.roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                           chainPrevious: chainPrevious, baseVersion: base.rosterVersion, baseHash: base.rosterHash, rosterHash: rosterHash,
-                           secretCommit: secretCommit, removed: removed, changed: changed, signature: signature, signedPart: part)
+        return RosterDelta(
+            roomID: base.roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+            chainPrevious: chainPrevious, baseVersion: base.rosterVersion, baseHash: base.rosterHash, rosterHash: rosterHash,
+            secretCommit: secretCommit, removed: removed, changed: changed, signature: signature, signedPart: part)
     }
 
-    init(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
-         baseVersion: UInt32, baseHash: [UInt8], rosterHash: [UInt8], secretCommit: [UInt8], removed: [UInt16],
-         changed: [SignedRoster.Entry], signature: [UInt8], signedPart: [UInt8]) {
+    init(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16, chainPrevious: [UInt8],
+        baseVersion: UInt32, baseHash: [UInt8], rosterHash: [UInt8], secretCommit: [UInt8], removed: [UInt16],
+        changed: [SignedRoster.Entry], signature: [UInt8], signedPart: [UInt8]
+    ) {
         self.roomID = roomID; self.epoch = epoch; self.rosterVersion = rosterVersion; self.epochChange = epochChange
         self.successor = successor; self.chainPrevious = chainPrevious; self.baseVersion = baseVersion; self.baseHash = baseHash
         self.rosterHash = rosterHash; self.secretCommit = secretCommit; self.removed = removed; self.changed = changed
         self.signature = signature; self.signedPart = signedPart
     }
 
-    static func signedPart(roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
-                           chainPrevious: [UInt8], baseVersion: UInt32, baseHash: [UInt8], rosterHash: [UInt8], secretCommit: [UInt8],
-                           removed: [UInt16], changed: [SignedRoster.Entry], capacity: Int) -> [UInt8] {
+    static func signedPart(
+        roomID: RoomID, epoch: UInt64, rosterVersion: UInt32, epochChange: EpochChange, successor: UInt16,
+        chainPrevious: [UInt8], baseVersion: UInt32, baseHash: [UInt8], rosterHash: [UInt8], secretCommit: [UInt8],
+        removed: [UInt16], changed: [SignedRoster.Entry], capacity: Int
+    ) -> [UInt8] {
         var w = ByteWriter(capacity: capacity)
         w.writeUInt8(type)
-        SignedRoster.Header(roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
-                            chainPrevious: chainPrevious).write(to: &w)
+        SignedRoster.Header(
+            roomID: roomID, epoch: epoch, rosterVersion: rosterVersion, epochChange: epochChange, successor: successor,
+            chainPrevious: chainPrevious
+        ).write(to: &w)
         w.writeUInt32(baseVersion)
         w.writeBytes(baseHash)
         w.writeBytes(rosterHash)
@@ -187,7 +197,9 @@ public struct RosterDelta: Sendable, Hashable {
         guard totalLength <= maximumEncodedLength else { throw .tooLong(length: totalLength, limit: maximumEncodedLength) }
         do {
             let h = try SignedRoster.Header.read(&reader)
-            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious)
+            let (room, epoch, rosterVersion, change, successor, chainPrevious) = (
+                h.roomID, h.epoch, h.rosterVersion, h.epochChange, h.successor, h.chainPrevious
+            )
             let baseVersion = try reader.readUInt32("base_version")
             guard baseVersion < rosterVersion else { throw E2EControlError.malformed("base_version \(baseVersion) not below \(rosterVersion)") }
             let baseHash = try reader.readBytes(count: 32, field: "base_hash")
@@ -203,7 +215,7 @@ public struct RosterDelta: Sendable, Hashable {
             }
             var removed: [UInt16] = []
             removed.reserveCapacity(removedCount)
-            for _ in 0 ..< removedCount {
+            for _ in 0..<removedCount {
                 let index = try reader.readUInt16("removed.index")
                 guard ParticipantIndex.memberRange.contains(index), index > (removed.last ?? 0) else {
                     throw E2EControlError.malformed("removed index \(index) out of range or order")
@@ -212,13 +224,14 @@ public struct RosterDelta: Sendable, Hashable {
             }
             let changedCount = Int(try reader.readUInt16("changed_count"))
             guard changedCount <= SignedRoster.maximumMembers,
-                  changedCount <= (reader.remainingCount - SignedRoster.signatureLength) / SignedRoster.Entry.fixedLength else {
+                changedCount <= (reader.remainingCount - SignedRoster.signatureLength) / SignedRoster.Entry.fixedLength
+            else {
                 throw E2EControlError.malformed("changed_count \(changedCount)")
             }
             var changed: [SignedRoster.Entry] = []
             changed.reserveCapacity(changedCount)
             var previous: UInt16 = 0
-            for _ in 0 ..< changedCount {
+            for _ in 0..<changedCount {
                 let entry = try SignedRoster.readEntry(&reader, after: previous)
                 previous = entry.index
                 guard removed.isEmpty || !Self.sortedContains(removed, entry.index) else {
@@ -229,10 +242,11 @@ public struct RosterDelta: Sendable, Hashable {
             if change == .none, !removed.isEmpty { throw E2EControlError.malformed("members removed without an epoch change") }
             let signature = try reader.readBytes(count: SignedRoster.signatureLength, field: "signature")
             guard reader.isAtEnd else { throw E2EControlError.malformed("\(reader.remainingCount) bytes after the signature") }
-            return RosterDelta(roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change, successor: successor,
-                               chainPrevious: chainPrevious, baseVersion: baseVersion, baseHash: baseHash, rosterHash: rosterHash,
-                               secretCommit: commit, removed: removed, changed: changed, signature: signature,
-                               signedPart: Array(whole.prefix(totalLength - SignedRoster.signatureLength)))
+            return RosterDelta(
+                roomID: room, epoch: epoch, rosterVersion: rosterVersion, epochChange: change, successor: successor,
+                chainPrevious: chainPrevious, baseVersion: baseVersion, baseHash: baseHash, rosterHash: rosterHash,
+                secretCommit: commit, removed: removed, changed: changed, signature: signature,
+                signedPart: Array(whole.prefix(totalLength - SignedRoster.signatureLength)))
         } catch let error as E2EControlError {
             throw error
         } catch let error as MessageDecodingError {

@@ -108,7 +108,7 @@ public struct SenderKeyState: Sendable {
             pending = nil
             return
         }
-        if let p = pending { active = p } // complete the earlier switch now
+        if let p = pending { active = p }  // complete the earlier switch now
         pending = fresh
         switchAt = now &+ Self.switchDelay
     }
@@ -135,9 +135,11 @@ public struct SenderKeyState: Sendable {
     /// Seals `plaintext` for a `FRAME` of `kind` (1–4) from us to `recipient` into
     /// `output`; returns the payload length. Addressed chat uses the pairwise key with the
     /// recipient (2.7); everything else our key in the chosen epoch (KID = epoch << 16 | me).
-    public mutating func seal(kind: FrameKind, recipient: ParticipantIndex, plaintext: UnsafeRawBufferPointer,
-                              into output: UnsafeMutableRawBufferPointer, now: UInt64,
-                              epoch choice: EpochChoice = .scheduled) throws(SendError) -> Int {
+    public mutating func seal(
+        kind: FrameKind, recipient: ParticipantIndex, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer, now: UInt64,
+        epoch choice: EpochChoice = .scheduled
+    ) throws(SendError) -> Int {
         guard kind != .keys, (try? FrameHeader(kind: kind, sender: ParticipantIndex(me), recipient: recipient)) != nil else {
             throw .invalidAddressing
         }
@@ -150,8 +152,10 @@ public struct SenderKeyState: Sendable {
             if let known = pairwiseIndex[id] {
                 slot = .pairwise(known)
             } else {
-                guard let key = try? PrivateChatKeys.frameKey(me: identity, peer: peer.identity, roomID: roomID, sender: me, recipient: peerIndex,
-                                                              senderJoinNonce: ownJoinNonce, recipientJoinNonce: peer.joinNonce)
+                guard
+                    let key = try? PrivateChatKeys.frameKey(
+                        me: identity, peer: peer.identity, roomID: roomID, sender: me, recipient: peerIndex,
+                        senderJoinNonce: ownJoinNonce, recipientJoinNonce: peer.joinNonce)
                 else { throw .noPairwiseKey(recipient: peerIndex) }
                 pairwise.append(SendingKey(epoch: 0, key: key))
                 pairwiseIndex[id] = pairwise.count - 1
@@ -181,8 +185,10 @@ public struct SenderKeyState: Sendable {
     }
 
     /// ``seal(kind:recipient:plaintext:into:now:epoch:)`` returning a new array (allocates).
-    public mutating func seal(kind: FrameKind, recipient: ParticipantIndex, plaintext: [UInt8], now: UInt64,
-                              epoch choice: EpochChoice = .scheduled) throws(SendError) -> [UInt8] {
+    public mutating func seal(
+        kind: FrameKind, recipient: ParticipantIndex, plaintext: [UInt8], now: UInt64,
+        epoch choice: EpochChoice = .scheduled
+    ) throws(SendError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: plaintext.count + SFrameHeader.maximumEncodedLength + 16)
         let result = plaintext.withUnsafeBytes { p in
             out.withUnsafeMutableBytes { o in

@@ -101,13 +101,18 @@ public struct FrameMetadata: Sendable {
 public enum PrivateChatKeys {
     public enum KeyError: Error { case missingJoinNonce }
 
-    public static func frameKey(me: PrivateIdentity, peer: PublicIdentity, roomID: RoomID, sender: UInt16, recipient: UInt16,
-                                senderJoinNonce: [UInt8], recipientJoinNonce: [UInt8]) throws -> SFrameKey {
+    public static func frameKey(
+        me: PrivateIdentity, peer: PublicIdentity, roomID: RoomID, sender: UInt16, recipient: UInt16,
+        senderJoinNonce: [UInt8], recipientJoinNonce: [UInt8]
+    ) throws -> SFrameKey {
         guard senderJoinNonce.count == Knock.joinNonceLength, recipientJoinNonce.count == Knock.joinNonceLength else {
             throw KeyError.missingJoinNonce
         }
-        let context = Labels.privateChat + " " + Hex.encode(roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes
-                                                             + senderJoinNonce + recipientJoinNonce)
+        let context =
+            Labels.privateChat + " "
+            + Hex.encode(
+                roomID.bytes + sender.bigEndianBytes + recipient.bigEndianBytes
+                    + senderJoinNonce + recipientJoinNonce)
         let base = try me.agreementKey.sharedKey(with: peer.agreementKey, context: context)
         return try SFrameKey(suite: .conclaveXChaCha20Poly1305SHA256, baseKey: base, keyID: UInt64(sender))
     }

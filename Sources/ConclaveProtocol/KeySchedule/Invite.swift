@@ -67,9 +67,11 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
     /// for any other, and no table of guesses serves two rooms:
     /// `HKDF-SHA256(salt = room_id, ikm = password, info = "conclave/v2 relay-auth" || relay_origin, L = 32)`.
     public static func relayAuth(password: String, roomID: RoomID, relayOrigin: String) throws -> [UInt8] {
-        try HKDF.deriveKey(.sha256, salt: roomID.bytes, ikm: Array(password.utf8),
-                           info: Array(Labels.relayAuthV2.utf8) + Array(relayOrigin.utf8), length: 32)
-            .withUnsafeBytes { Array($0) }
+        try HKDF.deriveKey(
+            .sha256, salt: roomID.bytes, ikm: Array(password.utf8),
+            info: Array(Labels.relayAuthV2.utf8) + Array(relayOrigin.utf8), length: 32
+        )
+        .withUnsafeBytes { Array($0) }
     }
 
     public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -109,9 +111,13 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
         guard text.utf8.count <= Self.maximumLength else { throw .tooLong(text.utf8.count) }
         let secure: Bool
         var rest: Substring
-        if text.hasPrefix("wss://") { secure = true; rest = text.dropFirst(6) }
-        else if text.hasPrefix("ws://") { secure = false; rest = text.dropFirst(5) }
-        else { throw .badScheme }
+        if text.hasPrefix("wss://") {
+            secure = true; rest = text.dropFirst(6)
+        } else if text.hasPrefix("ws://") {
+            secure = false; rest = text.dropFirst(5)
+        } else {
+            throw .badScheme
+        }
         guard let hashIndex = rest.firstIndex(of: "#") else { throw .missingFingerprint }
         let fragment = rest[rest.index(after: hashIndex)...]
         rest = rest[..<hashIndex]
@@ -131,10 +137,13 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
             host = String(authority[..<colon]); portText = authority[authority.index(after: colon)...]
         }
         guard !host.isEmpty, host.utf8.count <= 253,
-              host.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || ".-:_".unicodeScalars.contains($0)) })
+            host.unicodeScalars.allSatisfy({
+                $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || ".-:_".unicodeScalars.contains($0))
+            })
         else { throw .badHost }
         guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber),
-              let port = Int(portText), (1...65535).contains(port) else { throw .badPort }
+            let port = Int(portText), (1...65535).contains(port)
+        else { throw .badPort }
         guard path.hasPrefix("/r/") else { throw .badPath }
         guard let room = try? RoomID(base64URL: path.dropFirst(3)) else { throw .badRoomID }
         // Fragment parameters.
@@ -144,7 +153,8 @@ public struct Invite: Sendable, Equatable, CustomStringConvertible {
         for pair in fragment.split(separator: "&", omittingEmptySubsequences: true) {
             if pair.hasPrefix("k=") {
                 guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == PublicIdentity.encodedLength,
-                      let parsed = try? PublicIdentity(encoded: bytes) else { throw .badFingerprint }
+                    let parsed = try? PublicIdentity(encoded: bytes)
+                else { throw .badFingerprint }
                 identity = parsed
             } else if pair.hasPrefix("s=") {
                 guard let bytes = Base64URL.decode(pair.dropFirst(2)), bytes.count == Self.secretLength else { throw .badSecret }
@@ -223,8 +233,11 @@ public enum PercentEncoding {
         var out = ""
         for b in text.utf8 {
             let c = Character(Unicode.Scalar(b))
-            if b < 128, c.isLetter || c.isNumber || "-._~".contains(c) { out.append(c) }
-            else { out += "%" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true) }
+            if b < 128, c.isLetter || c.isNumber || "-._~".contains(c) {
+                out.append(c)
+            } else {
+                out += "%" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+            }
         }
         return out
     }
@@ -236,7 +249,8 @@ public enum PercentEncoding {
             if c == UInt8(ascii: "%") {
                 let digits = Array(it.prefix(2))
                 guard digits.count == 2, digits.allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
-                      let v = UInt8(String(decoding: digits, as: UTF8.self), radix: 16) else { return nil }
+                    let v = UInt8(String(decoding: digits, as: UTF8.self), radix: 16)
+                else { return nil }
                 bytes.append(v); it = it.dropFirst(2)
             } else {
                 bytes.append(c)

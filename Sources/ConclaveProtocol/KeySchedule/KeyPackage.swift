@@ -58,9 +58,11 @@ public struct KeyPackage: Sendable, Equatable {
     }
 
     /// Seals and signs a package.
-    public static func create(roomID: RoomID, recipient: UInt16, recipientIdentity: PublicIdentity, joinNonce: [UInt8], epoch: UInt64,
-                              rosterHash: [UInt8], reason: KeyPackageReason, epochSecret: SecretKey,
-                              leader: Ed25519.PrivateKey) throws -> KeyPackage {
+    public static func create(
+        roomID: RoomID, recipient: UInt16, recipientIdentity: PublicIdentity, joinNonce: [UInt8], epoch: UInt64,
+        rosterHash: [UInt8], reason: KeyPackageReason, epochSecret: SecretKey,
+        leader: Ed25519.PrivateKey
+    ) throws -> KeyPackage {
         precondition(rosterHash.count == 32 && epochSecret.count == 32 && joinNonce.count == Knock.joinNonceLength)
         var inner = roomID.bytes + recipient.bigEndianBytes + recipientIdentity.fingerprint.bytes + joinNonce + epoch.bigEndianBytes + rosterHash
         epochSecret.withUnsafeBytes { inner.append(contentsOf: $0) }
@@ -123,9 +125,10 @@ public struct KeyPackage: Sendable, Equatable {
         guard Array(fields[0..<50]) == expectedHead else { throw KeyScheduleError.bindingMismatch("key package inner fields") }
         guard Array(fields[50..<66]) == joinNonce else { throw KeyScheduleError.bindingMismatch("key package join nonce (made for another join)") }
         guard Array(fields[66...]) == epoch.bigEndianBytes + rosterHash else { throw KeyScheduleError.bindingMismatch("key package inner fields") }
-        let secret = SecretKey(SecretBytes(count: 32) { out in
-            inner.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(Self.innerLength - 32)...])) }
-        })
+        let secret = SecretKey(
+            SecretBytes(count: 32) { out in
+                inner.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(Self.innerLength - 32)...])) }
+            })
         return Opened(epoch: epoch, epochSecret: secret, rosterHash: rosterHash, reason: reason)
     }
 }
@@ -165,15 +168,19 @@ public struct Knock: Sendable, Equatable {
 
     /// The invite proof: only holders of the invite secret can compute it.
     public static func inviteProof(inviteSecret: [UInt8], roomID: RoomID, identity: PublicIdentity, joinNonce: [UInt8]) throws -> [UInt8] {
-        try HKDF.deriveKey(.sha256, salt: Array(Labels.knockProof.utf8), ikm: inviteSecret,
-                           info: roomID.bytes + identity.encoded + joinNonce, length: proofLength).withUnsafeBytes { Array($0) }
+        try HKDF.deriveKey(
+            .sha256, salt: Array(Labels.knockProof.utf8), ikm: inviteSecret,
+            info: roomID.bytes + identity.encoded + joinNonce, length: proofLength
+        ).withUnsafeBytes { Array($0) }
     }
 
     /// Signs and seals a knock to the host with a fresh join nonce (or `joinNonce`, for
     /// vectors). Returns the sealed bytes and the nonce, which the joiner keeps to check its
     /// key packages.
-    public static func seal(roomID: RoomID, displayName: String, joiner: PrivateIdentity, host: X25519.PublicKey,
-                            inviteSecret: [UInt8], joinNonce: [UInt8]? = nil) throws -> (sealed: [UInt8], joinNonce: [UInt8]) {
+    public static func seal(
+        roomID: RoomID, displayName: String, joiner: PrivateIdentity, host: X25519.PublicKey,
+        inviteSecret: [UInt8], joinNonce: [UInt8]? = nil
+    ) throws -> (sealed: [UInt8], joinNonce: [UInt8]) {
         let name = Array(displayName.utf8)
         guard (1...maximumNameLength).contains(name.count) else { throw KeyScheduleError.invalidDisplayName }
         let nonce = joinNonce ?? SecureRandom.bytes(count: joinNonceLength)
@@ -187,8 +194,10 @@ public struct Knock: Sendable, Equatable {
     /// Opens a knock with the host's key and checks it (4.2, checks 1–9): length, the sealed
     /// box, version and structure, the joiner's signature, the invite proof under
     /// `inviteSecret`, the room, the identity the relay reported, the name's UTF-8.
-    public static func open(_ sealed: [UInt8], host: PrivateIdentity, expectedRoom: RoomID, relayIdentity: PublicIdentity,
-                            inviteSecret: [UInt8]) throws -> Knock {
+    public static func open(
+        _ sealed: [UInt8], host: PrivateIdentity, expectedRoom: RoomID, relayIdentity: PublicIdentity,
+        inviteSecret: [UInt8]
+    ) throws -> Knock {
         guard sealed.count <= maximumSealedLength else { throw KeyScheduleError.malformed("knock (\(sealed.count) bytes)") }
         let inner: [UInt8]
         do { inner = try SealedBox.open(sealed, recipient: host.agreementKey).withUnsafeBytes { Array($0) } } catch { throw KeyScheduleError.sealOpenFailed }

@@ -58,11 +58,13 @@ public struct KeyWrap: Sendable, Equatable {
     /// 16-byte join nonce), computed by either side with its own X25519 key and the other's
     /// public one.
     public static func pairwiseKey(roomID: RoomID, mine: PrivateIdentity, leader: RosterMember, member: RosterMember) throws -> SecretKey {
-        precondition(leader.joinNonce.count == Knock.joinNonceLength && member.joinNonce.count == Knock.joinNonceLength,
-                     "wrap keys bind both join nonces")
+        precondition(
+            leader.joinNonce.count == Knock.joinNonceLength && member.joinNonce.count == Knock.joinNonceLength,
+            "wrap keys bind both join nonces")
         let peer = mine.publicIdentity == leader.identity ? member.identity : leader.identity
         let q = try mine.agreementKey.rawSharedSecret(with: peer.agreementKey)
-        let info = roomID.bytes + leader.index.bigEndianBytes + leader.identity.encoded + leader.joinNonce
+        let info =
+            roomID.bytes + leader.index.bigEndianBytes + leader.identity.encoded + leader.joinNonce
             + member.index.bigEndianBytes + member.identity.encoded + member.joinNonce
         return try HKDF.deriveKey(.sha256, salt: Array(Labels.keyWrap.utf8), ikm: q, info: info, length: 32)
     }
@@ -85,8 +87,10 @@ public struct KeyWrap: Sendable, Equatable {
     }
 
     /// Seals `epochSecret` for `recipient` under `key` (random nonce, or `nonce` for vectors).
-    public static func seal(roomID: RoomID, recipient: UInt16, epoch: UInt64, rosterHash: [UInt8], reason: KeyPackageReason,
-                            epochSecret: SecretKey, delta: [UInt8] = [], key: SecretKey, nonce: [UInt8]? = nil) throws -> KeyWrap {
+    public static func seal(
+        roomID: RoomID, recipient: UInt16, epoch: UInt64, rosterHash: [UInt8], reason: KeyPackageReason,
+        epochSecret: SecretKey, delta: [UInt8] = [], key: SecretKey, nonce: [UInt8]? = nil
+    ) throws -> KeyWrap {
         precondition(rosterHash.count == 32 && epochSecret.count == 32 && delta.count <= maximumDeltaLength)
         let n = nonce ?? SecureRandom.bytes(count: nonceLength)
         precondition(n.count == nonceLength)
@@ -98,8 +102,9 @@ public struct KeyWrap: Sendable, Equatable {
             delta.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[32..<plain]).copyMemory(from: $0) }
             try n.withUnsafeBytes { nb in
                 try ad.withUnsafeBytes { a in
-                    try XChaCha20Poly1305.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<plain]),
-                                               tag: UnsafeMutableRawBufferPointer(rebasing: out[plain...]), key: key, nonce: nb, authenticating: a)
+                    try XChaCha20Poly1305.seal(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<plain]),
+                        tag: UnsafeMutableRawBufferPointer(rebasing: out[plain...]), key: key, nonce: nb, authenticating: a)
                 }
             }
         }
@@ -144,8 +149,9 @@ public struct KeyWrap: Sendable, Equatable {
             try box.withUnsafeMutableBytes { b in
                 try nonce.withUnsafeBytes { nb in
                     try ad.withUnsafeBytes { a in
-                        try XChaCha20Poly1305.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<plain]),
-                                                   tag: UnsafeRawBufferPointer(rebasing: b[plain...]), key: key, nonce: nb, authenticating: a)
+                        try XChaCha20Poly1305.open(
+                            inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<plain]),
+                            tag: UnsafeRawBufferPointer(rebasing: b[plain...]), key: key, nonce: nb, authenticating: a)
                     }
                 }
             }

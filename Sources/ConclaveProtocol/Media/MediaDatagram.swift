@@ -66,7 +66,7 @@ public enum MediaDatagram {
         guard session != 0 else { throw .zeroSession }
         let sequence = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 5, as: UInt64.self))
         guard sequence != 0 else { throw .zeroSequence }
-        let body = headerLength ..< n - tagLength
+        let body = headerLength..<n - tagLength
         switch kind {
         case .keepalive where !body.isEmpty: throw .unexpectedBody(length: body.count)
         case .pathResponse where body.count != 8: throw .unexpectedBody(length: body.count)
@@ -79,8 +79,9 @@ public enum MediaDatagram {
     /// Whether the datagram's tag verifies under the session's hop key (direction 0).
     public static func verify(_ datagram: UnsafeRawBufferPointer, header: Header, authenticator: HopAuthenticator) -> Bool {
         let split = datagram.count - tagLength
-        return authenticator.verify(UnsafeRawBufferPointer(rebasing: datagram[..<split]), direction: .clientToRelay,
-                                    sequence: header.sequence, tag: UnsafeRawBufferPointer(rebasing: datagram[split...]))
+        return authenticator.verify(
+            UnsafeRawBufferPointer(rebasing: datagram[..<split]), direction: .clientToRelay,
+            sequence: header.sequence, tag: UnsafeRawBufferPointer(rebasing: datagram[split...]))
     }
 
     /// Appends a sealed client → relay datagram to `out`.
@@ -94,8 +95,9 @@ public enum MediaDatagram {
         out.append(contentsOf: repeatElement(0, count: tagLength))
         out.withUnsafeMutableBytes { raw in
             let end = raw.count - tagLength
-            authenticator.tag(UnsafeRawBufferPointer(rebasing: raw[start ..< end]), direction: .clientToRelay,
-                              sequence: header.sequence, into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+            authenticator.tag(
+                UnsafeRawBufferPointer(rebasing: raw[start..<end]), direction: .clientToRelay,
+                sequence: header.sequence, into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
         }
     }
 
@@ -117,8 +119,10 @@ public enum MediaDatagram {
 
     /// Opens a `PATH_CHALLENGE`: its `(sequence, token)` when it is one for `sessionID` and
     /// its tag verifies, nil otherwise.
-    public static func openPathChallenge(_ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
-                                         authenticator: HopAuthenticator) -> (sequence: UInt64, token: UInt64)? {
+    public static func openPathChallenge(
+        _ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
+        authenticator: HopAuthenticator
+    ) -> (sequence: UInt64, token: UInt64)? {
         openRelayDatagram(.pathChallenge, datagram, sessionID: sessionID, authenticator: authenticator).map { ($0.sequence, $0.value) }
     }
 
@@ -132,28 +136,37 @@ public enum MediaDatagram {
         appendBigEndian(value, to: &out)
         out.append(contentsOf: repeatElement(0, count: tagLength))
         out.withUnsafeMutableBytes { raw in
-            authenticator.tag(UnsafeRawBufferPointer(rebasing: raw[..<(keepaliveAckLength - tagLength)]), direction: .relayToClient,
-                              sequence: sequence, into: UnsafeMutableRawBufferPointer(rebasing: raw[(keepaliveAckLength - tagLength)...]))
+            authenticator.tag(
+                UnsafeRawBufferPointer(rebasing: raw[..<(keepaliveAckLength - tagLength)]), direction: .relayToClient,
+                sequence: sequence, into: UnsafeMutableRawBufferPointer(rebasing: raw[(keepaliveAckLength - tagLength)...]))
         }
         return out
     }
 
     /// Opens a `KEEPALIVE_ACK`: its `(sequence, echo)` when it is one for `sessionID` and its
     /// tag verifies, nil otherwise.
-    public static func openKeepaliveAck(_ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
-                                        authenticator: HopAuthenticator) -> (sequence: UInt64, echo: UInt64)? {
+    public static func openKeepaliveAck(
+        _ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
+        authenticator: HopAuthenticator
+    ) -> (sequence: UInt64, echo: UInt64)? {
         openRelayDatagram(.keepaliveAck, datagram, sessionID: sessionID, authenticator: authenticator).map { ($0.sequence, $0.value) }
     }
 
-    static func openRelayDatagram(_ kind: Kind, _ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
-                                  authenticator: HopAuthenticator) -> (sequence: UInt64, value: UInt64)? {
+    static func openRelayDatagram(
+        _ kind: Kind, _ datagram: UnsafeRawBufferPointer, sessionID: UInt32,
+        authenticator: HopAuthenticator
+    ) -> (sequence: UInt64, value: UInt64)? {
         guard datagram.count == keepaliveAckLength, datagram[0] == kind.rawValue,
-              UInt32(bigEndian: datagram.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == sessionID else { return nil }
+            UInt32(bigEndian: datagram.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == sessionID
+        else { return nil }
         let sequence = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 5, as: UInt64.self))
         let echo = UInt64(bigEndian: datagram.loadUnaligned(fromByteOffset: 13, as: UInt64.self))
         let split = keepaliveAckLength - tagLength
-        guard authenticator.verify(UnsafeRawBufferPointer(rebasing: datagram[..<split]), direction: .relayToClient,
-                                   sequence: sequence, tag: UnsafeRawBufferPointer(rebasing: datagram[split...])) else { return nil }
+        guard
+            authenticator.verify(
+                UnsafeRawBufferPointer(rebasing: datagram[..<split]), direction: .relayToClient,
+                sequence: sequence, tag: UnsafeRawBufferPointer(rebasing: datagram[split...]))
+        else { return nil }
         return (sequence, echo)
     }
 

@@ -65,7 +65,7 @@ public struct ByteReader {
     /// The result borrows ``buffer``; it is valid as long as `buffer` is.
     public mutating func readSlice(count: Int, field: String) throws(MessageDecodingError) -> UnsafeRawBufferPointer {
         try require(count, field)
-        let slice = UnsafeRawBufferPointer(rebasing: buffer[readerIndex ..< readerIndex + count])
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[readerIndex..<readerIndex + count])
         readerIndex += count
         return slice
     }

@@ -28,14 +28,15 @@ public enum ClientMessage: Sendable, Hashable {
 
     /// Length of ``encoded()``, preamble included.
     public var encodedLength: Int {
-        let body = switch self {
-        case .hello: HelloMessage.bodyLength
-        case let .createRoom(message): message.bodyLength
-        case let .join(message): message.bodyLength
-        case .command: CommandMessage.bodyLength
-        case .ping: 8
-        case let .frame(message): message.bodyLength
-        }
+        let body =
+            switch self {
+            case .hello: HelloMessage.bodyLength
+            case let .createRoom(message): message.bodyLength
+            case let .join(message): message.bodyLength
+            case .command: CommandMessage.bodyLength
+            case .ping: 8
+            case let .frame(message): message.bodyLength
+            }
         return MessageLimits.preambleLength + body
     }
 

@@ -160,12 +160,12 @@ public enum CommandAction: Sendable, Hashable {
     public var target: UInt16 {
         switch self {
         case let .admit(index), let .deny(index), let .mute(index), let .askUnmute(index), let .lowerHand(index),
-             let .remove(index), let .promoteCohost(index), let .demoteCohost(index), let .transferHost(index),
-             let .grantShare(index), let .revokeShare(index):
+            let .remove(index), let .promoteCohost(index), let .demoteCohost(index), let .transferHost(index),
+            let .grantShare(index), let .revokeShare(index):
             index.rawValue
         case let .setSetting(change): change.id.rawValue
         case .lock, .unlock, .muteAll, .unmuteSelf, .raiseHand, .setRecording, .acknowledgeRecording, .endMeeting,
-             .leave, .muteSelf:
+            .leave, .muteSelf:
             0
         }
     }

@@ -177,10 +177,10 @@ public enum RoomEvent: Sendable, Hashable {
     public var subject: UInt16 {
         switch self {
         case let .joined(index, _, _), let .left(index, _), let .removed(index), let .muted(index),
-             let .unmuted(index), let .roleChanged(index, _), let .presenterChanged(index, _),
-             let .handRaised(index), let .handLowered(index), let .unmuteRequested(index),
-             let .recordingUnacknowledged(index, _), let .waitingLeft(index), let .waitingDecided(index, _),
-             let .recordingAcknowledged(index):
+            let .unmuted(index), let .roleChanged(index, _), let .presenterChanged(index, _),
+            let .handRaised(index), let .handLowered(index), let .unmuteRequested(index),
+            let .recordingUnacknowledged(index, _), let .waitingLeft(index), let .waitingDecided(index, _),
+            let .recordingAcknowledged(index):
             index.rawValue
         case let .settingChanged(change): change.id.rawValue
         case .locked, .unlocked, .recording: 0
@@ -196,7 +196,7 @@ public enum RoomEvent: Sendable, Hashable {
         case let .settingChanged(change): change.value
         case let .recordingUnacknowledged(_, seconds): seconds
         case .removed, .muted, .unmuted, .locked, .unlocked, .handRaised, .handLowered, .unmuteRequested,
-             .waitingLeft, .recordingAcknowledged:
+            .waitingLeft, .recordingAcknowledged:
             0
         }
     }

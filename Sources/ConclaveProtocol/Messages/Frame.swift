@@ -74,11 +74,12 @@ public struct FrameHeader: Sendable, Hashable {
     public init(kind: FrameKind, sender: ParticipantIndex, recipient: ParticipantIndex) throws(MessageDecodingError) {
         guard sender.isMember else { throw .invalidValue(field: "sender", value: UInt64(sender.rawValue)) }
         let addressedOK = recipient.isMember && recipient != sender
-        let allowed = switch kind.addressing {
-        case .broadcastOnly: recipient == .everyone
-        case .addressedOnly: addressedOK
-        case .broadcastOrAddressed: recipient == .everyone || addressedOK
-        }
+        let allowed =
+            switch kind.addressing {
+            case .broadcastOnly: recipient == .everyone
+            case .addressedOnly: addressedOK
+            case .broadcastOrAddressed: recipient == .everyone || addressedOK
+            }
         guard allowed else { throw .invalidValue(field: "recipient", value: UInt64(recipient.rawValue)) }
         self.kind = kind
         self.sender = sender
@@ -108,7 +109,7 @@ public struct FrameHeader: Sendable, Hashable {
         guard type == MessageType.frame.rawValue else { throw .unknownType(type) }
         let header = try FrameHeader(from: &reader)
         try header.validatePayloadLength(reader.remainingCount)
-        return (header, reader.readerIndex ..< message.count)
+        return (header, reader.readerIndex..<message.count)
     }
 
     /// ``decode(message:)`` for any byte collection; `payloadRange` counts from its first byte

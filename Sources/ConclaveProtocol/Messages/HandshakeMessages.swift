@@ -320,7 +320,7 @@ public struct AdmittedMessage: Sendable, Hashable {
         guard reader.remainingCount >= count * MessageLimits.rosterEntryLength else { throw .truncated(field: "roster") }
         var roster = [RosterEntry]()
         roster.reserveCapacity(count)
-        for _ in 0 ..< count { roster.append(try RosterEntry(from: &reader)) }
+        for _ in 0..<count { roster.append(try RosterEntry(from: &reader)) }
         self.roster = roster
     }
 

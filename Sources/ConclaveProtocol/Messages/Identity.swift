@@ -18,7 +18,7 @@ public struct Identity: Sendable, Hashable, CustomStringConvertible {
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == MessageLimits.identityLength else { return nil }
         let array = Array(bytes)
-        self.init(ed25519Public: array[0 ..< 32], x25519Public: array[32 ..< 64])
+        self.init(ed25519Public: array[0..<32], x25519Public: array[32..<64])
     }
 
     /// The Ed25519 public key (32 bytes).
@@ -62,8 +62,10 @@ struct PublicKeyBytes: Sendable, Hashable {
     init(from reader: inout ByteReader, field: String) throws(MessageDecodingError) {
         // Check the whole key is present first so a short key reports this field, unread.
         guard reader.remainingCount >= MessageLimits.publicKeyLength else { throw .truncated(field: field) }
-        words = (try reader.readUInt64(field), try reader.readUInt64(field),
-                 try reader.readUInt64(field), try reader.readUInt64(field))
+        words = (
+            try reader.readUInt64(field), try reader.readUInt64(field),
+            try reader.readUInt64(field), try reader.readUInt64(field)
+        )
     }
 
     var bytes: [UInt8] {

@@ -17,7 +17,7 @@ public struct ParticipantIndex: RawRepresentable, Sendable, Hashable, Comparable
     /// `0xFFFF`: every other admitted participant, as a `FRAME` recipient.
     public static let everyone = ParticipantIndex(0xFFFF)
     /// The indices a participant can have.
-    public static let memberRange: ClosedRange<UInt16> = 0x0001 ... 0xFFFE
+    public static let memberRange: ClosedRange<UInt16> = 0x0001...0xFFFE
 
     /// True for `0x0001`–`0xFFFE`, the indices of actual participants.
     public var isMember: Bool { Self.memberRange.contains(rawValue) }

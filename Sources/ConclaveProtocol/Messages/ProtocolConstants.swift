@@ -6,7 +6,7 @@ public enum ProtocolVersion {
     /// Every version this implementation supports, for `HELLO` and version selection.
     /// Version 1 is refused: its knocks, key packages and rosters lack what version 2's
     /// membership authority needs.
-    public static let supported: ClosedRange<UInt8> = 2 ... 2
+    public static let supported: ClosedRange<UInt8> = 2...2
     /// The preamble version of `HELLO` and `ERROR`, which a peer of any version must be
     /// able to read (an `ERROR unsupported_version` answers a `HELLO` of another version).
     /// Always `0x01`, whatever versions the sender speaks.
@@ -53,7 +53,7 @@ public enum MessageLimits {
     /// Largest `max_waiting`.
     public static let maximumWaiting: UInt16 = 1_000
     /// Allowed `recording_ack_timeout_s`.
-    public static let recordingAcknowledgementTimeoutRange: ClosedRange<UInt16> = 1 ... 3_600
+    public static let recordingAcknowledgementTimeoutRange: ClosedRange<UInt16> = 1...3_600
 }
 
 /// The `type` byte of the preamble (table 5.3).

@@ -51,13 +51,17 @@ public struct RedirectMessage: Sendable, Hashable, CustomStringConvertible {
         guard bytes.count <= maximumOriginLength else { return nil }
         let secure: Bool
         var rest: ArraySlice<UInt8>
-        if bytes.starts(with: "wss://".utf8) { secure = true; rest = bytes.dropFirst(6) }
-        else if bytes.starts(with: "ws://".utf8) { secure = false; rest = bytes.dropFirst(5) }
-        else { return nil }
+        if bytes.starts(with: "wss://".utf8) {
+            secure = true; rest = bytes.dropFirst(6)
+        } else if bytes.starts(with: "ws://".utf8) {
+            secure = false; rest = bytes.dropFirst(5)
+        } else {
+            return nil
+        }
         let host: ArraySlice<UInt8>
         if rest.first == UInt8(ascii: "[") {
             guard let close = rest.firstIndex(of: UInt8(ascii: "]")) else { return nil }
-            host = rest[rest.index(after: rest.startIndex) ..< close]
+            host = rest[rest.index(after: rest.startIndex)..<close]
             rest = rest[rest.index(after: close)...]
             guard rest.first == UInt8(ascii: ":") else { return nil }
             rest = rest.dropFirst()
@@ -68,10 +72,11 @@ public struct RedirectMessage: Sendable, Hashable, CustomStringConvertible {
             guard !host.contains(UInt8(ascii: ":")) else { return nil }
         }
         let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:".utf8)
-        guard (1 ... 253).contains(host.count), host.allSatisfy(allowed.contains) else { return nil }
-        guard (1 ... 5).contains(rest.count), rest.first != UInt8(ascii: "0"),
-              rest.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let port = Int(String(decoding: rest, as: UTF8.self)), (1 ... 65_535).contains(port) else { return nil }
+        guard (1...253).contains(host.count), host.allSatisfy(allowed.contains) else { return nil }
+        guard (1...5).contains(rest.count), rest.first != UInt8(ascii: "0"),
+            rest.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let port = Int(String(decoding: rest, as: UTF8.self)), (1...65_535).contains(port)
+        else { return nil }
         return (secure, String(decoding: host, as: UTF8.self), port)
     }
 

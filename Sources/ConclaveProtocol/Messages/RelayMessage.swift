@@ -42,20 +42,21 @@ public enum RelayMessage: Sendable, Hashable {
 
     /// Length of ``encoded()``, preamble included.
     public var encodedLength: Int {
-        let body = switch self {
-        case .welcome: WelcomeMessage.bodyLength
-        case .roomCreated: RoomCreatedMessage.bodyLength
-        case .waiting: WaitingMessage.bodyLength
-        case let .admitted(message): message.bodyLength
-        case let .knock(message): message.bodyLength
-        case let .event(message): message.bodyLength
-        case .commandOK: 2
-        case let .error(message): message.bodyLength
-        case .pong: 8
-        case let .frame(message): message.bodyLength
-        case let .mediaSession(message): message.bodyLength
-        case let .redirect(message): message.bodyLength
-        }
+        let body =
+            switch self {
+            case .welcome: WelcomeMessage.bodyLength
+            case .roomCreated: RoomCreatedMessage.bodyLength
+            case .waiting: WaitingMessage.bodyLength
+            case let .admitted(message): message.bodyLength
+            case let .knock(message): message.bodyLength
+            case let .event(message): message.bodyLength
+            case .commandOK: 2
+            case let .error(message): message.bodyLength
+            case .pong: 8
+            case let .frame(message): message.bodyLength
+            case let .mediaSession(message): message.bodyLength
+            case let .redirect(message): message.bodyLength
+            }
         return MessageLimits.preambleLength + body
     }
 

@@ -53,7 +53,7 @@ public struct RoomSettings: Sendable, Hashable {
 
     /// Throws `invalidValue` naming the first field outside its range.
     public func validate() throws(MessageDecodingError) {
-        guard (1 ... MessageLimits.maximumParticipants).contains(maxParticipants) else {
+        guard (1...MessageLimits.maximumParticipants).contains(maxParticipants) else {
             throw .invalidValue(field: "max_participants", value: UInt64(maxParticipants))
         }
         guard maxWaiting <= MessageLimits.maximumWaiting else {
@@ -116,12 +116,11 @@ public enum SettingID: UInt16, Sendable, Hashable, CaseIterable, CustomStringCon
     /// The values the setting accepts.
     public var valueRange: ClosedRange<UInt32> {
         switch self {
-        case .waitingRoom, .muteOnEntry, .selfUnmuteAllowed, .hostsOnlySharing: 0 ... 1
-        case .maxParticipants: 1 ... UInt32(MessageLimits.maximumParticipants)
-        case .maxWaiting: 0 ... UInt32(MessageLimits.maximumWaiting)
+        case .waitingRoom, .muteOnEntry, .selfUnmuteAllowed, .hostsOnlySharing: 0...1
+        case .maxParticipants: 1...UInt32(MessageLimits.maximumParticipants)
+        case .maxWaiting: 0...UInt32(MessageLimits.maximumWaiting)
         case .recordingAcknowledgementTimeout:
-            UInt32(MessageLimits.recordingAcknowledgementTimeoutRange.lowerBound)
-                ... UInt32(MessageLimits.recordingAcknowledgementTimeoutRange.upperBound)
+            UInt32(MessageLimits.recordingAcknowledgementTimeoutRange.lowerBound)...UInt32(MessageLimits.recordingAcknowledgementTimeoutRange.upperBound)
         }
     }
 

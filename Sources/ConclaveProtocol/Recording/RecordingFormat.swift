@@ -89,20 +89,24 @@ public enum KeySlot: Sendable, Hashable {
     }
 
     /// Wraps `fileKey` under `passphrase` (Argon2id with `limits`; random salt and nonce).
-    public static func wrapped(_ fileKey: SecretKey, passphrase: [UInt8], recordingID: [UInt8], limits: PasswordHash.Limits,
-                               salt: [UInt8]? = nil, nonce: [UInt8]? = nil) throws -> KeySlot {
+    public static func wrapped(
+        _ fileKey: SecretKey, passphrase: [UInt8], recordingID: [UInt8], limits: PasswordHash.Limits,
+        salt: [UInt8]? = nil, nonce: [UInt8]? = nil
+    ) throws -> KeySlot {
         let salt = salt ?? SecureRandom.bytes(count: PasswordHash.saltLength)
         let nonce = nonce ?? SecureRandom.bytes(count: XChaCha20Poly1305.nonceByteCount)
         let memoryKiB = UInt32(clamping: limits.memoryBytes / 1024)
-        let kek = try PasswordHash.deriveKey(passphrase, salt: salt, limits: PasswordHash.Limits(operations: limits.operations, memoryBytes: Int(memoryKiB) * 1024))
+        let kek = try PasswordHash.deriveKey(
+            passphrase, salt: salt, limits: PasswordHash.Limits(operations: limits.operations, memoryBytes: Int(memoryKiB) * 1024))
         var box = [UInt8](repeating: 0, count: 32 + XChaCha20Poly1305.tagByteCount)
         let ad = Array(Labels.recordingPassphrase.utf8) + recordingID
         try box.withUnsafeMutableBytes { out in
             fileKey.withUnsafeBytes { out.copyMemory(from: $0) }
             try nonce.withUnsafeBytes { n in
                 try ad.withUnsafeBytes { a in
-                    try XChaCha20Poly1305.seal(inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<32]),
-                                               tag: UnsafeMutableRawBufferPointer(rebasing: out[32...]), key: kek, nonce: n, authenticating: a)
+                    try XChaCha20Poly1305.seal(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: out[0..<32]),
+                        tag: UnsafeMutableRawBufferPointer(rebasing: out[32...]), key: kek, nonce: n, authenticating: a)
                 }
             }
         }
@@ -112,7 +116,8 @@ public enum KeySlot: Sendable, Hashable {
     /// The file key, if this slot opens with `identity`.
     public func open(identity: PrivateIdentity) -> SecretKey? {
         guard case let .identity(fingerprint, sealed) = self, fingerprint == identity.publicIdentity.fingerprint.bytes,
-              let key = try? SealedBox.open(sealed, recipient: identity.agreementKey), key.count == 32 else { return nil }
+            let key = try? SealedBox.open(sealed, recipient: identity.agreementKey), key.count == 32
+        else { return nil }
         return SecretKey(key)
     }
 
@@ -130,8 +135,9 @@ public enum KeySlot: Sendable, Hashable {
         let opened: Bool = box.withUnsafeMutableBytes { b in
             nonce.withUnsafeBytes { n in
                 ad.withUnsafeBytes { a in
-                    (try? XChaCha20Poly1305.open(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<32]),
-                                                 tag: UnsafeRawBufferPointer(rebasing: b[32...]), key: kek, nonce: n, authenticating: a)) != nil
+                    (try? XChaCha20Poly1305.open(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: b[0..<32]),
+                        tag: UnsafeRawBufferPointer(rebasing: b[32...]), key: kek, nonce: n, authenticating: a)) != nil
                 }
             }
         }
@@ -156,8 +162,10 @@ public struct RecordingHeader: Sendable, Hashable {
     public var slots: [KeySlot]
     public var streamHeader: [UInt8]
 
-    public init(createdAt: UInt64, retainUntil: UInt64, roomHash: [UInt8], recordingID: [UInt8], recorder: [UInt8],
-                memberCapacity: Int, members: [[UInt8]] = [], slots: [KeySlot], streamHeader: [UInt8]) {
+    public init(
+        createdAt: UInt64, retainUntil: UInt64, roomHash: [UInt8], recordingID: [UInt8], recorder: [UInt8],
+        memberCapacity: Int, members: [[UInt8]] = [], slots: [KeySlot], streamHeader: [UInt8]
+    ) {
         precondition(roomHash.count == 32 && recordingID.count == 16 && recorder.count == 32 && streamHeader.count == SecretStream.headerLength)
         precondition((1...RecordingFormat.maximumMembers).contains(memberCapacity) && members.count <= memberCapacity)
         precondition((1...RecordingFormat.maximumKeySlots).contains(slots.count))
@@ -217,32 +225,41 @@ public struct RecordingHeader: Sendable, Hashable {
                 let count = Int(try r.readUInt16("member_count"))
                 guard (1...RecordingFormat.maximumMembers).contains(capacity), count <= capacity else { return nil }
                 var members: [[UInt8]] = []
-                for i in 0 ..< capacity {
+                for i in 0..<capacity {
                     let slot = try r.readBytes(count: 32, field: "members")
                     if i < count { members.append(slot) } else if slot.contains(where: { $0 != 0 }) { return nil }
                 }
                 let slotCount = Int(try r.readUInt8("slot_count"))
                 guard (1...RecordingFormat.maximumKeySlots).contains(slotCount) else { return nil }
                 var slots: [KeySlot] = []
-                for _ in 0 ..< slotCount {
+                for _ in 0..<slotCount {
                     switch try r.readUInt8("slot kind") {
                     case 1:
-                        slots.append(.identity(fingerprint: try r.readBytes(count: 32, field: "slot fingerprint"),
-                                               sealed: try r.readBytes(count: 80, field: "slot sealed")))
+                        slots.append(
+                            .identity(
+                                fingerprint: try r.readBytes(count: 32, field: "slot fingerprint"),
+                                sealed: try r.readBytes(count: 80, field: "slot sealed")))
                     case 2:
-                        slots.append(.passphrase(salt: try r.readBytes(count: 16, field: "slot salt"), passes: try r.readUInt32("slot passes"),
-                                                 memoryKiB: try r.readUInt32("slot memory"), nonce: try r.readBytes(count: 24, field: "slot nonce"),
-                                                 wrapped: try r.readBytes(count: 48, field: "slot wrapped")))
+                        slots.append(
+                            .passphrase(
+                                salt: try r.readBytes(count: 16, field: "slot salt"), passes: try r.readUInt32("slot passes"),
+                                memoryKiB: try r.readUInt32("slot memory"), nonce: try r.readBytes(count: 24, field: "slot nonce"),
+                                wrapped: try r.readBytes(count: 48, field: "slot wrapped")))
                     default:
                         return nil
                     }
                 }
                 // At most one passphrase slot: each costs an Argon2id derivation to try.
-                guard slots.filter({ if case .passphrase = $0 { return true }; return false }).count <= 1 else { return nil }
+                guard
+                    slots.filter({
+                        if case .passphrase = $0 { return true }; return false
+                    }).count <= 1
+                else { return nil }
                 let stream = try r.readBytes(count: SecretStream.headerLength, field: "stream_header")
                 try r.expectEnd()
-                return RecordingHeader(createdAt: created, retainUntil: retain, roomHash: room, recordingID: id, recorder: recorder,
-                                       memberCapacity: capacity, members: members, slots: slots, streamHeader: stream)
+                return RecordingHeader(
+                    createdAt: created, retainUntil: retain, roomHash: room, recordingID: id, recorder: recorder,
+                    memberCapacity: capacity, members: members, slots: slots, streamHeader: stream)
             }
         }
         switch result {
@@ -322,7 +339,8 @@ public enum RecordingRecord: Sendable, Hashable {
                     let flags = try r.readUInt8("flags")
                     let text = r.readRemaining()
                     guard flags & ~1 == 0, (1...maximumChatLength).contains(text.count),
-                          let string = String(validating: text, as: UTF8.self) else { return nil }
+                        let string = String(validating: text, as: UTF8.self)
+                    else { return nil }
                     return .chat(index: index, atMillis: at, isPrivate: flags & 1 != 0, text: string)
                 case 5:
                     let at = try r.readUInt32("t_ms")

@@ -7,7 +7,7 @@
 public struct ReplayWindow: Sendable, Equatable {
     /// Counters older than `highest - size + 1` are rejected as too old.
     public static let size: UInt64 = 1024
-    private static let words = 16 // 1024 / 64
+    private static let words = 16  // 1024 / 64
 
     private var highest: UInt64 = 0
     private var started = false
@@ -47,7 +47,7 @@ public struct ReplayWindow: Sendable, Equatable {
                 // Exactly `shift` (< 1024) bits: counting up to `counter` would wrap and
                 // never end when `counter` is 2^64 − 1.
                 var c = highest
-                for _ in 0 ..< shift { c &+= 1; clearBit(c) }
+                for _ in 0..<shift { c &+= 1; clearBit(c) }
             }
             highest = counter
         }

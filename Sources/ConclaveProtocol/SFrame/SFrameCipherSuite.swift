@@ -22,11 +22,16 @@ public struct SFrameCipherSuite: Sendable, Hashable, CustomStringConvertible {
     // 32-byte HMAC key (RFC 9605 §4.5.1). Only 0x0005 can seal/open here (libsodium has AES-256-GCM but
     // neither AES-128-GCM nor AES-CTR); the others are listed so that key derivation can
     // be checked against RFC 9605's vectors.
-    public static let aes128CTRHMACSHA256_80 = SFrameCipherSuite(id: 0x0001, name: "AES_128_CTR_HMAC_SHA256_80", keyLength: 48, nonceLength: 12, tagLength: 10, hash: .sha256)
-    public static let aes128CTRHMACSHA256_64 = SFrameCipherSuite(id: 0x0002, name: "AES_128_CTR_HMAC_SHA256_64", keyLength: 48, nonceLength: 12, tagLength: 8, hash: .sha256)
-    public static let aes128CTRHMACSHA256_32 = SFrameCipherSuite(id: 0x0003, name: "AES_128_CTR_HMAC_SHA256_32", keyLength: 48, nonceLength: 12, tagLength: 4, hash: .sha256)
-    public static let aes128GCMSHA256_128 = SFrameCipherSuite(id: 0x0004, name: "AES_128_GCM_SHA256_128", keyLength: 16, nonceLength: 12, tagLength: 16, hash: .sha256)
-    public static let aes256GCMSHA512_128 = SFrameCipherSuite(id: 0x0005, name: "AES_256_GCM_SHA512_128", keyLength: 32, nonceLength: 12, tagLength: 16, hash: .sha512)
+    public static let aes128CTRHMACSHA256_80 = SFrameCipherSuite(
+        id: 0x0001, name: "AES_128_CTR_HMAC_SHA256_80", keyLength: 48, nonceLength: 12, tagLength: 10, hash: .sha256)
+    public static let aes128CTRHMACSHA256_64 = SFrameCipherSuite(
+        id: 0x0002, name: "AES_128_CTR_HMAC_SHA256_64", keyLength: 48, nonceLength: 12, tagLength: 8, hash: .sha256)
+    public static let aes128CTRHMACSHA256_32 = SFrameCipherSuite(
+        id: 0x0003, name: "AES_128_CTR_HMAC_SHA256_32", keyLength: 48, nonceLength: 12, tagLength: 4, hash: .sha256)
+    public static let aes128GCMSHA256_128 = SFrameCipherSuite(
+        id: 0x0004, name: "AES_128_GCM_SHA256_128", keyLength: 16, nonceLength: 12, tagLength: 16, hash: .sha256)
+    public static let aes256GCMSHA512_128 = SFrameCipherSuite(
+        id: 0x0005, name: "AES_256_GCM_SHA512_128", keyLength: 32, nonceLength: 12, tagLength: 16, hash: .sha512)
 
     public static let all: [SFrameCipherSuite] = [
         .aes128CTRHMACSHA256_80, .aes128CTRHMACSHA256_64, .aes128CTRHMACSHA256_32,

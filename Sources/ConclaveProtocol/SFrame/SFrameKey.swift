@@ -86,8 +86,10 @@ public final class SFrameKey: Sendable {
 
     /// Encrypts `plaintext` into `output` as `header || ciphertext || tag` and returns the
     /// frame length. `plaintext` may overlap `output`.
-    public func seal(counter: UInt64, metadata: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-                     into output: UnsafeMutableRawBufferPointer) throws -> Int {
+    public func seal(
+        counter: UInt64, metadata: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
         guard plaintext.count <= SFrame.maximumPlaintextLength else {
             throw SFrameError.plaintextTooLong(length: plaintext.count, limit: SFrame.maximumPlaintextLength)
         }
@@ -105,8 +107,10 @@ public final class SFrameKey: Sendable {
     /// Encrypts in place. On entry `frame[h ..< h + plaintextLength]` holds the plaintext,
     /// where `h` is the header length for `counter`; on return `frame[0 ..< result]` is the
     /// frame. The cheapest path: no copy at all.
-    public func sealInPlace(counter: UInt64, metadata: UnsafeRawBufferPointer,
-                            frame: UnsafeMutableRawBufferPointer, plaintextLength: Int) throws -> Int {
+    public func sealInPlace(
+        counter: UInt64, metadata: UnsafeRawBufferPointer,
+        frame: UnsafeMutableRawBufferPointer, plaintextLength: Int
+    ) throws -> Int {
         guard metadata.count <= SFrame.maximumMetadataLength else {
             throw SFrameError.metadataTooLong(length: metadata.count, limit: SFrame.maximumMetadataLength)
         }
@@ -117,9 +121,9 @@ public final class SFrameKey: Sendable {
             throw SFrameError.bufferTooSmall(required: total, available: frame.count)
         }
         _ = try header.encode(into: frame)
-        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength ..< headerLength + plaintextLength])
-        let tag = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength + plaintextLength ..< total])
-        try withAAD(header: UnsafeRawBufferPointer(rebasing: frame[0 ..< headerLength]), metadata: metadata) { aad in
+        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength..<headerLength + plaintextLength])
+        let tag = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength + plaintextLength..<total])
+        try withAAD(header: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]), metadata: metadata) { aad in
             switch backend {
             case let .xchacha(cipher, suffix):
                 try cipher.seal(inPlace: body, tag: tag, nonceSuffix: suffix ^ counter, authenticating: aad)
@@ -136,29 +140,33 @@ public final class SFrameKey: Sendable {
     /// counter and the plaintext length. On any failure the first `min(frame.count,
     /// output.count)` bytes of `output` are zeroed, so a reused buffer holds no plaintext,
     /// neither this frame's nor an earlier one's.
-    public func open(frame: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                     into output: UnsafeMutableRawBufferPointer) throws -> (counter: UInt64, plaintextLength: Int) {
+    public func open(
+        frame: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws -> (counter: UInt64, plaintextLength: Int) {
         do {
             return try openUnwiped(frame: frame, metadata: metadata, into: output)
         } catch {
-            UnsafeMutableRawBufferPointer(rebasing: output[0 ..< min(frame.count, output.count)]).initializeMemory(as: UInt8.self, repeating: 0)
+            UnsafeMutableRawBufferPointer(rebasing: output[0..<min(frame.count, output.count)]).initializeMemory(as: UInt8.self, repeating: 0)
             throw error
         }
     }
 
-    private func openUnwiped(frame: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                             into output: UnsafeMutableRawBufferPointer) throws -> (counter: UInt64, plaintextLength: Int) {
+    private func openUnwiped(
+        frame: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws -> (counter: UInt64, plaintextLength: Int) {
         let (header, headerLength) = try checkFrame(frame)
         let plaintextLength = frame.count - headerLength - suite.tagLength
         guard output.count >= plaintextLength else {
             throw SFrameError.bufferTooSmall(required: plaintextLength, available: output.count)
         }
-        let body = UnsafeMutableRawBufferPointer(rebasing: output[0 ..< plaintextLength])
+        let body = UnsafeMutableRawBufferPointer(rebasing: output[0..<plaintextLength])
         if plaintextLength > 0 {
             body.baseAddress!.copyMemory(from: frame.baseAddress!.advanced(by: headerLength), byteCount: plaintextLength)
         }
         let tag = UnsafeRawBufferPointer(rebasing: frame[(frame.count - suite.tagLength)...])
-        try openBody(body, tag: tag, header: header, headerBytes: UnsafeRawBufferPointer(rebasing: frame[0 ..< headerLength]), metadata: metadata)
+        try openBody(body, tag: tag, header: header, headerBytes: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]), metadata: metadata)
         return (header.counter, plaintextLength)
     }
 
@@ -167,10 +175,10 @@ public final class SFrameKey: Sendable {
     public func openInPlace(frame: UnsafeMutableRawBufferPointer, metadata: UnsafeRawBufferPointer) throws -> (counter: UInt64, plaintext: Range<Int>) {
         let (header, headerLength) = try checkFrame(UnsafeRawBufferPointer(frame))
         let end = frame.count - suite.tagLength
-        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength ..< end])
+        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerLength..<end])
         let tag = UnsafeRawBufferPointer(rebasing: frame[end...])
-        try openBody(body, tag: tag, header: header, headerBytes: UnsafeRawBufferPointer(rebasing: frame[0 ..< headerLength]), metadata: metadata)
-        return (header.counter, headerLength ..< end)
+        try openBody(body, tag: tag, header: header, headerBytes: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]), metadata: metadata)
+        return (header.counter, headerLength..<end)
     }
 
     // MARK: - Internals
@@ -186,8 +194,10 @@ public final class SFrameKey: Sendable {
         return (header, headerLength)
     }
 
-    private func openBody(_ body: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer, header: SFrameHeader,
-                          headerBytes: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer) throws {
+    private func openBody(
+        _ body: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer, header: SFrameHeader,
+        headerBytes: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer
+    ) throws {
         guard metadata.count <= SFrame.maximumMetadataLength else {
             throw SFrameError.metadataTooLong(length: metadata.count, limit: SFrame.maximumMetadataLength)
         }
@@ -208,8 +218,10 @@ public final class SFrameKey: Sendable {
     }
 
     /// Calls `body` with `header || metadata` in a stack buffer (≤ 81 bytes).
-    private func withAAD(header: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                         _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    private func withAAD(
+        header: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let count = header.count + metadata.count
         try withUnsafeTemporaryAllocation(byteCount: count, alignment: 1) { aad in
             aad.baseAddress!.copyMemory(from: header.baseAddress!, byteCount: header.count)

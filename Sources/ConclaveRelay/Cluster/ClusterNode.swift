@@ -40,8 +40,9 @@ struct ClusterPeer: Sendable, Equatable {
     init?(id: String, encoded: String) {
         let f = encoded.split(separator: " ", omittingEmptySubsequences: false)
         guard f.count == 6, f[0] == "v1", f[1] == "active" || f[1] == "draining",
-              let p = Int(f[2]), p >= 0, let r = Int(f[3]), r >= 0, let milli = Int(f[4]), milli >= 0,
-              RedirectMessage.parseOrigin(f[5].utf8) != nil else { return nil }
+            let p = Int(f[2]), p >= 0, let r = Int(f[3]), r >= 0, let milli = Int(f[4]), milli >= 0,
+            RedirectMessage.parseOrigin(f[5].utf8) != nil
+        else { return nil }
         self.init(id: id, origin: String(f[5]), participants: p, rooms: r, cpu: Double(milli) / 1000, draining: f[1] == "draining")
     }
 }
@@ -105,8 +106,10 @@ final class ClusterNode: Sendable {
     }
     private let state = Mutex(State())
 
-    init(settings: Settings, redis: RedisClientConfiguration, group: EventLoopGroup, metrics: RelayMetrics, logger: Logger,
-         load: @escaping @Sendable () -> (participants: Int, rooms: Int)) {
+    init(
+        settings: Settings, redis: RedisClientConfiguration, group: EventLoopGroup, metrics: RelayMetrics, logger: Logger,
+        load: @escaping @Sendable () -> (participants: Int, rooms: Int)
+    ) {
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
@@ -146,8 +149,10 @@ final class ClusterNode: Sendable {
     func stop() async {
         let (hb, ev) = state.withLock { s in (s.heartbeat, s.events) }
         hb?.cancel()
-        _ = try? await redis.pipeline([RedisCommand("DEL", [nodeKey(settings.nodeID)]), RedisCommand("SREM", [nodesKey, settings.nodeID]),
-                                       RedisCommand("PUBLISH", [settings.prefix + "events", "left " + settings.nodeID])])
+        _ = try? await redis.pipeline([
+            RedisCommand("DEL", [nodeKey(settings.nodeID)]), RedisCommand("SREM", [nodesKey, settings.nodeID]),
+            RedisCommand("PUBLISH", [settings.prefix + "events", "left " + settings.nodeID]),
+        ])
         await hb?.value
         ev?.cancel()
         releaseDrainWaiters()
@@ -173,7 +178,9 @@ final class ClusterNode: Sendable {
     /// This node now serves `room`, created by `owner`.
     func roomOpened(_ room: RoomID, owner: Identity) {
         let key = roomKey(room), ownerHash = ownerHash(owner)
-        let count = state.withLock { s in s.owned[key] = ownerHash; return s.owned.count }
+        let count = state.withLock { s in
+            s.owned[key] = ownerHash; return s.owned.count
+        }
         metrics.clusterRoomsOwned.record(count)
         Task { _ = try? await self.refresh([(key, ownerKey(room), ownerHash)]) }
     }
@@ -182,7 +189,9 @@ final class ClusterNode: Sendable {
     /// may move (`mayMove`: the node is draining, so its members reconnect elsewhere).
     func roomClosed(_ room: RoomID, mayMove: Bool) {
         let key = roomKey(room)
-        let count = state.withLock { s in s.owned[key] = nil; return s.owned.count }
+        let count = state.withLock { s in
+            s.owned[key] = nil; return s.owned.count
+        }
         metrics.clusterRoomsOwned.record(count)
         let owner = ownerKey(room)
         Task {
@@ -213,9 +222,14 @@ final class ClusterNode: Sendable {
         do {
             let target = placement()
             let reply = try await timed {
-                try await self.redis.send(RedisCommand("EVAL", [Self.claimScript, "2", self.roomKey(room), self.ownerKey(room),
-                                                                target, self.ownerHash(owner), String(self.settings.nodeTimeout.milliseconds),
-                                                                String(self.settings.rehomeWindow.milliseconds), self.settings.prefix + "node:"]))
+                try await self.redis.send(
+                    RedisCommand(
+                        "EVAL",
+                        [
+                            Self.claimScript, "2", self.roomKey(room), self.ownerKey(room),
+                            target, self.ownerHash(owner), String(self.settings.nodeTimeout.milliseconds),
+                            String(self.settings.rehomeWindow.milliseconds), self.settings.prefix + "node:",
+                        ]))
             }
             guard let parts = reply.elements, parts.count == 2, let verdict = parts[0].string, let node = parts[1].string else {
                 throw RedisError.unexpectedReply(command: "EVAL")
@@ -253,8 +267,9 @@ final class ClusterNode: Sendable {
                 (a.participants, a.rooms, a.id) < (b.participants, b.rooms, b.id)
             }
             guard let best else { return settings.nodeID }
-            s.peers[best.id] = ClusterPeer(id: best.id, origin: best.origin, participants: best.participants + 1,
-                                           rooms: best.rooms + 1, cpu: best.cpu, draining: best.draining)
+            s.peers[best.id] = ClusterPeer(
+                id: best.id, origin: best.origin, participants: best.participants + 1,
+                rooms: best.rooms + 1, cpu: best.cpu, draining: best.draining)
             return best.id
         }
     }
@@ -281,7 +296,9 @@ final class ClusterNode: Sendable {
 
     /// Lets every ``drainRequested()`` return (the node stops for another reason).
     func releaseDrainWaiters() {
-        let waiters = state.withLock { s in defer { s.drainWaiters = [] }; return s.drainWaiters }
+        let waiters = state.withLock { s in
+            defer { s.drainWaiters = [] }; return s.drainWaiters
+        }
         for w in waiters { w.resume() }
     }
 
@@ -321,9 +338,10 @@ final class ClusterNode: Sendable {
                     RedisCommand("SMEMBERS", [self.nodesKey]),
                 ])
             }
-            _ = try await refresh(owned.map { key, ownerHash in
-                (key, settings.prefix + "owner:" + key.dropFirst((settings.prefix + "room:").count), ownerHash)
-            })
+            _ = try await refresh(
+                owned.map { key, ownerHash in
+                    (key, settings.prefix + "owner:" + key.dropFirst((settings.prefix + "room:").count), ownerHash)
+                })
             let ids = (replies[2].elements ?? []).compactMap(\.string).filter { $0.utf8.count <= 64 }.prefix(1024)
             var peers: [String: ClusterPeer] = [:]
             if !ids.isEmpty {
@@ -349,9 +367,10 @@ final class ClusterNode: Sendable {
         guard !rooms.isEmpty else { return }
         let ttl = String(settings.nodeTimeout.milliseconds), window = String(settings.rehomeWindow.milliseconds)
         _ = try await timed {
-            try await self.redis.pipeline(rooms.map {
-                RedisCommand("EVAL", [Self.refreshScript, "2", $0.room, $0.owner, self.settings.nodeID, ttl, window, $0.ownerHash])
-            })
+            try await self.redis.pipeline(
+                rooms.map {
+                    RedisCommand("EVAL", [Self.refreshScript, "2", $0.room, $0.owner, self.settings.nodeID, ttl, window, $0.ownerHash])
+                })
         }
     }
 
@@ -394,36 +413,36 @@ final class ClusterNode: Sendable {
     /// stays with it ("owned"); otherwise the room is claimed for the target: "moved" when
     /// its owner record outlived its last node (a re-home), else "ok".
     static let claimScript = """
-    local o = redis.call('GET', KEYS[2])
-    if o and o ~= ARGV[2] then return {'owner', ''} end
-    local cur = redis.call('GET', KEYS[1])
-    if cur and redis.call('EXISTS', ARGV[5] .. cur) == 1 then return {'owned', cur} end
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-    redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
-    if o then return {'moved', ARGV[1]} end
-    return {'ok', ARGV[1]}
-    """
+        local o = redis.call('GET', KEYS[2])
+        if o and o ~= ARGV[2] then return {'owner', ''} end
+        local cur = redis.call('GET', KEYS[1])
+        if cur and redis.call('EXISTS', ARGV[5] .. cur) == 1 then return {'owned', cur} end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+        if o then return {'moved', ARGV[1]} end
+        return {'ok', ARGV[1]}
+        """
 
     /// KEYS: room, owner. ARGV: this node, room TTL ms, owner TTL ms, owner hash.
     static let refreshScript = """
-    local cur = redis.call('GET', KEYS[1])
-    if cur == ARGV[1] or not cur then
-      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-      redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
-      return 1
-    end
-    return 0
-    """
+        local cur = redis.call('GET', KEYS[1])
+        if cur == ARGV[1] or not cur then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+          return 1
+        end
+        return 0
+        """
 
     /// KEYS: room, owner. ARGV: this node, "keep" or "drop" (the owner record).
     static let releaseScript = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-      redis.call('DEL', KEYS[1])
-      if ARGV[2] == 'drop' then redis.call('DEL', KEYS[2]) end
-      return 1
-    end
-    return 0
-    """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          if ARGV[2] == 'drop' then redis.call('DEL', KEYS[2]) end
+          return 1
+        end
+        return 0
+        """
 }
 
 extension Duration {

@@ -106,8 +106,10 @@ final class ConnectionOutbox: @unchecked Sendable {
         if queuedBytes + size > hardLimit - Self.closingReserve {
             metrics.slowConsumerDisconnects.increment()
             metrics.limitHit("outbound_queue")
-            closeOnLoop(ErrorMessage(code: .tooSlow, isFatal: true,
-                                     message: "the client did not read fast enough; rejoin to resynchronise"))
+            closeOnLoop(
+                ErrorMessage(
+                    code: .tooSlow, isFatal: true,
+                    message: "the client did not read fast enough; rejoin to resynchronise"))
             return
         }
         queuedBytes += size

@@ -63,8 +63,10 @@ final class RelayCore: Sendable {
     /// A UDP path that has been silent this long falls back to the WebSocket.
     let mediaPathTimeout: Duration
 
-    init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool,
-         clock: any RelayClock = MonotonicRelayClock(), random: RelayRandom = .system) {
+    init(
+        configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool,
+        clock: any RelayClock = MonotonicRelayClock(), random: RelayRandom = .system
+    ) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
@@ -77,11 +79,12 @@ final class RelayCore: Sendable {
 
     /// Runs one input on the registry under its lock, then carries its actions out.
     private func update(_ input: (inout RelayRegistry) -> RelayRegistry.Actions) {
-        perform(registry.withLock { r in
-            var actions = input(&r)
-            actions.gauges = r.gauges
-            return actions
-        })
+        perform(
+            registry.withLock { r in
+                var actions = input(&r)
+                actions.gauges = r.gauges
+                return actions
+            })
     }
 
     /// Runs a registry input that changes only counts, and records the gauges.
@@ -114,8 +117,9 @@ final class RelayCore: Sendable {
     func register(channel: Channel, address: String) -> ConnectionOutbox? {
         count { r in
             r.register(address: address) { id in
-                ConnectionOutbox(id: id, channel: channel, address: address, metrics: metrics,
-                                 mediaLimit: configuration.outboundMediaQueueBytes, hardLimit: configuration.outboundQueueBytes)
+                ConnectionOutbox(
+                    id: id, channel: channel, address: address, metrics: metrics,
+                    mediaLimit: configuration.outboundMediaQueueBytes, hardLimit: configuration.outboundQueueBytes)
             }
         }
     }
@@ -126,8 +130,10 @@ final class RelayCore: Sendable {
     /// not sent `JOIN` or `CREATE_ROOM` gets `handshake_timeout` and is closed.
     func handshakeExpired(_ outbox: ConnectionOutbox) {
         metrics.limitHit("handshake_timeout")
-        outbox.close(with: ErrorMessage(code: .handshakeTimeout, isFatal: true,
-                                        message: "no JOIN or CREATE_ROOM within \(configuration.handshakeTimeoutSeconds) s of connecting"))
+        outbox.close(
+            with: ErrorMessage(
+                code: .handshakeTimeout, isFatal: true,
+                message: "no JOIN or CREATE_ROOM within \(configuration.handshakeTimeoutSeconds) s of connecting"))
     }
 
     /// The connection went away (closed by either side). Idempotent.
@@ -143,8 +149,10 @@ final class RelayCore: Sendable {
         let now = clock.now
         if let retry = registry.withLock({ $0.limitRoomCreation(address: outbox.address, now: now) }) {
             metrics.limitHit("room_creations")
-            return outbox.close(with: ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
-                                                   message: "too many rooms created from this address; wait before creating another"))
+            return outbox.close(
+                with: ErrorMessage(
+                    code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
+                    message: "too many rooms created from this address; wait before creating another"))
         }
         guard verifyIdentityProof(identity: message.identity, signature: message.signature, challenge: challenge, roomID: message.roomID) else {
             return fail(outbox, .badSignature, "the identity signature over the relay challenge does not verify")
@@ -286,16 +294,20 @@ final class RelayCore: Sendable {
         let payloadLength = message.readableBytes - FrameHeader.length
         guard payloadLength <= configuration.payloadLimit(header.kind) else {
             metrics.limitHit("frame_size")
-            return ErrorMessage(code: .tooLarge, isFatal: true, message: "\(header.kind.name) frame of \(payloadLength) bytes exceeds this relay's limit of \(configuration.payloadLimit(header.kind))")
+            return ErrorMessage(
+                code: .tooLarge, isFatal: true,
+                message: "\(header.kind.name) frame of \(payloadLength) bytes exceeds this relay's limit of \(configuration.payloadLimit(header.kind))")
         }
         var targets = MediaTargets(capacity: 0)
         let now = clock.now
-        let notAdmitted = FrameRoute.reject(ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants"))
+        let notAdmitted = FrameRoute.reject(
+            ErrorMessage(code: .unexpectedMessage, isFatal: true, message: "frames are only accepted from admitted participants"))
         // The room's lock only: frames of other rooms, and joins, go on meanwhile.
-        let route = outbox.room?.state.withLock { r -> FrameRoute in
-            guard !r.isClosed else { return notAdmitted }
-            return routeLocked(&r, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
-        } ?? notAdmitted
+        let route =
+            outbox.room?.state.withLock { r -> FrameRoute in
+                guard !r.isClosed else { return notAdmitted }
+                return routeLocked(&r, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
+            } ?? notAdmitted
         let channel = targets.udp.isEmpty ? nil : mediaChannel(for: outbox.channel.eventLoop)
         switch route {
         case .broadcast, .unicast:
@@ -332,8 +344,10 @@ final class RelayCore: Sendable {
     /// The policy decision for one frame, and its targets filled into `targets`. Called
     /// with the room's lock held, from both the WebSocket and the UDP path, so mute, sharing
     /// and addressing rules are the same on both. Allocates nothing once `targets` has grown.
-    private func routeLocked(_ r: inout RoomState, header: FrameHeader, frameLength: Int,
-                             from connection: ConnectionID, now: RelayInstant, targets: inout MediaTargets) -> FrameRoute {
+    private func routeLocked(
+        _ r: inout RoomState, header: FrameHeader, frameLength: Int,
+        from connection: ConnectionID, now: RelayInstant, targets: inout MediaTargets
+    ) -> FrameRoute {
         // Mutate the policy in place: a copy would duplicate the room's tables on write
         // (copy-on-write) for every frame.
         let route = r.policy.routeFrame(header, from: connection)
@@ -381,8 +395,10 @@ final class RelayCore: Sendable {
     /// Handles one client → relay datagram (protocol 6.3): parse, hop tag, replay window,
     /// address learning, then the same routing as ``frame(_:message:from:)``. Fills
     /// `targets`; the caller writes. No allocation on the forwarding path.
-    func mediaDatagram(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress,
-                       targets: inout MediaTargets) -> MediaInbound {
+    func mediaDatagram(
+        _ datagram: UnsafeRawBufferPointer, from address: SocketAddress,
+        targets: inout MediaTargets
+    ) -> MediaInbound {
         let parsed: (header: MediaDatagram.Header, body: Range<Int>)
         do {
             parsed = try MediaDatagram.parse(datagram)
@@ -429,8 +445,10 @@ final class RelayCore: Sendable {
                 session.pendingPath = nil
                 session.lastHeard = now
                 session.ackSequence += 1
-                return .acknowledge(MediaDatagram.keepaliveAck(sessionID: session.id, sequence: session.ackSequence,
-                                                               echo: header.sequence, authenticator: session.authenticator))
+                return .acknowledge(
+                    MediaDatagram.keepaliveAck(
+                        sessionID: session.id, sequence: session.ackSequence,
+                        echo: header.sequence, authenticator: session.authenticator))
             }
             if session.address != address {
                 // Authenticated, but from an address not validated: challenge it (at most
@@ -443,22 +461,28 @@ final class RelayCore: Sendable {
                 session.pendingPath = (address, token, now)
                 session.ackSequence += 1
                 metrics.udpDropped("unvalidated_address")
-                return .acknowledge(MediaDatagram.pathChallenge(sessionID: session.id, sequence: session.ackSequence, token: token,
-                                                                authenticator: session.authenticator))
+                return .acknowledge(
+                    MediaDatagram.pathChallenge(
+                        sessionID: session.id, sequence: session.ackSequence, token: token,
+                        authenticator: session.authenticator))
             }
             session.window.accept(header.sequence)
             session.lastHeard = now
             guard let frameHeader else {
                 session.ackSequence += 1
-                return .acknowledge(MediaDatagram.keepaliveAck(sessionID: session.id, sequence: session.ackSequence,
-                                                               echo: header.sequence, authenticator: session.authenticator))
+                return .acknowledge(
+                    MediaDatagram.keepaliveAck(
+                        sessionID: session.id, sequence: session.ackSequence,
+                        echo: header.sequence, authenticator: session.authenticator))
             }
             guard session.frames.consume(now: millis), session.bytes.consume(UInt64(parsed.body.count), now: millis) else {
                 metrics.limitHit("frames_per_second")
                 return udpDrop("rate_limited")
             }
-            switch routeLocked(&r, header: frameHeader, frameLength: parsed.body.count,
-                               from: session.connection, now: now, targets: &targets) {
+            switch routeLocked(
+                &r, header: frameHeader, frameLength: parsed.body.count,
+                from: session.connection, now: now, targets: &targets)
+            {
             case .broadcast, .unicast:
                 return .forward(body: parsed.body)
             case .drop(let reason):

@@ -116,8 +116,9 @@ struct RelayRegistry {
     // MARK: - Reading
 
     var gauges: Gauges {
-        Gauges(connections: connections.count + pending, pending: pending, rooms: rooms.count,
-               participants: admittedTotal, waiting: waitingTotal, mediaSessions: sessions.count)
+        Gauges(
+            connections: connections.count + pending, pending: pending, rooms: rooms.count,
+            participants: admittedTotal, waiting: waitingTotal, mediaSessions: sessions.count)
     }
     var connectionCount: Int { connections.count }
     var roomCount: Int { rooms.count }
@@ -195,8 +196,10 @@ struct RelayRegistry {
 
     /// Creates the room `message` proposes, owned by `outbox`'s connection, with the
     /// settings clamped to this relay's limits.
-    mutating func createRoom(_ message: CreateRoomMessage, passwordHash: String?, outbox: ConnectionOutbox,
-                             now: RelayInstant) -> Actions {
+    mutating func createRoom(
+        _ message: CreateRoomMessage, passwordHash: String?, outbox: ConnectionOutbox,
+        now: RelayInstant
+    ) -> Actions {
         var actions = Actions()
         var settings = message.settings
         settings.maxParticipants = min(settings.maxParticipants, UInt16(clamping: configuration.maxParticipantsPerRoom))
@@ -221,8 +224,12 @@ struct RelayRegistry {
         connection.roomID = roomID
         connections[outbox.id] = connection
         outbox.room = cell
-        actions.deliveries.append(Delivery(outbox: outbox, action: .message(.roomCreated(
-            RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings)))))
+        actions.deliveries.append(
+            Delivery(
+                outbox: outbox,
+                action: .message(
+                    .roomCreated(
+                        RoomCreatedMessage(roomID: roomID, index: policy.index(of: outbox.id) ?? 1, settings: settings)))))
         let media = openSession(for: outbox.id, room: cell, now: now, deliveries: &actions.deliveries)
         let host = RelayCore.Recipient(outbox: outbox, media: media)
         cell.state.withLock { r in
@@ -247,8 +254,10 @@ struct RelayRegistry {
     mutating func gateJoin(room roomID: RoomID, address: String, inCluster: Bool, now: RelayInstant) -> JoinRefusal? {
         let exempt = isExempt(address), millis = now.milliseconds
         if !exempt, case .limited(let retry) = joinAttempts.decision(for: address, now: millis) {
-            return JoinRefusal(error: ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
-                                                   message: "too many join attempts from this address"), limit: "join_attempts")
+            return JoinRefusal(
+                error: ErrorMessage(
+                    code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
+                    message: "too many join attempts from this address"), limit: "join_attempts")
         }
         if !exempt { joinAttempts.recordFailure(for: address, now: millis) }
         guard let room = rooms[roomID] else {
@@ -259,9 +268,12 @@ struct RelayRegistry {
         // wrong answers (``recordWrongPassword(address:room:now:)``): a stranger who knows
         // the room id must not be able to lock its invitees out (5.4).
         if room.cell.passwordHash != nil, !exempt,
-           case .limited(let retry) = passwordFailuresByAddress.decision(for: address, now: millis) {
-            return JoinRefusal(error: ErrorMessage(code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
-                                                   message: "too many wrong passwords; wait before trying again"), limit: "password_failures")
+            case .limited(let retry) = passwordFailuresByAddress.decision(for: address, now: millis)
+        {
+            return JoinRefusal(
+                error: ErrorMessage(
+                    code: .rateLimited, isFatal: true, retryAfterMilliseconds: retry,
+                    message: "too many wrong passwords; wait before trying again"), limit: "password_failures")
         }
         return nil
     }
@@ -295,8 +307,11 @@ struct RelayRegistry {
     mutating func command(_ message: CommandMessage, from outbox: ConnectionOutbox, now: RelayInstant) -> Actions {
         var actions = Actions()
         guard let roomID = connections[outbox.id]?.roomID else {
-            actions.close(outbox, ErrorMessage(code: .unexpectedMessage, requestID: message.requestID, isFatal: true,
-                                               message: "join or create a room before sending commands"))
+            actions.close(
+                outbox,
+                ErrorMessage(
+                    code: .unexpectedMessage, requestID: message.requestID, isFatal: true,
+                    message: "join or create a room before sending commands"))
             return actions
         }
         mutateRoom(roomID, now: now, &actions) { $0.command(message, from: outbox.id, now: now.milliseconds) }
@@ -372,20 +387,29 @@ struct RelayRegistry {
 
     /// Opens a media session for an admitted connection and queues its `MEDIA_SESSION`.
     /// Nil when the relay runs no media path.
-    private mutating func openSession(for id: ConnectionID, room: RoomCell, now: RelayInstant,
-                                      deliveries: inout [Delivery]) -> MediaSession? {
+    private mutating func openSession(
+        for id: ConnectionID, room: RoomCell, now: RelayInstant,
+        deliveries: inout [Delivery]
+    ) -> MediaSession? {
         guard let media, let entry = connections[id] else { return nil }
         if let existing = entry.media { return existing }
         let key = SecretKey(copying: random.bytes(HopAuthenticator.keyByteCount))
         var session: MediaSession
         repeat {
-            guard let candidate = try? MediaSession(id: max(1, random.uint32()), connection: id, room: room, outbox: entry.outbox,
-                                                    hopKey: key, configuration: configuration, now: now.milliseconds) else { return nil }
+            guard
+                let candidate = try? MediaSession(
+                    id: max(1, random.uint32()), connection: id, room: room, outbox: entry.outbox,
+                    hopKey: key, configuration: configuration, now: now.milliseconds)
+            else { return nil }
             session = candidate
         } while !sessions.insert(session)
         connections[id]?.media = session
-        deliveries.append(Delivery(outbox: entry.outbox, action: .message(.mediaSession(
-            MediaSessionMessage(sessionID: session.id, hopKey: key, port: media.port, host: media.advertisedHost)))))
+        deliveries.append(
+            Delivery(
+                outbox: entry.outbox,
+                action: .message(
+                    .mediaSession(
+                        MediaSessionMessage(sessionID: session.id, hopKey: key, port: media.port, host: media.advertisedHost)))))
         return session
     }
 

@@ -36,7 +36,7 @@ struct RoomState {
 final class SessionTable: Sendable {
     static let shardCount = 16
     private final class Shard: Sendable { let map = Mutex<[UInt32: MediaSession]>([:]) }
-    private let shards: [Shard] = (0 ..< SessionTable.shardCount).map { _ in Shard() }
+    private let shards: [Shard] = (0..<SessionTable.shardCount).map { _ in Shard() }
     private let total = Atomic<Int>(0)
 
     @inline(__always) private func shard(_ id: UInt32) -> Shard { shards[Int(id % UInt32(Self.shardCount))] }

@@ -45,8 +45,11 @@ final class MediaDatagramHandler: ChannelInboundHandler {
             }
         case .acknowledge(let ack):
             core.metrics.udpKeepalives.increment()
-            context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress,
-                                                                         data: context.channel.allocator.buffer(bytes: ack))), promise: nil)
+            context.writeAndFlush(
+                Self.wrapOutboundOut(
+                    AddressedEnvelope(
+                        remoteAddress: envelope.remoteAddress,
+                        data: context.channel.allocator.buffer(bytes: ack))), promise: nil)
         case .notify(let outbox, let notice):
             outbox.send(.error(notice))
         case .dropped:

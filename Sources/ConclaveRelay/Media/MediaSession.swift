@@ -34,8 +34,10 @@ final class MediaSession: @unchecked Sendable {
     var frames: TokenBucket
     var bytes: TokenBucket
 
-    init(id: UInt32, connection: ConnectionID, room: RoomCell, outbox: ConnectionOutbox, hopKey: SecretKey,
-         configuration: RelayConfiguration, now: RelayMillis) throws {
+    init(
+        id: UInt32, connection: ConnectionID, room: RoomCell, outbox: ConnectionOutbox, hopKey: SecretKey,
+        configuration: RelayConfiguration, now: RelayMillis
+    ) throws {
         self.id = id
         self.connection = connection
         self.room = room

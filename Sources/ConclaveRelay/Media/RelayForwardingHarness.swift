@@ -25,7 +25,7 @@ import ConclaveProtocol
     ///   - datagramCount: the pool; the sender's replay window is reset each time it wraps.
     ///   - payloadBytes: the audio FRAME payload size.
     public init(roomSize: Int, datagramCount: Int = 1_000, payloadBytes: Int = 160) throws {
-        precondition((2 ... 100).contains(roomSize) && datagramCount >= 1 && (1 ... FrameKind.audio.payloadLimit).contains(payloadBytes))
+        precondition((2...100).contains(roomSize) && datagramCount >= 1 && (1...FrameKind.audio.payloadLimit).contains(payloadBytes))
         var configuration = RelayConfiguration()
         configuration.maxFramesPerSecond = 1_000_000
         configuration.maxBytesPerSecond = 1_000_000_000
@@ -40,7 +40,7 @@ import ConclaveProtocol
         var channels: [EmbeddedChannel] = []
         var outboxes: [ConnectionOutbox] = []
         var roomID = RoomID.zero
-        for i in 0 ..< roomSize {
+        for i in 0..<roomSize {
             let channel = EmbeddedChannel()
             channels.append(channel)
             guard let outbox = core.register(channel: channel, address: "127.0.0.1") else { throw HarnessError("register") }
@@ -54,11 +54,15 @@ import ConclaveProtocol
             if i == 0 { roomID = RoomID(bytes: SecureRandom.bytes(count: 16))! }
             let signature = try identity.signature(for: challenge + roomID.bytes + wire.ed25519Public + wire.x25519Public, context: Labels.relayAuthSignature)
             if i == 0 {
-                core.createRoom(CreateRoomMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, settings: settings), challenge: challenge, from: outbox)
+                core.createRoom(
+                    CreateRoomMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, settings: settings), challenge: challenge,
+                    from: outbox)
                 guard let id = core.roomID(of: outbox.id) else { throw HarnessError("create room") }
                 roomID = id
             } else {
-                core.join(JoinMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32)), challenge: challenge, from: outbox)
+                core.join(
+                    JoinMessage(roomID: roomID, identity: wire, signature: signature, relayAuth: nil, knock: [UInt8](repeating: 0x4B, count: 32)),
+                    challenge: challenge, from: outbox)
             }
         }
         // Every member's path goes live: a keepalive from its own address, the relay's
@@ -68,29 +72,33 @@ import ConclaveProtocol
             guard let session = core.mediaSession(of: outbox.id) else { throw HarnessError("no media session for member \(i)") }
             sessions.append(session)
             var keepalive: [UInt8] = []
-            MediaDatagram.seal(.init(kind: .keepalive, sessionID: session.id, sequence: 1), body: UnsafeRawBufferPointer(start: nil, count: 0),
-                               authenticator: session.authenticator, into: &keepalive)
+            MediaDatagram.seal(
+                .init(kind: .keepalive, sessionID: session.id, sequence: 1), body: UnsafeRawBufferPointer(start: nil, count: 0),
+                authenticator: session.authenticator, into: &keepalive)
             let address = try SocketAddress(ipAddress: "127.0.0.1", port: 20_000 + i)
             var scratch = MediaTargets()
             let outcome = keepalive.withUnsafeBytes { core.mediaDatagram($0, from: address, targets: &scratch) }
             guard case .acknowledge(let reply) = outcome,
-                  let challenge = reply.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: session.id, authenticator: session.authenticator) })
+                let challenge = reply.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: session.id, authenticator: session.authenticator) })
             else { throw HarnessError("keepalive of member \(i): \(outcome)") }
             var response: [UInt8] = []
             MediaDatagram.pathResponseBody(token: challenge.token).withUnsafeBytes {
-                MediaDatagram.seal(.init(kind: .pathResponse, sessionID: session.id, sequence: 2), body: $0, authenticator: session.authenticator, into: &response)
+                MediaDatagram.seal(
+                    .init(kind: .pathResponse, sessionID: session.id, sequence: 2), body: $0, authenticator: session.authenticator, into: &response)
             }
             let validated = response.withUnsafeBytes { core.mediaDatagram($0, from: address, targets: &scratch) }
             guard case .acknowledge = validated else { throw HarnessError("path response of member \(i): \(validated)") }
         }
         let sender = sessions[0]
-        let header = try FrameMessage(kind: .audio, sender: core.index(of: outboxes[0].id) ?? ParticipantIndex(1), recipient: .everyone,
-                                      payload: [UInt8](repeating: 0x5A, count: payloadBytes))
+        let header = try FrameMessage(
+            kind: .audio, sender: core.index(of: outboxes[0].id) ?? ParticipantIndex(1), recipient: .everyone,
+            payload: [UInt8](repeating: 0x5A, count: payloadBytes))
         let frame = ClientMessage.frame(header).encoded()
-        datagrams = (0 ..< datagramCount).map { n in
+        datagrams = (0..<datagramCount).map { n in
             var out: [UInt8] = []
             frame.withUnsafeBytes {
-                MediaDatagram.seal(.init(kind: .media, sessionID: sender.id, sequence: UInt64(n + 3)), body: $0, authenticator: sender.authenticator, into: &out)
+                MediaDatagram.seal(
+                    .init(kind: .media, sessionID: sender.id, sequence: UInt64(n + 3)), body: $0, authenticator: sender.authenticator, into: &out)
             }
             return out
         }

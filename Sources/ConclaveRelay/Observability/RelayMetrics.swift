@@ -39,8 +39,10 @@ public final class RelayMetrics: Sendable {
     let udpAddressChanges: CoreMetrics.Counter
     let udpKeepalives: CoreMetrics.Counter
     let udpDroppedByReason: [String: CoreMetrics.Counter]
-    static let udpDropReasons = ["malformed", "unknown_kind", "unknown_session", "bad_tag", "replayed", "kind", "too_large",
-                                 "rate_limited", "not_admitted", "muted", "not_presenter", "unvalidated_address", "path_response", "other"]
+    static let udpDropReasons = [
+        "malformed", "unknown_kind", "unknown_session", "bad_tag", "replayed", "kind", "too_large",
+        "rate_limited", "not_admitted", "muted", "not_presenter", "unvalidated_address", "path_response", "other",
+    ]
     /// The largest outbound queue any single connection has held, in bytes (a gauge of the
     /// worst case, which the slow-consumer limit bounds).
     let peakOutboundQueueBytes = Atomic<Int>(0)
@@ -53,9 +55,11 @@ public final class RelayMetrics: Sendable {
     let clusterRedisErrors: CoreMetrics.Counter
     let clusterRedisLatency: CoreMetrics.Timer
 
-    static let limitNames = ["frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
-                             "connections", "participants", "waiting", "join_attempts", "password_failures",
-                             "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address", "room_creations"]
+    static let limitNames = [
+        "frames_per_second", "bytes_per_second", "control_per_second", "frame_size", "rooms",
+        "connections", "participants", "waiting", "join_attempts", "password_failures",
+        "idle_timeout", "handshake_timeout", "outbound_queue", "pending_per_address", "room_creations",
+    ]
     static let joinResults = ["waiting", "admitted", "refused", "bad_password", "rate_limited", "redirected"]
 
     public init() {
@@ -73,9 +77,10 @@ public final class RelayMetrics: Sendable {
         rooms = CoreMetrics.Gauge(label: "conclave_relay_rooms", factory: f)
         participants = CoreMetrics.Gauge(label: "conclave_relay_participants", factory: f)
         waiting = CoreMetrics.Gauge(label: "conclave_relay_waiting", factory: f)
-        framesForwarded = Dictionary(uniqueKeysWithValues: FrameKind.allCases.map {
-            ($0, CoreMetrics.Counter(label: "conclave_relay_frames_received_total", dimensions: [("kind", $0.name)], factory: f))
-        })
+        framesForwarded = Dictionary(
+            uniqueKeysWithValues: FrameKind.allCases.map {
+                ($0, CoreMetrics.Counter(label: "conclave_relay_frames_received_total", dimensions: [("kind", $0.name)], factory: f))
+            })
         bytesForwarded = CoreMetrics.Counter(label: "conclave_relay_frame_bytes_received_total", factory: f)
         deliveries = CoreMetrics.Counter(label: "conclave_relay_frame_deliveries_total", factory: f)
         var dropped: [String: CoreMetrics.Counter] = [:]
@@ -85,23 +90,27 @@ public final class RelayMetrics: Sendable {
         framesDropped = dropped
         outboundMediaDropped = CoreMetrics.Counter(label: "conclave_relay_outbound_media_dropped_total", factory: f)
         slowConsumerDisconnects = CoreMetrics.Counter(label: "conclave_relay_slow_consumer_disconnects_total", factory: f)
-        protocolErrors = Dictionary(uniqueKeysWithValues: ErrorCode.wireCodes.map {
-            ($0, CoreMetrics.Counter(label: "conclave_relay_errors_sent_total", dimensions: [("code", $0.name)], factory: f))
-        })
-        limitHits = Dictionary(uniqueKeysWithValues: Self.limitNames.map {
-            ($0, CoreMetrics.Counter(label: "conclave_relay_limit_hits_total", dimensions: [("limit", $0)], factory: f))
-        })
-        joins = Dictionary(uniqueKeysWithValues: Self.joinResults.map {
-            ($0, CoreMetrics.Counter(label: "conclave_relay_joins_total", dimensions: [("result", $0)], factory: f))
-        })
+        protocolErrors = Dictionary(
+            uniqueKeysWithValues: ErrorCode.wireCodes.map {
+                ($0, CoreMetrics.Counter(label: "conclave_relay_errors_sent_total", dimensions: [("code", $0.name)], factory: f))
+            })
+        limitHits = Dictionary(
+            uniqueKeysWithValues: Self.limitNames.map {
+                ($0, CoreMetrics.Counter(label: "conclave_relay_limit_hits_total", dimensions: [("limit", $0)], factory: f))
+            })
+        joins = Dictionary(
+            uniqueKeysWithValues: Self.joinResults.map {
+                ($0, CoreMetrics.Counter(label: "conclave_relay_joins_total", dimensions: [("result", $0)], factory: f))
+            })
         roomsCreated = CoreMetrics.Counter(label: "conclave_relay_rooms_created_total", factory: f)
         mediaSessions = CoreMetrics.Gauge(label: "conclave_relay_media_sessions", factory: f)
         udpDeliveries = CoreMetrics.Counter(label: "conclave_relay_udp_deliveries_total", factory: f)
         udpAddressChanges = CoreMetrics.Counter(label: "conclave_relay_udp_address_changes_total", factory: f)
         udpKeepalives = CoreMetrics.Counter(label: "conclave_relay_udp_keepalives_total", factory: f)
-        udpDroppedByReason = Dictionary(uniqueKeysWithValues: Self.udpDropReasons.map {
-            ($0, CoreMetrics.Counter(label: "conclave_relay_udp_dropped_total", dimensions: [("reason", $0)], factory: f))
-        })
+        udpDroppedByReason = Dictionary(
+            uniqueKeysWithValues: Self.udpDropReasons.map {
+                ($0, CoreMetrics.Counter(label: "conclave_relay_udp_dropped_total", dimensions: [("reason", $0)], factory: f))
+            })
         peakOutboundGauge = CoreMetrics.Gauge(label: "conclave_relay_outbound_queue_peak_bytes", factory: f)
     }
 
@@ -127,15 +136,16 @@ public final class RelayMetrics: Sendable {
     public func render() -> [UInt8] {
         var out = registry.emitToBuffer()
         let (cpu, rss) = ProcessStats.read()
-        out += Array("""
-        # TYPE process_cpu_seconds_total counter
-        process_cpu_seconds_total \(cpu)
-        # TYPE process_resident_memory_bytes gauge
-        process_resident_memory_bytes \(rss)
-        # TYPE process_open_fds gauge
-        process_open_fds \(ProcessStats.openDescriptors())
+        out += Array(
+            """
+            # TYPE process_cpu_seconds_total counter
+            process_cpu_seconds_total \(cpu)
+            # TYPE process_resident_memory_bytes gauge
+            process_resident_memory_bytes \(rss)
+            # TYPE process_open_fds gauge
+            process_open_fds \(ProcessStats.openDescriptors())
 
-        """.utf8)
+            """.utf8)
         return out
     }
 }
@@ -145,7 +155,8 @@ public enum ProcessStats {
     public static func read() -> (cpuSeconds: Double, residentBytes: Int) {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let cpu =
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
         return (cpu, residentBytes())
     }

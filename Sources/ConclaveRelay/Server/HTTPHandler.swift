@@ -16,7 +16,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h): head = h
-        case .body: break // request bodies are ignored (and bounded by the HTTP decoder)
+        case .body: break  // request bodies are ignored (and bounded by the HTTP decoder)
         case .end:
             guard let head else { return }
             self.head = nil

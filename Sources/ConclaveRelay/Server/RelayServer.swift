@@ -26,8 +26,10 @@ public final class RelayServer: Sendable {
     private let mediaChannels = NIOLockedBox<[Channel]>([])
 
     /// `clock`: the relay's time, for tests where a timer is the subject (``ManualRelayClock``).
-    public init(configuration: RelayConfiguration, logger: Logger = Logger(label: "conclave.relay"),
-                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: any RelayClock = MonotonicRelayClock()) throws {
+    public init(
+        configuration: RelayConfiguration, logger: Logger = Logger(label: "conclave.relay"),
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: any RelayClock = MonotonicRelayClock()
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
@@ -41,9 +43,11 @@ public final class RelayServer: Sendable {
             let endpoint: RedisEndpoint
             do { endpoint = try RedisEndpoint(url: url) } catch { throw RelayServerError.cluster("\(error)") }
             let key = try Self.readClusterKey(configuration.clusterKeyFile ?? "")
-            let nodeID = configuration.nodeID ?? SecureRandom.bytes(count: 8).map { b in
-                String(Array("0123456789abcdef")[Int(b >> 4)]) + String(Array("0123456789abcdef")[Int(b & 15)])
-            }.joined()
+            let nodeID =
+                configuration.nodeID
+                ?? SecureRandom.bytes(count: 8).map { b in
+                    String(Array("0123456789abcdef")[Int(b >> 4)]) + String(Array("0123456789abcdef")[Int(b & 15)])
+                }.joined()
             clusterPlan = ClusterPlan(endpoint: endpoint, key: key, nodeID: nodeID)
         } else {
             clusterPlan = nil
@@ -81,7 +85,7 @@ public final class RelayServer: Sendable {
         defer { fclose(f) }
         var buffer = [UInt8](repeating: 0, count: 4097)
         let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, 4097, f) }
-        guard (32 ... 4096).contains(n) else {
+        guard (32...4096).contains(n) else {
             throw RelayServerError.cluster("the cluster key file \(path) must hold 32 to 4096 bytes (it holds \(n))")
         }
         return Array(buffer.prefix(n))
@@ -109,7 +113,8 @@ public final class RelayServer: Sendable {
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-                let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                let tls = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
                 sslContext = try NIOSSLContext(configuration: tls)
             } catch {
                 throw RelayServerError.tlsSetup(String(describing: error))
@@ -146,9 +151,11 @@ public final class RelayServer: Sendable {
         startCluster(boundPort: channel.localAddress?.port ?? configuration.port)
         let tick = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in core.tick() }
         channel.closeFuture.whenComplete { _ in tick.cancel() }
-        logger.notice("relay listening", metadata: [
-            "address": "\(configuration.isTLS ? "wss" : "ws")://\(configuration.host):\(channel.localAddress?.port ?? configuration.port)/v1",
-        ])
+        logger.notice(
+            "relay listening",
+            metadata: [
+                "address": "\(configuration.isTLS ? "wss" : "ws")://\(configuration.host):\(channel.localAddress?.port ?? configuration.port)/v1"
+            ])
     }
 
     /// Binds the UDP media path: `media-threads` sockets (one per event loop, default one
@@ -182,8 +189,9 @@ public final class RelayServer: Sendable {
             }
         }
         mediaChannels.value = channels
-        let advertised = (configuration.mediaHost == nil || configuration.mediaHost == configuration.host
-            || host == "0.0.0.0" || host == "::") ? "" : host
+        let advertised =
+            (configuration.mediaHost == nil || configuration.mediaHost == configuration.host
+                || host == "0.0.0.0" || host == "::") ? "" : host
         core.mediaPathBound(.init(advertisedHost: advertised, port: UInt16(port), channels: channels))
         logger.notice("media listening", metadata: ["address": "udp://\(host):\(port)", "sockets": "\(channels.count)"])
     }
@@ -218,9 +226,10 @@ public final class RelayServer: Sendable {
                     guard let outbox else {
                         var close = channel.allocator.buffer(capacity: 2)
                         close.write(webSocketErrorCode: overLimit ? .policyViolation : .goingAway)
-                        let refusal = RelayMessage.error(overLimit
-                            ? ErrorMessage(code: .atCapacity, isFatal: true, message: "the relay is at its connection limit; try again later")
-                            : ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is stopping"))
+                        let refusal = RelayMessage.error(
+                            overLimit
+                                ? ErrorMessage(code: .atCapacity, isFatal: true, message: "the relay is at its connection limit; try again later")
+                                : ErrorMessage(code: .shuttingDown, isFatal: true, message: "the relay is stopping"))
                         metrics.errorSent(overLimit ? .atCapacity : .shuttingDown)
                         channel.write(WebSocketFrame(fin: true, opcode: .binary, data: channel.allocator.buffer(bytes: refusal.encoded())), promise: nil)
                         // The TCP close waits a moment (the client answers the close frame and
@@ -239,9 +248,12 @@ public final class RelayServer: Sendable {
             }
         )
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                context.pipeline.syncOperations.removeHandler(http.value, promise: nil)
-            }),
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(http.value, promise: nil)
+                }
+            ),
             withErrorHandling: true
         )
         try channel.pipeline.syncOperations.addHandler(http.value)
@@ -254,7 +266,7 @@ public final class RelayServer: Sendable {
         let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         // The 22nd character carries 2 bits: its low 4 bits must be zero (canonical encoding).
         let last = Set("AQgw".utf8)
-        return bytes[0 ..< 21].allSatisfy { alphabet.contains($0) } && last.contains(bytes[21])
+        return bytes[0..<21].allSatisfy { alphabet.contains($0) } && last.contains(bytes[21])
     }
 
     /// Notifies every client with `shutting_down`, waits up to the grace period for them to

@@ -124,9 +124,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             }
             let challenge = core.random.bytes(MessageLimits.challengeLength)
             phase = .awaitingRoom(challenge: challenge)
-            outbox.send(.welcome(WelcomeMessage(version: ProtocolVersion.current, challenge: challenge,
-                                                maximumMessageLength: UInt16(MessageLimits.maximumMessageLength),
-                                                maximumFramesPerSecond: UInt16(clamping: core.configuration.maxFramesPerSecond))))
+            outbox.send(
+                .welcome(
+                    WelcomeMessage(
+                        version: ProtocolVersion.current, challenge: challenge,
+                        maximumMessageLength: UInt16(MessageLimits.maximumMessageLength),
+                        maximumFramesPerSecond: UInt16(clamping: core.configuration.maxFramesPerSecond))))
         case (.awaitingRoom(let challenge), .createRoom(let create)):
             phase = .inRoom
             handshakeDone(context)

@@ -33,7 +33,8 @@ final class WebSocketRules: ChannelInboundHandler {
         let opcode = UInt8(webSocketOpcode: frame.opcode)
         // Reserved bits (no extension is negotiated), an unmasked frame, a reserved opcode
         // (0x3–0x7, 0xB–0xF), or a fragmented or oversized control frame.
-        let violates = frame.rsv1 || frame.rsv2 || frame.rsv3 || frame.maskKey == nil
+        let violates =
+            frame.rsv1 || frame.rsv2 || frame.rsv3 || frame.maskKey == nil
             || opcode > 0xA || (opcode > 0x2 && opcode < 0x8)
             || (opcode >= 0x8 && (!frame.fin || frame.length > 125))
         guard violates else { return context.fireChannelRead(data) }
@@ -58,7 +59,8 @@ final class WebSocketRules: ChannelInboundHandler {
 
     /// The aggregator that joins legal fragments (after this handler in the pipeline).
     static func aggregator() -> NIOWebSocketFrameAggregator {
-        NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: maximumFragments,
-                                    maxAccumulatedFrameSize: maximumMessageBytes)
+        NIOWebSocketFrameAggregator(
+            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: maximumFragments,
+            maxAccumulatedFrameSize: maximumMessageBytes)
     }
 }
