@@ -34,7 +34,7 @@ let benchmarks: @Sendable () -> Void = {
     // iteration (round trip, forgery refused, frame cipher byte-identical to libsodium).
     for size in [64, 160, 1200] {
         for contender in CryptoBench.Contender.all {
-            Benchmark("seal+open \(size)B \(contender.path)") { (benchmark: Benchmark, runner: any RoundTripPath) in
+            Benchmark("seal+open_\(size)B_\(contender.path)") { (benchmark: Benchmark, runner: any RoundTripPath) in
                 precondition(benchmark.scaledIterations.count == batch, "the batch is one scaled iteration's worth of frames")
                 try runner.sealBatch()
                 try runner.openBatch()
@@ -45,7 +45,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("seal+open 160B SFrameKey") { benchmark, path in
+    Benchmark("seal+open_160B_SFrameKey") { benchmark, path in
         for _ in benchmark.scaledIterations { try path.roundTrip() }
     } setup: {
         try SFrameKeyRoundTrip(size: 160)
@@ -54,7 +54,7 @@ let benchmarks: @Sendable () -> Void = {
     // The participant's whole per-frame path: SenderKeyState picks the epoch key, counter
     // and metadata and seals; ReceiverKeyRing parses the KID, checks the replay window,
     // opens and records the counter. mallocCountTotal must be 0 here too.
-    Benchmark("seal+open 160B E2E sender/receiver") { benchmark, path in
+    Benchmark("seal+open_160B_E2E_sender-receiver") { benchmark, path in
         for _ in benchmark.scaledIterations { try path.roundTrip() }
     } setup: {
         try E2ERoundTrip(size: 160)

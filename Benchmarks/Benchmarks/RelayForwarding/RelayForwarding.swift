@@ -17,7 +17,7 @@ import BenchmarkSupport
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .conclave
     for size in [2, 5, 10] {
-        Benchmark("route 160B datagram, room of \(size)") { benchmark, harness in
+        Benchmark("route_160B_datagram_room_of_\(size)") { benchmark, harness in
             var delivered = 0
             for _ in benchmark.scaledIterations { delivered &+= harness.route() }
             blackHole(delivered)
