@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
     ],
     targets: [
         // MARK: C libraries
@@ -55,6 +56,9 @@ let package = Package(
         .target(name: "ConclaveCrypto", dependencies: ["CSodium"]),
         .target(name: "ConclaveMedia", dependencies: ["COpus"]),
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
+        // Child processes that outlive a call (the demo's relay; the tests' relays, Redis
+        // servers and participants), on swift-subprocess.
+        .target(name: "ConclaveChildProcess", dependencies: [.product(name: "Subprocess", package: "swift-subprocess")]),
         // Local files and /proc/self through swift-system (no Glibc file calls elsewhere).
         .target(name: "ConclaveSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // The relay's options and config-file parser on their own, without the network
@@ -100,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveLoad",
+                "ConclaveCrypto", "ConclaveProtocol", "ConclaveMedia", "ConclaveBench", "ConclaveClient", "ConclaveLoad", "ConclaveChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -125,7 +129,7 @@ let package = Package(
         .target(
             name: "ConclaveTestSupport",
             dependencies: [
-                "ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad",
+                "ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad", "ConclaveChildProcess",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -141,13 +145,16 @@ let package = Package(
         .testTarget(
             name: "ConclaveClientTests",
             dependencies: [
-                "ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveTestSupport",
+                "ConclaveClient", "ConclaveRelay", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveTestSupport", "ConclaveChildProcess",
                 "conclave-relay", "conclave",
             ] + webSocketStack
         ),
         .testTarget(
             name: "ConclaveRelayTests",
-            dependencies: ["ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "conclave-relay"]
+            dependencies: [
+                "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveRedis", "ConclaveTestSupport", "ConclaveChildProcess",
+                "conclave-relay",
+            ]
                 + webSocketStack
                 + [.product(name: "NIOEmbedded", package: "swift-nio")]
         ),

@@ -1,3 +1,4 @@
+import ConclaveChildProcess
 import Foundation
 import NIOCore
 import NIOPosix
@@ -8,12 +9,13 @@ import ConclaveClient
 ///
 /// ``start(binary:arguments:)`` returns once the relay accepts WebSocket connections (or
 /// throws when it exits first or does not listen within the deadline); ``stop()`` sends
-/// SIGTERM and waits for the graceful shutdown.
+/// SIGTERM and waits for the graceful shutdown. The process runs on swift-subprocess
+/// (``ChildProcess``).
 final class LocalRelayProcess {
     let endpoint: RelayEndpoint
-    private let process: Process
+    private let process: ChildProcess
 
-    private init(endpoint: RelayEndpoint, process: Process) {
+    private init(endpoint: RelayEndpoint, process: ChildProcess) {
         self.endpoint = endpoint
         self.process = process
     }
@@ -34,16 +36,12 @@ final class LocalRelayProcess {
             throw CLIError("cannot find conclave-relay at \(binary); build it (swift build) or pass --relay-binary")
         }
         let port = try await freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--listen", "127.0.0.1:\(port)", "--log-level", logLevel] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try await ChildProcess.launch(binary, arguments: ["--listen", "127.0.0.1:\(port)", "--log-level", logLevel] + arguments)
         let relay = LocalRelayProcess(endpoint: RelayEndpoint(scheme: .ws, host: "127.0.0.1", port: port), process: process)
         let until = ContinuousClock.now + deadline
         while ContinuousClock.now < until {
-            guard process.isRunning else {
-                throw CLIError("conclave-relay exited with status \(process.terminationStatus) before listening")
+            if let exit = process.exit {
+                throw CLIError("conclave-relay ended (\(exit)) before listening: \(process.standardError.suffix(500))")
             }
             if let c = try? await RelayConnection.connect(to: relay.endpoint, connectTimeout: .milliseconds(200)) {
                 await c.close()
@@ -51,14 +49,14 @@ final class LocalRelayProcess {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        relay.stop()
+        await relay.stop()
         throw CLIError("conclave-relay did not listen on 127.0.0.1:\(port) within \(deadline)")
     }
 
     /// SIGTERM, then waits for the relay to finish its graceful shutdown. Idempotent.
-    func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+    func stop() async {
+        if process.isRunning { process.signal(SIGTERM) }
+        await process.waitForExit()
     }
 
     /// A loopback port free for both TCP and UDP right now.

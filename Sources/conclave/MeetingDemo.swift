@@ -15,8 +15,17 @@ enum MeetingDemo {
     static func run(seconds: Double, relayBinary: String?) async throws -> Bool {
         // The relay on its embedded defaults, as an operator would start it.
         let relay = try await LocalRelayProcess.start(binary: relayBinary, logLevel: "error")
-        defer { relay.stop() }
-        let endpoint = relay.endpoint
+        do {
+            let ok = try await meeting(on: relay.endpoint, seconds: seconds)
+            await relay.stop()
+            return ok
+        } catch {
+            await relay.stop()
+            throw error
+        }
+    }
+
+    private static func meeting(on endpoint: RelayEndpoint, seconds: Double) async throws -> Bool {
         print("relay    listening on ws://127.0.0.1:\(endpoint.port)/v1 (loopback; it holds no content key)")
 
         let dir = NSTemporaryDirectory() + "conclave-demo-\(UUID().uuidString)"
@@ -81,7 +90,6 @@ enum MeetingDemo {
         await bobRun.value
         await aliceRun.value
         await hostRun.value
-        relay.stop()
 
         print("")
         print("summary")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConclaveChildProcess
 import Foundation
 import ConclaveClient
 import ConclaveCrypto
@@ -9,7 +10,7 @@ import ConclaveProtocol
 /// members, some chat) and times, in the same run, a raw `cp` of the file, verifying it
 /// (`RecordingReader.read`: decrypt and check every record) and exporting it (verify, then
 /// decode to WAVs). Best of `--rounds`; MB/s are of the recording file.
-struct RecordingBenchCommand: ParsableCommand {
+struct RecordingBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recording",
         abstract: "Export speed of an encrypted recording against a raw cp of the same file, in one run."
@@ -30,7 +31,7 @@ struct RecordingBenchCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let dir = NSTemporaryDirectory() + "conclave-bench-recording-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -64,26 +65,22 @@ struct RecordingBenchCommand: ParsableCommand {
         let bytes = writer.bytesWritten
         let key = try RecordingReader.unlock(try RecordingReader.header(path: path), identity: recorder, passphrase: nil)
 
-        func best(_ body: (Int) throws -> Void) rethrows -> Double {
+        func best(_ body: (Int) async throws -> Void) async rethrows -> Double {
             var times: [Double] = []
             for round in 0..<rounds {
                 let start = ContinuousClock.now
-                try body(round)
+                try await body(round)
                 let d = ContinuousClock.now - start
                 times.append(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
             }
             return times.min()!
         }
-        let cp = try best { round in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/cp")
-            p.arguments = [path, "\(dir)/copy-\(round).crec"]
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw CLIError("cp failed") }
+        let cp = try await best { round in
+            let copy = try await ChildProcess.launch("/bin/cp", arguments: [path, "\(dir)/copy-\(round).crec"])
+            guard await copy.waitForExit() == .exited(0) else { throw CLIError("cp failed: \(copy.standardError)") }
         }
-        let verify = try best { _ in try RecordingReader.read(path: path, key: key) }
-        let export = try best { round in
+        let verify = try await best { _ in _ = try RecordingReader.read(path: path, key: key) }
+        let export = try await best { round in
             let out = "\(dir)/out-\(round)"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             _ = try RecordingExport.export(path: path, key: key, to: out)

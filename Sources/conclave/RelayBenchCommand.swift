@@ -57,14 +57,20 @@ struct RelayBenchCommand: AsyncParsableCommand {
             child = started
             endpoint = started.endpoint
         }
-        defer { child?.stop() }
         var options = RelayBench.Options(relay: endpoint)
         options.roomSizes = parsedSizes!
         options.offeredRate = rate
         options.seconds = seconds
         let json = self.json
-        let results = try await RelayBench(options: options).run { line in
-            if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+        let results: [RelayBench.Result]
+        do {
+            results = try await RelayBench(options: options).run { line in
+                if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+            }
+            await child?.stop()
+        } catch {
+            await child?.stop()
+            throw error
         }
         if json {
             print(

@@ -1,57 +1,39 @@
+import ConclaveChildProcess
 import Foundation
 import Synchronization
 import Testing
 import ConclaveProtocol
 import ConclaveRelay
 
-/// A `conclave` process with its JSON event lines collected as they come.
-final class CLIProcess: JSONEventSource, @unchecked Sendable {
-    // @unchecked: `process` and `stdin` are set in init and only read afterwards; output goes through `raw`.
-    let process: Process
-    let stdin: Pipe
-    /// Standard output (JSON lines in `--json` mode), and standard error apart.
-    let raw = Mutex<String>("")
-    let errors = Mutex<String>("")
+/// A `conclave` process with its JSON event lines collected as they come (on
+/// swift-subprocess: ``ChildProcess`` drains its output while it runs).
+final class CLIProcess: JSONEventSource {
+    let child: ChildProcess
 
-    init(_ arguments: [String]) throws {
-        let binary = try TestPaths.executable("conclave")
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        stdin = Pipe()
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        stdout.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
-            let text = String(decoding: data, as: UTF8.self)
-            self.raw.withLock { $0 += text }
-        }
-        stderr.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
-            let text = String(decoding: data, as: UTF8.self)
-            self.errors.withLock { $0 += text }
-        }
-        try process.run()
+    static func launch(_ arguments: [String]) async throws -> CLIProcess {
+        CLIProcess(child: try await ChildProcess.launch(try TestPaths.executable("conclave"), arguments: arguments))
     }
 
-    func send(_ line: String) { stdin.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+    private init(child: ChildProcess) { self.child = child }
 
-    /// Complete lines of standard output.
+    func send(_ line: String) { child.write(Array((line + "\n").utf8)) }
+
+    /// Complete lines of standard output (JSON lines in `--json` mode).
     var jsonLines: [String] {
-        let text = raw.withLock { $0 }
+        let text = child.standardOutput
         return text.split(separator: "\n", omittingEmptySubsequences: true).dropLast(text.hasSuffix("\n") ? 0 : 1).map(String.init)
     }
 
-    var transcript: String { raw.withLock { $0 } + "\nstandard error:\n" + errors.withLock { $0 }.suffix(1000) }
+    var standardError: String { child.standardError }
+    var transcript: String { child.standardOutput + "\nstandard error:\n" + child.standardError.suffix(1000) }
 
+    /// Waits for the process to end by itself; how it ended.
+    func exit() async -> ChildProcess.Exit { await child.waitForExit() }
+
+    /// Ends the process if it still runs (its input closed, then SIGTERM); does not wait.
     func stop() {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        child.closeInput()
+        if child.isRunning { child.signal(SIGTERM) }
     }
 }
 
@@ -65,12 +47,14 @@ final class CLIProcess: JSONEventSource, @unchecked Sendable {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             FileManager.default.createFile(atPath: "\(dir)/slide.bin", contents: Data((0..<5000).map { UInt8(truncatingIfNeeded: $0) }))
             let relay = "ws://127.0.0.1:\(endpoint.port)"
-            let host = try CLIProcess(["host", "--relay", relay, "--name", "Hana", "--json", "--duration", "20", "--send-audio", "tone:440", "--unmute"])
+            let host = try await CLIProcess.launch([
+                "host", "--relay", relay, "--name", "Hana", "--json", "--duration", "20", "--send-audio", "tone:440", "--unmute",
+            ])
             defer { host.stop() }
             let invite = try await host.waitFor("invite")["invite"] as! String
 
             // Waiting room: the joiner waits; the host sees the knock with its name; admission.
-            let joiner = try CLIProcess(["join", invite, "--name", "Jun", "--json", "--duration", "15", "--send-audio", "tone:440"])
+            let joiner = try await CLIProcess.launch(["join", invite, "--name", "Jun", "--json", "--duration", "15", "--send-audio", "tone:440"])
             defer { joiner.stop() }
             try await joiner.waitFor("waiting")
             let knock = try await host.waitFor("knock")
@@ -104,24 +88,22 @@ final class CLIProcess: JSONEventSource, @unchecked Sendable {
             // Lock: a new join is refused with room_locked, with one line and a non-zero exit.
             host.send("/lock")
             try await host.waitFor("locked")
-            let late = try CLIProcess(["join", invite, "--name", "Late", "--json", "--duration", "5"])
-            late.process.waitUntilExit()
-            #expect(late.process.terminationStatus != 0)
-            #expect(late.errors.withLock { $0 }.contains("room_locked"), "late joiner's standard error: \(late.errors.withLock { $0 })")
+            let late = try await CLIProcess.launch(["join", invite, "--name", "Late", "--json", "--duration", "5"])
+            #expect(await late.exit() != .exited(0))
+            #expect(late.standardError.contains("room_locked"), "late joiner's standard error: \(late.standardError)")
             // In --json mode the refusal is an `error` event on standard output too (issue 10, defect 10).
-            #expect(late.events("error").contains { $0["code"] as? String == "room_locked" }, "late joiner's output: \(late.raw.withLock { $0 })")
+            #expect(late.events("error").contains { $0["code"] as? String == "room_locked" }, "late joiner's output: \(late.child.standardOutput)")
 
             // Denied from the waiting room: an `error` event and a non-zero exit.
             host.send("/unlock")
             try await host.waitFor("unlocked")
-            let denied = try CLIProcess(["join", invite, "--name", "Den", "--json", "--duration", "10"])
+            let denied = try await CLIProcess.launch(["join", invite, "--name", "Den", "--json", "--duration", "10"])
             defer { denied.stop() }
             try await denied.waitFor("waiting")
             let knock2 = try await host.waitFor("knock") { $0["name"] as? String == "Den" }
             host.send("/deny \(knock2["participant"] as! Int)")
             try await denied.waitFor("error") { $0["code"] as? String == "denied" }
-            denied.process.waitUntilExit()
-            #expect(denied.process.terminationStatus != 0)
+            #expect(await denied.exit() != .exited(0))
         }
     }
 }

@@ -1,3 +1,4 @@
+import ConclaveChildProcess
 import Foundation
 import Logging
 import Synchronization
@@ -207,7 +208,6 @@ extension EndToEndTests {
         try #require(gcore != nil, "gcore (package gdb) is needed; scripts/install-deps.sh installs it")
         let relayProcess = try await RelayProcess.launch(arguments: ["--set", "password-hashing=minimum"])
         defer { withExtendedLifetime(relayProcess) {} }
-        let relay = relayProcess.process
         let endpoint = relayProcess.endpoint
 
         let chatCanary = "CANARY-chat-7f3a9e1c-\(UUID().uuidString.prefix(8))"
@@ -238,13 +238,8 @@ extension EndToEndTests {
         let dir = NSTemporaryDirectory() + "conclave-core-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: gcore!)
-        dump.arguments = ["-o", "\(dir)/relay", "\(relay.processIdentifier)"]
-        dump.standardOutput = FileHandle.nullDevice
-        dump.standardError = FileHandle.nullDevice
-        try dump.run()
-        dump.waitUntilExit()
+        let dump = try await ChildProcess.launch(gcore!, arguments: ["-o", "\(dir)/relay", "\(relayProcess.child.processIdentifier)"])
+        await dump.waitForExit()
         let coreFile = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first.map { "\(dir)/\($0)" })
         let core = try Data(contentsOf: URL(fileURLWithPath: coreFile))
         #expect(core.count > 1_000_000, "the core dump is implausibly small: \(core.count) bytes")

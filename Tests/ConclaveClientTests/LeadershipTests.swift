@@ -182,57 +182,42 @@ extension LeadershipTests {
     /// A meeting over wss:// to a relay with a self-signed certificate, trusted with --ca;
     /// and periodic rotation: the leader draws fresh keys on its interval.
     @Test func tlsMeetingWithTrustedCAAndPeriodicRotation() async throws {
-        let dir = NSTemporaryDirectory() + "conclave-tls-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem",
-        ]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0, "openssl could not make a certificate")
-        var c = RelayConfiguration()
-        c.port = 0
-        c.passwordHashing = .minimum
-        c.tlsCertificatePath = "\(dir)/cert.pem"
-        c.tlsKeyPath = "\(dir)/key.pem"
-        let relay = try RelayServer(configuration: c)
-        try await relay.start()
-        let endpoint = RelayEndpoint(scheme: .wss, host: "localhost", port: relay.port!)
-        let hostLog = EventLog()
-        var hostOptions = ParticipantOptions(displayName: "host")
-        hostOptions.tls = .trusting(pemFile: "\(dir)/cert.pem")
-        hostOptions.autoAdmit = true
-        hostOptions.rotationIntervalMillis = 1000
-        let host = try await Participant.host(relay: endpoint, password: "pw", settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
-        let invite = try #require(await host.invite)
-        #expect(invite.text.hasPrefix("wss://localhost:"))
-        let hostRun = Task { await host.run(for: .seconds(4)) }
-        var guestOptions = ParticipantOptions(displayName: "guest")
-        guestOptions.tls = .trusting(pemFile: "\(dir)/cert.pem")
-        let guestLog = EventLog()
-        let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
-        let guestRun = Task { await guest.run(for: .seconds(3.5)) }
-        try await waitForKeys(guest)
-        try await guest.say("over tls")
-        await guestRun.value
-        await hostRun.value
-        #expect(await host.chatLog.contains { $0.text == "over tls" })
-        // Rotation: the guest installed several epochs while nobody joined or left.
-        #expect(guestLog.events("epoch").count >= 3, "no periodic rotation: \(guestLog.events("epoch").count) epochs")
-        // Without trusting the CA, the join fails with one clear error.
-        do {
-            _ = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "untrusting"), output: EventOutput(json: true) { _ in })
-            Issue.record("joined a relay with an untrusted certificate")
-        } catch let error as SessionError {
-            #expect(error.code == .relayUnreachable)
+        let certificate = try await TestCertificate.make()
+        defer { certificate.remove() }
+        let configuration = testRelayConfiguration {
+            $0.tlsCertificatePath = certificate.certPath
+            $0.tlsKeyPath = certificate.keyPath
         }
-        await relay.shutdown()
+        try await withRelay(configuration) { _, endpoint in
+            #expect(endpoint.scheme == .wss && endpoint.host == "localhost")
+            let hostLog = EventLog()
+            var hostOptions = ParticipantOptions(displayName: "host")
+            hostOptions.tls = .trusting(pemFile: certificate.certPath)
+            hostOptions.autoAdmit = true
+            hostOptions.rotationIntervalMillis = 1000
+            let host = try await Participant.host(relay: endpoint, password: "pw", settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
+            let invite = try #require(await host.invite)
+            #expect(invite.text.hasPrefix("wss://localhost:"))
+            let hostRun = Task { await host.run(for: .seconds(4)) }
+            var guestOptions = ParticipantOptions(displayName: "guest")
+            guestOptions.tls = .trusting(pemFile: certificate.certPath)
+            let guestLog = EventLog()
+            let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
+            let guestRun = Task { await guest.run(for: .seconds(3.5)) }
+            try await waitForKeys(guest)
+            try await guest.say("over tls")
+            await guestRun.value
+            await hostRun.value
+            #expect(await host.chatLog.contains { $0.text == "over tls" })
+            // Rotation: the guest installed several epochs while nobody joined or left.
+            #expect(guestLog.events("epoch").count >= 3, "no periodic rotation: \(guestLog.events("epoch").count) epochs")
+            // Without trusting the CA, the join fails with one clear error.
+            do {
+                _ = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "untrusting"), output: EventOutput(json: true) { _ in })
+                Issue.record("joined a relay with an untrusted certificate")
+            } catch let error as SessionError {
+                #expect(error.code == .relayUnreachable)
+            }
+        }
     }
 }

@@ -331,7 +331,7 @@ struct TransportTLSTests {
         subjectAltName: String = "DNS:localhost,IP:127.0.0.1",
         _ body: (WebSocketEchoServer, String) async throws -> Void
     ) async throws {
-        let certificate = try TestCertificate.make(subjectAltName: subjectAltName)
+        let certificate = try await TestCertificate.make(subjectAltName: subjectAltName)
         defer { certificate.remove() }
         let server = try await WebSocketEchoServer.start(tls: (certificate.certPath, certificate.keyPath))
         do {

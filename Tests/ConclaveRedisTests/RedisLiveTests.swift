@@ -107,7 +107,7 @@ import ConclaveTestSupport
         let events = Mutex<[RedisConnectionEvent]>([])
         let c = client(server, commandTimeout: .milliseconds(500)) { e in events.withLock { $0.append(e) } }
         for i in 1...50 { #expect(try await c.send(RedisCommand("INCR", ["n"])) == .integer(Int64(i))) }
-        server.kill()
+        await server.kill()
         // While it is down: typed errors, no hang past the timeout, no crash.
         for _ in 0..<3 {
             do { try await c.send(RedisCommand("INCR", ["n"])); Issue.record("INCR succeeded with Redis down") } catch let e as RedisError {
@@ -144,7 +144,7 @@ import ConclaveTestSupport
         #expect(await it.next() == .message(channel: "a", payload: Array("one".utf8)))
         #expect(await it.next() == .message(channel: "b", payload: Array("two".utf8)))
 
-        server.kill()
+        await server.kill()
         guard case .disconnected? = await it.next() else { Issue.record("no disconnected event"); return }
         try await server.start()
         #expect(await it.next() == .subscribed)

@@ -1,3 +1,4 @@
+import ConclaveChildProcess
 import Foundation
 import Logging
 import Testing
@@ -194,7 +195,7 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     deinit {
-        nodes.forEach { $0.kill() }
+        for node in nodes where node.isRunning { node.child.signal(SIGKILL) }
         try? FileManager.default.removeItem(atPath: keyPath)
     }
 }
@@ -272,7 +273,7 @@ extension RelayProcess {
         let served = try #require(await host.servedBy)
         let victim = try #require(nodes.firstIndex { $0.port == served.port })
         let killed = ContinuousClock.now
-        nodes[victim].kill(SIGKILL)
+        await nodes[victim].kill(SIGKILL)
 
         try await waitUntil("both back in the room with the same new code and audio", within: .seconds(20)) {
             guard await host.failovers.count == 1, await guest.failovers.count == 1 else { return false }
@@ -321,23 +322,18 @@ extension ClusterFailoverTests {
         await probe.shutdown()
         // A client of node 1, idle after its handshake: it is told where to go.
         let client = try await TestParticipant.connect(nodes[0].endpoint)
-        let drain = Process()
-        drain.executableURL = nodes[0].process.executableURL
-        drain.arguments = ["--cluster", redis.url, "--drain", "d1"]
-        drain.standardOutput = FileHandle.nullDevice
-        drain.standardError = FileHandle.nullDevice
-        try drain.run()
+        let drain = try await ChildProcess.launch(try TestPaths.executable("conclave-relay"), arguments: ["--cluster", redis.url, "--drain", "d1"])
         let told = try await client.expectMessage("REDIRECT draining", timeout: .seconds(10)) {
             if case .redirect(let r) = $0 { return r.reason == .draining }
             return false
         }
         guard case .redirect(let r)? = told else { Issue.record("no REDIRECT"); return }
         #expect(r.origin == "ws://127.0.0.1:\(nodes[1].port)")
-        try await waitUntil("node 1 to exit", within: .seconds(15)) { !nodes[0].process.isRunning }
-        #expect(nodes[0].process.terminationStatus == 0)
-        #expect(nodes[1].process.isRunning)
+        try await waitUntil("node 1 to exit", within: .seconds(15)) { !nodes[0].isRunning }
+        #expect(nodes[0].child.exit == .exited(0))
+        #expect(nodes[1].isRunning)
         try await waitUntil("the drain command to finish", within: .seconds(10)) { !drain.isRunning }
-        #expect(drain.terminationStatus == 0)
+        #expect(drain.exit == .exited(0))
     }
 }
 
@@ -482,7 +478,7 @@ extension ClusterFailoverTests {
             let served = try #require(await host.servedBy)
             #expect(served.port != all[0].port)
             let openedBefore = await guest.receiveCounters.opened
-            cluster.redis.kill()
+            await cluster.redis.kill()
             try await cluster.redis.start()
             // Every node is back in the (empty) registry, and the room's claim is back.
             let probe = RedisClient(

@@ -1,3 +1,4 @@
+import ConclaveChildProcess
 import Foundation
 import Testing
 @_spi(Testing) import ConclaveClient
@@ -207,7 +208,7 @@ import ConclaveProtocol
     }
 
     @Test func tlsEndToEndAndUntrustedRefused() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         let (cert, key) = (certificate.certPath, certificate.keyPath)
         let config = testRelayConfiguration {
@@ -252,18 +253,17 @@ import ConclaveProtocol
     /// process exits within 5 s.
     @Test func sigtermShutsDownCleanlyAndNotifiesClients() async throws {
         let relay = try await RelayProcess.launch(arguments: ["--set", "password-hashing=minimum", "--set", "shutdown-grace-seconds=1"])
-        let process = relay.process
         let endpoint = relay.endpoint
         let host = try await TestParticipant.connect(endpoint)
         try await host.createRoom()
         let idle = try await TestParticipant.connect(endpoint)
         let start = ContinuousClock.now
-        kill(process.processIdentifier, SIGTERM)
+        await relay.kill(SIGTERM)
         try await host.expectFatal(.shuttingDown)
         try await idle.expectFatal(.shuttingDown)
         let exited = await relay.waitForExit(within: .seconds(5) - (ContinuousClock.now - start))
         #expect(exited, "the relay did not exit within 5 s of SIGTERM")
-        #expect(process.terminationStatus == 0)
+        #expect(relay.child.exit == .exited(0))
     }
 }
 

@@ -1,14 +1,16 @@
+import ConclaveChildProcess
 import Foundation
 import NIOCore
+import Synchronization
 import NIOPosix
 import ConclaveRedis
 
 /// A real `redis-server` on a loopback port (scripts/install-deps.sh installs it), for the live tests: no persistence, killed
-/// when the test ends, restartable on the same port.
-public final class RedisServerProcess: @unchecked Sendable {
+/// when the test ends, restartable on the same port. Runs on swift-subprocess (``ChildProcess``).
+public final class RedisServerProcess: Sendable {
     public let port: Int
     private let extraArguments: [String]
-    private var process: Process?
+    private let process = Mutex<ChildProcess?>(nil)
 
     private init(port: Int, extraArguments: [String]) {
         self.port = port
@@ -33,29 +35,28 @@ public final class RedisServerProcess: @unchecked Sendable {
         guard let binary = Self.binary else {
             throw RedisError.notConnected(reason: "redis-server is not installed (scripts/install-deps.sh installs it)")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments =
-            [
+        let child = try await ChildProcess.launch(
+            binary,
+            arguments: [
                 "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--loglevel", "warning", "--dir", NSTemporaryDirectory(),
-            ] + extraArguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        process = p
+            ] + extraArguments)
+        process.withLock { $0 = child }
         try await LoopbackPort.waitUntilAccepting(port, within: .seconds(15))
     }
 
-    /// SIGKILL: no goodbye to the clients.
-    public func kill() {
-        guard let p = process else { return }
-        Foundation.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        process = nil
+    /// SIGKILL: no goodbye to the clients. Returns once the process is gone and its port free.
+    public func kill() async {
+        guard
+            let child = process.withLock({ p -> ChildProcess? in
+                defer { p = nil }; return p
+            })
+        else { return }
+        child.signal(SIGKILL)
+        await child.waitForExit()
     }
 
-    deinit { kill() }
+    deinit { process.withLock { $0?.signal(SIGKILL) } }
 }
 
 extension RedisServerProcess {

@@ -1,3 +1,4 @@
+import ConclaveChildProcess
 import Foundation
 
 /// Where the tests find the repository and the built executables.
@@ -29,28 +30,30 @@ public struct TestCertificate: Sendable {
 
     /// `subjectAltName`: e.g. `"DNS:localhost"` for a certificate that must not match
     /// `127.0.0.1`.
-    public static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") throws -> TestCertificate {
+    public static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") async throws -> TestCertificate {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-tls-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let certPath = dir.appendingPathComponent("cert.pem").path
         let keyPath = dir.appendingPathComponent("key.pem").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=\(subjectAltName)",
-            "-keyout", keyPath, "-out", certPath,
-        ]
-        let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard
+            let openssl = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"].first(
+                where: FileManager.default.isExecutableFile(atPath:))
+        else {
+            throw TestCertificateError(description: "openssl is not installed (scripts/install-deps.sh installs it)")
+        }
+        let child = try await ChildProcess.launch(
+            openssl,
+            arguments: [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=\(subjectAltName)",
+                "-keyout", keyPath, "-out", certPath,
+            ])
+        child.closeInput()
+        let exit = await child.waitForExit()
+        guard exit == .exited(0) else {
             try? FileManager.default.removeItem(at: dir)
-            let message = String(decoding: stderr, as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
-            throw TestCertificateError(description: "openssl req failed (\(process.terminationStatus)): \(message)")
+            let message = child.standardError.split(whereSeparator: \.isNewline).joined(separator: " ")
+            throw TestCertificateError(description: "openssl req failed (\(exit)): \(message)")
         }
         return TestCertificate(certPath: certPath, keyPath: keyPath, directory: dir.path)
     }
