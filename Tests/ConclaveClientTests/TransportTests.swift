@@ -243,8 +243,8 @@ struct TransportTests {
             try await connection.sendText("send:\(count):2000")
             // Let the buffer fill and reading stop: the client holds a handful of items (the
             // watermark plus one read burst from a 4 KiB socket buffer), not all 300.
-            try await waitUntil("the inbound buffer reaching its watermark") { await connection.bufferedInboundCount() >= 4 }
-            try await Task.sleep(for: .milliseconds(100))
+            // The marker that reading stopped: the queue is holding back the socket's read().
+            try await waitUntil("the inbound queue withholding reads") { await connection.isReadWithheld() }
             let buffered = await connection.bufferedInboundCount()
             #expect(buffered >= 4 && buffered < 50, "reading stopped near the watermark (\(buffered) buffered)")
             for index in 0..<count {

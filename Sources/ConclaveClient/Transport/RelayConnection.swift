@@ -280,6 +280,13 @@ public final class RelayConnection: Sendable {
         return (try? await eventLoop.submit { handler.value.bufferedCount }.get()) ?? 0
     }
 
+    /// Whether the inbound queue is holding back the socket's reads (backpressure
+    /// engaged), for the tests of backpressure: the positive sign that reading stopped.
+    @_spi(Testing) public func isReadWithheld() async -> Bool {
+        let handler = self.handler
+        return (try? await eventLoop.submit { handler.value.isReadWithheld }.get()) ?? false
+    }
+
     /// What the inbound queue dropped (stale audio, media over the limit) and how deep it
     /// got since the connection opened.
     public func inboundStatistics() async -> InboundStatistics {

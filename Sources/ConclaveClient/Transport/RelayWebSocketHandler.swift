@@ -298,6 +298,9 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
 
     /// Items received and not yet taken.
     var bufferedCount: Int { queue.bufferedCount }
+    /// A `read()` is being held back (backpressure engaged): nothing more comes off the
+    /// socket until the consumer drains the queue.
+    var isReadWithheld: Bool { queue.hasWithheldRead }
 
     /// Drops and peak depths of the inbound queue.
     var statistics: InboundStatistics { queue.statistics }
