@@ -45,7 +45,9 @@ public final class ChildProcess: Sendable {
 
         static func append(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
             buffer += bytes
-            if buffer.count > ChildProcess.retainedBytes { buffer.removeFirst(buffer.count - ChildProcess.retainedBytes) }
+            // Trimmed once it holds twice the limit, not on every chunk past it: a chatty
+            // child costs one copy per `retainedBytes` written, not one per chunk.
+            if buffer.count > 2 * ChildProcess.retainedBytes { buffer.removeFirst(buffer.count - ChildProcess.retainedBytes) }
         }
     }
 
@@ -124,9 +126,9 @@ public final class ChildProcess: Sendable {
     public func signal(_ number: Int32) { commands.yield(.signal(number)) }
 
     /// Standard output so far (its newest ``retainedBytes``), as text.
-    public var standardOutput: String { captured.state.withLock { String(decoding: $0.standardOutput, as: UTF8.self) } }
+    public var standardOutput: String { captured.state.withLock { String(decoding: $0.standardOutput.suffix(ChildProcess.retainedBytes), as: UTF8.self) } }
     /// Standard error so far (its newest ``retainedBytes``), as text.
-    public var standardError: String { captured.state.withLock { String(decoding: $0.standardError, as: UTF8.self) } }
+    public var standardError: String { captured.state.withLock { String(decoding: $0.standardError.suffix(ChildProcess.retainedBytes), as: UTF8.self) } }
     /// How it ended; nil while it runs.
     public var exit: Exit? { captured.state.withLock { $0.exit } }
     public var isRunning: Bool { exit == nil }
