@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "ConclaveLoad",
             dependencies: [
-                "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia",
+                "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveChildProcess", "ConclaveSystem",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ] + webSocketStack
         ),
@@ -141,7 +141,13 @@ let package = Package(
                 "ConclaveRedis", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ConclaveLoadTests", dependencies: ["ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol"]),
+        .testTarget(
+            name: "ConclaveLoadTests",
+            dependencies: [
+                "ConclaveLoad", "ConclaveRelay", "ConclaveClient", "ConclaveProtocol", "ConclaveTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ConclaveClientTests",
             dependencies: [

@@ -25,7 +25,21 @@ public struct RelayBench: Sendable {
         public var seconds = 5.0
         public var warmupSeconds = 1.0
         public var payloadBytes = 160
+        /// Also measure the C reference forwarder (`--baseline`), with the same generator
+        /// and receivers, in the same run: the relay's CPU per packet as a ratio of its.
+        public var referenceForwarder: ReferenceForwarder?
         public init(relay: RelayEndpoint) { self.relay = relay }
+    }
+
+    /// The C reference forwarder's figures for one room size.
+    public struct ReferenceResult: Sendable {
+        public var forwardedPerSecond: Double
+        public var lossPercent: Double
+        public var cpuPercent: Double?
+        public var cpuMicrosPerPacket: Double?
+        public var packetsPerSecondPerCore: Double?
+        public var latencyP50Ms: Double
+        public var latencyP99Ms: Double
     }
 
     public struct Result: Sendable {
@@ -45,6 +59,19 @@ public struct RelayBench: Sendable {
         public var baselineP99Ms: Double
         public var relayAddedP50Ms: Double { max(0, latencyP50Ms - baselineP50Ms) }
         public var relayAddedP99Ms: Double { max(0, latencyP99Ms - baselineP99Ms) }
+        /// The C reference forwarder in the same run (`--baseline`).
+        public var reference: ReferenceResult?
+        /// The relay's CPU per forwarded packet ÷ the C forwarder's (target ≤ 1.1).
+        public var cpuRatioToReference: Double? {
+            guard let relay = relayCPUMicrosPerPacket, let c = reference?.cpuMicrosPerPacket, c > 0 else { return nil }
+            return relay / c
+        }
+        /// The offered rate as a share of what one core forwards through the C loop (the
+        /// latency target applies at ≤ 0.5).
+        public var offeredShareOfReferenceCore: Double? {
+            guard let perCore = reference?.packetsPerSecondPerCore, perCore > 0 else { return nil }
+            return offeredPerSecond / perCore
+        }
     }
 
     public let options: Options
@@ -77,6 +104,8 @@ public struct RelayBench: Sendable {
         var recording = false
         /// The last `PATH_CHALLENGE` datagram received (answered by the bench, 6.4).
         var challenge: [UInt8]?
+        /// The reference forwarder answered this member's registration.
+        var registered = false
         var histogram = LoadLatency.makeHistogram()
         /// Offset of the timestamp in a received datagram.
         let stampOffset: Int
@@ -87,6 +116,12 @@ public struct RelayBench: Sendable {
                 buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == MediaDatagram.Kind.pathChallenge.rawValue
             {
                 challenge = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes)
+                return
+            }
+            if buffer.readableBytes == ReferenceForwarder.registrationAnswerLength,
+                buffer.getBytes(at: buffer.readerIndex, length: 4) == ReferenceForwarder.registrationAnswer
+            {
+                registered = true
                 return
             }
             guard recording, buffer.readableBytes >= stampOffset + 8,
@@ -179,14 +214,17 @@ public struct RelayBench: Sendable {
         var answered = Set<Int>()
         while answered.count < members.count, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
-            try await loop.submit {
-                for (i, m) in members.enumerated() where !answered.contains(i) {
-                    guard let bytes = receivers[i].challenge,
+            let pending = answered, receiving = receivers
+            answered = try await loop.submit { () -> Set<Int> in
+                var now = pending
+                for (i, m) in members.enumerated() where !now.contains(i) {
+                    guard let bytes = receiving[i].challenge,
                         let c = bytes.withUnsafeBytes({ MediaDatagram.openPathChallenge($0, sessionID: m.session.sessionID, authenticator: m.authenticator) })
                     else { continue }
                     try self.send(m, kind: .pathResponse, body: MediaDatagram.pathResponseBody(token: c.token), to: relayAddress)
-                    answered.insert(i)
+                    now.insert(i)
                 }
+                return now
             }.get()
         }
         guard answered.count == members.count else { throw RelayBenchError(message: "the relay did not challenge every member's address") }
@@ -194,15 +232,27 @@ public struct RelayBench: Sendable {
 
         let perSender = Double(options.offeredRate) / Double(size * (size - 1))
         let viaRelay = try await measure(
-            members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)"
+            members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)",
+            cpu: .relay
         ) { m in
             (relayAddress, true)
+        }
+        var reference: ReferenceResult?
+        if let forwarder = options.referenceForwarder {
+            try await register(members, receivers: receivers, room: UInt32(size), with: forwarder, loop: loop)
+            let c = try await measure(
+                members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress,
+                label: "room of \(size), C reference forwarder", cpu: .reference(forwarder)
+            ) { _ in (forwarder.address, true) }
+            reference = ReferenceResult(
+                forwardedPerSecond: c.forwarded, lossPercent: c.loss, cpuPercent: c.cpuPercent, cpuMicrosPerPacket: c.cpuMicrosPerPacket,
+                packetsPerSecondPerCore: c.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 }, latencyP50Ms: c.p50, latencyP99Ms: c.p99)
         }
         // Baseline: each sender writes straight to the next member's socket, same rate, same sizes.
         let addresses = members.map { $0.channel.localAddress! }
         let baseline = try await measure(
             members: members, receivers: receivers, perSenderRate: perSender * Double(size - 1), loop: loop,
-            progress: progress, label: "room of \(size), direct baseline", relayCPU: false
+            progress: progress, label: "room of \(size), direct baseline", cpu: nil
         ) { m in
             let i = members.firstIndex { $0 === m }!
             return (addresses[(i + 1) % members.count], false)
@@ -213,7 +263,44 @@ public struct RelayBench: Sendable {
             receivedPerSecond: viaRelay.received, lossPercent: viaRelay.loss,
             relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
             packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
-            latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99)
+            latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99,
+            reference: reference)
+    }
+
+    /// Every member registers its socket with the reference forwarder, in room `room`;
+    /// returns once each has its answer (resent every 50 ms, for at most 5 s).
+    func register(_ members: [Member], receivers: [Receiver], room: UInt32, with forwarder: ReferenceForwarder, loop: EventLoop) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let missing = try await loop.submit { () -> Int in
+                var missing = 0
+                for (i, m) in members.enumerated() where !receivers[i].registered {
+                    missing += 1
+                    let bytes = ReferenceForwarder.registration(room: room, member: UInt32(i))
+                    m.channel.writeAndFlush(AddressedEnvelope(remoteAddress: forwarder.address, data: m.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                }
+                return missing
+            }.get()
+            if missing == 0 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RelayBenchError(message: "the reference forwarder did not answer every member's registration within 5 s")
+    }
+
+    /// Whose CPU a measurement reads.
+    enum CPUSource {
+        /// The relay's own `/metrics`.
+        case relay
+        /// The reference forwarder's `/proc/PID/stat`.
+        case reference(ReferenceForwarder)
+    }
+
+    func cpuSample(_ source: CPUSource?) async -> (seconds: Double, at: ContinuousClock.Instant)? {
+        switch source {
+        case nil: return nil
+        case .relay: return await RelayProcessSample.read(host: options.relay.host, port: options.relay.port).map { ($0.cpuSeconds, $0.at) }
+        case .reference(let forwarder): return forwarder.cpuSeconds.map { ($0, ContinuousClock.now) }
+        }
     }
 
     struct Measurement {
@@ -225,10 +312,10 @@ public struct RelayBench: Sendable {
     /// Paces sends every millisecond on `loop` for warm-up + measurement; returns rates and latency.
     func measure(
         members: [Member], receivers: [Receiver], perSenderRate: Double, loop: EventLoop,
-        progress: @Sendable (String) -> Void, label: String, relayCPU: Bool = true,
+        progress: @Sendable (String) -> Void, label: String, cpu: CPUSource?,
         target: @escaping @Sendable (Member) -> (SocketAddress, Bool)
     ) async throws -> Measurement {
-        let fanOut = relayCPU ? members.count - 1 : 1
+        let fanOut = cpu.map { _ in members.count - 1 } ?? 1
         let payload = options.payloadBytes
         let started = NIODeadline.now()
         let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
@@ -248,10 +335,10 @@ public struct RelayBench: Sendable {
         try await Task.sleep(for: .seconds(options.warmupSeconds))
         try await loop.submit { for r in receivers { r.recording = true; r.count = 0; r.histogram = LoadLatency.makeHistogram() } }.get()
         let sentAtStart = try await loop.submit { members.reduce(0) { $0 + $1.sentTotal } }.get()
-        let before = relayCPU ? await RelayProcessSample.read(host: options.relay.host, port: options.relay.port) : nil
+        let before = await cpuSample(cpu)
         let t0 = ContinuousClock.now
         try await Task.sleep(for: .seconds(options.seconds))
-        let after = relayCPU ? await RelayProcessSample.read(host: options.relay.host, port: options.relay.port) : nil
+        let after = await cpuSample(cpu)
         let (sentAtEnd, received, histogram) = try await loop.submit { () -> (Int, Int, Histogram<UInt64>) in
             var h = LoadLatency.makeHistogram()
             for r in receivers { r.recording = false; h.add(r.histogram) }
@@ -269,14 +356,14 @@ public struct RelayBench: Sendable {
             forwarded: forwarded, received: receivedRate, loss: expected > 0 ? max(0, (expected - Double(received)) / expected * 100) : 0,
             cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms)
         if let before, let after {
-            let cpu = after.cpuSeconds - before.cpuSeconds
+            let used = after.seconds - before.seconds
             let seconds = LoadRunner.seconds(after.at - before.at)
-            m.cpuPercent = cpu / seconds * 100
-            m.cpuMicrosPerPacket = received > 0 ? cpu / (Double(received) * seconds / wall) * 1e6 : nil
+            m.cpuPercent = used / seconds * 100
+            m.cpuMicrosPerPacket = received > 0 ? used / (Double(received) * seconds / wall) * 1e6 : nil
         }
         progress(
             "\(label): \(Int(receivedRate)) packets/s received, loss \(String(format: "%.3f", m.loss))%, p50 \(String(format: "%.3f", m.p50)) ms, p99 \(String(format: "%.3f", m.p99)) ms"
-                + (m.cpuPercent.map { ", relay CPU \(String(format: "%.1f", $0))%" } ?? ""))
+                + (m.cpuPercent.map { ", forwarder CPU \(String(format: "%.1f", $0))%" } ?? ""))
         return m
     }
 
@@ -327,7 +414,18 @@ extension RelayBench.Result {
             + "\"received_per_second\":\(n(receivedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"relay_cpu_percent\":\(n(relayCPUPercent)),"
             + "\"relay_cpu_us_per_packet\":\(n(relayCPUMicrosPerPacket)),\"packets_per_second_per_relay_core\":\(n(packetsPerSecondPerCore)),"
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
-            + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms))}"
+            + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms)),"
+            + "\"reference\":\(reference.map(\.json) ?? "null"),\"relay_cpu_per_packet_over_reference\":\(n(cpuRatioToReference)),"
+            + "\"offered_share_of_reference_core\":\(n(offeredShareOfReferenceCore))}"
+    }
+}
+
+extension RelayBench.ReferenceResult {
+    public var json: String {
+        func n(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "null" } ?? "null" }
+        return "{\"forwarded_per_second\":\(n(forwardedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"cpu_percent\":\(n(cpuPercent)),"
+            + "\"cpu_us_per_packet\":\(n(cpuMicrosPerPacket)),\"packets_per_second_per_core\":\(n(packetsPerSecondPerCore)),"
+            + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms))}"
     }
 }
 

@@ -59,7 +59,7 @@ public enum LocalFile {
     }
 }
 
-/// This process's own figures from `/proc/self` (Linux); nil where the system has none.
+/// This process's own figures from `/proc/self` (or a child's, from `/proc/PID`; Linux); nil where the system has none.
 public enum ProcessFigures {
     /// Resident memory: `/proc/self/statm`'s second field, in pages, times the page size.
     public static func residentBytes(pageSize: Int) -> Int? {
@@ -69,17 +69,19 @@ public enum ProcessFigures {
         return pages * pageSize
     }
 
-    /// User plus system CPU time from `/proc/self/stat`, in clock ticks.
-    public static func cpuTicks() -> Int? {
-        guard let line = procText("stat"), let close = line.lastIndex(of: ")") else { return nil }
+    /// User plus system CPU time from `/proc/self/stat` (or another process's
+    /// `/proc/PID/stat`), in clock ticks.
+    public static func cpuTicks(process: Int32? = nil) -> Int? {
+        guard let line = procText("stat", process: process), let close = line.lastIndex(of: ")") else { return nil }
         // Fields after the command name, which is in parentheses and may hold spaces.
         let fields = line[line.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
         return user + system
     }
 
-    private static func procText(_ name: String) -> String? {
-        guard let bytes = try? LocalFile.read("/proc/self/\(name)", limit: 4_096) else { return nil }
+    private static func procText(_ name: String, process: Int32? = nil) -> String? {
+        let directory = process.map { "/proc/\($0)" } ?? "/proc/self"
+        guard let bytes = try? LocalFile.read("\(directory)/\(name)", limit: 4_096) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -27,6 +27,15 @@ struct RelayBenchCommand: AsyncParsableCommand {
     var roomSizes: String = "2,5,10"
     @Option(name: .customLong("media-threads"), help: "UDP media sockets (event loops) of the relay started for the run.")
     var mediaThreads: Int = 1
+    @Flag(
+        help: """
+            Also build (with the system C compiler) and run the C reference forwarder \
+            (Benchmarks/ReferenceForwarder/forwarder.c: recvmmsg plus sendmmsg fan-out, no authentication, no policy) \
+            with the same generator, and print the relay's CPU per packet as a ratio of its.
+            """)
+    var baseline = false
+    @Option(name: .customLong("baseline-source"), help: "The reference forwarder's C source (default: found from the repository).")
+    var baselineSource: String?
 
     func validate() throws {
         guard (1_000...2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
@@ -58,6 +67,16 @@ struct RelayBenchCommand: AsyncParsableCommand {
             endpoint = started.endpoint
         }
         var options = RelayBench.Options(relay: endpoint)
+        if baseline {
+            do {
+                let source = try ReferenceForwarder.locateSource(explicit: baselineSource)
+                let binary = try await ReferenceForwarder.build(source: source)
+                options.referenceForwarder = try await ReferenceForwarder.start(binary: binary)
+            } catch {
+                await child?.stop()
+                throw CLIError("--baseline: \(error)")
+            }
+        }
         options.roomSizes = parsedSizes!
         options.offeredRate = rate
         options.seconds = seconds
@@ -68,8 +87,10 @@ struct RelayBenchCommand: AsyncParsableCommand {
                 if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
             }
             await child?.stop()
+            await options.referenceForwarder?.stop()
         } catch {
             await child?.stop()
+            await options.referenceForwarder?.stop()
             throw error
         }
         if json {
@@ -89,6 +110,19 @@ struct RelayBenchCommand: AsyncParsableCommand {
                         + pad(f(r.relayCPUPercent) + "%", 11) + pad(f(r.relayCPUMicrosPerPacket, 2), 11) + pad(f(r.packetsPerSecondPerCore, 0), 16)
                         + pad("\(f(r.latencyP50Ms, 3)) (\(f(r.baselineP50Ms, 3)))", 18) + pad("\(f(r.latencyP99Ms, 3)) (\(f(r.baselineP99Ms, 3)))", 18)
                         + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
+            }
+            if results.contains(where: { $0.reference != nil }) {
+                print("")
+                print(
+                    pad("room", 6) + pad("C forwarded/s", 15) + pad("C loss", 9) + pad("C CPU", 9) + pad("C µs/packet", 13)
+                        + pad("C packets/s/core", 18) + pad("relay ÷ C (CPU/packet)", 24) + "offered ÷ C per-core rate")
+                for r in results {
+                    guard let c = r.reference else { continue }
+                    print(
+                        pad("\(r.roomSize)", 6) + pad(f(c.forwardedPerSecond, 0), 15) + pad(f(c.lossPercent, 3) + "%", 9)
+                            + pad(f(c.cpuPercent) + "%", 9) + pad(f(c.cpuMicrosPerPacket, 2), 13) + pad(f(c.packetsPerSecondPerCore, 0), 18)
+                            + pad(f(r.cpuRatioToReference, 3) + "×", 24) + f(r.offeredShareOfReferenceCore, 3))
+                }
             }
         }
     }
