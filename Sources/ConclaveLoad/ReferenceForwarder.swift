@@ -66,14 +66,14 @@ public final class ReferenceForwarder: Sendable {
         return String(path[..<slash])
     }
 
-    /// The C compiler: `$CC` when set, else `cc` on the `PATH`.
+    /// The C compiler: `$CC` when set, else `cc` (or the Swift toolchain's `clang`) on the `PATH`.
     static func compiler() throws(Failure) -> String {
         if let cc = getenv("CC").map({ String(cString: $0) }), !cc.isEmpty {
             if cc.contains("/") { return cc }
             if let found = searchPath(cc) { return found }
         }
-        guard let found = searchPath("cc") else {
-            throw Failure(description: "no C compiler: `cc` is not on the PATH and CC is not set (apt-get install gcc)")
+        guard let found = searchPath("cc") ?? searchPath("clang") else {
+            throw Failure(description: "no C compiler: neither `cc` nor `clang` is on the PATH and CC is not set (apt-get install gcc)")
         }
         return found
     }
