@@ -5,6 +5,8 @@ import ConclaveCrypto
 import ConclaveMedia
 import ConclaveProtocol
 import ConclaveSystem
+import NIOCore
+import NIOPosix
 
 /// What a participant does besides talking to the relay.
 public struct ParticipantOptions: Sendable {
@@ -72,6 +74,10 @@ public struct ParticipantOptions: Sendable {
     public var failoverWindow: Duration?
     /// Other nodes of the relay's cluster to try on failover, after the invite's.
     public var fallbackRelays: [RelayEndpoint] = []
+    /// The event loop this participant runs on: its connection, its UDP media path, its
+    /// timers and the actor itself (nil: the next loop of NIO's shared group). The load
+    /// runner spreads its participants over the loops, one per core.
+    public var eventLoop: (any EventLoop)?
 
     public init(displayName: String, identity: PrivateIdentity = .generate()) {
         self.displayName = displayName
@@ -121,6 +127,12 @@ extension ParticipantSession.Configuration {
 /// The relay sees only what section 1 of the protocol allows: the display name travels in
 /// the sealed knock and the signed, end-to-end encrypted roster; chat and audio in SFrame.
 public actor Participant {
+    /// Where this actor runs: its connection's event loop, for its whole life (a failover
+    /// reconnects on the same loop). Frames that arrive by UDP or WebSocket, the session
+    /// step that opens them, the seal and the send all run on this one thread: no hop to
+    /// another thread per frame, and the ticks are the loop's own timers.
+    public nonisolated let eventLoop: any EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
     public private(set) var connection: RelayConnection
     public nonisolated let identity: PrivateIdentity
     public nonisolated let roomID: RoomID
@@ -156,6 +168,8 @@ public actor Participant {
     /// Recording files finished by this client.
     public private(set) var recordingsWritten: [String] = []
     var running = true
+    var tickerStopped = false
+    var tickInProgress = false
     var toldMuted = false
     var nextWake: UInt64?
 
@@ -202,6 +216,7 @@ public actor Participant {
     public var framesBeforeJoin: Int { session.framesBeforeJoin }
 
     init(connection: RelayConnection, session: ParticipantSession, options: ParticipantOptions, output: EventOutput) throws {
+        self.eventLoop = connection.channel.eventLoop
         self.connection = connection
         self.identity = session.identity
         self.roomID = session.roomID
@@ -265,7 +280,7 @@ public actor Participant {
         options: ParticipantOptions
     ) async throws -> (RelayConnection, RoomCreatedMessage, RelayEndpoint) {
         try await RelayHandshake.enter(
-            endpoint, tls: options.tls, what: "ROOM_CREATED",
+            endpoint, tls: options.tls, what: "ROOM_CREATED", eventLoop: options.eventLoop,
             request: { challenge in
                 .createRoom(
                     CreateRoomMessage(
@@ -285,7 +300,7 @@ public actor Participant {
         options: ParticipantOptions
     ) async throws -> (RelayConnection, RelayMessage, RelayEndpoint) {
         try await RelayHandshake.enter(
-            endpoint, tls: options.tls, what: "WAITING or ADMITTED",
+            endpoint, tls: options.tls, what: "WAITING or ADMITTED", eventLoop: options.eventLoop,
             request: { challenge in
                 .join(
                     JoinMessage(
@@ -365,20 +380,10 @@ public actor Participant {
         // epoch wipes, pings. 100 ms is far inside every one of those timeouts, and 500 such
         // participants wake 5 000 times a second instead of 25 000.
         let tick: Duration = (audio == nil && options.probe != nil) ? .milliseconds(100) : .milliseconds(20)
-        let ticker = Task { [weak self] in
-            var next = ContinuousClock.now
-            while !Task.isCancelled {
-                next += tick
-                // Behind by more than a tick (a starved CPU): skip the missed ticks rather
-                // than run them back to back, which would send a burst of stale audio.
-                let current = ContinuousClock.now
-                if current - next > tick { next = current }
-                try? await Task.sleep(until: next, clock: .continuous)
-                guard let self else { return }
-                await self.mediaTick()
-            }
-        }
-        defer { ticker.cancel() }
+        tickerStopped = false
+        scheduleTick(at: NIODeadline.now() + TimeAmount(tick), every: TimeAmount(tick))
+        installInlineAudio()
+        defer { tickerStopped = true }
         while running, ContinuousClock.now < deadlineOverride {
             let item: RelayInbound?
             do {
@@ -400,7 +405,8 @@ public actor Participant {
             }
             await handle(item)
         }
-        ticker.cancel()
+        tickerStopped = true
+        connection.setInlineAudioConsumer(nil)
         recordingRequested = false
         if session.isRecording { await carryOut(session.stopRecording(now: now, reason: "this client left the meeting")) }
         finishRecordingFile()
@@ -479,6 +485,79 @@ public actor Participant {
         output.emit(r.name, r.fields, human: r.human)
     }
 
+    /// The media tick, on the event loop's own timer until the run ends: no task, no
+    /// Dispatch timer and no thread hop per tick. Ticks keep to a fixed grid; behind by more
+    /// than a tick (a starved CPU), it skips the missed ticks rather than run them back to
+    /// back, which would send a burst of stale audio.
+    func scheduleTick(at deadline: NIODeadline, every interval: TimeAmount) {
+        eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.assumeIsolated { participant in
+                guard !participant.tickerStopped else { return }
+                var next = deadline + interval
+                let current = NIODeadline.now()
+                if current - next > interval { next = current + interval }
+                participant.scheduleTick(at: next, every: interval)
+                participant.tick()
+            }
+        }
+    }
+
+    /// One tick, synchronously on the loop when it needs nothing but the UDP media path
+    /// (the steady state: seal one audio frame, hand it to the socket); otherwise, in order,
+    /// in a task on this actor (``mediaTick(now:first:)``). A tick still running makes the
+    /// next one skip.
+    func tick() {
+        guard running, !tickInProgress else { return }
+        let nowMs = now
+        let actions = session.tick(now: nowMs)
+        if actions.isEmpty, !tickNeedsAwait(now: nowMs) {
+            tickMedia(now: nowMs)
+            return
+        }
+        tickInProgress = true
+        Task {
+            await self.mediaTick(now: nowMs, first: actions)
+            self.tickInProgress = false
+        }
+    }
+
+    /// Whether this tick must await something: a send on the WebSocket, a ping, pending
+    /// chat or share, starting a recording.
+    func tickNeedsAwait(now nowMs: UInt64) -> Bool {
+        if pendingShare != nil || !pendingSay.isEmpty, session.canSeal(now: nowMs), session.hasOthers { return true }
+        if nowMs >= lastPing + 15_000 { return true }
+        if running, recordingRequested, !session.isRecording, session.hasKeys, session.mayRecord || !recordingRefusalReported { return true }
+        // Audio to send without a live UDP path goes on the WebSocket, in order.
+        if audio != nil, !(mediaPath?.isUp ?? false), session.maySendAudio(now: nowMs) { return true }
+        return false
+    }
+
+    /// Offers the connection's inbound queue this actor as the inline consumer of audio
+    /// frames (``RelayWebSocketHandler/inlineAudioConsumer``): a frame that arrives while
+    /// the run loop waits with nothing queued is opened right there, on the loop.
+    func installInlineAudio() {
+        connection.setInlineAudioConsumer { [weak self] item in
+            guard let self else { return false }
+            return self.assumeIsolated { $0.handleInline(item) }
+        }
+    }
+
+    /// An audio frame, handled synchronously on the loop as ``handle(_:)-(RelayInbound)``
+    /// would (the test taps included); false leaves the item to the queue.
+    func handleInline(_ item: RelayInbound) -> Bool {
+        guard running, case .message(let m) = item, case .frame(let f) = m, f.header.kind == .audio else { return false }
+        options.inboundTap?(m)
+        if let drop = options.inboundDrop, drop(m) { return true }
+        let actions = receive(frame: f)
+        if !actions.isEmpty {
+            // An audio frame's outcome carries no actions today; if one ever does, it is
+            // carried out in order before the next tick's.
+            Task { await self.carryOut(actions) }
+        }
+        return true
+    }
+
     /// Ticks the session at `at` (an admission batch, a co-host's approval deadline).
     func schedule(wakeAt at: UInt64) {
         if let pending = nextWake, pending <= at { return }
@@ -532,6 +611,7 @@ public actor Participant {
             for endpoint in candidates where ContinuousClock.now < deadline {
                 do {
                     try await rejoin(through: endpoint, readmit: previous)
+                    installInlineAudio()  // on the new connection
                     let took = now - lost
                     failovers.append(took)
                     output.emit(
@@ -551,7 +631,9 @@ public actor Participant {
     private func rejoin(through endpoint: RelayEndpoint, readmit: Set<[UInt8]>) async throws {
         guard let invite = session.invite else { throw SessionError.protocolViolation("no invite to rejoin with") }
         var configuration = ParticipantSession.Configuration(options)
-        let options = self.options, roomID = self.roomID
+        var options = self.options
+        let roomID = self.roomID
+        options.eventLoop = eventLoop  // the actor runs on this loop: so does every connection
         if isRoomOwner, let settings = createdSettings {
             configuration.readmit = readmit
             configuration.refuse = removedIdentities
@@ -614,8 +696,14 @@ public actor Participant {
             await carryOut(session.receive(message, now: now))
             return
         }
+        await carryOut(receive(frame: f))
+    }
+
+    /// A frame through the session: opened and delivered, or counted as dropped. Returns
+    /// the session's actions (none for audio, screen and chat frames).
+    func receive(frame f: FrameMessage) -> [ParticipantSession.Action] {
         let sender = f.header.sender.rawValue
-        if f.header.kind == .audio, let probe = options.probe, !probe.audioArrived(from: sender) { return }
+        if f.header.kind == .audio, let probe = options.probe, !probe.audioArrived(from: sender) { return [] }
         let outcome = session.receiveFrame(f, now: now)
         if let frame = outcome.opened {
             deliver(frame)
@@ -625,7 +713,7 @@ public actor Participant {
                 audioStats[sender, default: AudioReceiveStats()].decryptFailed += 1
             }
         }
-        await carryOut(outcome.actions)
+        return outcome.actions
     }
 
     func deliver(_ frame: ReceivedFrame) {
@@ -784,10 +872,11 @@ public actor Participant {
 
     // MARK: - Media
 
-    func mediaTick() async {
+    /// A tick that awaits: the session's actions first, then pending chat and share, the
+    /// keepalive ping, a recording to start, and the rest as ``tickMedia(now:)``.
+    func mediaTick(now nowMs: UInt64, first actions: [ParticipantSession.Action]) async {
         guard running else { return }
-        let nowMs = now
-        await carryOut(session.tick(now: nowMs))
+        await carryOut(actions)
         await flushPending(now: nowMs)
         // With audio on UDP the WebSocket can be quiet for long; a PING keeps the relay's
         // idle timeout from closing it.
@@ -795,22 +884,42 @@ public actor Participant {
             lastPing = nowMs
             try? await connection.send(.ping(nonce: nowMs))
         }
+        await startRecordingIfWanted(now: nowMs)
+        guard running else { return }
+        if let frame = tickAudio(now: nowMs), !(mediaPath?.send(frame: ClientMessage.frame(frame).encoded()) ?? false) {
+            try? await connection.send(.frame(frame))
+        }
+        tickReports(now: nowMs)
+    }
+
+    /// The tick's synchronous part: this tick's audio frame to the UDP path, and reports.
+    func tickMedia(now nowMs: UInt64) {
+        if let frame = tickAudio(now: nowMs) {
+            // ``tickNeedsAwait(now:)`` found the path up; if it went down since, this frame is lost.
+            _ = mediaPath?.send(frame: ClientMessage.frame(frame).encoded())
+        }
+        tickReports(now: nowMs)
+    }
+
+    /// The muted notice, and this tick's audio frame sealed (nil: nothing to send).
+    func tickAudio(now nowMs: UInt64) -> FrameMessage? {
         if audio != nil, session.mutedSelf, session.admitted, !toldMuted {
             toldMuted = true
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !session.mutedSelf { toldMuted = false }
-        if let audio, session.maySendAudio(now: nowMs), options.probe?.mayTalk ?? true {
-            if let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
-                let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs)
-            {
-                try? await sendFrame(frame)
-                options.probe?.audioSent()
-                if recordingFile != nil, session.isRecorded(index) { recordAudio(index, packet: packet) }
-            }
-        }
-        if nowMs >= lastInboundReport + 1000 { await reportInbound(now: nowMs) }
-        await startRecordingIfWanted(now: nowMs)
+        guard let audio, session.maySendAudio(now: nowMs), options.probe?.mayTalk ?? true,
+            let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
+            let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs)
+        else { return nil }
+        options.outboundTap?(frame)
+        options.probe?.audioSent()
+        if recordingFile != nil, session.isRecorded(index) { recordAudio(index, packet: packet) }
+        return frame
+    }
+
+    func tickReports(now nowMs: UInt64) {
+        if nowMs >= lastInboundReport + 1000 { reportInbound(now: nowMs) }
         guard options.probe == nil else { return }
         _ = mixer.tick()
         reportAudio(force: false)
@@ -819,9 +928,9 @@ public actor Participant {
     /// Once a second, if this client fell behind and its inbound queue dropped media
     /// (stale audio, or media over the queue's limit): the `overload` event, so the loss is
     /// reported rather than hidden.
-    func reportInbound(now nowMs: UInt64) async {
+    func reportInbound(now nowMs: UInt64) {
         lastInboundReport = nowMs
-        let s = await connection.inboundStatistics()
+        let s = connection.inboundStatisticsOnLoop()
         let (stale, overflow) = s.drops(since: lastInbound)
         lastInbound = s
         guard stale + overflow > 0 else { return }

@@ -1,16 +1,21 @@
 import ConclaveCrypto
 import ConclaveProtocol
+import NIOCore
+import NIOPosix
 
 /// The first exchange with the relay: HELLO/WELCOME, then CREATE_ROOM or JOIN with the
 /// identity proof over the relay's challenge (section 5.4).
 public enum RelayHandshake {
     /// Connects and completes HELLO/WELCOME; returns the connection and the challenge.
+    /// `eventLoop`: where the connection runs (nil: the next loop of NIO's shared group).
     public static func open(
-        _ endpoint: RelayEndpoint, tls: ClientTLS?, timeout: Duration = .seconds(5)
+        _ endpoint: RelayEndpoint, tls: ClientTLS?, timeout: Duration = .seconds(5), eventLoop: (any EventLoop)? = nil
     ) async throws(SessionError) -> (RelayConnection, [UInt8]) {
         let connection: RelayConnection
         do {
-            connection = try await RelayConnection.connect(to: endpoint, tls: endpoint.usesTLS ? (tls ?? .system) : nil, connectTimeout: timeout)
+            connection = try await RelayConnection.connect(
+                to: endpoint, tls: endpoint.usesTLS ? (tls ?? .system) : nil,
+                eventLoopGroup: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next(), connectTimeout: timeout)
         } catch let error as RelayConnectionError {
             throw .relayUnreachable(error.description)
         } catch {
@@ -42,14 +47,14 @@ public enum RelayHandshake {
     /// a new challenge and so a new signature; the request is otherwise the same. Returns
     /// the connection, the answer, and the endpoint that gave it.
     public static func enter<T>(
-        _ endpoint: RelayEndpoint, tls: ClientTLS?, what: String, timeout: Duration = .seconds(10),
+        _ endpoint: RelayEndpoint, tls: ClientTLS?, what: String, timeout: Duration = .seconds(10), eventLoop: (any EventLoop)? = nil,
         request: ([UInt8]) throws -> ClientMessage,
         pick: @escaping (RelayMessage) -> T?
     ) async throws -> (RelayConnection, T, RelayEndpoint) {
         var current = endpoint
         var hops = 0
         while true {
-            let (connection, challenge) = try await open(current, tls: tls)
+            let (connection, challenge) = try await open(current, tls: tls, eventLoop: eventLoop)
             let answer: HandshakeAnswer<T>
             do {
                 try await connection.send(request(challenge))

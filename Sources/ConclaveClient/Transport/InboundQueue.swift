@@ -95,6 +95,9 @@ struct InboundQueue<Waiter: AnyObject> {
     /// Consumers waiting for an item.
     var waiterCount: Int { waiters.count }
 
+    /// A consumer waits and nothing is queued: an item arriving now would go straight to it.
+    var isIdleWithWaiter: Bool { !waiters.isEmpty && control.isEmpty && media.isEmpty && !isFinished }
+
     /// Whether a `read()` may go to the socket now.
     var mayRead: Bool { !isPausedByUser && !isOverWatermark }
 

@@ -85,7 +85,7 @@ public final class MediaPath: Sendable {
             let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in bound.value.sendKeepalive() }
             channel.closeFuture.whenComplete { _ in task.cancel() }
             return path
-        }.get()
+        }.value()
         return path
     }
 
@@ -108,9 +108,9 @@ public final class MediaPath: Sendable {
     }
 
     /// Counters so far.
-    public func statistics() async -> Statistics {
+    public func statistics(isolation: isolated (any Actor)? = #isolation) async -> Statistics {
         let handler = self.handler
-        return (try? await channel.eventLoop.submit { handler.value.statistics }.get()) ?? Statistics()
+        return (try? await channel.eventLoop.submit { handler.value.statistics }.value()) ?? Statistics()
     }
 
     /// Tests: the path goes dark in both directions (nothing sent, everything received
@@ -119,7 +119,7 @@ public final class MediaPath: Sendable {
         liveness.outage.store(on, ordering: .relaxed)
     }
 
-    public func close() async {
+    public func close(isolation: isolated (any Actor)? = #isolation) async {
         try? await channel.close()
     }
 

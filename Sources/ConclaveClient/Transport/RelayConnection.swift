@@ -31,7 +31,10 @@ import NIOWebSocket
 /// - Every blocking call is bounded: connecting by `connectTimeout`, ``close()`` by
 ///   ``Options/closeTimeout``, ``next(timeout:)`` by its argument.
 ///
-/// All state lives on the channel's event loop; the class is `Sendable`. Keep the event
+/// All state lives on the channel's event loop; the class is `Sendable`. Its async methods
+/// take the caller's isolation (`#isolation`): they run on the caller's executor, so a caller on the
+/// connection's own event loop (a ``Participant``) reaches the handler without leaving its
+/// thread, and a waiting caller is resumed there. Keep the event
 /// loop group running while the connection is in use. Dropping the last reference closes
 /// the socket without a closing handshake.
 public final class RelayConnection: Sendable {
@@ -175,13 +178,13 @@ public final class RelayConnection: Sendable {
     /// Returns once the bytes are handed to the socket (so a sender that awaits each send
     /// feels TCP backpressure). Throws ``RelayConnectionError/closed`` after ``close()``, after
     /// the relay's Close frame, or when the connection has failed.
-    public func send(_ message: ClientMessage) async throws {
+    public func send(_ message: ClientMessage, isolation: isolated (any Actor)? = #isolation) async throws {
         try await sendBinary(message.encoded(), fragmentSize: nil)
     }
 
     /// Sends several messages, in order, with one hop to the event loop and one flush (a
     /// leader's rekey: hundreds of key packages and roster parts).
-    public func send(_ messages: [ClientMessage]) async throws {
+    public func send(_ messages: [ClientMessage], isolation: isolated (any Actor)? = #isolation) async throws {
         guard !messages.isEmpty else { return }
         try await write(messages.map { WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: ByteBuffer(bytes: $0.encoded())) })
     }
@@ -190,17 +193,17 @@ public final class RelayConnection: Sendable {
     ///
     /// - Parameter fragmentSize: If given, the message goes out as fragments of at most this
     ///   many bytes (a binary frame and continuation frames), to exercise reassembly.
-    @_spi(Testing) public func sendRaw(_ bytes: [UInt8], fragmentSize: Int? = nil) async throws {
+    @_spi(Testing) public func sendRaw(_ bytes: [UInt8], fragmentSize: Int? = nil, isolation: isolated (any Actor)? = #isolation) async throws {
         try await sendBinary(bytes, fragmentSize: fragmentSize)
     }
 
     /// Sends a text WebSocket message, which section 5.1 forbids (for tests).
-    @_spi(Testing) public func sendText(_ text: String) async throws {
+    @_spi(Testing) public func sendText(_ text: String, isolation: isolated (any Actor)? = #isolation) async throws {
         let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: text))
         try await write([frame])
     }
 
-    private func sendBinary(_ bytes: [UInt8], fragmentSize: Int?) async throws {
+    private func sendBinary(_ bytes: [UInt8], fragmentSize: Int?, isolation: isolated (any Actor)? = #isolation) async throws {
         // One copy into a ByteBuffer; the frame encoder masks it in place. Each send also
         // allocates a promise and a hop to the event loop, which is negligible next to a
         // syscall per message.
@@ -226,9 +229,9 @@ public final class RelayConnection: Sendable {
         try await write(frames)
     }
 
-    private func write(_ frames: [WebSocketFrame]) async throws {
+    private func write(_ frames: [WebSocketFrame], isolation: isolated (any Actor)? = #isolation) async throws {
         let handler = self.handler
-        try await eventLoop.flatSubmit { handler.value.write(frames) }.get()
+        try await eventLoop.flatSubmit { handler.value.write(frames) }.value()
     }
 
     // MARK: Receiving
@@ -242,11 +245,11 @@ public final class RelayConnection: Sendable {
     ///   returned.
     /// - Throws: ``RelayConnectionError/timeout`` if nothing arrived in time (the item, if it
     ///   comes later, stays queued for the next call), or `CancellationError`.
-    public func next(timeout: Duration) async throws -> RelayInbound? {
+    public func next(timeout: Duration, isolation: isolated (any Actor)? = #isolation) async throws -> RelayInbound? {
         try await nextInbound(timeout: TimeAmount(timeout))
     }
 
-    func nextInbound(timeout: TimeAmount?) async throws -> RelayInbound? {
+    func nextInbound(timeout: TimeAmount?, isolation: isolated (any Actor)? = #isolation) async throws -> RelayInbound? {
         let waiter = InboundWaiter()
         let handler = self.handler
         let eventLoop = self.eventLoop
@@ -259,44 +262,53 @@ public final class RelayConnection: Sendable {
         }
     }
 
+    /// On the connection's event loop only: installs (nil: removes) the consumer that may
+    /// take audio frames inline (``RelayWebSocketHandler/inlineAudioConsumer``).
+    func setInlineAudioConsumer(_ consumer: (@Sendable (RelayInbound) -> Bool)?) {
+        handler.value.inlineAudioConsumer = consumer
+    }
+
+    /// On the connection's event loop only: ``inboundStatistics()`` without a hop.
+    func inboundStatisticsOnLoop() -> InboundStatistics { handler.value.statistics }
+
     /// Stops reading from the socket until ``resumeReading()``, whatever the consumer does.
     ///
     /// Unread data then backs up in the kernel buffers and TCP's window closes, so the relay
     /// sees a slow consumer. Pings are not answered while paused. Items already received
     /// stay available.
-    public func pauseReading() async {
+    public func pauseReading(isolation: isolated (any Actor)? = #isolation) async {
         await setReadingPaused(true)
     }
 
     /// Undoes ``pauseReading()``. Reading restarts unless the inbound buffer is full.
-    public func resumeReading() async {
+    public func resumeReading(isolation: isolated (any Actor)? = #isolation) async {
         await setReadingPaused(false)
     }
 
     /// How many received items wait to be taken (for diagnostics and tests: with a consumer
     /// that stops taking items, this stays near ``Options/inboundHighWatermark``).
-    public func bufferedInboundCount() async -> Int {
+    public func bufferedInboundCount(isolation: isolated (any Actor)? = #isolation) async -> Int {
         let handler = self.handler
-        return (try? await eventLoop.submit { handler.value.bufferedCount }.get()) ?? 0
+        return (try? await eventLoop.submit { handler.value.bufferedCount }.value()) ?? 0
     }
 
     /// Whether the inbound queue is holding back the socket's reads (backpressure
     /// engaged), for the tests of backpressure: the positive sign that reading stopped.
-    @_spi(Testing) public func isReadWithheld() async -> Bool {
+    @_spi(Testing) public func isReadWithheld(isolation: isolated (any Actor)? = #isolation) async -> Bool {
         let handler = self.handler
-        return (try? await eventLoop.submit { handler.value.isReadWithheld }.get()) ?? false
+        return (try? await eventLoop.submit { handler.value.isReadWithheld }.value()) ?? false
     }
 
     /// What the inbound queue dropped (stale audio, media over the limit) and how deep it
     /// got since the connection opened.
-    public func inboundStatistics() async -> InboundStatistics {
+    public func inboundStatistics(isolation: isolated (any Actor)? = #isolation) async -> InboundStatistics {
         let handler = self.handler
-        return (try? await eventLoop.submit { handler.value.statistics }.get()) ?? InboundStatistics()
+        return (try? await eventLoop.submit { handler.value.statistics }.value()) ?? InboundStatistics()
     }
 
-    private func setReadingPaused(_ paused: Bool) async {
+    private func setReadingPaused(_ paused: Bool, isolation: isolated (any Actor)? = #isolation) async {
         let handler = self.handler
-        try? await eventLoop.submit { handler.value.setReadingPaused(paused) }.get()
+        try? await eventLoop.submit { handler.value.setReadingPaused(paused) }.value()
     }
 
     // MARK: Closing
@@ -304,10 +316,10 @@ public final class RelayConnection: Sendable {
     /// Runs the closing handshake (status 1000) and returns when the socket is closed: when
     /// the relay answers, or after ``Options/closeTimeout``. Idempotent. Inbound items
     /// already received stay readable, followed by ``RelayInbound/closed(code:reason:)``.
-    public func close() async {
+    public func close(isolation: isolated (any Actor)? = #isolation) async {
         let handler = self.handler
         eventLoop.execute { handler.value.startClose(code: RelayWebSocketHandler.normalClosureCode) }
-        try? await channel.closeFuture.get()
+        try? await channel.closeFuture.value()
     }
 }
 

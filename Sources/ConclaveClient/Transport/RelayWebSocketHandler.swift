@@ -203,7 +203,22 @@ final class RelayWebSocketHandler: ChannelDuplexHandler {
         deliver(item, viaMediaPath: true)
     }
 
+    /// Set by a consumer that runs on this event loop (a ``Participant``): offered each
+    /// audio frame that would wake the consumer parked in ``next(_:continuation:timeout:)``
+    /// with nothing else queued, so strictly in order. It returns true when it handled the
+    /// frame itself, synchronously: no continuation to resume and no task to schedule per
+    /// frame. Anything else, and every item while the consumer is busy, takes the queue.
+    var inlineAudioConsumer: (@Sendable (RelayInbound) -> Bool)?
+    /// Audio frames the inline consumer handled.
+    private(set) var inlineDelivered = 0
+
     private func deliver(_ item: RelayInbound, viaMediaPath: Bool = false) {
+        if let inlineAudioConsumer, queue.isIdleWithWaiter, case .message(.frame(let f)) = item, f.header.kind == .audio,
+            inlineAudioConsumer(item)
+        {
+            inlineDelivered += 1
+            return
+        }
         switch queue.receive(item, at: NIODeadline.now().uptimeNanoseconds, viaMediaPath: viaMediaPath) {
         case let .resume(waiter, item): resume(waiter, with: item)
         case .buffered, .ignored: break
