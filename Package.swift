@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "ConclaveLoad",
             dependencies: [
-                "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveChildProcess", "ConclaveSystem",
+                "ConclaveClient", "ConclaveProtocol", "ConclaveCrypto", "ConclaveMedia", "ConclaveChildProcess", "ConclaveSystem", "ConclaveBench",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ] + webSocketStack
         ),

@@ -17,6 +17,8 @@ final class RoomStats: Sendable {
     let decrypted = Atomic<Int>(0)
     let duplicates = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
+    /// ``failures`` by reason (rare: updated under a lock).
+    let failureReasons = Mutex<[String: Int]>([:])
     /// Decrypted, then dropped as stale (``AudioAgeEstimator``): counted as lost.
     let stale = Atomic<Int>(0)
     /// End-to-end latency in microseconds: since the last progress line, and in total.
@@ -37,6 +39,7 @@ final class RoomStats: Sendable {
         arrived.store(0, ordering: .relaxed)
         decrypted.store(0, ordering: .relaxed)
         duplicates.store(0, ordering: .relaxed)
+        failureReasons.withLock { $0 = [:] }
         failures.store(0, ordering: .relaxed)
         stale.store(0, ordering: .relaxed)
         latency.withLock { $0 = (LoadLatency.makeHistogram(), LoadLatency.makeHistogram()) }
@@ -104,7 +107,9 @@ final class VirtualProbe: ParticipantProbe {
     func audioDropped(from sender: UInt16, reason: ReceiveDrop) {
         switch reason {
         case .replayed: room.duplicates.wrappingAdd(1, ordering: .relaxed)
-        default: room.failures.wrappingAdd(1, ordering: .relaxed)
+        default:
+            room.failures.wrappingAdd(1, ordering: .relaxed)
+            room.failureReasons.withLock { $0["\(reason)", default: 0] += 1 }
         }
     }
 

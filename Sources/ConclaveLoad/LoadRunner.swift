@@ -4,6 +4,7 @@ import Glibc
 import Histogram
 import Synchronization
 import NIOCore
+import ConclaveBench
 import ConclaveClient
 import ConclaveCrypto
 import ConclaveMedia
@@ -255,9 +256,12 @@ public struct LoadRunner: Sendable {
             (lastSent, lastArrived, lastExpected) = (sent, arrived, expected)
         }
         gate.open.store(false, ordering: .relaxed)
+        let cpuEnd = processCPUSeconds()
+        // The frames the runner's CPU above paid for: sealed, and opened, while it ran.
+        let sentAtGateClose = rooms.reduce(0) { $0 + $1.sent.load(ordering: .relaxed) }
+        let decryptedAtGateClose = rooms.reduce(0) { $0 + $1.decrypted.load(ordering: .relaxed) }
         let measured = Self.seconds(ContinuousClock.now - measureStart)
         let relayEnd = await RelayProcessSample.readAll(o.relays)
-        let cpuEnd = processCPUSeconds()
         // Drain: frames in flight when the gate closed still count.
         try? await Task.sleep(for: .seconds(1))
 
@@ -274,6 +278,11 @@ public struct LoadRunner: Sendable {
             duplicates += stats.duplicates.load(ordering: .relaxed)
             failures += stats.failures.load(ordering: .relaxed)
             stats.latency.withLock { total.add($0.total) }
+        }
+        if failures > 0 {
+            var reasons: [String: Int] = [:]
+            for stats in rooms { stats.failureReasons.withLock { reasons.merge($0, uniquingKeysWith: +) } }
+            errors.append("\(failures) audio frames not opened: " + reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         var udp = 0
         for v in all where await v.participant.mediaPathIsUp { udp += 1 }
@@ -326,6 +335,11 @@ public struct LoadRunner: Sendable {
             relayCPUPercent: relayCPU, relayRSSBytes: relayRSS, relayRSSPerParticipantBytes: perParticipant,
             timeline: timeline, passed: passed, errors: errors)
         summary.clientQueues = queues
+        summary.clientCPU = Self.bareCrypto(frameBytes: o.frameBytes).map {
+            ClientCPUPerFrame(
+                runnerCPUSeconds: cpuEnd - cpuStart, framesSealed: UInt64(sentAtGateClose), framesOpened: UInt64(decryptedAtGateClose),
+                bareSealMicros: $0.seal, bareOpenMicros: $0.open)
+        }
         return summary
     }
 
@@ -371,6 +385,18 @@ public struct LoadRunner: Sendable {
         }
         errors.append("rekey: not every member had the new epoch 5 s after the removal")
         return nil
+    }
+
+    /// The bare seal and open of one `frameBytes` frame on this machine, in microseconds
+    /// of thread CPU time: libsodium's XChaCha20-Poly1305 through ``CryptoBench``, 3 rounds
+    /// of 100 ms each (about 0.4 s); nil if the bench fails its self-check.
+    static func bareCrypto(frameBytes: Int) -> (seal: Double, open: Double)? {
+        let configuration = CryptoBench.Configuration(
+            sizes: [max(1, frameBytes)], measurementDuration: .milliseconds(100), rounds: 3, contenders: [.libsodium])
+        guard let report = try? CryptoBench.run(configuration), let r = report.sizes.first?.result(for: .libsodium),
+            r.sealFramesPerSecond > 0, r.openFramesPerSecond > 0
+        else { return nil }
+        return (1e6 / r.sealFramesPerSecond, 1e6 / r.openFramesPerSecond)
     }
 
     static func millis(_ d: Duration) -> Double { seconds(d) * 1_000 }

@@ -30,6 +30,7 @@ extension LoadReport {
         o.field("join_p99_ms", s.joinP99Ms)
         o.field("rekey_after_removal_ms", s.rekeyAfterRemovalMs)
         o.field("runner_cpu_percent", s.runnerCPUPercent)
+        o.raw("client_cpu_per_frame", s.clientCPU.map(json) ?? "null")
         o.field("relay_cpu_percent", s.relayCPUPercent)
         o.field("relay_rss_bytes", s.relayRSSBytes)
         o.field("relay_rss_per_participant_bytes", s.relayRSSPerParticipantBytes)
@@ -47,6 +48,19 @@ extension LoadReport {
         o.field("p99_threshold_ms", r.p99ThresholdMs)
         o.raw("best", r.best.map { json($0) } ?? "null")
         o.raw("steps", "[" + r.steps.map { json($0) }.joined(separator: ",") + "]")
+        return o.finish()
+    }
+
+    static func json(_ c: ClientCPUPerFrame) -> String {
+        var o = JSONObjectWriter()
+        o.field("runner_cpu_seconds", c.runnerCPUSeconds)
+        o.field("frames_sealed", c.framesSealed)
+        o.field("frames_opened", c.framesOpened)
+        o.field("runner_us_per_operation", c.runnerMicrosPerOperation)
+        o.field("bare_seal_us", c.bareSealMicros)
+        o.field("bare_open_us", c.bareOpenMicros)
+        o.field("bare_cpu_seconds", c.bareCPUSeconds)
+        o.field("ratio_to_bare_crypto", c.ratio)
         return o.finish()
     }
 

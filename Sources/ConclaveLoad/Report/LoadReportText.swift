@@ -131,6 +131,13 @@ extension LoadReport {
             ("join p50 / p99", "\(ms(s.joinP50Ms)) / \(ms(s.joinP99Ms))"),
             ("rekey after removal", s.rekeyAfterRemovalMs.map(ms) ?? notMeasured),
             ("runner CPU", ReportFormat.fixed(s.runnerCPUPercent, 1) + "%"),
+            (
+                "runner CPU per frame",
+                s.clientCPU.map {
+                    "\(ReportFormat.fixed($0.runnerMicrosPerOperation, 2)) µs per seal or open = \(ReportFormat.fixed($0.ratio, 2))× the bare crypto "
+                        + "(seal \(ReportFormat.fixed($0.bareSealMicros, 2)) µs, open \(ReportFormat.fixed($0.bareOpenMicros, 2)) µs, this run)"
+                } ?? notMeasured
+            ),
             ("relay CPU", s.relayCPUPercent.map { ReportFormat.fixed($0, 1) + "%" } ?? notMeasured),
             ("relay RSS", s.relayRSSBytes.map(ReportFormat.mib) ?? notMeasured),
             ("relay RSS per participant", s.relayRSSPerParticipantBytes.map(ReportFormat.kib) ?? notMeasured),

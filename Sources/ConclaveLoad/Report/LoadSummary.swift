@@ -172,6 +172,9 @@ public struct LoadSummary: Sendable, Equatable {
     /// The participants' inbound queues: drops and peak depths.
     public var clientQueues = ClientQueueSummary()
 
+    /// The runner's CPU per frame against the bare crypto, measured in the same run.
+    public var clientCPU: ClientCPUPerFrame?
+
     /// One sample per second of the run.
     public var timeline: [LoadSample]
     /// Whether the run met its thresholds (computed and stored by the caller).
@@ -232,6 +235,37 @@ public struct LoadSummary: Sendable, Equatable {
         self.passed = passed
         self.errors = errors
     }
+}
+
+/// The load runner's CPU per frame (seal and send; receive and open) set against the cost
+/// of the bare crypto on this machine, measured by ``CryptoBench`` (libsodium's
+/// XChaCha20-Poly1305 seal and open of one frame, thread CPU time) in the same run.
+public struct ClientCPUPerFrame: Sendable, Equatable {
+    /// Runner CPU over the measurement, in seconds.
+    public var runnerCPUSeconds: Double
+    public var framesSealed: UInt64
+    public var framesOpened: UInt64
+    /// The bare seal and open of one frame, in microseconds.
+    public var bareSealMicros: Double
+    public var bareOpenMicros: Double
+
+    public init(runnerCPUSeconds: Double, framesSealed: UInt64, framesOpened: UInt64, bareSealMicros: Double, bareOpenMicros: Double) {
+        self.runnerCPUSeconds = runnerCPUSeconds
+        self.framesSealed = framesSealed
+        self.framesOpened = framesOpened
+        self.bareSealMicros = bareSealMicros
+        self.bareOpenMicros = bareOpenMicros
+    }
+
+    /// What the bare crypto of the same frames would cost, in seconds.
+    public var bareCPUSeconds: Double { (Double(framesSealed) * bareSealMicros + Double(framesOpened) * bareOpenMicros) / 1e6 }
+    /// Runner CPU per frame operation (a seal or an open), in microseconds.
+    public var runnerMicrosPerOperation: Double {
+        let ops = framesSealed + framesOpened
+        return ops > 0 ? runnerCPUSeconds * 1e6 / Double(ops) : 0
+    }
+    /// Runner CPU ÷ the bare crypto's (the target is at most 3).
+    public var ratio: Double { bareCPUSeconds > 0 ? runnerCPUSeconds / bareCPUSeconds : 0 }
 }
 
 /// The outcome of `--find-capacity`: one summary per load step.
