@@ -217,7 +217,7 @@ public struct LoadRunner: Sendable {
         // MARK: Measure
         for r in rooms { r.reset() }
         let queuesAtStart = await Self.clientQueues(all)
-        let cpuStart = processCPUSeconds()
+        let cpuStart = processCPUSeconds(), userCPUStart = processUserCPUSeconds()
         let relayStart = await RelayProcessSample.readAll(o.relays)
         let measureStart = ContinuousClock.now
         gate.open.store(true, ordering: .relaxed)
@@ -256,7 +256,7 @@ public struct LoadRunner: Sendable {
             (lastSent, lastArrived, lastExpected) = (sent, arrived, expected)
         }
         gate.open.store(false, ordering: .relaxed)
-        let cpuEnd = processCPUSeconds()
+        let cpuEnd = processCPUSeconds(), userCPUEnd = processUserCPUSeconds()
         // The frames the runner's CPU above paid for: sealed, and opened, while it ran.
         let sentAtGateClose = rooms.reduce(0) { $0 + $1.sent.load(ordering: .relaxed) }
         let decryptedAtGateClose = rooms.reduce(0) { $0 + $1.decrypted.load(ordering: .relaxed) }
@@ -337,7 +337,8 @@ public struct LoadRunner: Sendable {
         summary.clientQueues = queues
         summary.clientCPU = Self.bareCrypto(frameBytes: o.frameBytes).map {
             ClientCPUPerFrame(
-                runnerCPUSeconds: cpuEnd - cpuStart, framesSealed: UInt64(sentAtGateClose), framesOpened: UInt64(decryptedAtGateClose),
+                runnerCPUSeconds: cpuEnd - cpuStart, runnerUserCPUSeconds: userCPUEnd - userCPUStart, framesSealed: UInt64(sentAtGateClose),
+                framesOpened: UInt64(decryptedAtGateClose),
                 bareSealMicros: $0.seal, bareOpenMicros: $0.open)
         }
         return summary

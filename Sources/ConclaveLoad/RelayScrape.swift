@@ -46,6 +46,14 @@ struct RelayProcessSample: Sendable {
 }
 
 /// This process's CPU time (user + system), in seconds.
+/// This process's user-space CPU time alone, in seconds (the rest of ``processCPUSeconds()``
+/// is the kernel's: system calls, the network stack).
+func processUserCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+}
+
 func processCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)

@@ -101,15 +101,17 @@ struct LoadReportTests {
 
     @Test func clientCPUPerFrameIsTheRunnerCPUOverTheBareCrypto() throws {
         // 10 000 seals at 0.5 µs and 40 000 opens at 0.75 µs: 0.035 s of bare crypto.
-        let c = ClientCPUPerFrame(runnerCPUSeconds: 0.105, framesSealed: 10_000, framesOpened: 40_000, bareSealMicros: 0.5, bareOpenMicros: 0.75)
+        let c = ClientCPUPerFrame(
+            runnerCPUSeconds: 0.105, runnerUserCPUSeconds: 0.07, framesSealed: 10_000, framesOpened: 40_000, bareSealMicros: 0.5, bareOpenMicros: 0.75)
         #expect(abs(c.bareCPUSeconds - 0.035) < 1e-12)
         #expect(abs(c.ratio - 3.0) < 1e-9)
         #expect(abs(c.runnerMicrosPerOperation - 2.1) < 1e-9)
+        #expect(abs(c.userRatio - 2.0) < 1e-9)
         var s = Self.summary()
         s.clientCPU = c
         let table = LoadReport.table(s)
         let line = try #require(table.split(separator: "\n").first { $0.hasPrefix("runner CPU per frame") })
-        #expect(line.contains("2.10 µs per seal or open = 3.00× the bare crypto"))
+        #expect(line.contains("2.10 µs per seal or open = 3.00× the bare crypto (user space alone 2.00×"))
         let o = try Self.parse(LoadReport.json(s))
         let cpu = try #require(o["client_cpu_per_frame"] as? [String: Any])
         #expect((cpu["ratio_to_bare_crypto"] as? Double).map { abs($0 - 3) < 1e-9 } == true)

@@ -254,8 +254,14 @@ public final class RelayConnection: Sendable {
         let handler = self.handler
         let eventLoop = self.eventLoop
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                eventLoop.execute { handler.value.next(waiter, continuation: continuation, timeout: timeout) }
+            // `isolation:` named here, not left to `#isolation` (nil inside this closure): the
+            // continuation then resumes on the caller's executor, not on the global one.
+            try await withCheckedThrowingContinuation(isolation: isolation) { continuation in
+                if eventLoop.inEventLoop {
+                    handler.value.next(waiter, continuation: continuation, timeout: timeout)
+                } else {
+                    eventLoop.execute { handler.value.next(waiter, continuation: continuation, timeout: timeout) }
+                }
             }
         } onCancel: {
             eventLoop.execute { handler.value.cancel(waiter) }

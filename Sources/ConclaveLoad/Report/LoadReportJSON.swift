@@ -54,6 +54,7 @@ extension LoadReport {
     static func json(_ c: ClientCPUPerFrame) -> String {
         var o = JSONObjectWriter()
         o.field("runner_cpu_seconds", c.runnerCPUSeconds)
+        o.field("runner_user_cpu_seconds", c.runnerUserCPUSeconds)
         o.field("frames_sealed", c.framesSealed)
         o.field("frames_opened", c.framesOpened)
         o.field("runner_us_per_operation", c.runnerMicrosPerOperation)
@@ -61,6 +62,7 @@ extension LoadReport {
         o.field("bare_open_us", c.bareOpenMicros)
         o.field("bare_cpu_seconds", c.bareCPUSeconds)
         o.field("ratio_to_bare_crypto", c.ratio)
+        o.field("user_ratio_to_bare_crypto", c.userRatio)
         return o.finish()
     }
 

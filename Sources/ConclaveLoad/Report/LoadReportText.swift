@@ -135,7 +135,8 @@ extension LoadReport {
                 "runner CPU per frame",
                 s.clientCPU.map {
                     "\(ReportFormat.fixed($0.runnerMicrosPerOperation, 2)) µs per seal or open = \(ReportFormat.fixed($0.ratio, 2))× the bare crypto "
-                        + "(seal \(ReportFormat.fixed($0.bareSealMicros, 2)) µs, open \(ReportFormat.fixed($0.bareOpenMicros, 2)) µs, this run)"
+                        + "(user space alone \(ReportFormat.fixed($0.userRatio, 2))×; "
+                        + "seal \(ReportFormat.fixed($0.bareSealMicros, 2)) µs, open \(ReportFormat.fixed($0.bareOpenMicros, 2)) µs, this run)"
                 } ?? notMeasured
             ),
             ("relay CPU", s.relayCPUPercent.map { ReportFormat.fixed($0, 1) + "%" } ?? notMeasured),

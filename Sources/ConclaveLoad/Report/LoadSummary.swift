@@ -241,16 +241,21 @@ public struct LoadSummary: Sendable, Equatable {
 /// of the bare crypto on this machine, measured by ``CryptoBench`` (libsodium's
 /// XChaCha20-Poly1305 seal and open of one frame, thread CPU time) in the same run.
 public struct ClientCPUPerFrame: Sendable, Equatable {
-    /// Runner CPU over the measurement, in seconds.
+    /// Runner CPU over the measurement, in seconds: user and system together...
     public var runnerCPUSeconds: Double
+    /// ...and user space alone (the rest is the kernel: socket calls, the UDP stack).
+    public var runnerUserCPUSeconds: Double
     public var framesSealed: UInt64
     public var framesOpened: UInt64
     /// The bare seal and open of one frame, in microseconds.
     public var bareSealMicros: Double
     public var bareOpenMicros: Double
 
-    public init(runnerCPUSeconds: Double, framesSealed: UInt64, framesOpened: UInt64, bareSealMicros: Double, bareOpenMicros: Double) {
+    public init(
+        runnerCPUSeconds: Double, runnerUserCPUSeconds: Double, framesSealed: UInt64, framesOpened: UInt64, bareSealMicros: Double, bareOpenMicros: Double
+    ) {
         self.runnerCPUSeconds = runnerCPUSeconds
+        self.runnerUserCPUSeconds = runnerUserCPUSeconds
         self.framesSealed = framesSealed
         self.framesOpened = framesOpened
         self.bareSealMicros = bareSealMicros
@@ -266,6 +271,9 @@ public struct ClientCPUPerFrame: Sendable, Equatable {
     }
     /// Runner CPU ÷ the bare crypto's (the target is at most 3).
     public var ratio: Double { bareCPUSeconds > 0 ? runnerCPUSeconds / bareCPUSeconds : 0 }
+    /// The same with user-space CPU alone: what the runner's own code costs, without the
+    /// kernel's share of each datagram sent and received.
+    public var userRatio: Double { bareCPUSeconds > 0 ? runnerUserCPUSeconds / bareCPUSeconds : 0 }
 }
 
 /// The outcome of `--find-capacity`: one summary per load step.
