@@ -168,7 +168,6 @@ public actor Participant {
     /// Recording files finished by this client.
     public private(set) var recordingsWritten: [String] = []
     var running = true
-    var tickerStopped = false
     var tickInProgress = false
     var toldMuted = false
     var nextWake: UInt64?
@@ -379,11 +378,12 @@ public actor Participant {
         // with neither (a probe and no source) only keeps time: heartbeats, silence,
         // epoch wipes, pings. 100 ms is far inside every one of those timeouts, and 500 such
         // participants wake 5 000 times a second instead of 25 000.
-        let tick: Duration = (audio == nil && options.probe != nil) ? .milliseconds(100) : .milliseconds(20)
-        tickerStopped = false
-        scheduleTick(at: NIODeadline.now() + TimeAmount(tick), every: TimeAmount(tick))
+        let every: UInt64 = (audio == nil && options.probe != nil) ? 20 : 4  // LoopTicker's 5 ms ticks
+        // Ticks come from the loop's one shared timer (``LoopTicker``): every 20 or 100 ms.
+        let ticker = LoopTicker.of(eventLoop)
+        let tickToken = ticker.add(self, every: every)
         installInlineAudio()
-        defer { tickerStopped = true }
+        defer { ticker.remove(tickToken) }
         while running, ContinuousClock.now < deadlineOverride {
             let item: RelayInbound?
             do {
@@ -405,7 +405,7 @@ public actor Participant {
             }
             await handle(item)
         }
-        tickerStopped = true
+        ticker.remove(tickToken)
         connection.setInlineAudioConsumer(nil)
         recordingRequested = false
         if session.isRecording { await carryOut(session.stopRecording(now: now, reason: "this client left the meeting")) }
@@ -483,24 +483,6 @@ public actor Participant {
         }
         let r = event.render(me: session.index)
         output.emit(r.name, r.fields, human: r.human)
-    }
-
-    /// The media tick, on the event loop's own timer until the run ends: no task, no
-    /// Dispatch timer and no thread hop per tick. Ticks keep to a fixed grid; behind by more
-    /// than a tick (a starved CPU), it skips the missed ticks rather than run them back to
-    /// back, which would send a burst of stale audio.
-    func scheduleTick(at deadline: NIODeadline, every interval: TimeAmount) {
-        eventLoop.scheduleTask(deadline: deadline) { [weak self] in
-            guard let self else { return }
-            self.assumeIsolated { participant in
-                guard !participant.tickerStopped else { return }
-                var next = deadline + interval
-                let current = NIODeadline.now()
-                if current - next > interval { next = current + interval }
-                participant.scheduleTick(at: next, every: interval)
-                participant.tick()
-            }
-        }
     }
 
     /// One tick, synchronously on the loop when it needs nothing but the UDP media path

@@ -1,0 +1,110 @@
+import NIOCore
+import Synchronization
+
+/// One 5 ms timer per event loop that ticks every ``Participant`` running on the loop,
+/// instead of one timer per participant: the loop schedules 200 tasks a second whatever
+/// the number of participants (a thousand participants would otherwise push and pop 50 000
+/// timers a second through the loop's heap).
+///
+/// Members tick every `every` base ticks (4: 20 ms, 20: 100 ms); members with the same
+/// period are spread over its phases, so that a loop's talkers do not all seal and send on
+/// the same tick (a burst that would delay the frames that arrive meanwhile). The
+/// grid is fixed: a late tick does not move the next one, and a loop that fell more than a
+/// tick behind skips the missed ticks rather than run them back to back (which would send
+/// a burst of stale audio). Everything runs on the loop; the registry is the only shared
+/// state.
+final class LoopTicker: @unchecked Sendable {
+    /// The base period.
+    static let interval = TimeAmount.milliseconds(5)
+
+    /// A registration; pass it back to ``remove(_:)``.
+    struct Token: Hashable {
+        fileprivate let id: UInt64
+    }
+
+    private struct Member {
+        let id: UInt64
+        weak var participant: Participant?
+        let every: UInt64
+        let phase: UInt64
+    }
+
+    let loop: any EventLoop
+    // Confined to `loop` (the class is @unchecked Sendable for the registry only).
+    private var members: [Member] = []
+    private var nextID: UInt64 = 0
+    private var tickCount: UInt64 = 0
+    private var nextDeadline = NIODeadline.now()
+    private var scheduled: Scheduled<Void>?
+
+    private init(loop: any EventLoop) { self.loop = loop }
+
+    private static let registry = Mutex<[ObjectIdentifier: LoopTicker]>([:])
+
+    /// The ticker of `loop` (created on first use; event loops live as long as their group).
+    static func of(_ loop: any EventLoop) -> LoopTicker {
+        registry.withLock { tickers in
+            if let t = tickers[ObjectIdentifier(loop)] { return t }
+            let t = LoopTicker(loop: loop)
+            tickers[ObjectIdentifier(loop)] = t
+            return t
+        }
+    }
+
+    /// On the loop: ticks `participant` every `every` base ticks from the next one on.
+    func add(_ participant: Participant, every: UInt64) -> Token {
+        loop.preconditionInEventLoop()
+        nextID += 1
+        let period = max(1, every)
+        let sharing = UInt64(members.count(where: { $0.every == period }))
+        members.append(Member(id: nextID, participant: participant, every: period, phase: sharing % period))
+        if scheduled == nil {
+            nextDeadline = NIODeadline.now() + Self.interval
+            schedule()
+        }
+        return Token(id: nextID)
+    }
+
+    /// On the loop: stops ticking this registration (and the timer, with the last one).
+    func remove(_ token: Token) {
+        loop.preconditionInEventLoop()
+        members.removeAll { $0.id == token.id || $0.participant == nil }
+        if members.isEmpty {
+            scheduled?.cancel()
+            scheduled = nil
+        }
+    }
+
+    /// Members registered now (tests).
+    var memberCount: Int {
+        loop.preconditionInEventLoop()
+        return members.count
+    }
+
+    private func schedule() {
+        scheduled = loop.scheduleTask(deadline: nextDeadline) { [self] in fire() }
+    }
+
+    private func fire() {
+        tickCount &+= 1
+        let now = NIODeadline.now()
+        nextDeadline = nextDeadline + Self.interval
+        if now - nextDeadline > Self.interval { nextDeadline = now + Self.interval }
+        let count = tickCount
+        var lost = false
+        // A snapshot: a tick never adds or removes members synchronously, but stays correct if one did.
+        for member in members where count % member.every == member.phase {
+            guard let participant = member.participant else {
+                lost = true
+                continue
+            }
+            participant.assumeIsolated { $0.tick() }
+        }
+        if lost { members.removeAll { $0.participant == nil } }
+        if members.isEmpty {
+            scheduled = nil
+        } else {
+            schedule()
+        }
+    }
+}
