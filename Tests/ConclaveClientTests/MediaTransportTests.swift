@@ -55,6 +55,14 @@ import ConclaveRelay
                 let stats = try #require(await p.mediaPathStatistics())
                 #expect(stats.framesSent > 60 && stats.framesReceived > 60 && stats.rejected == 0, "\(stats)")
             }
+            // Most audio was opened inline on each participant's event loop, from either
+            // path (issue 14), and every frame was still opened by the session: the counts
+            // and the zero failures above hold for both routes.
+            for (name, p) in everyone {
+                let inline = await p.inlineAudioFrames
+                #expect(inline > 60, "\(name): only \(inline) audio frames handled inline")
+                #expect(p.eventLoop === (await p.connection.channel.eventLoop), "\(name) runs on its connection's loop")
+            }
             let metrics = String(decoding: server.metrics.render(), as: UTF8.self)
             let udp = metrics.split(separator: "\n").first { $0.hasPrefix("conclave_relay_udp_deliveries_total ") }
             #expect((udp.flatMap { Double($0.split(separator: " ").last!) } ?? 0) > 200)

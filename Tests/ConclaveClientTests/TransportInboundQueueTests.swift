@@ -23,6 +23,23 @@ struct TransportInboundQueueTests {
         #expect(queue.next(for: waiter, at: 0) == .end)
     }
 
+    @Test("Idle with a waiter only when a consumer waits and nothing is queued (the inline audio path's condition)")
+    func idleWithWaiter() {
+        var queue = InboundQueue<Waiter>(highWatermark: 10, lowWatermark: 2)
+        let waiter = Waiter()
+        #expect(!queue.isIdleWithWaiter, "no consumer waits")
+        #expect(isBuffered(queue.receive(item(1), at: 0)))
+        #expect(!queue.isIdleWithWaiter)
+        #expect(queue.next(for: waiter, at: 0) == .item(item(1), resumeReading: false))
+        #expect(queue.next(for: waiter, at: 0) == .wait)
+        #expect(queue.isIdleWithWaiter, "a consumer waits on an empty queue: an item now would go straight to it")
+        _ = queue.receive(item(2), at: 0)  // resumes the waiter
+        #expect(!queue.isIdleWithWaiter, "the waiter was taken")
+        #expect(queue.next(for: waiter, at: 0) == .wait)
+        _ = queue.finish(.closed(code: 1000, reason: nil))
+        #expect(!queue.isIdleWithWaiter, "a finished queue is never idle")
+    }
+
     @Test("A waiting consumer is handed the next item directly")
     func waiterIsResumed() {
         var queue = InboundQueue<Waiter>(highWatermark: 10, lowWatermark: 2)

@@ -13,6 +13,16 @@ import Synchronization
 /// tick behind skips the missed ticks rather than run them back to back (which would send
 /// a burst of stale audio). Everything runs on the loop; the registry is the only shared
 /// state.
+/// What a ``LoopTicker`` ticks: a ``Participant``, or a test's counter. Called on the
+/// ticker's loop with the ticker's tick number.
+protocol LoopTicked: AnyObject, Sendable {
+    func loopTick(_ tick: UInt64)
+}
+
+extension Participant: LoopTicked {
+    nonisolated func loopTick(_ tick: UInt64) { assumeIsolated { $0.tick() } }
+}
+
 final class LoopTicker: @unchecked Sendable {
     /// The base period.
     static let interval = TimeAmount.milliseconds(5)
@@ -24,7 +34,7 @@ final class LoopTicker: @unchecked Sendable {
 
     private struct Member {
         let id: UInt64
-        weak var participant: Participant?
+        weak var participant: (any LoopTicked)?
         let every: UInt64
         let phase: UInt64
     }
@@ -52,7 +62,7 @@ final class LoopTicker: @unchecked Sendable {
     }
 
     /// On the loop: ticks `participant` every `every` base ticks from the next one on.
-    func add(_ participant: Participant, every: UInt64) -> Token {
+    func add(_ participant: any LoopTicked, every: UInt64) -> Token {
         loop.preconditionInEventLoop()
         nextID += 1
         let period = max(1, every)
@@ -75,10 +85,14 @@ final class LoopTicker: @unchecked Sendable {
         }
     }
 
-    /// Members registered now (tests).
+    /// Members registered now, and whether the timer is armed (tests).
     var memberCount: Int {
         loop.preconditionInEventLoop()
         return members.count
+    }
+    var isScheduled: Bool {
+        loop.preconditionInEventLoop()
+        return scheduled != nil
     }
 
     private func schedule() {
@@ -98,7 +112,7 @@ final class LoopTicker: @unchecked Sendable {
                 lost = true
                 continue
             }
-            participant.assumeIsolated { $0.tick() }
+            participant.loopTick(count)
         }
         if lost { members.removeAll { $0.participant == nil } }
         if members.isEmpty {

@@ -169,6 +169,8 @@ public actor Participant {
     public private(set) var recordingsWritten: [String] = []
     var running = true
     var tickInProgress = false
+    /// Audio frames handled inline on the event loop (``handleInline(_:)``), not through the queue.
+    public private(set) var inlineAudioFrames = 0
     var toldMuted = false
     var nextWake: UInt64?
 
@@ -530,6 +532,7 @@ public actor Participant {
     func handleInline(_ item: RelayInbound) -> Bool {
         guard running, case .message(let m) = item, case .frame(let f) = m, f.header.kind == .audio else { return false }
         options.inboundTap?(m)
+        inlineAudioFrames += 1
         if let drop = options.inboundDrop, drop(m) { return true }
         let actions = receive(frame: f)
         if !actions.isEmpty {
