@@ -19,6 +19,8 @@ final class RoomStats: Sendable {
     let failures = Atomic<Int>(0)
     /// ``failures`` by reason (rare: updated under a lock).
     let failureReasons = Mutex<[String: Int]>([:])
+    /// Sealed under an epoch from before the receiver's admission: not failures, not heard.
+    let beforeJoin = Atomic<Int>(0)
     /// Decrypted, then dropped as stale (``AudioAgeEstimator``): counted as lost.
     let stale = Atomic<Int>(0)
     /// End-to-end latency in microseconds: since the last progress line, and in total.
@@ -40,6 +42,7 @@ final class RoomStats: Sendable {
         decrypted.store(0, ordering: .relaxed)
         duplicates.store(0, ordering: .relaxed)
         failureReasons.withLock { $0 = [:] }
+        beforeJoin.store(0, ordering: .relaxed)
         failures.store(0, ordering: .relaxed)
         stale.store(0, ordering: .relaxed)
         latency.withLock { $0 = (LoadLatency.makeHistogram(), LoadLatency.makeHistogram()) }
@@ -114,6 +117,8 @@ final class VirtualProbe: ParticipantProbe {
     }
 
     func audioStale(from sender: UInt16) { room.stale.wrappingAdd(1, ordering: .relaxed) }
+
+    func audioBeforeJoin(from sender: UInt16) { room.beforeJoin.wrappingAdd(1, ordering: .relaxed) }
 
     func epochInstalled(_ epoch: UInt64) {
         let now = NIODeadline.now().uptimeNanoseconds

@@ -279,6 +279,11 @@ public struct LoadRunner: Sendable {
             failures += stats.failures.load(ordering: .relaxed)
             stats.latency.withLock { total.add($0.total) }
         }
+        let beforeJoin = rooms.reduce(0) { $0 + $1.beforeJoin.load(ordering: .relaxed) }
+        if beforeJoin > 0 {
+            errors.append(
+                "\(beforeJoin) audio frames arrived sealed under an epoch from before their receiver's admission (not readable by design; counted as lost)")
+        }
         if failures > 0 {
             var reasons: [String: Int] = [:]
             for stats in rooms { stats.failureReasons.withLock { reasons.merge($0, uniquingKeysWith: +) } }

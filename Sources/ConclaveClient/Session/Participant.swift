@@ -693,7 +693,13 @@ public actor Participant {
         if let frame = outcome.opened {
             deliver(frame)
         } else if let reason = outcome.dropped {
-            if f.header.kind == .audio { options.probe?.audioDropped(from: sender, reason: reason) }
+            if f.header.kind == .audio {
+                if outcome.beforeJoin {
+                    options.probe?.audioBeforeJoin(from: sender)
+                } else {
+                    options.probe?.audioDropped(from: sender, reason: reason)
+                }
+            }
             if !outcome.beforeJoin, f.header.kind == .audio, reason == .decryptFailed || reason == .noKey || reason == .unknownEpoch {
                 audioStats[sender, default: AudioReceiveStats()].decryptFailed += 1
             }

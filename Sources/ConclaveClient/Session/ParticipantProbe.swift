@@ -19,6 +19,9 @@ public protocol ParticipantProbe: Sendable {
     func audioDecrypted(from sender: UInt16, sendTimeMicros: UInt64)
     /// An audio frame was dropped by the key ring (a duplicate, a decrypt failure…).
     func audioDropped(from sender: UInt16, reason: ReceiveDrop)
+    /// An audio frame sealed under an epoch from before this participant was admitted: not
+    /// a failure (a late joiner must not read it, 3.6), but not heard either.
+    func audioBeforeJoin(from sender: UInt16)
     /// Keys for `epoch` were installed.
     func epochInstalled(_ epoch: UInt64)
     /// An audio frame decrypted but was dropped as stale: it arrived more than 1 s later
@@ -28,6 +31,7 @@ public protocol ParticipantProbe: Sendable {
 
 extension ParticipantProbe {
     public func audioStale(from sender: UInt16) {}
+    public func audioBeforeJoin(from sender: UInt16) {}
 }
 
 extension Participant {

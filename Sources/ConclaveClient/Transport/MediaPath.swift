@@ -72,6 +72,10 @@ public final class MediaPath: Sendable {
             + UInt64(options.pathTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(options.receiveBufferBytes))
+            // One datagram per readable event: a client gets a few frames per 20 ms, mostly
+            // one at a time, and reading on until EAGAIN would cost a failed recvmsg for
+            // each. Several waiting datagrams take several loop turns (epoll is level-triggered).
+            .channelOption(.maxMessagesPerRead, value: 1)
             .bind(host: bindHost, port: 0).get()
         let path = try await loop.submit { () -> MediaPath in
             let liveness = Liveness()
