@@ -38,12 +38,14 @@ import Testing
         try await waitUntil("every talker ticked 3 times and the listener twice", within: .seconds(10)) {
             talkers.allSatisfy { $0.seen.count >= 3 } && listener.seen.count >= 2
         }
+        // Each member keeps its phase and ticks once per period; a loop late by more than a
+        // period (a loaded machine) ticks it once for the lot, so a gap may span periods.
         for t in talkers {
             let seen = t.seen
-            #expect(zip(seen, seen.dropFirst()).allSatisfy { $1 - $0 == 4 }, "a talker ticks every 4th tick: \(seen)")
+            #expect(zip(seen, seen.dropFirst()).allSatisfy { $1 > $0 && ($1 - $0) % 4 == 0 }, "a talker ticks on its phase of 4: \(seen)")
         }
         let l = listener.seen
-        #expect(zip(l, l.dropFirst()).allSatisfy { $1 - $0 == 20 }, "the listener every 20th: \(l)")
+        #expect(zip(l, l.dropFirst()).allSatisfy { $1 > $0 && ($1 - $0) % 20 == 0 }, "the listener on its phase of 20: \(l)")
         // Eight talkers over four phases: two per phase, never all eight on one tick.
         let phases = Dictionary(grouping: talkers.map { $0.seen[0] % 4 }, by: { $0 }).mapValues(\.count)
         #expect(phases.count == 4 && phases.values.allSatisfy { $0 == 2 }, "phases: \(phases)")

@@ -1,18 +1,6 @@
 import NIOCore
 import Synchronization
 
-/// One 5 ms timer per event loop that ticks every ``Participant`` running on the loop,
-/// instead of one timer per participant: the loop schedules 200 tasks a second whatever
-/// the number of participants (a thousand participants would otherwise push and pop 50 000
-/// timers a second through the loop's heap).
-///
-/// Members tick every `every` base ticks (4: 20 ms, 20: 100 ms); members with the same
-/// period are spread over its phases, so that a loop's talkers do not all seal and send on
-/// the same tick (a burst that would delay the frames that arrive meanwhile). The
-/// grid is fixed: a late tick does not move the next one, and a loop that fell more than a
-/// tick behind skips the missed ticks rather than run them back to back (which would send
-/// a burst of stale audio). Everything runs on the loop; the registry is the only shared
-/// state.
 /// What a ``LoopTicker`` ticks: a ``Participant``, or a test's counter. Called on the
 /// ticker's loop with the ticker's tick number.
 protocol LoopTicked: AnyObject, Sendable {
@@ -23,6 +11,20 @@ extension Participant: LoopTicked {
     nonisolated func loopTick(_ tick: UInt64) { assumeIsolated { $0.tick() } }
 }
 
+/// One 5 ms timer per event loop that ticks every ``Participant`` running on the loop,
+/// instead of one timer per participant: the loop schedules 200 tasks a second whatever
+/// the number of participants (a thousand participants would otherwise push and pop 50 000
+/// timers a second through the loop's heap).
+///
+/// Members tick every `every` base ticks (4: 20 ms, 20: 100 ms); members with the same
+/// period are spread over its phases, so that a loop's talkers do not all seal and send on
+/// the same tick (a burst that would delay the frames that arrive meanwhile). The
+/// grid is fixed: a late tick does not move the next one. A late loop runs the base ticks it
+/// missed as one, ticking each member whose phase fell among them once: a few milliseconds
+/// late costs no one a tick, and a loop that fell a whole period behind ticks each member
+/// once rather than run the missed ticks back to back (which would send a burst of stale
+/// audio). Everything runs on the loop; the registry is the only shared
+/// state.
 final class LoopTicker: @unchecked Sendable {
     /// The base period.
     static let interval = TimeAmount.milliseconds(5)
@@ -100,19 +102,26 @@ final class LoopTicker: @unchecked Sendable {
     }
 
     private func fire() {
-        tickCount &+= 1
+        // The base ticks due by now: this one, and any the loop was too late to run (a busy
+        // or descheduled thread). A member ticks once if its phase fell among them, so a loop
+        // a few milliseconds late costs no one a frame, and one late by more than a period
+        // ticks each member once, not in a burst. The grid stays where it was.
         let now = NIODeadline.now()
-        nextDeadline = nextDeadline + Self.interval
-        if now - nextDeadline > Self.interval { nextDeadline = now + Self.interval }
-        let count = tickCount
+        let late = max(0, (now - nextDeadline).nanoseconds)
+        let due = UInt64(late / Self.interval.nanoseconds) + 1
+        tickCount &+= due
+        nextDeadline = nextDeadline + Self.interval * Int64(due)
+        let last = tickCount
         var lost = false
-        // A snapshot: a tick never adds or removes members synchronously, but stays correct if one did.
-        for member in members where count % member.every == member.phase {
+        for member in members {
+            // The newest due base tick on this member's phase, if any.
+            let offset = (last % member.every + member.every - member.phase) % member.every
+            guard offset < due else { continue }
             guard let participant = member.participant else {
                 lost = true
                 continue
             }
-            participant.loopTick(count)
+            participant.loopTick(last - offset)
         }
         if lost { members.removeAll { $0.participant == nil } }
         if members.isEmpty {

@@ -169,6 +169,7 @@ public actor Participant {
     public private(set) var recordingsWritten: [String] = []
     var running = true
     var tickInProgress = false
+    var tickHeldBack = false
     /// Audio frames handled inline on the event loop (``handleInline(_:)``), not through the queue.
     public private(set) var inlineAudioFrames = 0
     var toldMuted = false
@@ -489,10 +490,12 @@ public actor Participant {
 
     /// One tick, synchronously on the loop when it needs nothing but the UDP media path
     /// (the steady state: seal one audio frame, hand it to the socket); otherwise, in order,
-    /// in a task on this actor (``mediaTick(now:first:)``). A tick still running makes the
-    /// next one skip.
+    /// in a task on this actor (``mediaTick(now:first:)``).
     func tick() {
-        guard running, !tickInProgress else { return }
+        guard running else { return }
+        // A tick still awaiting (a WebSocket send, a ping): this one runs when it is done,
+        // at most one held back, so a slow send costs no frame and never causes a burst.
+        guard !tickInProgress else { return tickHeldBack = true }
         let nowMs = now
         let actions = session.tick(now: nowMs)
         if actions.isEmpty, !tickNeedsAwait(now: nowMs) {
@@ -503,6 +506,10 @@ public actor Participant {
         Task {
             await self.mediaTick(now: nowMs, first: actions)
             self.tickInProgress = false
+            if self.tickHeldBack {
+                self.tickHeldBack = false
+                self.tick()
+            }
         }
     }
 
