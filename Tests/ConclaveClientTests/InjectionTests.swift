@@ -14,7 +14,9 @@ import ConclaveProtocol
             let captured = Mutex<[FrameMessage]>([])
             var hostOptions = ParticipantOptions(displayName: "host")
             hostOptions.autoAdmit = true
-            hostOptions.audioSource = .tone(frequency: 440)
+            // No audio source: the counters below must move only for the injected frames (with
+            // the host's tone flowing, the guest opened real audio between two snapshots on a
+            // loaded machine, and `opened` grew by more than the one genuine frame).
             let quiet = EventOutput(json: true) { _ in }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
             let invite = try #require(await host.invite)
