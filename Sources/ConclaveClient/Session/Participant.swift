@@ -75,8 +75,8 @@ public struct ParticipantOptions: Sendable {
     /// Other nodes of the relay's cluster to try on failover, after the invite's.
     public var fallbackRelays: [RelayEndpoint] = []
     /// The event loop this participant runs on: its connection, its UDP media path, its
-    /// timers and the actor itself (nil: the next loop of NIO's shared group). The load
-    /// runner spreads its participants over the loops, one per core.
+    /// timers and the actor itself (nil: the next loop of ``ParticipantEventLoops``, one
+    /// per core, so that the load runner's participants spread over the cores).
     public var eventLoop: (any EventLoop)?
 
     public init(displayName: String, identity: PrivateIdentity = .generate()) {

@@ -7,7 +7,7 @@ import NIOPosix
 /// identity proof over the relay's challenge (section 5.4).
 public enum RelayHandshake {
     /// Connects and completes HELLO/WELCOME; returns the connection and the challenge.
-    /// `eventLoop`: where the connection runs (nil: the next loop of NIO's shared group).
+    /// `eventLoop`: where the connection runs (nil: the next loop of ``ParticipantEventLoops``).
     public static func open(
         _ endpoint: RelayEndpoint, tls: ClientTLS?, timeout: Duration = .seconds(5), eventLoop: (any EventLoop)? = nil
     ) async throws(SessionError) -> (RelayConnection, [UInt8]) {
@@ -15,7 +15,7 @@ public enum RelayHandshake {
         do {
             connection = try await RelayConnection.connect(
                 to: endpoint, tls: endpoint.usesTLS ? (tls ?? .system) : nil,
-                eventLoopGroup: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next(), connectTimeout: timeout)
+                eventLoopGroup: eventLoop ?? ParticipantEventLoops.group.next(), connectTimeout: timeout)
         } catch let error as RelayConnectionError {
             throw .relayUnreachable(error.description)
         } catch {
@@ -124,4 +124,12 @@ public enum RelayHandshake {
 enum HandshakeAnswer<T> {
     case done(T)
     case redirect(RedirectMessage)
+}
+
+/// The event loops participants run on by default: one per core, apart from NIO's shared
+/// group. A relay in the same process (the tests', a demo's) keeps its own loops, so the
+/// participants' session work (opening frames, sealing, rekeying) never queues behind
+/// the relay's forwarding on one thread, nor the other way round.
+public enum ParticipantEventLoops {
+    public static let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 }
