@@ -407,10 +407,12 @@ public struct RelayBench: Sendable {
     }
 }
 
+/// A JSON number with 4 decimals; `null` when absent or not finite.
+private func n(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "null" } ?? "null" }
+
 extension RelayBench.Result {
     public var json: String {
-        func n(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "null" } ?? "null" }
-        return "{\"room_size\":\(roomSize),\"offered_forwarded_per_second\":\(n(offeredPerSecond)),\"forwarded_per_second\":\(n(forwardedPerSecond)),"
+        "{\"room_size\":\(roomSize),\"offered_forwarded_per_second\":\(n(offeredPerSecond)),\"forwarded_per_second\":\(n(forwardedPerSecond)),"
             + "\"received_per_second\":\(n(receivedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"relay_cpu_percent\":\(n(relayCPUPercent)),"
             + "\"relay_cpu_us_per_packet\":\(n(relayCPUMicrosPerPacket)),\"packets_per_second_per_relay_core\":\(n(packetsPerSecondPerCore)),"
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
@@ -422,8 +424,7 @@ extension RelayBench.Result {
 
 extension RelayBench.ReferenceResult {
     public var json: String {
-        func n(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "null" } ?? "null" }
-        return "{\"forwarded_per_second\":\(n(forwardedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"cpu_percent\":\(n(cpuPercent)),"
+        "{\"forwarded_per_second\":\(n(forwardedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"cpu_percent\":\(n(cpuPercent)),"
             + "\"cpu_us_per_packet\":\(n(cpuMicrosPerPacket)),\"packets_per_second_per_core\":\(n(packetsPerSecondPerCore)),"
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms))}"
     }
