@@ -37,10 +37,12 @@ public final class ReferenceForwarder: Sendable {
     /// under the working directory, above the executable (`.build/release/conclave`) or in
     /// the checkout this file was built from.
     public static func locateSource(explicit: String?) throws(Failure) -> String {
+        if let explicit {
+            guard access(explicit, R_OK) == 0 else { throw Failure(description: "cannot read the reference forwarder's source at \(explicit)") }
+            return explicit
+        }
         let relative = "Benchmarks/ReferenceForwarder/forwarder.c"
-        var candidates: [String] = []
-        if let explicit { candidates.append(explicit) }
-        candidates.append(relative)
+        var candidates = [relative]
         var directory = CommandLine.arguments[0]
         for _ in 0..<4 {
             directory = parent(of: directory)
@@ -49,10 +51,6 @@ public final class ReferenceForwarder: Sendable {
         // Sources/ConclaveLoad/ReferenceForwarder.swift → the checkout's root.
         let root = parent(of: parent(of: parent(of: #filePath)))
         candidates.append("\(root)/\(relative)")
-        if let explicit {
-            guard access(explicit, R_OK) == 0 else { throw Failure(description: "cannot read the reference forwarder's source at \(explicit)") }
-            return explicit
-        }
         guard let found = candidates.first(where: { access($0, R_OK) == 0 }) else {
             throw Failure(
                 description: "cannot find \(relative) (run from the repository, or pass --baseline-source); looked in: "

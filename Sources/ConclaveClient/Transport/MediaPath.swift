@@ -107,7 +107,12 @@ public final class MediaPath: Sendable {
     public func send(frame: [UInt8]) -> Bool {
         guard isUp, frame.count <= MediaDatagram.maximumBodyLength else { return false }
         let handler = self.handler
-        channel.eventLoop.execute { handler.value.send(frame: frame) }
+        // A participant calls this on the loop already: no task queued per frame then.
+        if channel.eventLoop.inEventLoop {
+            handler.value.send(frame: frame)
+        } else {
+            channel.eventLoop.execute { handler.value.send(frame: frame) }
+        }
         return true
     }
 
