@@ -54,6 +54,8 @@ let package = Package(
 
         // MARK: Libraries
         .target(name: "ConclaveCrypto", dependencies: ["CSodium"]),
+        // recvmmsg/sendmmsg for the relay's media sockets (not visible through Glibc).
+        .target(name: "CConclaveUDP"),
         .target(name: "ConclaveMedia", dependencies: ["COpus"]),
         .target(name: "ConclaveProtocol", dependencies: ["ConclaveCrypto"]),
         // Child processes that outlive a call (the demo's relay; the tests' relays, Redis
@@ -66,12 +68,13 @@ let package = Package(
         .target(name: "ConclaveRelayConfiguration", dependencies: ["ConclaveProtocol", "ConclaveCrypto"]),
         .target(
             name: "ConclaveRelay",
-            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration", "ConclaveRedis", "ConclaveSystem"] + webSocketStack + [
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            dependencies: ["ConclaveProtocol", "ConclaveCrypto", "ConclaveRelayConfiguration", "ConclaveRedis", "ConclaveSystem", "CConclaveUDP"]
+                + webSocketStack + [
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
         ),
         // A small Redis client on SwiftNIO (RESP2/3, pipelining, pub/sub, reconnection):
         // the store and bus of a relay cluster.

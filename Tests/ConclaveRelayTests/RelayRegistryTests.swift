@@ -108,7 +108,7 @@ import ConclaveTestSupport
 
     @Test func aRoomOpensAdmitsAndClosesWhenItsLastMemberLeaves() throws {
         var f = Fixture()
-        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, channels: []))
+        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, sockets: []))
         let host = try f.connect(), guest = try f.connect()
         let created = f.create(by: host)
         #expect(Self.summary(created) == ["1:ROOM_CREATED", "1:MEDIA_SESSION"])
@@ -224,7 +224,7 @@ import ConclaveTestSupport
 
     @Test func drainRedirectsEveryClientAndLetsEveryRoomGo() throws {
         var f = Fixture()
-        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, channels: []))
+        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, sockets: []))
         let host = try f.connect(), guest = try f.connect(), idle = try f.connect()
         _ = f.create(by: host)
         _ = f.join(guest, seed: 9)
@@ -259,7 +259,7 @@ import ConclaveTestSupport
             return [UInt8](repeating: UInt8(truncatingIfNeeded: k), count: n)
         }
         var f = Fixture(random: repeating)
-        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, channels: []))
+        f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, sockets: []))
         let host = try f.connect(), guest = try f.connect()
         _ = f.create(by: host)
         _ = f.join(guest, seed: 9)
@@ -272,7 +272,7 @@ import ConclaveTestSupport
     @Test func theSameInputsGiveTheSameActions() throws {
         func run() throws -> [String] {
             var f = Fixture()
-            f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, channels: []))
+            f.registry.mediaPathBound(.init(advertisedHost: "", port: 9, sockets: []))
             let host = try f.connect(), guest = try f.connect()
             var out = Self.summary(f.create(by: host)) + Self.summary(f.join(guest, seed: 9))
             out += [f.registry.mediaSession(of: guest.id).map { "session \($0.id)" } ?? "none"]

@@ -36,8 +36,8 @@ final class RelayCore: Sendable {
         /// `host` of `MEDIA_SESSION` (empty: the host of the control connection).
         let advertisedHost: String
         let port: UInt16
-        /// One channel per event loop (SO_REUSEPORT), all bound to `port`.
-        let channels: [Channel]
+        /// The media sockets (SO_REUSEPORT), all bound to `port`.
+        let sockets: [MediaSocket]
     }
 
     /// Why a TCP connection was refused at accept.
@@ -308,19 +308,14 @@ final class RelayCore: Sendable {
                 guard !r.isClosed else { return notAdmitted }
                 return routeLocked(&r, header: header, frameLength: message.readableBytes, from: outbox.id, now: now, targets: &targets)
             } ?? notAdmitted
-        let channel = targets.udp.isEmpty ? nil : mediaChannel(for: outbox.channel.eventLoop)
         switch route {
         case .broadcast, .unicast:
             for recipient in targets.websocket {
                 recipient.send(message, class: header.kind == .audio || header.kind == .screen ? .media : .reliable)
             }
-            if let channel, !targets.udp.isEmpty {
-                let addresses = targets.udp
-                if channel.eventLoop.inEventLoop {
-                    Self.writeDatagrams(message, to: addresses, on: channel)
-                } else {
-                    channel.eventLoop.execute { Self.writeDatagrams(message, to: addresses, on: channel) }
-                }
+            if !targets.udp.isEmpty, let socket = mediaSocket(for: outbox.id) {
+                // Straight to the kernel from this thread: no hop, no copy.
+                message.withUnsafeReadableBytes { socket.send($0, to: targets.udp) }
             }
         case .drop(let reason):
             metrics.dropped(reason.metricName)
@@ -332,13 +327,6 @@ final class RelayCore: Sendable {
             return error
         }
         return nil
-    }
-
-    private static func writeDatagrams(_ message: ByteBuffer, to addresses: [SocketAddress], on channel: Channel) {
-        for address in addresses {
-            channel.write(AddressedEnvelope(remoteAddress: address, data: message), promise: nil)
-        }
-        channel.flush()
     }
 
     /// The policy decision for one frame, and its targets filled into `targets`. Called
@@ -380,11 +368,10 @@ final class RelayCore: Sendable {
         return route
     }
 
-    /// The media channel on `eventLoop` if there is one (a write without a thread hop),
-    /// else the first.
-    private func mediaChannel(for eventLoop: EventLoop) -> Channel? {
-        guard let channels = mediaBox.withLock({ $0?.channels }) else { return nil }
-        return channels.first { $0.eventLoop === eventLoop } ?? channels.first
+    /// A media socket for a WebSocket sender's UDP fan-out (any will do; spread by sender).
+    private func mediaSocket(for connection: ConnectionID) -> MediaSocket? {
+        guard let sockets = mediaBox.withLock({ $0?.sockets }), !sockets.isEmpty else { return nil }
+        return sockets[Int(truncatingIfNeeded: connection.rawValue % UInt64(sockets.count))]
     }
 
     // MARK: - UDP media path
@@ -396,7 +383,7 @@ final class RelayCore: Sendable {
     /// address learning, then the same routing as ``frame(_:message:from:)``. Fills
     /// `targets`; the caller writes. No allocation on the forwarding path.
     func mediaDatagram(
-        _ datagram: UnsafeRawBufferPointer, from address: SocketAddress,
+        _ datagram: UnsafeRawBufferPointer, from address: MediaAddress,
         targets: inout MediaTargets
     ) -> MediaInbound {
         let parsed: (header: MediaDatagram.Header, body: Range<Int>)

@@ -23,9 +23,9 @@ final class MediaSession: @unchecked Sendable {
     var window = ReplayWindow()
     /// The validated address (6.4): the relay sends to it only after the client answered a
     /// `PATH_CHALLENGE` there (nil until then).
-    var address: SocketAddress?
+    var address: MediaAddress?
     /// The address being validated, its token and when the challenge left.
-    var pendingPath: (address: SocketAddress, token: UInt64, sentAt: RelayInstant)?
+    var pendingPath: (address: MediaAddress, token: UInt64, sentAt: RelayInstant)?
     /// When the last authenticated datagram arrived.
     var lastHeard = RelayInstant.origin
     /// The relay's own `KEEPALIVE_ACK` sequence numbers (direction 1).
@@ -60,7 +60,7 @@ final class MediaSession: @unchecked Sendable {
 /// event loop and reuses it, so routing a frame allocates nothing once the arrays have
 /// grown to the largest room.
 struct MediaTargets {
-    var udp: [SocketAddress] = []
+    var udp: [MediaAddress] = []
     var websocket: [ConnectionOutbox] = []
 
     init(capacity: Int = 16) {

@@ -14,7 +14,7 @@ import ConclaveProtocol
 @_spi(Benchmarking) public final class RelayForwardingHarness {
     private let core: RelayCore
     private let session: MediaSession
-    private let source: SocketAddress
+    private let source: MediaAddress
     private let datagrams: [[UInt8]]
     private var cursor = 0
     private var targets = MediaTargets(capacity: 64)
@@ -33,7 +33,7 @@ import ConclaveProtocol
         logger.logLevel = .critical
         let pool = NIOThreadPool(numberOfThreads: 1)
         let core = RelayCore(configuration: configuration, metrics: RelayMetrics(), logger: logger, threadPool: pool)
-        core.mediaPathBound(.init(advertisedHost: "", port: 9, channels: []))
+        core.mediaPathBound(.init(advertisedHost: "", port: 9, sockets: []))
         var settings = RoomSettings.privacyDefaults
         settings.waitingRoom = false
         settings.muteOnEntry = false
@@ -75,7 +75,7 @@ import ConclaveProtocol
             MediaDatagram.seal(
                 .init(kind: .keepalive, sessionID: session.id, sequence: 1), body: UnsafeRawBufferPointer(start: nil, count: 0),
                 authenticator: session.authenticator, into: &keepalive)
-            let address = try SocketAddress(ipAddress: "127.0.0.1", port: 20_000 + i)
+            let address = MediaAddress(try SocketAddress(ipAddress: "127.0.0.1", port: 20_000 + i))!
             var scratch = MediaTargets()
             let outcome = keepalive.withUnsafeBytes { core.mediaDatagram($0, from: address, targets: &scratch) }
             guard case .acknowledge(let reply) = outcome,
@@ -104,7 +104,7 @@ import ConclaveProtocol
         }
         self.core = core
         self.session = sender
-        self.source = try SocketAddress(ipAddress: "127.0.0.1", port: 20_000)
+        self.source = MediaAddress(try SocketAddress(ipAddress: "127.0.0.1", port: 20_000))!
         self.keepAlive = [pool, channels]
         // Check once that a datagram fans out to everyone else.
         guard route() == roomSize - 1 else { throw HarnessError("a datagram did not reach the other \(roomSize - 1) members") }

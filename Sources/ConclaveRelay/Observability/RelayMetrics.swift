@@ -38,6 +38,8 @@ public final class RelayMetrics: Sendable {
     let udpDeliveries: CoreMetrics.Counter
     let udpAddressChanges: CoreMetrics.Counter
     let udpKeepalives: CoreMetrics.Counter
+    /// Relay → client datagrams the kernel refused (send buffer full): dropped, not queued.
+    let udpSendDropped: CoreMetrics.Counter
     let udpDroppedByReason: [String: CoreMetrics.Counter]
     static let udpDropReasons = [
         "malformed", "unknown_kind", "unknown_session", "bad_tag", "replayed", "kind", "too_large",
@@ -107,6 +109,7 @@ public final class RelayMetrics: Sendable {
         udpDeliveries = CoreMetrics.Counter(label: "conclave_relay_udp_deliveries_total", factory: f)
         udpAddressChanges = CoreMetrics.Counter(label: "conclave_relay_udp_address_changes_total", factory: f)
         udpKeepalives = CoreMetrics.Counter(label: "conclave_relay_udp_keepalives_total", factory: f)
+        udpSendDropped = CoreMetrics.Counter(label: "conclave_relay_udp_send_dropped_total", factory: f)
         udpDroppedByReason = Dictionary(
             uniqueKeysWithValues: Self.udpDropReasons.map {
                 ($0, CoreMetrics.Counter(label: "conclave_relay_udp_dropped_total", dimensions: [("reason", $0)], factory: f))

@@ -23,7 +23,7 @@ public final class RelayServer: Sendable {
     private let threadPool: NIOThreadPool
     private let logger: Logger
     private let serverChannel: NIOLockedBox<Channel?>
-    private let mediaChannels = NIOLockedBox<[Channel]>([])
+    private let mediaSockets = NIOLockedBox<[MediaSocket]>([])
 
     /// `clock`: the relay's time, for tests where a timer is the subject (``ManualRelayClock``).
     public init(
@@ -158,48 +158,30 @@ public final class RelayServer: Sendable {
             ])
     }
 
-    /// Binds the UDP media path: `media-threads` sockets (one per event loop, default one
-    /// per core) on one port with SO_REUSEPORT, so the kernel spreads clients over them.
+    /// Binds the UDP media path: `media-threads` sockets (default one per core), each with a
+    /// thread of its own (``MediaSocket``), on one port with SO_REUSEPORT, so the kernel
+    /// spreads clients over them.
     private func bindMedia(controlPort: Int) async throws {
         let host = configuration.mediaHost ?? configuration.host
-        var port = configuration.mediaPort ?? controlPort
+        let port = configuration.mediaPort ?? controlPort
         let count = configuration.mediaThreads > 0 ? configuration.mediaThreads : System.coreCount
-        let core = self.core
-        var channels: [Channel] = []
-        for loop in group.makeIterator().prefix(count) {
-            let bootstrap = DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-                .channelOption(.datagramVectorReadMessageCount, value: Self.vectorReadCount)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.vectorReadCount * 2048))
-                .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
-                .channelOption(.socketOption(.so_sndbuf), value: 4 * 1024 * 1024)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MediaDatagramHandler(core: core))
-                    }
-                }
-            do {
-                let channel = try await bootstrap.bind(host: host, port: port).get()
-                port = channel.localAddress?.port ?? port
-                channels.append(channel)
-            } catch {
-                for c in channels { try? await c.close() }
-                throw RelayServerError.bind(host: host, port: port, reason: "UDP media: \(error)")
-            }
+        let sockets: [MediaSocket]
+        do {
+            sockets = try MediaSocket.bind(host: host, port: port, count: count, core: core)
+        } catch {
+            throw RelayServerError.bind(host: host, port: port, reason: "UDP media: \(error)")
         }
-        mediaChannels.value = channels
+        mediaSockets.value = sockets
+        let bound = sockets.first?.port ?? port
         let advertised =
             (configuration.mediaHost == nil || configuration.mediaHost == configuration.host
                 || host == "0.0.0.0" || host == "::") ? "" : host
-        core.mediaPathBound(.init(advertisedHost: advertised, port: UInt16(port), channels: channels))
-        logger.notice("media listening", metadata: ["address": "udp://\(host):\(port)", "sockets": "\(channels.count)"])
+        core.mediaPathBound(.init(advertisedHost: advertised, port: UInt16(bound), sockets: sockets))
+        logger.notice("media listening", metadata: ["address": "udp://\(host):\(bound)", "sockets": "\(sockets.count)"])
     }
 
-    static let vectorReadCount = 32
-
     /// The bound UDP media port (nil when the media path is off or not yet bound).
-    public var mediaPort: Int? { mediaChannels.value.first?.localAddress?.port }
+    public var mediaPort: Int? { mediaSockets.value.first?.port }
 
     private static func configureHTTP(channel: Channel, core: RelayCore, metrics: RelayMetrics, configuration: RelayConfiguration) throws {
         let http = NIOLoopBound(HTTPHandler(metrics: metrics), eventLoop: channel.eventLoop)
@@ -295,8 +277,10 @@ public final class RelayServer: Sendable {
         if let channel = serverChannel.value {
             try? await channel.close()
         }
-        for channel in mediaChannels.value {
-            try? await channel.close()
+        let sockets = mediaSockets.value
+        if !sockets.isEmpty {
+            // stop() joins a thread (up to one receive timeout): not on the cooperative pool.
+            try? await threadPool.runIfActive { for socket in sockets { socket.stop() } }
         }
         await core.cluster?.stop()
         try? await threadPool.shutdownGracefully()
