@@ -28,6 +28,10 @@ public struct RelayBench: Sendable {
         /// Also measure the C reference forwarder (`--baseline`), with the same generator
         /// and receivers, in the same run: the relay's CPU per packet as a ratio of its.
         public var referenceForwarder: ReferenceForwarder?
+        /// With a reference forwarder: relay and C loop measured alternately this many times
+        /// each (relay first in odd rounds, C first in even ones), their CPU and packets
+        /// pooled, so that the machine's drift over the run weighs on both alike.
+        public var rounds = 1
         public init(relay: RelayEndpoint) { self.relay = relay }
     }
 
@@ -61,6 +65,8 @@ public struct RelayBench: Sendable {
         public var relayAddedP99Ms: Double { max(0, latencyP99Ms - baselineP99Ms) }
         /// The C reference forwarder in the same run (`--baseline`).
         public var reference: ReferenceResult?
+        /// Relay ÷ C CPU per packet of each round (`--rounds`), in order.
+        public var roundRatios: [Double] = []
         /// The relay's CPU per forwarded packet ÷ the C forwarder's (target ≤ 1.1).
         public var cpuRatioToReference: Double? {
             guard let relay = relayCPUMicrosPerPacket, let c = reference?.cpuMicrosPerPacket, c > 0 else { return nil }
@@ -231,22 +237,57 @@ public struct RelayBench: Sendable {
         try await Task.sleep(for: .milliseconds(100))
 
         let perSender = Double(options.offeredRate) / Double(size * (size - 1))
-        let viaRelay = try await measure(
-            members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)",
-            cpu: .relay
-        ) { m in
-            (relayAddress, true)
+        func throughRelay() async throws -> Measurement {
+            try await self.measure(
+                members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress, label: "room of \(size)",
+                cpu: .relay
+            ) { _ in (relayAddress, true) }
         }
-        var reference: ReferenceResult?
-        if let forwarder = options.referenceForwarder {
-            try await register(members, receivers: receivers, room: UInt32(size), with: forwarder, loop: loop)
-            let c = try await measure(
+        guard let forwarder = options.referenceForwarder else {
+            return try await finish(
+                size: size, members: members, receivers: receivers, perSender: perSender, loop: loop, progress: progress, relay: [try await throughRelay()],
+                reference: [])
+        }
+        func throughC(_ forwarder: ReferenceForwarder) async throws -> Measurement {
+            try await self.register(members, receivers: receivers, room: UInt32(size), with: forwarder, loop: loop)
+            return try await self.measure(
                 members: members, receivers: receivers, perSenderRate: perSender, loop: loop, progress: progress,
                 label: "room of \(size), C reference forwarder", cpu: .reference(forwarder)
             ) { _ in (forwarder.address, true) }
-            reference = ReferenceResult(
+        }
+        var relay: [Measurement] = []
+        var reference: [Measurement] = []
+        for round in 0..<max(1, options.rounds) {
+            if round % 2 == 0 {
+                relay.append(try await throughRelay())
+                reference.append(try await throughC(forwarder))
+            } else {
+                reference.append(try await throughC(forwarder))
+                relay.append(try await throughRelay())
+            }
+        }
+        return try await finish(
+            size: size, members: members, receivers: receivers, perSender: perSender, loop: loop, progress: progress, relay: relay, reference: reference)
+    }
+
+    /// Pools the rounds' measurements (CPU and packets summed, so CPU per packet is the
+    /// whole run's; latency percentiles are the worst round's), runs the direct baseline and
+    /// makes the result.
+    func finish(
+        size: Int, members: [Member], receivers: [Receiver], perSender: Double, loop: EventLoop, progress: @Sendable (String) -> Void,
+        relay: [Measurement], reference: [Measurement]
+    ) async throws -> Result {
+        let viaRelay = Measurement.pooled(relay)
+        var pooledReference: ReferenceResult?
+        if !reference.isEmpty {
+            let c = Measurement.pooled(reference)
+            pooledReference = ReferenceResult(
                 forwardedPerSecond: c.forwarded, lossPercent: c.loss, cpuPercent: c.cpuPercent, cpuMicrosPerPacket: c.cpuMicrosPerPacket,
                 packetsPerSecondPerCore: c.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 }, latencyP50Ms: c.p50, latencyP99Ms: c.p99)
+        }
+        let roundRatios = zip(relay, reference).compactMap { r, c -> Double? in
+            guard let a = r.cpuMicrosPerPacket, let b = c.cpuMicrosPerPacket, b > 0 else { return nil }
+            return a / b
         }
         // Baseline: each sender writes straight to the next member's socket, same rate, same sizes.
         let addresses = members.map { $0.channel.localAddress! }
@@ -264,7 +305,7 @@ public struct RelayBench: Sendable {
             relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
             packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
             latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99,
-            reference: reference)
+            reference: pooledReference, roundRatios: roundRatios)
     }
 
     /// Every member registers its socket with the reference forwarder, in room `room`;
@@ -307,6 +348,35 @@ public struct RelayBench: Sendable {
         var forwarded: Double, received: Double, loss: Double
         var cpuPercent: Double?, cpuMicrosPerPacket: Double?
         var p50: Double, p99: Double
+        /// The raw sums behind the rates, for pooling rounds.
+        var expectedPackets = 0.0, receivedPackets = 0.0, wallSeconds = 0.0
+        var cpuSeconds: Double?, cpuWallSeconds: Double?
+
+        /// Several measurements as one: rates over the summed time, CPU per packet as the
+        /// summed CPU over the summed packets, the worst p50 and p99.
+        static func pooled(_ all: [Measurement]) -> Measurement {
+            if all.count == 1 { return all[0] }
+            let wall = all.reduce(0) { $0 + $1.wallSeconds }
+            let expected = all.reduce(0) { $0 + $1.expectedPackets }
+            let received = all.reduce(0) { $0 + $1.receivedPackets }
+            var m = Measurement(
+                forwarded: wall > 0 ? expected / wall : 0, received: wall > 0 ? received / wall : 0,
+                loss: expected > 0 ? max(0, (expected - received) / expected * 100) : 0,
+                cpuPercent: nil, cpuMicrosPerPacket: nil,
+                p50: all.map(\.p50).max() ?? 0, p99: all.map(\.p99).max() ?? 0,
+                expectedPackets: expected, receivedPackets: received, wallSeconds: wall)
+            let cpu = all.compactMap(\.cpuSeconds), cpuWall = all.compactMap(\.cpuWallSeconds)
+            if cpu.count == all.count, cpuWall.count == all.count {
+                let used = cpu.reduce(0, +), seconds = cpuWall.reduce(0, +)
+                m.cpuSeconds = used
+                m.cpuWallSeconds = seconds
+                m.cpuPercent = seconds > 0 ? used / seconds * 100 : nil
+                // Packets received while the CPU was sampled, per round, summed.
+                let packets = all.reduce(0.0) { $0 + $1.receivedPackets * ($1.cpuWallSeconds ?? 0) / max($1.wallSeconds, 1e-9) }
+                m.cpuMicrosPerPacket = packets > 0 ? used / packets * 1e6 : nil
+            }
+            return m
+        }
     }
 
     /// Paces sends every millisecond on `loop` for warm-up + measurement; returns rates and latency.
@@ -354,10 +424,13 @@ public struct RelayBench: Sendable {
         let p = LoadLatency.percentiles(histogram)
         var m = Measurement(
             forwarded: forwarded, received: receivedRate, loss: expected > 0 ? max(0, (expected - Double(received)) / expected * 100) : 0,
-            cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms)
+            cpuPercent: nil, cpuMicrosPerPacket: nil, p50: p.p50Ms, p99: p.p99Ms,
+            expectedPackets: expected, receivedPackets: Double(received), wallSeconds: wall)
         if let before, let after {
             let used = after.seconds - before.seconds
             let seconds = LoadRunner.seconds(after.at - before.at)
+            m.cpuSeconds = used
+            m.cpuWallSeconds = seconds
             m.cpuPercent = used / seconds * 100
             m.cpuMicrosPerPacket = received > 0 ? used / (Double(received) * seconds / wall) * 1e6 : nil
         }
@@ -418,7 +491,8 @@ extension RelayBench.Result {
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
             + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms)),"
             + "\"reference\":\(reference.map(\.json) ?? "null"),\"relay_cpu_per_packet_over_reference\":\(n(cpuRatioToReference)),"
-            + "\"offered_share_of_reference_core\":\(n(offeredShareOfReferenceCore))}"
+            + "\"offered_share_of_reference_core\":\(n(offeredShareOfReferenceCore)),"
+            + "\"round_ratios\":[\(roundRatios.map { n($0) }.joined(separator: ","))]}"
     }
 }
 

@@ -18,7 +18,7 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var mediaEnabled: Bool = true
     public var mediaHost: String?
     public var mediaPort: Int?
-    /// UDP sockets (SO_REUSEPORT, one per event loop); 0 means one per core.
+    /// UDP sockets (SO_REUSEPORT, each served by a thread of its own); 0 means one per core.
     public var mediaThreads: Int = 0
     /// A client's UDP path that has been silent this long falls back to its WebSocket.
     public var mediaPathTimeoutSeconds: Int = 6
@@ -151,7 +151,7 @@ public struct RelayConfiguration: Sendable, Equatable {
                 guard let h = c.mediaHost, let p = c.mediaPort else { return "same" }
                 return "\(h.contains(":") ? "[\(h)]" : h):\(p)"
             }),
-        int("media-threads", "UDP media sockets, one per event loop; 0 = one per core", 0...64, \.mediaThreads),
+        int("media-threads", "UDP media sockets, each with a thread of its own; 0 = one per core", 0...64, \.mediaThreads),
         int("media-path-timeout-seconds", "a client's UDP path silent this long falls back to its WebSocket", 2...120, \.mediaPathTimeoutSeconds),
         .init(
             name: "tls-cert", help: "PEM certificate chain; with --tls-key, serve wss://", apply: { c, v in c.tlsCertificatePath = v },

@@ -25,7 +25,7 @@ struct RelayBenchCommand: AsyncParsableCommand {
     var seconds: Double = 5
     @Option(name: .customLong("room-sizes"), help: "Comma-separated room sizes.")
     var roomSizes: String = "2,5,10"
-    @Option(name: .customLong("media-threads"), help: "UDP media sockets (event loops) of the relay started for the run.")
+    @Option(name: .customLong("media-threads"), help: "UDP media sockets (threads) of the relay started for the run.")
     var mediaThreads: Int = 1
     @Flag(
         help: """
@@ -36,10 +36,18 @@ struct RelayBenchCommand: AsyncParsableCommand {
     var baseline = false
     @Option(name: .customLong("baseline-source"), help: "The reference forwarder's C source (default: found from the repository).")
     var baselineSource: String?
+    @Option(
+        help: """
+            With --baseline: measure the relay and the C loop alternately this many times each per room size \
+            (relay first, then C first, …) and pool them, so that the machine's drift weighs on both alike.
+            """)
+    var rounds: Int = 1
 
     func validate() throws {
         guard (1_000...2_000_000).contains(rate) else { throw ValidationError("--rate must be 1000…2000000") }
         guard seconds >= 1, seconds <= 120 else { throw ValidationError("--seconds must be 1…120") }
+        guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be 1…20") }
+        guard rounds == 1 || baseline else { throw ValidationError("--rounds needs --baseline") }
         guard (1...64).contains(mediaThreads) else { throw ValidationError("--media-threads must be 1…64") }
         guard let sizes = parsedSizes, !sizes.isEmpty else { throw ValidationError("--room-sizes must be sizes from 2 to 50, e.g. 2,5,10") }
         _ = sizes
@@ -80,6 +88,7 @@ struct RelayBenchCommand: AsyncParsableCommand {
         options.roomSizes = parsedSizes!
         options.offeredRate = rate
         options.seconds = seconds
+        options.rounds = rounds
         let json = self.json
         let results: [RelayBench.Result]
         do {
@@ -122,6 +131,9 @@ struct RelayBenchCommand: AsyncParsableCommand {
                         pad("\(r.roomSize)", 6) + pad(f(c.forwardedPerSecond, 0), 15) + pad(f(c.lossPercent, 3) + "%", 9)
                             + pad(f(c.cpuPercent) + "%", 9) + pad(f(c.cpuMicrosPerPacket, 2), 13) + pad(f(c.packetsPerSecondPerCore, 0), 18)
                             + pad(f(r.cpuRatioToReference, 3) + "×", 24) + f(r.offeredShareOfReferenceCore, 3))
+                }
+                for r in results where r.roundRatios.count > 1 {
+                    print("room of \(r.roomSize), relay ÷ C by round: " + r.roundRatios.map { f($0, 3) + "×" }.joined(separator: ", "))
                 }
             }
         }

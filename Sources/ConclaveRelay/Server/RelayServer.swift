@@ -23,7 +23,7 @@ public final class RelayServer: Sendable {
     private let threadPool: NIOThreadPool
     private let logger: Logger
     private let serverChannel: NIOLockedBox<Channel?>
-    private let mediaSockets = NIOLockedBox<[MediaSocket]>([])
+    let mediaSockets = NIOLockedBox<[MediaSocket]>([])
 
     /// `clock`: the relay's time, for tests where a timer is the subject (``ManualRelayClock``).
     public init(
