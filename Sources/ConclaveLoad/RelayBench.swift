@@ -55,6 +55,10 @@ public struct RelayBench: Sendable {
         public var lossPercent: Double
         public var relayCPUPercent: Double?
         public var relayCPUMicrosPerPacket: Double?
+        /// Datagrams per second the relay reports having sent (its `/metrics`), and its CPU
+        /// per such datagram: the figures to use at saturation, where receivers lose packets.
+        public var relaySentPerSecond: Double?
+        public var relayCPUMicrosPerSentPacket: Double?
         /// 1 / CPU per packet: what one relay core would forward at 100 % busy.
         public var packetsPerSecondPerCore: Double?
         public var latencyP50Ms: Double
@@ -303,6 +307,7 @@ public struct RelayBench: Sendable {
             roomSize: size, senders: size, offeredPerSecond: Double(options.offeredRate), forwardedPerSecond: viaRelay.forwarded,
             receivedPerSecond: viaRelay.received, lossPercent: viaRelay.loss,
             relayCPUPercent: viaRelay.cpuPercent, relayCPUMicrosPerPacket: viaRelay.cpuMicrosPerPacket,
+            relaySentPerSecond: viaRelay.sentPerSecond, relayCPUMicrosPerSentPacket: viaRelay.cpuMicrosPerSentPacket,
             packetsPerSecondPerCore: viaRelay.cpuMicrosPerPacket.map { $0 > 0 ? 1e6 / $0 : 0 },
             latencyP50Ms: viaRelay.p50, latencyP99Ms: viaRelay.p99, baselineP50Ms: baseline.p50, baselineP99Ms: baseline.p99,
             reference: pooledReference, roundRatios: roundRatios)
@@ -336,11 +341,11 @@ public struct RelayBench: Sendable {
         case reference(ReferenceForwarder)
     }
 
-    func cpuSample(_ source: CPUSource?) async -> (seconds: Double, at: ContinuousClock.Instant)? {
+    func cpuSample(_ source: CPUSource?) async -> (seconds: Double, at: ContinuousClock.Instant, sent: Double?)? {
         switch source {
         case nil: return nil
-        case .relay: return await RelayProcessSample.read(host: options.relay.host, port: options.relay.port).map { ($0.cpuSeconds, $0.at) }
-        case .reference(let forwarder): return forwarder.cpuSeconds.map { ($0, ContinuousClock.now) }
+        case .relay: return await RelayProcessSample.read(host: options.relay.host, port: options.relay.port).map { ($0.cpuSeconds, $0.at, $0.udpSent) }
+        case .reference(let forwarder): return forwarder.cpuSeconds.map { ($0, ContinuousClock.now, nil) }
         }
     }
 
@@ -351,6 +356,18 @@ public struct RelayBench: Sendable {
         /// The raw sums behind the rates, for pooling rounds.
         var expectedPackets = 0.0, receivedPackets = 0.0, wallSeconds = 0.0
         var cpuSeconds: Double?, cpuWallSeconds: Double?
+        /// Datagrams the relay itself says it sent over the CPU window (its `/metrics`).
+        var sentPackets: Double?
+        /// CPU per datagram the relay sent: unlike ``cpuMicrosPerPacket``, not inflated by
+        /// packets the receivers lost when the machine is saturated.
+        var cpuMicrosPerSentPacket: Double? {
+            guard let cpuSeconds, let sentPackets, sentPackets > 0 else { return nil }
+            return cpuSeconds / sentPackets * 1e6
+        }
+        var sentPerSecond: Double? {
+            guard let sentPackets, let cpuWallSeconds, cpuWallSeconds > 0 else { return nil }
+            return sentPackets / cpuWallSeconds
+        }
 
         /// Several measurements as one: rates over the summed time, CPU per packet as the
         /// summed CPU over the summed packets, the worst p50 and p99.
@@ -370,6 +387,8 @@ public struct RelayBench: Sendable {
                 let used = cpu.reduce(0, +), seconds = cpuWall.reduce(0, +)
                 m.cpuSeconds = used
                 m.cpuWallSeconds = seconds
+                let sent = all.compactMap(\.sentPackets)
+                m.sentPackets = sent.count == all.count ? sent.reduce(0, +) : nil
                 m.cpuPercent = seconds > 0 ? used / seconds * 100 : nil
                 // Packets received while the CPU was sampled, per round, summed.
                 let packets = all.reduce(0.0) { $0 + $1.receivedPackets * ($1.cpuWallSeconds ?? 0) / max($1.wallSeconds, 1e-9) }
@@ -431,6 +450,7 @@ public struct RelayBench: Sendable {
             let seconds = LoadRunner.seconds(after.at - before.at)
             m.cpuSeconds = used
             m.cpuWallSeconds = seconds
+            if let a = before.sent, let b = after.sent { m.sentPackets = b - a }
             m.cpuPercent = used / seconds * 100
             m.cpuMicrosPerPacket = received > 0 ? used / (Double(received) * seconds / wall) * 1e6 : nil
         }
@@ -488,6 +508,7 @@ extension RelayBench.Result {
         "{\"room_size\":\(roomSize),\"offered_forwarded_per_second\":\(n(offeredPerSecond)),\"forwarded_per_second\":\(n(forwardedPerSecond)),"
             + "\"received_per_second\":\(n(receivedPerSecond)),\"loss_percent\":\(n(lossPercent)),\"relay_cpu_percent\":\(n(relayCPUPercent)),"
             + "\"relay_cpu_us_per_packet\":\(n(relayCPUMicrosPerPacket)),\"packets_per_second_per_relay_core\":\(n(packetsPerSecondPerCore)),"
+            + "\"relay_sent_per_second\":\(n(relaySentPerSecond)),\"relay_cpu_us_per_sent_packet\":\(n(relayCPUMicrosPerSentPacket)),"
             + "\"latency_p50_ms\":\(n(latencyP50Ms)),\"latency_p99_ms\":\(n(latencyP99Ms)),\"baseline_p50_ms\":\(n(baselineP50Ms)),"
             + "\"baseline_p99_ms\":\(n(baselineP99Ms)),\"relay_added_p50_ms\":\(n(relayAddedP50Ms)),\"relay_added_p99_ms\":\(n(relayAddedP99Ms)),"
             + "\"reference\":\(reference.map(\.json) ?? "null"),\"relay_cpu_per_packet_over_reference\":\(n(cpuRatioToReference)),"

@@ -11,6 +11,9 @@ struct RelayProcessSample: Sendable {
     var residentBytes: UInt64
     /// `process_open_fds`, when the relay reports it.
     var openDescriptors: Int?
+    /// Datagrams the relay handed to the kernel for clients (`conclave_relay_udp_deliveries_total`
+    /// less `conclave_relay_udp_send_dropped_total`), when it reports them.
+    var udpSent: Double?
     var at: ContinuousClock.Instant
 
     /// The sum over several relays (the nodes of a cluster); nil when one does not answer.
@@ -34,14 +37,17 @@ struct RelayProcessSample: Sendable {
     static func read(host: String, port: Int) async -> RelayProcessSample? {
         guard let response = try? await PlainHTTP.get(host: host, port: port, path: "/metrics"), response.status == 200 else { return nil }
         let text = response.body
-        var cpu: Double?, rss: UInt64?, fds: Int?
+        var cpu: Double?, rss: UInt64?, fds: Int?, deliveries: Double?, refused: Double?
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("conclave_relay_udp_deliveries_total ") { deliveries = Double(line.split(separator: " ").last!) }
+            if line.hasPrefix("conclave_relay_udp_send_dropped_total ") { refused = Double(line.split(separator: " ").last!) }
             if line.hasPrefix("process_open_fds ") { fds = Int(line.split(separator: " ").last!) }
             if line.hasPrefix("process_cpu_seconds_total ") { cpu = Double(line.split(separator: " ").last!) }
             if line.hasPrefix("process_resident_memory_bytes ") { rss = UInt64(line.split(separator: " ").last!) }
         }
         guard let cpu, let rss else { return nil }
-        return RelayProcessSample(cpuSeconds: cpu, residentBytes: rss, openDescriptors: fds, at: .now)
+        return RelayProcessSample(
+            cpuSeconds: cpu, residentBytes: rss, openDescriptors: fds, udpSent: deliveries.map { $0 - (refused ?? 0) }, at: .now)
     }
 }
 

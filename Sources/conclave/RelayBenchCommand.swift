@@ -120,6 +120,10 @@ struct RelayBenchCommand: AsyncParsableCommand {
                         + pad("\(f(r.latencyP50Ms, 3)) (\(f(r.baselineP50Ms, 3)))", 18) + pad("\(f(r.latencyP99Ms, 3)) (\(f(r.baselineP99Ms, 3)))", 18)
                         + "\(f(r.relayAddedP50Ms, 3)) / \(f(r.relayAddedP99Ms, 3)) ms")
             }
+            for r in results {
+                guard let sent = r.relaySentPerSecond, let perSent = r.relayCPUMicrosPerSentPacket else { continue }
+                print("room of \(r.roomSize): the relay reports \(f(sent, 0)) datagrams/s sent, \(f(perSent, 2)) µs CPU per datagram sent")
+            }
             if results.contains(where: { $0.reference != nil }) {
                 print("")
                 print(
