@@ -516,11 +516,13 @@ public actor Participant {
     /// Whether this tick must await something: a send on the WebSocket, a ping, pending
     /// chat or share, starting a recording.
     func tickNeedsAwait(now nowMs: UInt64) -> Bool {
-        if pendingShare != nil || !pendingSay.isEmpty, session.canSeal(now: nowMs), session.hasOthers { return true }
+        if pendingShare != nil || !pendingSay.isEmpty, inSession({ $0.canSeal(now: nowMs) && $0.hasOthers }) { return true }
         if nowMs >= lastPing + 15_000 { return true }
-        if running, recordingRequested, !session.isRecording, session.hasKeys, session.mayRecord || !recordingRefusalReported { return true }
+        if running, recordingRequested, inSession({ !$0.isRecording && $0.hasKeys }), inSession({ $0.mayRecord }) || !recordingRefusalReported {
+            return true
+        }
         // Audio to send without a live UDP path goes on the WebSocket, in order.
-        if audio != nil, !(mediaPath?.isUp ?? false), session.maySendAudio(now: nowMs) { return true }
+        if audio != nil, !(mediaPath?.isUp ?? false), inSession({ $0.maySendAudio(now: nowMs) }) { return true }
         return false
     }
 
@@ -906,15 +908,22 @@ public actor Participant {
             output.emit("muted", [("participant", .int(Int(index)))], human: "you are muted: not sending audio (/unmute)")
         }
         if !session.mutedSelf { toldMuted = false }
-        guard let audio, session.maySendAudio(now: nowMs), options.probe?.mayTalk ?? true,
+        guard let audio, inSession({ $0.maySendAudio(now: nowMs) }), options.probe?.mayTalk ?? true,
             let packet = try? audio.nextPacket(nowMicros: Self.monotonicMicros()),
             let frame = try? session.seal(.audio, to: .everyone, plaintext: packet, now: nowMs)
         else { return nil }
         options.outboundTap?(frame)
         options.probe?.audioSent()
-        if recordingFile != nil, session.isRecorded(index) { recordAudio(index, packet: packet) }
+        if recordingFile != nil, inSession({ $0.isRecorded(index) }) { recordAudio(index, packet: packet) }
         return frame
     }
+
+    /// Runs `body` on the session in place. A non-mutating method of the session called on
+    /// this actor's stored property (`session.maySendAudio(…)`) copies the whole struct first,
+    /// retaining every reference inside it, and releases the copy after: on the per-frame
+    /// path that was 2 % of the load runner's CPU. Through `inout` there is no copy.
+    @inline(__always)
+    func inSession<T>(_ body: (inout ParticipantSession) -> T) -> T { body(&session) }
 
     func tickReports(now nowMs: UInt64) {
         if nowMs >= lastInboundReport + 1000 { reportInbound(now: nowMs) }
