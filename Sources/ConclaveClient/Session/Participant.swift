@@ -914,14 +914,17 @@ public actor Participant {
         else { return nil }
         options.outboundTap?(frame)
         options.probe?.audioSent()
-        if recordingFile != nil, inSession({ $0.isRecorded(index) }) { recordAudio(index, packet: packet) }
+        // `index` reads the session: taken before the in-place access, which is exclusive.
+        let own = index
+        if recordingFile != nil, inSession({ $0.isRecorded(own) }) { recordAudio(own, packet: packet) }
         return frame
     }
 
     /// Runs `body` on the session in place. A non-mutating method of the session called on
     /// this actor's stored property (`session.maySendAudio(…)`) copies the whole struct first,
     /// retaining every reference inside it, and releases the copy after: on the per-frame
-    /// path that was 2 % of the load runner's CPU. Through `inout` there is no copy.
+    /// path that was 2 % of the load runner's CPU. Through `inout` there is no copy. The
+    /// access is exclusive: `body` must not read this actor's session-backed properties.
     @inline(__always)
     func inSession<T>(_ body: (inout ParticipantSession) -> T) -> T { body(&session) }
 
