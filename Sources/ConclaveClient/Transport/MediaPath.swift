@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import NIOCore
 import NIOPosix
@@ -38,9 +35,6 @@ public final class MediaPath: Sendable {
         public var acksReceived = 0
         /// Datagrams dropped on arrival: not from the relay's address, not a FRAME, a bad tag.
         public var rejected = 0
-        /// Datagrams the kernel would not take (send buffer full, no route): dropped, as a
-        /// full network queue would.
-        public var sendFailed = 0
         public init() {}
     }
 
@@ -76,22 +70,17 @@ public final class MediaPath: Sendable {
         let timeoutNanos =
             UInt64(options.pathTimeout.components.seconds) * 1_000_000_000
             + UInt64(options.pathTimeout.components.attoseconds / 1_000_000_000)
-        // The socket is made here and handed to NIO, which reads it; the handler keeps its
-        // descriptor and sends on it directly from the loop (one sendto per datagram, no
-        // channel write path; the kernel serialises sends on a socket).
-        let fd = try MediaSocketDescriptor.bound(family: relay.protocol == .inet6 ? AF_INET6 : AF_INET, receiveBufferBytes: options.receiveBufferBytes)
-        // NIO owns the descriptor from here on, and closes it with the channel (also when
-        // adopting it fails), so it is not closed here.
         let channel = try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(options.receiveBufferBytes))
             // One datagram per readable event: a client gets a few frames per 20 ms, mostly
             // one at a time, and reading on until EAGAIN would cost a failed recvmsg for
             // each. Several waiting datagrams take several loop turns (epoll is level-triggered).
             .channelOption(.maxMessagesPerRead, value: 1)
-            .withBoundSocket(fd).get()
+            .bind(host: bindHost, port: 0).get()
         let path = try await loop.submit { () -> MediaPath in
             let liveness = Liveness()
             let handler = MediaPathHandler(
-                sessionID: session.sessionID, authenticator: authenticator, relay: relay, descriptor: fd,
+                sessionID: session.sessionID, authenticator: authenticator, relay: relay,
                 liveness: liveness, deliver: { inbound.value.deliverFromMediaPath($0) })
             try channel.pipeline.syncOperations.addHandler(handler)
             let bound = NIOLoopBound(handler, eventLoop: loop)
@@ -165,12 +154,6 @@ final class MediaPathHandler: ChannelInboundHandler {
     let sessionID: UInt32
     let authenticator: HopAuthenticator
     let relay: SocketAddress
-    /// The channel's socket: sends go straight to it (while the handler is in the pipeline,
-    /// so while NIO keeps it open).
-    private let descriptor: CInt
-    /// `relay` as a raw `sockaddr`, for `sendto`.
-    private let relayName: sockaddr_storage
-    private let relayNameLength: socklen_t
     let deliver: (RelayInbound) -> Void
     let liveness: MediaPath.Liveness
     private var sequence: UInt64 = 0
@@ -180,16 +163,9 @@ final class MediaPathHandler: ChannelInboundHandler {
     private var scratch: [UInt8] = []
 
     init(
-        sessionID: UInt32, authenticator: HopAuthenticator, relay: SocketAddress, descriptor: CInt, liveness: MediaPath.Liveness,
+        sessionID: UInt32, authenticator: HopAuthenticator, relay: SocketAddress, liveness: MediaPath.Liveness,
         deliver: @escaping (RelayInbound) -> Void
     ) {
-        self.descriptor = descriptor
-        var name = sockaddr_storage()
-        relayNameLength = relay.withSockAddr { address, length in
-            withUnsafeMutableBytes(of: &name) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: length)) }
-            return socklen_t(length)
-        }
-        relayName = name
         self.liveness = liveness
         self.sessionID = sessionID
         self.authenticator = authenticator
@@ -265,49 +241,7 @@ final class MediaPathHandler: ChannelInboundHandler {
                 .init(kind: kind, sessionID: sessionID, sequence: sequence), body: $0,
                 authenticator: authenticator, into: &scratch)
         }
-        guard context.channel.isActive else { return }
-        let sent = scratch.withUnsafeBytes { bytes in
-            withUnsafeBytes(of: relayName) { name in
-                sendto(
-                    descriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), name.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                    relayNameLength)
-            }
-        }
-        if sent < 0 { statistics.sendFailed += 1 }
-    }
-}
-
-/// The client's UDP socket, made before NIO adopts it (``MediaPath/open(_:connection:options:)``).
-enum MediaSocketDescriptor {
-    /// A non-blocking UDP socket bound to the wildcard address on a free port.
-    static func bound(family: Int32, receiveBufferBytes: Int) throws -> CInt {
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-        var size = Int32(clamping: receiveBufferBytes)
-        guard setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-            let e = errno
-            close(fd)
-            throw IOError(errnoCode: e, reason: "setsockopt(SO_RCVBUF)")
-        }
-        let result: Int32
-        if family == AF_INET6 {
-            var any = sockaddr_in6()
-            any.sin6_family = sa_family_t(AF_INET6)
-            result = withUnsafePointer(to: &any) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
-        } else {
-            var any = sockaddr_in()
-            any.sin_family = sa_family_t(AF_INET)
-            result = withUnsafePointer(to: &any) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
-        guard result == 0 else {
-            let e = errno
-            close(fd)
-            throw IOError(errnoCode: e, reason: "bind")
-        }
-        return fd
+        let buffer = context.channel.allocator.buffer(bytes: scratch)
+        context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: relay, data: buffer)), promise: nil)
     }
 }
