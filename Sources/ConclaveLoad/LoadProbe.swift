@@ -19,6 +19,8 @@ final class RoomStats: Sendable {
     let failures = Atomic<Int>(0)
     /// ``failures`` by reason (rare: updated under a lock).
     let failureReasons = Mutex<[String: Int]>([:])
+    /// `unknown_epoch` failures by what the receiver held (``UnknownEpochCase``; rare).
+    let unknownEpochCases = Mutex<[String: Int]>([:])
     /// Sealed under an epoch from before the receiver's admission: not failures, not heard.
     let beforeJoin = Atomic<Int>(0)
     /// Decrypted, then dropped as stale (``AudioAgeEstimator``): counted as lost.
@@ -42,6 +44,7 @@ final class RoomStats: Sendable {
         decrypted.store(0, ordering: .relaxed)
         duplicates.store(0, ordering: .relaxed)
         failureReasons.withLock { $0 = [:] }
+        unknownEpochCases.withLock { $0 = [:] }
         beforeJoin.store(0, ordering: .relaxed)
         failures.store(0, ordering: .relaxed)
         stale.store(0, ordering: .relaxed)
@@ -118,6 +121,11 @@ final class VirtualProbe: ParticipantProbe {
 
     func audioStale(from sender: UInt16) { room.stale.wrappingAdd(1, ordering: .relaxed) }
 
+    func audioUnknownEpoch(from sender: UInt16, _ drop: ParticipantSession.UnknownEpochDrop) {
+        let key = UnknownEpochCase(drop).description
+        room.unknownEpochCases.withLock { $0[key, default: 0] += 1 }
+    }
+
     func audioBeforeJoin(from sender: UInt16) { room.beforeJoin.wrappingAdd(1, ordering: .relaxed) }
 
     func epochInstalled(_ epoch: UInt64) {
@@ -129,4 +137,24 @@ final class VirtualProbe: ParticipantProbe {
 
     var hasKeys: Bool { keys.withLock { $0.epoch != 0 || $0.count > 0 } }
     var epoch: (epoch: UInt64, at: UInt64) { keys.withLock { ($0.epoch, $0.at) } }
+}
+
+/// Why a frame's epoch was unknown to its receiver, as the load summary reports it: the
+/// epochs relative to the receiver's current one, and whether the receiver ever held it.
+struct UnknownEpochCase: CustomStringConvertible {
+    let drop: ParticipantSession.UnknownEpochDrop
+    init(_ drop: ParticipantSession.UnknownEpochDrop) { self.drop = drop }
+
+    var description: String {
+        let behind = drop.currentEpoch >= drop.frameEpoch ? drop.currentEpoch - drop.frameEpoch : 0
+        let held: String
+        if let oldest = drop.oldestRetained {
+            held =
+                drop.frameEpoch < oldest
+                ? "older than the oldest it retains (\(drop.currentEpoch - oldest) behind)" : "within its retained range but not held (never installed)"
+        } else {
+            held = "it retains no previous epoch"
+        }
+        return "frame epoch \(behind) behind the receiver's current, \(drop.frameEpoch - min(drop.frameEpoch, drop.firstEpoch)) after its first; \(held)"
+    }
 }

@@ -288,6 +288,11 @@ public struct LoadRunner: Sendable {
             var reasons: [String: Int] = [:]
             for stats in rooms { stats.failureReasons.withLock { reasons.merge($0, uniquingKeysWith: +) } }
             errors.append("\(failures) audio frames not opened: " + reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            var cases: [String: Int] = [:]
+            for stats in rooms { stats.unknownEpochCases.withLock { cases.merge($0, uniquingKeysWith: +) } }
+            for (key, count) in cases.sorted(by: { $0.value > $1.value }).prefix(3) {
+                errors.append("unknown_epoch: \(count) with \(key)")
+            }
         }
         var udp = 0
         for v in all where await v.participant.mediaPathIsUp { udp += 1 }

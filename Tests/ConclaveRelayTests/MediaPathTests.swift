@@ -34,9 +34,13 @@ final class UDPTestClient: Sendable {
         self.authenticator = try HopAuthenticator(key: session.hopKey)
     }
 
-    static func open(_ session: MediaSessionMessage) async throws -> UDPTestClient {
+    /// `receiveBufferBytes`: the socket's SO_RCVBUF (default: the system's, about 256 small
+    /// datagrams; a burst beyond what the loop reads in time is dropped by the kernel).
+    static func open(_ session: MediaSessionMessage, receiveBufferBytes: Int? = nil) async throws -> UDPTestClient {
         let collector = Collector()
-        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let receiveBufferBytes { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferBytes)) }
+        let channel = try await bootstrap
             .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
             .bind(host: "127.0.0.1", port: 0).get()
         return try UDPTestClient(

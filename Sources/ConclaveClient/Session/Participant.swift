@@ -707,6 +707,7 @@ public actor Participant {
                     options.probe?.audioBeforeJoin(from: sender)
                 } else {
                     options.probe?.audioDropped(from: sender, reason: reason)
+                    if let detail = outcome.unknownEpoch { options.probe?.audioUnknownEpoch(from: sender, detail) }
                 }
             }
             if !outcome.beforeJoin, f.header.kind == .audio, reason == .decryptFailed || reason == .noKey || reason == .unknownEpoch {

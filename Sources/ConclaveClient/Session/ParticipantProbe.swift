@@ -27,10 +27,14 @@ public protocol ParticipantProbe: Sendable {
     /// An audio frame decrypted but was dropped as stale: it arrived more than 1 s later
     /// than its sender's frames usually do (``AudioAgeEstimator``).
     func audioStale(from sender: UInt16)
+    /// An audio frame dropped as `unknownEpoch` after admission, with the epochs involved
+    /// (in addition to ``audioDropped(from:reason:)``).
+    func audioUnknownEpoch(from sender: UInt16, _ drop: ParticipantSession.UnknownEpochDrop)
 }
 
 extension ParticipantProbe {
     public func audioStale(from sender: UInt16) {}
+    public func audioUnknownEpoch(from sender: UInt16, _ drop: ParticipantSession.UnknownEpochDrop) {}
     public func audioBeforeJoin(from sender: UInt16) {}
 }
 

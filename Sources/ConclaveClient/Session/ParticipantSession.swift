@@ -37,6 +37,26 @@ public struct ParticipantSession: Sendable {
         /// Dropped because it was sealed before this client was admitted (not a failure).
         public var beforeJoin = false
         public var actions: [Action] = []
+        /// For an `unknownEpoch` drop after admission: the epochs involved, so that a load
+        /// run can tell a key that never arrived from one erased too early.
+        public var unknownEpoch: UnknownEpochDrop?
+    }
+
+    /// The epochs behind one `unknownEpoch` drop (diagnostics; no key material).
+    public struct UnknownEpochDrop: Sendable, Hashable {
+        /// The epoch the frame was sealed under.
+        public var frameEpoch: UInt64
+        /// The first epoch this client held, its current one, and the oldest it still retains.
+        public var firstEpoch: UInt64
+        public var currentEpoch: UInt64
+        public var oldestRetained: UInt64?
+
+        public init(frameEpoch: UInt64, firstEpoch: UInt64, currentEpoch: UInt64, oldestRetained: UInt64?) {
+            self.frameEpoch = frameEpoch
+            self.firstEpoch = firstEpoch
+            self.currentEpoch = currentEpoch
+            self.oldestRetained = oldestRetained
+        }
     }
 
     public struct Configuration: Sendable {
@@ -472,7 +492,13 @@ public struct ParticipantSession: Sendable {
             framesBeforeJoin += 1
             return FrameOutcome(dropped: reason, beforeJoin: true)
         }
-        return FrameOutcome(dropped: reason)
+        var outcome = FrameOutcome(dropped: reason)
+        if reason == .unknownEpoch, let epoch = Self.epoch(of: f.payload) {
+            outcome.unknownEpoch = UnknownEpochDrop(
+                frameEpoch: epoch, firstEpoch: firstEpoch ?? 0, currentEpoch: e2e.ring.currentEpoch ?? 0,
+                oldestRetained: e2e.ring.retainedPreviousEpochs.last)
+        }
+        return outcome
     }
 
     static func epoch(of sframe: [UInt8]) -> UInt64? {
