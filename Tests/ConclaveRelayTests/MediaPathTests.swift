@@ -40,7 +40,8 @@ final class UDPTestClient: Sendable {
         let collector = Collector()
         var bootstrap = DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if let receiveBufferBytes { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferBytes)) }
-        let channel = try await bootstrap
+        let channel =
+            try await bootstrap
             .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
             .bind(host: "127.0.0.1", port: 0).get()
         return try UDPTestClient(

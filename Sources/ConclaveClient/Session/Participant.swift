@@ -446,28 +446,58 @@ public actor Participant {
     /// Carries out one step's actions in order. Events are shown and frames queued without
     /// suspending; then the queue drains and the opened frames are delivered.
     func carryOut(_ actions: [ParticipantSession.Action]) async {
-        guard !actions.isEmpty else { return }
-        var outbound: [ClientMessage] = []
+        await finishCarryOut(beginCarryOut(actions))
+    }
+
+    /// What ``beginCarryOut(_:)`` left for ``finishCarryOut(_:)``.
+    struct CarryOut: Sendable {
+        /// The outgoing queue's count once this carry-out's messages were queued (nil: none).
+        var sentUpTo: UInt64?
         var delivered: [ReceivedFrame] = []
         var media: MediaSessionMessage?
+        static let none = CarryOut()
+    }
+
+    /// The part of carrying out a session's actions that must not wait: events, wakes, and
+    /// its messages queued for the wire. Synchronous, so that the order in which the session
+    /// decided things is the order they are sent in, whatever runs on this actor before the
+    /// sending task does. (A tick that keyed a batch of admissions once queued its key
+    /// packages from a task of its own; a relay event handled first made a newer roster
+    /// delta that overtook them, and the new member ignored it and fell a version behind.)
+    func beginCarryOut(_ actions: [ParticipantSession.Action]) -> CarryOut {
+        guard !actions.isEmpty else { return .none }
+        var outbound: [ClientMessage] = []
+        var result = CarryOut()
         for action in actions {
             switch action {
             case .send(let message):
                 if case .frame(let f) = message { options.outboundTap?(f) }
                 outbound.append(message)
-            case .deliver(let frame): delivered.append(frame)
+            case .deliver(let frame): result.delivered.append(frame)
             case .event(let event): show(event)
             case .wake(let at): schedule(wakeAt: at)
-            case .openMediaPath(let session): media = session
+            case .openMediaPath(let session): result.media = session
             case .end: running = false
             case .recording(let r): recordingAction(r)
             }
         }
-        do { try await sendInOrder(outbound) } catch {
-            output.emit("error", [("code", .string("internal")), ("message", .string("send failed: \(error)"))], human: "send failed: \(error)")
+        if !outbound.isEmpty {
+            do { result.sentUpTo = try queueOutgoing(outbound) } catch {
+                output.emit("error", [("code", .string("internal")), ("message", .string("send failed: \(error)"))], human: "send failed: \(error)")
+            }
         }
-        for frame in delivered { deliver(frame) }
-        if let media { await openMediaPath(media) }
+        return result
+    }
+
+    /// The rest: waits until the messages are sent, then delivers frames and opens the media path.
+    func finishCarryOut(_ c: CarryOut) async {
+        if let upTo = c.sentUpTo {
+            do { try await sendQueued(upTo: upTo) } catch {
+                output.emit("error", [("code", .string("internal")), ("message", .string("send failed: \(error)"))], human: "send failed: \(error)")
+            }
+        }
+        for frame in c.delivered { deliver(frame) }
+        if let media = c.media { await openMediaPath(media) }
     }
 
     /// Shows a session event and keeps alerts, rejections and security codes for inspection.
@@ -503,8 +533,10 @@ public actor Participant {
             return
         }
         tickInProgress = true
+        // Queued now, before anything else on this actor can queue a message after them.
+        let begun = beginCarryOut(actions)
         Task {
-            await self.mediaTick(now: nowMs, first: actions)
+            await self.mediaTick(now: nowMs, first: begun)
             self.tickInProgress = false
             if self.tickHeldBack {
                 self.tickHeldBack = false
@@ -545,9 +577,10 @@ public actor Participant {
         if let drop = options.inboundDrop, drop(m) { return true }
         let actions = receive(frame: f)
         if !actions.isEmpty {
-            // An audio frame's outcome carries no actions today; if one ever does, it is
-            // carried out in order before the next tick's.
-            Task { await self.carryOut(actions) }
+            // An audio frame's outcome carries no actions today; if one ever does, its
+            // messages are queued now, in order.
+            let begun = beginCarryOut(actions)
+            Task { await self.finishCarryOut(begun) }
         }
         return true
     }
@@ -820,12 +853,25 @@ public actor Participant {
     /// closed) drops what is queued.
     func sendInOrder(_ messages: [ClientMessage]) async throws {
         guard !messages.isEmpty else { return }
+        try await sendQueued(upTo: queueOutgoing(messages))
+    }
+
+    /// Queues `messages` behind everything queued before (synchronously: the order of calls
+    /// is the order on the wire) and returns the queue's count with them, for
+    /// ``sendQueued(upTo:)``.
+    func queueOutgoing(_ messages: [ClientMessage]) throws -> UInt64 {
         guard outgoing.count + messages.count <= Self.outgoingLimit else {
             throw SessionError.refused(.internal, "more than \(Self.outgoingLimit) messages waiting to be sent")
         }
         outgoing += messages
         outgoingQueued += UInt64(messages.count)
-        let mine = outgoingQueued
+        return outgoingQueued
+    }
+
+    /// Returns once the queue's first `upTo` messages are sent (or dropped by a failed
+    /// send), sending them itself when no other caller is.
+    func sendQueued(upTo mine: UInt64) async throws {
+        guard outgoingDone < mine else { return }
         if outgoingDraining {
             await withCheckedContinuation { outgoingWaiters.append((mine, $0)) }
             return
@@ -875,9 +921,9 @@ public actor Participant {
 
     /// A tick that awaits: the session's actions first, then pending chat and share, the
     /// keepalive ping, a recording to start, and the rest as ``tickMedia(now:)``.
-    func mediaTick(now nowMs: UInt64, first actions: [ParticipantSession.Action]) async {
+    func mediaTick(now nowMs: UInt64, first begun: CarryOut) async {
+        await finishCarryOut(begun)
         guard running else { return }
-        await carryOut(actions)
         await flushPending(now: nowMs)
         // With audio on UDP the WebSocket can be quiet for long; a PING keeps the relay's
         // idle timeout from closing it.
@@ -1170,12 +1216,11 @@ extension Participant {
         recordingFile = nil
         recordingRequested = false
         let actions = session.stopRecording(now: now, reason: "the recording file could not be written")
-        Task {
-            await self.carryOut(
-                actions.filter {
-                    if case .recording = $0 { return false }; return true
-                })
-        }
+        let begun = beginCarryOut(
+            actions.filter {
+                if case .recording = $0 { return false }; return true
+            })
+        Task { await self.finishCarryOut(begun) }
     }
 
     static func unixSeconds() -> UInt64 { UInt64(max(0, time(nil))) }

@@ -888,7 +888,12 @@ public struct ParticipantSession: Sendable {
         if leader == nil, let since = behindSince, !staleReported, now > since &+ timeout {
             staleReported = true
             out.append(
-                .event(.alert(.staleKeys, "the leader announced keys or a roster that did not reach us in \(timeout) ms; not sending under the old epoch")))
+                .event(
+                    .alert(
+                        .staleKeys,
+                        "the leader announced keys or a roster that did not reach us in \(timeout) ms; not sending under the old epoch"
+                            + " (announced epoch \(max(announcedEpoch, epochSeenOnFrames)), roster version \(announcedVersion);"
+                            + " held epoch \(member?.epoch ?? 0), roster version \(member?.roster?.rosterVersion ?? 0))")))
         }
         // A member that is behind may be cut off from a live leader (its heartbeats are
         // sealed under an epoch it lacks): it waits one more timeout before it treats the
