@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Subprocess
 import Synchronization
 
@@ -35,7 +38,6 @@ public final class ChildProcess: Sendable {
     private enum Command: Sendable {
         case write([UInt8])
         case closeInput
-        case signal(Int32)
     }
 
     fileprivate struct Captured {
@@ -81,7 +83,6 @@ public final class ChildProcess: Sendable {
                             switch command {
                             case .write(let bytes): _ = try? await execution.standardInputWriter.write(bytes)
                             case .closeInput: try? await execution.standardInputWriter.finish()
-                            case .signal(let number): try? execution.send(signal: Signal(rawValue: number))
                             }
                         }
                     }
@@ -122,8 +123,18 @@ public final class ChildProcess: Sendable {
     public func write(_ bytes: [UInt8]) { commands.yield(.write(bytes)) }
     /// Ends the child's standard input.
     public func closeInput() { commands.yield(.closeInput) }
-    /// Sends a signal (SIGTERM, SIGKILL, ...) while the process runs.
-    public func signal(_ number: Int32) { commands.yield(.signal(number)) }
+    /// Sends a signal (SIGTERM, SIGKILL, ...) while the process runs. At once, from the
+    /// caller's thread, not through the runner's task: an owner that goes away as its own
+    /// process ends (a test run finishing) must still stop its child. Through the task, the
+    /// SIGKILL of a deinit was queued and never sent, and the child outlived the tests.
+    public func signal(_ number: Int32) {
+        captured.state.withLock { state in
+            // Only while no exit is recorded. The child is reaped just before its exit is
+            // recorded: a window far too short for its id to be handed to another process.
+            guard state.exit == nil else { return }
+            _ = kill(processIdentifier, number)
+        }
+    }
 
     /// Standard output so far (its newest ``retainedBytes``), as text.
     public var standardOutput: String { captured.state.withLock { String(decoding: $0.standardOutput.suffix(ChildProcess.retainedBytes), as: UTF8.self) } }
