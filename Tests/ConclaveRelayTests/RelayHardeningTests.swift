@@ -1,3 +1,4 @@
+import Synchronization
 import ConclaveChildProcess
 import Foundation
 import Testing
@@ -164,28 +165,45 @@ import ConclaveProtocol
             _ = try await fast.drain(for: .milliseconds(100))
             await slowConnection.pauseReading()
 
-            // The fast reader counts frames concurrently.
-            let audioFrames = 4000, chatFrames = 400
+            // The fast reader counts frames concurrently. The sender keeps at most `window`
+            // frames ahead of it (48 KB of audio, 160 KB of chat: inside the 64 KB and 256 KB
+            // limits), so that the fast reader stays within its bounds however the machine
+            // schedules the test's tasks; the paused reader falls behind by everything.
+            let audioFrames = 4000, chatFrames = 400, window = 40
+            let seen = FrameCounts()
             let counter = Task { () -> (audio: Int, chat: Int) in
                 var audio = 0, chat = 0
                 let deadline = ContinuousClock.now + .seconds(60)
                 while audio < audioFrames || chat < chatFrames, ContinuousClock.now < deadline {
                     guard let item = try? await fast.connection.next(timeout: .seconds(5)) else { break }
                     if case .message(.frame(let f)) = item {
-                        if f.header.kind == .audio { audio += 1 } else if f.header.kind == .chat { chat += 1 }
+                        if f.header.kind == .audio {
+                            audio += 1
+                            seen.audio.store(audio, ordering: .relaxed)
+                        } else if f.header.kind == .chat {
+                            chat += 1
+                            seen.chat.store(chat, ordering: .relaxed)
+                        }
                     }
                 }
                 return (audio, chat)
             }
+            /// Waits (bounded) until the fast reader has seen `count` frames of a kind.
+            func awaitFastReader(atLeast count: Int, _ seen: () -> Int) async throws {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while seen() < count, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
             let audioPayload = [UInt8](repeating: 0xA0, count: 1_200)
             for i in 0..<audioFrames {
+                try await awaitFastReader(atLeast: i - window) { seen.audio.load(ordering: .relaxed) }
                 try await sender.sendFrame(.audio, payload: audioPayload)
-                if i % 50 == 49 { try await Task.sleep(for: .milliseconds(2)) }
             }
             let chatPayload = [UInt8](repeating: 0xC0, count: 4_000)
             for i in 0..<chatFrames {
+                try await awaitFastReader(atLeast: i - window) { seen.chat.load(ordering: .relaxed) }
                 try await sender.sendFrame(.chat, payload: chatPayload)
-                if i % 20 == 19 { try await Task.sleep(for: .milliseconds(2)) }
             }
             let received = await counter.value
             #expect(received.audio == audioFrames, "the fast reader lost audio: \(received.audio)/\(audioFrames)")
@@ -276,4 +294,10 @@ func metricValue(_ text: String, _ name: String) -> Double {
         total += value
     }
     return total
+}
+
+/// Frames a concurrent reader has counted so far.
+final class FrameCounts: Sendable {
+    let audio = Atomic<Int>(0)
+    let chat = Atomic<Int>(0)
 }
