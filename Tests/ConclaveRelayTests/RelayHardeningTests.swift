@@ -5,6 +5,7 @@ import Testing
 @_spi(Testing) import ConclaveClient
 import ConclaveCrypto
 import ConclaveProtocol
+import ConclaveTestSupport
 @testable import ConclaveRelay
 
 /// Bad input, slow consumers, TLS, observability and shutdown.
@@ -188,21 +189,14 @@ import ConclaveProtocol
                 }
                 return (audio, chat)
             }
-            /// Waits (bounded) until the fast reader has seen `count` frames of a kind.
-            func awaitFastReader(atLeast count: Int, _ seen: () -> Int) async throws {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while seen() < count, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
             let audioPayload = [UInt8](repeating: 0xA0, count: 1_200)
             for i in 0..<audioFrames {
-                try await awaitFastReader(atLeast: i - window) { seen.audio.load(ordering: .relaxed) }
+                try await waitUntil("the fast reader within \(window) audio frames", within: .seconds(10)) { seen.audio.load(ordering: .relaxed) >= i - window }
                 try await sender.sendFrame(.audio, payload: audioPayload)
             }
             let chatPayload = [UInt8](repeating: 0xC0, count: 4_000)
             for i in 0..<chatFrames {
-                try await awaitFastReader(atLeast: i - window) { seen.chat.load(ordering: .relaxed) }
+                try await waitUntil("the fast reader within \(window) chat frames", within: .seconds(10)) { seen.chat.load(ordering: .relaxed) >= i - window }
                 try await sender.sendFrame(.chat, payload: chatPayload)
             }
             let received = await counter.value
