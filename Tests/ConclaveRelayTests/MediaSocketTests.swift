@@ -1,9 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import ConclaveClient
 import ConclaveProtocol
@@ -130,6 +132,79 @@ import ConclaveTestSupport
             await hostUDP.close(); await guestUDP.close()
             withExtendedLifetime(guest) {}
         }
+    }
+
+    /// A send from another thread (a WebSocket frame for UDP members) that is under way when
+    /// the socket stops still writes to the socket it was admitted on: `stop()` waits for it
+    /// before closing the descriptor. Closing under it would fail the send (`EBADF`), or write
+    /// the relay's media to whatever the process opened next on the same number.
+    @Test func aSendUnderWayWhenTheSocketStopsFinishesBeforeTheClose() async throws {
+        var logger = Logger(label: "test.relay")
+        logger.logLevel = .warning
+        let server = try RelayServer(configuration: testRelayConfiguration(), logger: logger)
+        try await server.start()
+        let socket = try #require(server.mediaSockets.value.first)
+
+        let receiver = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(receiver) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                try #require(bind(receiver, $0, length) == 0)
+                try #require(getsockname(receiver, $0, &length) == 0)
+            }
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let target = try #require(MediaAddress(raw: &address, length: length))
+
+        final class Flags: Sendable {
+            let stopped = Atomic<Bool>(false)
+            let stopReachedTheClose = Atomic<Bool>(false)
+            let stoppedBeforeTheWrite = Atomic<Bool>(false)
+        }
+        let flags = Flags()
+        socket.sendAdmittedHook = {
+            // The socket stops while this send is between its admission and its write.
+            DispatchQueue.global().async {
+                socket.stop()
+                flags.stopped.store(true, ordering: .sequentiallyConsistent)
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !socket.awaitingSenders.load(ordering: .sequentiallyConsistent), ContinuousClock.now < deadline {
+                sched_yield()
+            }
+            flags.stopReachedTheClose.store(socket.awaitingSenders.load(ordering: .sequentiallyConsistent), ordering: .sequentiallyConsistent)
+            // Time for a stop() that does not wait to close the descriptor under this send.
+            let grace = ContinuousClock.now + .milliseconds(300)
+            while !flags.stopped.load(ordering: .sequentiallyConsistent), ContinuousClock.now < grace {
+                usleep(500)
+            }
+            flags.stoppedBeforeTheWrite.store(flags.stopped.load(ordering: .sequentiallyConsistent), ordering: .sequentiallyConsistent)
+        }
+        let dropsBefore = metric(server, "conclave_relay_udp_send_dropped_total") ?? 0
+        let payload: [UInt8] = Array("still on the socket it was admitted on".utf8)
+        payload.withUnsafeBytes { socket.send($0, to: [target]) }
+        socket.sendAdmittedHook = nil
+        let reached = flags.stopReachedTheClose.load(ordering: .sequentiallyConsistent)
+        #expect(reached, "stop() never got past joining its thread")
+        let early = flags.stoppedBeforeTheWrite.load(ordering: .sequentiallyConsistent)
+        #expect(!early, "stop() closed the descriptor while a send was under way")
+
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = recv(receiver, &buffer, buffer.count, 0)
+        #expect(n == payload.count && Array(buffer.prefix(max(n, 0))) == payload, "the send was lost (recv: \(n), errno \(errno))")
+        #expect(metric(server, "conclave_relay_udp_send_dropped_total") ?? 0 == dropsBefore, "the send failed")
+        try await waitUntil("stop() returns once the send is done") {
+            flags.stopped.load(ordering: .sequentiallyConsistent)
+        }
+        // A send after the stop is refused before it touches the descriptor.
+        payload.withUnsafeBytes { socket.send($0, to: [target]) }
+        #expect(metric(server, "conclave_relay_udp_send_dropped_total") ?? 0 == dropsBefore)
+        await server.shutdown()
     }
 
     /// Shutting the relay down stops every media thread and closes its socket: the port

@@ -42,6 +42,14 @@ final class MediaSocket: @unchecked Sendable {
     let port: Int
     private let core: RelayCore
     private let stopping = Atomic<Bool>(false)
+    /// Threads inside ``send(_:to:)`` right now. ``stop()`` closes the descriptor only once
+    /// this is 0, so a send racing a stop never writes to a closed descriptor, or to one the
+    /// process has since reused for something else.
+    private let senders = Atomic<Int>(0)
+    /// Set by ``stop()`` once its thread is joined, as it waits for ``senders`` (for tests).
+    let awaitingSenders = Atomic<Bool>(false)
+    /// Called inside ``send(_:to:)`` once the send is admitted, before it writes (tests only).
+    nonisolated(unsafe) var sendAdmittedHook: (() -> Void)?
     /// Set by ``start(name:)``; read by ``stop()`` (after `start`, on one thread at a time).
     private var thread: pthread_t?
     private var threadName = ""
@@ -171,13 +179,23 @@ final class MediaSocket: @unchecked Sendable {
         self.thread = thread
     }
 
-    /// Stops the thread, waits for it, and closes the socket. Blocks for at most about
-    /// ``receiveTimeoutMilliseconds``; call it off any event loop.
+    /// Stops the thread, waits for it and for any ``send(_:to:)`` in progress, and closes
+    /// the socket. Blocks for at most about ``receiveTimeoutMilliseconds`` plus one send;
+    /// call it off any event loop.
     func stop() {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        // Wakes a blocked recvmmsg (Linux wakes datagram sockets' readers on shutdown).
-        _ = shutdown(fd, Int32(SHUT_RDWR))
+        // Sequentially consistent with `send`'s increment-then-check: either a sender sees
+        // `stopping` and backs off, or this sees the sender counted and waits for it.
+        guard !stopping.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        // Wakes a blocked recvmmsg (Linux wakes a datagram socket's readers on shutdown, even
+        // unconnected, though the call reports ENOTCONN). Only the reading side: a send under
+        // way from another thread still goes out.
+        _ = shutdown(fd, Int32(SHUT_RD))
         if let thread { pthread_join(thread, nil) }
+        awaitingSenders.store(true, ordering: .sequentiallyConsistent)
+        // A send never blocks (MSG_DONTWAIT, and the socket is shut down): this wait is short.
+        while senders.load(ordering: .sequentiallyConsistent) > 0 {
+            sched_yield()
+        }
         close(fd)
     }
 
@@ -270,7 +288,11 @@ final class MediaSocket: @unchecked Sendable {
     /// kernel refuses is dropped and counted. For frames that arrive on a WebSocket and go
     /// to members on UDP; any thread.
     func send(_ bytes: UnsafeRawBufferPointer, to addresses: [MediaAddress]) {
-        guard !addresses.isEmpty, !stopping.load(ordering: .relaxed) else { return }
+        guard !addresses.isEmpty else { return }
+        senders.add(1, ordering: .sequentiallyConsistent)
+        defer { senders.subtract(1, ordering: .sequentiallyConsistent) }
+        guard !stopping.load(ordering: .sequentiallyConsistent) else { return }
+        sendAdmittedHook?()
         addresses.withUnsafeBufferPointer { list in
             var offset = 0
             while offset < list.count {
