@@ -62,6 +62,8 @@ final class RelayCore: Sendable {
     func attach(cluster: ClusterNode) { clusterBox.withLock { $0 = cluster } }
     /// A UDP path that has been silent this long falls back to the WebSocket.
     let mediaPathTimeout: Duration
+    /// ``mediaPathTimeout`` in the relay clock's unit, for the per-frame check.
+    let mediaPathTimeoutNanoseconds: UInt64
 
     init(
         configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger, threadPool: NIOThreadPool,
@@ -74,6 +76,7 @@ final class RelayCore: Sendable {
         self.clock = clock
         self.random = random
         self.mediaPathTimeout = .seconds(configuration.mediaPathTimeoutSeconds)
+        self.mediaPathTimeoutNanoseconds = UInt64(configuration.mediaPathTimeoutSeconds) * 1_000_000_000
         self.registry = Mutex(RelayRegistry(configuration: configuration, random: random, sessions: sessions))
     }
 
@@ -345,12 +348,16 @@ final class RelayCore: Sendable {
             metrics.bytesForwarded.increment(by: Int64(frameLength))
             let byUDP = (header.kind == .audio || header.kind == .screen) && frameLength <= MediaDatagram.maximumBodyLength
             var udp = 0
-            for recipient in r.recipients where recipient.outbox.id != connection {
-                if byUDP, let media = recipient.media, media.pathIsLive(now: now, timeout: mediaPathTimeout) {
-                    targets.udp.append(media.address!)
+            // By index, reading fields in place: binding each element (`for recipient in`)
+            // retains and releases its two references per recipient per frame.
+            // Live: heard within the timeout, i.e. at or after now - timeout.
+            let heardSince = now.nanoseconds > mediaPathTimeoutNanoseconds ? now.nanoseconds - mediaPathTimeoutNanoseconds : 0
+            for i in r.recipients.indices where r.recipients[i].outbox.id != connection {
+                if byUDP, let address = r.recipients[i].media?.liveAddress(heardSince: heardSince) {
+                    targets.udp.append(address)
                     udp += 1
                 } else {
-                    targets.websocket.append(recipient.outbox)
+                    targets.websocket.append(r.recipients[i].outbox)
                 }
             }
             metrics.deliveries.increment(by: Int64(udp + targets.websocket.count))

@@ -48,11 +48,13 @@ final class MediaSession: @unchecked Sendable {
         bytes = TokenBucket(ratePerSecond: UInt64(configuration.maxBytesPerSecond), burst: UInt64(2 * configuration.maxBytesPerSecond), now: now)
     }
 
-    /// Whether frames for this participant go by UDP: an authenticated datagram arrived
-    /// within `timeout`. Otherwise they fall back to its WebSocket.
+    /// The address frames for this participant go to by UDP, or nil when they fall back to
+    /// its WebSocket: nil until a path is validated, and nil while no authenticated datagram
+    /// has arrived since `heardSince` (now less the media path timeout, in the relay clock's
+    /// nanoseconds; one subtraction per frame rather than a `Duration` per recipient).
     @inline(__always)
-    func pathIsLive(now: RelayInstant, timeout: Duration) -> Bool {
-        address != nil && now.since(lastHeard) <= timeout
+    func liveAddress(heardSince: UInt64) -> MediaAddress? {
+        lastHeard.nanoseconds >= heardSince ? address : nil
     }
 }
 

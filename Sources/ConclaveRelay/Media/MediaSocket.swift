@@ -62,8 +62,14 @@ final class MediaSocket: @unchecked Sendable {
     private let outNames: UnsafeMutablePointer<sockaddr_in6>
     private let outVectors: UnsafeMutablePointer<iovec>
     private let outMessages: UnsafeMutablePointer<conclave_mmsghdr>
-    private var pending = 0
-    private var targets = MediaTargets(capacity: 64)
+    /// What one pass of the loop accumulates. A local of ``run()``, passed `inout`, rather
+    /// than stored properties of this class, whose every access the runtime checks for
+    /// exclusivity (`swift_beginAccess`, a thread-local look-up) per datagram.
+    private struct Burst {
+        /// Messages filled in `outMessages`, not yet sent.
+        var pending = 0
+        var targets = MediaTargets(capacity: 64)
+    }
 
     /// Binds `count` sockets on `host:port` with `SO_REUSEPORT` (port 0: a free port, the
     /// same for all) and starts their threads.
@@ -203,6 +209,7 @@ final class MediaSocket: @unchecked Sendable {
 
     private func run() {
         let burst = Self.burst
+        var state = Burst()
         while !stopping.load(ordering: .relaxed) {
             for i in 0..<burst {
                 inMessages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
@@ -219,34 +226,35 @@ final class MediaSocket: @unchecked Sendable {
                 continue
             }
             for i in 0..<Int(n) {
-                handle(i)
+                handle(i, &state)
             }
-            flush()
+            flush(&state)
         }
     }
 
-    private func handle(_ i: Int) {
+    private func handle(_ i: Int, _ state: inout Burst) {
         let length = Int(inMessages[i].msg_len)
         guard let from = MediaAddress(raw: names + i, length: inMessages[i].msg_hdr.msg_namelen) else {
             core.metrics.udpDropped("other")
             return
         }
         let datagram = UnsafeRawBufferPointer(start: data + i * Self.slotBytes, count: length)
-        defer { targets.reset() }
-        switch core.mediaDatagram(datagram, from: from, targets: &targets) {
+        defer { state.targets.reset() }
+        switch core.mediaDatagram(datagram, from: from, targets: &state.targets) {
         case .forward(let body):
             let start = datagram.baseAddress! + body.lowerBound
-            for address in targets.udp {
-                if pending == Self.sendBatch { flush() }
-                outVectors[pending].iov_base = UnsafeMutableRawPointer(mutating: start)
-                outVectors[pending].iov_len = body.count
-                withUnsafeBytes(of: address.storage) { UnsafeMutableRawPointer(outNames + pending).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                outMessages[pending].msg_hdr.msg_namelen = address.length
-                pending += 1
+            for address in state.targets.udp {
+                if state.pending == Self.sendBatch { flush(&state) }
+                let k = state.pending
+                outVectors[k].iov_base = UnsafeMutableRawPointer(mutating: start)
+                outVectors[k].iov_len = body.count
+                withUnsafeBytes(of: address.storage) { UnsafeMutableRawPointer(outNames + k).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                outMessages[k].msg_hdr.msg_namelen = address.length
+                state.pending = k + 1
             }
-            if !targets.websocket.isEmpty {
+            if !state.targets.websocket.isEmpty {
                 let frame = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: datagram[body]))
-                for outbox in targets.websocket {
+                for outbox in state.targets.websocket {
                     outbox.send(frame, class: .media)
                 }
             }
@@ -261,7 +269,8 @@ final class MediaSocket: @unchecked Sendable {
     }
 
     /// Sends the burst's fan-out (the loop's thread only).
-    private func flush() {
+    private func flush(_ state: inout Burst) {
+        let pending = state.pending
         var offset = 0
         while offset < pending {
             let sent = conclave_sendmmsg_dontwait(fd, outMessages + offset, UInt32(pending - offset))
@@ -272,7 +281,7 @@ final class MediaSocket: @unchecked Sendable {
             }
             offset += Int(sent)
         }
-        pending = 0
+        state.pending = 0
     }
 
     private func sendOne(_ bytes: UnsafeRawBufferPointer, to address: MediaAddress) {
