@@ -41,6 +41,22 @@ import ConclaveTestSupport
         await c.shutdown()
     }
 
+    /// Another listener holds the port (as when the kernel gave the port to someone else
+    /// between ``LoopbackPort/free()`` and the server's bind): the start fails, naming the
+    /// port, instead of returning a "server" that is somebody else.
+    @Test func aServerWhosePortAnotherListenerHoldsFailsToStart() async throws {
+        let impostor = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: try await LoopbackPort.free()).get()
+        let port = try #require(impostor.localAddress?.port)
+        do {
+            let server = try await RedisServerProcess.launch(port: port)
+            Issue.record("started on port \(server.port), which another listener holds")
+            await server.kill()
+        } catch let failure as RedisServerProcess.StartFailure {
+            #expect(failure.description.contains("127.0.0.1:\(port)"), "\(failure)")
+        }
+        try await impostor.close()
+    }
+
     @Test func pipelineKeepsOrderAndErrorsInPlace() async throws {
         let server = try await RedisServerProcess.launch()
         let c = client(server)

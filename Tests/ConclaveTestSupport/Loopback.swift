@@ -1,27 +1,110 @@
+import ConclaveChildProcess
+import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Loopback ports for test servers.
 public enum LoopbackPort {
-    /// A loopback TCP port nothing listens on now (bound, read and released).
-    public static func free() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
+    /// Where ``free()`` looks: from 20 000 up to the kernel's ephemeral range, which the
+    /// kernel never hands to a bind to port 0 or to an outgoing connection. A port from this
+    /// pool is released before the test's server binds it; were it an ephemeral port, any of
+    /// the suite's in-process listeners (all bound to port 0) could be given it in that
+    /// window, and the test would talk to the wrong server. Empty when the ephemeral range
+    /// starts too low to leave room (then ``free()`` asks the kernel, as a last resort).
+    static let pool: Range<Int> = {
+        let low = ephemeralRange?.lowerBound ?? 32_768
+        return low - 20_000 >= 1_000 ? 20_000..<low : 20_000..<20_000
+    }()
+
+    /// `/proc/sys/net/ipv4/ip_local_port_range`, when readable.
+    static var ephemeralRange: ClosedRange<Int>? {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) else { return nil }
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { return nil }
+        return bounds[0]...bounds[1]
     }
 
-    /// Waits until something accepts on the port: a connect attempt every 20 ms, without
-    /// blocking a thread, up to `within`; throws ``TestTimeout`` after.
-    public static func waitUntilAccepting(_ port: Int, within: Duration) async throws {
-        let accepted = await eventually(within: within) {
-            guard
-                let ch = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
-                    .connect(host: "127.0.0.1", port: port).get()
-            else { return false }
-            try? await ch.close()
-            return true
+    /// The next candidate in ``pool``: each port once per round, in this process. Starts at
+    /// an offset from the process id, so two test processes on one machine start apart.
+    private static let cursor = Atomic<Int>(Int(getpid()) &* 7_919)
+
+    /// A loopback TCP port nothing listens on now (bound, checked and released), from
+    /// ``pool``; never the same port twice in a process until the pool has gone round.
+    public static func free() async throws -> Int {
+        let group = MultiThreadedEventLoopGroup.singleton
+        guard !pool.isEmpty else {
+            let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+            let port = channel.localAddress!.port!
+            try await channel.close()
+            return port
         }
-        guard accepted else { throw TestTimeout(what: "a listener on 127.0.0.1:\(port) (\(within))") }
+        // Bounded: at most one round of the pool.
+        for _ in 0..<pool.count {
+            let k = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+            let port = pool.lowerBound + ((k % pool.count) + pool.count) % pool.count
+            guard let channel = try? await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).get() else { continue }
+            try await channel.close()
+            return port
+        }
+        throw TestTimeout(what: "a free loopback port in \(pool) (all \(pool.count) are taken)")
+    }
+
+    /// Why a child did not become the listener on its port.
+    public struct NotListening: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Waits until `child` itself listens on TCP `127.0.0.1:port`: the listening socket
+    /// (from `/proc/net/tcp`) is one of the child's descriptors. Something else accepting on
+    /// the port does not count. Throws ``NotListening`` at once if the child exits first (a
+    /// server that could not bind: its standard error's end is in the message), and after
+    /// `within` if the child is still not the listener (naming whoever holds the port).
+    public static func waitUntilListening(_ port: Int, by child: ChildProcess, within: Duration) async throws {
+        let name = "127.0.0.1:\(port)"
+        var owner: Int32?
+        let listening = try await eventually(within: within) {
+            if let exit = child.exit {
+                throw NotListening(
+                    description: "process \(child.processIdentifier) ended (\(exit)) before listening on \(name): \(child.standardError.suffix(300))")
+            }
+            owner = listeningProcess(port: port, among: [child.processIdentifier])
+            return owner == child.processIdentifier
+        }
+        guard listening else {
+            let holder = listenerInode(port: port) == nil ? "nothing listens there" : "another process listens there"
+            throw NotListening(description: "process \(child.processIdentifier) did not listen on \(name) within \(within); \(holder)")
+        }
+    }
+
+    /// Which of `candidates` holds the socket that listens on TCP loopback `port`, if any.
+    public static func listeningProcess(port: Int, among candidates: [Int32]) -> Int32? {
+        guard let inode = listenerInode(port: port) else { return nil }
+        let link = "socket:[\(inode)]"
+        for pid in candidates {
+            let fdDirectory = "/proc/\(pid)/fd"
+            guard let fds = try? FileManager.default.contentsOfDirectory(atPath: fdDirectory) else { continue }
+            for fd in fds where (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\(fd)")) == link {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// The inode of the socket listening on `port` (state `0A` in `/proc/net/tcp` or
+    /// `tcp6`), if any.
+    static func listenerInode(port: Int) -> String? {
+        let portHex = String(port, radix: 16, uppercase: true)
+        let suffix = ":" + String(repeating: "0", count: max(0, 4 - portHex.count)) + portHex
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+                let fields = line.split(whereSeparator: \.isWhitespace)
+                guard fields.count > 9, fields[1].hasSuffix(suffix), fields[3] == "0A" else { continue }
+                return String(fields[9])
+            }
+        }
+        return nil
     }
 }

@@ -17,11 +17,31 @@ public final class RedisServerProcess: Sendable {
         self.extraArguments = extraArguments
     }
 
-    /// Starts a server on a free loopback port and waits until it accepts connections.
+    /// Starts a server on a free loopback port and waits until it is the listener there. If
+    /// something else took the port first, tries another (3 ports at most).
     public static func launch(extraArguments: [String] = []) async throws -> RedisServerProcess {
-        let server = RedisServerProcess(port: try await LoopbackPort.free(), extraArguments: extraArguments)
+        var failures: [String] = []
+        for _ in 0..<3 {
+            do {
+                return try await launch(port: try await LoopbackPort.free(), extraArguments: extraArguments)
+            } catch let failure as StartFailure {
+                failures.append(failure.description)
+            }
+        }
+        throw StartFailure(description: "redis-server did not start on 3 ports: " + failures.joined(separator: "; "))
+    }
+
+    /// Starts a server on `port` (no other port is tried) and waits until it is the listener
+    /// there. Throws ``StartFailure`` if it is not (another listener holds the port).
+    public static func launch(port: Int, extraArguments: [String] = []) async throws -> RedisServerProcess {
+        let server = RedisServerProcess(port: port, extraArguments: extraArguments)
         try await server.start()
         return server
+    }
+
+    /// The server did not come up as the listener on its port.
+    public struct StartFailure: Error, CustomStringConvertible {
+        public let description: String
     }
 
     public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
@@ -30,7 +50,8 @@ public final class RedisServerProcess: Sendable {
         ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Starts (or restarts, after ``kill()``) the server on its port.
+    /// Starts (or restarts, after ``kill()``) the server on its port; throws ``StartFailure``
+    /// if it does not become the listener there.
     public func start() async throws {
         guard let binary = Self.binary else {
             throw RedisError.notConnected(reason: "redis-server is not installed (scripts/install-deps.sh installs it)")
@@ -42,7 +63,14 @@ public final class RedisServerProcess: Sendable {
                 "--daemonize", "no", "--loglevel", "warning", "--dir", NSTemporaryDirectory(),
             ] + extraArguments)
         process.withLock { $0 = child }
-        try await LoopbackPort.waitUntilAccepting(port, within: .seconds(15))
+        // Its own listener, not merely something accepting on the port: a test must never
+        // talk to another server that holds it.
+        do {
+            try await LoopbackPort.waitUntilListening(port, by: child, within: .seconds(15))
+        } catch let notListening as LoopbackPort.NotListening {
+            await kill()
+            throw StartFailure(description: "redis-server on 127.0.0.1:\(port): \(notListening)")
+        }
     }
 
     /// SIGKILL: no goodbye to the clients. Returns once the process is gone and its port free.

@@ -28,7 +28,8 @@ public final class RelayProcess: Sendable {
     public static func launch(arguments: [String], port: Int = 0, within: Duration = .seconds(15)) async throws -> RelayProcess {
         let child = try await ChildProcess.launch(try TestPaths.executable("conclave-relay"), arguments: ["--listen", "127.0.0.1:\(port)"] + arguments)
         if port != 0 {
-            try await LoopbackPort.waitUntilAccepting(port, within: within)
+            // The relay's own listener, not whatever else might accept on the port.
+            try await LoopbackPort.waitUntilListening(port, by: child, within: within)
             return RelayProcess(child: child, port: port)
         }
         // The relay logs its address once it listens.

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+import NIOCore
+import NIOPosix
+import ConclaveTestSupport
+
+/// The ports test servers are given. A port from ``LoopbackPort/free()`` is released before
+/// the server binds it; in that window anything else that binds port 0 (every in-process
+/// relay and listener of the suite) could be handed the same port by the kernel, and the
+/// test would then talk to the wrong server (a RESP client that read an HTTP reply:
+/// "unknown type byte 0x48").
+@Suite struct LoopbackPortTests {
+    /// The kernel's range for port 0 and outgoing connections, as this machine has it.
+    private func ephemeralRange() throws -> ClosedRange<Int> {
+        let text = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        try #require(bounds.count == 2)
+        return bounds[0]...bounds[1]
+    }
+
+    @Test func freePortsAreOutsideTheKernelsEphemeralRangeAndNeverRepeat() async throws {
+        let ephemeral = try ephemeralRange()
+        var seen = Set<Int>()
+        for _ in 0..<50 {
+            let port = try await LoopbackPort.free()
+            #expect(!ephemeral.contains(port), "port \(port) is one the kernel hands to bind(0) (\(ephemeral))")
+            #expect(seen.insert(port).inserted, "port \(port) handed out twice")
+        }
+    }
+
+    /// The check that a server process, not just anyone, listens on its port.
+    @Test func theListenersProcessIsFoundByItsSocket() async throws {
+        let port = try await LoopbackPort.free()
+        #expect(LoopbackPort.listeningProcess(port: port, among: [getpid()]) == nil, "nothing listens yet")
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get()
+        #expect(listener.localAddress?.port == port)
+        #expect(LoopbackPort.listeningProcess(port: port, among: [getpid()]) == getpid())
+        #expect(LoopbackPort.listeningProcess(port: port, among: [getppid()]) == nil, "the parent does not hold it")
+        try await listener.close()
+        #expect(LoopbackPort.listeningProcess(port: port, among: [getpid()]) == nil, "closed")
+    }
+}
