@@ -10,7 +10,9 @@ import ConclaveTestSupport
 /// test would then talk to the wrong server (a RESP client that read an HTTP reply:
 /// "unknown type byte 0x48").
 @Suite struct LoopbackPortTests {
-    /// The kernel's range for port 0 and outgoing connections, as this machine has it.
+    /// The kernel's range for port 0 and outgoing connections, as this machine has it. Read
+    /// here rather than through `LoopbackPort`'s own reading, so that a mistake there
+    /// cannot hide itself from this test.
     private func ephemeralRange() throws -> ClosedRange<Int> {
         let text = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
         let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }

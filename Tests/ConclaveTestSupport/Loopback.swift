@@ -62,14 +62,12 @@ public enum LoopbackPort {
     /// `within` if the child is still not the listener (naming whoever holds the port).
     public static func waitUntilListening(_ port: Int, by child: ChildProcess, within: Duration) async throws {
         let name = "127.0.0.1:\(port)"
-        var owner: Int32?
         let listening = try await eventually(within: within) {
             if let exit = child.exit {
                 throw NotListening(
                     description: "process \(child.processIdentifier) ended (\(exit)) before listening on \(name): \(child.standardError.suffix(300))")
             }
-            owner = listeningProcess(port: port, among: [child.processIdentifier])
-            return owner == child.processIdentifier
+            return listeningProcess(port: port, among: [child.processIdentifier]) == child.processIdentifier
         }
         guard listening else {
             let holder = listenerInode(port: port) == nil ? "nothing listens there" : "another process listens there"

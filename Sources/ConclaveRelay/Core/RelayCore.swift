@@ -60,9 +60,8 @@ final class RelayCore: Sendable {
     private let clusterBox = Mutex<ClusterNode?>(nil)
     var cluster: ClusterNode? { clusterBox.withLock { $0 } }
     func attach(cluster: ClusterNode) { clusterBox.withLock { $0 = cluster } }
-    /// A UDP path that has been silent this long falls back to the WebSocket.
-    let mediaPathTimeout: Duration
-    /// ``mediaPathTimeout`` in the relay clock's unit, for the per-frame check.
+    /// A UDP path that has been silent this long falls back to the WebSocket; in the relay
+    /// clock's unit, for the per-frame check.
     let mediaPathTimeoutNanoseconds: UInt64
 
     init(
@@ -75,7 +74,6 @@ final class RelayCore: Sendable {
         self.threadPool = threadPool
         self.clock = clock
         self.random = random
-        self.mediaPathTimeout = .seconds(configuration.mediaPathTimeoutSeconds)
         self.mediaPathTimeoutNanoseconds = UInt64(configuration.mediaPathTimeoutSeconds) * 1_000_000_000
         self.registry = Mutex(RelayRegistry(configuration: configuration, random: random, sessions: sessions))
     }
