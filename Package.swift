@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "ConclaveTestSupport",
             dependencies: [
-                "ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad", "ConclaveChildProcess",
+                "ConclaveRedis", "ConclaveMedia", "ConclaveRelay", "ConclaveClient", "ConclaveLoad", "ConclaveChildProcess", "ConclaveSystem",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -141,7 +141,8 @@ let package = Package(
         .testTarget(
             name: "ConclaveRedisTests",
             dependencies: [
-                "ConclaveRedis", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "ConclaveRedis", "ConclaveSystem", "ConclaveTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NIOCore
 import NIOPosix
+import ConclaveSystem
 import ConclaveTestSupport
 
 /// The ports test servers are given. A port from ``LoopbackPort/free()`` is released before
@@ -40,5 +41,26 @@ import ConclaveTestSupport
         #expect(LoopbackPort.listeningProcess(port: port, among: [getppid()]) == nil, "the parent does not hold it")
         try await listener.close()
         #expect(LoopbackPort.listeningProcess(port: port, among: [getpid()]) == nil, "closed")
+    }
+
+    /// `/proc/net/tcp` is as long as the machine's socket table: with the suite's other
+    /// listeners and connections open it runs far past one page, and a reader that stops at
+    /// its first 4 KiB (Foundation's `String(contentsOfFile:)` does, for a `/proc` file whose
+    /// size reads as 0) misses most listeners. Every one of 150 must be found.
+    @Test func everyListenerIsFoundWhenTheSocketTableIsLong() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        var listeners: [Channel] = []
+        for _ in 0..<150 {
+            listeners.append(try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get())
+        }
+        let table = try LocalFile.read("/proc/net/tcp", limit: 16 << 20)
+        #expect(table.count > 8_192, "the table is longer than two pages (\(table.count) bytes)")
+        var missed: [Int] = []
+        for listener in listeners {
+            let port = try #require(listener.localAddress?.port)
+            if LoopbackPort.listeningProcess(port: port, among: [getpid()]) != getpid() { missed.append(port) }
+        }
+        for listener in listeners { try await listener.close() }
+        #expect(missed.count == 0, "\(missed.count) of \(listeners.count) listeners not found, e.g. port \(missed.first ?? 0)")
     }
 }

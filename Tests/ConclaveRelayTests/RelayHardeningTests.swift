@@ -253,7 +253,7 @@ import ConclaveTestSupport
                 #expect(text.contains(name), "missing metric \(name)")
             }
             // At least the listening socket, the host's connection and this scrape's.
-            #expect((metricValue(text, "process_open_fds") ?? 0) >= 3)
+            #expect(metricValue(text, "process_open_fds") >= 3)
             #expect(metricValue(text, "conclave_relay_rooms") == 1)
             #expect(!text.contains(room.base64URL), "a room id leaked into /metrics")
             let (nf, _) = try await httpGet(port: server.port!, path: "/admin")

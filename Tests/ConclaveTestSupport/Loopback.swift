@@ -1,4 +1,5 @@
 import ConclaveChildProcess
+import ConclaveSystem
 import Foundation
 import NIOCore
 import NIOPosix
@@ -89,13 +90,19 @@ public enum LoopbackPort {
         return nil
     }
 
+    /// The most of `/proc/net/tcp` read: 150 bytes a socket, so about 100 000 sockets.
+    static let tableLimit = 16 << 20
+
     /// The inode of the socket listening on `port` (state `0A` in `/proc/net/tcp` or
     /// `tcp6`), if any.
     static func listenerInode(port: Int) -> String? {
         let portHex = String(port, radix: 16, uppercase: true)
         let suffix = ":" + String(repeating: "0", count: max(0, 4 - portHex.count)) + portHex
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            // Read to the end: the table is as long as the machine's socket list, and
+            // Foundation's String(contentsOfFile:) stops a /proc file after its first 4 KiB.
+            guard let bytes = try? LocalFile.read(table, limit: tableLimit) else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
                 let fields = line.split(whereSeparator: \.isWhitespace)
