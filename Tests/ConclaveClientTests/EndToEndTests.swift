@@ -31,25 +31,42 @@ import ConclaveRelay
                 relay: endpoint, password: "correct horse", settings: .privacyDefaults,
                 options: options("hostess", 0), output: logs[0].output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(6)) }
+            // Sessions end when the test says (stop()), not after a fixed time: on a loaded
+            // machine every step below may take longer than a fixed session would leave.
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: options("alice", 1), output: logs[1].output)
-            let aliceRun = Task { await alice.run(for: .seconds(5)) }
+            let aliceRun = Task { await alice.run(for: .seconds(60)) }
             try await waitForAgreement([host, alice])
             let bob = try await Participant.join(invite: invite, options: options("bob", 2), output: logs[2].output)
-            let bobRun = Task { await bob.run(for: .seconds(4)) }
+            let bobRun = Task { await bob.run(for: .seconds(60)) }
             // Once all three share keys, everyone says hello.
             try await waitForAgreement([host, alice, bob])
             for (name, p) in [("hostess", host), ("alice", alice), ("bob", bob)] { try await p.say("hello from \(name)") }
+            let participants = [("hostess", host), ("alice", alice), ("bob", bob)]
+            let indices = [await host.index, await alice.index, await bob.index]
+            // Two seconds of everyone's tone at everyone (the checks below ask for more than 60
+            // frames, 1.2 s), then bob, alice and the host leave in turn.
+            try await waitUntil("every hello and 100 audio frames from each peer at each participant", within: .seconds(20)) {
+                for (i, (_, p)) in participants.enumerated() {
+                    let heard = await p.chatLog.map(\.text)
+                    for (j, (other, _)) in participants.enumerated() where j != i {
+                        if !heard.contains("hello from \(other)") { return false }
+                        if await p.audioFrames(from: indices[j]) <= 100 { return false }
+                    }
+                }
+                return true
+            }
+            await bob.stop()
             await bobRun.value
+            await alice.stop()
             await aliceRun.value
+            await host.stop()
             await hostRun.value
 
-            let participants = [("hostess", host), ("alice", alice), ("bob", bob)]
             let out = "\(dir)/export"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let key = try RecordingReader.unlock(try RecordingReader.header(path: "\(dir)/meeting.crec"), identity: host.identity, passphrase: nil)
             _ = try RecordingExport.export(path: "\(dir)/meeting.crec", key: key, to: out)
-            let indices = [await host.index, await alice.index, await bob.index]
             for (i, (name, p)) in participants.enumerated() {
                 // Chat from the others arrived, decrypted, with their names.
                 let chats = logs[i].events("chat").compactMap { $0["text"] as? String }
@@ -95,16 +112,40 @@ extension EndToEndTests {
             let quiet = EventOutput(json: true) { _ in }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("h"), output: quiet)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(7)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             var members: [(Participant, Task<Void, Never>)] = []
-            // Three joins, each once the room has rekeyed for the one before; the first two
-            // stay shorter, so two leaves happen while audio keeps flowing.
-            for (i, stay) in [3.0, 3.5, 4.5].enumerated() {
+            // Three joins, each once the room has rekeyed for the one before.
+            for i in 0..<3 {
                 let p = try await Participant.join(invite: invite, options: options("m\(i)"), output: quiet)
-                members.append((p, Task { await p.run(for: .milliseconds(Int64(stay * 1000))) }))
+                members.append((p, Task { await p.run(for: .seconds(60)) }))
                 try await waitForAgreement([host] + members.map(\.0))
             }
-            for (_, t) in members { await t.value }
+            // Two leaves while audio keeps flowing: each once everyone still in the room has
+            // decrypted another 50 frames, and the rest then rekey without the leaver.
+            var code = try await waitForAgreement([host] + members.map(\.0))
+            for leaving in 0..<2 {
+                let staying = [host] + members[(leaving + 1)...].map(\.0)
+                var before: [Int] = []
+                for p in staying { before.append(await p.receiveCounters.opened) }
+                try await waitUntil("50 more frames at everyone staying", within: .seconds(20)) {
+                    for (p, count) in zip(staying, before) where await p.receiveCounters.opened < count + 50 { return false }
+                    return true
+                }
+                await members[leaving].0.stop()
+                await members[leaving].1.value
+                code = try await waitForAgreement(staying, differentFrom: code, within: .seconds(10))
+            }
+            // The last member and the host then hear each other for another 50 frames.
+            let last = [host, members[2].0]
+            var before: [Int] = []
+            for p in last { before.append(await p.receiveCounters.opened) }
+            try await waitUntil("50 more frames at the last two", within: .seconds(20)) {
+                for (p, count) in zip(last, before) where await p.receiveCounters.opened < count + 50 { return false }
+                return true
+            }
+            await members[2].0.stop()
+            await members[2].1.value
+            await host.stop()
             await hostRun.value
             for (i, p) in ([host] + members.map(\.0)).enumerated() {
                 let c = await p.receiveCounters
@@ -131,9 +172,9 @@ extension EndToEndTests {
             let quiet = EventOutput(json: true) { _ in }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(6)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let early = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "early"), output: quiet)
-            let earlyRun = Task { await early.run(for: .seconds(6)) }
+            let earlyRun = Task { await early.run(for: .seconds(60)) }
             try await waitForAgreement([host, early])
             try await early.say("before the late joiner")
             try await waitForChat(host, "before the late joiner")
@@ -141,7 +182,7 @@ extension EndToEndTests {
             try #require(!beforeLate.isEmpty, "no frame captured before the late joiner")
 
             let late = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "late"), output: quiet)
-            let lateRun = Task { await late.run(for: .seconds(2)) }
+            let lateRun = Task { await late.run(for: .seconds(60)) }
             let withLate = try await waitForAgreement([host, early, late])
             for f in beforeLate {
                 // It fails for lack of the epoch's key, not because it was seen before.
@@ -154,6 +195,7 @@ extension EndToEndTests {
 
             // Remove the late joiner; frames sent after that must not open for it.
             try await host.command(.remove(ParticipantIndex(await late.index)))
+            try await waitUntil("the removal ending the late joiner's session", within: .seconds(10)) { await !late.isRunning }
             await lateRun.value
             // The rekey without it: host and early agree on a new code.
             try await waitForAgreement([host, early], differentFrom: withLate)
@@ -163,6 +205,8 @@ extension EndToEndTests {
             let attempt = await late.openAttempt(afterRemoval)
             #expect(attempt == .dropped(.unknownEpoch) || attempt == .buffered, "removed participant on a post-removal frame: \(attempt)")
             #expect(await host.chatLog.contains { $0.text == "after the removal" }, "the remaining members still talk")
+            await early.stop()
+            await host.stop()
             await earlyRun.value
             await hostRun.value
         }
@@ -180,9 +224,9 @@ extension EndToEndTests {
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
             var invite = try #require(await host.invite)
             invite.hostIdentity = PrivateIdentity.generate().publicIdentity  // the attacker's key
-            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let joiner = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "victim"), output: joinLog.output)
-            let joinRun = Task { await joiner.run(for: .seconds(3)) }
+            let joinRun = Task { await joiner.run(for: .seconds(60)) }
             // The host cannot open a knock sealed to the wrong key, and does not auto-admit
             // it: the alert is the marker that the knock was handled.
             try await waitUntil("the host's knock_rejected alert") { hostLog.events("alert").contains { $0["code"] as? String == "knock_rejected" } }
@@ -190,9 +234,13 @@ extension EndToEndTests {
             // Admitted by hand anyway: the joiner sees the host is not the invite's, rejects
             // the key packages the real host signs, and never gets keys.
             try await host.command(.admit(ParticipantIndex(await joiner.index)))
+            try await waitUntil("the joiner's key_rejected error", within: .seconds(10)) {
+                joinLog.events("error").contains { $0["code"] as? String == "key_rejected" }
+            }
+            await joiner.stop()
+            await host.stop()
             await joinRun.value
             await hostRun.value
-            #expect(joinLog.events("error").contains { $0["code"] as? String == "key_rejected" })
             #expect(await joiner.securityCode == nil, "the joiner installed keys from a host it did not pin")
             #expect(joinLog.events("epoch").isEmpty)
         }
@@ -225,9 +273,9 @@ extension EndToEndTests {
             relay: endpoint, password: "pw-\(UUID().uuidString)", settings: .privacyDefaults,
             options: options(nameCanaries[0]), output: quiet)
         let invite = try #require(await host.invite)
-        let hostRun = Task { await host.run(for: .seconds(5)) }
+        let hostRun = Task { await host.run(for: .seconds(60)) }
         let guest = try await Participant.join(invite: invite, options: options(nameCanaries[1]), output: quiet)
-        let guestRun = Task { await guest.run(for: .seconds(4)) }
+        let guestRun = Task { await guest.run(for: .seconds(60)) }
         try await waitForAgreement([host, guest])
         for _ in 0..<20 { try await guest.say(chatCanary); try await host.say(chatCanary) }
         // The messages did get through, decrypted, at the ends.
@@ -256,6 +304,8 @@ extension EndToEndTests {
                 #expect(!Data(bytes).contains(Data(canary)), "a relay-delivered message contains a canary")
             }
         }
+        await guest.stop()
+        await host.stop()
         await guestRun.value
         await hostRun.value
     }
@@ -281,11 +331,11 @@ extension EndToEndTests {
             hostOptions.autoAdmit = true
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(6)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             var guestOptions = ParticipantOptions(displayName: "guest")
             guestOptions.saveSharesDirectory = dir
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
-            let guestRun = Task { await guest.run(for: .seconds(5)) }
+            let guestRun = Task { await guest.run(for: .seconds(60)) }
             try await waitForAgreement([host, guest])
 
             try await host.share(path: "\(dir)/slide.bin")
@@ -313,6 +363,8 @@ extension EndToEndTests {
             try await guest.share(path: "\(dir)/slide.bin")
             try await waitUntil("the presenter's share at the host") { await !host.sharesReceived.isEmpty }
             #expect(await host.sharesReceived.first?.sha256 == expected, "the presenter's share did not arrive")
+            await guest.stop()
+            await host.stop()
             await guestRun.value
             await hostRun.value
         }

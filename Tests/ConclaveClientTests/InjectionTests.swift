@@ -20,13 +20,13 @@ import ConclaveProtocol
             let quiet = EventOutput(json: true) { _ in }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: quiet)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             var guestOptions = ParticipantOptions(displayName: "guest")
             guestOptions.inboundTap = { m in
                 if case .frame(let f) = m, f.header.kind == .screen || f.header.kind == .audio { captured.withLock { $0.append(f) } }
             }
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: quiet)
-            let guestRun = Task { await guest.run(for: .seconds(3)) }
+            let guestRun = Task { await guest.run(for: .seconds(60)) }
             try await waitForAgreement([host, guest])
             // A screen frame the relay holds in flight (the guest has not seen it).
             let chunk = try ScreenChunk.encode(ScreenChunkHeader(shareID: 77, chunkIndex: 0, totalChunks: 1, totalLength: 3), data: [9, 8, 7])
@@ -73,6 +73,8 @@ import ConclaveProtocol
             let rejections = await guest.rejections
             #expect(rejections.contains { $0.contains("key package") }, "swapped key package not rejected: \(rejections)")
             #expect(await guest.securityCode == codeBefore, "a forged key package changed the keys")
+            await guest.stop()
+            await host.stop()
             await guestRun.value
             await hostRun.value
         }

@@ -7,8 +7,7 @@ import ConclaveRelay
 
 @Suite(.serialized, .timeLimit(.minutes(2)), .tags(.integration), .live) struct LeadershipTests {
     func waitForKeys(_ p: Participant) async throws {
-        let until = ContinuousClock.now + .seconds(3)
-        while await p.securityCode == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
+        try await waitUntil("keys at participant #\(await p.index)", within: .seconds(10)) { await p.securityCode != nil }
     }
 
     /// The host leaves cleanly: it signs a HANDOVER, the relay makes the co-host host, the
@@ -31,7 +30,7 @@ import ConclaveRelay
             }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(3)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             var aliceOptions = options("alice")
             aliceOptions.recordDirectory = dir
             let alice = try await Participant.join(invite: invite, options: aliceOptions, output: logs[1].output)
@@ -56,7 +55,13 @@ import ConclaveRelay
             try await waitUntil("bob's copy of the room's chat") { await bob.chatLog.contains { $0.text == "for everyone" } }
             #expect(await !bob.chatLog.contains { $0.text == "for alice only" }, "a private message reached a third party")
 
-            await hostRun.value  // the host leaves cleanly at 3 s and hands the keys over
+            // A second of the host's and bob's tone in alice's recording (it began before bob
+            // joined), then the host leaves cleanly and hands the keys over.
+            let (hostIndex, bobIndex) = (await host.index, await bob.index)
+            try await waitUntil("50 frames from bob at alice, the recorder", within: .seconds(10)) { await alice.audioFrames(from: bobIndex) > 50 }
+            #expect(await alice.audioFrames(from: hostIndex) > 50)
+            await host.stop()
+            await hostRun.value
             let aliceIndex = Int(await alice.index)
             _ = try await logs[1].waitFor("leader", timeout: .seconds(10)) { $0["participant"] as? Int == aliceIndex }
             _ = try await logs[2].waitFor("leader", timeout: .seconds(10)) { $0["handover"] as? Bool == true }
@@ -130,13 +135,7 @@ import ConclaveRelay
 
     /// Waits until `a` and `b` show the same security code, and returns it.
     func settledCode(_ a: Participant, equalTo b: Participant) async throws -> String {
-        let until = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < until {
-            if let x = await a.securityCode, x == (await b.securityCode) { return x }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("security codes did not converge")
-        throw CancellationError()
+        try await waitForAgreement([a, b])
     }
 }
 
@@ -150,9 +149,9 @@ extension LeadershipTests {
             hostOptions.autoAdmit = false
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let cohost = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "cohost"), output: cohostLog.output)
-            let cohostRun = Task { await cohost.run(for: .seconds(4)) }
+            let cohostRun = Task { await cohost.run(for: .seconds(60)) }
             _ = try await hostLog.waitFor("knock")
             try await host.command(.admit(ParticipantIndex(await cohost.index)))
             try await waitForKeys(cohost)
@@ -172,6 +171,8 @@ extension LeadershipTests {
             #expect(a["fingerprint"] as? String == earlyFingerprint)
             // The co-host can act on it.
             try await cohost.command(.admit(ParticipantIndex(await late.index)))
+            await cohost.stop()
+            await host.stop()
             await cohostRun.value
             await hostRun.value
         }
@@ -198,19 +199,22 @@ extension LeadershipTests {
             let host = try await Participant.host(relay: endpoint, password: "pw", settings: .privacyDefaults, options: hostOptions, output: hostLog.output)
             let invite = try #require(await host.invite)
             #expect(invite.text.hasPrefix("wss://localhost:"))
-            let hostRun = Task { await host.run(for: .seconds(4)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             var guestOptions = ParticipantOptions(displayName: "guest")
             guestOptions.tls = .trusting(pemFile: certificate.certPath)
             let guestLog = EventLog()
             let guest = try await Participant.join(invite: invite, options: guestOptions, output: guestLog.output)
-            let guestRun = Task { await guest.run(for: .seconds(3.5)) }
+            let guestRun = Task { await guest.run(for: .seconds(60)) }
             try await waitForKeys(guest)
             try await guest.say("over tls")
+            try await waitForChat(host, "over tls")
+            // Rotation: the guest installs several epochs while nobody joins or leaves (one a
+            // second; none without it).
+            try await waitUntil("the guest's third epoch from periodic rotation", within: .seconds(15)) { guestLog.events("epoch").count >= 3 }
+            await guest.stop()
+            await host.stop()
             await guestRun.value
             await hostRun.value
-            #expect(await host.chatLog.contains { $0.text == "over tls" })
-            // Rotation: the guest installed several epochs while nobody joined or left.
-            #expect(guestLog.events("epoch").count >= 3, "no periodic rotation: \(guestLog.events("epoch").count) epochs")
             // Without trusting the CA, the join fails with one clear error.
             do {
                 _ = try await Participant.join(invite: invite, options: ParticipantOptions(displayName: "untrusting"), output: EventOutput(json: true) { _ in })

@@ -23,11 +23,11 @@ import ConclaveRelay
             let logs = (0..<3).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(5)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
-            let aliceRun = Task { await alice.run(for: .seconds(4.5)) }
+            let aliceRun = Task { await alice.run(for: .seconds(60)) }
             let bob = try await Participant.join(invite: invite, options: options("bob", .websocket), output: logs[2].output)
-            let bobRun = Task { await bob.run(for: .seconds(4)) }
+            let bobRun = Task { await bob.run(for: .seconds(60)) }
             try await waitForAgreement([host, alice, bob])
             try await waitUntil("the host's and alice's UDP paths") {
                 let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
@@ -36,10 +36,24 @@ import ConclaveRelay
             #expect(await bob.mediaPath == nil)
             let everyone: [(String, Participant)] = [("host", host), ("alice", alice), ("bob", bob)]
             for (name, p) in everyone { try await p.say("hello from \(name)") }
-            await bobRun.value
-            await aliceRun.value
-            await hostRun.value
             let indices = await [host.index, alice.index, bob.index]
+            // Two seconds of everyone's tone at everyone (more than the 60 frames checked below).
+            try await waitUntil("every hello and 100 audio frames from each peer at each participant", within: .seconds(20)) {
+                for (i, (_, p)) in everyone.enumerated() {
+                    let heard = await p.chatLog.map(\.text)
+                    for (j, (other, _)) in everyone.enumerated() where j != i {
+                        if !heard.contains("hello from \(other)") { return false }
+                        if await p.audioFrames(from: indices[j]) <= 100 { return false }
+                    }
+                }
+                return true
+            }
+            await bob.stop()
+            await bobRun.value
+            await alice.stop()
+            await aliceRun.value
+            await host.stop()
+            await hostRun.value
             for (i, (name, p)) in everyone.enumerated() {
                 let chats = logs[i].events("chat").compactMap { $0["text"] as? String }
                 for (j, (other, _)) in everyone.enumerated() where j != i {
@@ -76,9 +90,9 @@ import ConclaveRelay
             let logs = (0..<3).map { _ in EventLog() }
             let host = try await Participant.host(relay: endpoint, password: nil, settings: .privacyDefaults, options: options("host"), output: logs[0].output)
             let invite = try #require(await host.invite)
-            let hostRun = Task { await host.run(for: .seconds(9)) }
+            let hostRun = Task { await host.run(for: .seconds(60)) }
             let alice = try await Participant.join(invite: invite, options: options("alice"), output: logs[1].output)
-            let aliceRun = Task { await alice.run(for: .seconds(8.5)) }
+            let aliceRun = Task { await alice.run(for: .seconds(60)) }
             try await waitUntil("the host's and alice's UDP paths") {
                 let hostUp = await host.mediaPathIsUp, aliceUp = await alice.mediaPathIsUp
                 return hostUp && aliceUp
@@ -93,7 +107,7 @@ import ConclaveRelay
             // While it is dead: a new member joins (a new epoch, whose key package alice needs)
             // and the host chats.
             let carol = try await Participant.join(invite: invite, options: options("carol"), output: logs[2].output)
-            let carolRun = Task { await carol.run(for: .seconds(6)) }
+            let carolRun = Task { await carol.run(for: .seconds(60)) }
             try await waitForAgreement([host, alice, carol])
             try await host.say("said while alice's UDP was down")
             // After the timeouts (2 s both sides), audio flows over alice's WebSocket both ways.
@@ -105,6 +119,11 @@ import ConclaveRelay
                 return toAlice - aliceFromHostMid > 60 && toHost - hostFromAliceMid > 60
             }
             #expect(try #require(await alice.mediaPathStatistics()).framesReceived == aliceUDPBefore, "nothing arrived by UDP while it was down")
+            try await waitForChat(alice, "said while alice's UDP was down")
+            try await waitUntil("carol hearing 100 frames from alice") { await carol.audioFrames(from: aliceIndex) > 100 }
+            await carol.stop()
+            await alice.stop()
+            await host.stop()
             await carolRun.value
             await aliceRun.value
             await hostRun.value

@@ -17,15 +17,18 @@ func agreedCode(_ participants: [Participant], differentFrom previous: String? =
 @discardableResult
 func waitForAgreement(
     _ participants: [Participant], differentFrom previous: String? = nil,
-    within: Duration = .seconds(5)
+    within: Duration = .seconds(10)
 ) async throws -> String {
+    // The code that satisfied the wait: read again afterwards, it may have moved on.
+    var agreed: String?
     try await waitUntil("\(participants.count) participants agreeing on a security code", within: within) {
-        await agreedCode(participants, differentFrom: previous) != nil
+        agreed = await agreedCode(participants, differentFrom: previous)
+        return agreed != nil
     }
-    return await agreedCode(participants, differentFrom: previous)!
+    return agreed!
 }
 
 /// Waits until `participant` has decrypted a chat line `text`.
-func waitForChat(_ participant: Participant, _ text: String, within: Duration = .seconds(5)) async throws {
+func waitForChat(_ participant: Participant, _ text: String, within: Duration = .seconds(10)) async throws {
     try await waitUntil("the chat line \"\(text)\"", within: within) { await participant.chatLog.contains { $0.text == text } }
 }

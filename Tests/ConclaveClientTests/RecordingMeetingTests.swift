@@ -69,7 +69,17 @@ import ConclaveRelay
             // The host hears alice's notice and (policy consent) answers it.
             let hostIndex = await host.index
             _ = try await logs[1].waitFor("recording_consent") { $0["participant"] as? Int == Int(hostIndex) }
-            try await waitUntil("a second of recorded audio") { await host.audioFrames(from: aliceIndex) > 100 }
+            do {
+                try await waitUntil("a second of recorded audio", within: .seconds(20)) { await host.audioFrames(from: aliceIndex) > 100 }
+            } catch {
+                let heard = await host.audioFrames(from: aliceIndex), counters = await host.receiveCounters
+                let (alicePath, hostPath) = (await alice.mediaPathStatistics(), await host.mediaPathStatistics())
+                let audio = logs[0].events("audio").suffix(3).map { "\($0)" }
+                Issue.record(
+                    "the host decrypted \(heard) frames from alice; host \(counters); alice's path \(String(describing: alicePath)); host's path \(String(describing: hostPath)); \(audio)"
+                )
+                throw error
+            }
             await alice.stop(); await host.stop()
             await aliceRun.value; await hostRun.value
 

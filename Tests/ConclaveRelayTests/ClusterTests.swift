@@ -100,21 +100,31 @@ func withCluster<T>(nodes: Int = 3, _ body: (TestCluster) async throws -> T) asy
             #expect(invite.port == entry.port, "the invite names the node the host was given")
             let owner = try #require(cluster.servers.firstIndex { $0.roomCount == 1 && $0 !== cluster.servers[0] })
             let guest = try await Participant.join(invite: invite, options: options("guest"), output: quiet)
-            async let h: Void = host.run(for: .seconds(3))
-            async let g: Void = guest.run(for: .seconds(3))
+            let hostRun = Task { await host.run(for: .seconds(60)) }
+            let guestRun = Task { await guest.run(for: .seconds(60)) }
             // Admitted (out of the waiting room) on the room's node.
             let server = cluster.servers[owner]
-            try await waitUntil("the guest's admission on the room's node", within: .seconds(3)) { server.participantCount == 2 }
-            try await waitUntil("the guest's first security code", within: .seconds(3)) { await guest.securityCodes.last != nil }
+            try await waitUntil("the guest's admission on the room's node", within: .seconds(10)) { server.participantCount == 2 }
+            try await waitUntil("the guest's first security code", within: .seconds(10)) { await guest.securityCodes.last != nil }
             try await host.say("over the redirect")
             try await guest.say("and back")
             // Both in the room show the same code (compared while both are in it: whoever
             // leaves first makes the other rekey).
-            try await waitUntil("the same security code on both", within: .seconds(3)) {
+            try await waitUntil("the same security code on both", within: .seconds(10)) {
                 let hostCode = await host.securityCode, guestCode = await guest.securityCode
                 return hostCode != nil && hostCode == guestCode
             }
-            _ = await (h, g)
+            // Both chat lines and a second of audio each way (more than the 40 frames checked below).
+            try await waitUntil("the chat and 50 frames each way", within: .seconds(20)) {
+                guard await guest.chatLog.contains(where: { $0.text == "over the redirect" }),
+                    await host.chatLog.contains(where: { $0.text == "and back" })
+                else { return false }
+                let (h, g) = (await host.receiveCounters, await guest.receiveCounters)
+                return h.opened + h.openedFromBuffer > 50 && g.opened + g.openedFromBuffer > 50
+            }
+            await host.stop(); await guest.stop()
+            await hostRun.value
+            await guestRun.value
             for p in [host, guest] {
                 let c = await p.receiveCounters
                 #expect(c.opened + c.openedFromBuffer > 40, "decrypted only \(c.opened) frames")
@@ -445,8 +455,8 @@ extension ClusterFailoverTests {
             var bobAgain = options("bob", fallbacks: all)
             bobAgain.identity = bobIdentity
             let returning = try await Participant.join(invite: invite, options: bobAgain, output: quiet)
-            let returningRun = Task { await returning.run(for: .seconds(5)) }
-            try await waitUntil("the removed member refused after the move", within: .seconds(5)) { await returning.endedBy == .denied }
+            let returningRun = Task { await returning.run(for: .seconds(60)) }
+            try await waitUntil("the removed member refused after the move", within: .seconds(10)) { await returning.endedBy == .denied }
             #expect(await returning.securityCode == nil)
             // A stranger with the invite is not let in by the move: it waits.
             let stranger = try await Participant.join(invite: invite, options: options("stranger", fallbacks: all), output: quiet)

@@ -197,7 +197,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
                 try await hostUDP.send(hostUDP.seal(.media, body: frame))
             }
             #expect(try await guestUDP.waitForFrames(20) == sent)
-            let overWS = receivedFrames(try await wsOnly.drain(for: .milliseconds(500)))
+            let overWS = try await wsOnly.expectFrames(sent.count)
             #expect(overWS == sent)
             #expect(hostUDP.frames.isEmpty, "a sender does not get its own frames back")
 
@@ -208,7 +208,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
 
             // Chat sent over the WebSocket stays on WebSockets for everyone.
             let chat = try await host.sendFrame(.chat, payload: Array("reliable".utf8))
-            #expect(receivedFrames(try await guest.drain(for: .milliseconds(300))).contains(chat))
+            _ = try await guest.expect("the chat over the guest's WebSocket", timeout: .seconds(10)) { receivedFrames([$0]) == [chat] }
             #expect(!guestUDP.frames.contains(chat))
             #expect((metric(server, "conclave_relay_udp_deliveries_total") ?? 0) >= 22)
         }
@@ -334,7 +334,7 @@ func metric(_ server: RelayServer, _ name: String, _ labels: String = "") -> Dou
             clock.advance(by: .milliseconds(2_100))
             let second = try frameBytes(.audio, from: host.index, payload: [2])
             try await hostUDP.send(hostUDP.seal(.media, body: second))
-            #expect(receivedFrames(try await guest.drain(for: .milliseconds(300))) == [second])
+            #expect(try await guest.expectFrames(1) == [second])
             #expect(guestUDP.frames.count == 1)
             // The guest comes back from a new port with the same session: UDP again, to the new address.
             let rebound = try await UDPTestClient.open(guestUDP.session)

@@ -210,7 +210,7 @@ import ConclaveTestSupport
             #expect(server.metrics.peakOutboundQueue > config.outboundMediaQueueBytes, "the queue never filled: the test did not create backpressure")
             // The slow reader, once it reads again, finds too_slow and the close.
             await slowConnection.resumeReading()
-            let tail = try await slow.drain(for: .seconds(3))
+            let tail = try await slow.drain(for: .seconds(10))  // ends at the close
             #expect(
                 tail.contains {
                     if case .message(.error(let e)) = $0 { return e.code == .tooSlow }; return false

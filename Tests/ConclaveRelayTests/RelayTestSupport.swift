@@ -187,6 +187,21 @@ final class TestParticipant: @unchecked Sendable {
         return out
     }
 
+    /// Waits for the next `count` frames (other items stay in the backlog) and returns their
+    /// bytes in arrival order: a positive check that waits for what it expects, where a
+    /// fixed `drain` would cut a slow machine short.
+    func expectFrames(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [[UInt8]] {
+        let deadline = ContinuousClock.now + timeout
+        var frames: [RelayInbound] = []
+        for k in 0..<count {
+            frames.append(
+                try await expect("frame \(k + 1) of \(count)", timeout: max(.zero, deadline - ContinuousClock.now)) { item in
+                    if case .message(.frame) = item { return true }; return false
+                })
+        }
+        return receivedFrames(frames)
+    }
+
     /// Asserts that nothing but the allowed items arrives for `duration`.
     func expectSilence(for duration: Duration = .milliseconds(300), sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let got = try await drain(for: duration)
