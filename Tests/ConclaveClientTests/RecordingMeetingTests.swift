@@ -116,9 +116,13 @@ import ConclaveRelay
             // A second of alice's audio reaches the host before she consents: none of it may be written.
             try await waitUntil("alice's audio at the host") { await host.audioFrames(from: aliceIndex) > 50 }
             #expect(logs[0].events("recording_consent").isEmpty)
+            // Read before she answers: the host registers her consent later, so at least
+            // `heard - heardAtConsent` frames arrive after it. (Read after the host's event, on a
+            // loaded machine frames recorded in between made the bound below fail for a
+            // correct recorder.)
+            let heardAtConsent = await host.audioFrames(from: aliceIndex)
             await alice.perform(.answerRecording(consent: true))
             _ = try await logs[0].waitFor("recording_consent") { $0["participant"] as? Int == Int(aliceIndex) && $0["consent"] as? Bool == true }
-            let heardAtConsent = await host.audioFrames(from: aliceIndex)
             try await waitUntil("a second of alice's audio after consent") { await host.audioFrames(from: aliceIndex) > heardAtConsent + 50 }
             await host.stop()
             await hostRun.value

@@ -74,20 +74,29 @@ import ConclaveTestSupport
     @Test func aCommandThatOutlivesItsTimeoutFailsAndTheClientRecovers() async throws {
         let server = try await RedisServerProcess.launch()
         let c = client(server, commandTimeout: .milliseconds(300))
+        // Connected first: the 300 ms are then the command's alone, not also the connect's.
+        try await waitUntil("the client's first connection", within: .seconds(10)) { c.isConnected }
         // BLPOP blocks for 5 s on an empty list: the reply never comes within 300 ms.
         await #expect(throws: RedisError.timeout(command: "BLPOP")) { try await c.send(RedisCommand("BLPOP", ["empty", "5"])) }
-        // The timed-out connection was closed; the next command gets a fresh one.
-        #expect(try await c.send(RedisCommand("PING")) == .simpleString("PONG"))
+        // The timed-out connection was closed; the client reconnects by itself (with backoff)
+        // and a later command gets the fresh connection.
+        try await waitUntil("the client reconnected after the timeout", within: .seconds(10)) {
+            (try? await c.send(RedisCommand("PING"))) == .simpleString("PONG")
+        }
         await c.shutdown()
     }
 
     @Test func unreachableRedisIsATypedErrorWithinTheTimeout() async throws {
         let port = try await LoopbackPort.free()
+        let refused = Atomic<Bool>(false)
         let c = RedisClient(
             configuration: RedisClientConfiguration(
                 endpoint: RedisEndpoint(host: "127.0.0.1", port: port),
-                commandTimeout: .milliseconds(300)), group: group)
+                commandTimeout: .milliseconds(300)), group: group, onEvent: { e in if case .disconnected = e { refused.store(true, ordering: .relaxed) } })
         c.start()
+        // The first attempt has failed (it is refused at once): a command then fails with its
+        // reason. Sent before that, it would only know it was "not connected yet".
+        try await waitUntil("the first connection attempt refused", within: .seconds(10)) { refused.load(ordering: .relaxed) }
         let start = ContinuousClock.now
         do {
             try await c.send(RedisCommand("PING"))

@@ -173,7 +173,7 @@ import ConclaveTestSupport
                 socket.stop()
                 flags.stopped.store(true, ordering: .sequentiallyConsistent)
             }
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(20)
             while !socket.awaitingSenders.load(ordering: .sequentiallyConsistent), ContinuousClock.now < deadline {
                 sched_yield()
             }

@@ -85,7 +85,7 @@ final class RawTCP: @unchecked Sendable {
             }
             let all = silent + half + trickle
             // Counted: the relay sees 300 connections.
-            let countDeadline = ContinuousClock.now + .seconds(2)
+            let countDeadline = ContinuousClock.now + .seconds(10)
             var counted = 0.0
             while ContinuousClock.now < countDeadline {
                 counted = try await metric(port, "conclave_relay_connections") ?? 0
@@ -96,7 +96,9 @@ final class RawTCP: @unchecked Sendable {
             // Until all are closed: /healthz answers every time, and the trickle goes on. The
             // point is that the 300 do not starve it: at least one answer must come while
             // every one of them is still open (how fast is a benchmark's question, not this).
-            let closeDeadline = opened + .seconds(2 + 3)
+            // The handshake timeout is 2 s; the rest is slack for a loaded machine (opening the
+            // 300 took part of it).
+            let closeDeadline = opened + .seconds(2 + 8)
             var answeredWhileAllOpen = false, byte = 0
             while ContinuousClock.now < closeDeadline, !all.allSatisfy(\.isClosed) {
                 let (status, _) = try await httpGet(port: port, path: "/healthz", timeout: .seconds(10))
@@ -110,10 +112,12 @@ final class RawTCP: @unchecked Sendable {
             #expect(stillOpen == 0, "\(stillOpen) connections still open \(ContinuousClock.now - opened) after they were opened")
             #expect(answeredWhileAllOpen, "/healthz never answered while the slow connections were all open")
             // (The /metrics request below is itself a pending connection.)
-            let settled = ContinuousClock.now + .seconds(2)
-            while ContinuousClock.now < settled, server.core.pendingCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(server.core.pendingCount == 0)
-            let hits = try await metric(port, "conclave_relay_limit_hits_total{limit=\"handshake_timeout\"}") ?? 0
+            #expect(await eventually(within: .seconds(10)) { server.core.pendingCount == 0 }, "\(server.core.pendingCount) still pending")
+            var hits = 0.0
+            _ = await eventually(within: .seconds(10)) {
+                hits = (try? await metric(port, "conclave_relay_limit_hits_total{limit=\"handshake_timeout\"}")) ?? 0
+                return hits >= 300
+            }
             #expect(hits >= 300)
         }
     }
@@ -127,14 +131,14 @@ final class RawTCP: @unchecked Sendable {
             var one: [RawTCP] = []
             for _ in 0..<60 { one.append(try RawTCP(from: "127.0.0.5", toPort: port)) }
             // 40 stay, 20 are refused at once.
-            let deadline = ContinuousClock.now + .seconds(3)
+            let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline, one.filter(\.isClosed).count < 20 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(one.filter(\.isClosed).count == 20)
             // Other addresses fill max-connections (100, counted before the upgrade); then a
             // real client is refused too, until the pending ones go.
             var others: [RawTCP] = []
             for i in 0..<80 { others.append(try RawTCP(from: "127.0.0.\(6 + i % 3)", toPort: port)) }
-            let late = ContinuousClock.now + .seconds(3)
+            let late = ContinuousClock.now + .seconds(10)
             // (The first `refusalReserve` over the limit stay, to be told `at_capacity` if they upgrade.)
             let closedAtAccept = 20 - RelayCore.refusalReserve
             while ContinuousClock.now < late, others.filter(\.isClosed).count < closedAtAccept { try await Task.sleep(for: .milliseconds(20)) }
@@ -145,11 +149,12 @@ final class RawTCP: @unchecked Sendable {
             #expect(try await metric(port, "conclave_relay_connections") == nil)
             one.removeAll()
             others.removeAll()
-            let drained = ContinuousClock.now + .seconds(3)
+            let drained = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < drained, server.core.pendingCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(try await metric(port, "conclave_relay_limit_hits_total{limit=\"pending_per_address\"}") == 20)
             #expect(try await metric(port, "conclave_relay_limit_hits_total{limit=\"connections\"}") ?? 0 >= 20)
-            #expect(server.core.pendingCount == 0)
+            // (Each /metrics request above is itself pending until its connection closes.)
+            #expect(await eventually(within: .seconds(10)) { server.core.pendingCount == 0 }, "\(server.core.pendingCount) still pending")
             // Once they are gone, a participant gets in.
             let back = ContinuousClock.now + .seconds(3)
             var joined = false
