@@ -68,11 +68,17 @@ extension RawTCP {
         c.send(
             "GET /v1 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
-        let head = try await c.read(atLeast: 12)
+        let head = try await c.read(atLeast: 12, timeout: .seconds(10))
         try #require(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101"), "no upgrade: \(String(decoding: head, as: UTF8.self))")
-        // Drain the rest of the 101 response.
+        // Drain the rest of the 101 response (bounded: a peer that closes returns nothing).
         var rest = head
-        while !String(decoding: rest, as: UTF8.self).contains("\r\n\r\n") { rest += try await c.read(atLeast: 1, timeout: .seconds(1)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !String(decoding: rest, as: UTF8.self).contains("\r\n\r\n"), ContinuousClock.now < deadline {
+            let more = try await c.read(atLeast: 1, timeout: .seconds(1))
+            if more.isEmpty, c.isClosed { break }
+            rest += more
+        }
+        try #require(String(decoding: rest, as: UTF8.self).contains("\r\n\r\n"), "the 101 response never ended")
         return c
     }
 
