@@ -58,8 +58,10 @@ import ConclaveRelay
             // A second of the host's and bob's tone in alice's recording (it began before bob
             // joined), then the host leaves cleanly and hands the keys over.
             let (hostIndex, bobIndex) = (await host.index, await bob.index)
-            try await waitUntil("50 frames from bob at alice, the recorder", within: .seconds(10)) { await alice.audioFrames(from: bobIndex) > 50 }
-            #expect(await alice.audioFrames(from: hostIndex) > 50)
+            try await waitUntil("50 frames from the host and from bob at alice, the recorder", within: .seconds(10)) {
+                let (fromHost, fromBob) = (await alice.audioFrames(from: hostIndex), await alice.audioFrames(from: bobIndex))
+                return fromHost > 50 && fromBob > 50
+            }
             await host.stop()
             await hostRun.value
             let aliceIndex = Int(await alice.index)

@@ -86,6 +86,9 @@ public struct ParticipantSession: Sendable {
     static let retainedReports = 1_024
     /// The most knocks a leader accepts in one meeting (bounds ``seenKnockNonces``).
     public static let maximumKnocksPerMeeting = 65_536
+    /// Co-host: the most leader's knock notices held for knocks the relay has not reported
+    /// yet (``earlyKnockNotices``); one more is rejected.
+    public static let maximumEarlyKnockNotices = 64
     /// Leader: how long a relay-admitted knocker whose admission a co-host made at the
     /// relay waits for that co-host's signed request.
     public static let approvalWaitMillis: UInt64 = 5_000
@@ -145,6 +148,12 @@ public struct ParticipantSession: Sendable {
     public private(set) var staleReported = false
     /// Co-host: identities the relay reported in KNOCKs, to check the leader's notices against.
     var relayKnocks: [UInt16: PublicIdentity] = [:]
+    /// Co-host: verified notices from the leader that arrived before the relay's KNOCK for
+    /// their index, held until it comes (3.6). The notice and the KNOCK reach the co-host
+    /// by different routes (the leader's frame; the relay's own message, which follows the
+    /// relay's co-host role), so the notice can overtake it. At most
+    /// ``maximumEarlyKnockNotices``; dropped when the index is seated or leaves.
+    var earlyKnockNotices: [UInt16: (identity: PublicIdentity, name: String)] = [:]
     /// Member: the successor the relay named host while the leader was not known to be
     /// gone; a later heartbeat from the leader makes that a reported disagreement.
     var relayClaimedHost: UInt16?
@@ -347,7 +356,9 @@ public struct ParticipantSession: Sendable {
         let fingerprint = relayIdentity.fingerprint.displayString
         guard leader != nil else {
             relayKnocks[i] = relayIdentity
-            return [.event(.knock(index: i, name: nil, fingerprint: fingerprint, namedByHost: false))]
+            var out: [Action] = [.event(.knock(index: i, name: nil, fingerprint: fingerprint, namedByHost: false))]
+            if let early = earlyKnockNotices.removeValue(forKey: i) { out += knockNoticeChecked(i, early.identity, early.name) }
+            return out
         }
         var out: [Action] = []
         let opened: Knock
@@ -397,6 +408,7 @@ public struct ParticipantSession: Sendable {
         case .joined(let i, let wireIdentity, let role):
             pendingKnocks[i.rawValue] = nil
             relayKnocks[i.rawValue] = nil
+            earlyKnockNotices[i.rawValue] = nil
             guard let id = try? PublicIdentity(wireIdentity) else { return [] }
             relayIdentities[i.rawValue] = id
             out.append(.event(.joined(i.rawValue, fingerprint: id.fingerprint.displayString)))
@@ -444,12 +456,14 @@ public struct ParticipantSession: Sendable {
         case .waitingLeft(let i), .waitingDecided(let i, false):
             pendingKnocks[i.rawValue] = nil
             relayKnocks[i.rawValue] = nil
+            earlyKnockNotices[i.rawValue] = nil
             openedKnocks[i.rawValue] = nil
             approved[i.rawValue] = nil
             awaitingApproval[i.rawValue] = nil
         case .waitingDecided(let i, true):
             pendingKnocks[i.rawValue] = nil
             relayKnocks[i.rawValue] = nil
+            earlyKnockNotices[i.rawValue] = nil
         case .unmuteRequested:
             out.append(.event(.unmuteRequested))
         default:
@@ -1058,10 +1072,22 @@ public struct ParticipantSession: Sendable {
                     ))
             ]
         case .knockNotice(let i, let id, let name):
-            guard relayKnocks[i] == id else {
-                return [.event(.keyRejected("knock notice for #\(i) names an identity the relay did not report"))]
+            // Seated already (its knock was decided), or reported: checked now.
+            guard relayKnocks[i] == nil, relayIdentities[i] == nil else { return knockNoticeChecked(i, id, name) }
+            // The relay's KNOCK for it has not come yet: held until it does (3.6).
+            guard earlyKnockNotices[i] != nil || earlyKnockNotices.count < Self.maximumEarlyKnockNotices else {
+                return [.event(.keyRejected("knock notice for #\(i): \(Self.maximumEarlyKnockNotices) notices already wait for the relay's knocks"))]
             }
-            return [.event(.knock(index: i, name: name, fingerprint: id.fingerprint.displayString, namedByHost: true))]
+            earlyKnockNotices[i] = (id, name)
+            return []
         }
+    }
+
+    /// A leader's knock notice against the identity the relay reported for its index.
+    func knockNoticeChecked(_ i: UInt16, _ id: PublicIdentity, _ name: String) -> [Action] {
+        guard relayKnocks[i] == id else {
+            return [.event(.keyRejected("knock notice for #\(i) names an identity the relay did not report"))]
+        }
+        return [.event(.knock(index: i, name: name, fingerprint: id.fingerprint.displayString, namedByHost: true))]
     }
 }
