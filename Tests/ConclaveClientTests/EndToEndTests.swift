@@ -46,16 +46,7 @@ import ConclaveRelay
             let indices = [await host.index, await alice.index, await bob.index]
             // Two seconds of everyone's tone at everyone (the checks below ask for more than 60
             // frames, 1.2 s), then bob, alice and the host leave in turn.
-            try await waitUntil("every hello and 100 audio frames from each peer at each participant", within: .seconds(20)) {
-                for (i, (_, p)) in participants.enumerated() {
-                    let heard = await p.chatLog.map(\.text)
-                    for (j, (other, _)) in participants.enumerated() where j != i {
-                        if !heard.contains("hello from \(other)") { return false }
-                        if await p.audioFrames(from: indices[j]) <= 100 { return false }
-                    }
-                }
-                return true
-            }
+            try await waitForEveryoneHearingEveryone(participants, frames: 100)
             await bob.stop()
             await bobRun.value
             await alice.stop()

@@ -38,16 +38,7 @@ import ConclaveRelay
             for (name, p) in everyone { try await p.say("hello from \(name)") }
             let indices = await [host.index, alice.index, bob.index]
             // Two seconds of everyone's tone at everyone (more than the 60 frames checked below).
-            try await waitUntil("every hello and 100 audio frames from each peer at each participant", within: .seconds(20)) {
-                for (i, (_, p)) in everyone.enumerated() {
-                    let heard = await p.chatLog.map(\.text)
-                    for (j, (other, _)) in everyone.enumerated() where j != i {
-                        if !heard.contains("hello from \(other)") { return false }
-                        if await p.audioFrames(from: indices[j]) <= 100 { return false }
-                    }
-                }
-                return true
-            }
+            try await waitForEveryoneHearingEveryone(everyone, frames: 100)
             await bob.stop()
             await bobRun.value
             await alice.stop()

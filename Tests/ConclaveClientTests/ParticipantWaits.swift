@@ -32,3 +32,20 @@ func waitForAgreement(
 func waitForChat(_ participant: Participant, _ text: String, within: Duration = .seconds(10)) async throws {
     try await waitUntil("the chat line \"\(text)\"", within: within) { await participant.chatLog.contains { $0.text == text } }
 }
+
+/// Waits until each of `participants` (named) has decrypted "hello from NAME" from every
+/// other one and more than `frames` audio frames from each of them.
+func waitForEveryoneHearingEveryone(_ participants: [(String, Participant)], frames: Int, within: Duration = .seconds(20)) async throws {
+    var indices: [UInt16] = []
+    for (_, p) in participants { indices.append(await p.index) }
+    try await waitUntil("every hello and \(frames) audio frames from each peer at each participant", within: within) {
+        for (i, (_, p)) in participants.enumerated() {
+            let heard = await p.chatLog.map(\.text)
+            for (j, (other, _)) in participants.enumerated() where j != i {
+                if !heard.contains("hello from \(other)") { return false }
+                if await p.audioFrames(from: indices[j]) <= frames { return false }
+            }
+        }
+        return true
+    }
+}
