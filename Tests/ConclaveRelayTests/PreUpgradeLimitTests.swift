@@ -95,12 +95,10 @@ final class RawTCP: @unchecked Sendable {
             }
             let all = silent + half + trickle
             // Counted: the relay sees 300 connections.
-            let countDeadline = ContinuousClock.now + .seconds(10)
             var counted = 0.0
-            while ContinuousClock.now < countDeadline {
+            _ = await eventually(within: .seconds(10)) {
                 counted = metric(server, "conclave_relay_connections") ?? 0
-                if counted >= 300 { break }
-                try await Task.sleep(for: .milliseconds(20))
+                return counted >= 300
             }
             #expect(counted >= 300, "the relay counted \(counted) of 300 connections")
             // Until all are closed: /healthz answers every time, and the trickle goes on. The
@@ -121,7 +119,6 @@ final class RawTCP: @unchecked Sendable {
             let stillOpen = all.filter { !$0.isClosed }.count
             #expect(stillOpen == 0, "\(stillOpen) connections still open \(ContinuousClock.now - opened) after they were opened")
             #expect(answeredWhileAllOpen, "/healthz never answered while the slow connections were all open")
-            // (The /metrics request below is itself a pending connection.)
             #expect(await eventually(within: .seconds(10)) { server.core.pendingCount == 0 }, "\(server.core.pendingCount) still pending")
             var hits = 0.0
             _ = await eventually(within: .seconds(10)) {
